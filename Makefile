@@ -1,0 +1,43 @@
+# Shancheng Chain — the two commands of README.md:
+#   make run    install what is needed, then run the main job (the embedded demo / dev network)
+#   make test   install what is needed (Python venv, npm solc + anvil), then run the whole test suite
+#
+# Everything is installed into this checkout: .venv/ (Python) and node_modules/ (npm).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test bench lint clean venv npm
+
+run: venv
+	$(VENV)/bin/shancheng demo --out demo-out
+
+test: venv npm
+	$(PY) -m pytest -q
+
+bench: venv npm
+	for b in bench/*.py; do $(PY) $$b || exit 1; done
+
+lint: venv
+	$(VENV)/bin/ruff check sdk chain nodes apps contracts tests bench
+	$(VENV)/bin/mypy --strict sdk
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade "pip>=24" "setuptools>=69" wheel
+	$(PIP) install -e ".[dev]"
+	touch $(STAMP)
+
+npm: node_modules/.installed
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch node_modules/.installed
+
+clean:
+	rm -rf $(VENV) node_modules demo-out .pytest_cache

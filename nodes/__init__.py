@@ -1,0 +1,1 @@
+"""shancheng.nodes"""

@@ -1,0 +1,80 @@
+"""One error tree for the SDK.
+
+Every error a user can meet derives from :class:`ShanchengError` and carries a
+one-line, human message (``str(err)``) plus :meth:`ShanchengError.diagnostics`
+for the longer story.  Every failed verification raises a
+:class:`VerificationError` subclass; verification never returns ``False``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ShanchengError",
+    "InvalidInput",
+    "VerificationError",
+    "InvalidSignature",
+    "RootMismatchError",
+    "InvalidProof",
+    "CommitmentMismatch",
+    "KeyError_",
+    "InvalidKey",
+    "WrongPassword",
+    "DecryptionError",
+]
+
+
+class ShanchengError(Exception):
+    """Base of every error raised on purpose by Shancheng Chain."""
+
+    def diagnostics(self) -> str:
+        """A longer, human explanation; defaults to the one-line message."""
+        return str(self)
+
+
+class InvalidInput(ShanchengError, ValueError):
+    """Input that is malformed, oversized or of the wrong type."""
+
+
+class VerificationError(ShanchengError):
+    """A signature, proof, commitment or package failed to verify."""
+
+
+class InvalidSignature(VerificationError):
+    """An SM2 signature does not verify for the given key, data and user ID."""
+
+
+class InvalidProof(VerificationError):
+    """A Merkle proof is malformed (wrong length, index out of range...)."""
+
+
+class RootMismatchError(VerificationError):
+    """A Merkle proof computed a root other than the expected one."""
+
+    def __init__(self, *, size: int, computed: bytes, expected: bytes, what: str = "root") -> None:
+        self.size = size
+        self.computed = computed
+        self.expected = expected
+        super().__init__(
+            f"{what} mismatch at tree size {size}: computed {computed.hex()}, expected {expected.hex()}"
+        )
+
+
+class CommitmentMismatch(VerificationError):
+    """A record and salt do not reproduce the committed value."""
+
+
+class KeyError_(ShanchengError):
+    """Base for key handling problems (named with a trailing underscore to
+    avoid shadowing the builtin :class:`KeyError`)."""
+
+
+class InvalidKey(KeyError_, ValueError):
+    """Key material that cannot be parsed or is not an SM2 key."""
+
+
+class WrongPassword(KeyError_):
+    """An encrypted key file could not be decrypted with the given password."""
+
+
+class DecryptionError(ShanchengError):
+    """A ciphertext failed to decrypt or authenticate (reason deliberately vague)."""
