@@ -19,6 +19,7 @@ from typing import Any
 from tongsuopy.backends.tongsuo.backend import backend as _backend
 from tongsuopy.crypto import serialization as _ser
 from tongsuopy.crypto.asymciphers import ec as _ec
+from tongsuopy.crypto.exceptions import UnsupportedAlgorithm as _Unsupported
 
 from ..errors import DecryptionError, InvalidKey, InvalidSignature
 
@@ -89,7 +90,7 @@ def private_pkcs8_der(key: NativePrivateKey) -> bytes:
 def private_from_pkcs8_der(der: bytes) -> NativePrivateKey:
     try:
         key = _ser.load_der_private_key(der, password=None)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, _Unsupported) as exc:
         raise InvalidKey("not a PKCS#8 private key") from exc
     return _check_private(key)
 
@@ -101,7 +102,7 @@ def public_spki_der(key: NativePublicKey) -> bytes:
 def public_from_spki_der(der: bytes) -> NativePublicKey:
     try:
         key = _ser.load_der_public_key(der)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, _Unsupported) as exc:
         raise InvalidKey("not a SubjectPublicKeyInfo public key") from exc
     return _check_public(key)
 

@@ -1,0 +1,111 @@
+"""``shancheng evidence verify``: offline verification of an evidence package.
+
+Exit status: 0 valid, 1 invalid (one line saying why), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+
+from ..crypto import SM2PublicKey
+from ..crypto.pem import MAX_PEM_LEN
+from ..errors import InvalidInput, InvalidKey, VerificationError
+from ..evidence import EvidencePackage, verify_package
+from ..evidence.package import MAX_PACKAGE_SIZE
+from ..merkle import NoteVerifier
+from ..records import MAX_RECORD_SIZE, SCHEME_HMAC, SCHEME_SALTED
+from ._common import read_small_file
+
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+
+class UsageError(InvalidInput):
+    """Bad command-line usage (exit status 2)."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    ev = subparsers.add_parser("evidence", help="verify evidence packages offline")
+    sub = ev.add_subparsers(dest="evidence_command", required=True, metavar="COMMAND")
+    v = sub.add_parser("verify", help="verify an evidence package (exit 0 valid, 1 invalid, 2 usage error)")
+    v.add_argument("package", metavar="PACKAGE", help="evidence package JSON file")
+    v.add_argument("--record", metavar="FILE", help="the record (JSON) to check against the commitment")
+    v.add_argument("--salt", metavar="HEX", help="the record's salt (salted commitments)")
+    v.add_argument("--hmac-key-file", metavar="F", help="the organisation's HMAC key, hex (HMAC commitments)")
+    v.add_argument(
+        "--checkpoint-key", metavar="VKEY", action="append", help="pin the trusted checkpoint key (repeatable)"
+    )
+    v.add_argument("--author-key", metavar="PEM", action="append", help="pin the author's public key (repeatable)")
+    v.add_argument("--json", action="store_true", help="print the result as JSON")
+    v.set_defaults(func=cmd_verify)
+
+
+def _hex(value: str, what: str) -> bytes:
+    value = value.strip()
+    if not re.fullmatch(r"(?:[0-9a-fA-F]{2})+", value):
+        raise UsageError(f"{what} must be hex")
+    return bytes.fromhex(value)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    try:
+        raw = read_small_file(args.package, limit=MAX_PACKAGE_SIZE, what="package")
+        record = None
+        if args.record:
+            try:
+                record = json.loads(read_small_file(args.record, limit=MAX_RECORD_SIZE, what="record file"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise UsageError(f"record file {args.record} is not JSON: {exc}") from exc
+        elif args.salt or args.hmac_key_file:
+            raise UsageError("--salt and --hmac-key-file need --record")
+        salt = _hex(args.salt, "--salt") if args.salt else None
+        hmac_key = None
+        if args.hmac_key_file:
+            hmac_key = _hex(read_small_file(args.hmac_key_file, limit=4096, what="HMAC key file").decode(), "HMAC key")
+        checkpoint_keys = [NoteVerifier.from_vkey(v) for v in args.checkpoint_key] if args.checkpoint_key else None
+        authors = (
+            [SM2PublicKey.from_pem(read_small_file(p, limit=MAX_PEM_LEN, what="author key")) for p in args.author_key]
+            if args.author_key
+            else None
+        )
+    except (InvalidInput, InvalidKey) as exc:
+        print(f"usage error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        pkg = EvidencePackage.loads(raw)
+        scheme = pkg.record.statement.commitment.scheme
+        if record is not None and scheme == SCHEME_SALTED and salt is None:
+            raise UsageError("this record has a salted commitment: pass --salt")
+        if record is not None and scheme == SCHEME_HMAC and hmac_key is None:
+            raise UsageError("this record has an HMAC commitment: pass --hmac-key-file")
+        result = verify_package(
+            pkg, record=record, salt=salt, hmac_key=hmac_key, checkpoint_keys=checkpoint_keys, authors=authors
+        )
+    except UsageError as exc:
+        print(f"usage error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (VerificationError, InvalidInput) as exc:
+        if args.json:
+            print(json.dumps({"valid": False, "reason": str(exc)}))
+        else:
+            print(f"INVALID: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "valid": True,
+                    "summary": result.summary(),
+                    "checkpoint_key_pinned": result.checkpoint_key_pinned,
+                    "author_pinned": result.author_pinned,
+                    "record_checked": result.record_checked,
+                    "not_checked": list(result.not_checked),
+                }
+            )
+        )
+    else:
+        print(result.summary())
+    return 0
