@@ -127,7 +127,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _step(2, "committing and signing the sample records (RFC 8785 JSON, salted SM3, SM2)")
     signer = NoteSigner("shancheng.demo/gateway", keys["gateway"])
     batch = EvidenceBatch(origin="shancheng.demo/log/district-1", signer=signer)
-    for seq, (kind, source, record) in enumerate(SAMPLE_RECORDS):
+    sequences: dict[str, int] = {}
+    for kind, source, record in SAMPLE_RECORDS:
+        seq = sequences[source] = sequences.get(source, -1) + 1  # per-source sequence
         commitment, salt = commit_salted(record)
         signed = RecordStatement(kind=kind, source=source, sequence=seq, commitment=commitment).sign(keys["author"])
         batch.add(signed)
