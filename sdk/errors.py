@@ -9,17 +9,17 @@ for the longer story.  Every failed verification raises a
 from __future__ import annotations
 
 __all__ = [
-    "ShanchengError",
-    "InvalidInput",
-    "VerificationError",
-    "InvalidSignature",
-    "RootMismatchError",
-    "InvalidProof",
     "CommitmentMismatch",
-    "KeyError_",
-    "InvalidKey",
-    "WrongPassword",
     "DecryptionError",
+    "InvalidInput",
+    "InvalidKey",
+    "InvalidProof",
+    "InvalidSignature",
+    "KeyError_",
+    "RootMismatchError",
+    "ShanchengError",
+    "VerificationError",
+    "WrongPassword",
 ]
 
 

@@ -35,16 +35,16 @@ from .crypto import DEFAULT_UID, SM2PrivateKey, SM2PublicKey, hmac_sm3, new_sm3
 from .errors import CommitmentMismatch, InvalidInput, InvalidSignature
 
 __all__ = [
-    "SCHEME_SALTED",
-    "SCHEME_HMAC",
-    "MIN_SALT_LEN",
     "MAX_RECORD_SIZE",
-    "canonical_json",
+    "MIN_SALT_LEN",
+    "SCHEME_HMAC",
+    "SCHEME_SALTED",
     "Commitment",
-    "commit_salted",
-    "commit_hmac",
     "RecordStatement",
     "SignedRecord",
+    "canonical_json",
+    "commit_hmac",
+    "commit_salted",
 ]
 
 SCHEME_SALTED = "sm3-salted/v1"
@@ -106,7 +106,7 @@ class Commitment:
         return {"scheme": self.scheme, "value": self.value.hex()}
 
     @classmethod
-    def from_json(cls, obj: Any) -> "Commitment":
+    def from_json(cls, obj: Any) -> Commitment:
         if not isinstance(obj, dict) or set(obj) != {"scheme", "value"}:
             raise InvalidInput("commitment must be an object with exactly 'scheme' and 'value'")
         value = obj["value"]
@@ -176,7 +176,7 @@ class RecordStatement:
         }
 
     @classmethod
-    def from_json(cls, obj: Any) -> "RecordStatement":
+    def from_json(cls, obj: Any) -> RecordStatement:
         if not isinstance(obj, dict) or set(obj) != {"commitment", "kind", "sequence", "source"}:
             raise InvalidInput("record must be an object with exactly commitment, kind, sequence and source")
         return cls(
@@ -190,7 +190,7 @@ class RecordStatement:
         """The signed bytes and the Merkle leaf data."""
         return STATEMENT_PREFIX + rfc8785.dumps(self.to_json())
 
-    def sign(self, key: SM2PrivateKey, *, uid: bytes = DEFAULT_UID) -> "SignedRecord":
+    def sign(self, key: SM2PrivateKey, *, uid: bytes = DEFAULT_UID) -> SignedRecord:
         return SignedRecord(self, key.public_key(), key.sign(self.to_bytes(), uid=uid), uid)
 
 

@@ -33,13 +33,13 @@ from . import _der
 
 __all__ = [
     "SCRYPT_N",
-    "SCRYPT_R",
     "SCRYPT_P",
-    "pem_encode",
-    "pem_decode",
-    "encrypt_pkcs8",
+    "SCRYPT_R",
     "decrypt_pkcs8",
+    "encrypt_pkcs8",
     "load_private_pkcs8",
+    "pem_decode",
+    "pem_encode",
 ]
 
 SCRYPT_N = 1 << 14
@@ -54,7 +54,7 @@ _MAX_PBKDF2_ITERATIONS = 10_000_000
 _OID_PBES2 = "1.2.840.113549.1.5.13"
 _OID_SCRYPT = "1.3.6.1.4.1.11591.4.11"
 _OID_PBKDF2 = "1.2.840.113549.1.5.12"
-_PRFS = {
+_PRFS: dict[str, type[hashes.HashAlgorithm]] = {
     "1.2.840.113549.2.7": hashes.SHA1,
     "1.2.840.113549.2.9": hashes.SHA256,
     "1.2.156.10197.1.401.2": hashes.SM3,
@@ -153,7 +153,7 @@ def _derive(kdf_oid: str, kdf_params: bytes, password: bytes, key_len: int) -> b
             raise InvalidKey("malformed PBKDF2 parameters")
         salt = items[0][1]
         iterations = _der.parse_integer(items[1][1])
-        prf = hashes.SHA1
+        prf: type[hashes.HashAlgorithm] = hashes.SHA1
         for tag, value in items[2:]:
             if tag == _der.SEQUENCE:
                 prf_oid = _der.decode_oid(_der.expect(value, _der.OID)[0])

@@ -25,8 +25,8 @@ __all__ = [
     "SM2_CURVE_ORDER",
     "SM2PrivateKey",
     "SM2PublicKey",
-    "signature_to_raw",
     "signature_from_raw",
+    "signature_to_raw",
     "sm2_message_digest",
     "sm2_z_digest",
 ]
@@ -103,7 +103,7 @@ class SM2PublicKey:
 
     # -- encodings -------------------------------------------------------
     @classmethod
-    def from_bytes(cls, data: bytes) -> "SM2PublicKey":
+    def from_bytes(cls, data: bytes) -> SM2PublicKey:
         """From the uncompressed point ``04 || x || y`` (65 bytes) or raw ``x || y`` (64)."""
         if not isinstance(data, (bytes, bytearray)):
             raise InvalidKey("SM2 public key must be bytes")
@@ -119,7 +119,7 @@ class SM2PublicKey:
         return self._point
 
     @classmethod
-    def from_der(cls, data: bytes) -> "SM2PublicKey":
+    def from_der(cls, data: bytes) -> SM2PublicKey:
         return cls(_native.public_from_spki_der(data))
 
     def to_der(self) -> bytes:
@@ -127,7 +127,7 @@ class SM2PublicKey:
         return _native.public_spki_der(self._native)
 
     @classmethod
-    def from_pem(cls, data: bytes | str) -> "SM2PublicKey":
+    def from_pem(cls, data: bytes | str) -> SM2PublicKey:
         return cls.from_der(pem_decode(data, "PUBLIC KEY"))
 
     def to_pem(self) -> bytes:
@@ -179,12 +179,12 @@ class SM2PrivateKey:
         self._public = SM2PublicKey(_native.public_key(_native_key))
 
     @classmethod
-    def generate(cls) -> "SM2PrivateKey":
+    def generate(cls) -> SM2PrivateKey:
         """A new key from OpenSSL's CSPRNG."""
         return cls(_native.generate())
 
     @classmethod
-    def from_int(cls, value: int) -> "SM2PrivateKey":
+    def from_int(cls, value: int) -> SM2PrivateKey:
         """From the private scalar ``d`` (1 <= d <= n-2); for test vectors and imports."""
         if not isinstance(value, int) or not 1 <= value <= SM2_CURVE_ORDER - 2:
             raise InvalidKey("SM2 private scalar must be in [1, n-2]")
@@ -226,7 +226,7 @@ class SM2PrivateKey:
         return _native.private_pkcs8_der(self._native)
 
     @classmethod
-    def from_der(cls, data: bytes) -> "SM2PrivateKey":
+    def from_der(cls, data: bytes) -> SM2PrivateKey:
         return cls(_native.private_from_pkcs8_der(data))
 
     def to_pem(self, password: bytes | None = None) -> bytes:
@@ -240,13 +240,13 @@ class SM2PrivateKey:
         return pem_encode(encrypt_pkcs8(der, password), "ENCRYPTED PRIVATE KEY")
 
     @classmethod
-    def from_pem(cls, data: bytes | str, password: bytes | None = None) -> "SM2PrivateKey":
+    def from_pem(cls, data: bytes | str, password: bytes | None = None) -> SM2PrivateKey:
         return cls.from_der(load_private_pkcs8(data, password))
 
     def __repr__(self) -> str:
         return f"SM2PrivateKey(public={self._public.to_bytes().hex()[:18]}…)"
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> str:
         raise TypeError("SM2PrivateKey cannot be pickled; use to_pem(password)")
 
 

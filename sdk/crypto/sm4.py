@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from ..errors import DecryptionError, InvalidInput
 
-__all__ = ["SM4GCM", "seal", "open_sealed", "SEAL_VERSION"]
+__all__ = ["SEAL_VERSION", "SM4GCM", "open_sealed", "seal"]
 
 SEAL_VERSION = 1
 _NONCE = 12

@@ -19,7 +19,7 @@ from ..crypto import DEFAULT_UID, SM2PublicKey
 from ..errors import InvalidInput, InvalidKey, VerificationError
 from ..records import RecordStatement, SignedRecord
 
-__all__ = ["FORMAT", "VERSION", "MAX_PACKAGE_SIZE", "EvidencePackage", "PackageError", "InclusionProof"]
+__all__ = ["FORMAT", "MAX_PACKAGE_SIZE", "VERSION", "EvidencePackage", "InclusionProof", "PackageError"]
 
 FORMAT = "shancheng-evidence-package"
 VERSION = 1
@@ -33,15 +33,15 @@ class PackageError(VerificationError, InvalidInput):
     """The package is not a well-formed v1 evidence package."""
 
 
-def _need(obj: Any, path: str, fields: set[str], optional: set[str] = frozenset()) -> dict[str, Any]:
+def _need(obj: Any, path: str, fields: set[str], optional: frozenset[str] = frozenset()) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise PackageError(f"{path}: must be an object")
     missing = fields - set(obj)
     if missing:
-        raise PackageError(f"{path}: missing field {sorted(missing)[0]!r}")
+        raise PackageError(f"{path}: missing field {min(missing)!r}")
     extra = set(obj) - fields - optional
     if extra:
-        raise PackageError(f"{path}: unknown field {sorted(extra)[0]!r}")
+        raise PackageError(f"{path}: unknown field {min(extra)!r}")
     return obj
 
 
@@ -96,7 +96,7 @@ class EvidencePackage:
         return json.dumps(self.to_json(), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
 
     @classmethod
-    def loads(cls, text: str | bytes) -> "EvidencePackage":
+    def loads(cls, text: str | bytes) -> EvidencePackage:
         if len(text) > MAX_PACKAGE_SIZE:
             raise PackageError(f"package is larger than {MAX_PACKAGE_SIZE} bytes")
         try:
@@ -106,8 +106,8 @@ class EvidencePackage:
         return cls.from_json(obj)
 
     @classmethod
-    def from_json(cls, obj: Any) -> "EvidencePackage":
-        _need(obj, "$", _TOP_FIELDS - {"chain"}, {"chain"})
+    def from_json(cls, obj: Any) -> EvidencePackage:
+        _need(obj, "$", _TOP_FIELDS - {"chain"}, frozenset({"chain"}))
         if obj["format"] != FORMAT:
             raise PackageError(f"$.format: expected {FORMAT!r}")
         if obj["version"] != VERSION:

@@ -87,7 +87,7 @@ def verify_package(
     except (InvalidKey, InvalidInput) as exc:
         raise PackageError(f"$.checkpoint.signer: {exc}") from exc
     pinned = checkpoint_keys is not None
-    trusted = checkpoint_keys if pinned else [embedded]
+    trusted = checkpoint_keys if checkpoint_keys is not None else [embedded]
     opened = verify_checkpoint(pkg.checkpoint_note, trusted)
     checkpoint, signer = opened.checkpoint, opened.signers[0]
 

@@ -27,7 +27,7 @@ def node_hash(left: bytes, right: bytes) -> bytes:
 def hash_leaves(items: list[bytes]) -> list[bytes]:
     """Leaf hashes of many items; the loop is inlined because it is the hot path."""
     base = _LEAF_BASE
-    out = []
+    out: list[bytes] = []
     append = out.append
     for data in items:
         h = base.copy()
@@ -39,7 +39,7 @@ def hash_leaves(items: list[bytes]) -> list[bytes]:
 def hash_pairs(level: list[bytes], start: int, stop: int) -> list[bytes]:
     """Parents of the complete pairs level[start:stop] (start even, stop - start even)."""
     base = _NODE_BASE
-    out = []
+    out: list[bytes] = []
     append = out.append
     for i in range(start, stop, 2):
         h = base.copy()

@@ -34,12 +34,12 @@ from ..errors import InvalidInput, InvalidKey, InvalidSignature, VerificationErr
 __all__ = [
     "SIGNATURE_TYPE_SM2",
     "Checkpoint",
+    "CheckpointError",
     "NoteSigner",
     "NoteVerifier",
+    "VerifiedCheckpoint",
     "open_checkpoint",
     "verify_checkpoint",
-    "VerifiedCheckpoint",
-    "CheckpointError",
 ]
 
 SIGNATURE_TYPE_SM2 = 0xFF
@@ -92,7 +92,7 @@ class Checkpoint:
             raise InvalidInput("checkpoint text must not contain control characters")
         return text.encode("utf-8")
 
-    def sign(self, *signers: "NoteSigner") -> str:
+    def sign(self, *signers: NoteSigner) -> str:
         """The signed note, with one signature line per signer."""
         if not signers:
             raise InvalidInput("a checkpoint needs at least one signer")
@@ -101,7 +101,7 @@ class Checkpoint:
         return body.decode() + "\n" + "".join(sig_lines)
 
     @classmethod
-    def parse_body(cls, text: str) -> "Checkpoint":
+    def parse_body(cls, text: str) -> Checkpoint:
         lines = text.split("\n")
         if len(lines) < 4 or lines[-1] != "":
             raise CheckpointError("checkpoint body must have origin, size and root lines, each ending in a newline")
@@ -141,7 +141,7 @@ class NoteVerifier:
         return f"{self.name}+{self.key_id.hex()}+{base64.b64encode(blob).decode()}"
 
     @classmethod
-    def from_vkey(cls, vkey: str) -> "NoteVerifier":
+    def from_vkey(cls, vkey: str) -> NoteVerifier:
         if not isinstance(vkey, str) or len(vkey) > 1024:
             raise InvalidKey("verifier key must be a short string")
         parts = vkey.strip().split("+", 2)

@@ -15,12 +15,12 @@ from ..errors import InvalidProof, RootMismatchError
 from ._hashing import EMPTY_ROOT, HASH_SIZE, leaf_hash, node_hash
 
 __all__ = [
-    "MAX_TREE_SIZE",
     "MAX_PROOF_LENGTH",
+    "MAX_TREE_SIZE",
     "inclusion_proof_length",
     "root_from_inclusion_proof",
-    "verify_inclusion",
     "verify_consistency",
+    "verify_inclusion",
 ]
 
 MAX_TREE_SIZE = 1 << 63  # tree sizes are unsigned 64-bit
@@ -40,7 +40,7 @@ def _check_sizes_and_hashes(size: int, proof: Sequence[bytes], *hashes: bytes) -
 def inclusion_proof_length(index: int, size: int) -> int:
     """The exact number of hashes in PATH(index, D[size])."""
     inner = (index ^ (size - 1)).bit_length()
-    border = bin(index >> inner).count("1")
+    border = (index >> inner).bit_count()
     return inner + border
 
 

@@ -35,13 +35,13 @@ class MerkleTree:
         self._levels: list[list[bytes]] = [[]]
 
     @classmethod
-    def from_leaves(cls, leaves: Iterable[bytes]) -> "MerkleTree":
+    def from_leaves(cls, leaves: Iterable[bytes]) -> MerkleTree:
         tree = cls()
         tree.extend(leaves)
         return tree
 
     @classmethod
-    def from_leaf_hashes(cls, hashes: Iterable[bytes]) -> "MerkleTree":
+    def from_leaf_hashes(cls, hashes: Iterable[bytes]) -> MerkleTree:
         """Rebuild from stored leaf hashes (e.g. after a restart)."""
         tree = cls()
         hashes = list(hashes)
