@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _reference import best_of  # noqa: E402
+from _reference import best_of
 
-from shancheng.sdk.merkle import MerkleTree  # noqa: E402
+from shancheng.sdk.merkle import MerkleTree
 
 N = 262_144
 

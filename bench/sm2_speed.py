@@ -10,9 +10,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _reference import openssl_speed_sm2, rate  # noqa: E402
+from _reference import openssl_speed_sm2, rate
 
-from shancheng.sdk.crypto import SM2PrivateKey  # noqa: E402
+from shancheng.sdk.crypto import SM2PrivateKey
 
 
 def main() -> int:

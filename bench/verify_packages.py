@@ -13,12 +13,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _reference import openssl_speed_sm2, rate  # noqa: E402
+from _reference import openssl_speed_sm2, rate
 
-from shancheng.sdk.crypto import SM2PrivateKey  # noqa: E402
-from shancheng.sdk.evidence import EvidenceBatch, verify_package  # noqa: E402
-from shancheng.sdk.merkle import NoteSigner  # noqa: E402
-from shancheng.sdk.records import RecordStatement, commit_salted  # noqa: E402
+from shancheng.sdk.crypto import SM2PrivateKey
+from shancheng.sdk.evidence import EvidenceBatch, verify_package
+from shancheng.sdk.merkle import NoteSigner
+from shancheng.sdk.records import RecordStatement, commit_salted
 
 LEAVES = 4096
 

@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, InvalidInput) else EXIT_FAILURE
-    except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
+    except Exception as exc:
         if debug:
             raise
         print(f"internal error: {type(exc).__name__}: {exc} (set SHANCHENG_DEBUG=1 for details)", file=sys.stderr)

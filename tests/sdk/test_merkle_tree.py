@@ -36,7 +36,7 @@ def test_hashing_uses_rfc_9162_prefixes():
 
 
 def test_roots_match_the_reference_for_every_size():
-    for n in range(0, 70):
+    for n in range(70):
         assert TREE.root(n) == reference_mth(LEAVES[:n]), n
     for n in (127, 128, 129, 255, 256, 257, MAX_SIZE):
         assert TREE.root(n) == reference_mth(LEAVES[:n]), n
@@ -74,9 +74,9 @@ def test_every_leaf_of_every_size_verifies():
 
 
 def test_consistency_holds_for_all_old_up_to_new():
-    for new in range(0, 130):
+    for new in range(130):
         new_root = TREE.root(new)
-        for old in range(0, new + 1):
+        for old in range(new + 1):
             verify_consistency(old, new, TREE.root(old), new_root, TREE.consistency_proof(old, new))
 
 

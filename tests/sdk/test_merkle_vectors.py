@@ -32,12 +32,12 @@ def test_vector_folder_is_populated():
 def test_vector(kind, case):
     inp = case["input"]
     if kind == "inclusion":
-        call = lambda: verify_inclusion(  # noqa: E731
+        call = lambda: verify_inclusion(
             bytes.fromhex(inp["leaf_hex"]), inp["index"], inp["size"],
             [bytes.fromhex(h) for h in inp["proof"]], bytes.fromhex(inp["root"]),
         )
     else:
-        call = lambda: verify_consistency(  # noqa: E731
+        call = lambda: verify_consistency(
             inp["old_size"], inp["new_size"], bytes.fromhex(inp["old_root"]), bytes.fromhex(inp["new_root"]),
             [bytes.fromhex(h) for h in inp["proof"]],
         )
