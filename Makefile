@@ -36,7 +36,7 @@ $(STAMP): pyproject.toml
 npm: node_modules/.installed
 
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm install --no-audit --no-fund --loglevel=error
 	touch node_modules/.installed
 
 clean:
