@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Self
 
 import plyvel
 from eth.abc import AtomicDatabaseAPI, AtomicWriteBatchAPI
@@ -34,7 +34,7 @@ class StorageError(ShanchengError):
 class _PendingWriteBatch(BaseDB):
     """Write target for a committing batch: reads fall through, writes go to one plyvel WriteBatch."""
 
-    def __init__(self, owner: "LevelDB") -> None:
+    def __init__(self, owner: LevelDB) -> None:
         self._owner = owner
         self._batch = owner._db.write_batch(sync=owner.sync)
 
@@ -115,8 +115,8 @@ class LevelDB(BaseAtomicDB):
         if not self._db.closed:
             self._db.close()
 
-    def __enter__(self) -> "LevelDB":
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

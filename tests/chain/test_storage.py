@@ -30,10 +30,9 @@ def test_batch_reads_its_own_writes_and_commits_once(tmp_path):
 
 def test_failed_batch_writes_nothing(tmp_path):
     db = LevelDB(tmp_path / "db")
-    with pytest.raises(RuntimeError):
-        with db.atomic_batch() as batch:
-            batch[b"a"] = b"1"
-            raise RuntimeError("block failed validation")
+    with pytest.raises(RuntimeError), db.atomic_batch() as batch:
+        batch[b"a"] = b"1"
+        raise RuntimeError("block failed validation")
     assert b"a" not in db
     with db.atomic_batch() as batch:
         pass
