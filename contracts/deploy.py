@@ -1,0 +1,144 @@
+"""Deploy and wire the Shancheng system contracts from the committed artifacts.
+
+Governance is deployed first with the genesis bootstrap (founding organisations and validators); every other
+system contract follows in the order of :data:`SYSTEM_CONTRACTS`, each constructed with the governance address.
+
+>>> from shancheng.contracts.deploy import GenesisOrg, GenesisSpec, deploy
+>>> spec = GenesisSpec(orgs=(GenesisOrg(name="Hospital A", roles=1, public_key=key64, accounts=(addr,)),),
+...                    validators=(node_key64,))
+>>> deployment = deploy(w3, deployer=addr, genesis=spec)        # doctest: +SKIP
+>>> deployment["EvidenceRegistry"]                               # doctest: +SKIP
+'0x...'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from shancheng.contracts.artifacts import load
+
+if TYPE_CHECKING:
+    from web3 import Web3
+    from web3.contract import Contract
+    from web3.types import TxReceipt
+
+__all__ = [
+    "GOVERNANCE",
+    "SYSTEM_CONTRACTS",
+    "Deployment",
+    "DeploymentError",
+    "GenesisOrg",
+    "GenesisSpec",
+    "deploy",
+]
+
+GOVERNANCE = "Governance"
+
+#: The system contracts deployed after Governance, in order; each constructor takes the governance address.
+#: Domain contracts: add one line each.
+SYSTEM_CONTRACTS: tuple[str, ...] = (
+    "EvidenceRegistry",
+    "PrescriptionFlow",
+    "DrugTrace",
+    "EnvMonitoring",
+    "DataSharingLog",
+)
+
+
+class DeploymentError(RuntimeError):
+    """A deployment transaction failed or a genesis spec is unusable."""
+
+
+def _key64(key: bytes) -> bytes:
+    key = bytes(key)
+    if len(key) == 65 and key[0] == 4:
+        key = key[1:]
+    if len(key) != 64:
+        raise DeploymentError("SM2 public keys must be 64 bytes x||y (or 65 bytes 04||x||y)")
+    return key
+
+
+@dataclass(frozen=True)
+class GenesisOrg:
+    """A founding member organisation: role mask (Roles.sol flags), SM2 public key, transaction accounts."""
+
+    name: str
+    roles: int
+    public_key: bytes
+    accounts: tuple[str, ...]
+
+    def as_abi(self) -> tuple[str, int, bytes, list[str]]:
+        return (self.name, self.roles, _key64(self.public_key), list(self.accounts))
+
+
+@dataclass(frozen=True)
+class GenesisSpec:
+    """Founding organisations and the validators' SM2 node keys."""
+
+    orgs: tuple[GenesisOrg, ...]
+    validators: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Addresses of the deployed system contracts (checksummed), by contract name."""
+
+    governance: str
+    addresses: Mapping[str, str] = field(default_factory=dict)
+    receipts: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def __getitem__(self, name: str) -> str:
+        return self.governance if name == GOVERNANCE else self.addresses[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name == GOVERNANCE or name in self.addresses
+
+    def names(self) -> list[str]:
+        return [GOVERNANCE, *self.addresses]
+
+    def contract(self, w3: Web3, name: str) -> Contract:
+        """A web3 contract object for the deployed contract ``name``."""
+        return w3.eth.contract(address=self[name], abi=load(name).abi)
+
+
+def _send(w3: Web3, deployer: Any, tx_builder: Any) -> TxReceipt:
+    if hasattr(deployer, "key") and hasattr(deployer, "address"):  # a LocalAccount: sign here
+        tx = tx_builder.build_transaction({"from": deployer.address, "nonce": w3.eth.get_transaction_count(deployer.address)})
+        signed = deployer.sign_transaction(tx)
+        tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+    else:  # an account the node holds unlocked
+        tx_hash = tx_builder.transact({"from": deployer})
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash)
+    if receipt["status"] != 1:
+        raise DeploymentError(f"deployment transaction {tx_hash.hex()} failed")
+    return receipt
+
+
+def deploy(
+    w3: Web3,
+    deployer: Any,
+    genesis: GenesisSpec,
+    *,
+    contracts: tuple[str, ...] | None = None,
+) -> Deployment:
+    """Deploy Governance with ``genesis``, then every system contract wired to it.
+
+    ``deployer`` is an address the node holds unlocked or an eth-account ``LocalAccount``. ``contracts``
+    defaults to :data:`SYSTEM_CONTRACTS`; names without a committed artifact are an error.
+    """
+    if not genesis.orgs or not genesis.validators:
+        raise DeploymentError("a genesis needs at least one founding organisation and one validator")
+    gov_art = load(GOVERNANCE)
+    gov_factory = w3.eth.contract(abi=gov_art.abi, bytecode=gov_art.bytecode)
+    builder = gov_factory.constructor([o.as_abi() for o in genesis.orgs], [_key64(v) for v in genesis.validators])
+    receipts = {GOVERNANCE: _send(w3, deployer, builder)}
+    governance = receipts[GOVERNANCE]["contractAddress"]
+    addresses: dict[str, str] = {}
+    for name in SYSTEM_CONTRACTS if contracts is None else contracts:
+        art = load(name)
+        factory = w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
+        receipts[name] = _send(w3, deployer, factory.constructor(governance))
+        addresses[name] = receipts[name]["contractAddress"]
+    return Deployment(governance=governance, addresses=addresses, receipts=receipts)

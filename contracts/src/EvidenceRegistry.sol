@@ -1,0 +1,352 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.28;
+
+import {IGovernance} from "./interfaces/IGovernance.sol";
+import {GmCrypto} from "./lib/GmCrypto.sol";
+
+/// @title EvidenceRegistry — single and batch anchors of SM3 commitments (存证), append-only.
+/// @notice Covers the ChainMaker CMEVI evidence interface in Solidity naming: `evidence`, `evidenceBatch`,
+///   `existsOfHash`, `existsOfId`, `findByHash`, `findById` (ids and hashes are bytes32; a string id is
+///   mapped to bytes32 by the SDK).
+///
+///   Single anchors are signed by their author, an active staff member of the sending organisation:
+///     M = SM3(abi.encode(EVIDENCE_TAG, chainid, this, id, commitment, kind))
+///   supersede and revoke add a new record that points at the old one (the old record is never changed,
+///   only linked to its successor):
+///     M = SM3(abi.encode(SUPERSEDE_TAG, chainid, this, oldId, newId, commitment, kind))
+///     M = SM3(abi.encode(REVOKE_TAG, chainid, this, oldId, revocationId, reasonCommitment))
+///   Batch anchors are signed checkpoints of a source's RFC 9162 log, signed with the organisation's key:
+///     M = SM3(abi.encode(CHECKPOINT_TAG, chainid, this, sourceId, sequence, treeSize, root, prevRoot))
+///   Per source: sequence starts at 1 and increases by exactly 1, prevRoot equals the previous root
+///   (zero for the first), the tree grows, and only the organisation that anchored sequence 1 may continue.
+///   Where the GM precompile exists the signatures are verified; elsewhere they are only logged.
+contract EvidenceRegistry {
+    bytes32 public constant EVIDENCE_TAG = keccak256("shancheng.evidence.anchor.v1");
+    bytes32 public constant SUPERSEDE_TAG = keccak256("shancheng.evidence.supersede.v1");
+    bytes32 public constant REVOKE_TAG = keccak256("shancheng.evidence.revoke.v1");
+    bytes32 public constant CHECKPOINT_TAG = keccak256("shancheng.evidence.checkpoint.v1");
+    bytes32 public constant REVOCATION_KIND = keccak256("shancheng.evidence.revocation");
+
+    enum Status {
+        None,
+        Active,
+        Superseded,
+        Revoked
+    }
+
+    /// @notice A stored record, as returned by findById / findByHash.
+    struct Record {
+        bytes32 id;
+        bytes32 commitment;
+        bytes32 kind;
+        address author;
+        uint64 orgId;
+        Status status;
+        uint64 blockNumber;
+        uint64 timestamp;
+        bytes32 replaces; // the record this one supersedes or revokes (0 for none)
+        bytes32 successor; // the record that superseded or revoked this one (0 for none)
+        string metadata;
+    }
+
+    /// @notice One item of evidenceBatch.
+    struct EvidenceInput {
+        bytes32 id;
+        bytes32 commitment;
+        bytes32 kind;
+        string metadata;
+        address author;
+        bytes32 r;
+        bytes32 s;
+    }
+
+    struct Source {
+        uint64 orgId;
+        uint64 sequence;
+        uint64 treeSize;
+    }
+
+    struct BatchAnchor {
+        bytes32 root;
+        uint64 treeSize;
+        uint64 orgId;
+        uint64 blockNumber;
+        uint64 timestamp;
+    }
+
+    IGovernance public immutable governance;
+
+    mapping(bytes32 => Record) private _records;
+    mapping(bytes32 => bytes32) private _idByCommitment;
+    mapping(bytes32 => Source) private _sources;
+    mapping(bytes32 => mapping(uint64 => BatchAnchor)) private _anchors;
+    uint256 public recordCount;
+
+    event EvidenceAnchored(
+        bytes32 indexed id,
+        bytes32 indexed commitment,
+        bytes32 kind,
+        address indexed author,
+        uint64 orgId,
+        bytes32 replaces,
+        string metadata,
+        bytes32 r,
+        bytes32 s
+    );
+    event EvidenceSuperseded(bytes32 indexed oldId, bytes32 indexed newId);
+    event EvidenceRevoked(bytes32 indexed id, bytes32 indexed revocationId);
+    event BatchAnchored(
+        bytes32 indexed sourceId,
+        uint64 indexed sequence,
+        bytes32 root,
+        uint64 treeSize,
+        bytes32 prevRoot,
+        uint64 orgId,
+        bytes32 r,
+        bytes32 s
+    );
+
+    constructor(address governance_) {
+        require(governance_ != address(0), "Evidence: zero governance");
+        governance = IGovernance(governance_);
+    }
+
+    // ------------------------------------------------------------------ CMEVI
+    function evidence(
+        bytes32 id,
+        bytes32 commitment,
+        bytes32 kind,
+        string calldata metadata,
+        address author,
+        bytes32 r,
+        bytes32 s
+    ) external {
+        uint64 orgId = _senderOrg();
+        bool gm = GmCrypto.available();
+        _anchor(orgId, gm, id, commitment, kind, metadata, author, r, s);
+    }
+
+    function evidenceBatch(EvidenceInput[] calldata items) external {
+        require(items.length != 0, "Evidence: empty batch");
+        uint64 orgId = _senderOrg();
+        bool gm = GmCrypto.available();
+        for (uint256 i = 0; i < items.length; i++) {
+            EvidenceInput calldata e = items[i];
+            _anchor(orgId, gm, e.id, e.commitment, e.kind, e.metadata, e.author, e.r, e.s);
+        }
+    }
+
+    function existsOfHash(bytes32 commitment) external view returns (bool) {
+        return _idByCommitment[commitment] != 0;
+    }
+
+    function existsOfId(bytes32 id) external view returns (bool) {
+        return _records[id].status != Status.None;
+    }
+
+    function findById(bytes32 id) public view returns (Record memory) {
+        Record memory rec = _records[id];
+        require(rec.status != Status.None, "Evidence: unknown id");
+        rec.id = id; // the key, not stored twice
+        return rec;
+    }
+
+    function findByHash(bytes32 commitment) external view returns (Record memory) {
+        bytes32 id = _idByCommitment[commitment];
+        require(id != 0, "Evidence: unknown hash");
+        return findById(id);
+    }
+
+    // ------------------------------------------------------------------ supersede / revoke
+    /// @notice Supersede `oldId` by the new record `next` (same organisation; the old record stays, linked).
+    function supersede(bytes32 oldId, EvidenceInput calldata next) external {
+        uint64 orgId = _senderOrg();
+        Record storage old = _replaceable(oldId, orgId);
+        _checkNew(next.id, next.commitment);
+        _checkAuthor(
+            GmCrypto.available(),
+            orgId,
+            next.author,
+            abi.encode(SUPERSEDE_TAG, block.chainid, address(this), oldId, next.id, next.commitment, next.kind),
+            next.r,
+            next.s
+        );
+        old.status = Status.Superseded;
+        old.successor = next.id;
+        _store(orgId, next.id, next.commitment, next.kind, next.metadata, next.author, oldId, next.r, next.s);
+        emit EvidenceSuperseded(oldId, next.id);
+    }
+
+    /// @notice Revoke `oldId` with a new revocation record carrying the commitment of the reason.
+    function revoke(
+        bytes32 oldId,
+        bytes32 revocationId,
+        bytes32 reasonCommitment,
+        address author,
+        bytes32 r,
+        bytes32 s
+    ) external {
+        uint64 orgId = _senderOrg();
+        Record storage old = _replaceable(oldId, orgId);
+        _checkNew(revocationId, reasonCommitment);
+        _checkAuthor(
+            GmCrypto.available(),
+            orgId,
+            author,
+            abi.encode(REVOKE_TAG, block.chainid, address(this), oldId, revocationId, reasonCommitment),
+            r,
+            s
+        );
+        old.status = Status.Revoked;
+        old.successor = revocationId;
+        _store(orgId, revocationId, reasonCommitment, REVOCATION_KIND, "", author, oldId, r, s);
+        emit EvidenceRevoked(oldId, revocationId);
+    }
+
+    // ------------------------------------------------------------------ batch anchors
+    function anchorBatch(
+        bytes32 sourceId,
+        uint64 sequence,
+        bytes32 root,
+        uint64 treeSize,
+        bytes32 prevRoot,
+        bytes32 r,
+        bytes32 s
+    ) external {
+        uint64 orgId = _senderOrg();
+        require(sourceId != 0, "Evidence: zero source");
+        require(root != 0, "Evidence: zero root");
+        Source storage src = _sources[sourceId];
+        if (src.sequence == 0) {
+            require(sequence == 1, "Evidence: first sequence must be 1");
+        } else {
+            require(src.orgId == orgId, "Evidence: not source owner");
+            require(sequence > src.sequence, "Evidence: sequence replay");
+            require(sequence == src.sequence + 1, "Evidence: sequence gap");
+        }
+        bytes32 headRoot = src.sequence == 0 ? bytes32(0) : _anchors[sourceId][src.sequence].root;
+        require(prevRoot == headRoot, "Evidence: previous root mismatch");
+        require(treeSize > src.treeSize, "Evidence: tree must grow");
+        if (GmCrypto.available()) {
+            bytes32 m = GmCrypto.sm3(
+                abi.encode(CHECKPOINT_TAG, block.chainid, address(this), sourceId, sequence, treeSize, root, prevRoot)
+            );
+            (bool ok,) = GmCrypto.sm2Verify(m, governance.orgPublicKey(orgId), r, s);
+            require(ok, "Evidence: bad checkpoint signature");
+        }
+        src.orgId = orgId;
+        src.sequence = sequence;
+        src.treeSize = treeSize;
+        _anchors[sourceId][sequence] = BatchAnchor({
+            root: root,
+            treeSize: treeSize,
+            orgId: orgId,
+            blockNumber: uint64(block.number),
+            timestamp: uint64(block.timestamp)
+        });
+        emit BatchAnchored(sourceId, sequence, root, treeSize, prevRoot, orgId, r, s);
+    }
+
+    /// @notice The head of a source's log: owner org, last sequence, its tree size and root.
+    function sourceHead(bytes32 sourceId)
+        external
+        view
+        returns (uint64 orgId, uint64 sequence, uint64 treeSize, bytes32 root)
+    {
+        Source memory src = _sources[sourceId];
+        return (src.orgId, src.sequence, src.treeSize, _anchors[sourceId][src.sequence].root);
+    }
+
+    /// @notice The batch anchor (source, sequence); prevRoot is the root of sequence - 1 (zero for 1).
+    function batchAnchor(bytes32 sourceId, uint64 sequence)
+        external
+        view
+        returns (bytes32 root, uint64 treeSize, bytes32 prevRoot, uint64 orgId, uint64 blockNumber, uint64 timestamp)
+    {
+        BatchAnchor memory a = _anchors[sourceId][sequence];
+        require(a.root != 0, "Evidence: unknown batch");
+        prevRoot = sequence > 1 ? _anchors[sourceId][sequence - 1].root : bytes32(0);
+        return (a.root, a.treeSize, prevRoot, a.orgId, a.blockNumber, a.timestamp);
+    }
+
+    // ------------------------------------------------------------------ internals
+    function _senderOrg() private view returns (uint64 orgId) {
+        orgId = governance.orgOfAccount(msg.sender);
+        require(orgId != 0, "Evidence: not a member account");
+        require(governance.orgActive(orgId), "Evidence: org not active");
+    }
+
+    function _anchor(
+        uint64 orgId,
+        bool gm,
+        bytes32 id,
+        bytes32 commitment,
+        bytes32 kind,
+        string calldata metadata,
+        address author,
+        bytes32 r,
+        bytes32 s
+    ) private {
+        _checkNew(id, commitment);
+        _checkAuthor(gm, orgId, author, abi.encode(EVIDENCE_TAG, block.chainid, address(this), id, commitment, kind), r, s);
+        _store(orgId, id, commitment, kind, metadata, author, 0, r, s);
+    }
+
+    function _checkNew(bytes32 id, bytes32 commitment) private view {
+        require(id != 0, "Evidence: zero id");
+        require(commitment != 0, "Evidence: zero commitment");
+        require(_records[id].status == Status.None, "Evidence: id exists");
+        require(_idByCommitment[commitment] == 0, "Evidence: commitment exists");
+    }
+
+    function _replaceable(bytes32 oldId, uint64 orgId) private view returns (Record storage old) {
+        old = _records[oldId];
+        require(old.status != Status.None, "Evidence: unknown id");
+        require(old.orgId == orgId, "Evidence: not record owner");
+        require(old.status != Status.Superseded, "Evidence: record superseded");
+        require(old.status != Status.Revoked, "Evidence: record revoked");
+        require(old.kind != REVOCATION_KIND, "Evidence: revocation is final");
+    }
+
+    function _checkAuthor(bool gm, uint64 orgId, address author, bytes memory preimage, bytes32 r, bytes32 s)
+        private
+        view
+    {
+        (uint64 authorOrg,, bool active, bytes memory key) = governance.staffInfo(author);
+        require(authorOrg != 0, "Evidence: unknown author");
+        require(authorOrg == orgId, "Evidence: author not in sender's org");
+        require(active, "Evidence: author inactive");
+        if (gm) {
+            (bool ok, address signer) = GmCrypto.sm2Verify(GmCrypto.sm3(preimage), key, r, s);
+            require(ok && signer == author, "Evidence: bad author signature");
+        }
+    }
+
+    function _store(
+        uint64 orgId,
+        bytes32 id,
+        bytes32 commitment,
+        bytes32 kind,
+        string memory metadata,
+        address author,
+        bytes32 replaces,
+        bytes32 r,
+        bytes32 s
+    ) private {
+        Record storage rec = _records[id];
+        rec.commitment = commitment;
+        rec.kind = kind;
+        rec.author = author;
+        rec.orgId = orgId;
+        rec.status = Status.Active;
+        rec.blockNumber = uint64(block.number);
+        rec.timestamp = uint64(block.timestamp);
+        rec.replaces = replaces;
+        if (bytes(metadata).length != 0) {
+            rec.metadata = metadata;
+        }
+        _idByCommitment[commitment] = id;
+        recordCount += 1;
+        emit EvidenceAnchored(id, commitment, kind, author, orgId, replaces, metadata, r, s);
+    }
+}

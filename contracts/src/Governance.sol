@@ -1,0 +1,517 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.28;
+
+import {IGovernance} from "./interfaces/IGovernance.sol";
+import {Roles} from "./lib/Roles.sol";
+import {GmCrypto} from "./lib/GmCrypto.sol";
+import {Sm2Key} from "./lib/Sm2Key.sol";
+
+/// @title Governance — consortium membership, staff identities, validator set and permissions.
+/// @notice Every active member organisation has one vote, cast by any of its accounts. A proposal passes
+///   when the yes votes of currently active organisations reach 2/3 of the active organisations
+///   (3 * yes >= 2 * active); it is executed by the vote that reaches the threshold (or by `execute` when
+///   the electorate shrank), rejected once more than 1/3 voted no, and expires VOTING_PERIOD seconds after
+///   it was made. The proposer's vote is cast with the proposal.
+///   Validator changes take effect VALIDATOR_CHANGE_DELAY blocks after the executing block.
+///   Staff are managed by their own organisation (no vote): the org registers a staff member's SM2 key,
+///   address and roles; where the GM precompile exists the contract checks address == SM3(x||y)[12:].
+///   Organisation admissions carry an SM2 proof of possession (r, s) over
+///   M = SM3(abi.encode(POP_TAG, block.chainid, address(this), publicKey)); it is verified on chain where
+///   the GM precompile exists and recorded in the ProposalCreated payload otherwise.
+contract Governance is IGovernance {
+    // ---------------------------------------------------------------- constants
+    uint256 public constant VOTING_PERIOD = 7 days;
+    uint256 public constant VALIDATOR_CHANGE_DELAY = 16;
+    bytes32 public constant POP_TAG = keccak256("shancheng.governance.org-key-possession.v1");
+
+    enum Kind {
+        None,
+        AdmitOrg,
+        SuspendOrg,
+        ReinstateOrg,
+        ChangeRoles,
+        AddValidator,
+        RemoveValidator,
+        SetPermission
+    }
+
+    enum Status {
+        None,
+        Open,
+        Executed,
+        Rejected
+    }
+
+    struct Org {
+        string name;
+        uint256 roles;
+        bytes publicKey;
+        bool active;
+        address[] accounts;
+    }
+
+    struct Staff {
+        uint64 orgId;
+        uint256 roles;
+        bool active;
+        bytes publicKey;
+    }
+
+    struct Proposal {
+        Kind kind;
+        Status status;
+        uint64 proposerOrg;
+        uint64 deadline;
+        uint32 yes;
+        uint32 no;
+        bytes payload;
+    }
+
+    /// @dev a founding member in the genesis bootstrap
+    struct GenesisOrg {
+        string name;
+        uint256 roles;
+        bytes publicKey;
+        address[] accounts;
+    }
+
+    // ---------------------------------------------------------------- state
+    uint64 public orgCount;
+    uint64 public activeOrgCount;
+    uint256 public proposalCount;
+
+    mapping(uint64 => Org) private _orgs;
+    mapping(address => uint64) private _accountOrg;
+    mapping(address => Staff) private _staff;
+    mapping(uint256 => Proposal) private _proposals;
+    mapping(uint256 => mapping(uint64 => uint8)) private _ballots; // 0 none, 1 yes, 2 no
+
+    bytes[] private _validators;
+    mapping(bytes32 => uint256) private _validatorIndex; // keccak256(key) => index + 1
+
+    mapping(address => mapping(uint64 => uint256)) private _permissions; // target => org => mask
+
+    // ---------------------------------------------------------------- events
+    event OrgAdmitted(uint64 indexed orgId, string name, uint256 roles, bytes publicKey, address[] accounts);
+    event OrgSuspended(uint64 indexed orgId);
+    event OrgReinstated(uint64 indexed orgId);
+    event OrgRolesChanged(uint64 indexed orgId, uint256 roles);
+    event AccountAdded(uint64 indexed orgId, address indexed account);
+    event AccountRemoved(uint64 indexed orgId, address indexed account);
+    event StaffRegistered(address indexed staff, uint64 indexed orgId, uint256 roles, bytes publicKey);
+    event StaffRolesChanged(address indexed staff, uint256 roles);
+    event StaffDeactivated(address indexed staff);
+    event ValidatorAdded(bytes nodeKey, uint256 effectiveHeight);
+    event ValidatorRemoved(bytes nodeKey, uint256 effectiveHeight);
+    event PermissionSet(address indexed target, uint64 indexed orgId, uint256 mask);
+    event ProposalCreated(
+        uint256 indexed id, Kind kind, uint64 indexed proposerOrg, uint64 deadline, bytes payload, bytes32 r, bytes32 s
+    );
+    event Voted(uint256 indexed id, uint64 indexed orgId, bool support);
+    event ProposalExecuted(uint256 indexed id);
+    event ProposalRejected(uint256 indexed id);
+
+    // ---------------------------------------------------------------- genesis
+    constructor(GenesisOrg[] memory founders, bytes[] memory validatorKeys) {
+        require(founders.length > 0, "Gov: no founding members");
+        require(validatorKeys.length > 0, "Gov: no validators");
+        for (uint256 i = 0; i < founders.length; i++) {
+            GenesisOrg memory f = founders[i];
+            _checkNewOrg(f.name, f.roles, f.publicKey, f.accounts);
+            _admit(f.name, f.roles, f.publicKey, f.accounts);
+        }
+        for (uint256 i = 0; i < validatorKeys.length; i++) {
+            _checkNewValidator(validatorKeys[i]);
+            _addValidator(validatorKeys[i], block.number);
+        }
+    }
+
+    // ---------------------------------------------------------------- IGovernance views
+    function isAccountAllowed(address account) external view returns (bool) {
+        uint64 id = _accountOrg[account];
+        return id != 0 && _orgs[id].active;
+    }
+
+    function orgOfAccount(address account) external view returns (uint64) {
+        return _accountOrg[account];
+    }
+
+    function orgActive(uint64 orgId) public view returns (bool) {
+        return _orgs[orgId].active;
+    }
+
+    function orgRoles(uint64 orgId) external view returns (uint256) {
+        return _orgs[orgId].roles;
+    }
+
+    function orgPublicKey(uint64 orgId) external view returns (bytes memory) {
+        return _orgs[orgId].publicKey;
+    }
+
+    function staffInfo(address staff)
+        external
+        view
+        returns (uint64 orgId, uint256 roleMask, bool active, bytes memory publicKey)
+    {
+        Staff storage s = _staff[staff];
+        return (s.orgId, s.roles, s.active && _orgs[s.orgId].active, s.publicKey);
+    }
+
+    // ---------------------------------------------------------------- further views
+    function orgName(uint64 orgId) external view returns (string memory) {
+        return _orgs[orgId].name;
+    }
+
+    function orgAccounts(uint64 orgId) external view returns (address[] memory) {
+        return _orgs[orgId].accounts;
+    }
+
+    function validators() external view returns (bytes[] memory) {
+        return _validators;
+    }
+
+    function isValidator(bytes calldata nodeKey) external view returns (bool) {
+        return _validatorIndex[keccak256(nodeKey)] != 0;
+    }
+
+    function permissions(address target, uint64 orgId) external view returns (uint256) {
+        return _permissions[target][orgId];
+    }
+
+    /// @notice True when org `orgId` is active and holds every bit of `mask` on contract `target`.
+    function hasPermission(address target, uint64 orgId, uint256 mask) external view returns (bool) {
+        return _orgs[orgId].active && mask != 0 && _permissions[target][orgId] & mask == mask;
+    }
+
+    function proposal(uint256 id)
+        external
+        view
+        returns (Kind kind, Status status, uint64 proposerOrg, uint64 deadline, uint32 yes, uint32 no, bytes memory payload)
+    {
+        Proposal storage p = _proposals[id];
+        return (p.kind, p.status, p.proposerOrg, p.deadline, p.yes, p.no, p.payload);
+    }
+
+    /// @notice 0 = not voted, 1 = yes, 2 = no.
+    function ballot(uint256 id, uint64 orgId) external view returns (uint8) {
+        return _ballots[id][orgId];
+    }
+
+    /// @notice The message M an org key's proof of possession signs (SM2, default user ID).
+    function possessionMessagePreimage(bytes calldata publicKey) external view returns (bytes memory) {
+        return abi.encode(POP_TAG, block.chainid, address(this), publicKey);
+    }
+
+    // ---------------------------------------------------------------- proposals
+    function proposeAdmitOrg(
+        string calldata name,
+        uint256 roles,
+        bytes calldata publicKey,
+        address[] calldata accounts,
+        bytes32 r,
+        bytes32 s
+    ) external returns (uint256) {
+        _checkNewOrg(name, roles, publicKey, accounts);
+        if (GmCrypto.available()) {
+            bytes32 m = GmCrypto.sm3(abi.encode(POP_TAG, block.chainid, address(this), publicKey));
+            (bool ok,) = GmCrypto.sm2Verify(m, publicKey, r, s);
+            require(ok, "Gov: bad proof of possession");
+        }
+        return _propose(Kind.AdmitOrg, abi.encode(name, roles, publicKey, accounts), r, s);
+    }
+
+    function proposeSuspendOrg(uint64 orgId) external returns (uint256) {
+        _checkSuspend(orgId);
+        return _propose(Kind.SuspendOrg, abi.encode(orgId), 0, 0);
+    }
+
+    function proposeReinstateOrg(uint64 orgId) external returns (uint256) {
+        _checkReinstate(orgId);
+        return _propose(Kind.ReinstateOrg, abi.encode(orgId), 0, 0);
+    }
+
+    function proposeChangeRoles(uint64 orgId, uint256 roles) external returns (uint256) {
+        _checkChangeRoles(orgId, roles);
+        return _propose(Kind.ChangeRoles, abi.encode(orgId, roles), 0, 0);
+    }
+
+    function proposeAddValidator(bytes calldata nodeKey) external returns (uint256) {
+        _checkNewValidator(nodeKey);
+        return _propose(Kind.AddValidator, abi.encode(nodeKey), 0, 0);
+    }
+
+    function proposeRemoveValidator(bytes calldata nodeKey) external returns (uint256) {
+        _checkRemoveValidator(nodeKey);
+        return _propose(Kind.RemoveValidator, abi.encode(nodeKey), 0, 0);
+    }
+
+    /// @notice Grant (or, with a smaller mask, revoke) contract permissions of an org on `target`.
+    function proposeSetPermission(address target, uint64 orgId, uint256 mask) external returns (uint256) {
+        _checkSetPermission(target, orgId);
+        return _propose(Kind.SetPermission, abi.encode(target, orgId, mask), 0, 0);
+    }
+
+    function vote(uint256 id, bool support) external {
+        uint64 voter = _memberOrg(msg.sender);
+        Proposal storage p = _openProposal(id);
+        require(_ballots[id][voter] == 0, "Gov: already voted");
+        _ballots[id][voter] = support ? 1 : 2;
+        emit Voted(id, voter, support);
+        if (support) {
+            p.yes += 1;
+            if (3 * uint256(p.yes) >= 2 * uint256(activeOrgCount)) {
+                _tryExecute(id, p);
+            }
+        } else {
+            p.no += 1;
+            if (3 * uint256(p.no) > uint256(activeOrgCount)) {
+                p.status = Status.Rejected;
+                emit ProposalRejected(id);
+            }
+        }
+    }
+
+    /// @notice Execute a proposal that reached the threshold without a new vote (the electorate shrank).
+    function execute(uint256 id) external {
+        _memberOrg(msg.sender);
+        Proposal storage p = _openProposal(id);
+        require(_activeYes(id) * 3 >= 2 * uint256(activeOrgCount), "Gov: threshold not met");
+        _execute(id, p);
+    }
+
+    // ---------------------------------------------------------------- org self-service
+    function addAccount(address account) external {
+        uint64 orgId = _memberOrg(msg.sender);
+        require(account != address(0), "Gov: zero account");
+        require(_accountOrg[account] == 0, "Gov: account already registered");
+        _accountOrg[account] = orgId;
+        _orgs[orgId].accounts.push(account);
+        emit AccountAdded(orgId, account);
+    }
+
+    function removeAccount(address account) external {
+        uint64 orgId = _memberOrg(msg.sender);
+        require(_accountOrg[account] == orgId, "Gov: not an account of sender's org");
+        address[] storage list = _orgs[orgId].accounts;
+        require(list.length > 1, "Gov: last account");
+        for (uint256 i = 0; i < list.length; i++) {
+            if (list[i] == account) {
+                list[i] = list[list.length - 1];
+                list.pop();
+                break;
+            }
+        }
+        delete _accountOrg[account];
+        emit AccountRemoved(orgId, account);
+    }
+
+    /// @notice Register a staff member of the sender's org. `staff` must be SM3(x||y)[12:] of `publicKey`
+    ///   (checked where the GM precompile exists).
+    function registerStaff(address staff, bytes calldata publicKey, uint256 roles) external {
+        uint64 orgId = _memberOrg(msg.sender);
+        require(staff != address(0), "Gov: zero staff address");
+        require(_staff[staff].orgId == 0, "Gov: staff exists");
+        require(roles != 0 && roles & ~Roles.STAFF_ALL == 0, "Gov: invalid staff roles");
+        require(Sm2Key.isValid(publicKey), "Gov: invalid SM2 key");
+        if (GmCrypto.available()) {
+            require(address(uint160(uint256(GmCrypto.sm3(publicKey)))) == staff, "Gov: staff address mismatch");
+        }
+        _staff[staff] = Staff({orgId: orgId, roles: roles, active: true, publicKey: publicKey});
+        emit StaffRegistered(staff, orgId, roles, publicKey);
+    }
+
+    function setStaffRoles(address staff, uint256 roles) external {
+        Staff storage s = _ownStaff(staff);
+        require(roles != 0 && roles & ~Roles.STAFF_ALL == 0, "Gov: invalid staff roles");
+        s.roles = roles;
+        emit StaffRolesChanged(staff, roles);
+    }
+
+    function deactivateStaff(address staff) external {
+        Staff storage s = _ownStaff(staff);
+        require(s.active, "Gov: staff inactive");
+        s.active = false;
+        emit StaffDeactivated(staff);
+    }
+
+    // ---------------------------------------------------------------- internals
+    function _memberOrg(address account) private view returns (uint64 orgId) {
+        orgId = _accountOrg[account];
+        require(orgId != 0, "Gov: not a member account");
+        require(_orgs[orgId].active, "Gov: org not active");
+    }
+
+    function _ownStaff(address staff) private view returns (Staff storage s) {
+        uint64 orgId = _memberOrg(msg.sender);
+        s = _staff[staff];
+        require(s.orgId != 0, "Gov: unknown staff");
+        require(s.orgId == orgId, "Gov: not staff's org");
+    }
+
+    function _openProposal(uint256 id) private view returns (Proposal storage p) {
+        p = _proposals[id];
+        require(p.status != Status.None, "Gov: unknown proposal");
+        require(p.status == Status.Open, "Gov: proposal closed");
+        require(block.timestamp <= p.deadline, "Gov: proposal expired");
+    }
+
+    function _propose(Kind kind, bytes memory payload, bytes32 r, bytes32 s) private returns (uint256 id) {
+        uint64 proposer = _memberOrg(msg.sender);
+        id = ++proposalCount;
+        Proposal storage p = _proposals[id];
+        p.kind = kind;
+        p.status = Status.Open;
+        p.proposerOrg = proposer;
+        p.deadline = uint64(block.timestamp + VOTING_PERIOD);
+        p.payload = payload;
+        p.yes = 1;
+        _ballots[id][proposer] = 1;
+        emit ProposalCreated(id, kind, proposer, p.deadline, payload, r, s);
+        emit Voted(id, proposer, true);
+        if (3 >= 2 * uint256(activeOrgCount)) {
+            _tryExecute(id, p);
+        }
+    }
+
+    function _activeYes(uint256 id) private view returns (uint256 count) {
+        uint64 n = orgCount;
+        for (uint64 orgId = 1; orgId <= n; orgId++) {
+            if (_ballots[id][orgId] == 1 && _orgs[orgId].active) {
+                count++;
+            }
+        }
+    }
+
+    function _tryExecute(uint256 id, Proposal storage p) private {
+        // the counter may include orgs suspended since they voted; recount before acting
+        if (_activeYes(id) * 3 >= 2 * uint256(activeOrgCount)) {
+            _execute(id, p);
+        }
+    }
+
+    function _execute(uint256 id, Proposal storage p) private {
+        p.status = Status.Executed;
+        Kind kind = p.kind;
+        bytes memory payload = p.payload;
+        if (kind == Kind.AdmitOrg) {
+            (string memory name, uint256 roles, bytes memory key, address[] memory accounts) =
+                abi.decode(payload, (string, uint256, bytes, address[]));
+            _checkNewOrg(name, roles, key, accounts);
+            _admit(name, roles, key, accounts);
+        } else if (kind == Kind.SuspendOrg) {
+            uint64 orgId = abi.decode(payload, (uint64));
+            _checkSuspend(orgId);
+            _orgs[orgId].active = false;
+            activeOrgCount -= 1;
+            emit OrgSuspended(orgId);
+        } else if (kind == Kind.ReinstateOrg) {
+            uint64 orgId = abi.decode(payload, (uint64));
+            _checkReinstate(orgId);
+            _orgs[orgId].active = true;
+            activeOrgCount += 1;
+            emit OrgReinstated(orgId);
+        } else if (kind == Kind.ChangeRoles) {
+            (uint64 orgId, uint256 roles) = abi.decode(payload, (uint64, uint256));
+            _checkChangeRoles(orgId, roles);
+            _orgs[orgId].roles = roles;
+            emit OrgRolesChanged(orgId, roles);
+        } else if (kind == Kind.AddValidator) {
+            bytes memory key = abi.decode(payload, (bytes));
+            _checkNewValidator(key);
+            _addValidator(key, block.number + VALIDATOR_CHANGE_DELAY);
+        } else if (kind == Kind.RemoveValidator) {
+            bytes memory key = abi.decode(payload, (bytes));
+            _checkRemoveValidator(key);
+            _removeValidator(key);
+        } else {
+            (address target, uint64 orgId, uint256 mask) = abi.decode(payload, (address, uint64, uint256));
+            _checkSetPermission(target, orgId);
+            _permissions[target][orgId] = mask;
+            emit PermissionSet(target, orgId, mask);
+        }
+        emit ProposalExecuted(id);
+    }
+
+    function _checkNewOrg(string memory name, uint256 roles, bytes memory key, address[] memory accounts)
+        private
+        view
+    {
+        require(bytes(name).length != 0, "Gov: empty name");
+        require(roles != 0 && roles & ~Roles.ORG_ALL == 0, "Gov: invalid org roles");
+        require(Sm2Key.isValid(key), "Gov: invalid SM2 key");
+        require(accounts.length != 0, "Gov: no accounts");
+        for (uint256 i = 0; i < accounts.length; i++) {
+            require(accounts[i] != address(0), "Gov: zero account");
+            require(_accountOrg[accounts[i]] == 0, "Gov: account already registered");
+            for (uint256 j = 0; j < i; j++) {
+                require(accounts[j] != accounts[i], "Gov: duplicate account");
+            }
+        }
+    }
+
+    function _admit(string memory name, uint256 roles, bytes memory key, address[] memory accounts) private {
+        uint64 orgId = ++orgCount;
+        Org storage o = _orgs[orgId];
+        o.name = name;
+        o.roles = roles;
+        o.publicKey = key;
+        o.active = true;
+        for (uint256 i = 0; i < accounts.length; i++) {
+            o.accounts.push(accounts[i]);
+            _accountOrg[accounts[i]] = orgId;
+        }
+        activeOrgCount += 1;
+        emit OrgAdmitted(orgId, name, roles, key, accounts);
+    }
+
+    function _checkSuspend(uint64 orgId) private view {
+        require(orgId != 0 && orgId <= orgCount, "Gov: unknown org");
+        require(_orgs[orgId].active, "Gov: org already suspended");
+        require(activeOrgCount > 1, "Gov: last active org");
+    }
+
+    function _checkReinstate(uint64 orgId) private view {
+        require(orgId != 0 && orgId <= orgCount, "Gov: unknown org");
+        require(!_orgs[orgId].active, "Gov: org already active");
+    }
+
+    function _checkChangeRoles(uint64 orgId, uint256 roles) private view {
+        require(orgId != 0 && orgId <= orgCount, "Gov: unknown org");
+        require(roles != 0 && roles & ~Roles.ORG_ALL == 0, "Gov: invalid org roles");
+    }
+
+    function _checkNewValidator(bytes memory key) private view {
+        require(Sm2Key.isValid(key), "Gov: invalid SM2 key");
+        require(_validatorIndex[keccak256(key)] == 0, "Gov: validator exists");
+    }
+
+    function _checkRemoveValidator(bytes memory key) private view {
+        require(_validatorIndex[keccak256(key)] != 0, "Gov: unknown validator");
+        require(_validators.length > 1, "Gov: last validator");
+    }
+
+    function _checkSetPermission(address target, uint64 orgId) private view {
+        require(target != address(0), "Gov: zero target");
+        require(orgId != 0 && orgId <= orgCount, "Gov: unknown org");
+    }
+
+    function _addValidator(bytes memory key, uint256 effectiveHeight) private {
+        _validators.push(key);
+        _validatorIndex[keccak256(key)] = _validators.length;
+        emit ValidatorAdded(key, effectiveHeight);
+    }
+
+    function _removeValidator(bytes memory key) private {
+        bytes32 h = keccak256(key);
+        uint256 index = _validatorIndex[h] - 1;
+        uint256 last = _validators.length - 1;
+        if (index != last) {
+            bytes memory moved = _validators[last];
+            _validators[index] = moved;
+            _validatorIndex[keccak256(moved)] = index + 1;
+        }
+        _validators.pop();
+        delete _validatorIndex[h];
+        emit ValidatorRemoved(key, block.number + VALIDATOR_CHANGE_DELAY);
+    }
+}

@@ -1,0 +1,204 @@
+"""Drivers for the PrescriptionFlow and DrugTrace tests (and bench/gas.py) on the two-EVM ``system``.
+
+They only sign and send: every rule is asserted by the tests themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from _domain_messages import (
+    RxState,
+    Transition,
+    nmpa_codes,
+    rx_transition_message,
+    sign_rx_transition,
+    trace_code_commitment,
+)
+
+from shancheng.sdk.crypto import sm3
+
+DAY = 86_400
+CST = 8 * 3600  # the rules' clock: China Standard Time, UTC+8
+
+#: Terms(validDays, supplyDays, flags, longSupplyReason, maxReptCnt, minIntervalSeconds)
+ORDINARY_TERMS = (1, 5, 0, 0, 0, 0)
+
+#: contract function -> the transition its signature covers
+FUNCTION_TRANSITION = {
+    "issue": Transition.ISSUE,
+    "reissue": Transition.REISSUE,
+    "approve": Transition.APPROVE,
+    "reject": Transition.REJECT,
+    "circulate": Transition.CIRCULATE,
+    "claim": Transition.CLAIM,
+    "release": Transition.RELEASE,
+    "dispense": Transition.DISPENSE,
+    "check": Transition.CHECK,
+    "handOver": Transition.HAND_OVER,
+    "pickUp": Transition.PICK_UP,
+    "deliver": Transition.DELIVER,
+    "revoke": Transition.REVOKE,
+    "extendValidity": Transition.EXTEND,
+}
+
+
+def cst_day_start(timestamp: int) -> int:
+    """The UTC timestamp of 00:00 China Standard Time on the day of ``timestamp``."""
+    return (timestamp + CST) // DAY * DAY - CST
+
+
+def move_to_morning(system: Any) -> int:
+    """Advance the chain to 09:00 CST of the next day, so a day-of-issue validity never ends mid-test."""
+    now = system.now()
+    target = cst_day_start(now) + DAY + 9 * 3600
+    return system.advance_time(target - now)
+
+
+@dataclass
+class RxDriver:
+    """Signs and sends prescription transitions as named staff of named organisations."""
+
+    system: Any
+
+    @property
+    def contract(self) -> Any:
+        return self.system.contract("PrescriptionFlow")
+
+    def doc(self, label: str) -> bytes:
+        """A stand-in document commitment (the tests never need the record behind it)."""
+        return sm3(b"rx-doc:" + label.encode())
+
+    def version(self, rx_id: bytes) -> int:
+        return int(self.record(rx_id)["version"])
+
+    def record(self, rx_id: bytes) -> dict[str, Any]:
+        """The on-chain Prescription struct as a dict by field name."""
+        abi = next(f for f in self.contract.abi if f.get("name") == "getPrescription")
+        names = [c["name"] for c in abi["outputs"][0]["components"]]
+        return dict(zip(names, self.contract.functions.getPrescription(rx_id).call(), strict=True))
+
+    def state(self, rx_id: bytes) -> RxState:
+        return RxState(self.contract.functions.stateOf(rx_id).call())
+
+    def signature(
+        self, staff: str, rx_id: bytes, transition: Transition, doc: bytes, version: int
+    ) -> tuple[str, bytes, bytes]:
+        member = self.system.staff(staff)
+        return sign_rx_transition(
+            member.key, self.system.chain_id, self.contract.address, rx_id, version, transition, doc
+        )
+
+    def call(
+        self,
+        function: str,
+        sender: str,
+        staff: str,
+        rx_id: bytes,
+        *,
+        doc: bytes | None = None,
+        terms: tuple = ORDINARY_TERMS,
+        valid_days: int = 3,
+        version: int | None = None,
+        sig: tuple[str, bytes, bytes] | None = None,
+    ) -> Any:
+        """Send ``function`` from ``sender`` signed by ``staff``; returns the receipt (or raises on revert)."""
+        transition = FUNCTION_TRANSITION[function]
+        doc = self.doc(f"{function}:{rx_id.hex()}") if doc is None else doc
+        if version is None:
+            if function == "issue":
+                version = 1
+            elif function == "reissue":
+                version = self.version(rx_id) + 1
+            else:
+                version = self.version(rx_id)
+        sig = self.signature(staff, rx_id, transition, doc, version) if sig is None else sig
+        fn = getattr(self.contract.functions, function)
+        if function in ("issue", "reissue"):
+            bound = fn(rx_id, doc, terms, sig)
+        elif function == "extendValidity":
+            bound = fn(rx_id, valid_days, doc, sig)
+        else:
+            bound = fn(rx_id, doc, sig)
+        return self.system.transact(bound, sender)
+
+    def events(self, receipt: Any, name: str = "RxTransition") -> list[dict[str, Any]]:
+        return self.system.events(receipt, self.contract, name)
+
+    def message(self, rx_id: bytes, version: int, transition: Transition, doc: bytes) -> bytes:
+        return rx_transition_message(self.system.chain_id, self.contract.address, rx_id, version, transition, doc)
+
+    # -- the usual path, step by step ------------------------------------------------------------
+    def to_state(self, rx_id: bytes, target: RxState, *, terms: tuple = ORDINARY_TERMS) -> list[Any]:
+        """Drive a new prescription along issue -> ... -> ``target`` by the right actors; returns receipts."""
+        path = [
+            (RxState.SIGNED, "issue", "hospital", "doctor"),
+            (RxState.APPROVED, "approve", "pharmacy", "pharmacist"),
+            (RxState.CIRCULATED, "circulate", "hospital", "doctor"),
+            (RxState.CLAIMED, "claim", "pharmacy", "pharmacist"),
+            (RxState.DISPENSING, "dispense", "pharmacy", "dispenser"),
+            (RxState.CHECKED, "check", "pharmacy", "checker"),
+            (RxState.DISPENSED, "handOver", "pharmacy", "pharmacist"),
+        ]
+        if target in (RxState.DELIVERING, RxState.DELIVERED):
+            path = path[:-1] + [
+                (RxState.DELIVERING, "pickUp", "logistics", "courier"),
+                (RxState.DELIVERED, "deliver", "logistics", "courier"),
+            ]
+        receipts = []
+        for state, function, sender, staff in path:
+            receipts.append(self.call(function, sender, staff, rx_id, terms=terms))
+            if state == target:
+                return receipts
+        raise ValueError(f"{target!r} is not on the usual path")
+
+
+@dataclass
+class TraceDriver:
+    """Registers and moves trace codes for named organisations."""
+
+    system: Any
+
+    @property
+    def contract(self) -> Any:
+        return self.system.contract("DrugTrace")
+
+    @staticmethod
+    def codes(n: int, first: int = 1, drug_id: str = "8612345") -> list[bytes]:
+        return [trace_code_commitment(c) for c in nmpa_codes(drug_id, first, n)]
+
+    def send(self, function: str, sender: str, *args: Any) -> Any:
+        bound = getattr(self.contract.functions, function)(*args)
+        if any(isinstance(a, list) and len(a) > 50 for a in args):
+            # big batches skip eth-tester's gas-estimation search (it replays the call many times);
+            # they are expected to succeed, which the receipt status checks
+            account = self.system.org(sender).account if sender in self.system.orgs else sender
+            receipt = self.system.w3.eth.wait_for_transaction_receipt(
+                bound.transact({"from": account, "gas": 12_000_000})
+            )
+            assert receipt["status"] == 1, f"{function} of a big batch failed"
+            return receipt
+        return self.system.transact(bound, sender)
+
+    def register(self, codes: list[bytes], level: int = 1, sender: str = "manufacturer") -> Any:
+        return self.send("register", sender, codes, level, b"\x00" * 32, True)
+
+    def ship(self, codes: list[bytes], sender: str, to: str, bill: int = 201, strict: bool = True) -> Any:
+        return self.send("ship", sender, codes, self.system.org(to).id, bill, b"\x00" * 32, strict)
+
+    def receive(self, codes: list[bytes], sender: str, bill: int = 102, strict: bool = True) -> Any:
+        return self.send("receiveShipment", sender, codes, bill, b"\x00" * 32, strict)
+
+    def move(self, codes: list[bytes], sender: str, to: str) -> None:
+        self.ship(codes, sender, to)
+        self.receive(codes, to)
+
+    def unit(self, code: bytes) -> tuple:
+        return tuple(self.contract.functions.unitOf(code).call())
+
+    def custody(self, code: bytes) -> tuple[int, int, int]:
+        return tuple(self.contract.functions.custodyOf(code).call())
+
+    def events(self, receipt: Any, name: str) -> list[dict[str, Any]]:
+        return self.system.events(receipt, self.contract, name)
