@@ -111,6 +111,12 @@ class LevelDB(BaseAtomicDB):
             for key, value in it:
                 yield bytes(key), bytes(value)
 
+    def iterate_range(self, start: bytes, stop: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) pairs with start <= key < stop, in key order."""
+        with self._db.iterator(start=start, stop=stop) as it:
+            for key, value in it:
+                yield bytes(key), bytes(value)
+
     def close(self) -> None:
         if not self._db.closed:
             self._db.close()

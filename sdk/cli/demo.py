@@ -16,12 +16,13 @@ import os
 import secrets
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..crypto import SM2PrivateKey
 from ..errors import ShanchengError
-from ..evidence import EvidenceBatch
+from ..evidence import EvidenceBatch, EvidencePackage
 from ..merkle import NoteSigner
 from ..records import RecordStatement, commit_salted
 from ._common import write_private_file
@@ -90,13 +91,17 @@ SAMPLE_RECORDS: list[tuple[str, str, dict[str, Any]]] = [
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    d = subparsers.add_parser("demo", help="run the end-to-end evidence demo on this machine")
+    d = subparsers.add_parser("demo", help="run the end-to-end evidence demo on this machine (no chain)")
     d.add_argument("--out", default="demo-out", metavar="DIR", help="folder for keys, records and packages")
     d.set_defaults(func=cmd_demo)
 
 
+#: Anchors a signed batch somewhere (a chain) and returns how to add the proof of that to a package.
+Anchor = Callable[[EvidenceBatch], Callable[[EvidencePackage], EvidencePackage]]
+
+
 def _step(n: int, text: str) -> None:
-    print(f"[{n}/6] {text}", flush=True)
+    print(f"[{n}/7] {text}", flush=True)
 
 
 def _verify_cli(args: list[str]) -> subprocess.CompletedProcess[str]:
@@ -104,8 +109,15 @@ def _verify_cli(args: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    out = Path(args.out)
+def run_demo(
+    out: Path,
+    *,
+    origin: str = "shancheng.demo/log/district-1",
+    author: SM2PrivateKey | None = None,
+    anchor: Anchor | None = None,
+    genesis: Path | None = None,
+) -> int:
+    """The evidence flow; with ``anchor`` the batch is anchored on a chain and packages carry the proof."""
     for sub in ("keys", "records", "salts", "packages"):
         (out / sub).mkdir(parents=True, exist_ok=True)
 
@@ -117,16 +129,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     keys = {}
     for name in ("author", "gateway"):
         path = out / "keys" / f"{name}.pem"
-        if path.exists():
+        if name == "author" and author is not None:
+            keys[name] = author
+        elif path.exists():
             keys[name] = load_key_file(str(path), password)
         else:
             keys[name] = SM2PrivateKey.generate()
             write_key_file(path, keys[name], password)
-        print(f"      {name:8s} {path}  sm3 address 0x{keys[name].public_key().sm3_address().hex()}")
+        print(f"      {name:8s} sm3 address 0x{keys[name].public_key().sm3_address().hex()}")
 
     _step(2, "committing and signing the sample records (RFC 8785 JSON, salted SM3, SM2)")
     signer = NoteSigner("shancheng.demo/gateway", keys["gateway"])
-    batch = EvidenceBatch(origin="shancheng.demo/log/district-1", signer=signer)
+    batch = EvidenceBatch(origin=origin, signer=signer)
     sequences: dict[str, int] = {}
     for kind, source, record in SAMPLE_RECORDS:
         seq = sequences[source] = sequences.get(source, -1) + 1  # per-source sequence
@@ -142,13 +156,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     (out / "checkpoint.txt").write_text(note)
     print("      " + note.replace("\n", "\n      ").rstrip())
 
-    _step(4, "writing one evidence package per record")
+    if anchor is None:
+        _step(4, "anchoring: skipped (no chain; `shancheng dev` anchors on a running node)")
+        attach: Callable[[EvidencePackage], EvidencePackage] = lambda package: package
+    else:
+        _step(4, "anchoring the checkpoint on chain (EvidenceRegistry.anchorBatch, SM2-signed by the org)")
+        attach = anchor(batch)
+
+    _step(5, "writing one evidence package per record")
     for index, (kind, _, _) in enumerate(SAMPLE_RECORDS):
-        (out / "packages" / f"{kind}.json").write_text(batch.package(index).dumps())
+        (out / "packages" / f"{kind}.json").write_text(attach(batch.package(index)).dumps())
         print(f"      {out / 'packages' / f'{kind}.json'}")
 
-    _step(5, "verifying every package offline with `shancheng evidence verify`")
+    _step(6, "verifying every package offline with `shancheng evidence verify`")
     vkey = signer.verifier.to_vkey()
+    extra = ["--genesis", str(genesis)] if genesis is not None else []
     failures = 0
     for kind, _, _ in SAMPLE_RECORDS:
         salt_hex = (out / "salts" / f"{kind}.hex").read_text().strip()
@@ -161,18 +183,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 salt_hex,
                 "--checkpoint-key",
                 vkey,
+                *extra,
             ]
         )
         status = "valid" if res.returncode == 0 else f"FAILED (exit {res.returncode})"
         print(f"      {kind:17s} {status}: {(res.stdout or res.stderr).strip()}")
         failures += res.returncode != 0
 
-    _step(6, "checking that a tampered package is refused")
+    _step(7, "checking that a tampered package is refused")
     tampered = json.loads((out / "packages" / "prescription.json").read_text())
     tampered["record"]["sequence"] += 1
     tampered_path = out / "packages" / "prescription.tampered.json"
     tampered_path.write_text(json.dumps(tampered, indent=2))
-    res = _verify_cli([str(tampered_path), "--checkpoint-key", vkey])
+    res = _verify_cli([str(tampered_path), "--checkpoint-key", vkey, *extra])
     refused = res.returncode == 1
     print(f"      tampered package {'refused' if refused else 'NOT refused'}: {res.stderr.strip() or res.stdout.strip()}")
     os.remove(tampered_path)
@@ -181,3 +204,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise ShanchengError("the demo did not verify as expected")
     print(f"demo complete: {len(SAMPLE_RECORDS)} packages verified; files in {out}/")
     return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    return run_demo(Path(args.out))

@@ -10,6 +10,8 @@ import json
 import re
 import sys
 
+from ..chainproof import GenesisFile
+from ..chainproof.genesis import MAX_GENESIS_SIZE
 from ..crypto import SM2PublicKey
 from ..crypto.pem import MAX_PEM_LEN
 from ..errors import InvalidInput, InvalidKey, VerificationError
@@ -39,6 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--checkpoint-key", metavar="VKEY", action="append", help="pin the trusted checkpoint key (repeatable)"
     )
     v.add_argument("--author-key", metavar="PEM", action="append", help="pin the author's public key (repeatable)")
+    v.add_argument(
+        "--genesis", metavar="FILE", help="the chain's genesis.json (needed for packages with chain proofs)"
+    )
     v.add_argument("--json", action="store_true", help="print the result as JSON")
     v.set_defaults(func=cmd_verify)
 
@@ -71,18 +76,29 @@ def cmd_verify(args: argparse.Namespace) -> int:
             if args.author_key
             else None
         )
+        genesis = None
+        if args.genesis:
+            genesis = GenesisFile.load(read_small_file(args.genesis, limit=MAX_GENESIS_SIZE, what="genesis file"))
     except (InvalidInput, InvalidKey) as exc:
         print(f"usage error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
         pkg = EvidencePackage.loads(raw)
+        if pkg.chain is not None and genesis is None:
+            raise UsageError("this package carries chain proofs: pass --genesis FILE (the chain's genesis.json)")
         scheme = pkg.record.statement.commitment.scheme
         if record is not None and scheme == SCHEME_SALTED and salt is None:
             raise UsageError("this record has a salted commitment: pass --salt")
         if record is not None and scheme == SCHEME_HMAC and hmac_key is None:
             raise UsageError("this record has an HMAC commitment: pass --hmac-key-file")
         result = verify_package(
-            pkg, record=record, salt=salt, hmac_key=hmac_key, checkpoint_keys=checkpoint_keys, authors=authors
+            pkg,
+            record=record,
+            salt=salt,
+            hmac_key=hmac_key,
+            checkpoint_keys=checkpoint_keys,
+            authors=authors,
+            genesis=genesis,
         )
     except UsageError as exc:
         print(f"usage error: {exc}", file=sys.stderr)
@@ -103,6 +119,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
                     "author_pinned": result.author_pinned,
                     "record_checked": result.record_checked,
                     "not_checked": list(result.not_checked),
+                    "anchor": None
+                    if result.anchor is None
+                    else {
+                        "block_number": result.anchor.receipt.block_number,
+                        "block_hash": "0x" + result.anchor.receipt.block_hash.hex(),
+                        "timestamp": result.anchor.receipt.timestamp,
+                        "transaction_index": result.anchor.receipt.transaction_index,
+                        "signers": result.anchor.signers,
+                        "validators": result.anchor.validators,
+                    },
                 }
             )
         )

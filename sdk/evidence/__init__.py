@@ -8,16 +8,21 @@
 """
 
 from .batch import EvidenceBatch
+from .chain import ChainProofError, GenesisRequired, VerifiedAnchor, attach_chain_proof
 from .package import FORMAT, VERSION, EvidencePackage, InclusionProof, PackageError
 from .verify import VerifiedEvidence, verify_package
 
 __all__ = [
     "FORMAT",
     "VERSION",
+    "ChainProofError",
     "EvidenceBatch",
     "EvidencePackage",
+    "GenesisRequired",
     "InclusionProof",
     "PackageError",
+    "VerifiedAnchor",
     "VerifiedEvidence",
+    "attach_chain_proof",
     "verify_package",
 ]

@@ -33,6 +33,10 @@ class EvidenceBatch:
         Checkpoint(origin=origin, size=0, root=self._tree.root())  # validates the origin early
 
     @property
+    def origin(self) -> str:
+        return self._origin
+
+    @property
     def size(self) -> int:
         return self._tree.size
 

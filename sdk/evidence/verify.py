@@ -9,12 +9,14 @@ Checks, in order, each failing with its own one-line reason:
 4. the checkpoint's tree size equals the proof's tree size;
 5. the RFC 9162 inclusion proof of the statement leads to the checkpoint root
    (``inclusion proof ...``);
-6. optionally, the record itself (with its salt or the HMAC key) reproduces
+6. with a ``chain`` part (which needs ``genesis=``): the checkpoint was
+   anchored in a final block (``shancheng.sdk.evidence.chain``: receipt proof,
+   ``BatchAnchored`` log from the genesis registry, commit certificate);
+7. optionally, the record itself (with its salt or the HMAC key) reproduces
    the commitment (``record does not match ...``).
 
-The chain proofs (anchoring transaction, receipt proof, header, commit
-certificate) are added by the node issue; a v1 package that carries them is
-refused by this verifier rather than half-checked.
+A package with a chain part is refused without the genesis file rather than
+half-checked.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..chainproof import GenesisFile
 from ..crypto import SM2PublicKey
 from ..errors import InvalidInput, InvalidKey, InvalidProof, InvalidSignature, RootMismatchError, VerificationError
 from ..merkle import Checkpoint, CheckpointError, NoteVerifier, verify_checkpoint, verify_inclusion
+from .chain import GenesisRequired, VerifiedAnchor, verify_chain_part
 from .package import EvidencePackage, PackageError
 
 __all__ = ["VerifiedEvidence", "verify_package"]
@@ -41,6 +45,7 @@ class VerifiedEvidence:
     author_pinned: bool
     record_checked: bool
     not_checked: tuple[str, ...] = field(default=())
+    anchor: VerifiedAnchor | None = None
 
     def summary(self) -> str:
         st = self.package.record.statement
@@ -53,6 +58,8 @@ class VerifiedEvidence:
             f"author {self.package.record.author.sm3_address().hex()}"
             + ("" if self.author_pinned else " [not pinned]"),
         ]
+        if self.anchor is not None:
+            parts.append(self.anchor.summary())
         if self.record_checked:
             parts.append("record content matches")
         if self.not_checked:
@@ -68,11 +75,17 @@ def verify_package(
     hmac_key: bytes | None = None,
     checkpoint_keys: list[NoteVerifier] | None = None,
     authors: list[SM2PublicKey] | None = None,
+    genesis: GenesisFile | None = None,
 ) -> VerifiedEvidence:
-    """Verify an evidence package offline; raises a :class:`VerificationError` subclass on failure."""
+    """Verify an evidence package offline; raises a :class:`VerificationError` subclass on failure.
+
+    A package with a ``chain`` part needs ``genesis`` (the chain's genesis file) to be verified.
+    """
     pkg = package if isinstance(package, EvidencePackage) else EvidencePackage.loads(package)
-    if pkg.chain is not None:
-        raise PackageError("$.chain: this verifier cannot check chain proofs yet; refusing to half-verify")
+    if pkg.chain is not None and genesis is None:
+        raise GenesisRequired(
+            "$.chain: cannot check chain proofs without the chain's genesis file: pass --genesis FILE"
+        )
 
     signed = pkg.record
     if authors is not None and signed.author not in authors:
@@ -105,8 +118,13 @@ def verify_package(
     except InvalidProof as exc:
         raise InvalidProof(f"inclusion proof: {exc}") from exc
 
+    anchor = None
+    not_checked = []
+    if pkg.chain is not None and genesis is not None:
+        anchor = verify_chain_part(pkg.chain, checkpoint, genesis)
+    else:
+        not_checked.append("chain anchoring (no chain proofs in this package)")
     record_checked = False
-    not_checked = ["chain anchoring (no chain proofs in this package)"]
     if record is not None:
         signed.statement.commitment.verify(record, salt=salt, key=hmac_key)
         record_checked = True
@@ -120,4 +138,5 @@ def verify_package(
         author_pinned=authors is not None,
         record_checked=record_checked,
         not_checked=tuple(not_checked),
+        anchor=anchor,
     )

@@ -1,0 +1,443 @@
+"""The ledger: blocks, receipts, commit certificates and indexes in one LevelDB.
+
+One writer builds blocks (:meth:`Ledger.build_block`); everything a block
+changes — py-evm's state, header, body, receipts and transaction index, the
+commit certificate and the log index — is written by **one** fsynced LevelDB
+batch, so a crash leaves either the whole block or none of it.
+
+Reads (:meth:`block_by_number`, :meth:`call`, :meth:`logs`, ...) use the
+committed head only; nothing uncommitted is ever visible.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import struct
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
+from eth.exceptions import BlockNotFound, HeaderNotFound, Revert, TransactionNotFound
+from eth.vm.forks.cancun.transactions import CancunTransactionBuilder
+from eth.vm.spoof import SpoofTransaction
+from eth_abi import decode, encode
+from eth_utils import ValidationError, function_signature_to_4byte_selector
+
+from shancheng.sdk.chainproof.commit import CommitCertificate
+from shancheng.sdk.crypto import SM2PrivateKey
+from shancheng.sdk.errors import ShanchengError
+
+from .genesis import Genesis, GenesisError
+from .storage import LevelDB
+from .vm import chain_class
+
+__all__ = ["BuiltBlock", "ExecutionReverted", "Ledger", "LedgerError", "LogRecord"]
+
+_COMMIT = b"sc:commit:"  # + u64 height -> commit certificate JSON
+_META_GENESIS = b"sc:meta:genesis-hash"
+_LOG_ADDRESS = b"sc:log:a:"  # + address(20) + u64 block + u32 log index -> b""
+_LOG_TOPIC = b"sc:log:t:"  # + u8 position + topic(32) + u64 block + u32 log index -> b""
+_ALLOWED_SELECTOR = function_signature_to_4byte_selector("isAccountAllowed(address)")
+_CALL_GAS = 50_000_000
+
+# py-evm logs every abandoned write batch in full at ERROR level; an abandoned fast path is expected here
+# (the block is then rebuilt transaction by transaction), so keep those dumps out of the node's log.
+logging.getLogger("eth.db.AtomicDBWriteBatch").setLevel(logging.CRITICAL)
+
+
+class LedgerError(ShanchengError):
+    """The ledger cannot do what was asked (missing block, bad database, ...)."""
+
+
+class ExecutionReverted(ShanchengError):
+    """An eth_call / estimate hit REVERT; ``data`` is the revert data (e.g. Error(string))."""
+
+    def __init__(self, data: bytes, message: str = "execution reverted") -> None:
+        super().__init__(message)
+        self.data = data
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    address: bytes
+    topics: tuple[bytes, ...]
+    data: bytes
+    block_number: int
+    block_hash: bytes
+    transaction_hash: bytes
+    transaction_index: int
+    log_index: int
+
+
+@dataclass(frozen=True)
+class BuiltBlock:
+    block: BlockAPI
+    receipts: tuple[ReceiptAPI, ...]
+    commit: CommitCertificate
+    dropped: tuple[tuple[SignedTransactionAPI, str], ...]  # refused at build time, with the reason
+    deferred: tuple[SignedTransactionAPI, ...]  # valid but did not fit; stay pending
+
+
+def _u64(n: int) -> bytes:
+    return struct.pack(">Q", n)
+
+
+class Ledger:
+    """The node's chain: py-evm over LevelDB plus commit certificates and a log index."""
+
+    def __init__(self, db: LevelDB, genesis: Genesis) -> None:
+        self.db = db
+        self.genesis = genesis
+        self.chain_id = genesis.chain_id
+        self._chain_class = chain_class(genesis.chain_id)
+        self._governance = genesis.system_contracts["Governance"]
+        stored = db.get(_META_GENESIS)
+        if stored is None:
+            with db.block_transaction() as atomic:
+                genesis.initialize(atomic)
+                atomic[_META_GENESIS] = genesis.genesis_hash
+        elif stored != genesis.genesis_hash:
+            raise GenesisError(
+                f"the database at {db.path} belongs to genesis 0x{stored.hex()}, not 0x{genesis.genesis_hash.hex()}"
+            )
+        self._chain = self._chain_class(db)
+
+    @classmethod
+    def open(cls, path: str | Path, genesis: Genesis) -> Ledger:
+        db = LevelDB(path)
+        try:
+            return cls(db, genesis)
+        except BaseException:
+            db.close()
+            raise
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- reads ---------------------------------------------------------------------------
+    @property
+    def head(self) -> BlockHeaderAPI:
+        return self._chain.get_canonical_head()
+
+    def latest_number(self) -> int:
+        return int(self.head.block_number)
+
+    def header_by_number(self, number: int) -> BlockHeaderAPI | None:
+        try:
+            return self._chain.get_canonical_block_header_by_number(number)
+        except HeaderNotFound:
+            return None
+
+    def block_by_number(self, number: int) -> BlockAPI | None:
+        if not 0 <= number <= self.latest_number():
+            return None
+        try:
+            return self._chain.get_canonical_block_by_number(number)
+        except (BlockNotFound, HeaderNotFound):
+            return None
+
+    def block_by_hash(self, block_hash: bytes) -> BlockAPI | None:
+        try:
+            block = self._chain.get_block_by_hash(block_hash)
+        except (BlockNotFound, HeaderNotFound):
+            return None
+        canonical = self.header_by_number(block.number)
+        return block if canonical is not None and canonical.hash == block.hash else None
+
+    def transaction_location(self, tx_hash: bytes) -> tuple[int, int] | None:
+        try:
+            number, index = self._chain.chaindb.get_transaction_index(tx_hash)
+        except TransactionNotFound:
+            return None
+        return int(number), int(index)
+
+    def receipts(self, block_number: int) -> tuple[ReceiptAPI, ...]:
+        block = self.block_by_number(block_number)
+        if block is None:
+            return ()
+        return tuple(block.get_receipts(self._chain.chaindb))
+
+    def commit_certificate(self, height: int) -> CommitCertificate | None:
+        raw = self.db.get(_COMMIT + _u64(height))
+        return None if raw is None else CommitCertificate.from_json(json.loads(raw))
+
+    def state_at(self, header: BlockHeaderAPI | None = None) -> Any:
+        return self._chain.get_vm(header or self.head).state
+
+    def nonce(self, address: bytes, header: BlockHeaderAPI | None = None) -> int:
+        return int(self.state_at(header).get_nonce(address))
+
+    def balance(self, address: bytes, header: BlockHeaderAPI | None = None) -> int:
+        return int(self.state_at(header).get_balance(address))
+
+    def code(self, address: bytes, header: BlockHeaderAPI | None = None) -> bytes:
+        return bytes(self.state_at(header).get_code(address))
+
+    def storage_at(self, address: bytes, slot: int, header: BlockHeaderAPI | None = None) -> int:
+        return int(self.state_at(header).get_storage(address, slot))
+
+    # -- execution without a transaction ---------------------------------------------------------
+    def _spoof(self, tx: dict[str, Any], header: BlockHeaderAPI) -> SpoofTransaction:
+        sender = tx.get("from") or b"\0" * 20
+        unsigned = CancunTransactionBuilder.create_unsigned_transaction(
+            nonce=self.nonce(sender, header),
+            gas_price=0,
+            gas=min(int(tx.get("gas") or _CALL_GAS), _CALL_GAS),
+            to=tx.get("to") or b"",
+            value=int(tx.get("value") or 0),
+            data=tx.get("data") or b"",
+        )
+        return SpoofTransaction(unsigned, from_=sender)
+
+    def call(self, tx: dict[str, Any], header: BlockHeaderAPI | None = None) -> bytes:
+        """eth_call: execute against ``header``'s state and discard; raises :class:`ExecutionReverted`."""
+        header = header or self.head
+        at = self._chain.create_header_from_parent(header)  # execute as the next block would
+        try:
+            return bytes(self._chain.get_transaction_result(self._spoof(tx, header), at))
+        except Revert as exc:
+            data = exc.args[0] if exc.args and isinstance(exc.args[0], bytes) else b""
+            raise ExecutionReverted(data) from exc
+
+    def estimate_gas(self, tx: dict[str, Any], header: BlockHeaderAPI | None = None) -> int:
+        header = header or self.head
+        spoof = self._spoof(tx, header)
+        try:
+            self.call(tx, header)  # surface reverts with their data first
+            return int(self._chain.estimate_gas(spoof, self._chain.create_header_from_parent(header)))
+        except Revert as exc:
+            data = exc.args[0] if exc.args and isinstance(exc.args[0], bytes) else b""
+            raise ExecutionReverted(data) from exc
+
+    def is_account_allowed(self, address: bytes, header: BlockHeaderAPI | None = None) -> bool:
+        """Governance.isAccountAllowed(address) at ``header`` (default: the head)."""
+        data = _ALLOWED_SELECTOR + encode(["address"], [address])
+        try:
+            out = self.call({"to": self._governance, "data": data}, header)
+        except ExecutionReverted:
+            return False
+        return bool(decode(["bool"], out)[0]) if len(out) == 32 else False
+
+    # -- the log index --------------------------------------------------------------------------
+    def logs(
+        self,
+        from_block: int,
+        to_block: int,
+        addresses: Sequence[bytes] = (),
+        topics: Sequence[Sequence[bytes] | None] = (),
+    ) -> list[LogRecord]:
+        """Logs in [from_block, to_block] matching the Ethereum filter rules, using the index."""
+        to_block = min(to_block, self.latest_number())
+        if from_block > to_block:
+            return []
+        candidates = self._candidate_blocks(from_block, to_block, addresses, topics)
+        out: list[LogRecord] = []
+        for number in candidates:
+            for record in self._block_logs(number):
+                if addresses and record.address not in addresses:
+                    continue
+                if not _topics_match(record.topics, topics):
+                    continue
+                out.append(record)
+        return out
+
+    def _candidate_blocks(
+        self, lo: int, hi: int, addresses: Sequence[bytes], topics: Sequence[Sequence[bytes] | None]
+    ) -> Iterator[int]:
+        # choose the most selective indexed constraint; fall back to every block with a non-empty bloom
+        keysets: list[list[bytes]] = []
+        if addresses:
+            keysets.append([_LOG_ADDRESS + a for a in addresses])
+        for pos, alternatives in enumerate(topics[:4]):
+            if alternatives:
+                keysets.append([_LOG_TOPIC + bytes([pos]) + t for t in alternatives])
+        if not keysets:
+            for number in range(lo, hi + 1):
+                header = self.header_by_number(number)
+                if header is not None and header.bloom:
+                    yield number
+            return
+        best: set[int] | None = None
+        for prefixes in keysets:
+            blocks: set[int] = set()
+            for prefix in prefixes:
+                for key, _ in self.db.iterate_range(prefix + _u64(lo), prefix + _u64(hi + 1)):
+                    blocks.add(struct.unpack(">Q", key[len(prefix) : len(prefix) + 8])[0])
+            best = blocks if best is None else best & blocks
+            if not best:
+                return
+        yield from sorted(best or ())
+
+    def _block_logs(self, number: int) -> list[LogRecord]:
+        block = self.block_by_number(number)
+        if block is None:
+            return []
+        out = []
+        log_index = 0
+        for tx_index, (tx, receipt) in enumerate(zip(block.transactions, block.get_receipts(self._chain.chaindb))):
+            for log in receipt.logs:
+                out.append(
+                    LogRecord(
+                        address=bytes(log.address),
+                        topics=tuple(t.to_bytes(32, "big") for t in log.topics),
+                        data=bytes(log.data),
+                        block_number=number,
+                        block_hash=block.hash,
+                        transaction_hash=tx.hash,
+                        transaction_index=tx_index,
+                        log_index=log_index,
+                    )
+                )
+                log_index += 1
+        return out
+
+    # -- the one writer -------------------------------------------------------------------------
+    def build_block(
+        self,
+        transactions: Sequence[SignedTransactionAPI],
+        *,
+        validator_key: SM2PrivateKey,
+        validator_index: int = 0,
+        timestamp: int | None = None,
+    ) -> BuiltBlock:
+        """Execute ``transactions`` into the next block, certify it, and commit everything atomically.
+
+        Each sender is re-checked with Governance.isAccountAllowed against the state
+        *inside* the block (a suspension earlier in the block applies at once); invalid
+        transactions are dropped with their reason, ones that do not fit are deferred.
+        """
+        parent = self.head
+        now = int(time.time()) if timestamp is None else timestamp
+        ts = max(now, int(parent.timestamp) + 1)
+        proposer = validator_key.public_key().sm3_address()
+        dropped: list[tuple[SignedTransactionAPI, str]] = []
+        deferred: list[SignedTransactionAPI] = []
+        with self.db.block_transaction() as atomic:
+            chain = self._chain_class(atomic)
+            chain.header = chain.create_header_from_parent(
+                parent, timestamp=ts, coinbase=proposer, gas_limit=self.genesis.gas_limit, extra_data=b""
+            )
+            plan = self._plan(chain, transactions, dropped, deferred)
+            block = None
+            if plan is not None:
+                try:
+                    result, _, _ = chain.mine_all(plan, timestamp=ts, coinbase=proposer)
+                    block = result.imported_block
+                except ValidationError:
+                    block = None  # something the cheap checks missed: redo one by one below
+            if block is None:
+                chain = self._chain_class(atomic)
+                chain.header = chain.create_header_from_parent(
+                    parent, timestamp=ts, coinbase=proposer, gas_limit=self.genesis.gas_limit, extra_data=b""
+                )
+                dropped.clear()
+                deferred.clear()
+                block = self._apply_one_by_one(chain, transactions, ts, proposer, dropped, deferred)
+            receipts = tuple(block.get_receipts(chain.chaindb))
+            commit = CommitCertificate.sign(
+                chain_id=self.chain_id,
+                height=block.number,
+                round_=0,
+                block_hash=block.hash,
+                signers=[(validator_index, validator_key)],
+                timestamp_ms=int(time.time() * 1000),
+            )
+            atomic[_COMMIT + _u64(block.number)] = json.dumps(commit.to_json()).encode()
+            self._index_logs(atomic, block, receipts)
+        self._chain = self._chain_class(self.db)
+        return BuiltBlock(block, receipts, commit, tuple(dropped), tuple(deferred))
+
+    def _plan(
+        self,
+        chain: Any,
+        transactions: Sequence[SignedTransactionAPI],
+        dropped: list[tuple[SignedTransactionAPI, str]],
+        deferred: list[SignedTransactionAPI],
+    ) -> list[SignedTransactionAPI] | None:
+        """The transactions to execute in one pass, after the cheap checks; None when a governance
+        transaction is in the block (membership could change mid-block: take the careful path)."""
+        if any(tx.to == self._governance for tx in transactions):
+            return None
+        state = chain.get_vm(chain.header).state
+        allowed: dict[bytes, bool] = {}
+        next_nonce: dict[bytes, int] = {}
+        gas_left = chain.header.gas_limit
+        plan = []
+        for tx in transactions:
+            sender = tx.sender
+            if sender not in allowed:
+                allowed[sender] = self._allowed_in(chain, sender)
+                next_nonce[sender] = state.get_nonce(sender)
+            if not allowed[sender]:
+                dropped.append((tx, "sender is not an account of an active member organisation"))
+            elif tx.nonce != next_nonce[sender]:
+                dropped.append((tx, f"nonce {tx.nonce} is not the sender's next nonce {next_nonce[sender]}"))
+            elif tx.gas > gas_left:
+                deferred.append(tx)
+            else:
+                plan.append(tx)
+                next_nonce[sender] += 1
+                gas_left -= tx.gas
+        return plan
+
+    def _apply_one_by_one(
+        self,
+        chain: Any,
+        transactions: Sequence[SignedTransactionAPI],
+        ts: int,
+        proposer: bytes,
+        dropped: list[tuple[SignedTransactionAPI, str]],
+        deferred: list[SignedTransactionAPI],
+    ) -> BlockAPI:
+        allowed_cache: dict[bytes, bool] = {}
+        for tx in transactions:
+            sender = tx.sender
+            if sender not in allowed_cache:
+                allowed_cache[sender] = self._allowed_in(chain, sender)
+            if not allowed_cache[sender]:
+                dropped.append((tx, "sender is not an account of an active member organisation"))
+                continue
+            if tx.gas > chain.header.gas_limit - chain.header.gas_used:
+                deferred.append(tx)
+                continue
+            try:
+                chain.apply_transaction(tx)
+            except ValidationError as exc:
+                dropped.append((tx, str(exc)))
+                continue
+            if tx.to == self._governance:
+                allowed_cache.clear()  # membership may have changed
+        return chain.mine_block(timestamp=ts, coinbase=proposer)
+
+    def _allowed_in(self, chain: Any, sender: bytes) -> bool:
+        data = _ALLOWED_SELECTOR + encode(["address"], [sender])
+        probe = CancunTransactionBuilder.create_unsigned_transaction(
+            nonce=0, gas_price=0, gas=_CALL_GAS, to=self._governance, value=0, data=data
+        )
+        try:
+            out = chain.get_transaction_result(SpoofTransaction(probe, from_=b"\0" * 20), chain.header)
+        except Revert:
+            return False
+        return len(out) == 32 and bool(decode(["bool"], out)[0])
+
+    @staticmethod
+    def _index_logs(atomic: Any, block: BlockAPI, receipts: Sequence[ReceiptAPI]) -> None:
+        number = _u64(block.number)
+        log_index = 0
+        for receipt in receipts:
+            for log in receipt.logs:
+                suffix = number + struct.pack(">I", log_index)
+                atomic[_LOG_ADDRESS + bytes(log.address) + suffix] = b""
+                for pos, topic in enumerate(log.topics[:4]):
+                    atomic[_LOG_TOPIC + bytes([pos]) + topic.to_bytes(32, "big") + suffix] = b""
+                log_index += 1
+
+
+def _topics_match(have: Sequence[bytes], want: Sequence[Sequence[bytes] | None]) -> bool:
+    if len(want) > len(have):
+        return False
+    return all(not alternatives or have[i] in alternatives for i, alternatives in enumerate(want))

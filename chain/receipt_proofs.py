@@ -1,0 +1,89 @@
+"""Receipt proofs, node side: a receipt with its Merkle-Patricia proof to the block's receiptsRoot.
+
+The JSON form is the one in ``docs/chain-formats.md`` (served by ``shancheng_getReceiptProof``
+and carried in evidence packages); ``shancheng.sdk.chainproof.verify_receipt_proof`` checks it.
+The receipts trie is rebuilt with py-evm's own encoding (``make_trie_root_and_nodes``), and the
+result is refused unless its root equals the header's, so a proof never disagrees with the block.
+
+>>> block = chain.get_canonical_block_by_number(n)
+>>> proof = receipt_proof(block, list(block.get_receipts(chain.chaindb)), 0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import rlp
+from eth.abc import BlockAPI, ReceiptAPI
+from eth.db.trie import make_trie_root_and_nodes
+
+__all__ = ["ReceiptProofBuildError", "receipt_proof", "trie_proof"]
+
+
+class ReceiptProofBuildError(ValueError):
+    """The block and receipts given cannot yield a proof (wrong receipts, index out of range)."""
+
+
+def _nibbles(key: bytes) -> list[int]:
+    return [n for b in key for n in (b >> 4, b & 0x0F)]
+
+
+def _hex_prefix(path: bytes) -> tuple[list[int], bool]:
+    flag = path[0] >> 4
+    nibbles = _nibbles(path[1:])
+    if flag & 1:
+        nibbles.insert(0, path[0] & 0x0F)
+    return nibbles, bool(flag & 2)
+
+
+def trie_proof(nodes: Mapping[bytes, bytes], root: bytes, key: bytes) -> list[bytes]:
+    """The hashed nodes (RLP) from ``root`` along ``key`` to its value; embedded nodes stay inline."""
+    path, pos = _nibbles(key), 0
+    proof: list[bytes] = []
+    ref: Any = root
+    while True:
+        if isinstance(ref, bytes):
+            raw = nodes[ref]
+            proof.append(raw)
+            node = rlp.decode(raw)
+        else:
+            node = ref
+        if len(node) == 17:
+            if pos == len(path):
+                return proof
+            ref = node[path[pos]]
+            pos += 1
+            if ref == b"":
+                raise ReceiptProofBuildError("key is not in the trie")
+        else:
+            nibbles, is_leaf = _hex_prefix(node[0])
+            if path[pos : pos + len(nibbles)] != nibbles:
+                raise ReceiptProofBuildError("key is not in the trie")
+            pos += len(nibbles)
+            if is_leaf:
+                if pos != len(path):
+                    raise ReceiptProofBuildError("key is not in the trie")
+                return proof
+            ref = node[1]
+
+
+def receipt_proof(block: BlockAPI, receipts: Sequence[ReceiptAPI], index: int) -> dict[str, Any]:
+    """The receipt proof (JSON form) of the transaction at ``index`` in ``block``."""
+    if not 0 <= index < len(receipts):
+        raise ReceiptProofBuildError(f"block {block.number} has no transaction at index {index}")
+    root, nodes = make_trie_root_and_nodes(tuple(receipts))
+    header = block.header
+    if root != header.receipt_root:
+        raise ReceiptProofBuildError(
+            f"these receipts give root 0x{root.hex()}, but block {header.block_number} has 0x{header.receipt_root.hex()}"
+        )
+    key = rlp.encode(index)
+    return {
+        "block_hash": "0x" + header.hash.hex(),
+        "block_number": header.block_number,
+        "transaction_index": index,
+        "header": "0x" + rlp.encode(header).hex(),
+        "receipt": "0x" + receipts[index].encode().hex(),
+        "proof": ["0x" + n.hex() for n in trie_proof(nodes, root, key)],
+    }

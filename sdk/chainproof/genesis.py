@@ -1,0 +1,200 @@
+"""The genesis file, as the offline verifier reads it (the node writes it; see ``docs/chain-formats.md``).
+
+>>> genesis = GenesisFile.load("genesis.json")
+>>> genesis.chain_id, len(genesis.validators), genesis.system_contracts["EvidenceRegistry"].hex()
+
+Parsing is strict: unknown or missing fields, wrong types, malformed keys and addresses are refused
+with the JSON path of the problem.  The genesis file is the verifier's trust anchor: it is obtained
+out of band and its ``genesis_hash`` pins the chain.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..crypto import SM2PublicKey
+from ..errors import InvalidInput, InvalidKey
+
+__all__ = ["FORMAT", "GenesisError", "GenesisFile", "GenesisOrganisation", "GenesisValidator"]
+
+FORMAT = "shancheng-genesis"
+VERSION = 1
+MAX_GENESIS_SIZE = 1 << 20
+MAX_ENTRIES = 1024
+_FIELDS = {
+    "format", "version", "chain_id", "timestamp", "gas_limit", "validators", "organisations", "deployer",
+    "system_contracts", "artifacts_hash", "genesis_hash",
+}
+_POINT = re.compile(r"^04[0-9a-fA-F]{128}$")
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
+_SM3_HEX = re.compile(r"^(?:0x)?[0-9a-fA-F]{64}$")
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+REQUIRED_CONTRACTS = ("Governance", "EvidenceRegistry")
+
+
+class GenesisError(InvalidInput):
+    """A genesis file that is not a well-formed v1 Shancheng genesis."""
+
+
+@dataclass(frozen=True)
+class GenesisValidator:
+    name: str
+    public_key: SM2PublicKey
+
+
+@dataclass(frozen=True)
+class GenesisOrganisation:
+    name: str
+    roles: int
+    public_key: SM2PublicKey
+    accounts: tuple[bytes, ...]  # 20-byte addresses
+
+
+def _object(obj: Any, path: str, fields: set[str]) -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        raise GenesisError(f"{path}: must be an object")
+    if set(obj) != fields:
+        missing, extra = fields - set(obj), set(obj) - fields
+        raise GenesisError(f"{path}: missing field {min(missing)!r}" if missing else f"{path}: unknown field {min(extra)!r}")
+    return obj
+
+
+def _uint(value: Any, path: str, *, bits: int = 63) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << bits:
+        raise GenesisError(f"{path}: must be a non-negative integer below 2^{bits}")
+    return value
+
+
+def _text(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= 256:
+        raise GenesisError(f"{path}: must be a non-empty string of at most 256 characters")
+    return value
+
+
+def _key(value: Any, path: str) -> SM2PublicKey:
+    if not isinstance(value, str) or not _POINT.match(value):
+        raise GenesisError(f"{path}: must be an uncompressed SM2 point, 04 and 128 hex digits")
+    try:
+        return SM2PublicKey.from_bytes(bytes.fromhex(value))
+    except InvalidKey as exc:
+        raise GenesisError(f"{path}: {exc}") from exc
+
+
+def _address(value: Any, path: str) -> bytes:
+    if not isinstance(value, str) or not _ADDRESS.match(value):
+        raise GenesisError(f"{path}: must be an address, 0x and 40 hex digits")
+    return bytes.fromhex(value[2:])
+
+
+def _list(value: Any, path: str, *, min_len: int) -> list[Any]:
+    if not isinstance(value, list) or not min_len <= len(value) <= MAX_ENTRIES:
+        raise GenesisError(f"{path}: must be a list of {min_len}..{MAX_ENTRIES} entries")
+    return value
+
+
+@dataclass(frozen=True)
+class GenesisFile:
+    """A parsed genesis file: the verifier's trust anchor."""
+
+    chain_id: int
+    timestamp: int
+    gas_limit: int
+    validators: tuple[GenesisValidator, ...]
+    organisations: tuple[GenesisOrganisation, ...]
+    deployer: bytes
+    system_contracts: dict[str, bytes]
+    artifacts_hash: bytes
+    genesis_hash: bytes
+
+    @property
+    def validator_keys(self) -> tuple[SM2PublicKey, ...]:
+        return tuple(v.public_key for v in self.validators)
+
+    @property
+    def governance(self) -> bytes:
+        return self.system_contracts["Governance"]
+
+    @property
+    def evidence_registry(self) -> bytes:
+        return self.system_contracts["EvidenceRegistry"]
+
+    @classmethod
+    def load(cls, source: str | Path | bytes) -> GenesisFile:
+        """From a path (``Path``, or a ``str`` that is not JSON text) or the JSON text itself."""
+        if isinstance(source, str) and not source.lstrip().startswith("{"):
+            source = Path(source)
+        if isinstance(source, Path):
+            path = source
+            try:
+                if path.stat().st_size > MAX_GENESIS_SIZE:
+                    raise GenesisError(f"genesis file {path} is larger than {MAX_GENESIS_SIZE} bytes")
+                source = path.read_bytes()
+            except OSError as exc:
+                raise GenesisError(f"cannot read genesis file {path}: {exc.strerror}") from exc
+        if len(source) > MAX_GENESIS_SIZE:
+            raise GenesisError(f"genesis file is larger than {MAX_GENESIS_SIZE} bytes")
+        try:
+            obj = json.loads(source)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise GenesisError(f"genesis file is not valid JSON: {exc}") from exc
+        return cls.from_json(obj)
+
+    @classmethod
+    def from_json(cls, obj: Any) -> GenesisFile:
+        _object(obj, "$", _FIELDS)
+        if obj["format"] != FORMAT:
+            raise GenesisError(f"$.format: expected {FORMAT!r}")
+        if obj["version"] != VERSION:
+            raise GenesisError(f"$.version: this verifier reads genesis version {VERSION}, not {obj['version']!r}")
+        validators = []
+        seen_keys: set[bytes] = set()
+        for i, v in enumerate(_list(obj["validators"], "$.validators", min_len=1)):
+            path = f"$.validators[{i}]"
+            _object(v, path, {"name", "public_key"})
+            validator = GenesisValidator(_text(v["name"], path + ".name"), _key(v["public_key"], path + ".public_key"))
+            if validator.public_key.to_bytes() in seen_keys:
+                raise GenesisError(f"{path}.public_key: the same validator key is listed twice")
+            seen_keys.add(validator.public_key.to_bytes())
+            validators.append(validator)
+        orgs = []
+        for i, o in enumerate(_list(obj["organisations"], "$.organisations", min_len=0)):
+            path = f"$.organisations[{i}]"
+            _object(o, path, {"name", "roles", "public_key", "accounts"})
+            accounts = _list(o["accounts"], path + ".accounts", min_len=0)
+            orgs.append(
+                GenesisOrganisation(
+                    name=_text(o["name"], path + ".name"),
+                    roles=_uint(o["roles"], path + ".roles", bits=256),
+                    public_key=_key(o["public_key"], path + ".public_key"),
+                    accounts=tuple(_address(a, f"{path}.accounts[{j}]") for j, a in enumerate(accounts)),
+                )
+            )
+        contracts = obj["system_contracts"]
+        if not isinstance(contracts, dict) or len(contracts) > 64:
+            raise GenesisError("$.system_contracts: must be an object of at most 64 contracts")
+        for name in contracts:
+            if not _NAME.match(name):
+                raise GenesisError(f"$.system_contracts: {name!r} is not a contract name")
+        for name in REQUIRED_CONTRACTS:
+            if name not in contracts:
+                raise GenesisError(f"$.system_contracts: missing {name!r}")
+        if not isinstance(obj["artifacts_hash"], str) or not _SM3_HEX.match(obj["artifacts_hash"]):
+            raise GenesisError("$.artifacts_hash: must be 64 hex digits")
+        if not isinstance(obj["genesis_hash"], str) or not _HASH.match(obj["genesis_hash"]):
+            raise GenesisError("$.genesis_hash: must be 0x and 64 hex digits")
+        return cls(
+            chain_id=_uint(obj["chain_id"], "$.chain_id"),
+            timestamp=_uint(obj["timestamp"], "$.timestamp"),
+            gas_limit=_uint(obj["gas_limit"], "$.gas_limit"),
+            validators=tuple(validators),
+            organisations=tuple(orgs),
+            deployer=_address(obj["deployer"], "$.deployer"),
+            system_contracts={n: _address(a, f"$.system_contracts.{n}") for n, a in contracts.items()},
+            artifacts_hash=bytes.fromhex(obj["artifacts_hash"].removeprefix("0x")),
+            genesis_hash=bytes.fromhex(obj["genesis_hash"][2:]),
+        )

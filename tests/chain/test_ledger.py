@@ -1,0 +1,180 @@
+"""The ledger: genesis with system contracts in state, blocks with commit certificates, zero fees, log index."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import pytest
+from eth.vm.forks.cancun.transactions import CancunTransactionBuilder
+from eth_account import Account
+from eth_utils import to_checksum_address
+
+from shancheng.chain.genesis import Genesis, GenesisError, GenesisOrganisation, GenesisValidator
+from shancheng.chain.ledger import ExecutionReverted, Ledger
+from shancheng.contracts.artifacts import load
+from shancheng.sdk.chainproof import CommitError
+from shancheng.sdk.crypto import SM2PrivateKey
+
+CHAIN_ID = 4242
+NODE = SM2PrivateKey.generate()
+HOSPITAL_KEY = SM2PrivateKey.generate()
+MEMBER = Account.create()
+MEMBER2 = Account.create()
+OUTSIDER = Account.create()
+
+
+def addr(account) -> bytes:
+    return bytes.fromhex(account.address[2:])
+
+
+@pytest.fixture(scope="module")
+def genesis() -> Genesis:
+    return Genesis.create(
+        chain_id=CHAIN_ID,
+        timestamp=int(time.time()) - 1000,
+        validators=[GenesisValidator("node-1", NODE.public_key())],
+        organisations=[
+            GenesisOrganisation("Hospital A", 1, HOSPITAL_KEY.public_key(), (addr(MEMBER),)),
+            GenesisOrganisation("Pharmacy B", 2, SM2PrivateKey.generate().public_key(), (addr(MEMBER2),)),
+        ],
+    )
+
+
+@pytest.fixture()
+def ledger(genesis, tmp_path):
+    ledger = Ledger.open(tmp_path / "db", genesis)
+    yield ledger
+    ledger.close()
+
+
+def sign(account, nonce, *, to=b"\x22" * 20, data=b"", gas=100_000, value=0, **extra):
+    tx = {"nonce": nonce, "gas": gas, "maxFeePerGas": 0, "maxPriorityFeePerGas": 0,
+          "to": to_checksum_address(to) if to else None,
+          "value": value, "data": data, "chainId": CHAIN_ID, "type": 2, **extra}
+    if to is None:
+        tx.pop("to")
+    return CancunTransactionBuilder.decode(bytes(account.sign_transaction(tx).raw_transaction))
+
+
+def test_genesis_file_round_trips_and_pins_its_hash(genesis, tmp_path):
+    (tmp_path / "genesis.json").write_text(genesis.dumps())
+    again = Genesis.load(tmp_path / "genesis.json")
+    assert again == genesis
+    doc = genesis.to_json()
+    doc["timestamp"] += 1  # a different genesis state/header than the recorded hash
+    altered = Genesis.from_json(doc)
+    with pytest.raises(GenesisError, match="computes genesis hash"):
+        Ledger.open(tmp_path / "db2", altered)
+    doc = genesis.to_json()
+    doc["artifacts_hash"] = "00" * 32
+    with pytest.raises(GenesisError, match="other contract sources"):
+        Genesis.from_json(doc)
+    for broken in ({}, {**genesis.to_json(), "validators": []}, {**genesis.to_json(), "chain_id": -1}):
+        with pytest.raises(GenesisError):
+            Genesis.from_json(broken)
+
+
+def test_system_contracts_live_in_the_genesis_state(ledger, genesis):
+    gov = genesis.system_contracts["Governance"]
+    assert ledger.latest_number() == 0 and ledger.head.hash == genesis.genesis_hash
+    assert ledger.code(gov) == bytes.fromhex(load("Governance").deployed_bytecode.removeprefix("0x"))
+    assert ledger.is_account_allowed(addr(MEMBER)) and ledger.is_account_allowed(addr(MEMBER2))
+    assert not ledger.is_account_allowed(addr(OUTSIDER))
+
+
+def test_a_database_refuses_another_genesis(ledger, genesis, tmp_path):
+    other = dataclasses.replace(genesis, genesis_hash=b"\x01" * 32)
+    path = ledger.db.path
+    ledger.close()
+    with pytest.raises(GenesisError, match="belongs to genesis"):
+        Ledger.open(path, other)
+    Ledger.open(path, genesis).close()
+
+
+def test_blocks_execute_members_drop_outsiders_and_carry_a_commit(ledger):
+    txs = [sign(MEMBER, i) for i in range(5)] + [sign(OUTSIDER, 0), sign(MEMBER2, 0), sign(MEMBER, 9)]
+    built = ledger.build_block(txs, validator_key=NODE)
+    assert [tx.hash for tx in built.block.transactions] == [tx.hash for tx in txs[:5]] + [txs[6].hash]
+    reasons = {tx.hash: reason for tx, reason in built.dropped}
+    assert "not an account of an active member" in reasons[txs[5].hash]
+    assert "nonce 9" in reasons[txs[7].hash]
+    assert all(r.state_root == b"\x01" for r in built.receipts)  # post-Byzantium: status 1
+    cert = ledger.commit_certificate(1)
+    assert cert.block_hash == built.block.hash and cert.height == 1
+    cert.verify([NODE.public_key()], chain_id=CHAIN_ID)
+    with pytest.raises(CommitError):
+        cert.verify([SM2PrivateKey.generate().public_key()])
+    assert built.block.header.coinbase == NODE.public_key().sm3_address()
+    assert ledger.transaction_location(txs[6].hash) == (1, 5)
+
+
+def test_base_fee_stays_zero_under_full_blocks(ledger):
+    # EIP-1559 would raise the base fee after a block more than half full; the consortium pins it.
+    burner_init = bytes.fromhex("6220000051")  # PUSH3 0x200000 MLOAD: 2 MB of memory costs more than any gas given
+    for _ in range(2):
+        n = ledger.nonce(addr(MEMBER))
+        txs = [sign(MEMBER, n + i, to=None, data=burner_init, gas=4_000_000) for i in range(4)]
+        built = ledger.build_block(txs, validator_key=NODE)
+        assert built.block.header.gas_used > ledger.genesis.gas_limit // 2
+        assert built.block.header.base_fee_per_gas == 0
+    assert ledger.head.base_fee_per_gas == 0
+
+
+def test_timestamps_increase_and_blocks_chain(ledger):
+    first = ledger.build_block([], validator_key=NODE, timestamp=100)  # clock far behind genesis
+    second = ledger.build_block([], validator_key=NODE, timestamp=100)
+    assert first.block.header.timestamp > ledger.genesis.timestamp
+    assert second.block.header.timestamp == first.block.header.timestamp + 1
+    assert second.block.header.parent_hash == first.block.hash
+
+
+def test_call_and_revert_data(ledger, genesis):
+    gov = genesis.system_contracts["Governance"]
+    from eth_abi import decode, encode
+    from eth_utils import function_signature_to_4byte_selector as sel
+
+    out = ledger.call({"to": gov, "data": sel("orgOfAccount(address)") + encode(["address"], [addr(MEMBER2)])})
+    assert decode(["uint64"], out)[0] == 2
+    # voting from a non-member reverts with the contract's reason
+    with pytest.raises(ExecutionReverted) as err:
+        ledger.call({"from": addr(OUTSIDER), "to": gov, "data": sel("vote(uint256,bool)") + encode(["uint256", "bool"], [1, True])})
+    assert b"Gov: " in err.value.data
+
+
+def test_log_index_matches_a_full_scan(ledger, genesis):
+    registry = genesis.system_contracts["EvidenceRegistry"]
+    from eth_abi import encode
+    from eth_utils import function_signature_to_4byte_selector as sel
+    from eth_utils import keccak
+
+    from shancheng.sdk.crypto import signature_to_raw, sm3
+
+    fn = sel("anchorBatch(bytes32,uint64,bytes32,uint64,bytes32,bytes32,bytes32)")
+    source = b"src".ljust(32, b"\0")
+    roots = []
+    for seq in range(1, 7):
+        root = bytes([seq]) * 32
+        prev = roots[-1] if roots else b"\0" * 32
+        roots.append(root)
+        m = sm3(encode(["bytes32", "uint256", "address", "bytes32", "uint64", "uint64", "bytes32", "bytes32"],
+                       [keccak(b"shancheng.evidence.checkpoint.v1"), CHAIN_ID, registry, source, seq, seq * 10, root,
+                        prev]))
+        rs = signature_to_raw(HOSPITAL_KEY.sign(m))
+        data = fn + encode(["bytes32", "uint64", "bytes32", "uint64", "bytes32", "bytes32", "bytes32"],
+                           [source, seq, root, seq * 10, prev, rs[:32], rs[32:]])
+        built = ledger.build_block([sign(MEMBER, ledger.nonce(addr(MEMBER)), to=registry, data=data, gas=500_000)],
+                                   validator_key=NODE)
+        assert built.receipts[0].state_root == b"\x01" and built.receipts[0].logs, "anchorBatch should succeed"
+        ledger.build_block([], validator_key=NODE)  # an empty block in between
+    everything = ledger.logs(0, ledger.latest_number())
+    assert len(everything) == 6
+    by_address = ledger.logs(0, ledger.latest_number(), [registry])
+    assert by_address == everything
+    topic0 = everything[0].topics[0]
+    seq3 = (3).to_bytes(32, "big")
+    only3 = ledger.logs(0, ledger.latest_number(), [registry], [[topic0], None, [seq3]])
+    assert [r.topics[2] for r in only3] == [seq3]
+    assert ledger.logs(0, ledger.latest_number(), [b"\x99" * 20]) == []
+    window = ledger.logs(everything[2].block_number, everything[3].block_number)
+    assert window == everything[2:4]

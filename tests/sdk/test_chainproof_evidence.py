@@ -1,0 +1,237 @@
+"""Evidence packages with the chain part, end to end: a checkpoint anchored by the real EvidenceRegistry on
+py-evm (GM Cancun VM), its receipt proof and an SM2 commit certificate, verified offline with the genesis file
+alone — in process and through the ``shancheng evidence verify --genesis`` command line."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from shancheng.chain.receipt_proofs import receipt_proof
+from shancheng.contracts.testing import CHAIN_ID, N_VALIDATORS, build_system, deterministic_sm2_key, make_pyevm
+from shancheng.sdk.chainproof import CommitCertificate, CommitError, GenesisFile, ReceiptProofError
+from shancheng.sdk.crypto import SM2PrivateKey, sm3
+from shancheng.sdk.evidence import (
+    ChainProofError,
+    EvidenceBatch,
+    GenesisRequired,
+    PackageError,
+    attach_chain_proof,
+    verify_package,
+)
+from shancheng.sdk.merkle import NoteSigner
+from shancheng.sdk.records import RecordStatement, commit_salted
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = json.loads((ROOT / "docs" / "evidence-package-v1.schema.json").read_text())
+ORIGIN = "district.example/log/hosp-001"
+SOURCE = sm3(ORIGIN.encode())
+AUTHOR = SM2PrivateKey.generate()
+GATEWAY = NoteSigner("district.example/gw-1", SM2PrivateKey.generate())
+RECORDS = [{"hosp_rxno": f"RX{i:04d}", "valid_days": 3} for i in range(5)]
+VALIDATOR_KEYS = [deterministic_sm2_key(f"validator:{i}") for i in range(N_VALIDATORS)]
+ZERO = b"\0" * 32
+CP_TYPES = ["bytes32", "uint256", "address", "bytes32", "uint64", "uint64", "bytes32", "bytes32"]
+
+
+def _anchor(system: Any, source: bytes, seq: int, size: int, root: bytes, prev: bytes, *, gas: int | None = None) -> Any:
+    tag = system.evidence.functions.CHECKPOINT_TAG().call()
+    r, s = system.sign(system.org("hospital"), CP_TYPES, [tag, CHAIN_ID, system.evidence.address, source, seq, size,
+                                                            root, prev])
+    fn = system.evidence.functions.anchorBatch(source, seq, root, size, prev, r, s)
+    if gas is None:
+        return system.transact(fn, "hospital")
+    tx = fn.transact({"from": system.account("hospital"), "gas": gas})
+    return system.w3.eth.wait_for_transaction_receipt(tx)
+
+
+def _proof_of(system: Any, receipt: Any) -> dict[str, Any]:
+    chain = system.w3.provider.ethereum_tester.backend.chain
+    block = chain.get_canonical_block_by_number(receipt["blockNumber"])
+    return receipt_proof(block, list(block.get_receipts(chain.chaindb)), receipt["transactionIndex"])
+
+
+def _cert(proof: dict[str, Any], signers=(0, 1, 3), *, chain_id=CHAIN_ID, height=None, block=None) -> dict[str, Any]:
+    return CommitCertificate.sign(
+        chain_id=chain_id, height=proof["block_number"] if height is None else height, round_=0,
+        block_hash=bytes.fromhex(proof["block_hash"][2:]) if block is None else block,
+        signers=[(i, VALIDATOR_KEYS[i]) for i in signers], timestamp_ms=1_764_000_000_000,
+    ).to_json()
+
+
+@pytest.fixture(scope="module")
+def world() -> dict[str, Any]:
+    system = build_system("pyevm", make_pyevm())
+    batch = EvidenceBatch(origin=ORIGIN, signer=GATEWAY)
+    salts = []
+    for i, record in enumerate(RECORDS):
+        commitment, salt = commit_salted(record)
+        salts.append(salt)
+        batch.add(RecordStatement("prescription", "hosp-001", i, commitment).sign(AUTHOR))
+    batch.checkpoint()
+    receipt = _anchor(system, SOURCE, 1, len(RECORDS), batch.tree.root(), ZERO)
+    proof = _proof_of(system, receipt)
+    chain = system.w3.provider.ethereum_tester.backend.chain
+    genesis = {
+        "format": "shancheng-genesis", "version": 1, "chain_id": CHAIN_ID, "timestamp": 0, "gas_limit": 30_000_000,
+        "validators": [{"name": f"node-{i}", "public_key": k.public_key().to_bytes().hex()}
+                       for i, k in enumerate(VALIDATOR_KEYS)],
+        "organisations": [{"name": o.name, "roles": o.roles, "public_key": "04" + o.public_key.hex(),
+                           "accounts": list(o.accounts)} for o in system.orgs.values()],
+        "deployer": system.deployer,
+        "system_contracts": {n: system.deployment[n] for n in system.deployment.names()},
+        "artifacts_hash": "00" * 32,
+        "genesis_hash": "0x" + chain.get_canonical_block_by_number(0).hash.hex(),
+    }
+    package = attach_chain_proof(
+        batch.package(3), genesis_hash=bytes.fromhex(genesis["genesis_hash"][2:]), source_id=SOURCE, sequence=1,
+        tx_hash=bytes(receipt["transactionHash"]), receipt_proof=proof, commit_certificate=_cert(proof),
+    )
+    # a failed anchoring transaction (a sequence gap), mined with status 0
+    failed = _proof_of(system, _anchor(system, SOURCE, 5, 9, b"\x01" * 32, ZERO, gas=400_000))
+    # a successful anchor of another source: a BatchAnchored log, but not this package's
+    other = _proof_of(system, _anchor(system, sm3(b"other"), 1, 2, b"\x02" * 32, ZERO))
+    batch.add(RecordStatement("prescription", "hosp-001", 5, commit_salted({"x": 1})[0]).sign(AUTHOR))
+    return {"system": system, "batch": batch, "salts": salts, "package": json.loads(package.dumps()),
+            "genesis": genesis, "failed": failed, "other": other}
+
+
+def _verify(package: dict[str, Any], genesis: dict[str, Any], **kw: Any) -> Any:
+    return verify_package(json.dumps(package), genesis=GenesisFile.from_json(genesis), **kw)
+
+
+def test_a_package_with_chain_proofs_verifies_with_the_genesis_alone(world):
+    result = _verify(world["package"], world["genesis"], record=RECORDS[3], salt=world["salts"][3])
+    proof = world["package"]["chain"]["receipt_proof"]
+    assert result.anchor is not None and result.anchor.receipt.block_number == proof["block_number"]
+    assert result.anchor.signers == 3 and result.anchor.validators == 4 and result.anchor.sequence == 1
+    assert result.anchor.org_id == world["system"].org("hospital").id
+    assert "anchored as" in result.summary() and "final with 3 of 4 validator signatures" in result.summary()
+    assert not any("chain" in n for n in result.not_checked)
+    jsonschema.validate(world["package"], SCHEMA)
+
+
+def test_without_the_genesis_the_package_is_refused_not_half_checked(world):
+    with pytest.raises(GenesisRequired, match="pass --genesis"):
+        verify_package(json.dumps(world["package"]))
+
+
+def _chain(mutate):
+    def apply(world):
+        pkg = copy.deepcopy(world["package"])
+        mutate(pkg["chain"], world)
+        return pkg, world["genesis"]
+    return apply
+
+
+def _genesis(mutate):
+    def apply(world):
+        g = copy.deepcopy(world["genesis"])
+        mutate(g)
+        return world["package"], g
+    return apply
+
+
+def _flip(hex_str: str, byte: int) -> str:
+    raw = bytearray(bytes.fromhex(hex_str[2:]))
+    raw[byte] ^= 1
+    return "0x" + raw.hex()
+
+
+def _set(key, value):
+    def f(c, _w):
+        c[key] = value(c) if callable(value) else value
+    return f
+
+
+CASES = [
+    ("genesis hash", _genesis(lambda g: g.update(genesis_hash="0x" + "77" * 32)), ChainProofError,
+     "package is for the chain with genesis"),
+    ("registry address", _genesis(lambda g: g["system_contracts"].update(EvidenceRegistry="0x" + "66" * 20)),
+     ChainProofError, "no BatchAnchored log for source"),
+    ("validator set", _genesis(lambda g: g["validators"].reverse()), CommitError, "does not verify"),
+    ("other chain id", _genesis(lambda g: g.update(chain_id=7)), CommitError, f"is for chain {CHAIN_ID}, not 7"),
+    ("sequence", _chain(lambda c, w: c["anchor"].update(sequence=2)), ChainProofError, "sequence 2 from"),
+    ("source", _chain(lambda c, w: c["anchor"].update(source_id="0x" + "ab" * 32)), ChainProofError,
+     "no BatchAnchored log for source 0x" + "ab" * 32),
+    ("two of four", _chain(lambda c, w: c.update(commit_certificate=_cert(c["receipt_proof"], (0, 2)))),
+     CommitError, "commit has 2 of 4 validator signatures; 3 are needed"),
+    ("duplicate signer", _chain(lambda c, w: c.update(commit_certificate=_cert(c["receipt_proof"], (0, 2, 2)))),
+     CommitError, "validator 2 signed the commit twice"),
+    ("commit for another block", _chain(lambda c, w: c.update(commit_certificate=_cert(c["receipt_proof"],
+                                                                                        block=b"\x09" * 32))),
+     ChainProofError, "commit certificate is for block 0x0909"),
+    ("commit at another height", _chain(lambda c, w: c.update(commit_certificate=_cert(
+        c["receipt_proof"], height=c["receipt_proof"]["block_number"] + 1))), ChainProofError,
+     "commit certificate is for height"),
+    ("commit for another chain", _chain(lambda c, w: c.update(commit_certificate=_cert(c["receipt_proof"],
+                                                                                        chain_id=7))),
+     CommitError, f"is for chain 7, not {CHAIN_ID}"),
+    ("header byte", _chain(lambda c, w: c["receipt_proof"].update(header=_flip(c["receipt_proof"]["header"], 9))),
+     ReceiptProofError, "header hashes to"),
+    ("receipt byte", _chain(lambda c, w: c["receipt_proof"].update(receipt=_flip(c["receipt_proof"]["receipt"], 40))),
+     ReceiptProofError, "holds a different receipt"),
+    ("failed transaction", _chain(lambda c, w: c.update(receipt_proof=w["failed"],
+                                                        commit_certificate=_cert(w["failed"]))),
+     ChainProofError, "the anchoring transaction failed (receipt status 0)"),
+    ("another anchor's receipt", _chain(lambda c, w: c.update(receipt_proof=w["other"],
+                                                              commit_certificate=_cert(w["other"]))),
+     ChainProofError, "no BatchAnchored log for source"),
+    ("validator changes", _chain(lambda c, w: c.update(validator_changes=[{"receipt_proof": {}}])), ChainProofError,
+     "not supported by this verifier yet"),
+    ("unknown field", _chain(lambda c, w: c.update(extra=1)), PackageError, "$.chain: unknown field 'extra'"),
+]
+
+
+@pytest.mark.parametrize(("name", "make", "error", "reason"), CASES, ids=[c[0] for c in CASES])
+def test_tampering_with_the_chain_part_fails_with_the_right_reason(world, name, make, error, reason):
+    package, genesis = make(world)
+    with pytest.raises(error) as err:
+        _verify(package, genesis)
+    assert reason in str(err.value), str(err.value)
+
+
+def test_a_checkpoint_other_than_the_anchored_one_is_refused(world):
+    later = json.loads(world["batch"].package(3).dumps())  # the same batch at size 6: never anchored
+    later["chain"] = world["package"]["chain"]
+    with pytest.raises(ChainProofError, match="the anchored root [0-9a-f]{64} is not the checkpoint's root"):
+        _verify(later, world["genesis"])
+
+
+# ------------------------------------------------------------------------------- command line
+def shancheng(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "shancheng.nodes.cli", *args], capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def test_the_cli_verifies_with_genesis_and_refuses_without_or_when_tampered(world, tmp_path):
+    pkg, gen = tmp_path / "package.json", tmp_path / "genesis.json"
+    pkg.write_text(json.dumps(world["package"]))
+    gen.write_text(json.dumps(world["genesis"]))
+    ok = shancheng("evidence", "verify", str(pkg), "--genesis", str(gen), "--json")
+    assert ok.returncode == 0, ok.stderr
+    out = json.loads(ok.stdout)
+    assert out["valid"] and out["anchor"]["signers"] == 3
+    assert out["anchor"]["block_number"] == world["package"]["chain"]["receipt_proof"]["block_number"]
+
+    missing = shancheng("evidence", "verify", str(pkg))
+    assert missing.returncode == 2 and "pass --genesis FILE" in missing.stderr and "Traceback" not in missing.stderr
+
+    bad_genesis = tmp_path / "bad.json"
+    bad_genesis.write_text("{}")
+    bad = shancheng("evidence", "verify", str(pkg), "--genesis", str(bad_genesis))
+    assert bad.returncode == 2 and "usage error: $: missing field" in bad.stderr
+
+    tampered = copy.deepcopy(world["package"])
+    tampered["chain"]["commit_certificate"] = _cert(tampered["chain"]["receipt_proof"], (1, 3))
+    pkg.write_text(json.dumps(tampered))
+    refused = shancheng("evidence", "verify", str(pkg), "--genesis", str(gen))
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == "INVALID: commit has 2 of 4 validator signatures; 3 are needed"
