@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: run test bench lint clean venv npm
 
 run: venv
-	$(VENV)/bin/shancheng demo --out demo-out
+	$(VENV)/bin/shancheng dev --home .shancheng-dev --out demo-out
 
 test: venv npm
 	$(PY) -m pytest -q

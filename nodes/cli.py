@@ -16,6 +16,9 @@ import os
 import sys
 from collections.abc import Sequence
 
+from shancheng.contracts import cli as contracts_cli
+from shancheng.nodes import commands as node_commands
+from shancheng.nodes import devnet
 from shancheng.sdk.cli import demo as demo_cli
 from shancheng.sdk.cli import evidence as evidence_cli
 from shancheng.sdk.cli import keys as keys_cli
@@ -26,14 +29,8 @@ EXIT_USAGE = 2
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
-_REGISTRARS = [keys_cli.register, evidence_cli.register, demo_cli.register]
-
-try:  # the contracts toolchain registers `shancheng contracts ...` when present
-    from shancheng.contracts import cli as contracts_cli
-except ImportError:  # pragma: no cover - only while the contracts package is absent
-    contracts_cli = None  # type: ignore[assignment]
-else:
-    _REGISTRARS.append(contracts_cli.register)
+_REGISTRARS = [devnet.register, node_commands.register, keys_cli.register, evidence_cli.register, demo_cli.register,
+               contracts_cli.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,413 @@
+"""The mempool: admission of raw transactions and selection of the next block's transactions.
+
+The node owns the chain state and calls the pool from one thread (or one asyncio task); the pool is not
+locked. It reads the head state through :class:`StateView` and never executes transactions.
+
+>>> pool = Mempool(chain_id=20251124, state=head_state)          # doctest: +SKIP
+>>> tx_hash = pool.add(raw)                                      # doctest: +SKIP
+>>> block_txs = pool.select(gas_limit=30_000_000)                 # doctest: +SKIP
+>>> pool.remove_included(block_txs); pool.on_new_head()          # doctest: +SKIP
+
+Admission (:meth:`Mempool.add`) checks, in this order, each with its own message and JSON-RPC code
+(messages start like go-ethereum's so Ethereum tools recognise them):
+
+====================================================== ========== ==========================
+check                                                  code       reason
+====================================================== ========== ==========================
+raw size <= ``max_tx_bytes``                           -32000     ``oversized``
+type: legacy, EIP-2930 or EIP-1559 (not 3, 4, other)   -32000     ``unsupported_type``
+RLP decoding, canonical encoding                       -32000     ``malformed``
+already in the pool (same hash)                        -32000     ``already_known``
+chain id; legacy must be EIP-155 protected             -32000     ``wrong_chain`` / ``unprotected``
+field ranges, signature, sender recovery               -32000     ``invalid_sender``
+init code size (EIP-3860) for contract creation        -32000     ``initcode_too_large``
+gas >= intrinsic gas (incl. EIP-3860 init code words)  -32000     ``intrinsic_gas``
+gas <= block gas limit                                 -32000     ``gas_limit``
+nonce >= state nonce                                   -32000     ``nonce_too_low``
+nonce < state nonce + ``per_sender``                   -32010     ``nonce_too_high``
+sender is an allowed member (Governance)               -32003     ``not_allowed``
+balance >= value + gas * max fee                       -32000     ``insufficient_funds``
+replacement bump (see below)                           -32000     ``underpriced``
+capacity (see below)                                   -32010     ``pool_full``
+====================================================== ========== ==========================
+
+Decisions:
+
+* **Future nonces are queued.** A tx whose nonce leaves a gap is kept (within ``per_sender`` of the state
+  nonce, which also bounds each sender's share of the pool) but never selected until the gap is filled.
+* **Replacement** follows go-ethereum: a tx with the same sender and nonce replaces the pooled one only if
+  both its ``maxPriorityFeePerGas`` and its ``maxFeePerGas`` (``gasPrice`` for legacy and EIP-2930) are
+  strictly higher *and* at least 10 % higher. Consequence on this zero-fee chain: a zero-fee tx can only be
+  replaced by one that offers a non-zero tip, which the sender's balance must cover (``gas * maxFee``);
+  a sender without ether cannot replace a pending tx and has to wait for it to be included (within a block
+  interval, since zero fees order nothing) or use the next nonce. We keep the rule because a free
+  replacement would let any member churn the pool (and, with BFT, the gossip) at no cost.
+* **Capacity.** When the pool holds ``capacity`` txs, a new tx evicts the highest-nonce tx of the sender
+  that holds the most, if that sender holds at least two more than the newcomer's sender would; otherwise
+  the newcomer is refused with ``txpool is full``. One member cannot lock the others out, and evicting a
+  sender's newest tx leaves its queue gap-free. Replacements never need room.
+* **Selection** (:meth:`Mempool.select`) takes, among every sender's next executable tx, the one with the
+  highest effective tip (base fee is 0, so ``min(tip, fee cap)``), ties by arrival (first come, first
+  served — with zero fees that is the whole order). Per sender, txs come in nonce order from the state
+  nonce with no gaps; a sender stops at the first tx that does not fit the remaining gas or whose
+  cumulative cost exceeds the balance. Every sender is re-checked with ``is_account_allowed``; the txs
+  of a sender no longer allowed are dropped from the pool.
+* **After a block** (:meth:`Mempool.remove_included` then :meth:`Mempool.on_new_head`): included txs and
+  txs whose nonce is now below the state nonce are dropped, as are all txs of senders no longer allowed
+  and txs whose own cost exceeds the sender's balance.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import rlp  # type: ignore[import-untyped]
+from eth.abc import SignedTransactionAPI
+from eth.vm.forks.cancun.transactions import CancunTransactionBuilder
+from eth_utils.address import to_checksum_address
+from eth_utils.exceptions import ValidationError
+
+from shancheng.sdk.errors import ShanchengError
+
+__all__ = [
+    "CODE_POOL_LIMIT",
+    "CODE_TX_INVALID",
+    "CODE_TX_REJECTED",
+    "AdmissionError",
+    "Mempool",
+    "StateView",
+]
+
+#: go-ethereum's code for an invalid transaction (the message says which rule)
+CODE_TX_INVALID = -32000
+#: EIP-1474 "transaction rejected": a well-formed tx the chain's policy refuses (sender not a member)
+CODE_TX_REJECTED = -32003
+#: a pool limit was hit (OpenEthereum/Nethermind use -32010 for "transaction pool full" and similar)
+CODE_POOL_LIMIT = -32010
+
+REPLACEMENT_BUMP_PERCENT = 10
+MAX_INITCODE_SIZE = 2 * 24576  # EIP-3860
+INITCODE_WORD_GAS = 2  # EIP-3860
+
+_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+_TYPE_NAMES = {1: "EIP-2930", 2: "EIP-1559"}
+_REFUSED_TYPES = {3: "blob (EIP-4844)", 4: "set-code (EIP-7702)"}
+
+
+class StateView(Protocol):
+    """Read access to the head state, provided by the node."""
+
+    def nonce(self, address: bytes) -> int: ...
+
+    def balance(self, address: bytes) -> int: ...
+
+    def is_account_allowed(self, address: bytes) -> bool:
+        """``Governance.isAccountAllowed(address)`` at the head."""
+        ...
+
+
+class AdmissionError(ShanchengError):
+    """A transaction the pool refuses; ``code`` and ``message`` go into the JSON-RPC error as they are."""
+
+    def __init__(self, code: int, message: str, *, reason: str) -> None:
+        self.code = code
+        self.message = message
+        self.reason = reason  # short machine-readable slug (metrics, tests)
+        super().__init__(message)
+
+
+@dataclass(eq=False)
+class _Entry:
+    tx: SignedTransactionAPI
+    sender: bytes
+    hash: bytes
+    raw: bytes
+    arrival: int
+    cost: int  # value + gas * max fee: what the balance must cover
+
+    @property
+    def nonce(self) -> int:
+        return int(self.tx.nonce)
+
+    @property
+    def tip(self) -> int:
+        return min(int(self.tx.max_priority_fee_per_gas), int(self.tx.max_fee_per_gas))
+
+
+@dataclass
+class _SenderQueue:
+    by_nonce: dict[int, _Entry] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.by_nonce)
+
+    def executable(self, start: int) -> Iterator[_Entry]:
+        """Entries from nonce ``start`` on, stopping at the first gap."""
+        for n in itertools.count(start):
+            entry = self.by_nonce.get(n)
+            if entry is None:
+                return
+            yield entry
+
+
+def _address(addr: bytes) -> str:
+    return to_checksum_address(addr)
+
+
+class Mempool:
+    """Pending transactions, admitted against the head state and handed out per block."""
+
+    def __init__(
+        self,
+        *,
+        chain_id: int,
+        state: StateView,
+        capacity: int = 10_000,
+        per_sender: int = 256,
+        max_tx_bytes: int = 128 * 1024,
+        block_gas_limit: int = 30_000_000,
+    ) -> None:
+        if capacity < 1 or per_sender < 1 or max_tx_bytes < 1 or block_gas_limit < 1:
+            raise ValueError("capacity, per_sender, max_tx_bytes and block_gas_limit must be positive")
+        self.chain_id = chain_id
+        self.state = state
+        self.capacity = capacity
+        self.per_sender = per_sender
+        self.max_tx_bytes = max_tx_bytes
+        self.block_gas_limit = block_gas_limit
+        self._by_hash: dict[bytes, _Entry] = {}
+        self._senders: dict[bytes, _SenderQueue] = {}
+        self._arrivals = itertools.count()
+
+    # ------------------------------------------------------------------------------------ reading
+    def __len__(self) -> int:
+        return len(self._by_hash)
+
+    def __contains__(self, tx_hash: object) -> bool:
+        return isinstance(tx_hash, bytes) and tx_hash in self._by_hash
+
+    def get(self, tx_hash: bytes) -> SignedTransactionAPI | None:
+        entry = self._by_hash.get(tx_hash)
+        return entry.tx if entry else None
+
+    def get_raw(self, tx_hash: bytes) -> bytes | None:
+        entry = self._by_hash.get(tx_hash)
+        return entry.raw if entry else None
+
+    def pending(self) -> list[SignedTransactionAPI]:
+        """Every pooled tx (executable and queued), by sender then nonce."""
+        return [q.by_nonce[n].tx for q in self._senders.values() for n in sorted(q.by_nonce)]
+
+    def pending_nonce(self, address: bytes) -> int:
+        """The next nonce ``address`` should use: state nonce plus its gap-free run of pooled txs."""
+        start = self.state.nonce(address)
+        queue = self._senders.get(address)
+        if queue is None:
+            return start
+        return start + sum(1 for _ in queue.executable(start))
+
+    # ------------------------------------------------------------------------------------ admission
+    def add(self, raw: bytes) -> bytes:
+        """Admit ``raw`` (a signed, encoded transaction); returns its hash or raises :class:`AdmissionError`."""
+        raw = bytes(raw)
+        tx = self._decode(raw)
+        tx_hash = bytes(tx.hash)
+        if tx_hash in self._by_hash:
+            raise AdmissionError(CODE_TX_INVALID, f"already known: transaction 0x{tx_hash.hex()} is already pending",
+                                 reason="already_known")
+        sender = self._check_static(tx)
+        entry = _Entry(tx, sender, tx_hash, raw, next(self._arrivals),
+                       int(tx.value) + int(tx.gas) * int(tx.max_fee_per_gas))
+        self._check_against_state(entry)
+        queue = self._senders.get(sender)
+        old = queue.by_nonce.get(entry.nonce) if queue else None
+        if old is not None:
+            self._check_replacement(old, entry)
+            self._drop(old)
+        elif len(self._by_hash) >= self.capacity:
+            self._make_room(sender)
+        self._insert(entry)
+        return tx_hash
+
+    def _decode(self, raw: bytes) -> SignedTransactionAPI:
+        if len(raw) > self.max_tx_bytes:
+            raise AdmissionError(CODE_TX_INVALID, f"oversized data: transaction is {len(raw)} bytes, "
+                                 f"the limit is {self.max_tx_bytes}", reason="oversized")
+        if not raw:
+            raise AdmissionError(CODE_TX_INVALID, "invalid transaction encoding: empty input", reason="malformed")
+        first = raw[0]
+        if first < 0x80 and first not in _TYPE_NAMES:
+            what = _REFUSED_TYPES.get(first, "unknown")
+            raise AdmissionError(CODE_TX_INVALID, f"transaction type not supported: type {first} ({what}); this chain "
+                                 "accepts legacy, EIP-2930 (1) and EIP-1559 (2) transactions", reason="unsupported_type")
+        if 0x80 <= first < 0xC0:
+            raise AdmissionError(CODE_TX_INVALID, "invalid transaction encoding: neither a typed transaction nor an "
+                                 "RLP list", reason="malformed")
+        try:
+            tx = CancunTransactionBuilder.decode(raw)
+        except (rlp.exceptions.RLPException, ValidationError, ValueError, TypeError, IndexError) as exc:
+            kind = _TYPE_NAMES.get(first, "legacy")
+            raise AdmissionError(CODE_TX_INVALID, f"invalid transaction encoding: not a valid {kind} transaction "
+                                 f"({type(exc).__name__})", reason="malformed") from exc
+        if tx.encode() != raw:
+            raise AdmissionError(CODE_TX_INVALID, "invalid transaction encoding: not in canonical form",
+                                 reason="malformed")
+        return tx
+
+    def _check_static(self, tx: SignedTransactionAPI) -> bytes:
+        """Checks that need no state; returns the recovered sender."""
+        chain_id = tx.chain_id
+        if chain_id is None:
+            raise AdmissionError(CODE_TX_INVALID, "only replay-protected (EIP-155) transactions are accepted: "
+                                 "sign legacy transactions with a chain id", reason="unprotected")
+        if chain_id != self.chain_id:
+            raise AdmissionError(CODE_TX_INVALID, f"invalid chain id: transaction is for chain {chain_id}, "
+                                 f"this chain is {self.chain_id}", reason="wrong_chain")
+        if tx.to == b"" and len(tx.data) > MAX_INITCODE_SIZE:
+            raise AdmissionError(CODE_TX_INVALID, f"max initcode size exceeded: {len(tx.data)} bytes, the limit "
+                                 f"is {MAX_INITCODE_SIZE}", reason="initcode_too_large")
+        intrinsic = int(tx.intrinsic_gas)
+        if tx.to == b"":
+            intrinsic += INITCODE_WORD_GAS * ((len(tx.data) + 31) // 32)
+        if tx.gas < intrinsic:
+            raise AdmissionError(CODE_TX_INVALID, f"intrinsic gas too low: gas {tx.gas}, minimum needed {intrinsic}",
+                                 reason="intrinsic_gas")
+        if tx.gas > self.block_gas_limit:
+            raise AdmissionError(CODE_TX_INVALID, f"exceeds block gas limit: gas {tx.gas}, block gas limit "
+                                 f"{self.block_gas_limit}", reason="gas_limit")
+        if not (0 < tx.r < _SECP256K1_N and 0 < tx.s <= _SECP256K1_N // 2):
+            # EIP-2 low-s for every type: py-evm checks it for legacy txs only, and a flipped s recovers
+            # another (unrelated) sender
+            raise AdmissionError(CODE_TX_INVALID, "invalid sender: signature r/s out of range (s must be in the "
+                                 "lower half of the curve order, EIP-2)", reason="invalid_sender")
+        try:
+            tx.validate()  # field ranges (incl. y-parity / v)
+            # Recovering the sender is the signature check: r and s are in range (above) and recovery fails
+            # for a signature that is not a curve point. py-evm's check_signature_validity() would recover a
+            # second time and compare the key with itself — a whole extra ECDSA recovery per admission.
+            sender = bytes(tx.sender)
+        except Exception as exc:  # py-evm and eth-keys raise several unrelated types here
+            raise AdmissionError(CODE_TX_INVALID, f"invalid sender: the signature does not recover a sender ({exc})",
+                                 reason="invalid_sender") from exc
+        return sender
+
+    def _check_against_state(self, entry: _Entry) -> None:
+        sender, nonce = entry.sender, entry.nonce
+        state_nonce = self.state.nonce(sender)
+        if nonce < state_nonce:
+            raise AdmissionError(CODE_TX_INVALID, f"nonce too low: next nonce {state_nonce}, tx nonce {nonce}",
+                                 reason="nonce_too_low")
+        if nonce >= state_nonce + self.per_sender:
+            raise AdmissionError(CODE_POOL_LIMIT, f"nonce too high: tx nonce {nonce}, the pool holds nonces "
+                                 f"{state_nonce}..{state_nonce + self.per_sender - 1} for this sender",
+                                 reason="nonce_too_high")
+        if not self.state.is_account_allowed(sender):
+            raise AdmissionError(CODE_TX_REJECTED, f"sender not allowed: {_address(sender)} is not an account of an "
+                                 "active member organisation (Governance.isAccountAllowed)", reason="not_allowed")
+        balance = self.state.balance(sender)
+        if balance < entry.cost:
+            raise AdmissionError(CODE_TX_INVALID, f"insufficient funds for gas * price + value: balance {balance}, "
+                                 f"tx cost {entry.cost}", reason="insufficient_funds")
+
+    @staticmethod
+    def _check_replacement(old: _Entry, new: _Entry) -> None:
+        def bumped(before: int, after: int) -> bool:
+            return after > before and after * 100 >= before * (100 + REPLACEMENT_BUMP_PERCENT)
+
+        old_tip, old_cap = int(old.tx.max_priority_fee_per_gas), int(old.tx.max_fee_per_gas)
+        new_tip, new_cap = int(new.tx.max_priority_fee_per_gas), int(new.tx.max_fee_per_gas)
+        if not (bumped(old_tip, new_tip) and bumped(old_cap, new_cap)):
+            raise AdmissionError(
+                CODE_TX_INVALID,
+                f"replacement transaction underpriced: nonce {new.nonce} is taken by 0x{old.hash.hex()}; a "
+                f"replacement needs tip and fee cap both >= {REPLACEMENT_BUMP_PERCENT}% higher (and non-zero) than "
+                f"{old_tip}/{old_cap}, got {new_tip}/{new_cap}",
+                reason="underpriced",
+            )
+
+    def _make_room(self, sender: bytes) -> None:
+        own = len(self._senders.get(sender, ()))
+        # the sender holding the most; on a tie, the one that added a tx most recently
+        victim, queue = max(self._senders.items(),
+                            key=lambda item: (len(item[1]), max(e.arrival for e in item[1].by_nonce.values())))
+        if victim == sender or len(queue) < own + 2:
+            raise AdmissionError(CODE_POOL_LIMIT, f"txpool is full: {len(self._by_hash)} transactions pending "
+                                 "(no sender holds more than its share); retry after the next block",
+                                 reason="pool_full")
+        self._drop(queue.by_nonce[max(queue.by_nonce)])
+
+    # ------------------------------------------------------------------------------------ blocks
+    def select(self, *, gas_limit: int) -> list[SignedTransactionAPI]:
+        """Executable txs for the next block, within ``gas_limit`` (by declared gas); does not remove them."""
+        heads: dict[bytes, Iterator[_Entry]] = {}
+        budget: dict[bytes, int] = {}
+        for sender in list(self._senders):
+            if not self.state.is_account_allowed(sender):
+                self._drop_sender(sender)
+                continue
+            heads[sender] = self._senders[sender].executable(self.state.nonce(sender))
+            budget[sender] = self.state.balance(sender)
+        ready: dict[bytes, _Entry] = {}
+        for sender, it in heads.items():
+            entry = next(it, None)
+            if entry is not None:
+                ready[sender] = entry
+        chosen: list[SignedTransactionAPI] = []
+        remaining = gas_limit
+        while ready:
+            sender, entry = max(ready.items(), key=lambda item: (item[1].tip, -item[1].arrival))
+            if entry.tx.gas > remaining or entry.cost > budget[sender]:
+                del ready[sender]  # later nonces of this sender depend on this one
+                continue
+            chosen.append(entry.tx)
+            remaining -= int(entry.tx.gas)
+            budget[sender] -= entry.cost
+            following = next(heads[sender], None)
+            if following is None:
+                del ready[sender]
+            else:
+                ready[sender] = following
+        return chosen
+
+    def remove_included(self, txs: Iterable[SignedTransactionAPI]) -> None:
+        """Drop txs that a committed block included (and any pooled tx of the same sender and nonce)."""
+        for tx in txs:
+            entry = self._by_hash.get(bytes(tx.hash))
+            if entry is not None:
+                self._drop(entry)
+                continue
+            queue = self._senders.get(bytes(tx.sender))  # an included tx always has a valid sender
+            other = queue.by_nonce.get(int(tx.nonce)) if queue else None
+            if other is not None:
+                self._drop(other)
+
+    def on_new_head(self) -> None:
+        """Re-check every pooled tx against the new head: stale nonces, suspended senders, unaffordable txs."""
+        for sender in list(self._senders):
+            if not self.state.is_account_allowed(sender):
+                self._drop_sender(sender)
+                continue
+            state_nonce = self.state.nonce(sender)
+            balance = self.state.balance(sender)
+            for entry in list(self._senders[sender].by_nonce.values()):
+                if entry.nonce < state_nonce or entry.cost > balance:
+                    self._drop(entry)
+
+    # ------------------------------------------------------------------------------------ internals
+    def _insert(self, entry: _Entry) -> None:
+        self._by_hash[entry.hash] = entry
+        self._senders.setdefault(entry.sender, _SenderQueue()).by_nonce[entry.nonce] = entry
+
+    def _drop(self, entry: _Entry) -> None:
+        del self._by_hash[entry.hash]
+        queue = self._senders[entry.sender]
+        del queue.by_nonce[entry.nonce]
+        if not queue.by_nonce:
+            del self._senders[entry.sender]
+
+    def _drop_sender(self, sender: bytes) -> None:
+        for entry in list(self._senders[sender].by_nonce.values()):
+            self._drop(entry)

@@ -1,0 +1,378 @@
+"""A running Shancheng node: ledger + mempool + block producer + JSON-RPC.
+
+One validator (the development profile and the embedded default): the node
+builds a block whenever transactions are pending (checked every
+``block_interval`` seconds), or every ``heartbeat`` seconds if configured,
+signs its commit certificate and commits everything in one atomic write.
+
+Threads: the asyncio loop runs the RPC server and the block timer; every call
+into the ledger (RPC reads, admission, block building) happens under one lock,
+so there is exactly one writer and readers never see a half-built block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eth.abc import BlockAPI, ReceiptAPI, SignedTransactionAPI
+from eth_utils import to_checksum_address
+
+from shancheng.chain.genesis import Genesis
+from shancheng.chain.ledger import BuiltBlock, Ledger
+from shancheng.chain.ledger import ExecutionReverted as LedgerReverted
+from shancheng.chain.receipt_proofs import receipt_proof
+from shancheng.sdk.crypto import SM2PrivateKey
+
+from . import __version__
+from .mempool import AdmissionError as MempoolAdmissionError
+from .mempool import Mempool
+from .rpc.backend import AdmissionError, ExecutionFailed, ExecutionReverted, LogRecord
+from .rpc.server import RpcServer
+
+__all__ = ["Node", "NodeConfig"]
+
+log = logging.getLogger("shancheng.node")
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    rpc_host: str = "127.0.0.1"
+    rpc_port: int = 8545
+    ws_port: int = 8546
+    block_interval: float = 1.0
+    heartbeat: float | None = None  # seconds between empty blocks; None = only when transactions wait
+    mempool_capacity: int = 10_000
+
+
+class _HeadState:
+    """The mempool's view of the head state (nonce, balance, membership), memoised per head.
+
+    Admission asks these for every transaction; building a py-evm state and running
+    Governance.isAccountAllowed each time would cost milliseconds, so answers are kept
+    until the next block (:meth:`new_head`), which is the only time they can change.
+    """
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+        self._state: Any = None
+        self._allowed: dict[bytes, bool] = {}
+
+    def new_head(self) -> None:
+        self._state = None
+        self._allowed.clear()
+
+    def _head_state(self) -> Any:
+        if self._state is None:
+            self._state = self._ledger.state_at()
+        return self._state
+
+    def nonce(self, address: bytes) -> int:
+        return int(self._head_state().get_nonce(address))
+
+    def balance(self, address: bytes) -> int:
+        return int(self._head_state().get_balance(address))
+
+    def is_account_allowed(self, address: bytes) -> bool:
+        if address not in self._allowed:
+            self._allowed[address] = self._ledger.is_account_allowed(address)
+        return self._allowed[address]
+
+
+class Node:
+    """A single-validator Shancheng node.  Implements the RPC server's ``NodeBackend``."""
+
+    def __init__(
+        self,
+        *,
+        ledger: Ledger,
+        validator_key: SM2PrivateKey,
+        config: NodeConfig = NodeConfig(),
+    ) -> None:
+        self.ledger = ledger
+        self.config = config
+        self.chain_id = ledger.chain_id
+        self.client_version = f"shancheng/{__version__}/python"
+        self._key = validator_key
+        validators = [v.public_key for v in ledger.genesis.validators]
+        if validator_key.public_key() not in validators:
+            raise ValueError("this node's key is not a validator in the genesis file")
+        self._validator_index = validators.index(validator_key.public_key())
+        self._lock = threading.RLock()
+        self._head_state = _HeadState(ledger)
+        self.mempool = Mempool(
+            chain_id=self.chain_id,
+            state=self._head_state,
+            capacity=config.mempool_capacity,
+            block_gas_limit=ledger.genesis.gas_limit,
+        )
+        self._new_block: asyncio.Condition | None = None
+        self._stop: asyncio.Event | None = None
+        self._last_block_time = time.monotonic()
+        self.server: RpcServer | None = None
+
+    # -- block production -------------------------------------------------------------------
+    def produce_block(self, *, force: bool = False) -> BuiltBlock | None:
+        """Build, certify and commit the next block from the mempool; None when there is nothing to do."""
+        with self._lock:
+            txs = self.mempool.select(gas_limit=self.ledger.genesis.gas_limit)
+            if not txs and not force:
+                return None
+            built = self.ledger.build_block(txs, validator_key=self._key, validator_index=self._validator_index)
+            self._head_state.new_head()
+            self.mempool.remove_included(built.block.transactions)
+            for tx, reason in built.dropped:
+                log.info("dropped transaction 0x%s at block %d: %s", tx.hash.hex(), built.block.number, reason)
+            self.mempool.remove_included([tx for tx, _ in built.dropped])
+            self.mempool.on_new_head()
+        self._last_block_time = time.monotonic()
+        log.info(
+            "block %d 0x%s: %d transactions, gas %d",
+            built.block.number,
+            built.block.hash.hex(),
+            len(built.block.transactions),
+            built.block.header.gas_used,
+        )
+        return built
+
+    async def _producer(self) -> None:
+        assert self._stop is not None and self._new_block is not None
+        loop = asyncio.get_running_loop()
+        while not self._stop.is_set():
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=self.config.block_interval)
+            except TimeoutError:
+                pass
+            if self._stop.is_set():
+                break
+            heartbeat_due = (
+                self.config.heartbeat is not None
+                and time.monotonic() - self._last_block_time >= self.config.heartbeat
+            )
+            try:
+                built = await loop.run_in_executor(None, functools.partial(self.produce_block, force=heartbeat_due))
+            except Exception:  # a failed block must not stop the node: log it and try again next tick
+                log.exception("block production failed; will retry")
+                continue
+            if built is not None:
+                async with self._new_block:
+                    self._new_block.notify_all()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def run(self, *, install_signal_handlers: bool = True, ready: asyncio.Event | None = None) -> None:
+        """Serve until SIGINT/SIGTERM (or :meth:`stop`); then finish the current block and close."""
+        self._stop = asyncio.Event()
+        self._new_block = asyncio.Condition()
+        loop = asyncio.get_running_loop()
+        if install_signal_handlers:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self._stop.set)
+        self.server = RpcServer(backend=self, host=self.config.rpc_host, http_port=self.config.rpc_port,
+                                ws_port=self.config.ws_port)
+        await self.server.start()
+        log.info("JSON-RPC on http://%s:%d and ws://%s:%d", self.config.rpc_host, self.server.http_port,
+                 self.config.rpc_host, self.server.ws_port)
+        producer = asyncio.create_task(self._producer())
+        if ready is not None:
+            ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            await producer
+            await self.server.stop()
+            with self._lock:
+                head = self.ledger.latest_number()
+                self.ledger.close()
+            log.info("stopped cleanly at block %d", head)
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+
+    # -- NodeBackend: blocks ----------------------------------------------------------------------
+    def latest_number(self) -> int:
+        with self._lock:
+            return self.ledger.latest_number()
+
+    def block_by_number(self, number: int) -> BlockAPI | None:
+        with self._lock:
+            return self.ledger.block_by_number(number)
+
+    def block_by_hash(self, block_hash: bytes) -> BlockAPI | None:
+        with self._lock:
+            return self.ledger.block_by_hash(block_hash)
+
+    def transaction_location(self, tx_hash: bytes) -> tuple[int, int] | None:
+        with self._lock:
+            return self.ledger.transaction_location(tx_hash)
+
+    def receipts(self, block_number: int) -> Sequence[ReceiptAPI]:
+        with self._lock:
+            return self.ledger.receipts(block_number)
+
+    # -- NodeBackend: mempool -------------------------------------------------------------------
+    def send_raw_transaction(self, raw: bytes) -> bytes:
+        with self._lock:
+            try:
+                return self.mempool.add(raw)
+            except MempoolAdmissionError as exc:
+                raise AdmissionError(exc.code, exc.message) from exc
+
+    def pending_transactions(self) -> Sequence[SignedTransactionAPI]:
+        with self._lock:
+            return self.mempool.pending()
+
+    def pending_nonce(self, address: bytes) -> int:
+        with self._lock:
+            return self.mempool.pending_nonce(address)
+
+    # -- NodeBackend: state ---------------------------------------------------------------------
+    def _header(self, block: int | None) -> Any:
+        if block is None:
+            return self.ledger.head
+        header = self.ledger.header_by_number(block)
+        if header is None:
+            raise ValueError(f"block {block} does not exist")
+        return header
+
+    def nonce(self, address: bytes, block: int | None) -> int:
+        with self._lock:
+            if block is None:
+                return self.mempool.pending_nonce(address)
+            return self.ledger.nonce(address, self._header(block))
+
+    def balance(self, address: bytes, block: int | None) -> int:
+        with self._lock:
+            return self.ledger.balance(address, self._header(block))
+
+    def code(self, address: bytes, block: int | None) -> bytes:
+        with self._lock:
+            return self.ledger.code(address, self._header(block))
+
+    def storage_at(self, address: bytes, slot: int, block: int | None) -> int:
+        with self._lock:
+            return self.ledger.storage_at(address, slot, self._header(block))
+
+    def call(self, tx: dict[str, Any], block: int | None) -> bytes:
+        with self._lock:
+            try:
+                return self.ledger.call(tx, self._header(block))
+            except LedgerReverted as exc:
+                raise ExecutionReverted(exc.data) from exc
+            except ValueError:
+                raise
+            except Exception as exc:  # VM errors other than REVERT (out of gas, invalid opcode, ...)
+                raise ExecutionFailed(str(exc) or type(exc).__name__) from exc
+
+    def estimate_gas(self, tx: dict[str, Any], block: int | None) -> int:
+        with self._lock:
+            try:
+                return self.ledger.estimate_gas(tx, self._header(block))
+            except LedgerReverted as exc:
+                raise ExecutionReverted(exc.data) from exc
+            except ValueError:
+                raise
+            except Exception as exc:
+                raise ExecutionFailed(str(exc) or type(exc).__name__) from exc
+
+    # -- NodeBackend: logs and heads ------------------------------------------------------------
+    def logs(
+        self, from_block: int, to_block: int, addresses: Sequence[bytes], topics: Sequence[Sequence[bytes] | None]
+    ) -> Sequence[LogRecord]:
+        with self._lock:
+            records = self.ledger.logs(from_block, to_block, addresses, topics)
+        return [
+            LogRecord(
+                address=r.address,
+                topics=r.topics,
+                data=r.data,
+                block_number=r.block_number,
+                block_hash=r.block_hash,
+                transaction_hash=r.transaction_hash,
+                transaction_index=r.transaction_index,
+                log_index=r.log_index,
+            )
+            for r in records
+        ]
+
+    async def wait_for_block(self, after: int, timeout: float) -> int:
+        if self._new_block is None:
+            await asyncio.sleep(min(timeout, 0.05))
+            return self.latest_number()
+        deadline = time.monotonic() + timeout
+        async with self._new_block:
+            while self.latest_number() <= after:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    await asyncio.wait_for(self._new_block.wait(), timeout=remaining)
+                except TimeoutError:
+                    break
+        return self.latest_number()
+
+    # -- NodeBackend: shancheng namespace -----------------------------------------------------------
+    def commit_certificate(self, height: int) -> dict[str, Any] | None:
+        with self._lock:
+            cert = self.ledger.commit_certificate(height)
+        return None if cert is None else cert.to_json()
+
+    def validators(self, height: int) -> list[dict[str, Any]]:
+        # Validator-set changes by governance take effect at a fixed later height (docs/chain-formats.md);
+        # a single-validator node keeps the genesis set.
+        return [
+            {
+                "index": i,
+                "name": v.name,
+                "public_key": v.public_key.to_bytes().hex(),
+                "address": to_checksum_address(v.address),
+            }
+            for i, v in enumerate(self.ledger.genesis.validators)
+        ]
+
+    def receipt_proof(self, tx_hash: bytes) -> dict[str, Any] | None:
+        with self._lock:
+            where = self.ledger.transaction_location(tx_hash)
+            if where is None:
+                return None
+            number, index = where
+            block = self.ledger.block_by_number(number)
+            if block is None:
+                return None
+            return receipt_proof(block, list(self.ledger.receipts(number)), index)
+
+    def node_info(self) -> dict[str, Any]:
+        with self._lock:
+            head = self.ledger.head
+        return {
+            "client_version": self.client_version,
+            "chain_id": self.chain_id,
+            "genesis_hash": "0x" + self.ledger.genesis.genesis_hash.hex(),
+            "head": {"number": int(head.block_number), "hash": "0x" + head.hash.hex()},
+            "validator": {
+                "index": self._validator_index,
+                "public_key": self._key.public_key().to_bytes().hex(),
+                "address": to_checksum_address(self._key.public_key().sm3_address()),
+            },
+            "system_contracts": {k: to_checksum_address(v) for k, v in self.ledger.genesis.system_contracts.items()},
+            "pending_transactions": len(self.mempool),
+            "peers": 0,
+        }
+
+    def syncing(self) -> bool:
+        return False
+
+    def peer_count(self) -> int:
+        return 0
+
+
+def load_genesis(home: Path) -> Genesis:
+    return Genesis.load(home / "genesis.json")

@@ -1,0 +1,127 @@
+"""What the JSON-RPC server needs from a node: the ``NodeBackend`` protocol.
+
+The server (``shancheng.nodes.rpc.server``) only formats and validates; every fact comes from a
+backend. The node (``shancheng.nodes``) implements this protocol over its chain; tests implement it over
+a bare py-evm chain. Every synchronous method is called from ONE dedicated worker thread of the server
+(never from the event loop, never concurrently), so a backend only has to be safe against its own
+block producer; ``wait_for_block`` is the one coroutine and is awaited on the server's event loop.
+
+Block selectors reach the backend already resolved to a block number (``int``): the server turns
+"latest"/"safe"/"finalized" into ``latest_number()``, "earliest" into 0, ``{"blockHash": ...}`` into that
+block's number, and "pending" into ``None`` (the backend then answers for the pending state: for
+``nonce`` that is ``pending_nonce``; for state reads the latest state is an acceptable answer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from eth.abc import BlockAPI, ReceiptAPI, SignedTransactionAPI
+
+__all__ = ["AdmissionError", "BackendError", "ExecutionFailed", "ExecutionReverted", "LogRecord", "NodeBackend"]
+
+
+class BackendError(Exception):
+    """Base of the errors a backend raises on purpose; the server maps each to a JSON-RPC error."""
+
+
+class AdmissionError(BackendError):
+    """A transaction was refused by the mempool: JSON-RPC error ``code`` (-32000..-32099) and ``message``.
+
+    Conventional codes (as geth/anvil send them): -32000 for nonce too low / known transaction /
+    replacement underpriced / insufficient funds / not a member / pool full, -32003 transaction
+    rejected, -32602 for an undecodable transaction is produced by the server itself.
+    """
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = int(code)
+        self.message = message
+
+
+class ExecutionReverted(BackendError):
+    """``call``/``estimate_gas`` reverted; ``data`` is the raw revert data (e.g. Error(string) ABI)."""
+
+    def __init__(self, data: bytes, message: str = "execution reverted") -> None:
+        super().__init__(message)
+        self.data = bytes(data)
+        self.message = message
+
+
+class ExecutionFailed(BackendError):
+    """``call``/``estimate_gas`` failed without revert data (out of gas, invalid opcode, ...)."""
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """One log as ``eth_getLogs`` reports it; ``log_index`` is counted per block."""
+
+    address: bytes  # 20 bytes
+    topics: tuple[bytes, ...]  # each 32 bytes
+    data: bytes
+    block_number: int
+    block_hash: bytes
+    transaction_hash: bytes
+    transaction_index: int
+    log_index: int
+
+
+@runtime_checkable
+class NodeBackend(Protocol):
+    """The node as the JSON-RPC server sees it. ``block`` arguments: an int height or ``None`` = pending."""
+
+    chain_id: int
+    client_version: str
+
+    # -- blocks ---------------------------------------------------------------------------------
+    def latest_number(self) -> int: ...
+    def block_by_number(self, number: int) -> BlockAPI | None: ...
+    def block_by_hash(self, block_hash: bytes) -> BlockAPI | None: ...
+    def transaction_location(self, tx_hash: bytes) -> tuple[int, int] | None:
+        """(block number, index in block) of a committed transaction, or None."""
+        ...
+    def receipts(self, block_number: int) -> Sequence[ReceiptAPI]:
+        """The py-evm receipts of that block, in transaction order."""
+        ...
+
+    # -- mempool --------------------------------------------------------------------------------
+    def send_raw_transaction(self, raw: bytes) -> bytes:
+        """Admit a signed transaction (typed envelope or legacy RLP); returns its hash.
+
+        Raises ``AdmissionError`` when refused, ``ValueError`` when ``raw`` does not decode."""
+        ...
+    def pending_transactions(self) -> Sequence[SignedTransactionAPI]: ...
+    def pending_nonce(self, address: bytes) -> int: ...
+
+    # -- state (block: int height, or None for pending) ------------------------------------------
+    def nonce(self, address: bytes, block: int | None) -> int: ...
+    def balance(self, address: bytes, block: int | None) -> int: ...
+    def code(self, address: bytes, block: int | None) -> bytes: ...
+    def storage_at(self, address: bytes, slot: int, block: int | None) -> int: ...
+    def call(self, tx: dict[str, Any], block: int | None) -> bytes:
+        """Execute without committing; ``tx`` has bytes/int values under keys from, to, gas, gasPrice,
+        value, data (missing keys absent). Raises ExecutionReverted / ExecutionFailed."""
+        ...
+    def estimate_gas(self, tx: dict[str, Any], block: int | None) -> int: ...
+
+    # -- logs and heads ---------------------------------------------------------------------------
+    def logs(
+        self, from_block: int, to_block: int, addresses: Sequence[bytes], topics: Sequence[Sequence[bytes] | None]
+    ) -> Sequence[LogRecord]:
+        """Logs in blocks ``from_block..to_block`` (inclusive, both <= latest) matching the filter:
+        any of ``addresses`` (empty = all); ``topics[i]`` None = any, else one of the listed values."""
+        ...
+    async def wait_for_block(self, after: int, timeout: float) -> int:
+        """Return the latest block number as soon as it is > ``after``, or after ``timeout`` seconds
+        (then it may still equal ``after``). Must be awaitable on the server's event loop."""
+        ...
+
+    # -- shancheng namespace ----------------------------------------------------------------------
+    def commit_certificate(self, height: int) -> dict[str, Any] | None: ...
+    def validators(self, height: int) -> list[dict[str, Any]]: ...
+    def receipt_proof(self, tx_hash: bytes) -> dict[str, Any] | None: ...
+    def node_info(self) -> dict[str, Any]: ...
+    def syncing(self) -> bool: ...
+    def peer_count(self) -> int: ...

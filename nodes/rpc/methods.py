@@ -1,0 +1,461 @@
+"""The declarative JSON-RPC method table and the handlers behind it.
+
+Each ``Method`` names its parameters with their parsers (and defaults); the server validates the
+positional ``params`` against the table before any handler runs. Handlers marked ``blocking`` run on the
+server's single backend thread; the rest (subscriptions) run on the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth.vm.forks.cancun.transactions import CancunTransactionBuilder
+
+from shancheng.nodes.rpc.backend import (
+    AdmissionError,
+    ExecutionFailed,
+    ExecutionReverted,
+    LogRecord,
+    NodeBackend,
+)
+from shancheng.nodes.rpc.filters import FilterTable, PollFilter
+from shancheng.nodes.rpc.formatting import (
+    format_block,
+    format_header,
+    format_log,
+    format_receipt,
+    format_transaction,
+    hexb,
+    hexq,
+)
+from shancheng.nodes.rpc.params import (
+    BlockRef,
+    InvalidParams,
+    LogFilter,
+    RpcError,
+    parse_address,
+    parse_block,
+    parse_block_number_or_tag,
+    parse_bool,
+    parse_call,
+    parse_data,
+    parse_filter,
+    parse_hash,
+    parse_quantity,
+)
+
+__all__ = ["METHODS", "REQUIRED", "Limits", "Method", "Param", "RpcApi", "log_matches", "revert_error"]
+
+REQUIRED: Any = object()
+MAX_RAW_TX = 128 * 1024
+MAX_FEE_HISTORY = 1024
+_ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body_bytes: int = 1024 * 1024
+    max_ws_message_bytes: int = 1024 * 1024
+    max_batch: int = 100
+    max_filters: int = 1024
+    max_subscriptions_per_connection: int = 64
+    filter_idle_timeout: float = 300.0
+    max_log_block_range: int = 10_000
+    max_log_results: int = 10_000
+    ws_send_queue: int = 4096
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    parse: Callable[[Any, str], Any]
+    default: Any = REQUIRED
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    handler: str  # attribute of RpcApi (or of the WebSocket connection for ws_only methods)
+    params: tuple[Param, ...] = ()
+    blocking: bool = True
+    ws_only: bool = False
+
+
+def _string(value: Any, what: str) -> str:
+    if not isinstance(value, str) or len(value) > 100:
+        raise InvalidParams(f"{what}: expected an id string")
+    return value
+
+
+def _subscription_kind(value: Any, what: str) -> str:
+    if value not in ("newHeads", "logs"):
+        raise InvalidParams(f"{what}: unsupported subscription {value!r}; use newHeads or logs")
+    return str(value)
+
+
+def _subscription_filter(value: Any, what: str) -> LogFilter:
+    if isinstance(value, dict) and ({"fromBlock", "toBlock", "blockHash"} & set(value)):
+        raise InvalidParams(f"{what}: a logs subscription takes only address and topics")
+    return parse_filter(value if value is not None else {}, what)
+
+
+def _count(value: Any, what: str) -> int:
+    n = value if isinstance(value, int) and not isinstance(value, bool) else parse_quantity(value, what)
+    if not 1 <= n <= MAX_FEE_HISTORY:
+        raise InvalidParams(f"{what}: must be between 1 and {MAX_FEE_HISTORY}")
+    return n
+
+
+def _percentiles(value: Any, what: str) -> list[float]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > 100:
+        raise InvalidParams(f"{what}: expected a list of at most 100 percentiles")
+    out: list[float] = []
+    for i, p in enumerate(value):
+        if isinstance(p, bool) or not isinstance(p, int | float) or not 0 <= p <= 100 or (out and p < out[-1]):
+            raise InvalidParams(f"{what}[{i}]: percentiles are increasing numbers in 0..100")
+        out.append(float(p))
+    return out
+
+
+def _raw_tx(value: Any, what: str) -> bytes:
+    raw = parse_data(value, what, max_len=MAX_RAW_TX)
+    if not raw:
+        raise InvalidParams(f"{what}: empty transaction")
+    return raw
+
+
+P = Param
+BLOCK = P("block", parse_block, "latest")
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Method("web3_clientVersion", "client_version"),
+    Method("net_version", "net_version"),
+    Method("net_listening", "net_listening"),
+    Method("net_peerCount", "peer_count"),
+    Method("eth_chainId", "chain_id"),
+    Method("eth_syncing", "syncing"),
+    Method("eth_accounts", "accounts"),
+    Method("eth_blockNumber", "block_number"),
+    Method("eth_gasPrice", "zero"),
+    Method("eth_maxPriorityFeePerGas", "zero"),
+    Method("eth_blobBaseFee", "zero"),
+    Method("eth_feeHistory", "fee_history", (P("blockCount", _count), P("newestBlock", parse_block_number_or_tag),
+                                             P("rewardPercentiles", _percentiles, None))),
+    Method("eth_getBlockByNumber", "get_block_by_number", (P("block", parse_block_number_or_tag),
+                                                           P("fullTransactions", parse_bool, False))),
+    Method("eth_getBlockByHash", "get_block_by_hash", (P("blockHash", parse_hash),
+                                                       P("fullTransactions", parse_bool, False))),
+    Method("eth_getBlockTransactionCountByNumber", "tx_count_by_number", (P("block", parse_block_number_or_tag),)),
+    Method("eth_getBlockTransactionCountByHash", "tx_count_by_hash", (P("blockHash", parse_hash),)),
+    Method("eth_getTransactionByHash", "get_transaction", (P("transactionHash", parse_hash),)),
+    Method("eth_getTransactionReceipt", "get_receipt", (P("transactionHash", parse_hash),)),
+    Method("eth_sendRawTransaction", "send_raw_transaction", (P("transaction", _raw_tx),)),
+    Method("eth_call", "call", (P("transaction", parse_call), BLOCK)),
+    Method("eth_estimateGas", "estimate_gas", (P("transaction", parse_call), BLOCK)),
+    Method("eth_getTransactionCount", "get_transaction_count", (P("address", parse_address), BLOCK)),
+    Method("eth_getBalance", "get_balance", (P("address", parse_address), BLOCK)),
+    Method("eth_getCode", "get_code", (P("address", parse_address), BLOCK)),
+    Method("eth_getStorageAt", "get_storage_at", (P("address", parse_address), P("slot", parse_quantity), BLOCK)),
+    Method("eth_getLogs", "get_logs", (P("filter", parse_filter),)),
+    Method("eth_newFilter", "new_filter", (P("filter", parse_filter),)),
+    Method("eth_newBlockFilter", "new_block_filter"),
+    Method("eth_getFilterChanges", "get_filter_changes", (P("filterId", _string),)),
+    Method("eth_getFilterLogs", "get_filter_logs", (P("filterId", _string),)),
+    Method("eth_uninstallFilter", "uninstall_filter", (P("filterId", _string),)),
+    Method("eth_subscribe", "subscribe", (P("kind", _subscription_kind), P("filter", _subscription_filter, None)),
+           blocking=False, ws_only=True),
+    Method("eth_unsubscribe", "unsubscribe", (P("subscriptionId", _string),), blocking=False, ws_only=True),
+    Method("shancheng_nodeInfo", "node_info"),
+    Method("shancheng_getCommit", "get_commit", (P("height", parse_quantity),)),
+    Method("shancheng_validators", "validators", (P("height", parse_block_number_or_tag, BlockRef(tag="latest")),)),
+    Method("shancheng_getReceiptProof", "get_receipt_proof", (P("transactionHash", parse_hash),)),
+)}
+
+
+def revert_error(exc: ExecutionReverted) -> RpcError:
+    """Code 3 with the revert data, the reason decoded into the message as geth and anvil do."""
+    message = "execution reverted"
+    data = exc.data
+    if data[:4] == _ERROR_SELECTOR and len(data) >= 68:
+        try:
+            length = int.from_bytes(data[36:68], "big")
+            reason = data[68 : 68 + length].decode("utf-8")
+            message = f"execution reverted: {reason}"
+        except (UnicodeDecodeError, ValueError):
+            pass
+    return RpcError(3, message, hexb(data))
+
+
+class RpcApi:
+    """Handlers of the blocking methods; called on the backend thread only."""
+
+    def __init__(self, backend: NodeBackend, limits: Limits) -> None:
+        self.backend = backend
+        self.limits = limits
+        self.filters = FilterTable(max_filters=limits.max_filters, idle_timeout=limits.filter_idle_timeout)
+        self._tx_builder = CancunTransactionBuilder
+
+    # -- block resolution ---------------------------------------------------------------------------
+    def resolve(self, ref: BlockRef, *, must_exist: bool = True) -> int | None:
+        """A block height (None = pending). Unknown numbers/hashes raise -32000 when ``must_exist``."""
+        latest = self.backend.latest_number()
+        if ref.block_hash is not None:
+            block = self.backend.block_by_hash(ref.block_hash)
+            if block is None:
+                raise RpcError(-32000, f"header for hash {hexb(ref.block_hash)} not found")
+            return int(block.number)
+        if ref.tag is not None:
+            return {"earliest": 0, "pending": None}.get(ref.tag, latest)
+        assert ref.number is not None
+        if ref.number > latest and must_exist:
+            raise RpcError(-32000, f"header not found: block {ref.number} is after the latest block {latest}")
+        return ref.number
+
+    def _height(self, ref: BlockRef) -> int:
+        """Like resolve, with pending read as latest (blocks are produced at once, nothing is half-built)."""
+        n = self.resolve(ref)
+        return self.backend.latest_number() if n is None else n
+
+    # -- simple facts ---------------------------------------------------------------------------------
+    def client_version(self) -> str:
+        return self.backend.client_version
+
+    def net_version(self) -> str:
+        return str(self.backend.chain_id)
+
+    def net_listening(self) -> bool:
+        return True
+
+    def peer_count(self) -> str:
+        return hexq(self.backend.peer_count())
+
+    def chain_id(self) -> str:
+        return hexq(self.backend.chain_id)
+
+    def syncing(self) -> bool:
+        return bool(self.backend.syncing())
+
+    def accounts(self) -> list[str]:
+        return []
+
+    def block_number(self) -> str:
+        return hexq(self.backend.latest_number())
+
+    def zero(self) -> str:
+        return "0x0"
+
+    def fee_history(self, count: int, newest: BlockRef, percentiles: list[float]) -> dict[str, Any]:
+        last = self._height(newest)
+        count = min(count, last + 1)
+        oldest = last - count + 1
+        out: dict[str, Any] = {
+            "oldestBlock": hexq(oldest),
+            "baseFeePerGas": ["0x0"] * (count + 1),
+            "gasUsedRatio": [],
+            "baseFeePerBlobGas": ["0x0"] * (count + 1),
+            "blobGasUsedRatio": [0.0] * count,
+        }
+        for n in range(oldest, last + 1):
+            block = self.backend.block_by_number(n)
+            header = block.header if block is not None else None
+            out["gasUsedRatio"].append(header.gas_used / header.gas_limit if header and header.gas_limit else 0.0)
+        if percentiles:
+            out["reward"] = [["0x0"] * len(percentiles) for _ in range(count)]
+        return out
+
+    # -- blocks and transactions ----------------------------------------------------------------------
+    def get_block_by_number(self, ref: BlockRef, full: bool) -> dict[str, Any] | None:
+        n = self.resolve(ref, must_exist=False)
+        if n is None:
+            n = self.backend.latest_number()
+        block = self.backend.block_by_number(n)
+        return None if block is None else format_block(block, full=full)
+
+    def get_block_by_hash(self, block_hash: bytes, full: bool) -> dict[str, Any] | None:
+        block = self.backend.block_by_hash(block_hash)
+        return None if block is None else format_block(block, full=full)
+
+    def tx_count_by_number(self, ref: BlockRef) -> str | None:
+        n = self.resolve(ref, must_exist=False)
+        if n is None:
+            return hexq(len(self.backend.pending_transactions()))
+        block = self.backend.block_by_number(n)
+        return None if block is None else hexq(len(block.transactions))
+
+    def tx_count_by_hash(self, block_hash: bytes) -> str | None:
+        block = self.backend.block_by_hash(block_hash)
+        return None if block is None else hexq(len(block.transactions))
+
+    def get_transaction(self, tx_hash: bytes) -> dict[str, Any] | None:
+        where = self.backend.transaction_location(tx_hash)
+        if where is None:
+            for tx in self.backend.pending_transactions():
+                if tx.hash == tx_hash:
+                    return format_transaction(tx, None, None)
+            return None
+        block = self.backend.block_by_number(where[0])
+        if block is None:
+            return None
+        return format_transaction(block.transactions[where[1]], block, where[1])
+
+    def get_receipt(self, tx_hash: bytes) -> dict[str, Any] | None:
+        where = self.backend.transaction_location(tx_hash)
+        if where is None:
+            return None
+        block = self.backend.block_by_number(where[0])
+        if block is None:
+            return None
+        return format_receipt(block, self.backend.receipts(where[0]), where[1])
+
+    def send_raw_transaction(self, raw: bytes) -> str:
+        try:
+            tx = self._tx_builder.decode(raw)
+            tx.check_signature_validity()
+            tx.sender  # noqa: B018 - recovers the signer; a bad signature fails here
+        except Exception as exc:
+            raise InvalidParams(f"transaction: not a valid signed transaction ({type(exc).__name__})") from exc
+        if tx.chain_id is not None and tx.chain_id != self.backend.chain_id:
+            raise RpcError(-32000, f"invalid chain id {tx.chain_id}: this chain is {self.backend.chain_id}")
+        try:
+            return hexb(self.backend.send_raw_transaction(raw))
+        except AdmissionError as exc:
+            raise RpcError(exc.code, exc.message) from exc
+
+    # -- state ---------------------------------------------------------------------------------------
+    def call(self, tx: dict[str, Any], ref: BlockRef) -> str:
+        try:
+            return hexb(self.backend.call(tx, self.resolve(ref)))
+        except ExecutionReverted as exc:
+            raise revert_error(exc) from exc
+        except ExecutionFailed as exc:
+            raise RpcError(-32000, str(exc) or "execution failed") from exc
+
+    def estimate_gas(self, tx: dict[str, Any], ref: BlockRef) -> str:
+        try:
+            return hexq(self.backend.estimate_gas(tx, self.resolve(ref)))
+        except ExecutionReverted as exc:
+            raise revert_error(exc) from exc
+        except ExecutionFailed as exc:
+            raise RpcError(-32000, str(exc) or "execution failed") from exc
+
+    def get_transaction_count(self, address: bytes, ref: BlockRef) -> str:
+        n = self.resolve(ref)
+        if n is None:
+            return hexq(self.backend.pending_nonce(address))
+        return hexq(self.backend.nonce(address, n))
+
+    def get_balance(self, address: bytes, ref: BlockRef) -> str:
+        return hexq(self.backend.balance(address, self.resolve(ref)))
+
+    def get_code(self, address: bytes, ref: BlockRef) -> str:
+        return hexb(self.backend.code(address, self.resolve(ref)))
+
+    def get_storage_at(self, address: bytes, slot: int, ref: BlockRef) -> str:
+        return hexb(self.backend.storage_at(address, slot, self.resolve(ref)).to_bytes(32, "big"))
+
+    # -- logs and filters -------------------------------------------------------------------------------
+    def _range(self, spec: LogFilter) -> tuple[int, int]:
+        latest = self.backend.latest_number()
+        if spec.block_hash is not None:
+            n = self.resolve(BlockRef(block_hash=spec.block_hash))
+            assert n is not None
+            return n, n
+        frm = self.resolve(spec.from_block, must_exist=False)
+        to = self.resolve(spec.to_block, must_exist=False)
+        frm = latest if frm is None else frm
+        to = latest if to is None else min(to, latest)
+        return frm, to
+
+    def _logs(self, spec: LogFilter, frm: int, to: int) -> list[LogRecord]:
+        if frm > to:
+            return []
+        if to - frm + 1 > self.limits.max_log_block_range:
+            raise RpcError(-32005, f"query spans {to - frm + 1} blocks; the limit is "
+                                   f"{self.limits.max_log_block_range}: split the range")
+        logs = list(self.backend.logs(frm, to, spec.addresses, spec.topics))
+        if len(logs) > self.limits.max_log_results:
+            raise RpcError(-32005, f"query returned more than {self.limits.max_log_results} results: "
+                                   "narrow the range or the filter")
+        return logs
+
+    def get_logs(self, spec: LogFilter) -> list[dict[str, Any]]:
+        frm, to = self._range(spec)
+        if spec.block_hash is None and spec.from_block.number is not None and spec.to_block.number is not None \
+                and spec.from_block.number > spec.to_block.number:
+            raise InvalidParams("filter: fromBlock is after toBlock")
+        return [format_log(log) for log in self._logs(spec, frm, to)]
+
+    def new_filter(self, spec: LogFilter) -> str:
+        if spec.block_hash is not None:
+            raise InvalidParams("filter: blockHash is only for eth_getLogs")
+        return self.filters.add(PollFilter("logs", spec, self.backend.latest_number() + 1))
+
+    def new_block_filter(self) -> str:
+        return self.filters.add(PollFilter("blocks", None, self.backend.latest_number() + 1))
+
+    def get_filter_changes(self, fid: str) -> list[Any]:
+        flt = self.filters.get(fid)
+        latest = self.backend.latest_number()
+        if flt.kind == "blocks":
+            last = min(latest, flt.cursor + self.limits.max_log_block_range - 1)
+            hashes = []
+            for n in range(flt.cursor, last + 1):
+                block = self.backend.block_by_number(n)
+                if block is not None:
+                    hashes.append(hexb(block.hash))
+            flt.cursor = max(flt.cursor, last + 1)
+            return hashes
+        assert flt.spec is not None
+        frm, to = self._range(flt.spec)
+        if flt.spec.from_block.tag not in (None, "earliest"):
+            frm = flt.cursor  # "latest" means from the filter's creation on, not just the newest block
+        frm = max(frm, flt.cursor)
+        to = min(to, latest, frm + self.limits.max_log_block_range - 1)
+        logs = self._logs(flt.spec, frm, to)
+        flt.cursor = max(flt.cursor, to + 1)
+        return [format_log(log) for log in logs]
+
+    def get_filter_logs(self, fid: str) -> list[dict[str, Any]]:
+        flt = self.filters.get(fid)
+        if flt.spec is None:
+            raise RpcError(-32000, "filter not found: a block filter has no logs")
+        frm, to = self._range(flt.spec)
+        return [format_log(log) for log in self._logs(flt.spec, frm, to)]
+
+    def uninstall_filter(self, fid: str) -> bool:
+        return self.filters.remove(fid)
+
+    # -- shancheng namespace ------------------------------------------------------------------------------
+    def node_info(self) -> dict[str, Any]:
+        return self.backend.node_info()
+
+    def get_commit(self, height: int) -> dict[str, Any] | None:
+        return self.backend.commit_certificate(height)
+
+    def validators(self, ref: BlockRef) -> list[dict[str, Any]]:
+        return self.backend.validators(self._height(ref))
+
+    def get_receipt_proof(self, tx_hash: bytes) -> dict[str, Any] | None:
+        return self.backend.receipt_proof(tx_hash)
+
+    # -- used by subscriptions (backend thread) -------------------------------------------------------------
+    def head_and_logs(self, number: int) -> tuple[dict[str, Any], list[LogRecord]] | None:
+        block = self.backend.block_by_number(number)
+        if block is None:
+            return None
+        logs = list(self.backend.logs(number, number, [], []))
+        return format_header(block.header), logs
+
+
+def log_matches(log: LogRecord, addresses: Sequence[bytes], topics: Sequence[Sequence[bytes] | None]) -> bool:
+    if addresses and log.address not in addresses:
+        return False
+    for i, wanted in enumerate(topics):
+        if wanted is None:
+            continue
+        if i >= len(log.topics) or log.topics[i] not in wanted:
+            return False
+    return True
