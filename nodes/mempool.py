@@ -181,10 +181,16 @@ class Mempool:
         self._by_hash: dict[bytes, _Entry] = {}
         self._senders: dict[bytes, _SenderQueue] = {}
         self._arrivals = itertools.count()
+        self._gas = 0  # declared gas of every pooled tx: lets the node start a block as soon as one is full
 
     # ------------------------------------------------------------------------------------ reading
     def __len__(self) -> int:
         return len(self._by_hash)
+
+    @property
+    def pending_gas(self) -> int:
+        """The declared gas of every pooled transaction (executable or queued)."""
+        return self._gas
 
     def __contains__(self, tx_hash: object) -> bool:
         return isinstance(tx_hash, bytes) and tx_hash in self._by_hash
@@ -398,10 +404,12 @@ class Mempool:
 
     # ------------------------------------------------------------------------------------ internals
     def _insert(self, entry: _Entry) -> None:
+        self._gas += int(entry.tx.gas)
         self._by_hash[entry.hash] = entry
         self._senders.setdefault(entry.sender, _SenderQueue()).by_nonce[entry.nonce] = entry
 
     def _drop(self, entry: _Entry) -> None:
+        self._gas -= int(entry.tx.gas)
         del self._by_hash[entry.hash]
         queue = self._senders[entry.sender]
         del queue.by_nonce[entry.nonce]

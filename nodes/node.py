@@ -144,24 +144,34 @@ class Node:
         return built
 
     async def _producer(self) -> None:
+        """The block timer: a block starts when a full block's worth of gas is pending, when
+        ``block_interval`` has passed with transactions pending, or when the heartbeat is due."""
         assert self._stop is not None and self._new_block is not None
         loop = asyncio.get_running_loop()
+        tick = min(0.05, self.config.block_interval)
+        gas_limit = self.ledger.genesis.gas_limit
+        waiting_since = time.monotonic()
         while not self._stop.is_set():
             try:
-                await asyncio.wait_for(self._stop.wait(), timeout=self.config.block_interval)
+                await asyncio.wait_for(self._stop.wait(), timeout=tick)
             except TimeoutError:
                 pass
             if self._stop.is_set():
                 break
-            heartbeat_due = (
-                self.config.heartbeat is not None
-                and time.monotonic() - self._last_block_time >= self.config.heartbeat
-            )
+            now = time.monotonic()
+            heartbeat_due = self.config.heartbeat is not None and now - self._last_block_time >= self.config.heartbeat
+            full = self.mempool.pending_gas >= gas_limit
+            interval_due = now - waiting_since >= self.config.block_interval and len(self.mempool) > 0
+            if not (full or interval_due or heartbeat_due):
+                if not len(self.mempool):
+                    waiting_since = now
+                continue
             try:
                 built = await loop.run_in_executor(None, functools.partial(self.produce_block, force=heartbeat_due))
             except Exception:  # a failed block must not stop the node: log it and try again next tick
                 log.exception("block production failed; will retry")
                 continue
+            waiting_since = time.monotonic()
             if built is not None:
                 async with self._new_block:
                     self._new_block.notify_all()
