@@ -361,7 +361,32 @@ def test_select_orders_by_nonce_stops_at_gaps_and_prefers_tips_then_arrival(pool
     assert picked == [bytes(x.hash) for x in (r0, h[0], h[1], p0, h[2], h[3])]  # p0 arrived before h[2]
 
 
-def test_select_respects_the_gas_limit_per_sender_dependencies(pool: Mempool, sign: Signer) -> None:
+class FrozenState:
+    """The chain's answers, read once: selection is then a pure function of the pool (the suite once saw
+    eth-tester's "latest" nonce move between admission and selection, which made this test flaky)."""
+
+    def __init__(self, state: ChainState) -> None:
+        self._state = state
+        self._memo: dict[tuple[str, bytes], Any] = {}
+
+    def _get(self, what: str, address: bytes) -> Any:
+        if (what, address) not in self._memo:
+            self._memo[(what, address)] = getattr(self._state, what)(address)
+        return self._memo[(what, address)]
+
+    def nonce(self, address: bytes) -> int:
+        return int(self._get("nonce", address))
+
+    def balance(self, address: bytes) -> int:
+        return int(self._get("balance", address))
+
+    def is_account_allowed(self, address: bytes) -> bool:
+        return bool(self._get("is_account_allowed", address))
+
+
+def test_select_respects_the_gas_limit_per_sender_dependencies(system: System, state: ChainState,
+                                                               sign: Signer) -> None:
+    pool = Mempool(chain_id=system.chain_id, state=FrozenState(state))
     h0 = sign("hospital", 0, gas=100_000)
     h1 = sign("hospital", 1)
     p0 = sign("pharmacy", 0)
