@@ -298,20 +298,7 @@ class Node:
         self, from_block: int, to_block: int, addresses: Sequence[bytes], topics: Sequence[Sequence[bytes] | None]
     ) -> Sequence[LogRecord]:
         with self._lock:
-            records = self.ledger.logs(from_block, to_block, addresses, topics)
-        return [
-            LogRecord(
-                address=r.address,
-                topics=r.topics,
-                data=r.data,
-                block_number=r.block_number,
-                block_hash=r.block_hash,
-                transaction_hash=r.transaction_hash,
-                transaction_index=r.transaction_index,
-                log_index=r.log_index,
-            )
-            for r in records
-        ]
+            return self.ledger.logs(from_block, to_block, addresses, topics)
 
     async def wait_for_block(self, after: int, timeout: float) -> int:
         if self._new_block is None:

@@ -15,10 +15,11 @@ block's number, and "pending" into ``None`` (the backend then answers for the pe
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from eth.abc import BlockAPI, ReceiptAPI, SignedTransactionAPI
+
+from shancheng.chain.ledger import LogRecord  # one log shape from the index to the wire
 
 __all__ = ["AdmissionError", "BackendError", "ExecutionFailed", "ExecutionReverted", "LogRecord", "NodeBackend"]
 
@@ -52,20 +53,6 @@ class ExecutionReverted(BackendError):
 
 class ExecutionFailed(BackendError):
     """``call``/``estimate_gas`` failed without revert data (out of gas, invalid opcode, ...)."""
-
-
-@dataclass(frozen=True)
-class LogRecord:
-    """One log as ``eth_getLogs`` reports it; ``log_index`` is counted per block."""
-
-    address: bytes  # 20 bytes
-    topics: tuple[bytes, ...]  # each 32 bytes
-    data: bytes
-    block_number: int
-    block_hash: bytes
-    transaction_hash: bytes
-    transaction_index: int
-    log_index: int
 
 
 @runtime_checkable
