@@ -11,7 +11,6 @@ refuses to start instead of forking silently.  Format: ``docs/chain-formats.md``
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,42 +28,16 @@ from eth_utils.abi import get_abi_input_types
 
 from shancheng.contracts.artifacts import load
 from shancheng.contracts.deploy import GOVERNANCE, SYSTEM_CONTRACTS
-from shancheng.sdk.crypto import SM2PublicKey
-from shancheng.sdk.errors import InvalidInput
+from shancheng.sdk.chainproof.genesis import GenesisError, GenesisFile, GenesisOrganisation, GenesisValidator
 
 from .vm import chain_class
 
-__all__ = ["GENESIS_FORMAT", "Genesis", "GenesisError", "GenesisOrganisation", "GenesisValidator"]
+__all__ = ["GENESIS_FORMAT", "Genesis", "GenesisError", "GenesisOrganisation", "GenesisValidator", "deployer_key"]
 
 GENESIS_FORMAT = "shancheng-genesis"
 GENESIS_VERSION = 1
 DEFAULT_GAS_LIMIT = 30_000_000
 MAX_GENESIS_SIZE = 4 * 1024 * 1024
-_ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
-_HASH_RE = re.compile(r"^0x[0-9a-f]{64}$")
-
-
-class GenesisError(InvalidInput):
-    """The genesis file is malformed or does not match this node's code and contracts."""
-
-
-@dataclass(frozen=True)
-class GenesisValidator:
-    name: str
-    public_key: SM2PublicKey
-
-    @property
-    def address(self) -> bytes:
-        """The validator's block-proposer address: last 20 bytes of SM3(x || y)."""
-        return self.public_key.sm3_address()
-
-
-@dataclass(frozen=True)
-class GenesisOrganisation:
-    name: str
-    roles: int
-    public_key: SM2PublicKey
-    accounts: tuple[bytes, ...]
 
 
 def deployer_key(chain_id: int) -> keys.PrivateKey:
@@ -233,68 +206,23 @@ class Genesis:
 
     @classmethod
     def from_json(cls, obj: Any) -> Genesis:
-        def need(o: Any, path: str, fields: set[str]) -> dict[str, Any]:
-            if not isinstance(o, dict):
-                raise GenesisError(f"{path}: must be an object")
-            missing = fields - set(o)
-            if missing:
-                raise GenesisError(f"{path}: missing field {min(missing)!r}")
-            return o
-
-        def integer(v: Any, path: str) -> int:
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise GenesisError(f"{path}: must be a non-negative integer")
-            return v
-
-        def key(v: Any, path: str) -> SM2PublicKey:
-            try:
-                return SM2PublicKey.from_bytes(bytes.fromhex(v))
-            except (ValueError, TypeError, InvalidInput) as exc:
-                raise GenesisError(f"{path}: not an SM2 public key (130 hex digits, 04...)") from exc
-
-        def address(v: Any, path: str) -> bytes:
-            if not isinstance(v, str) or not _ADDRESS_RE.match(v):
-                raise GenesisError(f"{path}: must be a 0x-prefixed 20-byte address")
-            return bytes.fromhex(v[2:])
-
-        need(obj, "$", {"format", "version", "chain_id", "timestamp", "gas_limit", "validators", "organisations",
-                        "system_contracts", "artifacts_hash", "genesis_hash"})
-        if obj["format"] != GENESIS_FORMAT or obj["version"] != GENESIS_VERSION:
-            raise GenesisError(f"$: not a {GENESIS_FORMAT} version {GENESIS_VERSION} file")
-        validators = []
-        for i, v in enumerate(obj["validators"] if isinstance(obj["validators"], list) else []):
-            need(v, f"$.validators[{i}]", {"name", "public_key"})
-            validators.append(GenesisValidator(str(v["name"]), key(v["public_key"], f"$.validators[{i}].public_key")))
-        organisations = []
-        for i, o in enumerate(obj["organisations"] if isinstance(obj["organisations"], list) else []):
-            need(o, f"$.organisations[{i}]", {"name", "roles", "public_key", "accounts"})
-            if not isinstance(o["accounts"], list) or not o["accounts"]:
-                raise GenesisError(f"$.organisations[{i}].accounts: must be a non-empty list")
-            organisations.append(
-                GenesisOrganisation(
-                    str(o["name"]),
-                    integer(o["roles"], f"$.organisations[{i}].roles"),
-                    key(o["public_key"], f"$.organisations[{i}].public_key"),
-                    tuple(address(a, f"$.organisations[{i}].accounts") for a in o["accounts"]),
-                )
-            )
-        if not isinstance(obj["system_contracts"], dict):
-            raise GenesisError("$.system_contracts: must be an object")
-        contracts = {k: address(v, f"$.system_contracts.{k}") for k, v in obj["system_contracts"].items()}
-        if not isinstance(obj["genesis_hash"], str) or not _HASH_RE.match(obj["genesis_hash"]):
-            raise GenesisError("$.genesis_hash: must be 0x and 64 lowercase hex digits")
+        """Strict parsing is the SDK's (:class:`GenesisFile`, the auditor's parser); the node adds the
+        checks that need its own code: chain parameters, the deployer and the contract sources' hash."""
+        parsed = GenesisFile.from_json(obj)
+        if parsed.deployer != deployer_key(parsed.chain_id).public_key.to_canonical_address():
+            raise GenesisError("$.deployer: not the genesis deployer of this chain id")
         genesis = cls(
-            chain_id=integer(obj["chain_id"], "$.chain_id"),
-            timestamp=integer(obj["timestamp"], "$.timestamp"),
-            gas_limit=integer(obj["gas_limit"], "$.gas_limit"),
-            validators=tuple(validators),
-            organisations=tuple(organisations),
-            system_contracts=contracts,
-            artifacts_hash=str(obj["artifacts_hash"]),
-            genesis_hash=bytes.fromhex(obj["genesis_hash"][2:]),
+            chain_id=parsed.chain_id,
+            timestamp=parsed.timestamp,
+            gas_limit=parsed.gas_limit,
+            validators=parsed.validators,
+            organisations=parsed.organisations,
+            system_contracts=dict(parsed.system_contracts),
+            artifacts_hash=parsed.artifacts_hash.hex(),
+            genesis_hash=parsed.genesis_hash,
         )
         genesis._check()
-        if genesis.artifacts_hash != _artifacts_hash():
+        if genesis.artifacts_hash != _artifacts_hash().removeprefix("0x").lower():
             raise GenesisError(
                 "the genesis was made with other contract sources (artifacts_hash differs from contracts/build)"
             )

@@ -330,7 +330,7 @@ class Node:
                 "index": i,
                 "name": v.name,
                 "public_key": v.public_key.to_bytes().hex(),
-                "address": to_checksum_address(v.address),
+                "address": to_checksum_address(v.public_key.sm3_address()),
             }
             for i, v in enumerate(self.ledger.genesis.validators)
         ]
