@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import _json
 from ..crypto import SM2PublicKey
 from ..errors import InvalidInput, InvalidKey
 
@@ -55,19 +56,12 @@ class GenesisOrganisation:
     accounts: tuple[bytes, ...]  # 20-byte addresses
 
 
-def _object(obj: Any, path: str, fields: set[str]) -> dict[str, Any]:
-    if not isinstance(obj, dict):
-        raise GenesisError(f"{path}: must be an object")
-    if set(obj) != fields:
-        missing, extra = fields - set(obj), set(obj) - fields
-        raise GenesisError(f"{path}: missing field {min(missing)!r}" if missing else f"{path}: unknown field {min(extra)!r}")
-    return obj
+def _object(obj: Any, path: str, required: set[str]) -> dict[str, Any]:
+    return _json.fields(obj, path, required, error=GenesisError)
 
 
 def _uint(value: Any, path: str, *, bits: int = 63) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << bits:
-        raise GenesisError(f"{path}: must be a non-negative integer below 2^{bits}")
-    return value
+    return _json.uint(value, path, bits=bits, error=GenesisError)
 
 
 def _text(value: Any, path: str) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 
 from eth_hash.auto import keccak
 
+from .. import _json
 from ..chainproof import CommitCertificate, GenesisFile, VerifiedReceipt, verify_receipt_proof
 from ..chainproof.receipt import Log, parse_receipt_proof
 from ..errors import InvalidInput, VerificationError
@@ -78,19 +79,12 @@ def _hash(value: Any, path: str) -> bytes:
     return bytes.fromhex(value[2:])
 
 
-def _fields(obj: Any, path: str, fields: set[str]) -> dict[str, Any]:
-    if not isinstance(obj, dict):
-        raise PackageError(f"{path}: must be an object")
-    if set(obj) != fields:
-        missing, extra = fields - set(obj), set(obj) - fields
-        raise PackageError(f"{path}: missing field {min(missing)!r}" if missing else f"{path}: unknown field {min(extra)!r}")
-    return obj
+def _fields(obj: Any, path: str, required: set[str]) -> dict[str, Any]:
+    return _json.fields(obj, path, required, error=PackageError)
 
 
 def _sequence(value: Any, path: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << 64:
-        raise PackageError(f"{path}: must be an unsigned 64-bit integer")
-    return value
+    return _json.uint(value, path, bits=64, error=PackageError)
 
 
 def attach_chain_proof(

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .. import _json
 from ..crypto import DEFAULT_UID, SM2PublicKey
 from ..errors import InvalidInput, InvalidKey, VerificationError
 from ..records import RecordStatement, SignedRecord
@@ -33,22 +34,12 @@ class PackageError(VerificationError, InvalidInput):
     """The package is not a well-formed v1 evidence package."""
 
 
-def _need(obj: Any, path: str, fields: set[str], optional: frozenset[str] = frozenset()) -> dict[str, Any]:
-    if not isinstance(obj, dict):
-        raise PackageError(f"{path}: must be an object")
-    missing = fields - set(obj)
-    if missing:
-        raise PackageError(f"{path}: missing field {min(missing)!r}")
-    extra = set(obj) - fields - optional
-    if extra:
-        raise PackageError(f"{path}: unknown field {min(extra)!r}")
-    return obj
+def _need(obj: Any, path: str, required: set[str], optional: frozenset[str] = frozenset()) -> dict[str, Any]:
+    return _json.fields(obj, path, required, optional=optional, error=PackageError)
 
 
-def _int(value: Any, path: str, *, maximum: int = (1 << 63) - 1) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= maximum:
-        raise PackageError(f"{path}: must be a non-negative integer")
-    return value
+def _int(value: Any, path: str) -> int:
+    return _json.uint(value, path, error=PackageError)
 
 
 def _str(value: Any, path: str, *, max_len: int) -> str:
