@@ -309,8 +309,12 @@ contract DrugTrace {
     }
 
     function _receiveOne(bytes32 code, uint64 org, uint64) internal returns (Refusal, uint64) {
-        Unit storage u = _units[code];
-        if (u.state != UnitState.SHIPPED) return (_notInTransit(u.state), 0);
+        return _takeCustody(_units[code], org, UnitState.SHIPPED);
+    }
+
+    /// @dev The named receiver accepts a unit in transit (`inTransit`: SHIPPED or RETURNED); returns the sender.
+    function _takeCustody(Unit storage u, uint64 org, UnitState inTransit) private returns (Refusal, uint64) {
+        if (u.state != inTransit) return (_notInTransit(u.state), 0);
         if (u.pending != org) return (Refusal.NOT_RECEIVER, 0);
         uint64 from = u.holder;
         u.holder = org;
@@ -335,14 +339,7 @@ contract DrugTrace {
     }
 
     function _acceptReturnOne(bytes32 code, uint64 org, uint64) internal returns (Refusal, uint64) {
-        Unit storage u = _units[code];
-        if (u.state != UnitState.RETURNED) return (_notInTransit(u.state), 0);
-        if (u.pending != org) return (Refusal.NOT_RECEIVER, 0);
-        uint64 from = u.holder;
-        u.holder = org;
-        u.pending = 0;
-        u.state = UnitState.RECEIVED;
-        return (Refusal.NONE, from);
+        return _takeCustody(_units[code], org, UnitState.RETURNED);
     }
 
     function _dispenseOne(bytes32 code, uint64 org, uint64) internal returns (Refusal, uint64) {
