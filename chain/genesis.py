@@ -27,7 +27,7 @@ from eth_utils import keccak, to_checksum_address
 from eth_utils.abi import get_abi_input_types
 
 from shancheng.contracts.artifacts import load
-from shancheng.contracts.deploy import GOVERNANCE, SYSTEM_CONTRACTS
+from shancheng.contracts.deploy import GOVERNANCE, SYSTEM_CONTRACTS, GenesisOrg
 from shancheng.sdk.chainproof.genesis import GenesisError, GenesisFile, GenesisOrganisation, GenesisValidator
 
 from .vm import chain_class
@@ -37,7 +37,6 @@ __all__ = ["GENESIS_FORMAT", "Genesis", "GenesisError", "GenesisOrganisation", "
 GENESIS_FORMAT = "shancheng-genesis"
 GENESIS_VERSION = 1
 DEFAULT_GAS_LIMIT = 30_000_000
-MAX_GENESIS_SIZE = 4 * 1024 * 1024
 
 
 def deployer_key(chain_id: int) -> keys.PrivateKey:
@@ -151,8 +150,9 @@ class Genesis:
 
         gov = load(GOVERNANCE)
         ctor = next(x for x in gov.abi if x["type"] == "constructor")
-        founders = [
-            (o.name, o.roles, o.public_key.to_bytes()[1:], [to_checksum_address(a) for a in o.accounts])
+        founders = [  # the same encoding the deploy routine uses on any EVM
+            GenesisOrg(o.name, o.roles, o.public_key.to_bytes(), tuple(to_checksum_address(a) for a in o.accounts))
+            .as_abi()
             for o in self.organisations
         ]
         args = encode(get_abi_input_types(ctor), [founders, [v.public_key.to_bytes()[1:] for v in self.validators]])
@@ -194,21 +194,16 @@ class Genesis:
 
     @classmethod
     def load(cls, path: str | Path) -> Genesis:
-        p = Path(path)
-        try:
-            if p.stat().st_size > MAX_GENESIS_SIZE:
-                raise GenesisError(f"genesis file {p} is larger than {MAX_GENESIS_SIZE} bytes")
-            return cls.from_json(json.loads(p.read_text()))
-        except FileNotFoundError as exc:
-            raise GenesisError(f"genesis file {p} does not exist") from exc
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise GenesisError(f"genesis file {p} is not JSON: {exc}") from exc
+        return cls._from_parsed(GenesisFile.load(Path(path)))
 
     @classmethod
     def from_json(cls, obj: Any) -> Genesis:
         """Strict parsing is the SDK's (:class:`GenesisFile`, the auditor's parser); the node adds the
         checks that need its own code: chain parameters, the deployer and the contract sources' hash."""
-        parsed = GenesisFile.from_json(obj)
+        return cls._from_parsed(GenesisFile.from_json(obj))
+
+    @classmethod
+    def _from_parsed(cls, parsed: GenesisFile) -> Genesis:
         if parsed.deployer != deployer_key(parsed.chain_id).public_key.to_canonical_address():
             raise GenesisError("$.deployer: not the genesis deployer of this chain id")
         genesis = cls(
