@@ -35,7 +35,7 @@ from .genesis import Genesis, GenesisError
 from .storage import LevelDB
 from .vm import chain_class
 
-__all__ = ["BuiltBlock", "ExecutionReverted", "Ledger", "LedgerError", "LogRecord"]
+__all__ = ["BuiltBlock", "ExecutionReverted", "Ledger", "LogRecord"]
 
 _COMMIT = b"sc:commit:"  # + u64 height -> commit certificate JSON
 _META_GENESIS = b"sc:meta:genesis-hash"
@@ -43,14 +43,11 @@ _LOG_ADDRESS = b"sc:log:a:"  # + address(20) + u64 block + u32 log index -> b""
 _LOG_TOPIC = b"sc:log:t:"  # + u8 position + topic(32) + u64 block + u32 log index -> b""
 _ALLOWED_SELECTOR = function_signature_to_4byte_selector("isAccountAllowed(address)")
 _CALL_GAS = 50_000_000
+_NOT_MEMBER = "sender is not an account of an active member organisation"
 
 # py-evm logs every abandoned write batch in full at ERROR level; an abandoned fast path is expected here
 # (the block is then rebuilt transaction by transaction), so keep those dumps out of the node's log.
 logging.getLogger("eth.db.AtomicDBWriteBatch").setLevel(logging.CRITICAL)
-
-
-class LedgerError(ShanchengError):
-    """The ledger cannot do what was asked (missing block, bad database, ...)."""
 
 
 class ExecutionReverted(ShanchengError):
@@ -215,12 +212,7 @@ class Ledger:
 
     def is_account_allowed(self, address: bytes, header: BlockHeaderAPI | None = None) -> bool:
         """Governance.isAccountAllowed(address) at ``header`` (default: the head)."""
-        data = _ALLOWED_SELECTOR + encode(["address"], [address])
-        try:
-            out = self.call({"to": self._governance, "data": data}, header)
-        except ExecutionReverted:
-            return False
-        return bool(decode(["bool"], out)[0]) if len(out) == 32 else False
+        return self._allowed_in(self._chain, address, self._chain.create_header_from_parent(header or self.head))
 
     # -- the log index --------------------------------------------------------------------------
     def logs(
@@ -328,7 +320,10 @@ class Ledger:
                     result, _, _ = chain.mine_all(plan, timestamp=ts, coinbase=proposer)
                     block = result.imported_block
                 except ValidationError:
-                    block = None  # something the cheap checks missed: redo one by one below
+                    # Something the cheap checks missed: redo the block one transaction at a time. The
+                    # abandoned attempt may have left trie nodes in this batch; they are content-addressed,
+                    # so harmless, and nothing it wrote is referenced by a header.
+                    block = None
             if block is None:
                 chain = self._chain_class(atomic)
                 chain.header = chain.create_header_from_parent(
@@ -370,10 +365,10 @@ class Ledger:
         for tx in transactions:
             sender = tx.sender
             if sender not in allowed:
-                allowed[sender] = self._allowed_in(chain, sender)
+                allowed[sender] = self._allowed_in(chain, sender, chain.header)
                 next_nonce[sender] = state.get_nonce(sender)
             if not allowed[sender]:
-                dropped.append((tx, "sender is not an account of an active member organisation"))
+                dropped.append((tx, _NOT_MEMBER))
             elif tx.nonce != next_nonce[sender]:
                 dropped.append((tx, f"nonce {tx.nonce} is not the sender's next nonce {next_nonce[sender]}"))
             elif tx.gas > gas_left:
@@ -397,9 +392,9 @@ class Ledger:
         for tx in transactions:
             sender = tx.sender
             if sender not in allowed_cache:
-                allowed_cache[sender] = self._allowed_in(chain, sender)
+                allowed_cache[sender] = self._allowed_in(chain, sender, chain.header)
             if not allowed_cache[sender]:
-                dropped.append((tx, "sender is not an account of an active member organisation"))
+                dropped.append((tx, _NOT_MEMBER))
                 continue
             if tx.gas > chain.header.gas_limit - chain.header.gas_used:
                 deferred.append(tx)
@@ -413,13 +408,14 @@ class Ledger:
                 allowed_cache.clear()  # membership may have changed
         return chain.mine_block(timestamp=ts, coinbase=proposer)
 
-    def _allowed_in(self, chain: Any, sender: bytes) -> bool:
+    def _allowed_in(self, chain: Any, sender: bytes, at_header: BlockHeaderAPI) -> bool:
+        """Governance.isAccountAllowed(sender), executed on ``chain`` as of ``at_header``."""
         data = _ALLOWED_SELECTOR + encode(["address"], [sender])
         probe = CancunTransactionBuilder.create_unsigned_transaction(
             nonce=0, gas_price=0, gas=_CALL_GAS, to=self._governance, value=0, data=data
         )
         try:
-            out = chain.get_transaction_result(SpoofTransaction(probe, from_=b"\0" * 20), chain.header)
+            out = chain.get_transaction_result(SpoofTransaction(probe, from_=b"\0" * 20), at_header)
         except Revert:
             return False
         return len(out) == 32 and bool(decode(["bool"], out)[0])

@@ -18,10 +18,10 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from eth.abc import BlockAPI, ReceiptAPI, SignedTransactionAPI
 from eth_utils import to_checksum_address
@@ -41,6 +41,7 @@ from .rpc.server import RpcServer
 __all__ = ["Node", "NodeConfig"]
 
 log = logging.getLogger("shancheng.node")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -272,25 +273,21 @@ class Node:
             return self.ledger.storage_at(address, slot, self._header(block))
 
     def call(self, tx: dict[str, Any], block: int | None) -> bytes:
-        with self._lock:
-            try:
-                return self.ledger.call(tx, self._header(block))
-            except LedgerReverted as exc:
-                raise ExecutionReverted(exc.data) from exc
-            except ValueError:
-                raise
-            except Exception as exc:  # VM errors other than REVERT (out of gas, invalid opcode, ...)
-                raise ExecutionFailed(str(exc) or type(exc).__name__) from exc
+        return self._execute(self.ledger.call, tx, block)
 
     def estimate_gas(self, tx: dict[str, Any], block: int | None) -> int:
+        return self._execute(self.ledger.estimate_gas, tx, block)
+
+    def _execute(self, run: Callable[[dict[str, Any], Any], T], tx: dict[str, Any], block: int | None) -> T:
+        """Run ``call``/``estimate_gas`` under the lock, mapping VM outcomes to the RPC backend's errors."""
         with self._lock:
             try:
-                return self.ledger.estimate_gas(tx, self._header(block))
+                return run(tx, self._header(block))
             except LedgerReverted as exc:
                 raise ExecutionReverted(exc.data) from exc
             except ValueError:
-                raise
-            except Exception as exc:
+                raise  # an unknown block: the server reports invalid params
+            except Exception as exc:  # VM errors other than REVERT (out of gas, invalid opcode, ...)
                 raise ExecutionFailed(str(exc) or type(exc).__name__) from exc
 
     # -- NodeBackend: logs and heads ------------------------------------------------------------
