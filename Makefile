@@ -19,7 +19,7 @@ test: venv npm
 	$(PY) -m pytest -q
 
 bench: venv npm
-	for b in bench/*.py; do $(PY) $$b || exit 1; done
+	for b in bench/[!_]*.py; do $(PY) $$b || exit 1; done
 
 lint: venv
 	$(VENV)/bin/ruff check sdk chain nodes apps contracts tests bench

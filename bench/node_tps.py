@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,11 +26,14 @@ from pathlib import Path
 from eth.db.atomic import AtomicDB
 from eth.vm.forks.cancun.transactions import CancunTransactionBuilder
 from eth_account import Account
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
+from eth_utils import keccak, to_checksum_address
+from rlp import encode as rlp_encode
 
 from shancheng.chain.genesis import Genesis
+from shancheng.contracts.testing import free_port
+from shancheng.nodes.devnet import wait_for_rpc
+
+ROOT = Path(__file__).resolve().parents[1]
 
 N = 2000
 BATCH = 100
@@ -41,27 +43,10 @@ RUNTIME = bytes.fromhex("600035806001905560006000a100")
 INIT = bytes.fromhex("600e80600b6000396000f3") + RUNTIME
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def rpc(url: str, payload: object) -> object:
     req = urllib.request.Request(url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=120) as resp:
         return json.loads(resp.read())
-
-
-def wait_rpc(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            rpc(url, {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []})
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not come up")
 
 
 def presign(accounts: list) -> tuple[bytes, list[bytes]]:
@@ -69,15 +54,14 @@ def presign(accounts: list) -> tuple[bytes, list[bytes]]:
         {"nonce": 0, "gas": 200_000, "maxFeePerGas": 0, "maxPriorityFeePerGas": 0, "data": INIT,
          "chainId": CHAIN_ID, "type": 2, "value": 0}
     ).raw_transaction
-    contract = "0x" + __import__("eth_utils").keccak(
-        __import__("rlp").encode([bytes.fromhex(accounts[0].address[2:]), 0]))[12:].hex()
+    contract = to_checksum_address(keccak(rlp_encode([bytes.fromhex(accounts[0].address[2:]), 0]))[12:])
     nonces = {a.address: (1 if a is accounts[0] else 0) for a in accounts}
     txs = []
     for i in range(N):
         a = accounts[i % len(accounts)]
         txs.append(bytes(a.sign_transaction(
             {"nonce": nonces[a.address], "gas": 60_000, "maxFeePerGas": 0, "maxPriorityFeePerGas": 0,
-             "to": __import__("eth_utils").to_checksum_address(contract), "data": i.to_bytes(32, "big"),
+             "to": contract, "data": i.to_bytes(32, "big"),
              "chainId": CHAIN_ID, "type": 2, "value": 0}).raw_transaction))
         nonces[a.address] += 1
     return bytes(deploy), txs
@@ -97,14 +81,14 @@ def drive(url: str, deploy: bytes, txs: list[bytes]) -> tuple[float, int]:
             "result"]  # type: ignore[index]
 
     send([deploy])
-    deploy_hash = "0x" + __import__("eth_utils").keccak(deploy).hex()
+    deploy_hash = "0x" + keccak(deploy).hex()
     while receipt(deploy_hash) is None:
         time.sleep(0.05)
     start_block = int(rpc(url, {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []})["result"], 16)  # type: ignore[index]
     start = time.perf_counter()
     for i in range(0, len(txs), BATCH):
         send(txs[i : i + BATCH])
-    last = "0x" + __import__("eth_utils").keccak(txs[-1]).hex()
+    last = "0x" + keccak(txs[-1]).hex()
     while (r := receipt(last)) is None:
         time.sleep(0.02)
     elapsed = time.perf_counter() - start
@@ -141,7 +125,7 @@ def main() -> int:
                              "--ws-port", str(ws)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_rpc(f"http://127.0.0.1:{port}")
+        wait_for_rpc(f"http://127.0.0.1:{port}")
         t_node, blocks = drive(f"http://127.0.0.1:{port}", deploy, txs)
     finally:
         node.send_signal(signal.SIGTERM)
@@ -154,7 +138,7 @@ def main() -> int:
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{aport}"
-        wait_rpc(url)
+        wait_for_rpc(url)
         for a in accounts:
             rpc(url, {"jsonrpc": "2.0", "id": 1, "method": "anvil_setBalance", "params": [a.address, hex(10**18)]})
         t_anvil, anvil_blocks = drive(url, deploy, txs)

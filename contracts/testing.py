@@ -301,7 +301,8 @@ except ImportError:  # pragma: no cover
 
 
 # ------------------------------------------------------------------------------------- EVMs
-def _free_port() -> int:
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for anvil, nodes and RPC servers started by tests and benchmarks)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -315,7 +316,7 @@ def run_anvil() -> Iterator[Web3]:
     binary = str(ANVIL) if ANVIL.exists() else "anvil"
     errors = ""
     for _attempt in range(5):
-        port = _free_port()
+        port = free_port()
         # stderr goes to a file, not a pipe nobody reads (a full pipe would stall anvil)
         with tempfile.TemporaryFile(mode="w+") as log:
             proc = subprocess.Popen(

@@ -57,11 +57,12 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _wait_for_rpc(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+def wait_for_rpc(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 60) -> None:
+    """Return once a node answers eth_blockNumber at ``url``; fail early if ``proc`` exits first."""
     deadline = time.monotonic() + timeout
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}).encode()
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
+        if proc is not None and proc.poll() is not None:
             raise ShanchengError(f"the node exited during start-up (status {proc.returncode})")
         try:
             req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
@@ -145,7 +146,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
          "--ws-port", str(args.ws_port)]
     )
     try:
-        _wait_for_rpc(url, node)
+        wait_for_rpc(url, node)
         w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 60}))
         org = json.loads((home / "dev-accounts.json").read_text())["accounts"][0]
         run_demo(

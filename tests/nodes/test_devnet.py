@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 
 import pytest
 
+from shancheng.contracts.testing import free_port
+
 pytestmark = pytest.mark.network
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_dev_network_anchors_and_packages_verify_with_the_genesis_alone(tmp_path):

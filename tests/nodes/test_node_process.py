@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,14 +20,9 @@ from eth_account import Account
 from web3 import Web3
 
 from shancheng.contracts.artifacts import load
+from shancheng.contracts.testing import free_port
 
 pytestmark = pytest.mark.network
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -108,7 +102,8 @@ def dev_account(home: Path, name: str):
 def send(w3: Web3, account, tx: dict) -> bytes:
     tx = {"maxFeePerGas": 0, "maxPriorityFeePerGas": 0, "chainId": w3.eth.chain_id,
           "nonce": w3.eth.get_transaction_count(account.address, "pending"), **tx}
-    tx.setdefault("gas", w3.eth.estimate_gas({k: v for k, v in tx.items() if k not in ("nonce",)} | {"from": account.address}))
+    if "gas" not in tx:
+        tx["gas"] = w3.eth.estimate_gas({k: v for k, v in tx.items() if k != "nonce"} | {"from": account.address})
     return w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
 
 

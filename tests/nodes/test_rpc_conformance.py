@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,7 @@ from web3.logs import DISCARD
 from websockets.sync.client import connect as ws_connect
 
 from shancheng.contracts.build import SETTINGS, find_solc
-from shancheng.contracts.testing import HD_PATH, MNEMONIC, run_anvil
+from shancheng.contracts.testing import HD_PATH, MNEMONIC, free_port, run_anvil
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
@@ -78,12 +77,6 @@ def pyevm_endpoint() -> Iterator[Endpoint]:
         yield Endpoint("shancheng-rpc/pyevm", server.http_url, server.ws_url, _mnemonic_account())
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def shancheng_node_endpoint() -> Iterator[Endpoint]:
     """A real dev node process (`shancheng node init --dev` + `node start`); its first dev account sends."""
@@ -92,7 +85,7 @@ def shancheng_node_endpoint() -> Iterator[Endpoint]:
         init = subprocess.run([*cli, "init", "--dev", "--home", home], capture_output=True, text=True, timeout=120,
                               check=False)
         assert init.returncode == 0, init.stderr
-        http_port, ws_port = _free_port(), _free_port()
+        http_port, ws_port = free_port(), free_port()
         with open(Path(home) / "node.log", "w+") as log:
             proc = subprocess.Popen([*cli, "start", "--home", home, "--rpc-port", str(http_port), "--ws-port",
                                      str(ws_port), "--block-interval", "0.2"], stdout=log, stderr=subprocess.STDOUT)
