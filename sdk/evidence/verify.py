@@ -26,7 +26,7 @@ from typing import Any
 
 from ..chainproof import GenesisFile
 from ..crypto import SM2PublicKey
-from ..errors import InvalidInput, InvalidKey, InvalidProof, InvalidSignature, RootMismatchError, VerificationError
+from ..errors import InvalidInput, InvalidKey, InvalidProof, RootMismatchError, VerificationError
 from ..merkle import Checkpoint, CheckpointError, NoteVerifier, verify_checkpoint, verify_inclusion
 from .chain import GenesisRequired, VerifiedAnchor, verify_chain_part
 from .package import EvidencePackage, PackageError
@@ -90,10 +90,7 @@ def verify_package(
     signed = pkg.record
     if authors is not None and signed.author not in authors:
         raise VerificationError("author key is not one of the pinned author keys")
-    try:
-        signed.verify()
-    except InvalidSignature as exc:
-        raise InvalidSignature(f"{exc}") from exc
+    signed.verify()  # raises InvalidSignature naming the record statement
 
     try:
         embedded = NoteVerifier.from_vkey(pkg.checkpoint_signer)
