@@ -203,8 +203,7 @@ class Ledger:
     def estimate_gas(self, tx: dict[str, Any], header: BlockHeaderAPI | None = None) -> int:
         header = header or self.head
         spoof = self._spoof(tx, header)
-        try:
-            self.call(tx, header)  # surface reverts with their data first
+        try:  # py-evm's binary search raises the REVERT (with its data) of a call that fails at any gas
             return int(self._chain.estimate_gas(spoof, self._chain.create_header_from_parent(header)))
         except Revert as exc:
             data = exc.args[0] if exc.args and isinstance(exc.args[0], bytes) else b""

@@ -140,6 +140,11 @@ def test_call_and_revert_data(ledger, genesis):
     with pytest.raises(ExecutionReverted) as err:
         ledger.call({"from": addr(OUTSIDER), "to": gov, "data": sel("vote(uint256,bool)") + encode(["uint256", "bool"], [1, True])})
     assert b"Gov: " in err.value.data
+    with pytest.raises(ExecutionReverted) as err:  # estimates surface the same revert data
+        ledger.estimate_gas({"from": addr(OUTSIDER), "to": gov, "data": sel("vote(uint256,bool)") + encode(["uint256", "bool"], [1, True])})
+    assert b"Gov: " in err.value.data
+    transfer = ledger.estimate_gas({"from": addr(MEMBER), "to": addr(MEMBER2), "value": 0})
+    assert 21_000 <= transfer < 30_000
 
 
 def test_log_index_matches_a_full_scan(ledger, genesis):
