@@ -141,6 +141,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
         if not _port_free(port):
             raise ShanchengError(f"port {port} on 127.0.0.1 is in use; pass --rpc-port/--ws-port")
     url = f"http://127.0.0.1:{args.rpc_port}"
+    # SIGTERM (docker stop, a supervisor, `kill`) must stop the child node too: turn it into SystemExit so
+    # the `finally` below runs; Ctrl-C already arrives as KeyboardInterrupt.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     node = subprocess.Popen(
         [*shancheng, "node", "start", "--home", str(home), "--rpc-port", str(args.rpc_port),
          "--ws-port", str(args.ws_port)]

@@ -41,3 +41,38 @@ def test_dev_network_anchors_and_packages_verify_with_the_genesis_alone(tmp_path
     wrong = subprocess.run([*verify, "--genesis", str(other / "genesis.json")], capture_output=True, text=True,
                            timeout=60, check=False)
     assert wrong.returncode == 1 and "genesis" in wrong.stderr.lower()
+
+
+def test_sigterm_to_the_dev_network_stops_its_node_cleanly(tmp_path):
+    import signal
+    import socket
+    import time
+
+    port, ws_port = free_port(), free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shancheng.nodes.cli", "dev", "--home", str(tmp_path / "home"), "--out",
+         str(tmp_path / "out"), "--rpc-port", str(port), "--ws-port", str(ws_port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # wait until the demo has run and the network serves
+            if "the development network is running" in line:
+                break
+        else:
+            raise AssertionError("shancheng dev exited before serving")
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.stdout.read()
+        assert proc.wait(timeout=60) == 0
+        assert "stopped cleanly" in rest
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # the child node is gone: its RPC port is free again
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) != 0:
+                    break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the node kept serving after shancheng dev was terminated")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
