@@ -5,8 +5,9 @@ log, from the 9 dev member accounts) are
 
 * sent over JSON-RPC (batches of 100 eth_sendRawTransaction, one HTTP keep-alive session) to a fresh
   Shancheng dev node and to anvil (chain id, hardfork, zero fees matched), timing first send -> last receipt;
-* executed in-process by bare py-evm (``MiningChain.mine_all`` on an in-memory database, blocks of the size
-  the node produced).
+* executed in-process by bare py-evm: stock py-evm's Cancun VM with only the base fee pinned to 0 (so that
+  zero-fee transactions stay valid; ``shancheng.chain.vm.ZeroBaseFeeCancunVM``), ``MiningChain.mine_all`` on
+  an in-memory database from the same genesis state, in blocks of the size the node produced.
 
 Targets (node issue): node >= 0.8 x bare py-evm, and node >= anvil with the same client.
 """
@@ -23,6 +24,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from eth.chains.base import MiningChain
 from eth.db.atomic import AtomicDB
 from eth.vm.forks.cancun.transactions import CancunTransactionBuilder
 from eth_account import Account
@@ -30,6 +32,7 @@ from eth_utils import keccak, to_checksum_address
 from rlp import encode as rlp_encode
 
 from shancheng.chain.genesis import Genesis
+from shancheng.chain.vm import ZeroBaseFeeCancunVM
 from shancheng.contracts.testing import free_port
 from shancheng.nodes.devnet import wait_for_rpc
 
@@ -98,7 +101,9 @@ def drive(url: str, deploy: bytes, txs: list[bytes]) -> tuple[float, int]:
 
 
 def bare_pyevm(genesis: Genesis, deploy: bytes, txs: list[bytes], blocks: int) -> float:
-    chain = genesis.initialize(AtomicDB())
+    db = AtomicDB()
+    genesis.initialize(db)  # the genesis state the node starts from, written by the node's own VM
+    chain = MiningChain.configure(vm_configuration=((0, ZeroBaseFeeCancunVM),), chain_id=genesis.chain_id)(db)
     decoded = [CancunTransactionBuilder.decode(t) for t in [deploy, *txs]]
     chain.mine_all([decoded[0]], timestamp=genesis.timestamp + 1)
     per_block = max(1, -(-len(txs) // max(blocks, 1)))

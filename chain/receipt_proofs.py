@@ -2,7 +2,7 @@
 
 The JSON form is the one in ``docs/chain-formats.md`` (served by ``shancheng_getReceiptProof``
 and carried in evidence packages); ``shancheng.sdk.chainproof.verify_receipt_proof`` checks it.
-The receipts trie is rebuilt with py-evm's own encoding (``make_trie_root_and_nodes``), and the
+The receipts trie is rebuilt from py-evm's receipt encodings (``shancheng.chain.trie``), and the
 result is refused unless its root equals the header's, so a proof never disagrees with the block.
 
 >>> block = chain.get_canonical_block_by_number(n)
@@ -16,7 +16,8 @@ from typing import Any
 
 import rlp
 from eth.abc import BlockAPI, ReceiptAPI
-from eth.db.trie import make_trie_root_and_nodes
+
+from .trie import ordered_trie_root_and_nodes
 
 __all__ = ["ReceiptProofBuildError", "receipt_proof", "trie_proof"]
 
@@ -72,7 +73,7 @@ def receipt_proof(block: BlockAPI, receipts: Sequence[ReceiptAPI], index: int) -
     """The receipt proof (JSON form) of the transaction at ``index`` in ``block``."""
     if not 0 <= index < len(receipts):
         raise ReceiptProofBuildError(f"block {block.number} has no transaction at index {index}")
-    root, nodes = make_trie_root_and_nodes(tuple(receipts))
+    root, nodes = ordered_trie_root_and_nodes([r.encode() for r in receipts])
     header = block.header
     if root != header.receipt_root:
         raise ReceiptProofBuildError(

@@ -6,12 +6,15 @@ import dataclasses
 import time
 
 import pytest
+from eth.chains.base import MiningChain
+from eth.db.atomic import AtomicDB
 from eth.vm.forks.cancun.transactions import CancunTransactionBuilder
 from eth_account import Account
 from eth_utils import to_checksum_address
 
 from shancheng.chain.genesis import Genesis, GenesisError, GenesisOrganisation, GenesisValidator
 from shancheng.chain.ledger import ExecutionReverted, Ledger
+from shancheng.chain.vm import ZeroBaseFeeCancunVM
 from shancheng.contracts.artifacts import load
 from shancheng.sdk.chainproof import CommitError
 from shancheng.sdk.crypto import SM2PrivateKey
@@ -107,6 +110,30 @@ def test_blocks_execute_members_drop_outsiders_and_carry_a_commit(ledger):
         cert.verify([SM2PrivateKey.generate().public_key()])
     assert built.block.header.coinbase == NODE.public_key().sm3_address()
     assert ledger.transaction_location(txs[6].hash) == (1, 5)
+
+
+def test_blocks_are_the_blocks_stock_py_evm_builds(ledger, genesis):
+    # The node's VM builds the block tries in one pass (shancheng.chain.trie); stock py-evm (Cancun, base
+    # fee pinned) must arrive at the very same block: same transaction, receipt and state roots, same hash.
+    logger_init = bytes.fromhex("600e80600b6000396000f3" "600035806001905560006000a100")  # SSTORE + LOG1
+    reverting = bytes.fromhex("60006000fd")  # REVERT(0, 0) as init code: a failed receipt
+    txs = [sign(MEMBER, 0, to=None, data=logger_init), sign(MEMBER, 1, to=None, data=reverting)]
+    txs += [sign(MEMBER, 2 + i, value=0, data=i.to_bytes(32, "big")) for i in range(150)]
+    txs += [sign(MEMBER2, i, to=b"\x33" * 20) for i in range(60)]
+    built = ledger.build_block(txs, validator_key=NODE, timestamp=genesis.timestamp + 5)
+    assert len(built.block.transactions) == len(txs) and built.receipts[1].state_root == b""
+
+    db = AtomicDB()
+    genesis.initialize(db)
+    stock = MiningChain.configure(vm_configuration=((0, ZeroBaseFeeCancunVM),), chain_id=CHAIN_ID)(db)
+    header = built.block.header
+    stock.header = stock.create_header_from_parent(
+        stock.get_canonical_head(), timestamp=header.timestamp, coinbase=header.coinbase,
+        gas_limit=header.gas_limit, extra_data=b"")
+    result, _, _ = stock.mine_all(txs, timestamp=header.timestamp, coinbase=header.coinbase)
+    assert result.imported_block.header == header
+    assert result.imported_block.hash == built.block.hash
+    assert list(ledger.receipts(1)) == list(result.imported_block.get_receipts(stock.chaindb))
 
 
 def test_base_fee_stays_zero_under_full_blocks(ledger):
