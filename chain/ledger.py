@@ -314,10 +314,11 @@ class Ledger:
             )
             plan = self._plan(chain, transactions, dropped, deferred)
             block = None
+            receipts: tuple[ReceiptAPI, ...] = ()
             if plan is not None:
                 try:
-                    result, _, _ = chain.mine_all(plan, timestamp=ts, coinbase=proposer)
-                    block = result.imported_block
+                    result, mined_receipts, _ = chain.mine_all(plan, timestamp=ts, coinbase=proposer)
+                    block, receipts = result.imported_block, tuple(mined_receipts)
                 except ValidationError:
                     # Something the cheap checks missed: redo the block one transaction at a time. The
                     # abandoned attempt may have left trie nodes in this batch; they are content-addressed,
@@ -331,7 +332,7 @@ class Ledger:
                 dropped.clear()
                 deferred.clear()
                 block = self._apply_one_by_one(chain, transactions, ts, proposer, dropped, deferred)
-            receipts = tuple(block.get_receipts(chain.chaindb))
+                receipts = tuple(block.get_receipts(chain.chaindb))
             commit = CommitCertificate.sign(
                 chain_id=self.chain_id,
                 height=block.number,

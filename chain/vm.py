@@ -3,9 +3,15 @@
 The chain id is part of the chain class (py-evm keeps it on the class), so
 :func:`chain_class` builds and caches one class per chain id.
 
-Block building differs from stock py-evm in one place only, for speed: the transaction, receipt and
-withdrawal roots come from :func:`shancheng.chain.trie.ordered_trie_root_and_nodes`, which builds the
-same trie (same root, same nodes) in one pass instead of one HexaryTrie insertion per item.
+Block building differs from stock py-evm only in how fast it gets to the same block:
+
+* the transaction, receipt and withdrawal roots come from :func:`shancheng.chain.trie.ordered_trie_root_and_nodes`,
+  which builds the same trie (same root, same nodes) in one pass instead of one HexaryTrie insertion per item;
+* contract storage tries take each block's writes in one pass (:mod:`shancheng.chain.storage_trie`);
+* no header copy per transaction for blob gas when there are no blobs, and no re-reading of a block
+  just persisted (:class:`ShanchengChain`).
+
+``tests/chain/test_ledger.py`` builds blocks both ways and requires the same block hashes.
 """
 
 from __future__ import annotations
@@ -15,18 +21,20 @@ from collections.abc import Sequence
 from typing import Any
 
 import rlp
-from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI, WithdrawalAPI
+from eth.abc import BlockAPI, BlockHeaderAPI, BlockPersistResult, ReceiptAPI, SignedTransactionAPI, WithdrawalAPI
 from eth.chains.base import MiningChain
 from eth.constants import MAX_UNCLES
 from eth.validation import validate_gas_limit, validate_length_lte
 from eth.vm.forks.cancun import CancunVM
+from eth.vm.forks.cancun.state import get_total_blob_gas
 from eth_hash.auto import keccak
 from eth_utils import ValidationError
 
 from .precompiles import GmCancunVM
+from .storage_trie import ShanchengState
 from .trie import ordered_trie_root_and_nodes
 
-__all__ = ["ShanchengVM", "ZeroBaseFeeCancunVM", "chain_class"]
+__all__ = ["ShanchengChain", "ShanchengVM", "ZeroBaseFeeCancunVM", "chain_class"]
 
 
 class ZeroBaseFeeCancunVM(CancunVM):
@@ -53,7 +61,10 @@ class ZeroBaseFeeCancunVM(CancunVM):
 
 
 class ShanchengVM(GmCancunVM, ZeroBaseFeeCancunVM):
-    """Cancun rules, the GM precompile, zero fees, and block tries built in one pass."""
+    """Cancun rules, the GM precompile, zero fees; block tries built in one pass and storage tries
+    updated once per block (:mod:`shancheng.chain.storage_trie`)."""
+
+    _state_class = ShanchengState
 
     def set_block_transactions_and_withdrawals(
         self,
@@ -77,6 +88,13 @@ class ShanchengVM(GmCancunVM, ZeroBaseFeeCancunVM):
             header_fields["withdrawals_root"] = withdrawals_root
         block_fields["header"] = new_header.copy(**header_fields)
         return base_block.copy(**block_fields)
+
+    def increment_blob_gas_used(self, old_header: BlockHeaderAPI, transaction: Any) -> BlockHeaderAPI:
+        """py-evm copies the header after every transaction to add its blob gas; without blobs (the
+        mempool refuses blob transactions) the header is unchanged, so skip the copy."""
+        if get_total_blob_gas(transaction) == 0:
+            return old_header
+        return super().increment_blob_gas_used(old_header, transaction)
 
     def validate_block(self, block: BlockAPI) -> None:
         """py-evm's checks (``BaseVM.validate_block`` then Cancun's blob checks), in the same order,
@@ -102,9 +120,27 @@ class ShanchengVM(GmCancunVM, ZeroBaseFeeCancunVM):
         self.validate_block_blobs(block)
 
 
+class ShanchengChain(MiningChain):
+    """py-evm's MiningChain, minus one re-read: persisting a block that extends the head returns the
+    block itself as the new canonical block instead of loading it back from the database (py-evm
+    decodes every transaction of it again from the trie: 8 % of the time a 500-transaction block took)."""
+
+    def persist_block(self, block: BlockAPI, perform_validation: bool = True) -> BlockPersistResult:
+        if perform_validation:
+            self.validate_block(block)
+        new_hashes, old_hashes = self.chaindb.persist_block(block)
+        if new_hashes == (block.hash,) and not old_hashes:
+            return BlockPersistResult(imported_block=block, new_canonical_blocks=(block,), old_canonical_blocks=())
+        return BlockPersistResult(  # a reorganisation (not on a BFT chain, but keep py-evm's answer)
+            imported_block=block,
+            new_canonical_blocks=tuple(self.get_block_by_hash(h) for h in new_hashes),
+            old_canonical_blocks=tuple(self.get_block_by_hash(h) for h in old_hashes),
+        )
+
+
 @functools.lru_cache(maxsize=16)
 def chain_class(chain_id: int) -> type[MiningChain]:
-    """A py-evm MiningChain class for ``chain_id`` running :class:`ShanchengVM` from block 0."""
-    return MiningChain.configure(
+    """A :class:`ShanchengChain` class for ``chain_id`` running :class:`ShanchengVM` from block 0."""
+    return ShanchengChain.configure(
         __name__=f"ShanchengChain{chain_id}", vm_configuration=((0, ShanchengVM),), chain_id=chain_id
     )

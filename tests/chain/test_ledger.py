@@ -6,6 +6,7 @@ import dataclasses
 import time
 
 import pytest
+from eth._utils.address import generate_contract_address as create_address
 from eth.chains.base import MiningChain
 from eth.db.atomic import AtomicDB
 from eth.vm.forks.cancun.transactions import CancunTransactionBuilder
@@ -112,28 +113,51 @@ def test_blocks_execute_members_drop_outsiders_and_carry_a_commit(ledger):
     assert ledger.transaction_location(txs[6].hash) == (1, 5)
 
 
+@pytest.mark.filterwarnings("ignore:SELFDESTRUCT opcode present:DeprecationWarning")
 def test_blocks_are_the_blocks_stock_py_evm_builds(ledger, genesis):
-    # The node's VM builds the block tries in one pass (shancheng.chain.trie); stock py-evm (Cancun, base
-    # fee pinned) must arrive at the very same block: same transaction, receipt and state roots, same hash.
-    logger_init = bytes.fromhex("600e80600b6000396000f3" "600035806001905560006000a100")  # SSTORE + LOG1
+    # The node's VM builds block tries in one pass and storage tries once per block (chain.trie,
+    # chain.storage_trie); stock py-evm (Cancun, base fee pinned) must arrive at the very same blocks:
+    # same transaction, receipt and state roots, same hashes, block after block.
+    logger_init = bytes.fromhex("600e80600b6000396000f3" "600035806001905560006000a100")  # SSTORE(x, 1) + LOG1
+    setter_init = bytes.fromhex("6008600c60003960086000f3" "6020356000355500")  # SSTORE(calldata[0], calldata[1])
     reverting = bytes.fromhex("60006000fd")  # REVERT(0, 0) as init code: a failed receipt
-    txs = [sign(MEMBER, 0, to=None, data=logger_init), sign(MEMBER, 1, to=None, data=reverting)]
-    txs += [sign(MEMBER, 2 + i, value=0, data=i.to_bytes(32, "big")) for i in range(150)]
-    txs += [sign(MEMBER2, i, to=b"\x33" * 20) for i in range(60)]
-    built = ledger.build_block(txs, validator_key=NODE, timestamp=genesis.timestamp + 5)
-    assert len(built.block.transactions) == len(txs) and built.receipts[1].state_root == b""
+    write_then_revert = bytes.fromhex("6001600055" "60006000fd")  # a storage write the revert undoes
+    write_then_destroy = bytes.fromhex("6001600055" "6000ff")  # EIP-6780: created and destroyed in one tx
+    setter = create_address(addr(MEMBER), 1)
 
+    def slot(i: int, value: int) -> bytes:
+        return i.to_bytes(32, "big") + value.to_bytes(32, "big")
+
+    blocks = [
+        [sign(MEMBER, 0, to=None, data=logger_init), sign(MEMBER, 1, to=None, data=setter_init),
+         sign(MEMBER, 2, to=None, data=reverting)]
+        + [sign(MEMBER, 3 + i, to=setter, data=slot(i, i + 1)) for i in range(150)]
+        + [sign(MEMBER2, i, to=b"\x33" * 20) for i in range(60)],
+        # clear some slots, overwrite others, add new ones; writes that are reverted or destroyed
+        [sign(MEMBER, 153 + i, to=setter, data=slot(i * 3, (i % 2) * 7)) for i in range(100)]
+        + [sign(MEMBER2, 60, to=None, data=write_then_revert), sign(MEMBER2, 61, to=None, data=write_then_destroy)],
+        # clear every slot left: the contract's storage trie goes back to empty
+        [sign(MEMBER, 253 + i, to=setter, data=slot(i, 0)) for i in range(300)],
+    ]
     db = AtomicDB()
     genesis.initialize(db)
     stock = MiningChain.configure(vm_configuration=((0, ZeroBaseFeeCancunVM),), chain_id=CHAIN_ID)(db)
-    header = built.block.header
-    stock.header = stock.create_header_from_parent(
-        stock.get_canonical_head(), timestamp=header.timestamp, coinbase=header.coinbase,
-        gas_limit=header.gas_limit, extra_data=b"")
-    result, _, _ = stock.mine_all(txs, timestamp=header.timestamp, coinbase=header.coinbase)
-    assert result.imported_block.header == header
-    assert result.imported_block.hash == built.block.hash
-    assert list(ledger.receipts(1)) == list(result.imported_block.get_receipts(stock.chaindb))
+    for number, txs in enumerate(blocks, start=1):
+        built = ledger.build_block(txs, validator_key=NODE, timestamp=genesis.timestamp + 5 * number)
+        assert len(built.block.transactions) == len(txs) and not built.dropped
+        header = built.block.header
+        stock.header = stock.create_header_from_parent(
+            stock.get_canonical_head(), timestamp=header.timestamp, coinbase=header.coinbase,
+            gas_limit=header.gas_limit, extra_data=b"")
+        result, _, _ = stock.mine_all(txs, timestamp=header.timestamp, coinbase=header.coinbase)
+        assert result.imported_block.header == header, f"block {number}"
+        assert list(ledger.receipts(number)) == list(result.imported_block.get_receipts(stock.chaindb))
+    receipts = ledger.receipts(1)
+    assert receipts[2].state_root == b"" and receipts[0].state_root == b"\x01"  # the revert failed, others ran
+    state = ledger.state_at()
+    assert all(state.get_storage(setter, i) == 0 for i in range(300))
+    assert state.get_storage(create_address(addr(MEMBER2), 61), 0) == 0  # destroyed with its storage
+    assert ledger.storage_at(setter, 5) == 0 and stock.get_vm().state.get_storage(setter, 5) == 0
 
 
 def test_base_fee_stays_zero_under_full_blocks(ledger):
