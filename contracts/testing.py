@@ -309,8 +309,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def run_anvil() -> Iterator[Web3]:
-    """Start anvil on a free loopback port (Cancun, base fee 0), stop it on exit."""
+def run_anvil(
+    *, chain_id: int = CHAIN_ID, gas_limit: int = GAS_LIMIT, extra_args: Sequence[str] = ()
+) -> Iterator[Web3]:
+    """Start anvil on a free loopback port (Cancun, base fee 0), stop it on exit.
+
+    ``extra_args`` go to anvil as they are (e.g. ``("--block-time", "0.2")`` instead of automine)."""
     if not ANVIL.exists() and shutil.which("anvil") is None:
         raise RuntimeError("anvil not found: run 'make npm' (npm ci) to install @foundry-rs/anvil")
     binary = str(ANVIL) if ANVIL.exists() else "anvil"
@@ -321,8 +325,8 @@ def run_anvil() -> Iterator[Web3]:
         with tempfile.TemporaryFile(mode="w+") as log:
             proc = subprocess.Popen(
                 [binary, "--host", "127.0.0.1", "--port", str(port), "--hardfork", "cancun", "--base-fee", "0",
-                 "--gas-price", "0", "--gas-limit", str(GAS_LIMIT), "--chain-id", str(CHAIN_ID), "-m", MNEMONIC,
-                 "--accounts", str(N_ACCOUNTS), "--silent", "--disable-default-create2-deployer"],
+                 "--gas-price", "0", "--gas-limit", str(gas_limit), "--chain-id", str(chain_id), "-m", MNEMONIC,
+                 "--accounts", str(N_ACCOUNTS), "--silent", "--disable-default-create2-deployer", *extra_args],
                 stdout=subprocess.DEVNULL, stderr=log,
             )
             w3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{port}", request_kwargs={"timeout": 60}))
