@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import rlp
+import rlp  # type: ignore[import-untyped]
 from eth.constants import BLANK_ROOT_HASH
 from eth.db.account import AccountDB
 from eth.db.cache import CacheDB
@@ -31,8 +31,10 @@ from eth.db.journal import JournalDB
 from eth.db.storage import AccountStorageDB, StorageLookup
 from eth.vm.interrupt import MissingStorageTrieNode
 from eth_hash.auto import keccak
-from eth_utils import ValidationError
-from trie import HexaryTrie
+from eth_typing import Address, Hash32
+from eth_utils.exceptions import ValidationError
+from trie.hexary import HexaryTrie
+from trie.typing import Nibbles
 
 from .precompiles import GmCancunState
 from .trie import _hex_prefix, _nibbles, _rlp_bytes, _rlp_list
@@ -226,7 +228,7 @@ class BufferedStorageLookup(StorageLookup):
 
     _pending: dict[bytes, bytes | None]
 
-    def __init__(self, db: Any, storage_root: bytes, address: bytes) -> None:
+    def __init__(self, db: Any, storage_root: Hash32, address: Address) -> None:
         self._node_cache: dict[bytes, Node] = {}
         super().__init__(db, storage_root, address)
 
@@ -262,7 +264,8 @@ class BufferedStorageLookup(StorageLookup):
             return trie_get(self._nodes(), root, hashed_slot)
         except _MissingNode as exc:
             raise MissingStorageTrieNode(
-                exc.node_hash, self._starting_root_hash, hashed_slot, tuple(exc.prefix), self._address
+                Hash32(exc.node_hash), self._starting_root_hash, Hash32(hashed_slot), Nibbles(tuple(exc.prefix)),
+                self._address,
             ) from exc
 
     def __setitem__(self, key: bytes, value: bytes) -> None:

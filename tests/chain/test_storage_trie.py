@@ -100,3 +100,18 @@ def test_any_tries_and_changes(initial: dict[bytes, bytes], changes: dict[bytes,
 def test_keys_must_be_32_bytes() -> None:
     with pytest.raises(ValueError, match="32 bytes"):
         TrieUpdate(_Nodes({}.__getitem__, {})).apply(BLANK_ROOT_HASH, {b"short": b"\x01"})
+
+
+def test_a_missing_node_is_reported_as_py_evm_does() -> None:
+    from eth.db.atomic import AtomicDB
+    from eth.vm.interrupt import MissingStorageTrieNode
+
+    from shancheng.chain.storage_trie import BufferedStorageLookup
+
+    absent_root = b"\x42" * 32
+    lookup = BufferedStorageLookup(AtomicDB(), absent_root, b"\x11" * 20)
+    with pytest.raises(MissingStorageTrieNode) as err:
+        lookup[b"\x01"]
+    assert err.value.missing_node_hash == absent_root and err.value.account_address == b"\x11" * 20
+    lookup[b"\x01"] = b"\x05"  # pending writes read back before any node is needed
+    assert lookup[b"\x01"] == b"\x05"
