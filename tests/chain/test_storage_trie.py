@@ -117,3 +117,34 @@ def test_a_missing_node_is_reported_as_py_evm_does() -> None:
     assert err.value.missing_node_hash == absent_root and err.value.account_address == b"\x11" * 20
     lookup[b"\x01"] = b"\x05"  # pending writes read back before any node is needed
     assert lookup[b"\x01"] == b"\x05"
+
+
+def test_set_aside_and_rolled_back_tries_behave_as_py_evm_s() -> None:
+    # an account's storage deleted (new_trie) and the deletion reverted (rollback_trie): same reads, same roots
+    from eth.db.atomic import AtomicDB
+    from eth.db.storage import StorageLookup
+
+    from shancheng.chain.storage_trie import BufferedStorageLookup
+
+    def run(cls: type) -> list[object]:
+        db = AtomicDB()
+        lookup = cls(db, BLANK_ROOT_HASH, b"\x22" * 20)
+        seen: list[object] = []
+        for i in range(20):
+            lookup[i.to_bytes(2, "big")] = bytes([i + 1])
+        lookup.commit_to(db)
+        seen.append(lookup.get_changed_root() if lookup.has_changed_root else lookup._starting_root_hash)
+        lookup[b"\x00\x01"] = b"\x63"  # pending in the old trie when it is set aside
+        index = lookup.new_trie()
+        seen.append([lookup[i.to_bytes(2, "big")] for i in range(3)])  # the fresh trie is empty
+        lookup[b"\x00\x02"] = b"\x07"  # a write to the fresh trie, abandoned by the rollback
+        lookup.rollback_trie(index - 1)
+        seen.append([lookup[i.to_bytes(2, "big")] for i in range(3)])
+        seen.append(lookup.get_changed_root())
+        lookup.commit_to(db)
+        seen.append(lookup[b"\x00\x02"])
+        return seen
+
+    ours, theirs = run(BufferedStorageLookup), run(StorageLookup)
+    assert ours == theirs
+    assert ours[2] == [b"\x01", b"\x63", b"\x03"]
