@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from eth.vm.forks.cancun.transactions import CancunTransactionBuilder
 
@@ -47,6 +47,8 @@ from shancheng.nodes.rpc.params import (
 )
 
 __all__ = ["METHODS", "REQUIRED", "Limits", "Method", "Param", "RpcApi", "log_matches", "revert_error"]
+
+T = TypeVar("T")
 
 REQUIRED: Any = object()
 MAX_RAW_TX = 128 * 1024
@@ -326,16 +328,15 @@ class RpcApi:
 
     # -- state ---------------------------------------------------------------------------------------
     def call(self, tx: dict[str, Any], ref: BlockRef) -> str:
-        try:
-            return hexb(self.backend.call(tx, self.resolve(ref)))
-        except ExecutionReverted as exc:
-            raise revert_error(exc) from exc
-        except ExecutionFailed as exc:
-            raise RpcError(-32000, str(exc) or "execution failed") from exc
+        return hexb(self._execute(self.backend.call, tx, ref))
 
     def estimate_gas(self, tx: dict[str, Any], ref: BlockRef) -> str:
+        return hexq(self._execute(self.backend.estimate_gas, tx, ref))
+
+    def _execute(self, run: Callable[[dict[str, Any], int | None], T], tx: dict[str, Any], ref: BlockRef) -> T:
+        """eth_call / eth_estimateGas: the backend's answer, or its failure as the JSON-RPC error."""
         try:
-            return hexq(self.backend.estimate_gas(tx, self.resolve(ref)))
+            return run(tx, self.resolve(ref))
         except ExecutionReverted as exc:
             raise revert_error(exc) from exc
         except ExecutionFailed as exc:
