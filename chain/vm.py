@@ -8,8 +8,8 @@ Block building differs from stock py-evm only in how fast it gets to the same bl
 * the transaction, receipt and withdrawal roots come from :func:`shancheng.chain.trie.ordered_trie_root_and_nodes`,
   which builds the same trie (same root, same nodes) in one pass instead of one HexaryTrie insertion per item;
 * contract storage tries take each block's writes in one pass (:mod:`shancheng.chain.storage_trie`);
-* no header copy per transaction for blob gas when there are no blobs, and no re-reading of a block
-  just persisted (:class:`ShanchengChain`).
+* no deep copies of headers and accounts after every transaction, no creating and deleting again of
+  an absent coinbase paid 0 wei, no re-reading of a block just persisted (:class:`ShanchengChain`).
 
 ``tests/chain/test_ledger.py`` builds blocks both ways and requires the same block hashes.
 """
@@ -27,6 +27,7 @@ from eth.constants import MAX_UNCLES
 from eth.validation import validate_gas_limit, validate_length_lte
 from eth.vm.forks.cancun import CancunVM
 from eth.vm.forks.cancun.state import get_total_blob_gas
+from eth_bloom import BloomFilter
 from eth_hash.auto import keccak
 from eth_utils import ValidationError
 
@@ -88,6 +89,14 @@ class ShanchengVM(GmCancunVM, ZeroBaseFeeCancunVM):
             header_fields["withdrawals_root"] = withdrawals_root
         block_fields["header"] = new_header.copy(**header_fields)
         return base_block.copy(**block_fields)
+
+    def add_receipt_to_header(self, old_header: BlockHeaderAPI, receipt: ReceiptAPI) -> BlockHeaderAPI:
+        """Byzantium's, building the header directly: py-evm's ``header.copy(...)`` after every transaction
+        deep-copies all the unchanged fields."""
+        fields = old_header.as_dict()
+        fields["bloom"] = int(BloomFilter(old_header.bloom) | receipt.bloom)
+        fields["gas_used"] = receipt.gas_used
+        return type(old_header)(**fields)
 
     def increment_blob_gas_used(self, old_header: BlockHeaderAPI, transaction: Any) -> BlockHeaderAPI:
         """py-evm copies the header after every transaction to add its blob gas; without blobs (the

@@ -133,7 +133,8 @@ def test_blocks_are_the_blocks_stock_py_evm_builds(ledger, genesis):
         + [sign(MEMBER2, i, to=b"\x33" * 20) for i in range(60)],
         # clear some slots, overwrite others, add new ones; writes that are reverted or destroyed
         [sign(MEMBER, 153 + i, to=setter, data=slot(i * 3, (i % 2) * 7)) for i in range(100)]
-        + [sign(MEMBER2, 60, to=None, data=write_then_revert), sign(MEMBER2, 61, to=None, data=write_then_destroy)],
+        + [sign(MEMBER2, 60, to=None, data=write_then_revert), sign(MEMBER2, 61, to=None, data=write_then_destroy),
+           sign(MEMBER2, 62, to=NODE.public_key().sm3_address())],  # touches the (empty) coinbase itself
         # clear every slot left: the contract's storage trie goes back to empty
         [sign(MEMBER, 253 + i, to=setter, data=slot(i, 0)) for i in range(300)],
     ]
