@@ -43,6 +43,7 @@ _LOG_ADDRESS = b"sc:log:a:"  # + address(20) + u64 block + u32 log index -> b""
 _LOG_TOPIC = b"sc:log:t:"  # + u8 position + topic(32) + u64 block + u32 log index -> b""
 _ALLOWED_SELECTOR = function_signature_to_4byte_selector("isAccountAllowed(address)")
 _CALL_GAS = 50_000_000
+_ALLOWED_CACHE = 10_000  # senders remembered; non-members can make up any number of senders
 _NOT_MEMBER = "sender is not an account of an active member organisation"
 
 # py-evm logs every abandoned write batch in full at ERROR level; an abandoned fast path is expected here
@@ -102,6 +103,8 @@ class Ledger:
                 f"the database at {db.path} belongs to genesis 0x{stored.hex()}, not 0x{genesis.genesis_hash.hex()}"
             )
         self._chain = self._chain_class(db)
+        self._allowed: dict[bytes, bool] = {}  # isAccountAllowed answers while Governance's storage
+        self._allowed_root: bytes | None = None  # root is this one (see _allowed_at)
 
     @classmethod
     def open(cls, path: str | Path, genesis: Genesis) -> Ledger:
@@ -211,7 +214,8 @@ class Ledger:
 
     def is_account_allowed(self, address: bytes, header: BlockHeaderAPI | None = None) -> bool:
         """Governance.isAccountAllowed(address) at ``header`` (default: the head)."""
-        return self._allowed_in(self._chain, address, self._chain.create_header_from_parent(header or self.head))
+        header = header or self.head
+        return self._allowed_at(self._chain, self.state_at(header), address, self._chain.create_header_from_parent(header))
 
     # -- the log index --------------------------------------------------------------------------
     def logs(
@@ -365,7 +369,7 @@ class Ledger:
         for tx in transactions:
             sender = tx.sender
             if sender not in allowed:
-                allowed[sender] = self._allowed_in(chain, sender, chain.header)
+                allowed[sender] = self._allowed_at(chain, state, sender, chain.header)
                 next_nonce[sender] = state.get_nonce(sender)
             if not allowed[sender]:
                 dropped.append((tx, _NOT_MEMBER))
@@ -407,6 +411,17 @@ class Ledger:
             if tx.to == self._governance:
                 allowed_cache.clear()  # membership may have changed
         return chain.mine_block(timestamp=ts, coinbase=proposer)
+
+    def _allowed_at(self, chain: Any, state: Any, sender: bytes, at_header: BlockHeaderAPI) -> bool:
+        """:meth:`_allowed_in` for a committed ``state``, memoised while Governance's storage root is the
+        same: the answer is a function of Governance's storage alone, and the probe is an EVM call."""
+        root = state.storage_root(self._governance)
+        if root != self._allowed_root or len(self._allowed) >= _ALLOWED_CACHE:
+            self._allowed.clear()
+            self._allowed_root = root
+        if sender not in self._allowed:
+            self._allowed[sender] = self._allowed_in(chain, sender, at_header)
+        return self._allowed[sender]
 
     def _allowed_in(self, chain: Any, sender: bytes, at_header: BlockHeaderAPI) -> bool:
         """Governance.isAccountAllowed(sender), executed on ``chain`` as of ``at_header``."""

@@ -20,7 +20,7 @@ The state classes at the end plug the lookup into py-evm: :class:`ShanchengState
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from eth.db.account import AccountDB
 from eth.db.cache import CacheDB
@@ -144,6 +144,10 @@ class ShanchengAccountDB(AccountDB):
         old = self._get_account(address)
         self._set_account(address, Account(nonce, old.balance, old.storage_root, old.code_hash))
 
+    def storage_root(self, address: Address) -> Hash32:
+        """The storage root in ``address``'s account: writes since the last state root are not in it."""
+        return self._get_storage_root(address)
+
     def _get_address_store(self, address: Any) -> Any:
         if address in self._account_stores:
             return self._account_stores[address]
@@ -154,6 +158,10 @@ class ShanchengAccountDB(AccountDB):
 
 class ShanchengState(GmCancunState):
     account_db_class = ShanchengAccountDB
+
+    def storage_root(self, address: Address) -> Hash32:
+        """The storage root in ``address``'s account (as of the last state root computed)."""
+        return cast(ShanchengAccountDB, self._account_db).storage_root(address)
 
     def delta_balance(self, address: Address, delta: int) -> None:
         """As py-evm, except that paying a coinbase that does not exist 0 wei (every zero-fee transaction)

@@ -26,6 +26,7 @@ from eth.chains.base import MiningChain
 from eth.constants import MAX_UNCLES
 from eth.validation import validate_gas_limit, validate_length_lte
 from eth.vm.forks.cancun import CancunVM
+from eth.vm.forks.cancun.blocks import CancunBlock
 from eth.vm.forks.cancun.state import get_total_blob_gas
 from eth_bloom import BloomFilter
 from eth_hash.auto import keccak
@@ -61,11 +62,23 @@ class ZeroBaseFeeCancunVM(CancunVM):
             raise ValidationError(f"base fee per gas must be 0 on Shancheng Chain, not {header.base_fee_per_gas}")
 
 
+class ShanchengBlock(CancunBlock):
+    """A Cancun block whose ``copy`` shares the (immutable) transactions instead of deep-copying them:
+    py-evm copies the block twice while sealing it, which for 500 transactions took a tenth of the build."""
+
+    def copy(self, *args: Any, **kwargs: Any) -> ShanchengBlock:
+        if not args:
+            for name in ("transactions", "uncles", "withdrawals"):
+                kwargs.setdefault(name, getattr(self, name))
+        return super().copy(*args, **kwargs)  # type: ignore[no-any-return]
+
+
 class ShanchengVM(GmCancunVM, ZeroBaseFeeCancunVM):
     """Cancun rules, the GM precompile, zero fees; block tries built in one pass and storage tries
     updated once per block (:mod:`shancheng.chain.storage_trie`)."""
 
     _state_class = ShanchengState
+    block_class = ShanchengBlock
 
     def set_block_transactions_and_withdrawals(
         self,

@@ -153,6 +153,29 @@ def test_blocks_are_the_blocks_stock_py_evm_builds(ledger, genesis):
     assert ledger.storage_at(setter, 5) == 0 and stock.storage(setter, 5) == 0
 
 
+def test_membership_answers_follow_governance_changes(ledger, genesis):
+    # isAccountAllowed answers are memoised while Governance's storage is unchanged: adding and removing
+    # an account must show at once, at admission (is_account_allowed) and when blocks are built
+    from eth_abi import encode
+    from eth_utils import function_signature_to_4byte_selector as sel
+
+    gov, extra = genesis.system_contracts["Governance"], Account.create()
+
+    def governance(fn: str) -> object:
+        return sign(MEMBER, ledger.nonce(addr(MEMBER)), to=gov, data=sel(fn) + encode(["address"], [addr(extra)]))
+
+    assert not ledger.is_account_allowed(addr(extra))
+    built = ledger.build_block([sign(extra, 0)], validator_key=NODE)
+    assert "not an account of an active member" in built.dropped[0][1]
+    assert ledger.build_block([governance("addAccount(address)")], validator_key=NODE).receipts[0].state_root == b"\x01"
+    assert ledger.is_account_allowed(addr(extra))
+    assert len(ledger.build_block([sign(extra, 0)], validator_key=NODE).block.transactions) == 1
+    assert ledger.build_block([governance("removeAccount(address)")], validator_key=NODE).receipts[0].state_root == b"\x01"
+    assert not ledger.is_account_allowed(addr(extra))
+    built = ledger.build_block([sign(extra, 1)], validator_key=NODE)
+    assert not built.block.transactions and "not an account of an active member" in built.dropped[0][1]
+
+
 def test_base_fee_stays_zero_under_full_blocks(ledger):
     # EIP-1559 would raise the base fee after a block more than half full; the consortium pins it.
     burner_init = bytes.fromhex("6220000051")  # PUSH3 0x200000 MLOAD: 2 MB of memory costs more than any gas given
