@@ -6,7 +6,8 @@ commit certificate and the log index — is written by **one** fsynced LevelDB
 batch, so a crash leaves either the whole block or none of it.
 
 Reads (:meth:`block_by_number`, :meth:`call`, :meth:`logs`, ...) use the
-committed head only; nothing uncommitted is ever visible.
+committed head only; nothing uncommitted is ever visible, and they may run on
+other threads while a block is being built.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import struct
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -105,6 +107,7 @@ class Ledger:
         self._chain = self._chain_class(db)
         self._allowed: dict[bytes, bool] = {}  # isAccountAllowed answers while Governance's storage
         self._allowed_root: bytes | None = None  # root is this one (see _allowed_at)
+        self._allowed_lock = threading.Lock()  # admission and the block builder ask from two threads
 
     @classmethod
     def open(cls, path: str | Path, genesis: Genesis) -> Ledger:
@@ -416,12 +419,13 @@ class Ledger:
         """:meth:`_allowed_in` for a committed ``state``, memoised while Governance's storage root is the
         same: the answer is a function of Governance's storage alone, and the probe is an EVM call."""
         root = state.storage_root(self._governance)
-        if root != self._allowed_root or len(self._allowed) >= _ALLOWED_CACHE:
-            self._allowed.clear()
-            self._allowed_root = root
-        if sender not in self._allowed:
-            self._allowed[sender] = self._allowed_in(chain, sender, at_header)
-        return self._allowed[sender]
+        with self._allowed_lock:
+            if root != self._allowed_root or len(self._allowed) >= _ALLOWED_CACHE:
+                self._allowed.clear()
+                self._allowed_root = root
+            if sender not in self._allowed:
+                self._allowed[sender] = self._allowed_in(chain, sender, at_header)
+            return self._allowed[sender]
 
     def _allowed_in(self, chain: Any, sender: bytes, at_header: BlockHeaderAPI) -> bool:
         """Governance.isAccountAllowed(sender), executed on ``chain`` as of ``at_header``."""

@@ -1,0 +1,101 @@
+"""Reads go on while a block is being built (the node's one writer does not block them); admission waits.
+
+The build is held mid-way on purpose (an injected fault: the real ledger, paused before it starts), and
+everything the RPC server asks of the node must still be answered from the committed head.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from eth_account import Account
+from eth_utils import to_checksum_address
+
+from shancheng.chain.genesis import Genesis, GenesisOrganisation, GenesisValidator
+from shancheng.chain.ledger import Ledger
+from shancheng.nodes.node import Node
+from shancheng.sdk.crypto import SM2PrivateKey
+
+CHAIN_ID = 4244
+NODE_KEY = SM2PrivateKey.generate()
+MEMBER = Account.create()
+
+
+def _raw(nonce: int) -> bytes:
+    tx = {"nonce": nonce, "gas": 30_000, "maxFeePerGas": 0, "maxPriorityFeePerGas": 0, "value": 0,
+          "to": to_checksum_address(b"\x44" * 20), "data": b"", "chainId": CHAIN_ID, "type": 2}
+    return bytes(MEMBER.sign_transaction(tx).raw_transaction)
+
+
+@pytest.fixture()
+def node(tmp_path) -> Iterator[Node]:
+    genesis = Genesis.create(
+        chain_id=CHAIN_ID, timestamp=int(time.time()) - 100,
+        validators=[GenesisValidator("node-1", NODE_KEY.public_key())],
+        organisations=[GenesisOrganisation("Hospital A", 1, SM2PrivateKey.generate().public_key(),
+                                           (bytes.fromhex(MEMBER.address[2:]),))],
+    )
+    ledger = Ledger.open(tmp_path / "db", genesis)
+    yield Node(ledger=ledger, validator_key=NODE_KEY)
+    ledger.close()
+
+
+def _within(seconds: float, fn: Callable[[], Any]) -> Any:
+    """``fn()`` on another thread; fails the test if it has not returned within ``seconds``."""
+    out: list[Any] = []
+    worker = threading.Thread(target=lambda: out.append(fn()), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), "blocked behind the block being built"
+    return out[0]
+
+
+def test_reads_do_not_wait_for_a_block_being_built(node: Node) -> None:
+    node.send_raw_transaction(_raw(0))
+    node.produce_block()
+    first = node.block_by_number(1)
+    assert first is not None and len(first.transactions) == 1
+    node.send_raw_transaction(_raw(1))
+
+    started, release = threading.Event(), threading.Event()
+    real_build = node.ledger.build_block
+
+    def paused_build(*args: Any, **kwargs: Any) -> Any:
+        started.set()
+        assert release.wait(60), "the test never released the build"
+        return real_build(*args, **kwargs)
+
+    node.ledger.build_block = paused_build  # type: ignore[method-assign]
+    builder = threading.Thread(target=node.produce_block, daemon=True)
+    builder.start()
+    try:
+        assert started.wait(30)
+        # while block 2 is being built: the committed head answers, and new transactions are admitted
+        assert _within(10, node.latest_number) == 1
+        assert _within(10, lambda: node.block_by_number(1)).hash == first.hash
+        assert _within(10, lambda: node.receipts(1))[0].gas_used == 21_000
+        assert _within(10, lambda: node.nonce(bytes.fromhex(MEMBER.address[2:]), 1)) == 1
+        assert _within(10, lambda: node.commit_certificate(1))["height"] == 1
+        assert _within(10, lambda: node.pending_nonce(bytes.fromhex(MEMBER.address[2:]))) == 2
+        # admission waits for the block (sharing one core with it costs throughput), and is not lost
+        sent: list[bytes] = []
+        sender = threading.Thread(target=lambda: sent.append(node.send_raw_transaction(_raw(2))), daemon=True)
+        sender.start()
+        sender.join(0.5)
+        assert sender.is_alive() and not sent
+    finally:
+        release.set()
+        builder.join(60)
+    sender.join(30)
+    tx_hash = sent[0]
+    assert node.latest_number() == 2
+    second = node.block_by_number(2)
+    assert second is not None and [tx.nonce for tx in second.transactions] == [1]
+    # the transaction admitted during the build waits for the next block, and gets it
+    assert node.transaction_location(tx_hash) is None
+    node.produce_block()
+    assert node.transaction_location(tx_hash) == (3, 0)
