@@ -96,6 +96,8 @@ class _HeadState:
 class Node:
     """A single-validator Shancheng node.  Implements the RPC server's ``NodeBackend``."""
 
+    concurrent_reads = True  # reads may run beside admission (see the module docstring)
+
     def __init__(
         self,
         *,

@@ -83,6 +83,7 @@ class Method:
     params: tuple[Param, ...] = ()
     blocking: bool = True
     ws_only: bool = False
+    writes: bool = False  # may wait for the node's writer (see RpcServer: a backend with concurrent_reads)
 
 
 def _string(value: Any, what: str) -> str:
@@ -154,7 +155,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("eth_getBlockTransactionCountByHash", "tx_count_by_hash", (P("blockHash", parse_hash),)),
     Method("eth_getTransactionByHash", "get_transaction", (P("transactionHash", parse_hash),)),
     Method("eth_getTransactionReceipt", "get_receipt", (P("transactionHash", parse_hash),)),
-    Method("eth_sendRawTransaction", "send_raw_transaction", (P("transaction", _raw_tx),)),
+    Method("eth_sendRawTransaction", "send_raw_transaction", (P("transaction", _raw_tx),), writes=True),
     Method("eth_call", "call", (P("transaction", parse_call), BLOCK)),
     Method("eth_estimateGas", "estimate_gas", (P("transaction", parse_call), BLOCK)),
     Method("eth_getTransactionCount", "get_transaction_count", (P("address", parse_address), BLOCK)),

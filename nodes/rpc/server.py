@@ -3,8 +3,10 @@
 Framing follows JSON-RPC 2.0: single and batch requests, notifications (no ``id``: no answer),
 -32700 / -32600 / -32601 / -32602 / -32603 errors; a request body over the limit gets HTTP 413; a
 WebSocket message over the limit closes that connection (code 1009). Internal errors are logged, never
-sent to the client. Every synchronous handler runs on one backend thread, so the backend is never
-called concurrently and the event loop never blocks on the chain.
+sent to the client. Synchronous handlers run on one backend thread, so the event loop never blocks on
+the chain and the backend is never called concurrently -- unless it declares ``concurrent_reads = True``
+(the node does): then requests with a method that ``writes`` (``eth_sendRawTransaction``, which may wait
+for a block being built) run on a second thread, and reads are never queued behind them.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class _Call:
     name: str = ""
     handler: Any = None  # None once the request has failed (or before it is resolved)
     ws_only: bool = False
+    writes: bool = False
     args: list[Any] = field(default_factory=list)
     result: Any = None
     error: RpcError | None = None
@@ -104,6 +107,7 @@ class RpcServer:
         self.limits = limits or Limits()
         self.api = RpcApi(backend, self.limits)
         self._executor: ThreadPoolExecutor | None = None
+        self._write_executor: ThreadPoolExecutor | None = None
         self._runners: list[web.AppRunner] = []
         self._connections: set[WsConnection] = set()
         self._head_task: asyncio.Task[None] | None = None
@@ -120,6 +124,8 @@ class RpcServer:
 
     async def start(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rpc-backend")
+        if getattr(self.backend, "concurrent_reads", False):
+            self._write_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rpc-backend-writes")
         http_app = web.Application(client_max_size=self.limits.max_body_bytes)
         http_app.router.add_post("/", self._handle_http)
         http_app.router.add_route("*", "/{tail:.*}", self._handle_other)
@@ -157,9 +163,10 @@ class RpcServer:
         for runner in self._runners:
             await runner.cleanup()
         self._runners.clear()
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+        for executor in (self._executor, self._write_executor):
+            if executor is not None:
+                executor.shutdown(wait=True, cancel_futures=True)
+        self._executor = self._write_executor = None
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -168,9 +175,10 @@ class RpcServer:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    async def _on_backend(self, fn: Any, *args: Any) -> Any:
+    async def _on_backend(self, fn: Any, *args: Any, writes: bool = False) -> Any:
         assert self._executor is not None, "the server is not running"
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        executor = self._write_executor if writes and self._write_executor is not None else self._executor
+        return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
 
     # -- framing -------------------------------------------------------------------------------------
     async def dispatch(self, body: bytes | str, conn: WsConnection | None = None) -> str | None:
@@ -202,8 +210,8 @@ class RpcServer:
         """
         calls = [self._prepare(request, conn) for request in requests]
         on_backend = [c for c in calls if c.handler is not None and not c.ws_only]
-        if on_backend:
-            await self._on_backend(self._run_all, on_backend)
+        if on_backend:  # a batch stays in order on one thread: the writers' if it writes at all
+            await self._on_backend(self._run_all, on_backend, writes=any(c.writes for c in on_backend))
         for call in calls:
             if call.handler is not None and call.ws_only:
                 try:
@@ -247,7 +255,7 @@ class RpcServer:
                     raise RpcError(-32601, f"{name} is only available over WebSocket (notifications need a connection)")
                 call.handler, call.ws_only = getattr(self, "_" + method.handler), True
             else:
-                call.handler = getattr(self.api, method.handler)
+                call.handler, call.writes = getattr(self.api, method.handler), method.writes
         except Exception as exc:  # noqa: BLE001 - mapped to a JSON-RPC error, never sent raw
             call.fail(exc)
         return call

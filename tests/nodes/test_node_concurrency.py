@@ -6,8 +6,11 @@ everything the RPC server asks of the node must still be answered from the commi
 
 from __future__ import annotations
 
+import asyncio
+import json
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -18,6 +21,7 @@ from eth_utils import to_checksum_address
 from shancheng.chain.genesis import Genesis, GenesisOrganisation, GenesisValidator
 from shancheng.chain.ledger import Ledger
 from shancheng.nodes.node import Node
+from shancheng.nodes.rpc.server import RpcServer
 from shancheng.sdk.crypto import SM2PrivateKey
 
 CHAIN_ID = 4244
@@ -99,3 +103,55 @@ def test_reads_do_not_wait_for_a_block_being_built(node: Node) -> None:
     assert node.transaction_location(tx_hash) is None
     node.produce_block()
     assert node.transaction_location(tx_hash) == (3, 0)
+
+
+def _post(url: str, method: str, params: list[Any]) -> Any:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
+def test_rpc_reads_are_not_queued_behind_a_send_that_waits_for_the_block(node: Node) -> None:
+    node.send_raw_transaction(_raw(0))
+    started, release, ready = threading.Event(), threading.Event(), threading.Event()
+    real_build = node.ledger.build_block
+
+    def paused_build(*args: Any, **kwargs: Any) -> Any:
+        started.set()
+        assert release.wait(60), "the test never released the build"
+        return real_build(*args, **kwargs)
+
+    node.ledger.build_block = paused_build  # type: ignore[method-assign]
+    loop = asyncio.new_event_loop()
+    server = RpcServer(backend=node, http_port=0, ws_port=0)
+
+    def serve() -> None:
+        loop.run_until_complete(server.start())
+        ready.set()
+        loop.run_forever()
+
+    threading.Thread(target=serve, daemon=True).start()
+    assert ready.wait(30)
+    url = server.http_url
+    builder = threading.Thread(target=node.produce_block, daemon=True)
+    builder.start()
+    sent: list[Any] = []
+    sender = threading.Thread(target=lambda: sent.append(
+        _post(url, "eth_sendRawTransaction", ["0x" + _raw(1).hex()])), daemon=True)
+    try:
+        assert started.wait(30)
+        sender.start()
+        sender.join(0.5)
+        assert sender.is_alive()  # the send waits for the block ...
+        # ... and reads, single or batched, are answered meanwhile
+        assert _within(10, lambda: _post(url, "eth_blockNumber", []))["result"] == "0x0"
+        assert _within(10, lambda: _post(url, "eth_getTransactionCount", [MEMBER.address, "latest"]))["result"] == "0x0"
+    finally:
+        release.set()
+        builder.join(60)
+        sender.join(60)
+    assert sent and "result" in sent[0]
+    assert _post(url, "eth_blockNumber", [])["result"] == "0x1"
+    asyncio.run_coroutine_threadsafe(server.stop(), loop).result(30)
+    loop.call_soon_threadsafe(loop.stop)
