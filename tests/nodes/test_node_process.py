@@ -156,23 +156,33 @@ def test_bad_input_gets_json_rpc_errors_and_the_node_keeps_serving(node):
     assert int(node.rpc("eth_chainId")["result"], 16) == 2026
 
 
+# init code returning runtime `SSTORE(calldata[0:32], 1); LOG1(0, 0, calldata[0:32])`
+_SLOT_WRITER = bytes.fromhex("600e80600b6000396000f3" "600035806001905560006000a100")
+
+
 def test_sigkill_under_load_keeps_every_committed_block(home):
     node = NodeProcess(home).start()
     w3 = node.w3()
     accounts = [dev_account(home, name) for name in ("hospital", "pharmacy", "manufacturer")]
+    fee = {"value": 0, "maxFeePerGas": 0, "maxPriorityFeePerGas": 0, "chainId": 2026}
+    deploy = w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(accounts[0].sign_transaction(
+        {**fee, "data": _SLOT_WRITER, "gas": 200_000, "nonce": 0}).raw_transaction), timeout=30)
+    writer = deploy.contractAddress
     nonces = {a.address: 0 for a in accounts}
-    sent: list[bytes] = []
+    nonces[accounts[0].address] = 1
+    sent: list[tuple[bytes, int]] = []  # (tx hash, storage slot it writes)
     deadline = time.monotonic() + 6
-    while time.monotonic() < deadline:  # keep the node busy, then kill it mid-stream
+    while time.monotonic() < deadline:  # keep the node busy (transfers and contract storage), then kill it
         for a in accounts:
-            tx = {"to": a.address, "value": 0, "gas": 21_000, "maxFeePerGas": 0, "maxPriorityFeePerGas": 0,
-                  "chainId": 2026, "nonce": nonces[a.address]}
-            sent.append(bytes(w3.eth.send_raw_transaction(a.sign_transaction(tx).raw_transaction)))
+            slot = len(sent)
+            tx = {**fee, "to": writer, "data": slot.to_bytes(32, "big"), "gas": 60_000, "nonce": nonces[a.address]}
+            sent.append((bytes(w3.eth.send_raw_transaction(a.sign_transaction(tx).raw_transaction)), slot))
             nonces[a.address] += 1
-        if w3.eth.block_number >= 3 and len(sent) > 60:
+        if w3.eth.block_number >= 4 and len(sent) > 60:
             break
     before = w3.eth.block_number
-    committed = {h: w3.eth.get_transaction_receipt(h) for h in sent[:10] if _mined(w3, h)}
+    committed = {h: (slot, w3.eth.get_transaction_receipt(h)) for h, slot in sent[:20] if _mined(w3, h)}
+    assert committed
     blocks = {n: w3.eth.get_block(n).hash for n in range(before + 1)}
     assert node.kill(signal.SIGKILL) == -signal.SIGKILL
 
@@ -182,16 +192,18 @@ def test_sigkill_under_load_keeps_every_committed_block(home):
         assert w3.eth.block_number >= before
         for n, h in blocks.items():
             assert w3.eth.get_block(n).hash == h
-        for h, receipt in committed.items():
+        for h, (slot, receipt) in committed.items():
             again = w3.eth.get_transaction_receipt(h)
             assert again.blockHash == receipt.blockHash and again.status == 1
-        # the node keeps producing: a fresh transaction from a member is mined
+            assert int.from_bytes(w3.eth.get_storage_at(writer, slot), "big") == 1  # its storage write survived
+        # the node keeps producing on top of that storage: a fresh write to the contract is mined
         a = accounts[0]
-        tx = {"to": a.address, "value": 0, "gas": 21_000, "maxFeePerGas": 0, "maxPriorityFeePerGas": 0,
-              "chainId": 2026, "nonce": w3.eth.get_transaction_count(a.address, "pending")}
+        tx = {**fee, "to": writer, "data": (10**6).to_bytes(32, "big"), "gas": 60_000,
+              "nonce": w3.eth.get_transaction_count(a.address, "pending")}
         receipt = w3.eth.wait_for_transaction_receipt(
             w3.eth.send_raw_transaction(a.sign_transaction(tx).raw_transaction), timeout=30)
         assert receipt.status == 1 and receipt.blockNumber > before
+        assert int.from_bytes(w3.eth.get_storage_at(writer, 10**6), "big") == 1
         assert restarted.kill(signal.SIGTERM) == 0
         assert "stopped cleanly" in restarted.output()
     finally:
