@@ -128,9 +128,11 @@ class Genesis:
             )
         return chain_class(self.chain_id).from_genesis_header(db, header)
 
-    def _build_state(self, db: AtomicDatabaseAPI) -> tuple[Any, dict[str, bytes]]:
-        cls_ = chain_class(self.chain_id)
-        vm_class = cls_.get_vm_class_for_block_number(0)
+    def _build_state(self, db: AtomicDatabaseAPI, vm_class: Any = None) -> tuple[Any, dict[str, bytes]]:
+        """The genesis header and system contract addresses, with the state written into ``db``
+        (by the node's VM unless ``vm_class`` is given: the tests build it with stock py-evm too)."""
+        if vm_class is None:
+            vm_class = chain_class(self.chain_id).get_vm_class_for_block_number(0)
         params = genesis_header_params(self)
         context_header = vm_class.create_genesis_header(**params)
         state = vm_class.build_state(db, context_header, ChainContext(self.chain_id))

@@ -8,12 +8,15 @@ import time
 import pytest
 from _stock import StockChain
 from eth._utils.address import generate_contract_address as create_address
+from eth.db.atomic import AtomicDB
 from eth.vm.forks.cancun.transactions import CancunTransactionBuilder
 from eth_account import Account
 from eth_utils import to_checksum_address
 
 from shancheng.chain.genesis import Genesis, GenesisError, GenesisOrganisation, GenesisValidator
 from shancheng.chain.ledger import ExecutionReverted, Ledger
+from shancheng.chain.precompiles import GmCancunVM
+from shancheng.chain.vm import ZeroBaseFeeCancunVM
 from shancheng.contracts.artifacts import load
 from shancheng.sdk.chainproof import CommitError
 from shancheng.sdk.crypto import SM2PrivateKey
@@ -109,6 +112,16 @@ def test_blocks_execute_members_drop_outsiders_and_carry_a_commit(ledger):
         cert.verify([SM2PrivateKey.generate().public_key()])
     assert built.block.header.coinbase == NODE.public_key().sm3_address()
     assert ledger.transaction_location(txs[6].hash) == (1, 5)
+
+
+def test_the_genesis_state_is_the_one_stock_py_evm_builds(genesis):
+    # the system contracts' constructors write their storage through the node's storage tries;
+    # py-evm's own (with the GM precompile the constructors may call) must reach the same genesis block
+    class StockWithGm(GmCancunVM, ZeroBaseFeeCancunVM):
+        pass
+
+    header, addresses = genesis._build_state(AtomicDB(), vm_class=StockWithGm)
+    assert header.hash == genesis.genesis_hash and addresses == genesis.system_contracts
 
 
 @pytest.mark.filterwarnings("ignore:SELFDESTRUCT opcode present:DeprecationWarning")
