@@ -21,10 +21,12 @@ from eth.db.atomic import AtomicDB
 from eth.db.backends.memory import MemoryDB
 from eth.vm.chain_context import ChainContext
 from eth.vm.forks.cancun.transactions import CancunTransactionBuilder
-from eth_abi import encode
-from eth_keys import keys
-from eth_utils import keccak, to_checksum_address
+from eth_abi.abi import encode
+from eth_keys.datatypes import PrivateKey
+from eth_typing import Address, BlockNumber
 from eth_utils.abi import get_abi_input_types
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from shancheng.contracts.artifacts import load
 from shancheng.contracts.deploy import GOVERNANCE, SYSTEM_CONTRACTS, GenesisOrg
@@ -39,10 +41,10 @@ GENESIS_VERSION = 1
 DEFAULT_GAS_LIMIT = 30_000_000
 
 
-def deployer_key(chain_id: int) -> keys.PrivateKey:
+def deployer_key(chain_id: int) -> PrivateKey:
     """The genesis-only deployer.  Its key is public on purpose: it is never a member account, so after
     genesis nothing it signs is admitted, and no contract gives it any right."""
-    return keys.PrivateKey(keccak(b"shancheng/genesis-deployer/v1" + chain_id.to_bytes(8, "big")))
+    return PrivateKey(keccak(b"shancheng/genesis-deployer/v1" + chain_id.to_bytes(8, "big")))
 
 
 def genesis_header_params(genesis: Genesis) -> dict[str, Any]:
@@ -132,7 +134,7 @@ class Genesis:
         """The genesis header and system contract addresses, with the state written into ``db``
         (by the node's VM unless ``vm_class`` is given: the tests build it with stock py-evm too)."""
         if vm_class is None:
-            vm_class = chain_class(self.chain_id).get_vm_class_for_block_number(0)
+            vm_class = chain_class(self.chain_id).get_vm_class_for_block_number(BlockNumber(0))
         params = genesis_header_params(self)
         context_header = vm_class.create_genesis_header(**params)
         state = vm_class.build_state(db, context_header, ChainContext(self.chain_id))
@@ -143,12 +145,12 @@ class Genesis:
         def deploy(name: str, data: bytes) -> bytes:
             nonce_ = state.get_nonce(deployer)
             tx = CancunTransactionBuilder.create_unsigned_transaction(
-                nonce=nonce_, gas_price=0, gas=self.gas_limit, to=b"", value=0, data=data
+                nonce=nonce_, gas_price=0, gas=self.gas_limit, to=Address(b""), value=0, data=data
             ).as_signed_transaction(key, chain_id=self.chain_id)
             computation = state.apply_transaction(tx)
             if computation.is_error:
                 raise GenesisError(f"deploying {name} at genesis failed: {computation.error!r}")
-            return generate_contract_address(deployer, nonce_)
+            return generate_contract_address(Address(deployer), nonce_)
 
         gov = load(GOVERNANCE)
         ctor = next(x for x in gov.abi if x["type"] == "constructor")
@@ -157,7 +159,8 @@ class Genesis:
             .as_abi()
             for o in self.organisations
         ]
-        args = encode(get_abi_input_types(ctor), [founders, [v.public_key.to_bytes()[1:] for v in self.validators]])
+        args = encode(get_abi_input_types(ctor),  # type: ignore[arg-type]  # a constructor ABI entry
+                   [founders, [v.public_key.to_bytes()[1:] for v in self.validators]])
         addresses[GOVERNANCE] = deploy(GOVERNANCE, bytes.fromhex(gov.bytecode.removeprefix("0x")) + args)
         for name in SYSTEM_CONTRACTS:
             art = load(name)

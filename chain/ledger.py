@@ -26,8 +26,10 @@ from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
 from eth.exceptions import BlockNotFound, HeaderNotFound, Revert, TransactionNotFound
 from eth.vm.forks.cancun.transactions import CancunTransactionBuilder
 from eth.vm.spoof import SpoofTransaction
-from eth_abi import decode, encode
-from eth_utils import ValidationError, function_signature_to_4byte_selector
+from eth_abi.abi import decode, encode
+from eth_typing import Address, BlockNumber, Hash32
+from eth_utils.abi import function_signature_to_4byte_selector
+from eth_utils.exceptions import ValidationError
 
 from shancheng.sdk.chainproof.commit import CommitCertificate
 from shancheng.sdk.crypto import SM2PrivateKey
@@ -131,7 +133,7 @@ class Ledger:
 
     def header_by_number(self, number: int) -> BlockHeaderAPI | None:
         try:
-            return self._chain.get_canonical_block_header_by_number(number)
+            return self._chain.get_canonical_block_header_by_number(BlockNumber(number))
         except HeaderNotFound:
             return None
 
@@ -139,13 +141,13 @@ class Ledger:
         if not 0 <= number <= self.latest_number():
             return None
         try:
-            return self._chain.get_canonical_block_by_number(number)
+            return self._chain.get_canonical_block_by_number(BlockNumber(number))
         except (BlockNotFound, HeaderNotFound):
             return None
 
     def block_by_hash(self, block_hash: bytes) -> BlockAPI | None:
         try:
-            block = self._chain.get_block_by_hash(block_hash)
+            block = self._chain.get_block_by_hash(Hash32(block_hash))
         except (BlockNotFound, HeaderNotFound):
             return None
         canonical = self.header_by_number(block.number)
@@ -153,7 +155,7 @@ class Ledger:
 
     def transaction_location(self, tx_hash: bytes) -> tuple[int, int] | None:
         try:
-            number, index = self._chain.chaindb.get_transaction_index(tx_hash)
+            number, index = self._chain.chaindb.get_transaction_index(Hash32(tx_hash))
         except TransactionNotFound:
             return None
         return int(number), int(index)
@@ -190,7 +192,7 @@ class Ledger:
             nonce=self.nonce(sender, header),
             gas_price=0,
             gas=min(int(tx.get("gas") or _CALL_GAS), _CALL_GAS),
-            to=tx.get("to") or b"",
+            to=Address(tx.get("to") or b""),
             value=int(tx.get("value") or 0),
             data=tx.get("data") or b"",
         )
@@ -201,7 +203,7 @@ class Ledger:
         header = header or self.head
         at = self._chain.create_header_from_parent(header)  # execute as the next block would
         try:
-            return bytes(self._chain.get_transaction_result(self._spoof(tx, header), at))
+            return bytes(self._chain.get_transaction_result(self._spoof(tx, header), at))  # type: ignore[arg-type]
         except Revert as exc:
             data = exc.args[0] if exc.args and isinstance(exc.args[0], bytes) else b""
             raise ExecutionReverted(data) from exc
@@ -210,7 +212,7 @@ class Ledger:
         header = header or self.head
         spoof = self._spoof(tx, header)
         try:  # py-evm's binary search raises the REVERT (with its data) of a call that fails at any gas
-            return int(self._chain.estimate_gas(spoof, self._chain.create_header_from_parent(header)))
+            return int(self._chain.estimate_gas(spoof, self._chain.create_header_from_parent(header)))  # type: ignore[arg-type]
         except Revert as exc:
             data = exc.args[0] if exc.args and isinstance(exc.args[0], bytes) else b""
             raise ExecutionReverted(data) from exc
@@ -413,7 +415,8 @@ class Ledger:
                 continue
             if tx.to == self._governance:
                 allowed_cache.clear()  # membership may have changed
-        return chain.mine_block(timestamp=ts, coinbase=proposer)
+        block: BlockAPI = chain.mine_block(timestamp=ts, coinbase=proposer)
+        return block
 
     def _allowed_at(self, chain: Any, state: Any, sender: bytes, at_header: BlockHeaderAPI) -> bool:
         """:meth:`_allowed_in` for a committed ``state``, memoised while Governance's storage root is the
@@ -431,7 +434,7 @@ class Ledger:
         """Governance.isAccountAllowed(sender), executed on ``chain`` as of ``at_header``."""
         data = _ALLOWED_SELECTOR + encode(["address"], [sender])
         probe = CancunTransactionBuilder.create_unsigned_transaction(
-            nonce=0, gas_price=0, gas=_CALL_GAS, to=self._governance, value=0, data=data
+            nonce=0, gas_price=0, gas=_CALL_GAS, to=Address(self._governance), value=0, data=data
         )
         try:
             out = chain.get_transaction_result(SpoofTransaction(probe, from_=b"\0" * 20), at_header)

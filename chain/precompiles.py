@@ -27,16 +27,17 @@ True
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from eth.abc import ComputationAPI
 from eth.exceptions import VMError
 from eth.vm.forks.cancun import CancunVM
 from eth.vm.forks.cancun.computation import CancunComputation
 from eth.vm.forks.cancun.state import CancunState
-from eth_abi import decode, encode
+from eth_abi.abi import decode, encode
 from eth_abi.exceptions import DecodingError
 from eth_hash.auto import keccak
-from eth_utils import function_signature_to_4byte_selector
+from eth_utils.abi import function_signature_to_4byte_selector
 
 from shancheng.sdk.crypto import SM2PublicKey, signature_from_raw, sm3
 from shancheng.sdk.errors import ShanchengError
@@ -74,7 +75,7 @@ def _words(n: int) -> int:
     return (n + 31) // 32
 
 
-def _decode(types: list[str], data: bytes, what: str) -> tuple:
+def _decode(types: list[str], data: bytes, what: str) -> tuple[Any, ...]:
     try:
         values = decode(types, data, strict=True)
     except (DecodingError, ValueError, OverflowError) as exc:

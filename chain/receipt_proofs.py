@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import rlp
+import rlp  # type: ignore[import-untyped]
 from eth.abc import BlockAPI, ReceiptAPI
 
 from .trie import ordered_trie_root_and_nodes

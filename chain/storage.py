@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Self
 
-import plyvel
+import plyvel  # type: ignore[import-untyped]
 from eth.abc import AtomicDatabaseAPI, AtomicWriteBatchAPI
 from eth.db.atomic import AtomicDB, AtomicDBWriteBatch
 from eth.db.backends.base import BaseAtomicDB, BaseDB

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-import rlp
+import rlp  # type: ignore[import-untyped]
 from eth.abc import BlockAPI, BlockHeaderAPI, BlockPersistResult, ReceiptAPI, SignedTransactionAPI, WithdrawalAPI
 from eth.chains.base import MiningChain
 from eth.constants import MAX_UNCLES
@@ -28,9 +28,10 @@ from eth.validation import validate_gas_limit, validate_length_lte
 from eth.vm.forks.cancun import CancunVM
 from eth.vm.forks.cancun.blocks import CancunBlock
 from eth.vm.forks.cancun.state import get_total_blob_gas
-from eth_bloom import BloomFilter
+from eth_bloom.bloom import BloomFilter
 from eth_hash.auto import keccak
-from eth_utils import ValidationError
+from eth_typing import Hash32
+from eth_utils.exceptions import ValidationError
 
 from .precompiles import GmCancunVM
 from .storage_trie import ShanchengState
@@ -49,9 +50,11 @@ class ZeroBaseFeeCancunVM(CancunVM):
     """
 
     @classmethod
-    def create_header_from_parent(cls, parent_header: BlockHeaderAPI, **header_params: Any) -> BlockHeaderAPI:
+    def create_header_from_parent(  # type: ignore[override]  # py-evm's forks disagree on the return type
+        cls, parent_header: BlockHeaderAPI, **header_params: Any
+    ) -> BlockHeaderAPI:
         header_params.pop("base_fee_per_gas", None)
-        header = super().create_header_from_parent(parent_header, **header_params)
+        header: BlockHeaderAPI = super().create_header_from_parent(parent_header, **header_params)
         return header.copy(base_fee_per_gas=0)
 
     @classmethod
@@ -62,6 +65,10 @@ class ZeroBaseFeeCancunVM(CancunVM):
             raise ValidationError(f"base fee per gas must be 0 on Shancheng Chain, not {header.base_fee_per_gas}")
 
 
+def _hashed(nodes: dict[bytes, bytes]) -> dict[Hash32, bytes]:
+    return {Hash32(k): v for k, v in nodes.items()}
+
+
 class ShanchengBlock(CancunBlock):
     """A Cancun block whose ``copy`` shares the (immutable) transactions instead of deep-copying them:
     py-evm copies the block twice while sealing it, which for 500 transactions took a tenth of the build."""
@@ -70,7 +77,7 @@ class ShanchengBlock(CancunBlock):
         if not args:
             for name in ("transactions", "uncles", "withdrawals"):
                 kwargs.setdefault(name, getattr(self, name))
-        return super().copy(*args, **kwargs)  # type: ignore[no-any-return]
+        return cast(ShanchengBlock, super().copy(*args, **kwargs))
 
 
 class ShanchengVM(GmCancunVM, ZeroBaseFeeCancunVM):
@@ -90,14 +97,14 @@ class ShanchengVM(GmCancunVM, ZeroBaseFeeCancunVM):
     ) -> BlockAPI:
         """py-evm's, with :func:`ordered_trie_root_and_nodes` for the three roots."""
         tx_root, tx_nodes = ordered_trie_root_and_nodes([tx.encode() for tx in transactions])
-        self.chaindb.persist_trie_data_dict(tx_nodes)
+        self.chaindb.persist_trie_data_dict(_hashed(tx_nodes))
         receipt_root, receipt_nodes = ordered_trie_root_and_nodes([r.encode() for r in receipts])
-        self.chaindb.persist_trie_data_dict(receipt_nodes)
+        self.chaindb.persist_trie_data_dict(_hashed(receipt_nodes))
         block_fields: dict[str, Any] = {"transactions": transactions}
         header_fields: dict[str, Any] = {"transaction_root": tx_root, "receipt_root": receipt_root}
         if withdrawals:
             withdrawals_root, withdrawal_nodes = ordered_trie_root_and_nodes([w.encode() for w in withdrawals])
-            self.chaindb.persist_trie_data_dict(withdrawal_nodes)
+            self.chaindb.persist_trie_data_dict(_hashed(withdrawal_nodes))
             block_fields["withdrawals"] = withdrawals
             header_fields["withdrawals_root"] = withdrawals_root
         block_fields["header"] = new_header.copy(**header_fields)
@@ -106,7 +113,7 @@ class ShanchengVM(GmCancunVM, ZeroBaseFeeCancunVM):
     def add_receipt_to_header(self, old_header: BlockHeaderAPI, receipt: ReceiptAPI) -> BlockHeaderAPI:
         """Byzantium's, building the header directly: py-evm's ``header.copy(...)`` after every transaction
         deep-copies all the unchanged fields."""
-        fields = old_header.as_dict()
+        fields = {str(name): value for name, value in old_header.as_dict().items()}
         fields["bloom"] = int(BloomFilter(old_header.bloom) | receipt.bloom)
         fields["gas_used"] = receipt.gas_used
         return type(old_header)(**fields)

@@ -22,9 +22,10 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from eth_abi import encode
+from eth_abi.abi import encode
 from eth_account import Account
-from eth_utils import keccak
+from eth_utils.crypto import keccak
+from hexbytes import HexBytes
 from web3 import Web3
 
 from shancheng.contracts.artifacts import load
@@ -107,13 +108,14 @@ def chain_anchor(w3: Web3, home: Path, org_name: str = "hospital") -> Callable[
             }
         )
         tx_hash = bytes(w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction))
-        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
-        if receipt.status != 1:
+        receipt = w3.eth.wait_for_transaction_receipt(HexBytes(tx_hash), timeout=60)
+        block_number = receipt["blockNumber"]
+        if receipt["status"] != 1:
             raise ShanchengError("the anchoring transaction reverted")
         proof = w3.provider.make_request("shancheng_getReceiptProof", ["0x" + tx_hash.hex()])["result"]  # type: ignore[arg-type]
-        commit = w3.provider.make_request("shancheng_getCommit", [hex(receipt.blockNumber)])["result"]  # type: ignore[arg-type]
+        commit = w3.provider.make_request("shancheng_getCommit", [hex(block_number)])["result"]  # type: ignore[arg-type]
         print(f"      anchored as sequence {sequence} of source 0x{source_id.hex()[:16]}… in block "
-              f"#{receipt.blockNumber} (tx 0x{tx_hash.hex()[:16]}…, {len(commit['signatures'])} precommit signature)")
+              f"#{block_number} (tx 0x{tx_hash.hex()[:16]}…, {len(commit['signatures'])} precommit signature)")
         genesis_hash = bytes.fromhex(genesis["genesis_hash"][2:])
 
         def attach(package: EvidencePackage) -> EvidencePackage:

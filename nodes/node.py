@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from eth.abc import BlockAPI, ReceiptAPI, SignedTransactionAPI
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from shancheng.chain.genesis import Genesis
 from shancheng.chain.ledger import BuiltBlock, Ledger
