@@ -8,9 +8,10 @@ __all__ = ["register"]
 
 
 def _build(args: argparse.Namespace) -> int:
-    from shancheng.contracts.build import main
+    # mypy takes contracts/build/ (the artifacts folder) for this module; Python imports build.py
+    from shancheng.contracts.build import main  # type: ignore[attr-defined,unused-ignore]
 
-    return main(check=args.check)
+    return int(main(check=args.check))
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from eth_utils.address import to_checksum_address
+
 from shancheng.contracts.artifacts import load
 
 if TYPE_CHECKING:
@@ -100,7 +102,15 @@ class Deployment:
 
     def contract(self, w3: Web3, name: str) -> Contract:
         """A web3 contract object for the deployed contract ``name``."""
-        return w3.eth.contract(address=self[name], abi=load(name).abi)
+        contract: Contract = w3.eth.contract(address=to_checksum_address(self[name]), abi=load(name).abi)
+        return contract
+
+
+def _created(receipt: TxReceipt) -> str:
+    address = receipt["contractAddress"]
+    if address is None:
+        raise DeploymentError(f"transaction {receipt['transactionHash'].hex()} created no contract")
+    return str(address)
 
 
 def _send(w3: Web3, deployer: Any, tx_builder: Any) -> TxReceipt:
@@ -134,11 +144,11 @@ def deploy(
     gov_factory = w3.eth.contract(abi=gov_art.abi, bytecode=gov_art.bytecode)
     builder = gov_factory.constructor([o.as_abi() for o in genesis.orgs], [_key64(v) for v in genesis.validators])
     receipts = {GOVERNANCE: _send(w3, deployer, builder)}
-    governance = receipts[GOVERNANCE]["contractAddress"]
+    governance = _created(receipts[GOVERNANCE])
     addresses: dict[str, str] = {}
     for name in SYSTEM_CONTRACTS if contracts is None else contracts:
         art = load(name)
         factory = w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
         receipts[name] = _send(w3, deployer, factory.constructor(governance))
-        addresses[name] = receipts[name]["contractAddress"]
+        addresses[name] = _created(receipts[name])
     return Deployment(governance=governance, addresses=addresses, receipts=receipts)

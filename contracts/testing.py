@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eth_abi import encode
-from eth_tester import EthereumTester, PyEVMBackend
-from eth_tester.exceptions import TransactionFailed
+from eth_abi.abi import encode
+from eth_tester import EthereumTester, PyEVMBackend  # type: ignore[import-untyped]
+from eth_tester.exceptions import TransactionFailed  # type: ignore[import-untyped]
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractLogicError
 from web3.providers.eth_tester import EthereumTesterProvider
+from web3.types import RPCEndpoint
 
 from shancheng.chain.precompiles import gm_cancun_vm
 from shancheng.contracts.artifacts import load
@@ -189,7 +190,8 @@ class System:
         art = load(name)
         factory = self.w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
         receipt = self._send(factory.constructor(*args), sender or self.deployer)
-        return self.w3.eth.contract(address=receipt["contractAddress"], abi=art.abi)
+        contract: Contract = self.w3.eth.contract(address=receipt["contractAddress"], abi=art.abi)
+        return contract
 
     # -- identities ------------------------------------------------------------------------------
     def org(self, name: str) -> Org:
@@ -265,11 +267,11 @@ class System:
         """Mine a block ``seconds`` after the latest one; returns its timestamp."""
         target = self.now() + int(seconds)
         if self.name == "anvil":
-            self.w3.provider.make_request("evm_setNextBlockTimestamp", [target])
-            self.w3.provider.make_request("evm_mine", [])
+            self._anvil("evm_setNextBlockTimestamp", [target])
+            self._anvil("evm_mine", [])
         else:
             # eth-tester's time_travel lands one second early; set the pending header's time and mine it
-            tester = self.w3.provider.ethereum_tester
+            tester = self._tester()
             chain = tester.backend.chain
             chain.header = chain.header.copy(timestamp=target)
             tester.mine_blocks(1)
@@ -277,27 +279,32 @@ class System:
 
     def mine(self, blocks: int = 1) -> None:
         if self.name == "anvil":
-            self.w3.provider.make_request("anvil_mine", [hex(blocks)])
+            self._anvil("anvil_mine", [hex(blocks)])
         else:
-            self.w3.provider.ethereum_tester.mine_blocks(blocks)
+            self._tester().mine_blocks(blocks)
 
     # -- snapshots ---------------------------------------------------------------------------------
     def snapshot(self) -> Any:
         if self.name == "anvil":
-            return self.w3.provider.make_request("evm_snapshot", [])["result"]
-        return self.w3.provider.ethereum_tester.take_snapshot()
+            return self._anvil("evm_snapshot", [])
+        return self._tester().take_snapshot()
 
     def revert(self, snapshot: Any) -> None:
         if self.name == "anvil":
-            assert self.w3.provider.make_request("evm_revert", [snapshot])["result"] is True
+            assert self._anvil("evm_revert", [snapshot]) is True
         else:
-            self.w3.provider.ethereum_tester.revert_to_snapshot(snapshot)
+            self._tester().revert_to_snapshot(snapshot)
+
+    def _anvil(self, method: str, params: list[Any]) -> Any:
+        """An anvil-only JSON-RPC method (the time and snapshot controls)."""
+        return self.w3.provider.make_request(RPCEndpoint(method), params)["result"]
+
+    def _tester(self) -> Any:
+        """eth-tester behind the in-process provider."""
+        return self.w3.provider.ethereum_tester  # type: ignore[attr-defined]
 
 
-try:  # web3's log-processing error policy: skip logs of other events
-    from web3.logs import DISCARD as _DISCARD
-except ImportError:  # pragma: no cover
-    _DISCARD = "discard"
+from web3.logs import DISCARD as _DISCARD  # web3's log-processing error policy: skip logs of other events
 
 
 # ------------------------------------------------------------------------------------- EVMs
