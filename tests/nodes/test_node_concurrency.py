@@ -58,13 +58,8 @@ def _within(seconds: float, fn: Callable[[], Any]) -> Any:
     return out[0]
 
 
-def test_reads_do_not_wait_for_a_block_being_built(node: Node) -> None:
-    node.send_raw_transaction(_raw(0))
-    node.produce_block()
-    first = node.block_by_number(1)
-    assert first is not None and len(first.transactions) == 1
-    node.send_raw_transaction(_raw(1))
-
+def _pause_builds(node: Node) -> tuple[threading.Event, threading.Event]:
+    """The injected fault: the node's next block build stops before it starts until ``release`` is set."""
     started, release = threading.Event(), threading.Event()
     real_build = node.ledger.build_block
 
@@ -74,6 +69,16 @@ def test_reads_do_not_wait_for_a_block_being_built(node: Node) -> None:
         return real_build(*args, **kwargs)
 
     node.ledger.build_block = paused_build  # type: ignore[method-assign]
+    return started, release
+
+
+def test_reads_do_not_wait_for_a_block_being_built(node: Node) -> None:
+    node.send_raw_transaction(_raw(0))
+    node.produce_block()
+    first = node.block_by_number(1)
+    assert first is not None and len(first.transactions) == 1
+    node.send_raw_transaction(_raw(1))
+    started, release = _pause_builds(node)
     builder = threading.Thread(target=node.produce_block, daemon=True)
     builder.start()
     try:
@@ -114,15 +119,8 @@ def _post(url: str, method: str, params: list[Any]) -> Any:
 
 def test_rpc_reads_are_not_queued_behind_a_send_that_waits_for_the_block(node: Node) -> None:
     node.send_raw_transaction(_raw(0))
-    started, release, ready = threading.Event(), threading.Event(), threading.Event()
-    real_build = node.ledger.build_block
-
-    def paused_build(*args: Any, **kwargs: Any) -> Any:
-        started.set()
-        assert release.wait(60), "the test never released the build"
-        return real_build(*args, **kwargs)
-
-    node.ledger.build_block = paused_build  # type: ignore[method-assign]
+    started, release = _pause_builds(node)
+    ready = threading.Event()
     loop = asyncio.new_event_loop()
     server = RpcServer(backend=node, http_port=0, ws_port=0)
 
