@@ -84,6 +84,7 @@ class Method:
     blocking: bool = True
     ws_only: bool = False
     writes: bool = False  # may wait for the node's writer (see RpcServer: a backend with concurrent_reads)
+    heavy: bool = False  # may take long (executes code, scans logs): never grouped with others in a batch
 
 
 def _string(value: Any, what: str) -> str:
@@ -156,17 +157,17 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("eth_getTransactionByHash", "get_transaction", (P("transactionHash", parse_hash),)),
     Method("eth_getTransactionReceipt", "get_receipt", (P("transactionHash", parse_hash),)),
     Method("eth_sendRawTransaction", "send_raw_transaction", (P("transaction", _raw_tx),), writes=True),
-    Method("eth_call", "call", (P("transaction", parse_call), BLOCK)),
-    Method("eth_estimateGas", "estimate_gas", (P("transaction", parse_call), BLOCK)),
+    Method("eth_call", "call", (P("transaction", parse_call), BLOCK), heavy=True),
+    Method("eth_estimateGas", "estimate_gas", (P("transaction", parse_call), BLOCK), heavy=True),
     Method("eth_getTransactionCount", "get_transaction_count", (P("address", parse_address), BLOCK)),
     Method("eth_getBalance", "get_balance", (P("address", parse_address), BLOCK)),
     Method("eth_getCode", "get_code", (P("address", parse_address), BLOCK)),
     Method("eth_getStorageAt", "get_storage_at", (P("address", parse_address), P("slot", parse_quantity), BLOCK)),
-    Method("eth_getLogs", "get_logs", (P("filter", parse_filter),)),
+    Method("eth_getLogs", "get_logs", (P("filter", parse_filter),), heavy=True),
     Method("eth_newFilter", "new_filter", (P("filter", parse_filter),)),
     Method("eth_newBlockFilter", "new_block_filter"),
     Method("eth_getFilterChanges", "get_filter_changes", (P("filterId", _string),)),
-    Method("eth_getFilterLogs", "get_filter_logs", (P("filterId", _string),)),
+    Method("eth_getFilterLogs", "get_filter_logs", (P("filterId", _string),), heavy=True),
     Method("eth_uninstallFilter", "uninstall_filter", (P("filterId", _string),)),
     Method("eth_subscribe", "subscribe", (P("kind", _subscription_kind), P("filter", _subscription_filter, None)),
            blocking=False, ws_only=True),
@@ -174,7 +175,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("shancheng_nodeInfo", "node_info"),
     Method("shancheng_getCommit", "get_commit", (P("height", parse_quantity),)),
     Method("shancheng_validators", "validators", (P("height", parse_block_number_or_tag, BlockRef(tag="latest")),)),
-    Method("shancheng_getReceiptProof", "get_receipt_proof", (P("transactionHash", parse_hash),)),
+    Method("shancheng_getReceiptProof", "get_receipt_proof", (P("transactionHash", parse_hash),), heavy=True),
 )}
 
 

@@ -73,6 +73,7 @@ class _Call:
     handler: Any = None  # None once the request has failed (or before it is resolved)
     ws_only: bool = False
     writes: bool = False
+    heavy: bool = False
     args: list[Any] = field(default_factory=list)
     result: Any = None
     error: RpcError | None = None
@@ -89,6 +90,18 @@ class _Call:
         if self.error is not None:
             return None if self.notification else _error(self.id_, self.error)
         return None if self.notification else {"jsonrpc": "2.0", "id": self.id_, "result": self.result}
+
+
+def backend_hops(calls: list[_Call]) -> list[list[_Call]]:
+    """``calls`` in order, cut into the groups that go to the backend thread together: runs of light
+    calls, and every heavy call alone."""
+    hops: list[list[_Call]] = []
+    for call in calls:
+        if call.heavy or not hops or hops[-1][-1].heavy:
+            hops.append([call])
+        else:
+            hops[-1].append(call)
+    return hops
 
 
 class RpcServer:
@@ -204,14 +217,15 @@ class RpcServer:
     async def _answer(self, requests: list[Any], conn: WsConnection | None) -> list[dict[str, Any] | None]:
         """The answers to ``requests``, in order (None for a notification).
 
-        Every request for a backend method in the batch runs in **one** hop to the backend thread:
-        a thread hand-off per request would cost more than most of the requests themselves (a batch
-        of 100 ``eth_sendRawTransaction`` took 3-4 times as long that way).
+        Consecutive light requests for backend methods go to the backend thread in **one** hop, and
+        each heavy one (executing code, scanning logs) in a hop of its own, so that a batch of calls
+        does not hold the backend thread for all of them while other clients wait.
         """
         calls = [self._prepare(request, conn) for request in requests]
         on_backend = [c for c in calls if c.handler is not None and not c.ws_only]
-        if on_backend:  # a batch stays in order on one thread: the writers' if it writes at all
-            await self._on_backend(self._run_all, on_backend, writes=any(c.writes for c in on_backend))
+        writes = any(c.writes for c in on_backend)  # a batch stays in order on one thread: the writers' if it writes
+        for group in backend_hops(on_backend):
+            await self._on_backend(self._run_all, group, writes=writes)
         for call in calls:
             if call.handler is not None and call.ws_only:
                 try:
@@ -255,7 +269,7 @@ class RpcServer:
                     raise RpcError(-32601, f"{name} is only available over WebSocket (notifications need a connection)")
                 call.handler, call.ws_only = getattr(self, "_" + method.handler), True
             else:
-                call.handler, call.writes = getattr(self.api, method.handler), method.writes
+                call.handler, call.writes, call.heavy = getattr(self.api, method.handler), method.writes, method.heavy
         except Exception as exc:  # noqa: BLE001 - mapped to a JSON-RPC error, never sent raw
             call.fail(exc)
         return call

@@ -374,3 +374,22 @@ def test_logs_subscription_without_a_filter_gets_every_log(rpc: tuple[RpcServer,
         assert msg["method"] == "eth_subscription" and msg["params"]["subscription"] == sid
         assert msg["params"]["result"]["data"] == "0x07"
         assert msg["params"]["result"]["transactionHash"] == receipt["transactionHash"]
+
+
+def test_a_batch_goes_to_the_backend_in_light_runs_and_heavy_calls_alone() -> None:
+    # one thread hop for a run of cheap requests; code execution and log scans each get their own, so a
+    # batch of eth_call does not hold the backend thread (and every other client) for all of them
+    from shancheng.nodes.rpc.server import RpcServer, backend_hops
+
+    server = RpcServer(backend=object(), http_port=0, ws_port=0)  # type: ignore[arg-type]
+    names = ["eth_blockNumber", "eth_sendRawTransaction", "eth_call", "eth_call", "eth_getBalance",
+             "eth_getTransactionReceipt", "eth_getLogs", "eth_chainId"]
+    params = {"eth_sendRawTransaction": ["0x00"], "eth_call": [{"to": "0x" + "11" * 20}, "latest"],
+              "eth_getBalance": ["0x" + "11" * 20, "latest"], "eth_getTransactionReceipt": ["0x" + "22" * 32],
+              "eth_getLogs": [{}]}
+    calls = [server._prepare({"jsonrpc": "2.0", "id": i, "method": n, "params": params.get(n, [])}, None)
+             for i, n in enumerate(names)]
+    assert [c.error for c in calls] == [None] * len(calls)
+    assert [[c.name for c in hop] for hop in backend_hops(calls)] == [
+        ["eth_blockNumber", "eth_sendRawTransaction"], ["eth_call"], ["eth_call"],
+        ["eth_getBalance", "eth_getTransactionReceipt"], ["eth_getLogs"], ["eth_chainId"]]
