@@ -27,8 +27,8 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+from typing import Any
 
 from eth.chains.base import MiningChain
 from eth.db.atomic import AtomicDB
@@ -41,6 +41,7 @@ from shancheng.chain.genesis import Genesis
 from shancheng.chain.vm import ShanchengVM, ZeroBaseFeeCancunVM
 from shancheng.contracts.testing import free_port, run_anvil
 from shancheng.nodes.devnet import wait_for_rpc
+from shancheng.nodes.rpc import client as rpc_client
 
 SHANCHENG = [sys.executable, "-m", "shancheng.nodes.cli"]
 
@@ -52,10 +53,8 @@ RUNTIME = bytes.fromhex("600035806001905560006000a100")
 INIT = bytes.fromhex("600e80600b6000396000f3") + RUNTIME
 
 
-def rpc(url: str, payload: object) -> object:
-    req = urllib.request.Request(url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=120) as resp:
-        return json.loads(resp.read())
+def rpc(url: str, payload: object) -> Any:
+    return rpc_client.post(url, payload, timeout=120)
 
 
 def presign(accounts: list) -> tuple[bytes, list[bytes]]:
@@ -81,19 +80,19 @@ def drive(url: str, deploy: bytes, txs: list[bytes]) -> tuple[float, int]:
     def send(raws: list[bytes]) -> None:
         reply = rpc(url, [{"jsonrpc": "2.0", "id": i, "method": "eth_sendRawTransaction", "params": ["0x" + r.hex()]}
                           for i, r in enumerate(raws)])
-        errors = [r["error"] for r in reply if "error" in r]  # type: ignore[union-attr]
+        errors = [r["error"] for r in reply if "error" in r]
         if errors:
             raise SystemExit(f"{url} refused transactions: {errors[:3]}")
 
     def receipt(tx_hash: str) -> dict | None:
         return rpc(url, {"jsonrpc": "2.0", "id": 1, "method": "eth_getTransactionReceipt", "params": [tx_hash]})[
-            "result"]  # type: ignore[index]
+            "result"]
 
     send([deploy])
     deploy_hash = "0x" + keccak(deploy).hex()
     while receipt(deploy_hash) is None:
         time.sleep(0.05)
-    start_block = int(rpc(url, {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []})["result"], 16)  # type: ignore[index]
+    start_block = int(rpc(url, {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []})["result"], 16)
     start = time.perf_counter()
     for i in range(0, len(txs), BATCH):
         send(txs[i : i + BATCH])

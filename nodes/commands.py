@@ -31,6 +31,7 @@ from eth_account import Account
 from shancheng.chain.genesis import Genesis, GenesisOrganisation, GenesisValidator
 from shancheng.chain.ledger import Ledger
 from shancheng.chain.storage import StorageError
+from shancheng.nodes.rpc import client as rpc_client
 from shancheng.sdk.cli._common import read_password, write_private_file
 from shancheng.sdk.cli.keys import load_key_file, write_key_file
 from shancheng.sdk.crypto import SM2PrivateKey
@@ -212,11 +213,8 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def _rpc(url: str, method: str, params: list[Any]) -> Any:
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            reply = json.loads(resp.read())
+        reply = rpc_client.post(url, rpc_client.request(method, params), timeout=10)
     except (urllib.error.URLError, OSError) as exc:
         raise ShanchengError(f"no node answers at {url}: {exc}") from exc
     if "error" in reply:

@@ -29,6 +29,7 @@ from hexbytes import HexBytes
 from web3 import Web3
 
 from shancheng.contracts.artifacts import load
+from shancheng.nodes.rpc import client as rpc_client
 from shancheng.sdk.chainproof import CommitCertificate
 from shancheng.sdk.cli.demo import run_demo
 from shancheng.sdk.crypto import SM2PrivateKey, signature_to_raw, sm3
@@ -61,14 +62,12 @@ def _port_free(port: int) -> bool:
 def wait_for_rpc(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 60) -> None:
     """Return once a node answers eth_blockNumber at ``url``; fail early if ``proc`` exits first."""
     deadline = time.monotonic() + timeout
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}).encode()
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise ShanchengError(f"the node exited during start-up (status {proc.returncode})")
         try:
-            req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(req, timeout=5):
-                return
+            rpc_client.post(url, rpc_client.request("eth_blockNumber"), timeout=5)
+            return
         except (urllib.error.URLError, OSError):
             time.sleep(0.2)
     raise ShanchengError(f"the node did not answer on {url} within {timeout:.0f} s")

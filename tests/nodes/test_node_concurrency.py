@@ -7,10 +7,8 @@ everything the RPC server asks of the node must still be answered from the commi
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,6 +19,7 @@ from eth_utils import to_checksum_address
 from shancheng.chain.genesis import Genesis, GenesisOrganisation, GenesisValidator
 from shancheng.chain.ledger import Ledger
 from shancheng.nodes.node import Node
+from shancheng.nodes.rpc import client as rpc_client
 from shancheng.nodes.rpc.server import RpcServer
 from shancheng.sdk.crypto import SM2PrivateKey
 
@@ -111,10 +110,7 @@ def test_reads_do_not_wait_for_a_block_being_built(node: Node) -> None:
 
 
 def _post(url: str, method: str, params: list[Any]) -> Any:
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return json.loads(response.read())
+    return rpc_client.post(url, rpc_client.request(method, params), timeout=60)
 
 
 def test_rpc_reads_are_not_queued_behind_a_send_that_waits_for_the_block(node: Node) -> None:

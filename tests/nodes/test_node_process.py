@@ -21,6 +21,7 @@ from web3 import Web3
 
 from shancheng.contracts.artifacts import load
 from shancheng.contracts.testing import free_port
+from shancheng.nodes.rpc import client as rpc_client
 
 pytestmark = pytest.mark.network
 
@@ -58,12 +59,8 @@ class NodeProcess:
         raise AssertionError("node did not start serving within 60 s")
 
     def rpc(self, method: str, *params: object, raw: bytes | None = None) -> dict:
-        body = raw if raw is not None else json.dumps(
-            {"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
-        req = urllib.request.Request(self.url, data=body, headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return json.loads(resp.read())
+            return rpc_client.post(self.url, raw if raw is not None else rpc_client.request(method, list(params)))
         except urllib.error.HTTPError as exc:
             return {"http_status": exc.code}
 
