@@ -17,7 +17,7 @@ from typing import Any
 import rlp  # type: ignore[import-untyped]
 from eth.abc import BlockAPI, ReceiptAPI
 
-from .trie import ordered_trie_root_and_nodes
+from .trie import key_nibbles, node_path, ordered_trie_root_and_nodes
 
 __all__ = ["ReceiptProofBuildError", "receipt_proof", "trie_proof"]
 
@@ -26,21 +26,9 @@ class ReceiptProofBuildError(ValueError):
     """The block and receipts given cannot yield a proof (wrong receipts, index out of range)."""
 
 
-def _nibbles(key: bytes) -> list[int]:
-    return [n for b in key for n in (b >> 4, b & 0x0F)]
-
-
-def _hex_prefix(path: bytes) -> tuple[list[int], bool]:
-    flag = path[0] >> 4
-    nibbles = _nibbles(path[1:])
-    if flag & 1:
-        nibbles.insert(0, path[0] & 0x0F)
-    return nibbles, bool(flag & 2)
-
-
 def trie_proof(nodes: Mapping[bytes, bytes], root: bytes, key: bytes) -> list[bytes]:
     """The hashed nodes (RLP) from ``root`` along ``key`` to its value; embedded nodes stay inline."""
-    path, pos = _nibbles(key), 0
+    path, pos = key_nibbles(key), 0
     proof: list[bytes] = []
     ref: Any = root
     while True:
@@ -58,7 +46,7 @@ def trie_proof(nodes: Mapping[bytes, bytes], root: bytes, key: bytes) -> list[by
             if ref == b"":
                 raise ReceiptProofBuildError("key is not in the trie")
         else:
-            nibbles, is_leaf = _hex_prefix(node[0])
+            nibbles, is_leaf = node_path(node)
             if path[pos : pos + len(nibbles)] != nibbles:
                 raise ReceiptProofBuildError("key is not in the trie")
             pos += len(nibbles)

@@ -27,7 +27,9 @@ import rlp  # type: ignore[import-untyped]
 from eth.constants import BLANK_ROOT_HASH
 from eth_hash.auto import keccak
 
-__all__ = ["MissingNode", "Node", "NodeStore", "TrieUpdate", "ordered_trie_root_and_nodes", "trie_get"]
+__all__ = [
+    "MissingNode", "Node", "NodeStore", "TrieUpdate", "key_nibbles", "node_path", "ordered_trie_root_and_nodes", "trie_get",
+]
 
 
 def _rlp_bytes(data: bytes) -> bytes:
@@ -53,7 +55,7 @@ def _rlp_index(i: int) -> bytes:
     return _rlp_bytes(i.to_bytes((i.bit_length() + 7) // 8, "big"))
 
 
-def _nibbles(key: bytes) -> bytes:
+def key_nibbles(key: bytes) -> bytes:
     out = bytearray()
     for b in key:
         out.append(b >> 4)
@@ -100,11 +102,11 @@ def _packed(nibbles: bytes) -> str:
     return nibbles.hex()[1::2]
 
 
-def _path(node: Node) -> tuple[bytes, bool]:
+def node_path(node: Node) -> tuple[bytes, bool]:
     """A leaf's or extension's nibbles, and whether it is a leaf (the hex-prefix flag)."""
     encoded = node[0]
     flag = encoded[0] >> 4
-    nibbles = _nibbles(encoded[1:])
+    nibbles = key_nibbles(encoded[1:])
     if flag & 1:
         nibbles = bytes([encoded[0] & 0x0F]) + nibbles
     return nibbles, bool(flag & 2)
@@ -144,7 +146,7 @@ def trie_get(nodes: NodeStore, root: bytes, key: bytes) -> bytes:
     """The value at ``key`` in the trie at ``root`` (b"" when absent)."""
     if root == BLANK_ROOT_HASH:
         return b""
-    path, pos = _nibbles(key), 0
+    path, pos = key_nibbles(key), 0
     node = nodes.resolve(root)
     while node is not None:
         if len(node) == 17:
@@ -153,7 +155,7 @@ def trie_get(nodes: NodeStore, root: bytes, key: bytes) -> bytes:
             node = nodes.resolve(node[path[pos]], path[: pos + 1])
             pos += 1
             continue
-        nibbles, is_leaf = _path(node)
+        nibbles, is_leaf = node_path(node)
         if path[pos : pos + len(nibbles)] != nibbles:
             return b""
         pos += len(nibbles)
@@ -178,7 +180,7 @@ class TrieUpdate:
 
     def apply(self, root: bytes, changes: Mapping[bytes, bytes | None]) -> bytes:
         """``changes`` maps each key to its new value; None or b"" deletes the key."""
-        ordered = sorted((_nibbles(k), v or None) for k, v in changes.items())
+        ordered = sorted((key_nibbles(k), v or None) for k, v in changes.items())
         for (before, _), (after, _) in itertools.pairwise(ordered):
             if after.startswith(before):  # sorted: a key that starts another comes right before it
                 raise ValueError(f"trie keys must be prefix-free: 0x{_packed(before)} starts 0x{_packed(after)}")
@@ -209,7 +211,7 @@ class TrieUpdate:
             return self._build([(k, v) for k, v in changes if v is not None])
         if len(node) == 17:
             return self._update_branch(list(node), changes)
-        path, is_leaf = _path(node)
+        path, is_leaf = node_path(node)
         if is_leaf:
             merged = {path: bytes(node[1])}
             for key, value in changes:
@@ -243,7 +245,7 @@ class TrieUpdate:
         if child is None:
             return None
         if len(child) == 2:
-            child_path, is_leaf = _path(child)
+            child_path, is_leaf = node_path(child)
             return [_hex_prefix(path + child_path, is_leaf), child[1]]
         return [_hex_prefix(path, False), self._ref(child)]
 
