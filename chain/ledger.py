@@ -17,7 +17,7 @@ import logging
 import struct
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -217,10 +217,12 @@ class Ledger:
             data = exc.args[0] if exc.args and isinstance(exc.args[0], bytes) else b""
             raise ExecutionReverted(data) from exc
 
-    def is_account_allowed(self, address: bytes, header: BlockHeaderAPI | None = None) -> bool:
-        """Governance.isAccountAllowed(address) at ``header`` (default: the head)."""
+    def is_account_allowed(self, address: bytes, header: BlockHeaderAPI | None = None, *, state: Any = None) -> bool:
+        """Governance.isAccountAllowed(address) at ``header`` (default: the head); ``state`` is the state at
+        ``header`` when the caller already holds it (admission asks for every transaction)."""
         header = header or self.head
-        return self._allowed_at(self._chain, self.state_at(header), address, self._chain.create_header_from_parent(header))
+        return self._allowed_at(self._chain, self.state_at(header) if state is None else state, address,
+                                lambda: self._chain.create_header_from_parent(header))
 
     # -- the log index --------------------------------------------------------------------------
     def logs(
@@ -374,7 +376,7 @@ class Ledger:
         for tx in transactions:
             sender = tx.sender
             if sender not in allowed:
-                allowed[sender] = self._allowed_at(chain, state, sender, chain.header)
+                allowed[sender] = self._allowed_at(chain, state, sender, lambda: chain.header)
                 next_nonce[sender] = state.get_nonce(sender)
             if not allowed[sender]:
                 dropped.append((tx, _NOT_MEMBER))
@@ -418,7 +420,7 @@ class Ledger:
         block: BlockAPI = chain.mine_block(timestamp=ts, coinbase=proposer)
         return block
 
-    def _allowed_at(self, chain: Any, state: Any, sender: bytes, at_header: BlockHeaderAPI) -> bool:
+    def _allowed_at(self, chain: Any, state: Any, sender: bytes, at_header: Callable[[], BlockHeaderAPI]) -> bool:
         """:meth:`_allowed_in` for a committed ``state``, memoised while Governance's storage root is the
         same: the answer is a function of Governance's storage alone, and the probe is an EVM call."""
         root = state.storage_root(self._governance)
@@ -427,7 +429,7 @@ class Ledger:
                 self._allowed.clear()
                 self._allowed_root = root
             if sender not in self._allowed:
-                self._allowed[sender] = self._allowed_in(chain, sender, at_header)
+                self._allowed[sender] = self._allowed_in(chain, sender, at_header())
             return self._allowed[sender]
 
     def _allowed_in(self, chain: Any, sender: bytes, at_header: BlockHeaderAPI) -> bool:

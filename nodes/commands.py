@@ -98,7 +98,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     status.set_defaults(func=cmd_status)
 
 
-def _dev_genesis(home: Path, chain_id: int) -> tuple[Genesis, SM2PrivateKey, list[dict[str, Any]]]:
+def _dev_genesis(chain_id: int) -> tuple[Genesis, SM2PrivateKey, list[dict[str, Any]]]:
     node_key = SM2PrivateKey.generate()
     accounts: list[dict[str, Any]] = []
     organisations = []
@@ -135,7 +135,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         raise InvalidInput(f"{home} already holds a node (genesis.json exists); choose another --home")
     home.mkdir(parents=True, exist_ok=True)
     if args.dev:
-        genesis, node_key, accounts = _dev_genesis(home, args.chain_id)
+        genesis, node_key, accounts = _dev_genesis(args.chain_id)
         password = secrets.token_urlsafe(24).encode()
         write_private_file(home / "node-key.password", password + b"\n")
         write_key_file(home / "node-key.pem", node_key, password)

@@ -25,13 +25,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 from eth.abc import BlockAPI, ReceiptAPI, SignedTransactionAPI
 from eth_utils.address import to_checksum_address
 
-from shancheng.chain.genesis import Genesis
 from shancheng.chain.ledger import BuiltBlock, Ledger
 from shancheng.chain.ledger import ExecutionReverted as LedgerReverted
 from shancheng.chain.receipt_proofs import receipt_proof
@@ -60,25 +58,25 @@ class NodeConfig:
 
 
 class _HeadState:
-    """The mempool's view of the head state (nonce, balance, membership), memoised per head.
+    """The mempool's view of the head state (nonce, balance, membership).
 
-    Admission asks these for every transaction; building a py-evm state and running
-    Governance.isAccountAllowed each time would cost milliseconds, so answers are kept
-    until the next block (:meth:`new_head`), which is the only time they can change.
+    Admission asks these for every transaction, so the head's py-evm state is built once per head
+    (:meth:`new_head`); membership answers are the ledger's, memoised there while Governance's
+    storage is unchanged.
     """
 
     def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
+        self._head: Any = None
         self._state: Any = None
-        self._allowed: dict[bytes, bool] = {}
 
     def new_head(self) -> None:
-        self._state = None
-        self._allowed.clear()
+        self._head = self._state = None
 
     def _head_state(self) -> Any:
         if self._state is None:
-            self._state = self._ledger.state_at()
+            self._head = self._ledger.head
+            self._state = self._ledger.state_at(self._head)
         return self._state
 
     def nonce(self, address: bytes) -> int:
@@ -88,9 +86,8 @@ class _HeadState:
         return int(self._head_state().get_balance(address))
 
     def is_account_allowed(self, address: bytes) -> bool:
-        if address not in self._allowed:
-            self._allowed[address] = self._ledger.is_account_allowed(address)
-        return self._allowed[address]
+        state = self._head_state()
+        return self._ledger.is_account_allowed(address, self._head, state=state)
 
 
 class Node:
@@ -367,6 +364,3 @@ class Node:
     def peer_count(self) -> int:
         return 0
 
-
-def load_genesis(home: Path) -> Genesis:
-    return Genesis.load(home / "genesis.json")

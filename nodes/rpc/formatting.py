@@ -22,7 +22,6 @@ __all__ = [
     "logs_of_block",
 ]
 
-ZERO32 = b"\x00" * 32
 
 
 def hexq(value: int) -> str:
