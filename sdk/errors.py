@@ -1,8 +1,7 @@
 """One error tree for the SDK.
 
 Every error a user can meet derives from :class:`ShanchengError` and carries a
-one-line, human message (``str(err)``) plus :meth:`ShanchengError.diagnostics`
-for the longer story.  Every failed verification raises a
+one-line, human message (``str(err)``).  Every failed verification raises a
 :class:`VerificationError` subclass; verification never returns ``False``.
 """
 
@@ -25,10 +24,6 @@ __all__ = [
 
 class ShanchengError(Exception):
     """Base of every error raised on purpose by Shancheng Chain."""
-
-    def diagnostics(self) -> str:
-        """A longer, human explanation; defaults to the one-line message."""
-        return str(self)
 
 
 class InvalidInput(ShanchengError, ValueError):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import statistics
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -92,12 +91,6 @@ class CommitCertificate:
             for index, key in signers
         )
         return cls(chain_id, height, round_, block_hash, sigs)
-
-    def bft_time_ms(self) -> int:
-        """The median of the precommit timestamps (the low median for an even count)."""
-        if not self.signatures:
-            raise CommitError("commit certificate has no signatures")
-        return int(statistics.median_low(s.timestamp_ms for s in self.signatures))
 
     def verify(self, validators: Sequence[SM2PublicKey], *, chain_id: int | None = None) -> None:
         """Raise :class:`CommitError` unless > 2/3 of ``validators`` signed this block."""

@@ -36,7 +36,6 @@ MAX_UID_LEN: Final = 8191  # ENTL is a 16-bit count of bits
 MAX_PLAINTEXT_LEN: Final = 1 << 20
 
 # GB/T 32918.5 recommended curve parameters.
-_P = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFF
 _A = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFC
 _B = 0x28E9FA9E9D9F5E344D5A9E4BCF6509A7F39789F515AB8F92DDBCBD414D940E93
 _GX = 0x32C4AE2C1F1981195F9904466A39C9948FE30BBFF2660BE1715A4589334C74C7
@@ -141,7 +140,7 @@ class SM2PublicKey:
         _native.verify_digest(self._native, bytes(signature), sm2_message_digest(self._point, data, uid))
 
     def verify_digest(self, signature: bytes, e: bytes) -> None:
-        """Verify against a precomputed ``e = SM3(Z_A || M)`` (the GM precompile's input)."""
+        """Verify against a precomputed ``e = SM3(Z_A || M)`` (the counterpart of ``sign_digest``)."""
         if len(e) != 32:
             raise InvalidSignature("SM2 digest must be 32 bytes")
         _native.verify_digest(self._native, bytes(signature), bytes(e))

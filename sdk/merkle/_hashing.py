@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..crypto.sm3 import new_sm3, sm3
+from ..crypto.sm3 import SM3_DIGEST_SIZE, new_sm3, sm3
 
-HASH_SIZE = 32
+HASH_SIZE = SM3_DIGEST_SIZE
 EMPTY_ROOT = sm3(b"")  # MTH({}) = HASH() for the empty tree
 
 _LEAF_BASE = new_sm3(b"\x00")

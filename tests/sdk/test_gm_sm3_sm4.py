@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac as std_hmac
 import os
 
 import pytest
@@ -46,7 +45,6 @@ def test_hmac_sm3_is_rfc2104_over_sm3(key, data):
     k = k.ljust(block, b"\0")
     inner = sm3(bytes(b ^ 0x36 for b in k) + data)
     assert hmac_sm3(key, data) == sm3(bytes(b ^ 0x5C for b in k) + inner)
-    assert std_hmac.compare_digest(hmac_sm3(key, data), hmac_sm3(key, data))
 
 
 def test_sm4_block_vector(vectors):
@@ -85,4 +83,4 @@ def test_sm4_rejects_bad_keys_and_nonces():
         SM4GCM(b"short")
     with pytest.raises(InvalidInput):
         SM4GCM(bytes(16)).encrypt(b"123", b"x")
-    assert "key" not in repr(SM4GCM(b"k" * 16)).replace("<key hidden>", "")
+    assert repr(SM4GCM(b"k" * 16)) == "SM4GCM(<key hidden>)"
