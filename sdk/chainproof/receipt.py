@@ -18,6 +18,7 @@ from typing import Any
 
 from eth_hash.auto import keccak
 
+from .. import _json
 from ..errors import VerificationError
 from . import _rlp
 from .mpt import verify_trie_proof
@@ -30,6 +31,7 @@ __all__ = [
     "VerifiedReceipt",
     "decode_header",
     "decode_receipt",
+    "verify_parsed_receipt_proof",
     "verify_receipt_proof",
 ]
 
@@ -128,8 +130,9 @@ def _extra_data(item: _rlp.Item) -> bytes:
     return item
 
 
-def decode_header(raw: bytes) -> BlockHeader:
-    """Decode an RLP block header; 15 fields (Frontier) up to 21 (Prague) are accepted."""
+def decode_header(raw: bytes, *, hash_: bytes | None = None) -> BlockHeader:
+    """Decode an RLP block header; 15 fields (Frontier) up to 21 (Prague) are accepted.
+    ``hash_`` is keccak256(raw) when the caller has computed it already."""
     if len(raw) > MAX_HEADER_SIZE:
         raise ReceiptProofError(f"header is larger than {MAX_HEADER_SIZE} bytes")
     try:
@@ -143,7 +146,7 @@ def decode_header(raw: bytes) -> BlockHeader:
         _fixed(fields[13], 32, "header mix hash")
         _fixed(fields[14], 8, "header nonce")
         return BlockHeader(
-            hash=keccak(raw),
+            hash=keccak(raw) if hash_ is None else hash_,
             parent_hash=_fixed(fields[0], 32, "header parent hash"),
             coinbase=_fixed(fields[2], 20, "header coinbase"),
             state_root=_fixed(fields[3], 32, "header state root"),
@@ -223,13 +226,7 @@ def _index(value: Any, what: str) -> int:
 
 def parse_receipt_proof(obj: Any) -> tuple[bytes, int, int, bytes, bytes, list[bytes]]:
     """Strictly parse the JSON form: (block_hash, block_number, index, header, receipt, proof)."""
-    if not isinstance(obj, dict):
-        raise ReceiptProofError("receipt proof must be an object")
-    if set(obj) != _PROOF_FIELDS:
-        missing, extra = _PROOF_FIELDS - set(obj), set(obj) - _PROOF_FIELDS
-        raise ReceiptProofError(
-            f"receipt proof: missing field {min(missing)!r}" if missing else f"receipt proof: unknown field {min(extra)!r}"
-        )
+    _json.fields(obj, "receipt proof", _PROOF_FIELDS, error=ReceiptProofError)
     if not isinstance(obj["block_hash"], str) or not _HASH.match(obj["block_hash"]):
         raise ReceiptProofError("receipt proof block_hash must be 0x and 64 hex digits")
     nodes = obj["proof"]
@@ -247,13 +244,19 @@ def parse_receipt_proof(obj: Any) -> tuple[bytes, int, int, bytes, bytes, list[b
 
 def verify_receipt_proof(proof: Any) -> VerifiedReceipt:
     """Verify a receipt proof (JSON form); raise a :class:`VerificationError` subclass on failure."""
-    block_hash, number, index, header_raw, receipt_raw, nodes = parse_receipt_proof(proof)
+    return verify_parsed_receipt_proof(*parse_receipt_proof(proof))
+
+
+def verify_parsed_receipt_proof(
+    block_hash: bytes, number: int, index: int, header_raw: bytes, receipt_raw: bytes, nodes: list[bytes]
+) -> VerifiedReceipt:
+    """:func:`verify_receipt_proof` for what :func:`parse_receipt_proof` returned."""
     computed = keccak(header_raw)
     if computed != block_hash:
         raise ReceiptProofError(
             f"header hashes to 0x{computed.hex()}, not to the block hash 0x{block_hash.hex()}"
         )
-    header = decode_header(header_raw)
+    header = decode_header(header_raw, hash_=computed)
     if header.number != number:
         raise ReceiptProofError(f"header is block {header.number}, not block {number}")
     value = verify_trie_proof(header.receipts_root, _rlp.encode_uint(index), nodes)

@@ -23,8 +23,8 @@ from typing import Any
 from eth_hash.auto import keccak
 
 from .. import _json
-from ..chainproof import CommitCertificate, GenesisFile, VerifiedReceipt, verify_receipt_proof
-from ..chainproof.receipt import Log, parse_receipt_proof
+from ..chainproof import CommitCertificate, GenesisFile, VerifiedReceipt
+from ..chainproof.receipt import Log, parse_receipt_proof, verify_parsed_receipt_proof
 from ..errors import InvalidInput, VerificationError
 from ..merkle import Checkpoint
 from .package import EvidencePackage, PackageError
@@ -113,13 +113,16 @@ def attach_chain_proof(
     return dataclasses.replace(package, chain=chain)
 
 
-def _parse(chain: Any) -> tuple[bytes, bytes, int, bytes, CommitCertificate]:
+_ParsedProof = tuple[bytes, int, int, bytes, bytes, list[bytes]]
+
+
+def _parse(chain: Any) -> tuple[bytes, bytes, int, bytes, CommitCertificate, _ParsedProof]:
     _fields(chain, "$.chain", _CHAIN_FIELDS)
     anchor = _fields(chain["anchor"], "$.chain.anchor", _ANCHOR_FIELDS)
     if not isinstance(chain["validator_changes"], list) or len(chain["validator_changes"]) > 1024:
         raise PackageError("$.chain.validator_changes: must be a list of at most 1024 changes")
     try:
-        parse_receipt_proof(chain["receipt_proof"])
+        proof = parse_receipt_proof(chain["receipt_proof"])
     except VerificationError as exc:
         raise PackageError(f"$.chain.receipt_proof: {exc}") from exc
     try:
@@ -132,6 +135,7 @@ def _parse(chain: Any) -> tuple[bytes, bytes, int, bytes, CommitCertificate]:
         _sequence(anchor["sequence"], "$.chain.anchor.sequence"),
         _hash(anchor["transaction_hash"], "$.chain.anchor.transaction_hash"),
         cert,
+        proof,
     )
 
 
@@ -152,7 +156,7 @@ def _batch_anchored(logs: Sequence[Log], registry: bytes, source_id: bytes, sequ
 
 def verify_chain_part(chain: Any, checkpoint: Checkpoint, genesis: GenesisFile) -> VerifiedAnchor:
     """Verify a package's ``chain`` part for ``checkpoint``; raise a :class:`VerificationError` subclass."""
-    genesis_hash, source_id, sequence, tx_hash, cert = _parse(chain)
+    genesis_hash, source_id, sequence, tx_hash, cert, proof = _parse(chain)
     if genesis_hash != genesis.genesis_hash:
         raise ChainProofError(
             f"package is for the chain with genesis 0x{genesis_hash.hex()}, "
@@ -162,7 +166,7 @@ def verify_chain_part(chain: Any, checkpoint: Checkpoint, genesis: GenesisFile) 
         raise ChainProofError(
             "validator set changes in chain proofs are not supported by this verifier yet; refusing to half-verify"
         )
-    proven = verify_receipt_proof(chain["receipt_proof"])
+    proven = verify_parsed_receipt_proof(*proof)
     if proven.status != 1:
         raise ChainProofError(f"the anchoring transaction failed (receipt status {proven.status})")
     log = _batch_anchored(proven.logs, genesis.evidence_registry, source_id, sequence)

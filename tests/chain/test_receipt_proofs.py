@@ -210,10 +210,15 @@ def test_a_wrong_block_hash_or_number_is_refused(good):
         ({"transaction_index": -1}, "transaction_index must be a non-negative integer"),
         ({"transaction_index": True}, "transaction_index must be a non-negative integer"),
         ({"block_hash": "0x12"}, "block_hash must be 0x and 64 hex digits"),
+        # the size limits of docs/evidence-package.md
+        ({"header": "0x" + "00" * 4097}, "header must be 0x-prefixed hex of at most 4096 bytes"),
+        ({"receipt": "0x" + "00" * (512 * 1024 + 1)}, "receipt must be 0x-prefixed hex of at most 524288 bytes"),
+        ({"proof": ["0x00"] * 65}, "needs 1..64 proof nodes"),
+        ("not an object", "receipt proof: must be an object"),
     ],
 )
 def test_malformed_proofs_are_refused(good, change, reason):
-    _expect({**good, **change}, ReceiptProofError, reason)
+    _expect({**good, **change} if isinstance(change, dict) else change, ReceiptProofError, reason)
 
 
 def test_missing_field_is_named(good):
