@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Artifact", "ArtifactNotFound", "load", "names"]
+__all__ = ["Artifact", "ArtifactNotFound", "load"]
 
 BUILD_DIR = Path(__file__).resolve().parent / "build"
 
@@ -31,11 +31,6 @@ class Artifact:
     deployed_bytecode: str
     source_hash: str
     compiler: str
-
-    # mapping-style access for callers that treat the artifact as a dict
-    def __getitem__(self, key: str) -> Any:
-        return {"abi": self.abi, "bytecode": self.bytecode, "deployedBytecode": self.deployed_bytecode,
-                "sourceHash": self.source_hash, "compiler": self.compiler}[key]
 
 
 @cache
@@ -54,8 +49,3 @@ def load(name: str) -> Artifact:
         source_hash=data["sourceHash"],
         compiler=data["compiler"],
     )
-
-
-def names() -> list[str]:
-    """Names of every committed artifact, sorted."""
-    return sorted(p.stem for p in BUILD_DIR.glob("*.json"))

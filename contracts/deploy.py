@@ -4,7 +4,7 @@ Governance is deployed first with the genesis bootstrap (founding organisations 
 system contract follows in the order of :data:`SYSTEM_CONTRACTS`, each constructed with the governance address.
 
 >>> from shancheng.contracts.deploy import GenesisOrg, GenesisSpec, deploy
->>> spec = GenesisSpec(orgs=(GenesisOrg(name="Hospital A", roles=1, public_key=key64, accounts=(addr,)),),
+>>> spec = GenesisSpec(orgs=(GenesisOrg(name="Hospital A", roles=1, public_key=key64, accounts=(addr,)),),  # doctest: +SKIP
 ...                    validators=(node_key64,))
 >>> deployment = deploy(w3, deployer=addr, genesis=spec)        # doctest: +SKIP
 >>> deployment["EvidenceRegistry"]                               # doctest: +SKIP

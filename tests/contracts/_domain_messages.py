@@ -23,7 +23,6 @@ from shancheng.sdk.crypto import SM2PrivateKey, SM2PublicKey, signature_from_raw
 
 RX_TRANSITION_TAG = keccak(text="shancheng.rx.transition.v1")
 TRACE_CODE_TAG = b"shancheng.trace.code.v1\x00"
-PRESCRIPTION_ID_TAG = b"shancheng.rx.id.v1\x00"
 
 
 class RxState(IntEnum):
@@ -102,13 +101,6 @@ class Refusal(IntEnum):
 
 
 # ---------------------------------------------------------------------------------------------- prescriptions
-
-
-def prescription_id(salt: bytes, hosp_rxno: str) -> bytes:
-    """The on-chain prescription id: a salted SM3 of the hospital's prescription number (hosp_rxno)."""
-    if len(salt) < 16:
-        raise ValueError("prescription id salt must be at least 16 random bytes")
-    return sm3(PRESCRIPTION_ID_TAG + salt + hosp_rxno.encode("utf-8"))
 
 
 def rx_transition_preimage(

@@ -12,9 +12,9 @@ from typing import Any
 from eth_abi import encode
 from eth_utils import keccak
 
-from shancheng.sdk.crypto import SM2PrivateKey, SM2PublicKey, signature_from_raw, signature_to_raw, sm3
-
-SM2_ORDER = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123
+from shancheng.contracts.testing import System
+from shancheng.contracts.testing import deterministic_sm2_key as fixed_key  # noqa: F401 - re-exported for the tests
+from shancheng.sdk.crypto import SM2PrivateKey, SM2PublicKey, signature_from_raw, sm3
 
 POLLUTANT_TYPE = "(bytes8,int64,int64,int64,uint16)"
 HOURLY_BATCH_TYPE = f"(uint64,bytes32,uint32,uint64,uint64,uint8,{POLLUTANT_TYPE}[])"
@@ -39,8 +39,7 @@ def code8(code: str) -> bytes:
 
 def sign_preimage(key: SM2PrivateKey, preimage: bytes) -> tuple[bytes, bytes]:
     """(r, s) of the SM2 signature (default user ID) over M = SM3(preimage)."""
-    raw = signature_to_raw(key.sign(sm3(preimage)))
-    return raw[:32], raw[32:]
+    return System.sign_message(key, sm3(preimage))
 
 
 def verify_preimage(public_key: bytes, preimage: bytes, r: bytes, s: bytes) -> None:
@@ -56,11 +55,6 @@ def anchor_preimage(chain_id: int, contract: str, mn: bytes, batch: tuple) -> by
 
 def activity_preimage(chain_id: int, contract: str, record: tuple) -> bytes:
     return encode(["bytes32", "uint256", "address", ACTIVITY_RECORD_TYPE], [ACTIVITY_TAG, chain_id, contract, record])
-
-
-def fixed_key(label: str) -> SM2PrivateKey:
-    """A deterministic SM2 key (same calldata, hence same gas, on both EVMs)."""
-    return SM2PrivateKey.from_int(int.from_bytes(sm3(b"shancheng-test-key:" + label.encode()), "big") % (SM2_ORDER - 1) + 1)
 
 
 def public64(key: SM2PrivateKey) -> bytes:

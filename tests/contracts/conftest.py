@@ -11,14 +11,13 @@ contract uses the GM precompile. Each test runs inside a snapshot that is revert
 
 Typical use in a domain test::
 
-    def test_doctor_issues(system):
-        rx = system.contract("PrescriptionFlow")
-        doctor = system.staff("doctor")
-        r, s = system.sign(doctor, ["bytes32", "uint256", "address", "bytes32"],
-                           [TAG, system.chain_id, rx.address, rx_id])
-        system.transact(rx.functions.issue(rx_id, doctor.address, r, s), "hospital")
-        with system.expect_revert("Rx: not a hospital"):
-            system.transact(rx.functions.issue(rx_id, doctor.address, r, s), "pharmacy")
+    def test_only_members_add_accounts(system):
+        gov = system.governance
+        system.transact(gov.functions.addAccount(system.spare_accounts[0]), "hospital")
+        with system.expect_revert("Gov: "):
+            system.transact(gov.functions.addAccount(system.spare_accounts[1]), system.spare_accounts[2])
+
+(the prescription and trace tests drive their contracts through ``_rx_trace_support.py``).
 """
 
 from __future__ import annotations

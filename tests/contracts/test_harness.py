@@ -63,7 +63,7 @@ def test_advance_time_moves_block_time(system: System) -> None:
 
 def _gas_profile(system: System) -> list[int]:
     """Gas of a fixed script of calls that do not touch the GM precompile."""
-    gov, ev = system.governance, system.evidence
+    gov = system.governance
     spare = system.spare_accounts
     receipts = [
         system.transact(gov.functions.addAccount(spare[0]), "hospital"),
@@ -72,7 +72,6 @@ def _gas_profile(system: System) -> list[int]:
         system.transact(gov.functions.vote(1, True), "hospital"),
         system.transact(gov.functions.setStaffRoles(system.staff("doctor_b").address, 3), "hospital"),
     ]
-    del ev
     return [int(r["gasUsed"]) for r in receipts]
 
 
