@@ -39,7 +39,7 @@ from .genesis import Genesis, GenesisError
 from .storage import LevelDB
 from .vm import chain_class
 
-__all__ = ["BuiltBlock", "ExecutionReverted", "Ledger", "LogRecord"]
+__all__ = ["BuiltBlock", "ExecutionReverted", "Ledger", "LogRecord", "log_matches", "log_record", "logs_of_block"]
 
 _COMMIT = b"sc:commit:"  # + u64 height -> commit certificate JSON
 _META_GENESIS = b"sc:meta:genesis-hash"
@@ -239,12 +239,7 @@ class Ledger:
         candidates = self._candidate_blocks(from_block, to_block, addresses, topics)
         out: list[LogRecord] = []
         for number in candidates:
-            for record in self._block_logs(number):
-                if addresses and record.address not in addresses:
-                    continue
-                if not _topics_match(record.topics, topics):
-                    continue
-                out.append(record)
+            out.extend(record for record in self._block_logs(number) if log_matches(record, addresses, topics))
         return out
 
     def _candidate_blocks(
@@ -278,24 +273,7 @@ class Ledger:
         block = self.block_by_number(number)
         if block is None:
             return []
-        out = []
-        log_index = 0
-        for tx_index, (tx, receipt) in enumerate(zip(block.transactions, block.get_receipts(self._chain.chaindb))):
-            for log in receipt.logs:
-                out.append(
-                    LogRecord(
-                        address=bytes(log.address),
-                        topics=tuple(t.to_bytes(32, "big") for t in log.topics),
-                        data=bytes(log.data),
-                        block_number=number,
-                        block_hash=block.hash,
-                        transaction_hash=tx.hash,
-                        transaction_index=tx_index,
-                        log_index=log_index,
-                    )
-                )
-                log_index += 1
-        return out
+        return logs_of_block(block, block.get_receipts(self._chain.chaindb))
 
     # -- the one writer -------------------------------------------------------------------------
     def build_block(
@@ -457,7 +435,34 @@ class Ledger:
                 log_index += 1
 
 
-def _topics_match(have: Sequence[bytes], want: Sequence[Sequence[bytes] | None]) -> bool:
-    if len(want) > len(have):
+def log_record(block: BlockAPI, tx_index: int, log: Any, log_index: int) -> LogRecord:
+    """The :class:`LogRecord` of ``log``, emitted by transaction ``tx_index`` of ``block``."""
+    return LogRecord(
+        address=bytes(log.address),
+        topics=tuple(int(t).to_bytes(32, "big") for t in log.topics),
+        data=bytes(log.data),
+        block_number=int(block.number),
+        block_hash=bytes(block.hash),
+        transaction_hash=bytes(block.transactions[tx_index].hash),
+        transaction_index=tx_index,
+        log_index=log_index,
+    )
+
+
+def logs_of_block(block: BlockAPI, receipts: Sequence[ReceiptAPI]) -> list[LogRecord]:
+    """Every log of a block, with ``log_index`` counted across the block."""
+    out: list[LogRecord] = []
+    for tx_index, receipt in enumerate(receipts):
+        for log in receipt.logs:
+            out.append(log_record(block, tx_index, log, len(out)))
+    return out
+
+
+def log_matches(log: LogRecord, addresses: Sequence[bytes], topics: Sequence[Sequence[bytes] | None]) -> bool:
+    """The Ethereum filter rules (go-ethereum's): an address among ``addresses`` (if any), and at each
+    position ``i`` one of ``topics[i]`` (None or empty: anything), with no more positions than topics."""
+    if addresses and log.address not in addresses:
         return False
-    return all(not alternatives or have[i] in alternatives for i, alternatives in enumerate(want))
+    if len(topics) > len(log.topics):
+        return False
+    return all(not wanted or log.topics[i] in wanted for i, wanted in enumerate(topics))

@@ -9,6 +9,7 @@ import rlp  # type: ignore[import-untyped]
 from eth._utils.address import generate_contract_address
 from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
 
+from shancheng.chain.ledger import log_record, logs_of_block
 from shancheng.nodes.rpc.backend import LogRecord
 
 __all__ = [
@@ -130,24 +131,6 @@ def effective_gas_price(tx: SignedTransactionAPI, block: BlockAPI | None) -> int
     return min(int(tx.max_fee_per_gas), base_fee + int(tx.max_priority_fee_per_gas))
 
 
-def logs_of_block(block: BlockAPI, receipts: Sequence[ReceiptAPI]) -> list[LogRecord]:
-    """Every log of a block, with ``log_index`` counted across the block."""
-    out: list[LogRecord] = []
-    for tx_index, (tx, receipt) in enumerate(zip(block.transactions, receipts, strict=True)):
-        for log in receipt.logs:
-            out.append(LogRecord(
-                address=bytes(log.address),
-                topics=tuple(int(t).to_bytes(32, "big") for t in log.topics),
-                data=bytes(log.data),
-                block_number=block.number,
-                block_hash=bytes(block.hash),
-                transaction_hash=bytes(tx.hash),
-                transaction_index=tx_index,
-                log_index=len(out),
-            ))
-    return out
-
-
 def format_log(log: LogRecord) -> dict[str, Any]:
     return {
         "address": hexb(log.address),
@@ -168,12 +151,7 @@ def format_receipt(block: BlockAPI, receipts: Sequence[ReceiptAPI], index: int) 
     receipt = receipts[index]
     previous = receipts[index - 1].gas_used if index else 0
     first_log = sum(len(r.logs) for r in receipts[:index])
-    own_logs = [
-        LogRecord(address=bytes(log.address), topics=tuple(int(t).to_bytes(32, "big") for t in log.topics),
-                  data=bytes(log.data), block_number=block.number, block_hash=bytes(block.hash),
-                  transaction_hash=bytes(tx.hash), transaction_index=index, log_index=first_log + i)
-        for i, log in enumerate(receipt.logs)
-    ]
+    own_logs = [log_record(block, index, log, first_log + i) for i, log in enumerate(receipt.logs)]
     contract = None
     if not tx.to:
         contract = hexb(generate_contract_address(tx.sender, tx.nonce))

@@ -7,12 +7,13 @@ server's single backend thread; the rest (subscriptions) run on the event loop.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from eth.vm.forks.cancun.transactions import CancunTransactionBuilder
 
+from shancheng.chain.ledger import log_matches
 from shancheng.nodes.rpc.backend import (
     AdmissionError,
     ExecutionFailed,
@@ -451,14 +452,3 @@ class RpcApi:
             return None
         logs = list(self.backend.logs(number, number, [], []))
         return format_header(block.header), logs
-
-
-def log_matches(log: LogRecord, addresses: Sequence[bytes], topics: Sequence[Sequence[bytes] | None]) -> bool:
-    if addresses and log.address not in addresses:
-        return False
-    for i, wanted in enumerate(topics):
-        if wanted is None:
-            continue
-        if i >= len(log.topics) or log.topics[i] not in wanted:
-            return False
-    return True
