@@ -161,10 +161,12 @@ class Ledger:
         return int(number), int(index)
 
     def receipts(self, block_number: int) -> tuple[ReceiptAPI, ...]:
-        block = self.block_by_number(block_number)
-        if block is None:
+        """The receipts of a committed block, read through its header alone (not its transactions)."""
+        header = self.header_by_number(block_number) if 0 <= block_number <= self.latest_number() else None
+        if header is None:
             return ()
-        return tuple(block.get_receipts(self._chain.chaindb))
+        builder = self._chain.get_vm_class(header).get_block_class().get_receipt_builder()
+        return tuple(self._chain.chaindb.get_receipts(header, builder))
 
     def commit_certificate(self, height: int) -> CommitCertificate | None:
         raw = self.db.get(_COMMIT + _u64(height))
