@@ -33,13 +33,13 @@ from typing import Any
 import solcx
 from solcx.wrapper import get_solc_version
 
+from shancheng.contracts.artifacts import BUILD_DIR
 from shancheng.sdk.crypto import sm3
 
 __all__ = ["SETTINGS", "SOLC_VERSION", "BuildError", "StaleArtifact", "build", "find_solc", "main"]
 
 CONTRACTS_DIR = Path(__file__).resolve().parent
 SRC_DIR = CONTRACTS_DIR / "src"
-BUILD_DIR = CONTRACTS_DIR / "build"
 SHIM = CONTRACTS_DIR / "solcjs-shim"
 
 SOLC_VERSION = "0.8.28"

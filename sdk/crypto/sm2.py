@@ -151,7 +151,7 @@ class SM2PublicKey:
             raise InvalidInput("SM2 plaintext must be non-empty bytes")
         if len(plaintext) > MAX_PLAINTEXT_LEN:
             raise InvalidInput(f"SM2 plaintext is longer than {MAX_PLAINTEXT_LEN} bytes")
-        return _ciphertext_asn1_to_c1c3c2(_native.encrypt_asn1(self._native, bytes(plaintext)))
+        return sm2_ciphertext_from_asn1(_native.encrypt_asn1(self._native, bytes(plaintext)))
 
     def sm3_address(self) -> bytes:
         """The last 20 bytes of SM3(x || y): the account the GM precompile returns."""
@@ -214,7 +214,7 @@ class SM2PrivateKey:
         if len(ciphertext) > 97 + MAX_PLAINTEXT_LEN:
             raise DecryptionError("SM2 ciphertext is too long")
         try:
-            asn1 = _ciphertext_c1c3c2_to_asn1(bytes(ciphertext))
+            asn1 = sm2_ciphertext_to_asn1(bytes(ciphertext))
         except InvalidInput as exc:
             raise DecryptionError("SM2 ciphertext is malformed") from exc
         return _native.decrypt_asn1(self._native, asn1)
@@ -249,7 +249,8 @@ class SM2PrivateKey:
         raise TypeError("SM2PrivateKey cannot be pickled; use to_pem(password)")
 
 
-def _ciphertext_asn1_to_c1c3c2(asn1: bytes) -> bytes:
+def sm2_ciphertext_from_asn1(asn1: bytes) -> bytes:
+    """GM/T 0009 ASN.1 (as ``openssl pkeyutl -encrypt`` writes) to ``C1 || C3 || C2``."""
     items = _der.parse_sequence(asn1)
     if [t for t, _ in items] != [_der.INTEGER, _der.INTEGER, _der.OCTET_STRING, _der.OCTET_STRING]:
         raise DecryptionError("unexpected SM2 ciphertext structure from the backend")
@@ -259,7 +260,8 @@ def _ciphertext_asn1_to_c1c3c2(asn1: bytes) -> bytes:
     return b"\x04" + x.to_bytes(32, "big") + y.to_bytes(32, "big") + c3 + c2
 
 
-def _ciphertext_c1c3c2_to_asn1(ct: bytes) -> bytes:
+def sm2_ciphertext_to_asn1(ct: bytes) -> bytes:
+    """Raw ``C1 || C3 || C2`` to the GM/T 0009 ASN.1 form that OpenSSL reads."""
     if ct[0] != 4:
         raise InvalidInput("SM2 ciphertext C1 must be an uncompressed point")
     x = int.from_bytes(ct[1:33], "big")
@@ -267,12 +269,3 @@ def _ciphertext_c1c3c2_to_asn1(ct: bytes) -> bytes:
     c3, c2 = ct[65:97], ct[97:]
     return _der.sequence(_der.integer(x), _der.integer(y), _der.octet_string(c3), _der.octet_string(c2))
 
-
-def sm2_ciphertext_to_asn1(ciphertext: bytes) -> bytes:
-    """Raw ``C1 || C3 || C2`` to the GM/T 0009 ASN.1 form that OpenSSL reads."""
-    return _ciphertext_c1c3c2_to_asn1(ciphertext)
-
-
-def sm2_ciphertext_from_asn1(asn1: bytes) -> bytes:
-    """GM/T 0009 ASN.1 (as ``openssl pkeyutl -encrypt`` writes) to ``C1 || C3 || C2``."""
-    return _ciphertext_asn1_to_c1c3c2(asn1)

@@ -1,4 +1,4 @@
-"""Drivers for the PrescriptionFlow and DrugTrace tests (and bench/gas.py) on the two-EVM ``system``.
+"""Drivers for the PrescriptionFlow and DrugTrace tests on the two-EVM ``system``.
 
 They only sign and send: every rule is asserted by the tests themselves.
 """
@@ -173,7 +173,7 @@ class TraceDriver:
         if any(isinstance(a, list) and len(a) > 50 for a in args):
             # big batches skip eth-tester's gas-estimation search (it replays the call many times);
             # they are expected to succeed, which the receipt status checks
-            account = self.system.org(sender).account if sender in self.system.orgs else sender
+            account = self.system._sender(sender)
             receipt = self.system.w3.eth.wait_for_transaction_receipt(
                 bound.transact({"from": account, "gas": 12_000_000})
             )
