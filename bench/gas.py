@@ -20,6 +20,7 @@ from functools import cache
 from typing import Any
 
 from eth_abi import encode
+from eth_utils import keccak
 
 from shancheng.contracts.testing import (
     GENESIS_ORGS,
@@ -85,11 +86,12 @@ def evidence_batch(system: System) -> Any:
 
 def _checkpoint(system: System, seq: int, size: int, root: bytes, prev: bytes) -> Any:
     ev = system.evidence
-    src = sm3(b"gateway-log")
+    origin = keccak(b"district.example/log/hosp-001")  # the log's origin line; the source id is derived on chain
+    src = ev.functions.sourceIdOf(system.org("hospital").id, origin).call()
     r, s = _sign("org:hospital",
                  ["bytes32", "uint256", "address", "bytes32", "uint64", "uint64", "bytes32", "bytes32"],
                  [ev.functions.CHECKPOINT_TAG().call(), system.chain_id, ev.address, src, seq, size, root, prev])
-    return system.transact(ev.functions.anchorBatch(src, seq, root, size, prev, r, s), "hospital")
+    return system.transact(ev.functions.anchorBatch(origin, seq, root, size, prev, r, s), "hospital")
 
 
 @operation("batch anchor (first of a source)")
@@ -126,11 +128,15 @@ def gov_vote_executes(system: System) -> Any:
     return system.transact(gov.functions.vote(1, True), voters[-1])
 
 
-@operation("governance register staff")
+@operation("governance register staff (with proof of possession)")
 def gov_register_staff(system: System) -> Any:
-    nurse = staff_identity("bench-nurse", "hospital", 1 << 5)
-    return system.transact(system.governance.functions.registerStaff(nurse.address, nurse.public_key, 1 << 5),
-                           "hospital")
+    gov, roles = system.governance, 1 << 5
+    nurse = staff_identity("bench-nurse", "hospital", roles)
+    # the proof System.staff_possession makes, but signed once for every EVM (identical calldata)
+    r, s = _sign("bench-nurse", ["bytes32", "uint256", "address", "uint64", "address", "uint256", "bytes"],
+                 [gov.functions.STAFF_POP_TAG().call(), system.chain_id, gov.address, system.org("hospital").id,
+                  nurse.address, roles, nurse.public_key])
+    return system.transact(gov.functions.registerStaff(nurse.address, nurse.public_key, roles, r, s), "hospital")
 
 
 # Domain operations (prescription steps, 200-code drug batch move, ...) are added below by their owners,
@@ -167,6 +173,19 @@ def env_anchor(system: System) -> Any:
     r, s = _sign("bench-station", ["bytes32", "uint256", "address", "bytes24", _HOURLY_BATCH],
                  [env.functions.ANCHOR_TAG().call(), system.chain_id, env.address, _MN, batch])
     return system.transact(env.functions.anchorHour(_MN, batch, r, s), "monitoring")
+
+
+@operation("env station key rotation (proof of possession)")
+def env_rotate_key(system: System) -> Any:
+    env = system.contract("EnvMonitoring")
+    _at_bench_time(system)
+    old = deterministic_sm2_key("staff:bench-station").public_key().to_bytes()[1:]
+    new = deterministic_sm2_key("staff:bench-station-2").public_key().to_bytes()[1:]
+    spec = (_MN, 22, 29_557_000, 106_577_000, b"wm7b2".ljust(12, b"\0"), 500103, system.org("monitoring").id, old)
+    system.transact(env.functions.registerStation(spec), "monitoring")
+    r, s = _sign("bench-station-2", ["bytes32", "uint256", "address", "bytes24", "bytes"],
+                 [env.functions.KEY_ROTATION_TAG().call(), system.chain_id, env.address, _MN, old])
+    return system.transact(env.functions.rotateStationKey(_MN, new, r, s), "monitoring")
 
 
 # ----------------------------------------------------------------------------------------- data-sharing log
@@ -216,23 +235,44 @@ def dsl_destroy(system: System) -> Any:
 _RX_ID = sm3(b"bench-rx")
 _RX_TERMS = (1, 5, 0, 0, 0, 0)  # valid on the day of issue, 5 days' supply, no flags
 _RX_TRANSITION = {"issue": 0, "approve": 1, "reject": 2, "reissue": 3, "circulate": 4, "claim": 5, "release": 6,
-                  "dispense": 7, "check": 8, "handOver": 9, "pickUp": 10, "deliver": 11, "revoke": 12}
+                  "dispense": 7, "check": 8, "handOver": 9, "pickUp": 10, "deliver": 11, "revoke": 12,
+                  "extendValidity": 14, "consign": 15}
+_RX_CONTEXT = "(uint16,uint16,uint8,uint64,(uint8,uint16,uint8,uint8,uint8,uint32))"
 #: the usual path: (function, sending org, acting staff)
 _RX_PATH = (("issue", "hospital", "doctor"), ("approve", "pharmacy", "pharmacist"),
             ("circulate", "hospital", "doctor"), ("claim", "pharmacy", "pharmacist"),
             ("dispense", "pharmacy", "dispenser"), ("check", "pharmacy", "checker"))
 
 
-def _rx_step(system: System, function: str, sender: str, staff: str, version: int = 1) -> Any:
-    """One SM2-signed prescription transition (signature over M = SM3(abi.encode(TAG, chain, contract, ...)))."""
+def _rx_step(system: System, function: str, sender: str, staff: str) -> Any:
+    """One SM2-signed prescription transition: M = SM3(abi.encode(TAG, chain, contract, rxId, transition, doc,
+    Context)), the Context as the transition leaves it (docs/contracts.md)."""
     rx = system.contract("PrescriptionFlow")
+    version, nonce, fill, delivery_org, terms = rx.functions.contextOf(_RX_ID).call()
+    logistics = system.org("logistics").id
+    if function in ("issue", "reissue"):
+        version, terms = version + 1, _RX_TERMS
+    elif function == "dispense":
+        fill, delivery_org = fill + 1, 0
+    elif function == "consign":
+        delivery_org = logistics
+    elif function == "extendValidity":
+        terms = (3, *terms[1:])
+    context = (version, nonce, fill, delivery_org, tuple(terms))
     doc = sm3(b"bench-rx-doc:%d:" % version + function.encode())
-    r, s = _sign(staff, ["bytes32", "uint256", "address", "bytes32", "uint32", "uint8", "bytes32"],
-                 [rx.functions.TRANSITION_TAG().call(), system.chain_id, rx.address, _RX_ID, version,
-                  _RX_TRANSITION[function], doc])
+    r, s = _sign(staff, ["bytes32", "uint256", "address", "bytes32", "uint8", "bytes32", _RX_CONTEXT],
+                 [rx.functions.TRANSITION_TAG().call(), system.chain_id, rx.address, _RX_ID, _RX_TRANSITION[function],
+                  doc, context])
     sig = (system.staff(staff).address, r, s)
     fn = getattr(rx.functions, function)
-    call = fn(_RX_ID, doc, _RX_TERMS, sig) if function in ("issue", "reissue") else fn(_RX_ID, doc, sig)
+    if function in ("issue", "reissue"):
+        call = fn(_RX_ID, doc, _RX_TERMS, sig)
+    elif function == "consign":
+        call = fn(_RX_ID, logistics, doc, sig)
+    elif function == "extendValidity":
+        call = fn(_RX_ID, 3, doc, sig)
+    else:
+        call = fn(_RX_ID, doc, sig)
     return system.transact(call, sender)
 
 
@@ -259,15 +299,23 @@ def rx_hand_over(system: System) -> Any:
     return _rx_step(system, "handOver", "pharmacy", "pharmacist")
 
 
-@operation("prescription pick up (courier, DELIVERING)")
+@operation("prescription consign (pharmacy names the logistics org)")
+def rx_consign(system: System) -> Any:
+    _rx_path_until(system, "check")
+    return _rx_step(system, "consign", "pharmacy", "pharmacist")
+
+
+@operation("prescription pick up (named courier, DELIVERING)")
 def rx_pick_up(system: System) -> Any:
     _rx_path_until(system, "check")
+    _rx_step(system, "consign", "pharmacy", "pharmacist")
     return _rx_step(system, "pickUp", "logistics", "courier")
 
 
 @operation("prescription deliver (DELIVERED)")
 def rx_deliver(system: System) -> Any:
     _rx_path_until(system, "check")
+    _rx_step(system, "consign", "pharmacy", "pharmacist")
     _rx_step(system, "pickUp", "logistics", "courier")
     return _rx_step(system, "deliver", "logistics", "courier")
 
@@ -282,13 +330,19 @@ def rx_reject(system: System) -> Any:
 def rx_reissue(system: System) -> Any:
     _rx_path_until(system, "issue")
     _rx_step(system, "reject", "pharmacy", "pharmacist")
-    return _rx_step(system, "reissue", "hospital", "doctor", version=2)
+    return _rx_step(system, "reissue", "hospital", "doctor")
 
 
 @operation("prescription release (pharmacy gives it back)")
 def rx_release(system: System) -> Any:
     _rx_path_until(system, "claim")
     return _rx_step(system, "release", "pharmacy", "pharmacist")
+
+
+@operation("prescription extend validity (to 3 days)")
+def rx_extend(system: System) -> Any:
+    _rx_path_until(system, "issue")
+    return _rx_step(system, "extendValidity", "hospital", "doctor")
 
 
 @operation("prescription revoke (prescribing doctor)")
@@ -306,8 +360,14 @@ def rx_expire(system: System) -> Any:
 
 # ----------------------------------------------------------------------------------------- drug trace
 def _trace_codes(n: int) -> list[bytes]:
-    """Commitments of n NMPA-shaped trace codes (tests/contracts/_domain_messages.py's recipe)."""
+    """Commitments of n NMPA-shaped trace codes (tests/contracts/_domain_messages.py's recipe): what register takes."""
     return [sm3(b"shancheng.trace.code.v1\x00" + b"8612345%09d0000" % i) for i in range(1, n + 1)]
+
+
+def _units(system: System, commitments: list[bytes]) -> list[bytes]:
+    """The unit keys the manufacturer's registration of ``commitments`` creates: what every other operation takes."""
+    tag, maker = keccak(b"shancheng.trace.unit.v1"), system.org("manufacturer").id
+    return [keccak(encode(["bytes32", "uint64", "bytes32"], [tag, maker, c])) for c in commitments]
 
 
 def _trace(system: System, function: str, sender: str, *args: Any) -> Any:
@@ -321,32 +381,33 @@ def trace_register(system: System) -> Any:
 
 @operation("drug trace ship 200 codes (201, batch move)")
 def trace_ship(system: System) -> Any:
-    codes = _trace_codes(200)
-    _trace(system, "register", "manufacturer", codes, 1, ZERO, True)
+    _trace(system, "register", "manufacturer", _trace_codes(200), 1, ZERO, True)
+    codes = _units(system, _trace_codes(200))
     return _trace(system, "ship", "manufacturer", codes, system.org("distributor").id, 201, ZERO, True)
 
 
 @operation("drug trace receive 200 codes (102, acceptance)")
 def trace_receive(system: System) -> Any:
-    codes = _trace_codes(200)
-    _trace(system, "register", "manufacturer", codes, 1, ZERO, True)
+    _trace(system, "register", "manufacturer", _trace_codes(200), 1, ZERO, True)
+    codes = _units(system, _trace_codes(200))
     _trace(system, "ship", "manufacturer", codes, system.org("distributor").id, 201, ZERO, True)
     return _trace(system, "receiveShipment", "distributor", codes, 102, ZERO, True)
 
 
 @operation("drug trace ship 1 case of 200 aggregated codes")
 def trace_ship_case(system: System) -> Any:
-    codes, case = _trace_codes(201)[:200], _trace_codes(201)[200]
-    _trace(system, "register", "manufacturer", codes, 1, ZERO, True)
-    _trace(system, "register", "manufacturer", [case], 3, ZERO, True)
+    _trace(system, "register", "manufacturer", _trace_codes(201)[:200], 1, ZERO, True)
+    _trace(system, "register", "manufacturer", _trace_codes(201)[200:], 3, ZERO, True)
+    units = _units(system, _trace_codes(201))
+    codes, case = units[:200], units[200]
     _trace(system, "aggregate", "manufacturer", case, codes, ZERO, True)
     return _trace(system, "ship", "manufacturer", [case], system.org("distributor").id, 201, ZERO, True)
 
 
 @operation("drug trace dispense 200 codes (201, exactly once)")
 def trace_dispense(system: System) -> Any:
-    codes = _trace_codes(200)
-    _trace(system, "register", "manufacturer", codes, 1, ZERO, True)
+    _trace(system, "register", "manufacturer", _trace_codes(200), 1, ZERO, True)
+    codes = _units(system, _trace_codes(200))
     _trace(system, "ship", "manufacturer", codes, system.org("pharmacy").id, 201, ZERO, True)
     _trace(system, "receiveShipment", "pharmacy", codes, 102, ZERO, True)
     return _trace(system, "dispense", "pharmacy", codes, ZERO, True)

@@ -27,6 +27,7 @@ from typing import Any
 from eth_abi.abi import encode
 from eth_tester import EthereumTester, PyEVMBackend  # type: ignore[import-untyped]
 from eth_tester.exceptions import TransactionFailed  # type: ignore[import-untyped]
+from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractLogicError
@@ -94,6 +95,10 @@ GENESIS_STAFF: tuple[tuple[str, str, int], ...] = (
     *((f"{org}_operator", org, STAFF_OPERATOR) for org, _ in GENESIS_ORGS),
 )
 N_VALIDATORS = 4
+
+#: Governance's proof-of-possession tags (contracts/src/Governance.sol)
+POP_TAG = keccak(b"shancheng.governance.org-key-possession.v2")
+STAFF_POP_TAG = keccak(b"shancheng.governance.staff-key-possession.v1")
 
 
 def deterministic_sm2_key(label: str) -> SM2PrivateKey:
@@ -205,11 +210,43 @@ class System:
         return self.staff_members[name]
 
     def register_staff(self, name: str, org: str, roles: int) -> Staff:
-        """Register a new staff member (deterministic SM2 key from ``name``) under ``org``."""
+        """Register a new staff member (deterministic SM2 key from ``name``) under ``org``, with the proof of
+        possession of the staff key (:meth:`staff_possession`)."""
         member = staff_identity(name, org, roles)
-        self.transact(self.governance.functions.registerStaff(member.address, member.public_key, roles), org)
+        r, s = self.staff_possession(member, self.orgs[org].id, roles)
+        self.transact(self.governance.functions.registerStaff(member.address, member.public_key, roles, r, s), org)
         self.staff_members[name] = member
         return member
+
+    def org_possession(self, key: SM2PrivateKey, name: str, roles: int, accounts: Sequence[str], *,
+                       chain_id: int | None = None, governance: str | None = None) -> tuple[bytes, bytes]:
+        """(r, s) of an org key's proof of possession for ``proposeAdmitOrg``: SM2 over
+        M = SM3(abi.encode(POP_TAG, chainid, governance, name, roles, publicKey, accounts))."""
+        return self.sign(
+            key,
+            ["bytes32", "uint256", "address", "string", "uint256", "bytes", "address[]"],
+            [POP_TAG, chain_id if chain_id is not None else self.chain_id, governance or self.governance.address, name,
+             roles, key.public_key().to_bytes()[1:], list(accounts)],
+        )
+
+    def staff_possession(self, member: Staff | SM2PrivateKey, org_id: int, roles: int, *,
+                         address: str | None = None, chain_id: int | None = None,
+                         governance: str | None = None) -> tuple[bytes, bytes]:
+        """(r, s) of the staff key's proof of possession for ``registerStaff``: SM2 over
+        M = SM3(abi.encode(STAFF_POP_TAG, chainid, governance, orgId, staff, roles, publicKey)).
+
+        ``address``, ``chain_id`` and ``governance`` default to the member's SM2 address, this chain and the
+        deployed Governance (tests override them to forge proofs for another context)."""
+        key = member if isinstance(member, SM2PrivateKey) else member.key
+        pub = key.public_key()
+        staff = address or Web3.to_checksum_address(pub.sm3_address())
+        gov = self.governance
+        return self.sign(
+            key,
+            ["bytes32", "uint256", "address", "uint64", "address", "uint256", "bytes"],
+            [STAFF_POP_TAG, chain_id if chain_id is not None else self.chain_id, governance or gov.address, org_id,
+             staff, roles, pub.to_bytes()[1:]],
+        )
 
     # -- SM2 signatures --------------------------------------------------------------------------
     def sign(self, signer: Staff | Org | SM2PrivateKey, types: Sequence[str], values: Sequence[Any]) -> tuple[bytes, bytes]:

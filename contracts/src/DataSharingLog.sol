@@ -23,9 +23,9 @@ import {GmCrypto} from "./lib/GmCrypto.sol";
 ///     4 PROCESS        owner, or a recipient under an authorisation covering PROCESS; may generate
 ///                      a new version (owner only) or a derived dataset owned by the caller
 ///     5 MANAGE         owner only
-///     6 EXCHANGE       owner only, to a recipient org, under an authorisation covering EXCHANGE
-///     7 SHARE          owner only, to a recipient org, under an authorisation covering SHARE
-///     8 OPEN           owner only, to a recipient org or the public (0), under an authorisation
+///     6 EXCHANGE       owner only, to an active recipient org, under an authorisation covering EXCHANGE
+///     7 SHARE          owner only, to an active recipient org, under an authorisation covering SHARE
+///     8 OPEN           owner only, to an active recipient org or the public (0), under an authorisation
 ///     9 ANALYZE        as PROCESS
 ///    10 SETTLE         owner or recipient of the share it is informed by (informedBy)
 ///    11 DESTROY        owner only; invalidates the dataset (every version): later use is refused
@@ -350,6 +350,10 @@ contract DataSharingLog {
             require(owner, "DSL: caller org is not the dataset owner");
             if (shares) {
                 require(step == OPEN || a.recipientOrg != 0, "DSL: share needs a recipient org");
+                // a suspended (or unknown) org receives nothing, whatever it was authorised before
+                require(
+                    a.recipientOrg == PUBLIC || governance.orgActive(a.recipientOrg), "DSL: recipient org inactive"
+                );
                 _checkPlan(a, a.recipientOrg);
             } else {
                 require(a.plan == bytes32(0), "DSL: step takes no authorisation");

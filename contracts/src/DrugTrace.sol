@@ -4,10 +4,16 @@ pragma solidity 0.8.28;
 import {IGovernance} from "./interfaces/IGovernance.sol";
 import {Roles} from "./lib/Roles.sol";
 
-/// @title DrugTrace — per-unit drug traceability (药品追溯) keyed by the trace code's commitment.
-/// @notice A unit (a smallest sale unit, a middle pack or a case) is keyed by the commitment of its trace
-///   code (20-digit NMPA code or GS1 element string, see tests/contracts/_domain_messages.py); the code itself
-///   is not stored. Lifecycle (domain/drug-trace.md):
+/// @title DrugTrace — per-unit drug traceability (药品追溯), units keyed by maker and trace code.
+/// @notice A manufacturer registers the commitment of each trace code (20-digit NMPA code or GS1 element
+///   string: SM3 over a tag and the normalised code, see tests/contracts/_domain_messages.py); the code itself
+///   is not stored. The contract keys the unit by
+///     unitKey(maker, commitment) = keccak256(abi.encode(UNIT_TAG, maker, commitment))
+///   with `maker` the registering organisation, derived here from the sender: a unit is bound to its maker,
+///   so another manufacturer registering the same code creates a different unit and cannot block (squat) the
+///   real maker's registration. Every other operation takes unit keys. A scanned code gives its commitment,
+///   its drug identifier (NMPA drug id / GTIN) gives the marketing-authorisation holder, and the two give
+///   exactly one unit key. Lifecycle (domain/drug-trace.md):
 ///     register (101)            -> GENERATED, held by the registering manufacturer (the MAH)
 ///     aggregate / disaggregate  GENERATED|RECEIVED <-> AGGREGATED (packed in a parent, moves with it)
 ///     ship (201/203/207)        GENERATED|RECEIVED -> SHIPPED to a named receiver org; custody stays
@@ -92,6 +98,9 @@ contract DrugTrace {
     /// @dev not a bill type: aggregation / disaggregation refusals carry billType 0
     uint16 public constant BILL_NONE = 0;
 
+    /// @notice the domain tag of unit keys (see unitKey)
+    bytes32 public constant UNIT_TAG = keccak256("shancheng.trace.unit.v1");
+
     uint256 public constant MAX_BATCH = 1000;
     uint8 public constant MAX_LEVEL = 3;
     uint256 internal constant TRACE_ORGS = Roles.ORG_MANUFACTURER | Roles.ORG_DISTRIBUTOR | Roles.ORG_LOGISTICS
@@ -99,7 +108,7 @@ contract DrugTrace {
 
     IGovernance public immutable governance;
 
-    mapping(bytes32 code => Unit) internal _units;
+    mapping(bytes32 unitKey => Unit) internal _units;
 
     /// @notice A code accepted by a batch operation: acting org and counterparty (receiver, sender,
     ///   supervisor or executor; 0 when none).
@@ -120,8 +129,18 @@ contract DrugTrace {
 
     // ------------------------------------------------------------------ views
 
+    /// @notice The key of the unit manufacturer `maker` registered under trace-code commitment `codeCommitment`.
+    function unitKey(uint64 maker, bytes32 codeCommitment) public pure returns (bytes32) {
+        return keccak256(abi.encode(UNIT_TAG, maker, codeCommitment));
+    }
+
     function unitOf(bytes32 code) external view returns (Unit memory) {
         return _units[code];
+    }
+
+    /// @notice The unit of trace-code commitment `codeCommitment` registered by manufacturer `maker`.
+    function unitOfCode(uint64 maker, bytes32 codeCommitment) external view returns (Unit memory) {
+        return _units[unitKey(maker, codeCommitment)];
     }
 
     /// @notice The unit's own state, and the state and holder that govern it: for a packed unit those of
@@ -156,11 +175,28 @@ contract DrugTrace {
 
     // ------------------------------------------------------------------ batch operations
 
-    /// @notice A manufacturer registers produced units of packaging `level` (101 production in).
-    function register(bytes32[] calldata codes, uint8 level, bytes32 docRef, bool strict) external returns (uint256) {
+    /// @notice A manufacturer registers produced units of packaging `level` (101 production in), one per
+    ///   trace-code commitment; each unit is keyed by unitKey(sender's org, commitment), the key every event
+    ///   and every other operation uses.
+    function register(bytes32[] calldata codeCommitments, uint8 level, bytes32 docRef, bool strict)
+        external
+        returns (uint256 accepted)
+    {
         uint64 org = _actingOrg(Roles.ORG_MANUFACTURER, "Trace: org is not a manufacturer");
         require(level >= 1 && level <= MAX_LEVEL, "Trace: level must be 1 to 3");
-        return _batch(codes, strict, BILL_PRODUCTION_IN, org, level, docRef, _registerOne);
+        uint256 n = _batchSize(codeCommitments);
+        for (uint256 i; i < n; ++i) {
+            bytes32 commitment = codeCommitments[i];
+            bytes32 key = commitment == bytes32(0) ? bytes32(0) : unitKey(org, commitment);
+            Refusal r = _registerOne(key, org, level);
+            if (r == Refusal.NONE) {
+                ++accepted;
+                emit UnitEvent(key, BILL_PRODUCTION_IN, org, 0);
+            } else {
+                _refuse(key, BILL_PRODUCTION_IN, r, strict);
+            }
+        }
+        emit TraceBatch(org, BILL_PRODUCTION_IN, level, docRef, uint32(accepted), uint32(n - accepted));
     }
 
     /// @notice The holder ships units to `to`, which must accept them with `receiveShipment`.
@@ -287,15 +323,15 @@ contract DrugTrace {
 
     // ------------------------------------------------------------------ per-code rules
 
-    function _registerOne(bytes32 code, uint64 org, uint64 level) internal returns (Refusal, uint64) {
-        if (code == bytes32(0)) return (Refusal.ZERO_CODE, 0);
-        Unit storage u = _units[code];
-        if (u.state != UnitState.NONE) return (Refusal.ALREADY_REGISTERED, 0);
+    function _registerOne(bytes32 key, uint64 org, uint8 level) internal returns (Refusal) {
+        if (key == bytes32(0)) return Refusal.ZERO_CODE;
+        Unit storage u = _units[key];
+        if (u.state != UnitState.NONE) return Refusal.ALREADY_REGISTERED;
         u.holder = org;
         u.owner = org;
-        u.level = uint8(level);
+        u.level = level;
         u.state = UnitState.GENERATED;
-        return (Refusal.NONE, 0);
+        return Refusal.NONE;
     }
 
     function _shipOne(bytes32 code, uint64 org, uint64 to) internal returns (Refusal, uint64) {

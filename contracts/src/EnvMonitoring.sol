@@ -15,6 +15,10 @@ import {Sm2Key} from "./lib/Sm2Key.sol";
 ///     M = SM3(abi.encode(ANCHOR_TAG, block.chainid, address(this), mn, batch))
 ///   with the default user ID. Where the GM precompile exists the contract checks that signature; on a stock
 ///   EVM it records (r, s) in the HourAnchored event for off-chain verification.
+///   The operator rotates a station's key with rotateStationKey: the new key proves possession by signing
+///     M = SM3(abi.encode(KEY_ROTATION_TAG, block.chainid, address(this), mn, oldPublicKey))
+///   (default user ID), checked where the GM precompile exists and recorded in StationKeyRotated otherwise;
+///   from then on only the new key signs anchors.
 ///   Hours (unix time / 3600) must strictly increase from the station's registration hour; every skipped
 ///   hour is reported by a Gap event and counted. A pollutant whose IAQI (HJ 633, computed off chain) passes
 ///   100 is reported by an Exceedance event.
@@ -22,6 +26,7 @@ import {Sm2Key} from "./lib/Sm2Key.sol";
 ///   multiplied by 1000.
 contract EnvMonitoring {
     bytes32 public constant ANCHOR_TAG = keccak256("shancheng.env.HourlyBatch.v1");
+    bytes32 public constant KEY_ROTATION_TAG = keccak256("shancheng.env.station-key-rotation.v1");
     uint64 internal constant HOUR = 3600;
     uint256 public constant MAX_POLLUTANTS = 32;
     /// @notice IAQI tables: 1 = HJ 633-2012, 2 = HJ 633-2026 (new PM2.5/PM10 breakpoints)
@@ -105,6 +110,16 @@ contract EnvMonitoring {
         uint64 byOrg
     );
     event StationDeactivated(bytes24 indexed mn, uint64 indexed byOrg, uint64 at);
+    /// @notice The station key changed; (r, s) is the new key's proof of possession (see keyRotationPreimage)
+    event StationKeyRotated(
+        bytes24 indexed mn,
+        uint64 indexed byOrg,
+        bytes oldPublicKey,
+        bytes newPublicKey,
+        bytes32 r,
+        bytes32 s,
+        bool popVerified
+    );
     /// @notice `batch` is the anchored input as signed; `aqi` the max IAQI over its pollutants
     event HourAnchored(
         bytes24 indexed mn,
@@ -188,6 +203,30 @@ contract EnvMonitoring {
         emit StationDeactivated(mn, callerOrg, uint64(block.timestamp));
     }
 
+    /// @notice Replaces the station's SM2 key. Caller: an account of the station's operator org. (r, s) is the
+    ///   new key's signature over SM3(keyRotationPreimage(mn)) — it names the chain, this contract, the station
+    ///   and the key it replaces, so it proves possession of the new key for this rotation only.
+    function rotateStationKey(bytes24 mn, bytes calldata newPublicKey, bytes32 r, bytes32 s) external {
+        uint64 callerOrg = _callerOrg();
+        Station storage st = _stations[mn];
+        require(st.registeredAt != 0, "Env: unknown station");
+        require(callerOrg == st.operatorOrg, "Env: caller is not the station operator");
+        require(st.active, "Env: station deactivated");
+        bytes memory key = _normaliseKey(newPublicKey);
+        bytes memory oldKey = st.publicKey;
+        require(keccak256(key) != keccak256(oldKey), "Env: new key is the current key");
+        require(r != bytes32(0) && s != bytes32(0), "Env: missing proof of possession");
+        bool verified = false;
+        if (gmOnChain) {
+            bytes32 message = GmCrypto.sm3(abi.encode(KEY_ROTATION_TAG, block.chainid, address(this), mn, oldKey));
+            (bool ok,) = GmCrypto.sm2Verify(message, key, r, s);
+            require(ok, "Env: invalid proof of possession");
+            verified = true;
+        }
+        st.publicKey = key;
+        emit StationKeyRotated(mn, callerOrg, oldKey, key, r, s, verified);
+    }
+
     // ------------------------------------------------------------------ hourly anchors
 
     /// @notice Anchors one hour of a station's readings. Caller: an account of the station's operator org.
@@ -237,6 +276,13 @@ contract EnvMonitoring {
     ///   elsewhere compute SM3 off chain over anchorPreimage).
     function anchorPreimage(bytes24 mn, HourlyBatch calldata batch) external view returns (bytes memory) {
         return abi.encode(ANCHOR_TAG, block.chainid, address(this), mn, batch);
+    }
+
+    /// @notice The bytes whose SM3 a new station key signs to rotate in (the station's current key is named).
+    function keyRotationPreimage(bytes24 mn) external view returns (bytes memory) {
+        Station storage st = _stations[mn];
+        require(st.registeredAt != 0, "Env: unknown station");
+        return abi.encode(KEY_ROTATION_TAG, block.chainid, address(this), mn, st.publicKey);
     }
 
     function station(bytes24 mn) external view returns (Station memory) {

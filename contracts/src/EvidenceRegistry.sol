@@ -17,8 +17,12 @@ import {GmCrypto} from "./lib/GmCrypto.sol";
 ///     M = SM3(abi.encode(REVOKE_TAG, chainid, this, oldId, revocationId, reasonCommitment))
 ///   Batch anchors are signed checkpoints of a source's RFC 9162 log, signed with the organisation's key:
 ///     M = SM3(abi.encode(CHECKPOINT_TAG, chainid, this, sourceId, sequence, treeSize, root, prevRoot))
+///   A source is one log of one organisation: the caller passes originHash = keccak256(bytes(origin)) of the
+///   checkpoint's C2SP origin line and the registry derives
+///     sourceId = keccak256(abi.encode(SOURCE_TAG, orgId, originHash))
+///   from the sending organisation, so no organisation can anchor into (or squat) another's source.
 ///   Per source: sequence starts at 1 and increases by exactly 1, prevRoot equals the previous root
-///   (zero for the first), the tree grows, and only the organisation that anchored sequence 1 may continue.
+///   (zero for the first) and the tree grows.
 ///   Where the GM precompile exists the signatures are verified; elsewhere they are only logged.
 contract EvidenceRegistry {
     bytes32 public constant EVIDENCE_TAG = keccak256("shancheng.evidence.anchor.v1");
@@ -26,6 +30,7 @@ contract EvidenceRegistry {
     bytes32 public constant REVOKE_TAG = keccak256("shancheng.evidence.revoke.v1");
     bytes32 public constant CHECKPOINT_TAG = keccak256("shancheng.evidence.checkpoint.v1");
     bytes32 public constant REVOCATION_KIND = keccak256("shancheng.evidence.revocation");
+    bytes32 public constant SOURCE_TAG = keccak256("shancheng.evidence.source.v1");
 
     enum Status {
         None,
@@ -204,8 +209,16 @@ contract EvidenceRegistry {
     }
 
     // ------------------------------------------------------------------ batch anchors
+    /// @notice The source id of the log with origin hash `originHash` (keccak256 of the UTF-8 origin line)
+    ///   kept by organisation `orgId`.
+    function sourceIdOf(uint64 orgId, bytes32 originHash) public pure returns (bytes32) {
+        return keccak256(abi.encode(SOURCE_TAG, orgId, originHash));
+    }
+
+    /// @notice Anchor the next checkpoint of the sender organisation's log with origin hash `originHash`
+    ///   (keccak256 of the UTF-8 origin line); the checkpoint signature covers sourceIdOf(senderOrg, originHash).
     function anchorBatch(
-        bytes32 sourceId,
+        bytes32 originHash,
         uint64 sequence,
         bytes32 root,
         uint64 treeSize,
@@ -214,23 +227,23 @@ contract EvidenceRegistry {
         bytes32 s
     ) external {
         uint64 orgId = _senderOrg();
-        require(sourceId != 0, "Evidence: zero source");
+        require(originHash != 0, "Evidence: zero origin");
         require(root != 0, "Evidence: zero root");
+        bytes32 sourceId = sourceIdOf(orgId, originHash);
         Source storage src = _sources[sourceId];
         if (src.sequence == 0) {
             require(sequence == 1, "Evidence: first sequence must be 1");
         } else {
-            require(src.orgId == orgId, "Evidence: not source owner");
             require(sequence > src.sequence, "Evidence: sequence replay");
             require(sequence == src.sequence + 1, "Evidence: sequence gap");
         }
-        bytes32 headRoot = src.sequence == 0 ? bytes32(0) : _anchors[sourceId][src.sequence].root;
-        require(prevRoot == headRoot, "Evidence: previous root mismatch");
+        require(
+            prevRoot == (src.sequence == 0 ? bytes32(0) : _anchors[sourceId][src.sequence].root),
+            "Evidence: previous root mismatch"
+        );
         require(treeSize > src.treeSize, "Evidence: tree must grow");
         if (GmCrypto.available()) {
-            bytes32 m = GmCrypto.sm3(
-                abi.encode(CHECKPOINT_TAG, block.chainid, address(this), sourceId, sequence, treeSize, root, prevRoot)
-            );
+            bytes32 m = _checkpointMessage(sourceId, sequence, treeSize, root, prevRoot);
             (bool ok,) = GmCrypto.sm2Verify(m, governance.orgPublicKey(orgId), r, s);
             require(ok, "Evidence: bad checkpoint signature");
         }
@@ -247,7 +260,7 @@ contract EvidenceRegistry {
         emit BatchAnchored(sourceId, sequence, root, treeSize, prevRoot, orgId, r, s);
     }
 
-    /// @notice The head of a source's log: owner org, last sequence, its tree size and root.
+    /// @notice The head of a source's log: owner org, last sequence, its tree size and root (zeros if unknown).
     function sourceHead(bytes32 sourceId)
         external
         view
@@ -274,6 +287,17 @@ contract EvidenceRegistry {
         orgId = governance.orgOfAccount(msg.sender);
         require(orgId != 0, "Evidence: not a member account");
         require(governance.orgActive(orgId), "Evidence: org not active");
+    }
+
+    /// @dev M = SM3(abi.encode(CHECKPOINT_TAG, chainid, this, sourceId, sequence, treeSize, root, prevRoot))
+    function _checkpointMessage(bytes32 sourceId, uint64 sequence, uint64 treeSize, bytes32 root, bytes32 prevRoot)
+        private
+        view
+        returns (bytes32)
+    {
+        return GmCrypto.sm3(
+            abi.encode(CHECKPOINT_TAG, block.chainid, address(this), sourceId, sequence, treeSize, root, prevRoot)
+        );
     }
 
     function _anchor(

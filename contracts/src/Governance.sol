@@ -14,15 +14,20 @@ import {Sm2Key} from "./lib/Sm2Key.sol";
 ///   it was made. The proposer's vote is cast with the proposal.
 ///   Validator changes take effect VALIDATOR_CHANGE_DELAY blocks after the executing block.
 ///   Staff are managed by their own organisation (no vote): the org registers a staff member's SM2 key,
-///   address and roles; where the GM precompile exists the contract checks address == SM3(x||y)[12:].
+///   address and roles with the staff member's SM2 proof of possession (r, s) over
+///   M = SM3(abi.encode(STAFF_POP_TAG, block.chainid, address(this), orgId, staff, roles, publicKey));
+///   where the GM precompile exists the contract checks address == SM3(x||y)[12:] and the proof.
 ///   Organisation admissions carry an SM2 proof of possession (r, s) over
-///   M = SM3(abi.encode(POP_TAG, block.chainid, address(this), publicKey)); it is verified on chain where
-///   the GM precompile exists and recorded in the ProposalCreated payload otherwise.
+///   M = SM3(abi.encode(POP_TAG, block.chainid, address(this), name, roles, publicKey, accounts)); it is
+///   verified on chain where the GM precompile exists and recorded in the ProposalCreated event otherwise.
+///   A key belongs to one organisation: an org key or staff key already registered (as any org's key or
+///   any staff member's key) is refused.
 contract Governance is IGovernance {
     // ---------------------------------------------------------------- constants
     uint256 public constant VOTING_PERIOD = 7 days;
     uint256 public constant VALIDATOR_CHANGE_DELAY = 16;
-    bytes32 public constant POP_TAG = keccak256("shancheng.governance.org-key-possession.v1");
+    bytes32 public constant POP_TAG = keccak256("shancheng.governance.org-key-possession.v2");
+    bytes32 public constant STAFF_POP_TAG = keccak256("shancheng.governance.staff-key-possession.v1");
 
     enum Kind {
         None,
@@ -90,6 +95,9 @@ contract Governance is IGovernance {
     mapping(bytes32 => uint256) private _validatorIndex; // keccak256(key) => index + 1
 
     mapping(address => mapping(uint64 => uint256)) private _permissions; // target => org => mask
+
+    // appended (the layout above is frozen: offline verifiers read _orgs and _staff from storage proofs)
+    mapping(bytes32 => uint64) private _keyOwner; // keccak256(org or staff key) => orgId
 
     // ---------------------------------------------------------------- events
     event OrgAdmitted(uint64 indexed orgId, string name, uint256 roles, bytes publicKey, address[] accounts);
@@ -197,9 +205,30 @@ contract Governance is IGovernance {
         return _ballots[id][orgId];
     }
 
-    /// @notice The message M an org key's proof of possession signs (SM2, default user ID).
-    function possessionMessagePreimage(bytes calldata publicKey) external view returns (bytes memory) {
-        return abi.encode(POP_TAG, block.chainid, address(this), publicKey);
+    /// @notice The preimage of the message M = SM3(preimage) an org key's proof of possession signs (SM2,
+    ///   default user ID): it binds the admission's name, roles and accounts, this chain and this contract.
+    function possessionMessagePreimage(
+        string calldata name,
+        uint256 roles,
+        bytes calldata publicKey,
+        address[] calldata accounts
+    ) external view returns (bytes memory) {
+        return _possessionPreimage(name, roles, publicKey, accounts);
+    }
+
+    /// @notice The preimage of the message M = SM3(preimage) a staff key's proof of possession signs (SM2,
+    ///   default user ID): it binds the registering org, the staff address and roles, this chain and contract.
+    function staffPossessionMessagePreimage(uint64 orgId, address staff, uint256 roles, bytes calldata publicKey)
+        external
+        view
+        returns (bytes memory)
+    {
+        return abi.encode(STAFF_POP_TAG, block.chainid, address(this), orgId, staff, roles, publicKey);
+    }
+
+    /// @notice The organisation a key (64 bytes x||y) is registered to, as an org key or a staff key; 0 if none.
+    function keyOwner(bytes calldata publicKey) external view returns (uint64) {
+        return _keyOwner[keccak256(publicKey)];
     }
 
     // ---------------------------------------------------------------- proposals
@@ -213,7 +242,7 @@ contract Governance is IGovernance {
     ) external returns (uint256) {
         _checkNewOrg(name, roles, publicKey, accounts);
         if (GmCrypto.available()) {
-            bytes32 m = GmCrypto.sm3(abi.encode(POP_TAG, block.chainid, address(this), publicKey));
+            bytes32 m = GmCrypto.sm3(_possessionPreimage(name, roles, publicKey, accounts));
             (bool ok,) = GmCrypto.sm2Verify(m, publicKey, r, s);
             require(ok, "Gov: bad proof of possession");
         }
@@ -305,17 +334,27 @@ contract Governance is IGovernance {
         emit AccountRemoved(orgId, account);
     }
 
-    /// @notice Register a staff member of the sender's org. `staff` must be SM3(x||y)[12:] of `publicKey`
-    ///   (checked where the GM precompile exists).
-    function registerStaff(address staff, bytes calldata publicKey, uint256 roles) external {
+    /// @notice Register a staff member of the sender's org with the staff key's proof of possession (r, s)
+    ///   over M = SM3(abi.encode(STAFF_POP_TAG, chainid, this, orgId, staff, roles, publicKey)). `staff` must be
+    ///   SM3(x||y)[12:] of `publicKey`; both are checked where the GM precompile exists. The key must not be
+    ///   registered yet (as any org's key or any staff member's key).
+    function registerStaff(address staff, bytes calldata publicKey, uint256 roles, bytes32 r, bytes32 s) external {
         uint64 orgId = _memberOrg(msg.sender);
         require(staff != address(0), "Gov: zero staff address");
         require(_staff[staff].orgId == 0, "Gov: staff exists");
         require(roles != 0 && roles & ~Roles.STAFF_ALL == 0, "Gov: invalid staff roles");
         require(Sm2Key.isValid(publicKey), "Gov: invalid SM2 key");
+        bytes32 keyHash = keccak256(publicKey);
+        require(_keyOwner[keyHash] == 0, "Gov: key already registered");
         if (GmCrypto.available()) {
             require(address(uint160(uint256(GmCrypto.sm3(publicKey)))) == staff, "Gov: staff address mismatch");
+            bytes32 m = GmCrypto.sm3(
+                abi.encode(STAFF_POP_TAG, block.chainid, address(this), orgId, staff, roles, publicKey)
+            );
+            (bool ok,) = GmCrypto.sm2Verify(m, publicKey, r, s);
+            require(ok, "Gov: bad staff proof of possession");
         }
+        _keyOwner[keyHash] = orgId;
         _staff[staff] = Staff({orgId: orgId, roles: roles, active: true, publicKey: publicKey});
         emit StaffRegistered(staff, orgId, roles, publicKey);
     }
@@ -346,6 +385,15 @@ contract Governance is IGovernance {
         s = _staff[staff];
         require(s.orgId != 0, "Gov: unknown staff");
         require(s.orgId == orgId, "Gov: not staff's org");
+    }
+
+    function _possessionPreimage(
+        string calldata name,
+        uint256 roles,
+        bytes calldata publicKey,
+        address[] calldata accounts
+    ) private view returns (bytes memory) {
+        return abi.encode(POP_TAG, block.chainid, address(this), name, roles, publicKey, accounts);
     }
 
     function _openProposal(uint256 id) private view returns (Proposal storage p) {
@@ -439,6 +487,7 @@ contract Governance is IGovernance {
         require(bytes(name).length != 0, "Gov: empty name");
         require(roles != 0 && roles & ~Roles.ORG_ALL == 0, "Gov: invalid org roles");
         require(Sm2Key.isValid(key), "Gov: invalid SM2 key");
+        require(_keyOwner[keccak256(key)] == 0, "Gov: key already registered");
         require(accounts.length != 0, "Gov: no accounts");
         for (uint256 i = 0; i < accounts.length; i++) {
             require(accounts[i] != address(0), "Gov: zero account");
@@ -456,6 +505,7 @@ contract Governance is IGovernance {
         o.roles = roles;
         o.publicKey = key;
         o.active = true;
+        _keyOwner[keccak256(key)] = orgId;
         for (uint256 i = 0; i < accounts.length; i++) {
             o.accounts.push(accounts[i]);
             _accountOrg[accounts[i]] = orgId;

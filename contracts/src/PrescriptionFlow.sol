@@ -21,7 +21,8 @@ import {GmCrypto} from "./lib/GmCrypto.sol";
 ///     CLAIMED     -> DISPENSING  dispense    dispenser/pharmacist of the claiming pharmacy (uses one fill)
 ///     DISPENSING  -> CHECKED     check       checker/pharmacist of the claiming pharmacy, not the dispenser
 ///     CHECKED     -> DISPENSED   handOver    the claiming pharmacy
-///     CHECKED     -> DELIVERING  pickUp      courier of a logistics org
+///     CHECKED     -> CHECKED     consign     the claiming pharmacy names the logistics org that delivers
+///     CHECKED     -> DELIVERING  pickUp      courier of the named logistics org, only
 ///     DELIVERING  -> DELIVERED   deliver     courier of that logistics org
 ///     SIGNED, REJECTED, APPROVED, CIRCULATED, CLAIMED -> REVOKED   revoke   the prescribing doctor
 ///     waiting states -> EXPIRED  expire      anyone, once block.timestamp >= validEnd
@@ -30,9 +31,16 @@ import {GmCrypto} from "./lib/GmCrypto.sol";
 ///   reptdCnt < maxReptCnt; DISPENSED and DELIVERED are terminal once every fill is used.
 ///
 ///   Every step except `expire` names the acting staff member (their SM2 address) and carries their SM2
-///   signature (r, s) over M = SM3(abi.encode(TRANSITION_TAG, block.chainid, address(this), rxId, version,
-///   uint8(transition), docCommitment)) with the default user ID. With the GM precompile the signature is
-///   checked here; on a stock EVM it is only recorded in the RxTransition event for off-chain verification.
+///   signature (r, s), default user ID, over
+///     M = SM3(abi.encode(TRANSITION_TAG, block.chainid, address(this), rxId, uint8(transition), docCommitment,
+///                        Context(version, nonce, fill, deliveryOrg, terms)))
+///   where the Context is what the transition authorises, as it stands once the transition is applied: the
+///   prescription version, the nonce (signed transitions before this one: every signed transition advances
+///   it, so no signature is accepted twice), the fill number (fills started so far: a dispense signs the fill
+///   it starts), the logistics org the pharmacy named (0 when none) and every prescription term (an issue or
+///   re-issue signs the terms it sets, an extension the new validity). With the GM precompile the signature
+///   is checked here; on a stock EVM it is only recorded, with the Context, in the RxTransition event for
+///   off-chain verification.
 contract PrescriptionFlow {
     enum State {
         NONE,
@@ -65,7 +73,8 @@ contract PrescriptionFlow {
         DELIVER,
         REVOKE,
         EXPIRE,
-        EXTEND
+        EXTEND,
+        CONSIGN
     }
 
     /// @notice The acting staff member and their SM2 signature (r, s) over the transition message.
@@ -85,11 +94,22 @@ contract PrescriptionFlow {
         uint32 minIntervalSeconds; // [min_inrv_days] in seconds, between the starts of two fills
     }
 
+    /// @notice Everything a staff signature authorises besides the id, the transition and the document, as it
+    ///   stands once the transition is applied.
+    struct Context {
+        uint16 version; // the prescription version
+        uint16 nonce; // signed transitions before this one
+        uint8 fill; // fills started so far (reptdCnt)
+        uint64 deliveryOrg; // the logistics org the claiming pharmacy named for this fill; 0 when none
+        Terms terms; // the prescription terms in force
+    }
+
     struct Prescription {
         // slot 0
         uint64 hospitalOrg;
         uint64 pharmacyOrg; // the claiming pharmacy; 0 while unclaimed
-        uint32 version;
+        uint16 version;
+        uint16 nonce; // signed transitions so far
         State state;
         uint8 flags;
         uint8 validDays;
@@ -104,12 +124,12 @@ contract PrescriptionFlow {
         uint40 lastFillAt;
         // slot 2
         address dispenser;
-        uint64 deliveryOrg;
+        uint64 deliveryOrg; // named by the claiming pharmacy (consign); only this org may pick up
         // slot 3
         bytes32 docCommitment; // commitment of the current prescription version
     }
 
-    bytes32 public constant TRANSITION_TAG = keccak256("shancheng.rx.transition.v1");
+    bytes32 public constant TRANSITION_TAG = keccak256("shancheng.rx.transition.v2");
 
     uint8 public constant FLAG_ONLINE = 1 << 0; // issued through the internet-diagnosis channel
     uint8 public constant FLAG_EMERGENCY = 1 << 1; // emergency prescription: supply at most 3 days
@@ -134,18 +154,18 @@ contract PrescriptionFlow {
         bytes32 indexed rxId,
         Transition indexed transition,
         uint64 indexed actingOrg,
-        uint32 version,
         State from,
         State to,
         address staff,
         bytes32 docCommitment,
+        Context signed,
         bytes32 r,
         bytes32 s,
         bool sm2Verified
     );
 
     /// @notice The terms of a prescription version (on issue and re-issue) and the validity it yields.
-    event RxTerms(bytes32 indexed rxId, uint32 version, address doctor, uint40 validEnd, Terms terms);
+    event RxTerms(bytes32 indexed rxId, uint16 version, address doctor, uint40 validEnd, Terms terms);
 
     /// @notice The validity end moved (extension by the prescribing doctor).
     event RxValidityExtended(bytes32 indexed rxId, uint8 validDays, uint40 validEnd);
@@ -166,22 +186,28 @@ contract PrescriptionFlow {
         return _rx[rxId].state;
     }
 
+    /// @notice The Context a signature for the next transition covers when that transition changes none of
+    ///   its fields (issue, re-issue, extend, dispense and consign change some: adjust them).
+    function contextOf(bytes32 rxId) external view returns (Context memory) {
+        return _context(_rx[rxId]);
+    }
+
     /// @notice The message M the acting staff member signs for a transition (needs the GM precompile).
-    function transitionMessage(bytes32 rxId, uint32 version, Transition transition, bytes32 docCommitment)
+    function transitionMessage(bytes32 rxId, Transition transition, bytes32 docCommitment, Context calldata ctx)
         external
         view
         returns (bytes32)
     {
-        return GmCrypto.sm3(_messagePreimage(rxId, version, transition, docCommitment));
+        return GmCrypto.sm3(_messagePreimage(rxId, transition, docCommitment, ctx));
     }
 
     /// @notice The SM3 preimage of M; works on every chain.
-    function transitionPreimage(bytes32 rxId, uint32 version, Transition transition, bytes32 docCommitment)
+    function transitionPreimage(bytes32 rxId, Transition transition, bytes32 docCommitment, Context calldata ctx)
         external
         view
         returns (bytes memory)
     {
-        return _messagePreimage(rxId, version, transition, docCommitment);
+        return _messagePreimage(rxId, transition, docCommitment, ctx);
     }
 
     // ------------------------------------------------------------------ doctor
@@ -211,7 +237,8 @@ contract PrescriptionFlow {
         _signed(rxId, rx, org, Transition.REISSUE, State.SIGNED, docCommitment, Roles.STAFF_DOCTOR, sig);
     }
 
-    /// @notice The prescribing doctor extends validity to `validDays` (more than now, at most 3).
+    /// @notice The prescribing doctor extends validity to `validDays` (more than now, at most 3); the signature
+    ///   covers the new `validDays` and the nonce, so it extends once.
     function extendValidity(bytes32 rxId, uint8 validDays, bytes32 docCommitment, StaffSignature calldata sig)
         external
     {
@@ -402,12 +429,38 @@ contract PrescriptionFlow {
         );
     }
 
-    /// @notice A courier of a logistics organisation picks up the checked drugs: CHECKED -> DELIVERING.
+    /// @notice The claiming pharmacy names the logistics organisation that delivers this fill: CHECKED ->
+    ///   CHECKED. Its staff signature covers the named org; naming again replaces it until the pick-up.
+    function consign(bytes32 rxId, uint64 logisticsOrg, bytes32 docCommitment, StaffSignature calldata sig) external {
+        Prescription storage rx = _known(rxId);
+        require(rx.state == State.CHECKED, "Rx: not checked");
+        uint64 org = _actingOrg(Roles.ORG_PHARMACY, "Rx: org is not a pharmacy");
+        require(org == rx.pharmacyOrg, "Rx: not the claiming pharmacy");
+        require(
+            governance.orgActive(logisticsOrg) && governance.orgRoles(logisticsOrg) & Roles.ORG_LOGISTICS != 0,
+            "Rx: not an active logistics org"
+        );
+        rx.deliveryOrg = logisticsOrg;
+        _signed(
+            rxId,
+            rx,
+            org,
+            Transition.CONSIGN,
+            State.CHECKED,
+            docCommitment,
+            Roles.STAFF_PHARMACIST | Roles.STAFF_DISPENSER | Roles.STAFF_CHECKER | Roles.STAFF_OPERATOR,
+            sig
+        );
+    }
+
+    /// @notice A courier of the logistics organisation the pharmacy named picks up the checked drugs:
+    ///   CHECKED -> DELIVERING.
     function pickUp(bytes32 rxId, bytes32 docCommitment, StaffSignature calldata sig) external {
         Prescription storage rx = _known(rxId);
         require(rx.state == State.CHECKED, "Rx: not checked");
         uint64 org = _actingOrg(Roles.ORG_LOGISTICS, "Rx: org is not a logistics provider");
-        rx.deliveryOrg = org;
+        require(rx.deliveryOrg != 0, "Rx: no logistics org named");
+        require(org == rx.deliveryOrg, "Rx: not the named logistics org");
         _signed(rxId, rx, org, Transition.PICK_UP, State.DELIVERING, docCommitment, Roles.STAFF_COURIER, sig);
     }
 
@@ -434,11 +487,11 @@ contract PrescriptionFlow {
             rxId,
             Transition.EXPIRE,
             governance.orgOfAccount(msg.sender),
-            rx.version,
             from,
             State.EXPIRED,
             address(0),
             bytes32(0),
+            _context(rx),
             bytes32(0),
             bytes32(0),
             false
@@ -473,7 +526,7 @@ contract PrescriptionFlow {
         require(block.timestamp < rx.validEnd, "Rx: validity ended");
     }
 
-    function _writeTerms(Prescription storage rx, bytes32 rxId, uint32 version, bytes32 doc, Terms calldata t)
+    function _writeTerms(Prescription storage rx, bytes32 rxId, uint16 version, bytes32 doc, Terms calldata t)
         internal
     {
         require(doc != bytes32(0), "Rx: prescription commitment is zero");
@@ -516,8 +569,9 @@ contract PrescriptionFlow {
         require(governance.orgRoles(org) & orgRoles != 0, roleReason);
     }
 
-    /// @dev Checks the staff member (active, of `org`, with one of `staffRoles`) and their signature,
-    ///   moves the prescription to `to` and emits the transition.
+    /// @dev Checks the staff member (active, of `org`, with one of `staffRoles`) and their signature over the
+    ///   transition with the Context as it stands now (the caller has applied every change but the state),
+    ///   advances the nonce, moves the prescription to `to` and emits the transition.
     function _signed(
         bytes32 rxId,
         Prescription storage rx,
@@ -528,29 +582,44 @@ contract PrescriptionFlow {
         uint256 staffRoles,
         StaffSignature calldata sig
     ) internal {
-        bool verified = _checkStaff(rxId, rx.version, org, t, doc, staffRoles, sig);
+        Context memory ctx = _context(rx);
+        bool verified = _checkStaff(_messagePreimage(rxId, t, doc, ctx), org, staffRoles, sig);
         State from = rx.state;
         rx.state = to;
-        emit RxTransition(rxId, t, org, rx.version, from, to, sig.staff, doc, sig.r, sig.s, verified);
+        rx.nonce = ctx.nonce + 1;
+        emit RxTransition(rxId, t, org, from, to, sig.staff, doc, ctx, sig.r, sig.s, verified);
+    }
+
+    function _context(Prescription storage rx) internal view returns (Context memory) {
+        return Context({
+            version: rx.version,
+            nonce: rx.nonce,
+            fill: rx.reptdCnt,
+            deliveryOrg: rx.deliveryOrg,
+            terms: Terms({
+                validDays: rx.validDays,
+                supplyDays: rx.supplyDays,
+                flags: rx.flags,
+                longSupplyReason: rx.longSupplyReason,
+                maxReptCnt: rx.maxReptCnt,
+                minIntervalSeconds: rx.minIntervalSeconds
+            })
+        });
     }
 
     /// @dev Reverts unless `sig.staff` is an active staff member of `org` with one of `staffRoles` and, when
-    ///   the chain has the GM precompile, (r, s) is their valid SM2 signature. True when checked on chain.
-    function _checkStaff(
-        bytes32 rxId,
-        uint32 version,
-        uint64 org,
-        Transition t,
-        bytes32 doc,
-        uint256 staffRoles,
-        StaffSignature calldata sig
-    ) internal view returns (bool) {
+    ///   the chain has the GM precompile, (r, s) is their valid SM2 signature of SM3(preimage). True when
+    ///   checked on chain.
+    function _checkStaff(bytes memory preimage, uint64 org, uint256 staffRoles, StaffSignature calldata sig)
+        internal
+        view
+        returns (bool)
+    {
         bytes memory publicKey = _staffKey(org, staffRoles, sig.staff);
         if (!sm2OnChain) {
             return false;
         }
-        bytes32 message = GmCrypto.sm3(_messagePreimage(rxId, version, t, doc));
-        (bool ok, address signer) = GmCrypto.sm2Verify(message, publicKey, sig.r, sig.s);
+        (bool ok, address signer) = GmCrypto.sm2Verify(GmCrypto.sm3(preimage), publicKey, sig.r, sig.s);
         require(ok && signer == sig.staff, "Rx: bad staff signature");
         return true;
     }
@@ -564,11 +633,11 @@ contract PrescriptionFlow {
         return publicKey;
     }
 
-    function _messagePreimage(bytes32 rxId, uint32 version, Transition t, bytes32 doc)
+    function _messagePreimage(bytes32 rxId, Transition t, bytes32 doc, Context memory ctx)
         internal
         view
         returns (bytes memory)
     {
-        return abi.encode(TRANSITION_TAG, block.chainid, address(this), rxId, version, uint8(t), doc);
+        return abi.encode(TRANSITION_TAG, block.chainid, address(this), rxId, uint8(t), doc, ctx);
     }
 }

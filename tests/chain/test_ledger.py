@@ -18,7 +18,7 @@ from shancheng.chain.ledger import ExecutionReverted, Ledger
 from shancheng.chain.precompiles import GmCancunVM
 from shancheng.chain.vm import ZeroBaseFeeCancunVM
 from shancheng.contracts.artifacts import load
-from shancheng.sdk.chainproof import CommitError
+from shancheng.sdk.chainproof import CommitError, GenesisFile
 from shancheng.sdk.crypto import SM2PrivateKey
 
 CHAIN_ID = 4242
@@ -107,9 +107,10 @@ def test_blocks_execute_members_drop_outsiders_and_carry_a_commit(ledger):
     assert all(r.state_root == b"\x01" for r in built.receipts)  # post-Byzantium: status 1
     cert = ledger.commit_certificate(1)
     assert cert.block_hash == built.block.hash and cert.height == 1
-    cert.verify([NODE.public_key()], chain_id=CHAIN_ID)
+    assert cert.chain_identity == ledger.fingerprint == GenesisFile.from_json(ledger.genesis.to_json()).fingerprint
+    cert.verify([NODE.public_key()], chain_id=CHAIN_ID, chain_identity=ledger.fingerprint)
     with pytest.raises(CommitError):
-        cert.verify([SM2PrivateKey.generate().public_key()])
+        cert.verify([SM2PrivateKey.generate().public_key()], chain_id=CHAIN_ID, chain_identity=ledger.fingerprint)
     assert built.block.header.coinbase == NODE.public_key().sm3_address()
     assert ledger.transaction_location(txs[6].hash) == (1, 5)
 
@@ -236,7 +237,9 @@ def test_log_index_matches_a_full_scan(ledger, genesis):
     from shancheng.sdk.crypto import signature_to_raw, sm3
 
     fn = sel("anchorBatch(bytes32,uint64,bytes32,uint64,bytes32,bytes32,bytes32)")
-    source = b"src".ljust(32, b"\0")
+    origin = keccak(b"district.example/log/src")
+    # the registry derives the source id from the sending org (Hospital A is org 1) and the origin hash
+    source = keccak(encode(["bytes32", "uint64", "bytes32"], [keccak(b"shancheng.evidence.source.v1"), 1, origin]))
     roots = []
     for seq in range(1, 7):
         root = bytes([seq]) * 32
@@ -247,7 +250,7 @@ def test_log_index_matches_a_full_scan(ledger, genesis):
                         prev]))
         rs = signature_to_raw(HOSPITAL_KEY.sign(m))
         data = fn + encode(["bytes32", "uint64", "bytes32", "uint64", "bytes32", "bytes32", "bytes32"],
-                           [source, seq, root, seq * 10, prev, rs[:32], rs[32:]])
+                           [origin, seq, root, seq * 10, prev, rs[:32], rs[32:]])
         built = ledger.build_block([sign(MEMBER, ledger.nonce(addr(MEMBER)), to=registry, data=data, gas=500_000)],
                                    validator_key=NODE)
         assert built.receipts[0].state_root == b"\x01" and built.receipts[0].logs, "anchorBatch should succeed"

@@ -4,25 +4,33 @@ Built independently of the contracts (eth_abi + our SM3), so the tests prove the
 bytes the staff sign. The later SDK issue moves these recipes into ``shancheng.sdk``.
 
 Prescription transitions: the acting staff member signs, with SM2 and the default user ID,
-``M = SM3(abi.encode(RX_TRANSITION_TAG, chain_id, contract, rx_id, version, transition, doc_commitment))``.
+``M = SM3(abi.encode(RX_TRANSITION_TAG, chain_id, contract, rx_id, transition, doc_commitment, context))`` with
+``context = (version, nonce, fill, delivery_org, terms)`` as it stands once the transition is applied
+(:class:`RxContext`): every term the signature authorises, and a nonce that every signed transition advances.
 
-Trace codes: a unit is keyed on chain by ``trace_code_commitment(code)`` = SM3 over a domain tag and the
-normalised code. Trace codes are not personal data and have little entropy, so the commitment does not hide
-them: it only keys the unit (scanning a pack and hashing finds its chain state).
+Trace codes: ``trace_code_commitment(code)`` = SM3 over a domain tag and the normalised code. Trace codes are
+not personal data and have little entropy, so the commitment does not hide them. A unit is keyed on chain by
+``trace_unit_key(maker_org, code)`` = keccak256(abi.encode(TRACE_UNIT_TAG, maker_org, commitment)), which the
+contract derives itself from the registering manufacturer: another maker registering the same code makes a
+different unit and cannot block the real one. Scanning a pack gives the code; its drug identifier gives the
+marketing-authorisation holder, and the two give the one unit key.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 from eth_abi import encode
 from eth_utils import keccak, to_checksum_address
 
 from shancheng.sdk.crypto import SM2PrivateKey, SM2PublicKey, signature_from_raw, signature_to_raw, sm3
 
-RX_TRANSITION_TAG = keccak(text="shancheng.rx.transition.v1")
+RX_TRANSITION_TAG = keccak(text="shancheng.rx.transition.v2")
 TRACE_CODE_TAG = b"shancheng.trace.code.v1\x00"
+TRACE_UNIT_TAG = keccak(text="shancheng.trace.unit.v1")
 
 
 class RxState(IntEnum):
@@ -57,6 +65,7 @@ class Transition(IntEnum):
     REVOKE = 12
     EXPIRE = 13
     EXTEND = 14
+    CONSIGN = 15
 
 
 FLAG_ONLINE = 1
@@ -103,20 +112,46 @@ class Refusal(IntEnum):
 # ---------------------------------------------------------------------------------------------- prescriptions
 
 
+#: Terms(validDays, supplyDays, flags, longSupplyReason, maxReptCnt, minIntervalSeconds)
+TERMS_TYPE = "(uint8,uint16,uint8,uint8,uint8,uint32)"
+CONTEXT_TYPE = f"(uint16,uint16,uint8,uint64,{TERMS_TYPE})"
+
+
+@dataclass(frozen=True)
+class RxContext:
+    """What a transition signature authorises besides id, transition and document (PrescriptionFlow.Context)."""
+
+    version: int
+    nonce: int
+    fill: int
+    delivery_org: int
+    terms: tuple[int, int, int, int, int, int]
+
+    def as_tuple(self) -> tuple:
+        return (self.version, self.nonce, self.fill, self.delivery_org, tuple(self.terms))
+
+    @classmethod
+    def from_event(cls, signed: Any) -> RxContext:
+        """From the ``signed`` field of an RxTransition event (web3 decodes structs as dicts)."""
+        terms = signed["terms"]
+        values = tuple(terms.values()) if hasattr(terms, "values") else tuple(terms)
+        return cls(signed["version"], signed["nonce"], signed["fill"], signed["deliveryOrg"], values)
+
+
 def rx_transition_preimage(
-    chain_id: int, contract: str, rx_id: bytes, version: int, transition: Transition, doc_commitment: bytes
+    chain_id: int, contract: str, rx_id: bytes, transition: Transition, doc_commitment: bytes, context: RxContext
 ) -> bytes:
     """The SM3 preimage of the message M a staff member signs for a prescription transition."""
     return encode(
-        ["bytes32", "uint256", "address", "bytes32", "uint32", "uint8", "bytes32"],
-        [RX_TRANSITION_TAG, chain_id, contract, rx_id, version, int(transition), doc_commitment],
+        ["bytes32", "uint256", "address", "bytes32", "uint8", "bytes32", CONTEXT_TYPE],
+        [RX_TRANSITION_TAG, chain_id, contract, rx_id, int(transition), doc_commitment, context.as_tuple()],
     )
 
 
 def rx_transition_message(
-    chain_id: int, contract: str, rx_id: bytes, version: int, transition: Transition, doc_commitment: bytes
+    chain_id: int, contract: str, rx_id: bytes, transition: Transition, doc_commitment: bytes, context: RxContext
 ) -> bytes:
-    return sm3(rx_transition_preimage(chain_id, contract, rx_id, version, transition, doc_commitment))
+    return sm3(rx_transition_preimage(chain_id, contract, rx_id, transition, doc_commitment, context))
 
 
 def sign_rx_transition(
@@ -124,25 +159,26 @@ def sign_rx_transition(
     chain_id: int,
     contract: str,
     rx_id: bytes,
-    version: int,
     transition: Transition,
     doc_commitment: bytes,
+    context: RxContext,
 ) -> tuple[str, bytes, bytes]:
     """The StaffSignature tuple (staff SM2 address, r, s) for a transition."""
-    message = rx_transition_message(chain_id, contract, rx_id, version, transition, doc_commitment)
+    message = rx_transition_message(chain_id, contract, rx_id, transition, doc_commitment, context)
     raw = signature_to_raw(key.sign(message))
     return staff_address(key.public_key()), raw[:32], raw[32:]
 
 
 def verify_rx_transition(public_key: bytes, chain_id: int, contract: str, event_args: dict) -> None:
-    """Off-chain check of an RxTransition event (the stock-EVM path); raises InvalidSignature."""
+    """Off-chain check of an RxTransition event from the event alone (the stock-EVM path); raises
+    InvalidSignature."""
     message = rx_transition_message(
         chain_id,
         contract,
         event_args["rxId"],
-        event_args["version"],
         Transition(event_args["transition"]),
         event_args["docCommitment"],
+        RxContext.from_event(event_args["signed"]),
     )
     SM2PublicKey.from_bytes(public_key).verify(signature_from_raw(event_args["r"] + event_args["s"]), message)
 
@@ -189,8 +225,13 @@ def is_special_management(code: str) -> bool:
 
 
 def trace_code_commitment(code: str) -> bytes:
-    """The bytes32 key of a unit on chain."""
+    """The commitment of a trace code: what a manufacturer registers."""
     return sm3(TRACE_CODE_TAG + normalise_trace_code(code).encode("ascii"))
+
+
+def trace_unit_key(maker_org: int, code_commitment: bytes) -> bytes:
+    """The bytes32 key of the unit that manufacturer ``maker_org`` registered under ``code_commitment``."""
+    return keccak(encode(["bytes32", "uint64", "bytes32"], [TRACE_UNIT_TAG, maker_org, code_commitment]))
 
 
 def nmpa_codes(drug_id: str, first_serial: int, count: int) -> list[str]:

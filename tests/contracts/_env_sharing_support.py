@@ -22,6 +22,7 @@ ACTIVITY_RECORD_TYPE = (
     "(bytes32,uint8,bytes32,uint32,uint64,uint64,bytes32,uint64,bytes32,bytes32,address,bytes32,bytes32)"
 )
 ANCHOR_TAG = keccak(text="shancheng.env.HourlyBatch.v1")
+KEY_ROTATION_TAG = keccak(text="shancheng.env.station-key-rotation.v1")
 ACTIVITY_TAG = keccak(text="shancheng.datasharing.Activity.v1")
 
 
@@ -53,6 +54,13 @@ def anchor_preimage(chain_id: int, contract: str, mn: bytes, batch: tuple) -> by
     )
 
 
+def key_rotation_preimage(chain_id: int, contract: str, mn: bytes, old_public_key: bytes) -> bytes:
+    """What a new station key signs to replace ``old_public_key`` (its proof of possession)."""
+    return encode(
+        ["bytes32", "uint256", "address", "bytes24", "bytes"], [KEY_ROTATION_TAG, chain_id, contract, mn, old_public_key]
+    )
+
+
 def activity_preimage(chain_id: int, contract: str, record: tuple) -> bytes:
     return encode(["bytes32", "uint256", "address", ACTIVITY_RECORD_TYPE], [ACTIVITY_TAG, chain_id, contract, record])
 
@@ -72,3 +80,16 @@ def suspend_org(system: Any, name: str, proposer: str = "regulator") -> None:
             break
         system.transact(gov.functions.vote(created["id"], True), voter)
     assert gov.functions.orgActive(system.org(name).id).call() is False
+
+
+def change_roles(system: Any, name: str, roles: int, proposer: str = "regulator") -> None:
+    """Give organisation ``name`` the role mask ``roles`` through a governance vote."""
+    gov = system.governance
+    org_id = system.org(name).id
+    receipt = system.transact(gov.functions.proposeChangeRoles(org_id, roles), proposer)
+    (created,) = system.events(receipt, gov, "ProposalCreated")
+    for voter in (o for o in system.orgs if o != proposer):
+        if gov.functions.orgRoles(org_id).call() == roles:
+            break
+        system.transact(gov.functions.vote(created["id"], True), voter)
+    assert gov.functions.orgRoles(org_id).call() == roles

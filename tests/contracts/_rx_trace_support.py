@@ -5,16 +5,18 @@ They only sign and send: every rule is asserted by the tests themselves.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from _domain_messages import (
+    RxContext,
     RxState,
     Transition,
     nmpa_codes,
     rx_transition_message,
     sign_rx_transition,
     trace_code_commitment,
+    trace_unit_key,
 )
 
 from shancheng.sdk.crypto import sm3
@@ -41,6 +43,7 @@ FUNCTION_TRANSITION = {
     "deliver": Transition.DELIVER,
     "revoke": Transition.REVOKE,
     "extendValidity": Transition.EXTEND,
+    "consign": Transition.CONSIGN,
 }
 
 
@@ -82,12 +85,40 @@ class RxDriver:
     def state(self, rx_id: bytes) -> RxState:
         return RxState(self.contract.functions.stateOf(rx_id).call())
 
+    def context(
+        self,
+        function: str,
+        rx_id: bytes,
+        *,
+        terms: tuple = ORDINARY_TERMS,
+        valid_days: int = 3,
+        delivery_org: int = 0,
+    ) -> RxContext:
+        """The Context a signature for ``function`` covers, built from the record as the signer sees it and
+        the change the transition makes (the contract's own view is not used: the tests prove it agrees)."""
+        if function == "issue":
+            return RxContext(1, 0, 0, 0, tuple(terms))
+        rec = self.record(rx_id)
+        current = tuple(
+            rec[k] for k in ("validDays", "supplyDays", "flags", "longSupplyReason", "maxReptCnt", "minIntervalSeconds")
+        )
+        ctx = RxContext(rec["version"], rec["nonce"], rec["reptdCnt"], rec["deliveryOrg"], current)
+        if function == "reissue":
+            return replace(ctx, version=ctx.version + 1, terms=tuple(terms))
+        if function == "extendValidity":
+            return replace(ctx, terms=(valid_days, *current[1:]))
+        if function == "dispense":
+            return replace(ctx, fill=ctx.fill + 1, delivery_org=0)
+        if function == "consign":
+            return replace(ctx, delivery_org=delivery_org)
+        return ctx
+
     def signature(
-        self, staff: str, rx_id: bytes, transition: Transition, doc: bytes, version: int
+        self, staff: str, rx_id: bytes, transition: Transition, doc: bytes, context: RxContext
     ) -> tuple[str, bytes, bytes]:
         member = self.system.staff(staff)
         return sign_rx_transition(
-            member.key, self.system.chain_id, self.contract.address, rx_id, version, transition, doc
+            member.key, self.system.chain_id, self.contract.address, rx_id, transition, doc, context
         )
 
     def call(
@@ -100,25 +131,28 @@ class RxDriver:
         doc: bytes | None = None,
         terms: tuple = ORDINARY_TERMS,
         valid_days: int = 3,
-        version: int | None = None,
+        logistics: str = "logistics",
+        context: RxContext | None = None,
         sig: tuple[str, bytes, bytes] | None = None,
     ) -> Any:
-        """Send ``function`` from ``sender`` signed by ``staff``; returns the receipt (or raises on revert)."""
+        """Send ``function`` from ``sender`` signed by ``staff``; returns the receipt (or raises on revert).
+
+        The signature covers ``context`` (default: what the transition authorises, :meth:`context`); ``sig``
+        replaces the signature altogether."""
         transition = FUNCTION_TRANSITION[function]
         doc = self.doc(f"{function}:{rx_id.hex()}") if doc is None else doc
-        if version is None:
-            if function == "issue":
-                version = 1
-            elif function == "reissue":
-                version = self.version(rx_id) + 1
-            else:
-                version = self.version(rx_id)
-        sig = self.signature(staff, rx_id, transition, doc, version) if sig is None else sig
+        delivery_org = self.system.org(logistics).id
+        if sig is None:
+            if context is None:
+                context = self.context(function, rx_id, terms=terms, valid_days=valid_days, delivery_org=delivery_org)
+            sig = self.signature(staff, rx_id, transition, doc, context)
         fn = getattr(self.contract.functions, function)
         if function in ("issue", "reissue"):
             bound = fn(rx_id, doc, terms, sig)
         elif function == "extendValidity":
             bound = fn(rx_id, valid_days, doc, sig)
+        elif function == "consign":
+            bound = fn(rx_id, delivery_org, doc, sig)
         else:
             bound = fn(rx_id, doc, sig)
         return self.system.transact(bound, sender)
@@ -126,8 +160,8 @@ class RxDriver:
     def events(self, receipt: Any, name: str = "RxTransition") -> list[dict[str, Any]]:
         return self.system.events(receipt, self.contract, name)
 
-    def message(self, rx_id: bytes, version: int, transition: Transition, doc: bytes) -> bytes:
-        return rx_transition_message(self.system.chain_id, self.contract.address, rx_id, version, transition, doc)
+    def message(self, rx_id: bytes, transition: Transition, doc: bytes, context: RxContext) -> bytes:
+        return rx_transition_message(self.system.chain_id, self.contract.address, rx_id, transition, doc, context)
 
     # -- the usual path, step by step ------------------------------------------------------------
     def to_state(self, rx_id: bytes, target: RxState, *, terms: tuple = ORDINARY_TERMS) -> list[Any]:
@@ -143,6 +177,7 @@ class RxDriver:
         ]
         if target in (RxState.DELIVERING, RxState.DELIVERED):
             path = path[:-1] + [
+                (RxState.CHECKED, "consign", "pharmacy", "pharmacist"),
                 (RxState.DELIVERING, "pickUp", "logistics", "courier"),
                 (RxState.DELIVERED, "deliver", "logistics", "courier"),
             ]
@@ -156,17 +191,31 @@ class RxDriver:
 
 @dataclass
 class TraceDriver:
-    """Registers and moves trace codes for named organisations."""
+    """Registers and moves trace codes for named organisations.
+
+    Tests handle units by their on-chain key (maker + code); :meth:`register` sends the code commitments
+    behind the keys, as a manufacturer does."""
 
     system: Any
+    _commitments: dict[bytes, bytes] = field(default_factory=dict)
 
     @property
     def contract(self) -> Any:
         return self.system.contract("DrugTrace")
 
-    @staticmethod
-    def codes(n: int, first: int = 1, drug_id: str = "8612345") -> list[bytes]:
-        return [trace_code_commitment(c) for c in nmpa_codes(drug_id, first, n)]
+    def codes(self, n: int, first: int = 1, drug_id: str = "8612345", maker: str = "manufacturer") -> list[bytes]:
+        """Unit keys of ``n`` consecutive NMPA codes of ``drug_id`` made by organisation ``maker``."""
+        maker_id = self.system.org(maker).id
+        keys = []
+        for code in nmpa_codes(drug_id, first, n):
+            commitment = trace_code_commitment(code)
+            keys.append(trace_unit_key(maker_id, commitment))
+            self._commitments[keys[-1]] = commitment
+        return keys
+
+    def commitment(self, key: bytes) -> bytes:
+        """The code commitment behind a unit key made by :meth:`codes` (other values pass through)."""
+        return self._commitments.get(key, key)
 
     def send(self, function: str, sender: str, *args: Any) -> Any:
         bound = getattr(self.contract.functions, function)(*args)
@@ -181,8 +230,9 @@ class TraceDriver:
             return receipt
         return self.system.transact(bound, sender)
 
-    def register(self, codes: list[bytes], level: int = 1, sender: str = "manufacturer") -> Any:
-        return self.send("register", sender, codes, level, b"\x00" * 32, True)
+    def register(self, codes: list[bytes], level: int = 1, sender: str = "manufacturer", strict: bool = True) -> Any:
+        """``sender`` registers the codes behind unit keys ``codes``."""
+        return self.send("register", sender, [self.commitment(k) for k in codes], level, b"\x00" * 32, strict)
 
     def ship(self, codes: list[bytes], sender: str, to: str, bill: int = 201, strict: bool = True) -> Any:
         return self.send("ship", sender, codes, self.system.org(to).id, bill, b"\x00" * 32, strict)

@@ -350,6 +350,22 @@ def test_share_without_a_valid_authorisation_is_refused(collected: System) -> No
     assert dsl(system).functions.recipientsOf(DS).call() == []
 
 
+def test_share_to_a_suspended_org_is_refused(collected: System) -> None:
+    """Issue 8: a suspended organisation receives nothing: SHARE, EXCHANGE and OPEN to it revert, even under
+    authorisations granted while it was active."""
+    system = collected
+    grant(system)  # share + analyze to department2
+    grant(system, AUTH2, steps=bit(EXCHANGE, OPEN))
+    share(system)  # while department2 is active
+    suspend_org(system, "department2")
+    for step, plan in ((SHARE, AUTH), (EXCHANGE, AUTH2), (OPEN, AUTH2)):
+        with system.expect_revert("DSL: recipient org inactive"):
+            share(system, step, plan)
+    assert dsl(system).functions.recipientsOf(DS).call() == [system.org("department2").id]
+    grant(system, sm3(b"public"), recipient=0, steps=bit(OPEN))
+    share(system, OPEN, sm3(b"public"), 0)  # opening to the public is not a share to an org
+
+
 def test_expired_authorisation_is_refused_after_time_travel(collected: System) -> None:
     system = collected
     grant(system, expires_in=3600)

@@ -1,5 +1,6 @@
-"""DrugTrace on both EVMs: custody moves with acceptance, exactly-once dispensing, aggregation, returns,
-recall, sampling and supervised destruction; refused codes are reported by events (or revert when strict).
+"""DrugTrace on both EVMs: units bound to their maker, custody moves with acceptance, exactly-once dispensing,
+aggregation, returns, recall, sampling and supervised destruction; refused codes are reported by events (or
+revert when strict).
 """
 
 from __future__ import annotations
@@ -12,10 +13,14 @@ from _domain_messages import (
     is_special_management,
     normalise_trace_code,
     trace_code_commitment,
+    trace_unit_key,
 )
+from _env_sharing_support import change_roles
 from _rx_trace_support import TraceDriver
 
 ZERO = b"\x00" * 32
+ORG_MANUFACTURER = 1 << 2
+ORG_DISTRIBUTOR = 1 << 3
 
 
 @pytest.fixture
@@ -46,6 +51,42 @@ def test_trace_code_shapes_are_validated_before_committing() -> None:
     assert is_special_management("89123456789012345678") and not is_special_management("81234567890123456789")
     assert trace_code_commitment("81234567890123456789") != trace_code_commitment("81234567890123456788")
     assert len(trace_code_commitment(gs1)) == 32
+
+
+# ------------------------------------------------------------------------------ hole 7: codes bound to their maker
+
+
+def test_hole7_another_maker_cannot_squat_a_makers_future_codes(system, trace: TraceDriver) -> None:
+    """Issue 8, hole 7: a second manufacturer registered the first maker's future serials and the real maker's
+    registration then failed. Units are now keyed by (maker, code), derived on chain from the sender's org."""
+    change_roles(system, "distributor", ORG_DISTRIBUTOR | ORG_MANUFACTURER)  # a second manufacturer
+    mfr, squatter = system.org("manufacturer").id, system.org("distributor").id
+    real = trace.codes(3, first=700)  # the manufacturer's future serials
+    squatted = trace.codes(3, first=700, maker="distributor")  # the very same codes
+    commitments = [trace.commitment(k) for k in real]
+    assert [trace.commitment(k) for k in squatted] == commitments and set(real).isdisjoint(squatted)
+    # the squatter registers the codes first, sending the same commitments the real maker will
+    receipt = trace.register(squatted, sender="distributor")
+    assert [ev["code"] for ev in trace.events(receipt, "UnitEvent")] == squatted
+    # ... and cannot block the real maker
+    receipt = trace.register(real)
+    assert [ev["code"] for ev in trace.events(receipt, "UnitEvent")] == real
+    assert (_batch(trace, receipt)["accepted"], _batch(trace, receipt)["refused"]) == (3, 0)
+    with system.expect_revert("Trace: code already registered"):  # one maker, one unit per code
+        trace.register(real[:1])
+    # lookups stay unambiguous: a code and its maker (from the drug identifier) name one unit, of that maker
+    fns = trace.contract.functions
+    for key, fake, commitment in zip(real, squatted, commitments, strict=True):
+        assert fns.unitKey(mfr, commitment).call() == key == trace_unit_key(mfr, commitment)
+        assert fns.unitOfCode(mfr, commitment).call()[2] == mfr == trace.unit(key)[2]
+        assert fns.unitOfCode(squatter, commitment).call()[2] == squatter == trace.unit(fake)[2]
+    # the squatter ships its copies to a pharmacy; scanning the packs gives the real maker's units, which were
+    # never shipped there: the copies are refused and reported, never received
+    trace.ship(squatted, "distributor", "pharmacy")
+    receipt = trace.receive(real, "pharmacy", strict=False)
+    assert _refusals(trace, receipt) == [(k, 102, Refusal.NOT_IN_TRANSIT) for k in real]
+    trace.move(real, "manufacturer", "pharmacy")
+    assert trace.custody(real[0]) == (UnitState.RECEIVED, UnitState.RECEIVED, system.org("pharmacy").id)
 
 
 # ------------------------------------------------------------------------------ batch moves

@@ -9,6 +9,7 @@ from _env_sharing_support import (
     anchor_preimage,
     code8,
     fixed_key,
+    key_rotation_preimage,
     mn_id,
     public64,
     sign_preimage,
@@ -24,6 +25,8 @@ MN = mn_id("3034257BF400B7800004A7B1")
 MN2 = mn_id("3034257BF400B7800004A7B2")
 STATION_KEY = fixed_key("station:3034257BF400B7800004A7B1")
 OTHER_KEY = fixed_key("station:other")
+NEW_KEY = fixed_key("station:rotated")
+THIRD_KEY = fixed_key("station:rotated-again")
 GEOHASH = b"wm7b2".ljust(12, b"\0")
 AREA = 500103  # 渝中区
 
@@ -352,3 +355,103 @@ def test_exceeding_pollutants_each_raise_an_event(system: System, registered: in
 def test_unknown_station_has_no_missing_hours_view(system: System) -> None:
     with system.expect_revert("Env: unknown station"):
         env(system).functions.missingHoursNow(MN2).call()
+
+
+# ------------------------------------------------------------------------------------ key rotation
+def rotation_pop(system: System, new: Any, old: Any = STATION_KEY, mn: bytes = MN, chain_id: int | None = None
+                 ) -> tuple[bytes, bytes]:
+    """The new key's proof of possession: its signature over the rotation message naming the old key."""
+    preimage = key_rotation_preimage(chain_id or system.chain_id, env(system).address, mn, public64(old))
+    return sign_preimage(new, preimage)
+
+
+def rotation_message(system: System, old_public_key: bytes) -> bytes:
+    """The preimage a rotation to a new key must be signed over, given the key it replaces."""
+    return key_rotation_preimage(system.chain_id, env(system).address, MN, old_public_key)
+
+
+def rotate(system: System, new: Any = NEW_KEY, sig: tuple[bytes, bytes] | None = None, mn: bytes = MN,
+           sender: str = "monitoring", public_key: bytes | None = None) -> Any:
+    r, s = sig or rotation_pop(system, new)
+    key = public64(new) if public_key is None else public_key
+    return system.transact(env(system).functions.rotateStationKey(mn, key, r, s), sender)
+
+
+def test_operator_rotates_the_station_key_and_the_old_key_stops_signing(system: System, registered: int) -> None:
+    """Issue 8: the station operator rotates a station key with the new key's proof of possession; from then
+    on anchors signed by the old key are refused (on chain with SM2, by the auditor's check otherwise)."""
+    contract = env(system)
+    preimage = key_rotation_preimage(system.chain_id, contract.address, MN, public64(STATION_KEY))
+    assert contract.functions.keyRotationPreimage(MN).call() == preimage
+    receipt = rotate(system)
+    (ev,) = system.events(receipt, contract, "StationKeyRotated")
+    assert (ev["mn"], ev["byOrg"], ev["oldPublicKey"], ev["newPublicKey"], ev["popVerified"]) == (
+        MN, system.org("monitoring").id, public64(STATION_KEY), public64(NEW_KEY), system.gm)
+    verify_preimage(public64(NEW_KEY), preimage, ev["r"], ev["s"])  # the auditor's off-chain check
+    assert contract.functions.station(MN).call()[-1] == public64(NEW_KEY)
+    b = batch(registered)
+    if system.gm:
+        with system.expect_revert("Env: invalid station signature"):
+            anchor(system, b, key=STATION_KEY)
+    else:
+        snap = system.snapshot()
+        (old,) = system.events(anchor(system, b, key=STATION_KEY), contract, "HourAnchored")
+        with pytest.raises(InvalidSignature):  # checked against the station's key at that block
+            verify_preimage(contract.functions.station(MN).call()[-1], contract.functions.anchorPreimage(MN, b).call(),
+                            old["r"], old["s"])
+        system.revert(snap)
+    (new,) = system.events(anchor(system, b, key=NEW_KEY), contract, "HourAnchored")
+    verify_preimage(public64(NEW_KEY), contract.functions.anchorPreimage(MN, b).call(), new["r"], new["s"])
+    assert new["signatureVerified"] is system.gm
+
+
+def test_key_rotation_by_another_org_or_without_a_valid_proof_is_refused(system: System, registered: int) -> None:
+    """Issue 8: a rotation by any org but the operator, or without a valid proof of possession of the new key
+    for this chain, contract, station and current key, is refused."""
+    for sender in ("regulator", "hospital"):
+        with system.expect_revert("Env: caller is not the station operator"):
+            rotate(system, sender=sender)
+    with system.expect_revert("Env: caller is not a member account"):
+        rotate(system, sender=system.outsider)
+    with system.expect_revert("Env: unknown station"):
+        rotate(system, mn=MN2)
+    with system.expect_revert("Env: bad station public key"):
+        rotate(system, public_key=b"\x01" * 64)
+    with system.expect_revert("Env: new key is the current key"):
+        rotate(system, STATION_KEY, sig=rotation_pop(system, STATION_KEY))
+    with system.expect_revert("Env: missing proof of possession"):
+        rotate(system, sig=(b"\0" * 32, b"\x01" * 32))
+    forged = {
+        "signed by the old key": rotation_pop(system, STATION_KEY),
+        "signed by another key": rotation_pop(system, OTHER_KEY),
+        "for another station": rotation_pop(system, NEW_KEY, mn=MN2),
+        "for another chain": rotation_pop(system, NEW_KEY, chain_id=system.chain_id + 1),
+        "naming another old key": rotation_pop(system, NEW_KEY, old=OTHER_KEY),
+    }
+    for label, sig in forged.items():
+        if system.gm:
+            with system.expect_revert("Env: invalid proof of possession"):
+                rotate(system, sig=sig)
+        else:
+            snap = system.snapshot()
+            (ev,) = system.events(rotate(system, sig=sig), env(system), "StationKeyRotated")
+            assert ev["popVerified"] is False, label
+            with pytest.raises(InvalidSignature):  # the auditor's check of the recorded proof
+                verify_preimage(ev["newPublicKey"], rotation_message(system, ev["oldPublicKey"]), ev["r"], ev["s"])
+            system.revert(snap)
+        assert env(system).functions.station(MN).call()[-1] == public64(STATION_KEY), label
+    # a proof is good for one rotation: once the key moved on, replaying it to bring NEW_KEY back fails
+    first = rotation_pop(system, NEW_KEY)
+    rotate(system, sig=first)
+    rotate(system, THIRD_KEY, sig=rotation_pop(system, THIRD_KEY, old=NEW_KEY))
+    if system.gm:
+        with system.expect_revert("Env: invalid proof of possession"):
+            rotate(system, sig=first)
+    else:
+        (ev,) = system.events(rotate(system, sig=first), env(system), "StationKeyRotated")
+        assert ev["popVerified"] is False
+        with pytest.raises(InvalidSignature):
+            verify_preimage(ev["newPublicKey"], rotation_message(system, ev["oldPublicKey"]), ev["r"], ev["s"])
+    system.transact(env(system).functions.deactivateStation(MN), "monitoring")
+    with system.expect_revert("Env: station deactivated"):
+        rotate(system, sig=rotation_pop(system, NEW_KEY, old=THIRD_KEY))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from eth_abi import encode
+from eth_utils.crypto import keccak
 
 from shancheng.contracts.testing import GENESIS_ORGS, Staff, System
 from shancheng.sdk.crypto import sm3
@@ -58,17 +60,32 @@ def revoke_fn(system: System, old: bytes, rid: bytes, reason: bytes, author: str
     return system.evidence.functions.revoke(old, rid, reason, member.address, r, s)
 
 
+SOURCE_TAG = keccak(b"shancheng.evidence.source.v1")
+
+
+def origin_hash(origin: str) -> bytes:
+    """keccak256 of a checkpoint's C2SP origin line (UTF-8), as anchorBatch takes it."""
+    return keccak(origin.encode())
+
+
+def source_id(system: System, org: str, origin: str) -> bytes:
+    """The source id of ``org``'s log ``origin``, computed off chain: keccak256(abi.encode(SOURCE_TAG, org, originHash))."""
+    return keccak(encode(["bytes32", "uint64", "bytes32"], [SOURCE_TAG, system.org(org).id, origin_hash(origin)]))
+
+
 def checkpoint_sig(system: System, org: str, source: bytes, seq: int, size: int, root: bytes, prev: bytes):
+    """The org's checkpoint signature over the derived ``source`` id."""
     return system.sign(system.org(org), ["bytes32", "uint256", "address", "bytes32", "uint64", "uint64", "bytes32",
                                          "bytes32"],
                        [tag(system, "CHECKPOINT_TAG"), system.chain_id, system.evidence.address, source, seq, size,
                         root, prev])
 
 
-def anchor_batch(system: System, source: bytes, seq: int, size: int, root: bytes, prev: bytes, org: str = "hospital",
+def anchor_batch(system: System, origin: str, seq: int, size: int, root: bytes, prev: bytes, org: str = "hospital",
                  signer: str | None = None) -> Any:
-    r, s = checkpoint_sig(system, signer or org, source, seq, size, root, prev)
-    return system.transact(system.evidence.functions.anchorBatch(source, seq, root, size, prev, r, s), org)
+    """anchorBatch of ``org``'s log ``origin``, the checkpoint signed by ``signer`` (default: ``org``)."""
+    r, s = checkpoint_sig(system, signer or org, source_id(system, org, origin), seq, size, root, prev)
+    return system.transact(system.evidence.functions.anchorBatch(origin_hash(origin), seq, root, size, prev, r, s), org)
 
 
 def suspend(system: System, org: str) -> None:
@@ -264,12 +281,13 @@ def test_supersede_and_revoke_refusals(system: System) -> None:
 # --------------------------------------------------------------------------------------------- batch anchors
 def test_batch_anchors_chain_per_source(system: System) -> None:
     ev = system.evidence
-    src = h("gateway-1/log")
+    origin = "district.example/log/gateway-1"
+    src = source_id(system, "hospital", origin)
     roots = [h(f"root{i}") for i in range(1, 4)]
     receipts = [
-        anchor_batch(system, src, 1, 10, roots[0], ZERO),
-        anchor_batch(system, src, 2, 25, roots[1], roots[0]),
-        anchor_batch(system, src, 3, 26, roots[2], roots[1]),
+        anchor_batch(system, origin, 1, 10, roots[0], ZERO),
+        anchor_batch(system, origin, 2, 25, roots[1], roots[0]),
+        anchor_batch(system, origin, 3, 26, roots[2], roots[1]),
     ]
     (event,) = system.events(receipts[1], ev, "BatchAnchored")
     assert (event["sourceId"], event["sequence"], event["root"], event["treeSize"], event["prevRoot"], event["orgId"]) \
@@ -282,8 +300,45 @@ def test_batch_anchors_chain_per_source(system: System) -> None:
     with system.expect_revert("Evidence: unknown batch"):
         ev.functions.batchAnchor(src, 4).call()
     # another source of another org runs its own sequence
-    anchor_batch(system, h("station-7"), 1, 1, h("s-root"), ZERO, org="monitoring")
-    assert list(ev.functions.sourceHead(h("station-7")).call())[:2] == [system.org("monitoring").id, 1]
+    anchor_batch(system, "district.example/log/station-7", 1, 1, h("s-root"), ZERO, org="monitoring")
+    station = source_id(system, "monitoring", "district.example/log/station-7")
+    assert list(ev.functions.sourceHead(station).call())[:2] == [system.org("monitoring").id, 1]
+    assert list(ev.functions.sourceHead(h("unknown")).call()) == [0, 0, 0, ZERO]
+
+
+def test_source_id_is_derived_from_the_org_and_the_origin(system: System) -> None:
+    """sourceIdOf matches the off-chain keccak256(abi.encode(SOURCE_TAG, orgId, keccak256(origin)))."""
+    ev = system.evidence
+    assert ev.functions.SOURCE_TAG().call() == SOURCE_TAG
+    origin = "district.example/log/hosp-001"
+    for org in ("hospital", "hospital2", "monitoring"):
+        assert ev.functions.sourceIdOf(system.org(org).id, origin_hash(origin)).call() == source_id(system, org, origin)
+    assert source_id(system, "hospital", origin) != source_id(system, "hospital2", origin)
+    receipt = anchor_batch(system, origin, 1, 4, h("r1"), ZERO)
+    (event,) = system.events(receipt, ev, "BatchAnchored")
+    assert (event["sourceId"], event["orgId"]) == (source_id(system, "hospital", origin), 1)
+
+
+def test_hole2_an_org_cannot_squat_another_orgs_source(system: System) -> None:
+    """Hole 2: any member could claim an unclaimed sourceId first (here: org B anchoring under org A's origin
+    string before A), after which A's anchors reverted "not source owner". The source id is now derived from
+    the sending org: B gets its own source and A's log keeps working."""
+    ev = system.evidence
+    origin = "district.example/log/hosp-001"
+    squat = anchor_batch(system, origin, 1, 5, h("b-root1"), ZERO, org="hospital2")  # B first, A's origin
+    (b_event,) = system.events(squat, ev, "BatchAnchored")
+    a_src, b_src = source_id(system, "hospital", origin), source_id(system, "hospital2", origin)
+    assert b_event["sourceId"] == b_src != a_src
+    assert list(ev.functions.sourceHead(a_src).call()) == [0, 0, 0, ZERO]  # A's source is untouched
+    anchor_batch(system, origin, 1, 10, h("a-root1"), ZERO, org="hospital")
+    anchor_batch(system, origin, 2, 12, h("a-root2"), h("a-root1"), org="hospital")
+    anchor_batch(system, origin, 2, 6, h("b-root2"), h("b-root1"), org="hospital2")
+    assert list(ev.functions.sourceHead(a_src).call()) == [1, 2, 12, h("a-root2")]
+    assert list(ev.functions.sourceHead(b_src).call()) == [system.org("hospital2").id, 2, 6, h("b-root2")]
+    # B continuing A's log (A's next sequence and prevRoot) lands in B's own source, whose head differs
+    with system.expect_revert("Evidence: previous root mismatch"):
+        anchor_batch(system, origin, 3, 20, h("x"), h("a-root2"), org="hospital2")
+    assert list(ev.functions.sourceHead(a_src).call())[1] == 2
 
 
 @pytest.mark.parametrize(
@@ -292,17 +347,16 @@ def test_batch_anchors_chain_per_source(system: System) -> None:
         (4, 30, "r3", "r2", "hospital", "Evidence: sequence gap"),
         (2, 30, "r3", "r1", "hospital", "Evidence: sequence replay"),
         (1, 30, "r3", "", "hospital", "Evidence: sequence replay"),
-        (3, 30, "r3", "r2", "pharmacy", "Evidence: not source owner"),
+        (3, 30, "r3", "r2", "pharmacy", "Evidence: first sequence must be 1"),  # another org: its own source
     ],
     ids=["gap", "replay", "restart", "foreign-org"],
 )
 def test_batch_sequence_rules(system: System, seq, size, root, prev, org, reason) -> None:
-    src = h("src")
-    anchor_batch(system, src, 1, 10, h("r1"), ZERO)
-    anchor_batch(system, src, 2, 20, h("r2"), h("r1"))
+    anchor_batch(system, "src", 1, 10, h("r1"), ZERO)
+    anchor_batch(system, "src", 2, 20, h("r2"), h("r1"))
     prev_root = h(prev) if prev else ZERO
     with system.expect_revert(reason):
-        anchor_batch(system, src, seq, size, h(root), prev_root, org=org)
+        anchor_batch(system, "src", seq, size, h(root), prev_root, org=org)
 
 
 @pytest.mark.parametrize(
@@ -316,42 +370,55 @@ def test_batch_sequence_rules(system: System, seq, size, root, prev, org, reason
         ("src", 3, 20, "x", "r2", "Evidence: tree must grow"),
         ("src", 3, 19, "x", "r2", "Evidence: tree must grow"),
         ("src", 3, 30, "", "r2", "Evidence: zero root"),
-        ("", 1, 5, "x", "", "Evidence: zero source"),
+        ("", 1, 5, "x", "", "Evidence: zero origin"),
     ],
     ids=["first-not-1", "first-0", "first-with-prev", "empty-tree", "prev-mismatch", "same-size", "shrunk",
-         "zero-root", "zero-source"],
+         "zero-root", "zero-origin"],
 )
 def test_batch_content_rules(system: System, source, seq, size, root, prev, reason) -> None:
-    anchor_batch(system, h("src"), 1, 10, h("r1"), ZERO)
-    anchor_batch(system, h("src"), 2, 20, h("r2"), h("r1"))
-    src = h(source) if source else ZERO
+    anchor_batch(system, "src", 1, 10, h("r1"), ZERO)
+    anchor_batch(system, "src", 2, 20, h("r2"), h("r1"))
+    root_ = h(root) if root else ZERO
+    prev_ = h(prev) if prev else ZERO
+    if not source:  # a zero origin hash (no origin line hashes to zero)
+        r, s = checkpoint_sig(system, "hospital", h("any"), seq, size, root_, prev_)
+        with system.expect_revert(reason):
+            system.transact(system.evidence.functions.anchorBatch(ZERO, seq, root_, size, prev_, r, s), "hospital")
+        return
     with system.expect_revert(reason):
-        anchor_batch(system, src, seq, size, h(root) if root else ZERO, h(prev) if prev else ZERO)
+        anchor_batch(system, source, seq, size, root_, prev_)
 
 
 def test_batch_anchor_needs_a_member(system: System) -> None:
-    r, s = checkpoint_sig(system, "hospital", h("src"), 1, 1, h("r"), ZERO)
+    r, s = checkpoint_sig(system, "hospital", source_id(system, "hospital", "src"), 1, 1, h("r"), ZERO)
+    fn = system.evidence.functions.anchorBatch(origin_hash("src"), 1, h("r"), 1, ZERO, r, s)
     with system.expect_revert("Evidence: not a member account"):
-        system.transact(system.evidence.functions.anchorBatch(h("src"), 1, h("r"), 1, ZERO, r, s), system.outsider)
+        system.transact(fn, system.outsider)
     suspend(system, "hospital")
     with system.expect_revert("Evidence: org not active"):
-        system.transact(system.evidence.functions.anchorBatch(h("src"), 1, h("r"), 1, ZERO, r, s), "hospital")
+        system.transact(fn, "hospital")
 
 
 def test_checkpoint_signature_is_the_orgs_where_the_precompile_exists(system: System) -> None:
-    src = h("src")
+    ev = system.evidence
+    src = source_id(system, "hospital", "src")
     if system.gm:
         with system.expect_revert("Evidence: bad checkpoint signature"):
-            anchor_batch(system, src, 1, 10, h("r1"), ZERO, signer="pharmacy")  # signed by another org's key
-        r, s = checkpoint_sig(system, "hospital", src, 1, 11, h("r1"), ZERO)  # signed a different tree size
-        with system.expect_revert("Evidence: bad checkpoint signature"):
-            system.transact(system.evidence.functions.anchorBatch(src, 1, h("r1"), 10, ZERO, r, s), "hospital")
-        anchor_batch(system, src, 1, 10, h("r1"), ZERO)
+            anchor_batch(system, "src", 1, 10, h("r1"), ZERO, signer="pharmacy")  # signed by another org's key
+        wrong = [
+            checkpoint_sig(system, "hospital", src, 1, 11, h("r1"), ZERO),  # signed a different tree size
+            checkpoint_sig(system, "hospital", origin_hash("src"), 1, 10, h("r1"), ZERO),  # the origin, not the id
+            checkpoint_sig(system, "hospital", source_id(system, "hospital2", "src"), 1, 10, h("r1"), ZERO),
+        ]
+        for r, s in wrong:
+            with system.expect_revert("Evidence: bad checkpoint signature"):
+                system.transact(ev.functions.anchorBatch(origin_hash("src"), 1, h("r1"), 10, ZERO, r, s), "hospital")
+        anchor_batch(system, "src", 1, 10, h("r1"), ZERO)
     else:
-        receipt = anchor_batch(system, src, 1, 10, h("r1"), ZERO, signer="pharmacy")
-        (event,) = system.events(receipt, system.evidence, "BatchAnchored")
+        receipt = anchor_batch(system, "src", 1, 10, h("r1"), ZERO, signer="pharmacy")
+        (event,) = system.events(receipt, ev, "BatchAnchored")
         assert len(event["r"]) == 32 and event["r"] != ZERO
-    assert list(system.evidence.functions.sourceHead(src).call())[1] == 1
+    assert list(ev.functions.sourceHead(src).call())[1] == 1
 
 
 def test_registry_requires_a_governance(system: System) -> None:

@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 from eth_abi import encode
+from eth_utils.crypto import keccak
+from web3 import Web3
 
 from shancheng.contracts.testing import (
     GENESIS_ORGS,
@@ -14,11 +16,12 @@ from shancheng.contracts.testing import (
     ORG_PHARMACY,
     STAFF_DOCTOR,
     STAFF_OPERATOR,
+    Staff,
     System,
     deterministic_sm2_key,
     staff_identity,
 )
-from shancheng.sdk.crypto import sm3
+from shancheng.sdk.crypto import InvalidSignature, SM2PublicKey, signature_from_raw, sm3
 
 VOTING_PERIOD = 7 * 24 * 3600
 DELAY = 16
@@ -32,12 +35,18 @@ def key64(label: str) -> bytes:
     return deterministic_sm2_key(label).public_key().to_bytes()[1:]
 
 
-def pop(system: System, label: str) -> tuple[bytes, bytes]:
-    """The proof of possession of key ``label`` for an admission."""
-    key = deterministic_sm2_key(label)
-    gov = system.governance
-    tag = gov.functions.POP_TAG().call()
-    return system.sign(key, ["bytes32", "uint256", "address", "bytes"], [tag, system.chain_id, gov.address, key64(label)])
+def pop(system: System, label: str, name: str, roles: int, accounts: list[str], **context: Any) -> tuple[bytes, bytes]:
+    """The proof of possession of key ``label`` for the admission of (name, roles, accounts)."""
+    return system.org_possession(deterministic_sm2_key(label), name, roles, accounts, **context)
+
+
+def signs(public_key: bytes, rs: tuple[bytes, bytes], preimage: bytes) -> bool:
+    """True when (r, s) is an SM2 signature of M = SM3(preimage) by ``public_key`` (the off-chain check)."""
+    try:
+        SM2PublicKey.from_bytes(public_key).verify(signature_from_raw(rs[0] + rs[1]), sm3(preimage))
+    except InvalidSignature:
+        return False
+    return True
 
 
 def status(system: System, pid: int) -> int:
@@ -62,7 +71,7 @@ def pass_proposal(system: System, fn: Any, proposer: str = "hospital", voters: l
 
 
 def admit_fn(system: System, name: str, label: str, accounts: list[str], roles: int = ORG_HOSPITAL) -> Any:
-    r, s = pop(system, label)
+    r, s = pop(system, label, name, roles, accounts)
     return system.governance.functions.proposeAdmitOrg(name, roles, key64(label), accounts, r, s)
 
 
@@ -93,12 +102,46 @@ def _genesis_org(name: str, account: str, key: bytes | None = None, roles: int =
          "Gov: account already registered"),
         ([_genesis_org("a", "0x" + "11" * 20)], [key64("v"), key64("v")], "Gov: validator exists"),
         ([_genesis_org("", "0x" + "11" * 20)], [key64("v")], "Gov: empty name"),
+        ([_genesis_org("a", "0x" + "11" * 20), _genesis_org("b", "0x" + "22" * 20, key=key64("org:a"))], [key64("v")],
+         "Gov: key already registered"),
     ],
-    ids=["no-orgs", "no-validators", "bad-key", "shared-account", "duplicate-validator", "empty-name"],
+    ids=["no-orgs", "no-validators", "bad-key", "shared-account", "duplicate-validator", "empty-name", "shared-key"],
 )
 def test_genesis_refuses_bad_bootstrap(system: System, orgs: list, validators: list, reason: str) -> None:
     with system.expect_revert(reason):
         system.deploy_contract("Governance", orgs, validators)
+
+
+# --------------------------------------------------------------------------------------------- storage layout
+ORGS_SLOT, STAFF_SLOT = 2, 4  # frozen: offline verifiers read these from storage proofs (docs/contracts.md)
+
+
+def _word(system: System, slot: int) -> bytes:
+    return bytes(system.w3.eth.get_storage_at(system.governance.address, slot)).rjust(32, b"\0")
+
+
+def _long_bytes(system: System, slot: int) -> bytes:
+    """A bytes/string value of 32 bytes or more stored at ``slot`` (length word, data at keccak(slot))."""
+    length = (int.from_bytes(_word(system, slot), "big") - 1) // 2
+    data_slot = int.from_bytes(keccak(slot.to_bytes(32, "big")), "big")
+    return b"".join(_word(system, data_slot + i) for i in range(-(-length // 32)))[:length]
+
+
+def test_org_and_staff_storage_layout_is_what_offline_verifiers_read(system: System) -> None:
+    """_orgs[orgId].{name, publicKey, active} and _staff[addr].{orgId, active, publicKey} at fixed slots."""
+    hospital, doctor = system.org("hospital"), system.staff("doctor")
+    org = int.from_bytes(keccak(hospital.id.to_bytes(32, "big") + ORGS_SLOT.to_bytes(32, "big")), "big")
+    name = _word(system, org)  # a short string: data left-aligned, length * 2 in the last byte
+    assert name[: name[-1] // 2] == b"hospital"
+    assert _long_bytes(system, org + 2) == hospital.public_key
+    assert _word(system, org + 3)[-1] == 1  # active
+    staff_key = bytes.fromhex(doctor.address[2:]).rjust(32, b"\0") + STAFF_SLOT.to_bytes(32, "big")
+    staff = int.from_bytes(keccak(staff_key), "big")
+    assert int.from_bytes(_word(system, staff)[-8:], "big") == hospital.id  # orgId (uint64, offset 0)
+    assert _word(system, staff + 2)[-1] == 1  # active
+    assert _long_bytes(system, staff + 3) == doctor.public_key
+    system.transact(system.governance.functions.deactivateStaff(doctor.address), "hospital")
+    assert _word(system, staff + 2)[-1] == 0
 
 
 # --------------------------------------------------------------------------------------------- views
@@ -237,7 +280,7 @@ def test_admission_refuses_invalid_members(system: System, name, roles, key, acc
     accs = {"new": [new], "none": [], "zero": ["0x" + "00" * 20], "member": [system.account("pharmacy")],
             "twice": [new, new]}[accounts]
     pub = key64(key) if isinstance(key, str) else key
-    r, s = pop(system, key) if isinstance(key, str) else (b"\x01" * 32, b"\x01" * 32)
+    r, s = pop(system, key, name, roles, accs) if isinstance(key, str) else (b"\x01" * 32, b"\x01" * 32)
     with system.expect_revert(reason):
         system.transact(system.governance.functions.proposeAdmitOrg(name, roles, pub, accs, r, s), "hospital")
 
@@ -245,12 +288,12 @@ def test_admission_refuses_invalid_members(system: System, name, roles, key, acc
 def test_admission_proof_of_possession(system: System) -> None:
     gov = system.governance
     new = system.spare_accounts[0]
-    wrong_r, wrong_s = pop(system, "org:someone-else")
+    wrong_r, wrong_s = pop(system, "org:someone-else", "x", ORG_HOSPITAL, [new])
     fn = gov.functions.proposeAdmitOrg("x", ORG_HOSPITAL, key64("org:x"), [new], wrong_r, wrong_s)
     if system.gm:  # verified on chain
         with system.expect_revert("Gov: bad proof of possession"):
             system.transact(fn, "hospital")
-        r, s = pop(system, "org:x")
+        r, s = pop(system, "org:x", "x", ORG_HOSPITAL, [new])
         receipt = system.transact(gov.functions.proposeAdmitOrg("x", ORG_HOSPITAL, key64("org:x"), [new], r, s),
                                   "hospital")
     else:  # recorded for off-chain verification
@@ -258,9 +301,75 @@ def test_admission_proof_of_possession(system: System) -> None:
         r, s = wrong_r, wrong_s
     (created,) = system.events(receipt, gov, "ProposalCreated")
     assert (created["r"], created["s"]) == (r, s)
-    preimage = gov.functions.possessionMessagePreimage(key64("org:x")).call()
-    assert preimage == encode(["bytes32", "uint256", "address", "bytes"],
-                              [gov.functions.POP_TAG().call(), system.chain_id, gov.address, key64("org:x")])
+    preimage = gov.functions.possessionMessagePreimage("x", ORG_HOSPITAL, key64("org:x"), [new]).call()
+    assert gov.functions.POP_TAG().call() == keccak(b"shancheng.governance.org-key-possession.v2")
+    assert preimage == encode(["bytes32", "uint256", "address", "string", "uint256", "bytes", "address[]"],
+                              [gov.functions.POP_TAG().call(), system.chain_id, gov.address, "x", ORG_HOSPITAL,
+                               key64("org:x"), [new]])
+    assert signs(key64("org:x"), (r, s), preimage) is system.gm  # the proof the chain accepted verifies off chain
+
+
+def test_hole2_admission_proof_replayed_for_another_org_is_refused(system: System) -> None:
+    """Hole 2: org X's proof of possession, replayed in a proposal for org Y with the same key but another
+    name and accounts, once covered only the key and was accepted. It now binds name, roles and accounts."""
+    gov = system.governance
+    x_acc, y_acc = system.spare_accounts[0], system.spare_accounts[1]
+    x_proof = pop(system, "org:x", "x", ORG_HOSPITAL, [x_acc])
+    system.transact(gov.functions.proposeAdmitOrg("x", ORG_HOSPITAL, key64("org:x"), [x_acc], *x_proof), "hospital")
+    replays = [("y", ORG_HOSPITAL, [y_acc]), ("x", ORG_HOSPITAL, [y_acc]), ("y", ORG_HOSPITAL, [x_acc]),
+               ("x", ORG_HOSPITAL | ORG_PHARMACY, [x_acc])]
+    for name, roles, accounts in replays:
+        fn = gov.functions.proposeAdmitOrg(name, roles, key64("org:x"), accounts, *x_proof)
+        preimage = gov.functions.possessionMessagePreimage(name, roles, key64("org:x"), accounts).call()
+        assert not signs(key64("org:x"), x_proof, preimage)  # refused off chain on any EVM
+        if system.gm:
+            with system.expect_revert("Gov: bad proof of possession"):
+                system.transact(fn, "pharmacy")
+    if system.gm:
+        assert gov.functions.proposalCount().call() == 1
+
+
+def test_hole2_admission_proof_from_another_chain_or_contract_is_refused(system: System) -> None:
+    """Hole 2: a proof of possession made for another chain id or another Governance contract is refused."""
+    gov = system.governance
+    new = system.spare_accounts[0]
+    foreign = [
+        pop(system, "org:x", "x", ORG_HOSPITAL, [new], chain_id=system.chain_id + 1),
+        pop(system, "org:x", "x", ORG_HOSPITAL, [new], governance=system.evidence.address),
+    ]
+    preimage = gov.functions.possessionMessagePreimage("x", ORG_HOSPITAL, key64("org:x"), [new]).call()
+    for proof in foreign:
+        assert not signs(key64("org:x"), proof, preimage)
+        if system.gm:
+            with system.expect_revert("Gov: bad proof of possession"):
+                system.transact(gov.functions.proposeAdmitOrg("x", ORG_HOSPITAL, key64("org:x"), [new], *proof),
+                                "hospital")
+    assert signs(key64("org:x"), pop(system, "org:x", "x", ORG_HOSPITAL, [new]), preimage)
+
+
+def test_hole2_admitting_an_org_with_an_existing_key_is_refused(system: System) -> None:
+    """Hole 2: keys were not unique across orgs, so a newly admitted org could hold a member's key (and sign
+    its checkpoints). Now an org key or staff key already registered is refused, also at execution."""
+    gov = system.governance
+    new, other = system.spare_accounts[0], system.spare_accounts[1]
+    for label in ("org:pharmacy", "staff:doctor"):  # another org's key; a staff member's key
+        proof = pop(system, label, "squatter", ORG_HOSPITAL, [new])
+        with system.expect_revert("Gov: key already registered"):
+            system.transact(gov.functions.proposeAdmitOrg("squatter", ORG_HOSPITAL, key64(label), [new], *proof),
+                            "hospital")
+    # two open proposals for one new key: the second is refused when it executes
+    first = propose(system, admit_fn(system, "clinic", "org:clinic", [new]))
+    second = propose(system, admit_fn(system, "clinic-b", "org:clinic", [other]), "pharmacy")
+    for name in VOTERS[1 : NEEDED]:
+        if status(system, first) == OPEN:
+            system.transact(gov.functions.vote(first, True), name)
+    assert status(system, first) == EXECUTED
+    assert gov.functions.keyOwner(key64("org:clinic")).call() == N_ORGS + 1
+    voters = [v for v in VOTERS if v != "pharmacy"]
+    with system.expect_revert("Gov: key already registered"):
+        for name in voters:
+            system.transact(gov.functions.vote(second, True), name)
+    assert gov.functions.orgCount().call() == N_ORGS + 1
 
 
 def test_admission_is_rechecked_when_executed(system: System) -> None:
@@ -394,15 +503,93 @@ def test_org_manages_its_accounts(system: System) -> None:
 
 
 # --------------------------------------------------------------------------------------------- staff
+def register_fn(system: System, member: Staff, org: str, roles: int, **pop_context: Any) -> Any:
+    """registerStaff of ``member`` by ``org`` with the member's proof of possession (for ``org`` unless overridden)."""
+    context = {"org_id": system.org(org).id, "roles": roles, **pop_context}
+    r, s = system.staff_possession(member, **context)
+    return system.governance.functions.registerStaff(member.address, member.public_key, roles, r, s)
+
+
 def test_register_staff(system: System) -> None:
     gov = system.governance
     nurse = staff_identity("nurse", "hospital", STAFF_OPERATOR)
-    receipt = system.transact(gov.functions.registerStaff(nurse.address, nurse.public_key, STAFF_OPERATOR), "hospital")
+    assert gov.functions.keyOwner(nurse.public_key).call() == 0
+    receipt = system.transact(register_fn(system, nurse, "hospital", STAFF_OPERATOR), "hospital")
     (event,) = system.events(receipt, gov, "StaffRegistered")
     assert event == {"staff": nurse.address, "orgId": 1, "roles": STAFF_OPERATOR, "publicKey": nurse.public_key}
     assert nurse.address.lower() == "0x" + sm3(nurse.public_key)[-20:].hex()
+    assert gov.functions.keyOwner(nurse.public_key).call() == 1
+    assert gov.functions.STAFF_POP_TAG().call() == keccak(b"shancheng.governance.staff-key-possession.v1")
+    preimage = gov.functions.staffPossessionMessagePreimage(1, nurse.address, STAFF_OPERATOR, nurse.public_key).call()
+    assert preimage == encode(["bytes32", "uint256", "address", "uint64", "address", "uint256", "bytes"],
+                              [gov.functions.STAFF_POP_TAG().call(), system.chain_id, gov.address, 1, nurse.address,
+                               STAFF_OPERATOR, nurse.public_key])
+    assert signs(nurse.public_key, system.staff_possession(nurse, 1, STAFF_OPERATOR), preimage)
     with system.expect_revert("Gov: staff exists"):
-        system.transact(gov.functions.registerStaff(nurse.address, nurse.public_key, STAFF_OPERATOR), "hospital2")
+        system.transact(register_fn(system, nurse, "hospital2", STAFF_OPERATOR), "hospital2")
+
+
+def test_every_genesis_key_has_one_owner(system: System) -> None:
+    gov = system.governance
+    for org in system.orgs.values():
+        assert gov.functions.keyOwner(org.public_key).call() == org.id
+    for member in system.staff_members.values():
+        assert gov.functions.keyOwner(member.public_key).call() == system.org(member.org).id
+    assert gov.functions.keyOwner(key64("validator:0")).call() == 0  # node keys are not org keys
+
+
+def test_hole2_registering_a_registered_key_as_staff_is_refused(system: System) -> None:
+    """Hole 2: an org could register another org's org key, or another org's staff key, as its own staff
+    member (and so sign as it). A key belongs to one org now; even an org's own org key is no staff key."""
+    gov = system.governance
+    stolen = [
+        ("pharmacy", deterministic_sm2_key("org:pharmacy")),  # another org's org key
+        ("doctor", system.staff("doctor").key),  # another org's staff key
+        ("hospital2", deterministic_sm2_key("org:hospital2")),  # the sender's own org key
+    ]
+    for label, key in stolen:
+        pub = key.public_key()
+        address = Web3.to_checksum_address(pub.sm3_address())
+        r, s = system.staff_possession(key, system.org("hospital2").id, STAFF_DOCTOR)
+        fn = gov.functions.registerStaff(address, pub.to_bytes()[1:], STAFF_DOCTOR, r, s)
+        reason = "Gov: staff exists" if label == "doctor" else "Gov: key already registered"
+        with system.expect_revert(reason):
+            system.transact(fn, "hospital2")
+        # under a fresh address (an address is only tied to its key where SM3 runs on chain)
+        spare = system.spare_accounts[0]
+        r, s = system.staff_possession(key, system.org("hospital2").id, STAFF_DOCTOR, address=spare)
+        with system.expect_revert("Gov: key already registered"):
+            system.transact(gov.functions.registerStaff(spare, pub.to_bytes()[1:], STAFF_DOCTOR, r, s), "hospital2")
+    assert gov.functions.staffInfo(system.staff("doctor").address).call()[0] == system.org("hospital").id
+
+
+def test_hole2_staff_registration_needs_a_proof_of_possession_where_the_precompile_exists(system: System) -> None:
+    """Hole 2: registerStaff took any key without proof that the staff member holds it. The staff key now
+    signs (org, address, roles, chain, contract); a proof for anything else is refused on chain."""
+    gov = system.governance
+    nurse = staff_identity("nurse", "hospital", STAFF_DOCTOR)
+    forged = {
+        "no-proof": (b"\x01" * 32, b"\x01" * 32),
+        "another-key": system.staff_possession(deterministic_sm2_key("someone"), 1, STAFF_DOCTOR, address=nurse.address),
+        "another-org": system.staff_possession(nurse, system.org("hospital2").id, STAFF_DOCTOR),
+        "other-roles": system.staff_possession(nurse, 1, STAFF_OPERATOR),
+        "another-chain": system.staff_possession(nurse, 1, STAFF_DOCTOR, chain_id=system.chain_id + 1),
+        "another-contract": system.staff_possession(nurse, 1, STAFF_DOCTOR, governance=system.evidence.address),
+    }
+    preimage = gov.functions.staffPossessionMessagePreimage(1, nurse.address, STAFF_DOCTOR, nurse.public_key).call()
+    for case, proof in forged.items():
+        assert not signs(nurse.public_key, proof, preimage), case
+        if system.gm:
+            with system.expect_revert("Gov: bad staff proof of possession"):
+                system.transact(gov.functions.registerStaff(nurse.address, nurse.public_key, STAFF_DOCTOR, *proof),
+                                "hospital")
+    if system.gm:
+        assert gov.functions.staffInfo(nurse.address).call()[0] == 0
+        system.transact(register_fn(system, nurse, "hospital", STAFF_DOCTOR), "hospital")
+    else:  # no SM2 on chain: accepted, the proof stays in the calldata for off-chain checks
+        system.transact(gov.functions.registerStaff(nurse.address, nurse.public_key, STAFF_DOCTOR, *forged["no-proof"]),
+                        "hospital")
+    assert gov.functions.staffInfo(nurse.address).call()[0] == 1
 
 
 @pytest.mark.parametrize(
@@ -418,6 +605,7 @@ def test_register_staff(system: System) -> None:
 def test_register_staff_refusals(system: System, case: str, reason: str) -> None:
     member = staff_identity("new-staff", "hospital", STAFF_DOCTOR)
     address, key, roles, sender = member.address, member.public_key, STAFF_DOCTOR, "hospital"
+    r, s = system.staff_possession(member, 1, STAFF_DOCTOR)
     if case == "zero-address":
         address = "0x" + "00" * 20
     elif case == "no-roles":
@@ -429,13 +617,14 @@ def test_register_staff_refusals(system: System, case: str, reason: str) -> None
     elif case == "outsider":
         sender = system.outsider
     with system.expect_revert(reason):
-        system.transact(system.governance.functions.registerStaff(address, key, roles), sender)
+        system.transact(system.governance.functions.registerStaff(address, key, roles, r, s), sender)
 
 
 def test_staff_address_must_derive_from_the_key_where_sm3_is_on_chain(system: System) -> None:
     member = staff_identity("mismatch", "hospital", STAFF_DOCTOR)
     wrong = system.spare_accounts[1]
-    fn = system.governance.functions.registerStaff(wrong, member.public_key, STAFF_DOCTOR)
+    r, s = system.staff_possession(member, 1, STAFF_DOCTOR, address=wrong)
+    fn = system.governance.functions.registerStaff(wrong, member.public_key, STAFF_DOCTOR, r, s)
     if system.gm:
         with system.expect_revert("Gov: staff address mismatch"):
             system.transact(fn, "hospital")
@@ -474,7 +663,7 @@ def _every_member_call(system: System) -> dict[str, Any]:
     gov = system.governance
     doctor = system.staff("doctor").address
     nurse = staff_identity("nurse", "hospital", STAFF_OPERATOR)
-    r, s = pop(system, "org:x")
+    r, s = pop(system, "org:x", "x", ORG_HOSPITAL, [system.spare_accounts[0]])
     return {
         "proposeAdmitOrg": gov.functions.proposeAdmitOrg("x", ORG_HOSPITAL, key64("org:x"), [system.spare_accounts[0]],
                                                          r, s),
@@ -487,7 +676,7 @@ def _every_member_call(system: System) -> dict[str, Any]:
         "execute": gov.functions.execute(1),
         "addAccount": gov.functions.addAccount(system.spare_accounts[1]),
         "removeAccount": gov.functions.removeAccount(system.account("hospital")),
-        "registerStaff": gov.functions.registerStaff(nurse.address, nurse.public_key, STAFF_OPERATOR),
+        "registerStaff": register_fn(system, nurse, "hospital", STAFF_OPERATOR),
         "setStaffRoles": gov.functions.setStaffRoles(doctor, STAFF_OPERATOR),
         "deactivateStaff": gov.functions.deactivateStaff(doctor),
     }

@@ -1,10 +1,14 @@
 """PrescriptionFlow on both EVMs: every transition by the right actor, and refused with its reason otherwise.
 
 On py-evm (GM precompile) the staff SM2 signatures are checked on chain; on anvil they are only recorded,
-and the tests check them off chain from the events.
+and the tests check them off chain from the events. Every signature covers what it authorises (terms, fill,
+extension, named logistics org) and a nonce: the hole-6 tests replay and stretch signatures as an attacker would.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from _domain_messages import (
@@ -12,6 +16,7 @@ from _domain_messages import (
     FLAG_EMERGENCY,
     FLAG_ONLINE,
     FLAG_REPEAT,
+    RxContext,
     RxState,
     Transition,
     rx_transition_preimage,
@@ -19,13 +24,17 @@ from _domain_messages import (
     staff_address,
     verify_rx_transition,
 )
-from _rx_trace_support import DAY, RxDriver, cst_day_start, move_to_morning
+from _env_sharing_support import change_roles
+from _rx_trace_support import DAY, FUNCTION_TRANSITION, ORDINARY_TERMS, RxDriver, cst_day_start, move_to_morning
 
 from shancheng.sdk.crypto import SM2PrivateKey, sm3
 from shancheng.sdk.errors import InvalidSignature
 
 STAFF_PHARMACIST = 1 << 1
 STAFF_CHECKER = 1 << 3
+STAFF_COURIER = 1 << 4
+ORG_DISTRIBUTOR = 1 << 3
+ORG_LOGISTICS = 1 << 4
 REPEAT_TERMS = (3, 7, FLAG_REPEAT, 0, 2, 3600)  # 3 days, 2 fills, 1 hour apart
 
 
@@ -46,6 +55,23 @@ def _staff_public_key(system, address: str) -> bytes:
     raise KeyError(address)
 
 
+def assert_forged_refused(system, rx: RxDriver, send: Callable[[], Any], staff: str) -> None:
+    """``send`` carries a staff signature that does not cover what it sends. Where SM2 is checked on chain
+    it reverts; on a stock EVM it is recorded (then undone here) and the auditor's check of the event fails."""
+    if system.gm:
+        with system.expect_revert("Rx: bad staff signature"):
+            send()
+        return
+    snap = system.snapshot()
+    try:
+        (ev,) = rx.events(send())
+        assert ev["sm2Verified"] is False
+        with pytest.raises(InvalidSignature):
+            verify_rx_transition(system.staff(staff).public_key, system.chain_id, rx.contract.address, ev)
+    finally:
+        system.revert(snap)
+
+
 # ------------------------------------------------------------------------------ happy paths
 
 
@@ -63,8 +89,11 @@ def test_in_store_flow_walks_the_state_machine_and_every_event_verifies(system, 
         (RxState.CHECKED, RxState.DISPENSED),
     ]
     assert rx.state(rid) == RxState.DISPENSED
+    assert [ev["signed"]["nonce"] for ev in events] == list(range(7))  # every signed step advances the nonce
+    assert [ev["signed"]["fill"] for ev in events] == [0, 0, 0, 0, 1, 1, 1]
     for ev in events:
-        assert ev["rxId"] == rid and ev["version"] == 1
+        assert ev["rxId"] == rid and ev["signed"]["version"] == 1
+        assert tuple(ev["signed"]["terms"].values()) == ORDINARY_TERMS
         assert ev["sm2Verified"] is system.gm  # checked on chain only where the precompile exists
         # the off-chain auditor's check, from the event alone (the anvil path's only check)
         verify_rx_transition(_staff_public_key(system, ev["staff"]), system.chain_id, rx.contract.address, ev)
@@ -74,6 +103,7 @@ def test_in_store_flow_walks_the_state_machine_and_every_event_verifies(system, 
     record = rx.record(rid)
     assert record["pharmacyOrg"] == pharmacy  # locked to the claiming pharmacy
     assert record["reptdCnt"] == 1  # one fill used
+    assert record["nonce"] == 7
 
 
 def test_delivery_flow_by_a_logistics_courier(system, rx: RxDriver) -> None:
@@ -81,6 +111,17 @@ def test_delivery_flow_by_a_logistics_courier(system, rx: RxDriver) -> None:
     rx.to_state(rid, RxState.CHECKED)
     with system.expect_revert("Rx: org is not a logistics provider"):
         rx.call("pickUp", "pharmacy", "pharmacist", rid)
+    with system.expect_revert("Rx: no logistics org named"):
+        rx.call("pickUp", "logistics", "courier", rid)
+    with system.expect_revert("Rx: org is not a pharmacy"):
+        rx.call("consign", "logistics", "courier", rid)
+    with system.expect_revert("Rx: staff not of the acting org"):
+        rx.call("consign", "pharmacy", "courier", rid)
+    receipt = rx.call("consign", "pharmacy", "checker", rid)
+    (ev,) = rx.events(receipt)
+    logistics = system.org("logistics").id
+    assert (ev["from"], ev["to"], ev["signed"]["deliveryOrg"]) == (RxState.CHECKED, RxState.CHECKED, logistics)
+    assert rx.record(rid)["deliveryOrg"] == logistics
     with system.expect_revert("Rx: staff lacks the role"):
         rx.call("pickUp", "logistics", "logistics_operator", rid)
     with system.expect_revert("Rx: not delivering"):
@@ -100,15 +141,22 @@ def test_delivery_flow_by_a_logistics_courier(system, rx: RxDriver) -> None:
 
 def test_contract_builds_the_same_message_preimage_as_the_signers(system, rx: RxDriver) -> None:
     rid, doc = rx_id("preimage"), rx.doc("x")
-    on_chain = bytes(rx.contract.functions.transitionPreimage(rid, 7, int(Transition.CHECK), doc).call())
-    assert on_chain == rx_transition_preimage(system.chain_id, rx.contract.address, rid, 7, Transition.CHECK, doc)
+    ctx = RxContext(7, 12, 2, system.org("logistics").id, (3, 30, FLAG_REPEAT, 1, 3, 3600))
+    fns = rx.contract.functions
+    on_chain = bytes(fns.transitionPreimage(rid, int(Transition.CHECK), doc, ctx.as_tuple()).call())
+    assert on_chain == rx_transition_preimage(system.chain_id, rx.contract.address, rid, Transition.CHECK, doc, ctx)
     assert rx.contract.functions.sm2OnChain().call() is system.gm
     if system.gm:
-        m = bytes(rx.contract.functions.transitionMessage(rid, 7, int(Transition.CHECK), doc).call())
-        assert m == rx.message(rid, 7, Transition.CHECK, doc)
+        m = bytes(fns.transitionMessage(rid, int(Transition.CHECK), doc, ctx.as_tuple()).call())
+        assert m == rx.message(rid, Transition.CHECK, doc, ctx)
     else:
         with system.expect_revert("GmCrypto: no precompile"):
-            rx.contract.functions.transitionMessage(rid, 7, int(Transition.CHECK), doc).call()
+            fns.transitionMessage(rid, int(Transition.CHECK), doc, ctx.as_tuple()).call()
+    # the contract's view of the next context agrees with the one the signers build from the record
+    rx.to_state(rid, RxState.CLAIMED, terms=REPEAT_TERMS)
+    on_chain_ctx = RxContext.from_event(dict(zip(("version", "nonce", "fill", "deliveryOrg", "terms"),
+                                                 fns.contextOf(rid).call(), strict=True)))
+    assert on_chain_ctx == rx.context("release", rid) == RxContext(1, 4, 0, 0, REPEAT_TERMS)
 
 
 # ------------------------------------------------------------------------------ SM2 signatures
@@ -119,7 +167,8 @@ def test_bad_staff_signature_reverts_on_chain_or_is_recorded_for_off_chain_rejec
     doctor = system.staff("doctor")
     # signed over the right fields but by a key that is not the doctor's registered key
     impostor = SM2PrivateKey.generate()
-    _, r, s = sign_rx_transition(impostor, system.chain_id, rx.contract.address, rid, 1, Transition.ISSUE, doc)
+    ctx = rx.context("issue", rid)
+    _, r, s = sign_rx_transition(impostor, system.chain_id, rx.contract.address, rid, Transition.ISSUE, doc, ctx)
     forged = (doctor.address, r, s)
     if system.gm:
         with system.expect_revert("Rx: bad staff signature"):
@@ -133,14 +182,19 @@ def test_bad_staff_signature_reverts_on_chain_or_is_recorded_for_off_chain_rejec
             verify_rx_transition(doctor.public_key, system.chain_id, rx.contract.address, ev)
 
 
-def test_signature_is_bound_to_transition_version_and_document(system, rx: RxDriver) -> None:
+def test_signature_is_bound_to_transition_context_and_document(system, rx: RxDriver) -> None:
     rid = rx_id("binding")
     rx.call("issue", "hospital", "doctor", rid)
     doc = rx.doc("review")
+    ctx = rx.context("approve", rid)
+    assert ctx == RxContext(1, 1, 0, 0, ORDINARY_TERMS)
     wrong = {
-        "transition": rx.signature("pharmacist", rid, Transition.REJECT, doc, 1),
-        "version": rx.signature("pharmacist", rid, Transition.APPROVE, doc, 2),
-        "document": rx.signature("pharmacist", rid, Transition.APPROVE, rx.doc("other"), 1),
+        "transition": rx.signature("pharmacist", rid, Transition.REJECT, doc, ctx),
+        "version": rx.signature("pharmacist", rid, Transition.APPROVE, doc, RxContext(2, 1, 0, 0, ORDINARY_TERMS)),
+        "nonce": rx.signature("pharmacist", rid, Transition.APPROVE, doc, RxContext(1, 0, 0, 0, ORDINARY_TERMS)),
+        "fill": rx.signature("pharmacist", rid, Transition.APPROVE, doc, RxContext(1, 1, 1, 0, ORDINARY_TERMS)),
+        "terms": rx.signature("pharmacist", rid, Transition.APPROVE, doc, RxContext(1, 1, 0, 0, (1, 6, 0, 0, 0, 0))),
+        "document": rx.signature("pharmacist", rid, Transition.APPROVE, rx.doc("other"), ctx),
     }
     for label, sig in wrong.items():
         if system.gm:
@@ -164,7 +218,9 @@ def test_issue_is_refused_for_every_wrong_actor(system, rx: RxDriver) -> None:
     rid = rx_id("issue-actors")
     stranger = SM2PrivateKey.generate()
     doc = rx.doc("issue")
-    unknown = sign_rx_transition(stranger, system.chain_id, rx.contract.address, rid, 1, Transition.ISSUE, doc)
+    unknown = sign_rx_transition(
+        stranger, system.chain_id, rx.contract.address, rid, Transition.ISSUE, doc, rx.context("issue", rid)
+    )
     assert staff_address(stranger.public_key()) == unknown[0]
     cases = [
         ("pharmacy", "doctor", None, "Rx: org is not a hospital"),
@@ -280,7 +336,7 @@ def test_rejected_prescription_is_reissued_as_a_new_version_and_reviewed_again(s
     new_doc = rx.doc("version-2")
     receipt = rx.call("reissue", "hospital", "doctor", rid, doc=new_doc, terms=(2, 3, 0, 0, 0, 0))
     (ev,) = rx.events(receipt)
-    assert (ev["transition"], ev["version"], ev["from"], ev["to"]) == (
+    assert (ev["transition"], ev["signed"]["version"], ev["from"], ev["to"]) == (
         Transition.REISSUE,
         2,
         RxState.REJECTED,
@@ -289,7 +345,7 @@ def test_rejected_prescription_is_reissued_as_a_new_version_and_reviewed_again(s
     record = rx.record(rid)
     assert record["version"] == 2 and record["docCommitment"] == new_doc
     # a review signed for version 1 no longer fits
-    stale = rx.signature("pharmacist", rid, Transition.APPROVE, rx.doc("r"), 1)
+    stale = rx.signature("pharmacist", rid, Transition.APPROVE, rx.doc("r"), RxContext(1, 3, 0, 0, (2, 3, 0, 0, 0, 0)))
     if system.gm:
         with system.expect_revert("Rx: bad staff signature"):
             rx.call("approve", "pharmacy", "pharmacist", rid, doc=rx.doc("r"), sig=stale)
@@ -552,3 +608,139 @@ def test_suspended_pharmacy_cannot_act(system, rx: RxDriver) -> None:
     assert system.call(gov.functions.orgActive(target)) is False
     with system.expect_revert("Rx: sender org is not active"):
         rx.call("claim", "pharmacy2", "pharmacist2", rid)
+
+
+# ------------------------------------------------------------------------------ hole 6: what a signature authorises
+
+
+def test_hole6_doctor_signature_cannot_extend_validity_twice(system, rx: RxDriver) -> None:
+    """Issue 8, hole 6: one extension signature extended validity twice. It now covers the new validity and
+    the nonce: it extends once, to the length the doctor chose."""
+    rid = rx_id("hole6-extend")
+    rx.call("issue", "hospital", "doctor", rid)  # valid 1 day
+    doc = rx.doc("extend")
+    to_two = rx.signature("doctor", rid, Transition.EXTEND, doc, rx.context("extendValidity", rid, valid_days=2))
+    # the hospital account stretches the doctor's 2-day signature to 3 days
+    assert_forged_refused(
+        system, rx, lambda: rx.call("extendValidity", "hospital", "doctor", rid, doc=doc, valid_days=3, sig=to_two),
+        "doctor",
+    )
+    receipt = rx.call("extendValidity", "hospital", "doctor", rid, doc=doc, valid_days=2, sig=to_two)
+    (ev,) = rx.events(receipt, "RxValidityExtended")
+    assert ev["validDays"] == 2
+    # ... and replays it for a second extension
+    with system.expect_revert("Rx: validity can only be extended"):
+        rx.call("extendValidity", "hospital", "doctor", rid, doc=doc, valid_days=2, sig=to_two)
+    assert_forged_refused(
+        system, rx, lambda: rx.call("extendValidity", "hospital", "doctor", rid, doc=doc, valid_days=3, sig=to_two),
+        "doctor",
+    )
+    assert rx.record(rid)["validDays"] == 2
+    rx.call("extendValidity", "hospital", "doctor", rid, valid_days=3)  # the doctor's own second decision
+    assert rx.record(rid)["validDays"] == 3
+
+
+def test_hole6_fill_signatures_cannot_be_replayed_for_later_fills(system, rx: RxDriver) -> None:
+    """Issue 8, hole 6: fills 2 and 3 of a 3-fill prescription were recorded by the pharmacy account alone,
+    replaying fill 1's signatures (bypassing checker != dispenser). Signatures now cover the fill and the nonce."""
+    rid = rx_id("hole6-fills")
+    rx.to_state(rid, RxState.CLAIMED, terms=(3, 7, FLAG_REPEAT, 0, 3, 3600))
+    fill_1 = {}
+    for function, staff in (("dispense", "dispenser"), ("check", "checker"), ("handOver", "pharmacist")):
+        doc = rx.doc(f"fill-1:{function}")
+        sig = rx.signature(staff, rid, FUNCTION_TRANSITION[function], doc, rx.context(function, rid))
+        receipt = rx.call(function, "pharmacy", staff, rid, doc=doc, sig=sig)
+        assert rx.events(receipt)[0]["signed"]["fill"] == 1
+        fill_1[function] = (staff, doc, sig)
+    system.advance_time(3600)
+
+    def replay(function: str) -> Callable[[], Any]:
+        staff, doc, sig = fill_1[function]
+        return lambda: rx.call(function, "pharmacy", staff, rid, doc=doc, sig=sig)
+
+    assert_forged_refused(system, rx, replay("dispense"), "dispenser")
+    assert rx.record(rid)["reptdCnt"] == 1
+    receipt = rx.call("dispense", "pharmacy", "dispenser", rid)  # the dispenser really starts fill 2
+    assert rx.events(receipt)[0]["signed"]["fill"] == 2
+    assert_forged_refused(system, rx, replay("check"), "checker")  # no checker looked at fill 2
+    with system.expect_revert("Rx: checker must differ from dispenser"):
+        rx.call("check", "pharmacy", "dispenser", rid)
+    rx.call("check", "pharmacy", "checker", rid)
+    assert_forged_refused(system, rx, replay("handOver"), "pharmacist")
+    rx.call("handOver", "pharmacy", "pharmacist", rid)
+    assert rx.record(rid)["reptdCnt"] == 2 and rx.state(rid) == RxState.DISPENSED
+
+
+def test_hole6_no_signature_is_accepted_twice(system, rx: RxDriver) -> None:
+    """Issue 8, hole 6: a claim signed once cannot claim again after a release (the nonce moved on)."""
+    rid = rx_id("hole6-nonce")
+    rx.to_state(rid, RxState.CIRCULATED)
+    doc = rx.doc("claim")
+    sig = rx.signature("pharmacist", rid, Transition.CLAIM, doc, rx.context("claim", rid))
+    rx.call("claim", "pharmacy", "pharmacist", rid, doc=doc, sig=sig)
+    rx.call("release", "pharmacy", "pharmacist", rid)
+    assert_forged_refused(system, rx, lambda: rx.call("claim", "pharmacy", "pharmacist", rid, doc=doc, sig=sig),
+                          "pharmacist")
+    assert rx.state(rid) == RxState.CIRCULATED
+
+
+def test_hole6_issue_terms_the_doctor_did_not_sign_are_refused(system, rx: RxDriver) -> None:
+    """Issue 8, hole 6: issue accepted maxReptCnt 255 and supplyDays 200 that the doctor never signed; the
+    signature now covers every term (and a re-issue's new terms)."""
+    rid = rx_id("hole6-terms")
+    doc = rx.doc("issue")
+    signed = rx.signature("doctor", rid, Transition.ISSUE, doc, rx.context("issue", rid, terms=ORDINARY_TERMS))
+    inflated = (1, 200, FLAG_REPEAT, 1, 255, 0)  # within the rules, with a long-supply reason: only the signature stops it
+    assert_forged_refused(
+        system, rx, lambda: rx.call("issue", "hospital", "doctor", rid, doc=doc, terms=inflated, sig=signed), "doctor"
+    )
+    assert rx.state(rid) == RxState.NONE
+    receipt = rx.call("issue", "hospital", "doctor", rid, doc=doc, terms=ORDINARY_TERMS, sig=signed)
+    assert tuple(rx.events(receipt)[0]["signed"]["terms"].values()) == ORDINARY_TERMS
+    record = rx.record(rid)
+    assert (record["supplyDays"], record["maxReptCnt"], record["flags"]) == (5, 0, 0)
+    # a re-issue likewise: the doctor signs version 2 with 3 days' supply, the hospital sends 7
+    rx.call("reject", "pharmacy", "pharmacist", rid)
+    doc2, v2_terms = rx.doc("issue-v2"), (1, 3, 0, 0, 0, 0)
+    signed = rx.signature("doctor", rid, Transition.REISSUE, doc2, rx.context("reissue", rid, terms=v2_terms))
+    assert_forged_refused(
+        system, rx, lambda: rx.call("reissue", "hospital", "doctor", rid, doc=doc2, terms=(1, 7, 0, 0, 0, 0), sig=signed),
+        "doctor",
+    )
+    rx.call("reissue", "hospital", "doctor", rid, doc=doc2, terms=v2_terms, sig=signed)
+    assert rx.record(rid)["supplyDays"] == 3
+
+
+def test_hole6_only_the_logistics_org_the_pharmacy_named_picks_up(system, rx: RxDriver) -> None:
+    """Issue 8, hole 6: a logistics org the pharmacy never named picked up a checked prescription. The claiming
+    pharmacy now names the org in a signed transition (consign) and only that org picks up and delivers."""
+    change_roles(system, "distributor", ORG_DISTRIBUTOR | ORG_LOGISTICS)  # a second logistics provider
+    system.register_staff("courier_b", "distributor", STAFF_COURIER)
+    rid = rx_id("hole6-logistics")
+    rx.to_state(rid, RxState.CHECKED)
+    with system.expect_revert("Rx: no logistics org named"):
+        rx.call("pickUp", "distributor", "courier_b", rid)
+    with system.expect_revert("Rx: not an active logistics org"):
+        rx.call("consign", "pharmacy", "pharmacist", rid, logistics="hospital")
+    with system.expect_revert("Rx: not the claiming pharmacy"):
+        rx.call("consign", "pharmacy2", "pharmacist2", rid)
+    doc = rx.doc("consign")
+    named = rx.signature(
+        "pharmacist", rid, Transition.CONSIGN, doc,
+        rx.context("consign", rid, delivery_org=system.org("logistics").id),
+    )
+    # the pharmacy account cannot turn the pharmacist's choice into another org
+    assert_forged_refused(
+        system, rx, lambda: rx.call("consign", "pharmacy", "pharmacist", rid, doc=doc, logistics="distributor", sig=named),
+        "pharmacist",
+    )
+    rx.call("consign", "pharmacy", "pharmacist", rid, doc=doc, sig=named)
+    assert rx.record(rid)["deliveryOrg"] == system.org("logistics").id
+    with system.expect_revert("Rx: not the named logistics org"):
+        rx.call("pickUp", "distributor", "courier_b", rid)
+    receipt = rx.call("pickUp", "logistics", "courier", rid)
+    assert rx.events(receipt)[0]["signed"]["deliveryOrg"] == system.org("logistics").id
+    with system.expect_revert("Rx: not the delivering org"):
+        rx.call("deliver", "distributor", "courier_b", rid)
+    rx.call("deliver", "logistics", "courier", rid)
+    assert rx.state(rid) == RxState.DELIVERED
