@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..crypto import SM2PrivateKey, SM2PublicKey
 from ..crypto.pem import MAX_PEM_LEN, pem_blocks
-from ..errors import InvalidKey
+from ..errors import InvalidInput, InvalidKey
 from ._common import MIN_PASSWORD_LEN, read_password, read_small_file, write_private_file
 
 log = logging.getLogger("shancheng.keys")
@@ -27,9 +27,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     sub = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
 
     new = sub.add_parser("new", help="generate an SM2 key and write it encrypted to a file")
-    new.add_argument("--out", required=True, metavar="FILE", help="key file to create (mode 0600)")
+    new.add_argument(
+        "--out", required=True, metavar="FILE", help="key file to create (mode 0600; a missing folder is made 0700)"
+    )
     new.add_argument("--password-file", metavar="F", help="file whose first line is the password")
-    new.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    new.add_argument(
+        "--force", action="store_true", help="replace FILE if it exists (a new file is renamed into place; a symlink "
+        "at FILE is replaced, never followed)"
+    )
     new.add_argument(
         "--unsafe-no-password", action="store_true", help="write the private key unencrypted (development only)"
     )
@@ -42,9 +47,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     show.set_defaults(func=cmd_show)
 
 
-def write_key_file(path: Path, key: SM2PrivateKey, password: bytes | None, *, force: bool = False) -> None:
-    """Write ``key`` as an SM2 key file (encrypted when ``password`` is given)."""
-    write_private_file(path, key.to_pem(password) + key.public_key().to_pem(), force=force)
+def write_key_file(
+    path: Path, key: SM2PrivateKey, password: bytes | None, *, force: bool = False, unsafe_unencrypted: bool = False
+) -> None:
+    """Write ``key`` as an SM2 key file: mode 0600, atomically, never through a symlink (see write_private_file).
+
+    The private key is encrypted with ``password`` (at least 8 bytes); a plaintext key is written only when
+    ``password`` is None and ``unsafe_unencrypted`` is set.
+    """
+    if password is None:
+        if not unsafe_unencrypted:
+            raise InvalidInput(f"refusing to write {path} unencrypted: a key password is needed")
+        private = key.to_pem_unsafe_unencrypted()
+    elif unsafe_unencrypted:
+        raise InvalidInput("unsafe_unencrypted and a password exclude each other")
+    else:
+        private = key.to_pem(password)
+    write_private_file(path, private + key.public_key().to_pem(), force=force)
 
 
 def load_key_file(path: str, password: bytes | None) -> SM2PrivateKey:
@@ -59,9 +78,9 @@ def cmd_new(args: argparse.Namespace) -> int:
         password = read_password(args.password_file, confirm=True)
         assert password is not None
         if len(password) < MIN_PASSWORD_LEN:
-            raise InvalidKey(f"the key password must be at least {MIN_PASSWORD_LEN} characters")
+            raise InvalidKey(f"the key password must be at least {MIN_PASSWORD_LEN} bytes")
     key = SM2PrivateKey.generate()
-    write_key_file(Path(args.out), key, password, force=args.force)
+    write_key_file(Path(args.out), key, password, force=args.force, unsafe_unencrypted=args.unsafe_no_password)
     pub = key.public_key()
     print(f"wrote {args.out} ({'encrypted, scrypt + SM4-CBC' if password else 'UNENCRYPTED'})")
     print(f"public key  {pub.to_bytes().hex()}")

@@ -32,6 +32,7 @@ from ..errors import InvalidInput, InvalidKey, WrongPassword
 from . import _der
 
 __all__ = [
+    "MIN_PASSWORD_LEN",
     "SCRYPT_N",
     "SCRYPT_P",
     "SCRYPT_R",
@@ -40,12 +41,14 @@ __all__ = [
     "load_private_pkcs8",
     "pem_decode",
     "pem_encode",
+    "unsafe_unencrypted_private_pem",
 ]
 
 SCRYPT_N = 1 << 14
 SCRYPT_R = 8
 SCRYPT_P = 1
 _SALT_LEN = 16
+MIN_PASSWORD_LEN = 8  # bytes, for keys we encrypt (reading accepts any non-empty password other tools used)
 
 MAX_PEM_LEN = 64 * 1024
 _MAX_SCRYPT_MEMORY = 256 * 1024 * 1024  # 128 * r * N * p bytes
@@ -109,8 +112,10 @@ def _alg_id(oid: str, params: bytes) -> bytes:
 
 
 def encrypt_pkcs8(pkcs8_der: bytes, password: bytes) -> bytes:
-    """PBES2/scrypt/SM4-CBC ``EncryptedPrivateKeyInfo`` DER."""
+    """PBES2/scrypt/SM4-CBC ``EncryptedPrivateKeyInfo`` DER; the password must be at least 8 bytes."""
     password = _check_password(password)
+    if len(password) < MIN_PASSWORD_LEN:
+        raise InvalidInput(f"the key password must be at least {MIN_PASSWORD_LEN} bytes")
     salt = os.urandom(_SALT_LEN)
     iv = os.urandom(16)
     key = Scrypt(salt=salt, length=16, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P).derive(password)
@@ -128,7 +133,14 @@ def encrypt_pkcs8(pkcs8_der: bytes, password: bytes) -> bytes:
     return _der.sequence(_alg_id(_OID_PBES2, _der.sequence(kdf, scheme)), _der.octet_string(ciphertext))
 
 
+def unsafe_unencrypted_private_pem(pkcs8_der: bytes) -> bytes:
+    """A plaintext ``PRIVATE KEY`` PEM: anyone who reads the file holds the key.  Development and tests only."""
+    return pem_encode(pkcs8_der, "PRIVATE KEY")
+
+
 def _check_password(password: bytes) -> bytes:
+    if password is None:
+        raise InvalidInput("a key password is required (an unencrypted key needs the explicitly unsafe call)")
     if isinstance(password, str):
         password = password.encode("utf-8")
     if not isinstance(password, (bytes, bytearray)) or not password:

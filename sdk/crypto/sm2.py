@@ -17,7 +17,7 @@ from typing import Final
 
 from ..errors import DecryptionError, InvalidInput, InvalidKey, InvalidSignature
 from . import _der, _native
-from .pem import encrypt_pkcs8, load_private_pkcs8, pem_decode, pem_encode
+from .pem import encrypt_pkcs8, load_private_pkcs8, pem_decode, pem_encode, unsafe_unencrypted_private_pem
 from .sm3 import new_sm3, sm3
 
 __all__ = [
@@ -228,15 +228,17 @@ class SM2PrivateKey:
     def from_der(cls, data: bytes) -> SM2PrivateKey:
         return cls(_native.private_from_pkcs8_der(data))
 
-    def to_pem(self, password: bytes | None = None) -> bytes:
-        """PKCS#8 PEM; encrypted (PBES2 + scrypt + SM4-CBC) when a password is given.
+    def to_pem(self, password: bytes) -> bytes:
+        """Encrypted PKCS#8 PEM (PBES2 + scrypt + SM4-CBC); the password must be at least 8 bytes.
 
-        See :mod:`shancheng.sdk.crypto.pem` for the exact parameters.
+        See :mod:`shancheng.sdk.crypto.pem` for the exact parameters.  A plaintext key is only written by
+        :meth:`to_pem_unsafe_unencrypted`.
         """
-        der = self.to_der()
-        if password is None:
-            return pem_encode(der, "PRIVATE KEY")
-        return pem_encode(encrypt_pkcs8(der, password), "ENCRYPTED PRIVATE KEY")
+        return pem_encode(encrypt_pkcs8(self.to_der(), password), "ENCRYPTED PRIVATE KEY")
+
+    def to_pem_unsafe_unencrypted(self) -> bytes:
+        """Plaintext PKCS#8 PEM: whoever reads it holds the key (development and tests only)."""
+        return unsafe_unencrypted_private_pem(self.to_der())
 
     @classmethod
     def from_pem(cls, data: bytes | str, password: bytes | None = None) -> SM2PrivateKey:

@@ -19,7 +19,7 @@ from shancheng.sdk.crypto import (
     sm2_ciphertext_from_asn1,
     sm2_ciphertext_to_asn1,
 )
-from shancheng.sdk.crypto.pem import SCRYPT_N, pem_blocks
+from shancheng.sdk.crypto.pem import SCRYPT_N, encrypt_pkcs8, pem_blocks
 from shancheng.sdk.errors import DecryptionError, InvalidInput, InvalidKey, InvalidSignature, WrongPassword
 
 KEY = SM2PrivateKey.generate()
@@ -120,7 +120,7 @@ def test_encryption_interoperates_with_gmssl():
 
 
 def test_encryption_interoperates_with_openssl(openssl, tmp_path):
-    (tmp_path / "key.pem").write_bytes(KEY.to_pem())
+    (tmp_path / "key.pem").write_bytes(KEY.to_pem_unsafe_unencrypted())
     (tmp_path / "pub.pem").write_bytes(KEY.public_key().to_pem())
     (tmp_path / "ct").write_bytes(sm2_ciphertext_to_asn1(KEY.public_key().encrypt(b"to openssl")))
     out = openssl("pkeyutl", "-decrypt", "-inkey", str(tmp_path / "key.pem"), "-in", str(tmp_path / "ct"))
@@ -142,7 +142,7 @@ def test_tampered_ciphertext_is_refused():
 
 
 def test_unencrypted_keys_round_trip_through_openssl(openssl, tmp_path):
-    (tmp_path / "k.pem").write_bytes(KEY.to_pem())
+    (tmp_path / "k.pem").write_bytes(KEY.to_pem_unsafe_unencrypted())
     out = openssl("pkey", "-in", str(tmp_path / "k.pem"), "-pubout")
     assert out.returncode == 0, out.stderr
     assert SM2PublicKey.from_pem(out.stdout) == KEY.public_key()
@@ -170,7 +170,7 @@ def test_encrypted_key_is_scrypt_sm4_and_openssl_reads_it(openssl, tmp_path):
     [["-v2", "sm4-cbc", "-scrypt"], ["-v2", "aes-256-cbc"], ["-v2", "aes-256-cbc", "-v2prf", "hmacWithSHA256"]],
 )
 def test_openssl_encrypted_keys_load_here(openssl, tmp_path, pkcs8_args):
-    (tmp_path / "plain.pem").write_bytes(KEY.to_pem())
+    (tmp_path / "plain.pem").write_bytes(KEY.to_pem_unsafe_unencrypted())
     (tmp_path / "pw").write_bytes(b"openssl password")
     out = openssl(
         "pkcs8", "-topk8", "-in", str(tmp_path / "plain.pem"), *pkcs8_args, "-passout", f"file:{tmp_path / 'pw'}"
@@ -193,6 +193,27 @@ def test_key_file_errors_are_precise():
         SM2PrivateKey.from_pem(KEY.public_key().to_pem())
     with pytest.raises(InvalidInput):
         SM2PrivateKey.from_pem(b"-----BEGIN PRIVATE KEY-----\n" + b"A" * 70000 + b"\n-----END PRIVATE KEY-----\n")
+
+
+@pytest.mark.parametrize("password", [b"x", b"1234567", "short", b""])
+def test_hole8_to_pem_refuses_a_short_password(password):
+    """Hole 8: `to_pem()` encrypted a key under a 1-byte password (only `keys new` enforced 8)."""
+    with pytest.raises(InvalidInput, match="password"):
+        KEY.to_pem(password)
+    with pytest.raises(InvalidInput, match="at least 8 bytes"):
+        encrypt_pkcs8(KEY.to_der(), b"x")
+    assert SM2PrivateKey.from_pem(KEY.to_pem(b"12345678"), b"12345678").to_int() == KEY.to_int()
+
+
+def test_hole8_to_pem_never_writes_plaintext_without_the_unsafe_call():
+    """Hole 8: `to_pem()` without a password returned a plaintext key; that now needs the unsafe-named method."""
+    with pytest.raises(InvalidInput, match="password is required"):
+        KEY.to_pem(None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        KEY.to_pem()  # type: ignore[call-arg]
+    plain = KEY.to_pem_unsafe_unencrypted()
+    assert [label for label, _ in pem_blocks(plain)] == ["PRIVATE KEY"]
+    assert SM2PrivateKey.from_pem(plain).to_int() == KEY.to_int()
 
 
 def test_non_sm2_keys_are_refused(openssl, tmp_path):
