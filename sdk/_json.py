@@ -1,14 +1,130 @@
-"""Strict checks for JSON documents the SDK parses (evidence packages, genesis files).
+"""Strict JSON: one parser for every untrusted document, and checks for the fields of the parsed value.
 
-Each check names the JSON path of the problem and raises the caller's error class, so every
+:func:`loads` is the only way the SDK and the node parse JSON from outside (evidence packages, genesis
+files, records, JSON-RPC bodies). It cannot be crashed: the size is checked before anything else, and the
+nesting depth is checked in linear time *before* the text reaches :func:`json.loads`, whose C scanner
+recurses once per level (py-evm raises Python's recursion limit to 100,000 on import, so a deep enough
+document overflows the C stack instead of raising ``RecursionError``). It refuses what ``json`` lets
+through: duplicate object keys (last would win), ``NaN``/``Infinity``, integers of more than
+:data:`MAX_INT_DIGITS` digits, float literals longer than :data:`MAX_FLOAT_LEN` characters or that overflow,
+invalid UTF-8 and lone surrogates. Every refusal raises the caller's error class with a one-line message.
+
+Each field check names the JSON path of the problem and raises the caller's error class, so every
 parser refuses unknown fields, missing fields and out-of-range integers the same way.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import re
+from itertools import accumulate
 from typing import Any
 
-__all__ = ["fields", "uint"]
+__all__ = ["MAX_FLOAT_LEN", "MAX_INT_DIGITS", "fields", "loads", "uint"]
+
+MAX_INT_DIGITS = 80
+MAX_FLOAT_LEN = 64
+
+# A string literal, from its opening quote to its closing quote -- or to the end of the text when it is
+# not closed (the scanner stops there, so what follows is never parsed). The alternatives after the loop
+# cover every way the loop can stop, so a match never backtracks and the scan stays linear.
+_STRING = re.compile(r'"[^"\\]*(?:\\[\s\S][^"\\]*)*(?:"|\\?\Z)')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+class _Refused(Exception):
+    """Raised inside the ``json`` hooks; turned into the caller's error class by :func:`loads`."""
+
+
+def _nesting(text: str) -> int:
+    """The deepest nesting of arrays and objects in ``text`` that a JSON scanner can reach (linear time).
+
+    String literals are dropped first (brackets inside them, escaped quotes included, do not count). Where
+    the brackets do not balance the text is not JSON, and the scanner stops at the first stray one, so the
+    running count never underestimates how deep it goes.
+    """
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0)
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                shown = key if len(key) <= 64 else key[:61] + "..."
+                raise _Refused(f"duplicate key {shown!r}")
+            seen.add(key)
+    return obj
+
+
+def _int(literal: str) -> int:
+    if len(literal.lstrip("-")) > MAX_INT_DIGITS:
+        raise _Refused(f"an integer has more than {MAX_INT_DIGITS} digits")
+    return int(literal)
+
+
+def _float(literal: str) -> float:
+    if len(literal) > MAX_FLOAT_LEN:
+        raise _Refused(f"a number literal is longer than {MAX_FLOAT_LEN} characters")
+    value = float(literal)
+    if not math.isfinite(value):
+        raise _Refused(f"the number {literal} is out of range")
+    return value
+
+
+def _constant(name: str) -> Any:
+    raise _Refused(f"{name} is not a JSON number")
+
+
+def loads(data: str | bytes, *, what: str, error: type[Exception], max_size: int, max_depth: int = 64) -> Any:
+    """Parse the JSON document ``data`` (UTF-8 when bytes) strictly, or raise ``error("{what}: reason")``.
+
+    At most ``max_size`` bytes (UTF-8) and ``max_depth`` levels of nested arrays/objects; no duplicate
+    keys, ``NaN``/``Infinity``, integers over :data:`MAX_INT_DIGITS` digits, long or overflowing floats,
+    invalid UTF-8 or lone surrogates. Never raises anything but ``error``.
+
+    >>> loads('{"a": [1, 2.5, true]}', what="doc", error=ValueError, max_size=100)
+    {'a': [1, 2.5, True]}
+    """
+    if isinstance(data, bytes | bytearray | memoryview):
+        if len(data) > max_size:
+            raise error(f"{what}: larger than {max_size} bytes")
+        try:
+            text = bytes(data).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise error(f"{what}: not valid UTF-8 (byte {exc.start})") from None
+    elif isinstance(data, str):
+        if len(data) > max_size:  # every character is at least one byte
+            raise error(f"{what}: larger than {max_size} bytes")
+        try:
+            size = len(data.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise error(f"{what}: not valid Unicode (a lone surrogate)") from None
+        if size > max_size:
+            raise error(f"{what}: larger than {max_size} bytes")
+        text = data
+    else:
+        raise error(f"{what}: expected JSON text, not {type(data).__name__}")
+    if _nesting(text) > max_depth:
+        raise error(f"{what}: nested deeper than {max_depth} levels")
+    try:
+        value = json.loads(text, object_pairs_hook=_pairs, parse_int=_int, parse_float=_float,
+                           parse_constant=_constant)
+        # escapes such as "\ud800" decode to lone surrogates, which no UTF-8 text can hold (RFC 7493)
+        json.dumps(value, ensure_ascii=False, check_circular=False).encode("utf-8")
+    except _Refused as exc:
+        raise error(f"{what}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise error(f"{what}: not valid JSON: {exc}") from None
+    except UnicodeEncodeError:
+        raise error(f"{what}: a string holds a lone surrogate (\\ud800-\\udfff escape)") from None
+    except (ValueError, RecursionError, MemoryError) as exc:  # not expected: keep the promise of one error class
+        raise error(f"{what}: cannot be parsed ({type(exc).__name__})") from None
+    return value
 
 
 def fields(

@@ -2,9 +2,11 @@
 
 Framing follows JSON-RPC 2.0: single and batch requests, notifications (no ``id``: no answer),
 -32700 / -32600 / -32601 / -32602 / -32603 errors; a request body over the limit gets HTTP 413; a
-WebSocket message over the limit closes that connection (code 1009). Internal errors are logged, never
-sent to the client. Synchronous handlers run on one backend thread, so the event loop never blocks on
-the chain and the backend is never called concurrently -- unless it declares ``concurrent_reads = True``
+WebSocket message over the limit closes that connection (code 1009). Bodies are parsed strictly
+(:func:`shancheng.sdk._json.loads`): nesting deeper than :data:`MAX_DEPTH`, duplicate keys, NaN or huge
+numbers get the parse error -32700. Internal errors are logged, never sent to the client. Synchronous
+handlers run on one backend thread, so the event loop never blocks on the chain and the backend is never
+called concurrently -- unless it declares ``concurrent_reads = True``
 (the node does): then requests with a method that ``writes`` (``eth_sendRawTransaction``, which may wait
 for a block being built) run on a second thread, and reads are never queued behind them.
 """
@@ -26,10 +28,13 @@ from shancheng.nodes.rpc.backend import NodeBackend
 from shancheng.nodes.rpc.formatting import format_log
 from shancheng.nodes.rpc.methods import METHODS, REQUIRED, Limits, Method, RpcApi, log_matches
 from shancheng.nodes.rpc.params import InvalidParams, LogFilter, RpcError, parse_filter
+from shancheng.sdk import _json
+from shancheng.sdk.errors import InvalidInput
 
 __all__ = ["Limits", "RpcServer"]
 
 log = logging.getLogger(__name__)
+MAX_DEPTH = 32  # nesting of a request body: JSON-RPC params are shallow (a log filter's topics are 3 levels)
 _VERSION_ERR = 'invalid request: "jsonrpc" must be "2.0"'
 
 
@@ -196,10 +201,11 @@ class RpcServer:
     # -- framing -------------------------------------------------------------------------------------
     async def dispatch(self, body: bytes | str, conn: WsConnection | None = None) -> str | None:
         """Answer one HTTP body or WebSocket message; None when nothing is to be sent (notifications)."""
-        try:
-            request = json.loads(body)
-        except (ValueError, RecursionError):
-            return json.dumps(_error(None, RpcError(-32700, "parse error: the body is not valid JSON")))
+        limit = self.limits.max_body_bytes if conn is None else self.limits.max_ws_message_bytes
+        try:  # strict and bounded: a deep body must not reach the recursive C scanner (issue 8, hole 3)
+            request = _json.loads(body, what="parse error", error=InvalidInput, max_size=limit, max_depth=MAX_DEPTH)
+        except InvalidInput as exc:
+            return json.dumps(_error(None, RpcError(-32700, str(exc))))
         if isinstance(request, list):
             if not request:
                 return json.dumps(_error(None, RpcError(-32600, "invalid request: empty batch")))

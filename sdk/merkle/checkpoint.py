@@ -190,8 +190,10 @@ class NoteSigner:
 def _split_note(note: str) -> tuple[str, list[tuple[str, bytes, bytes]]]:
     if not isinstance(note, str):
         raise CheckpointError("signed note must be text")
-    if len(note.encode("utf-8", "surrogatepass")) > MAX_NOTE_SIZE:
+    if len(note) > MAX_NOTE_SIZE or len(note.encode("utf-8", "surrogatepass")) > MAX_NOTE_SIZE:
         raise CheckpointError(f"signed note is larger than {MAX_NOTE_SIZE} bytes")
+    if any("\ud800" <= c <= "\udfff" for c in note):  # not UTF-8 text: the signed bytes would not exist
+        raise CheckpointError("signed note contains a lone surrogate (not UTF-8 text)")
     if any(ord(c) < 0x20 and c != "\n" for c in note):
         raise CheckpointError("signed note contains control characters")
     cut = note.rfind("\n\n")

