@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from eth.vm.forks.cancun.transactions import CancunTransactionBuilder
 
 from shancheng.chain.ledger import log_matches
+from shancheng.chain.state_proofs import StateProofBuildError
 from shancheng.nodes.rpc.backend import (
     AdmissionError,
     ExecutionFailed,
@@ -45,6 +46,7 @@ from shancheng.nodes.rpc.params import (
     parse_filter,
     parse_hash,
     parse_quantity,
+    parse_storage_keys,
 )
 
 __all__ = ["METHODS", "REQUIRED", "Limits", "Method", "Param", "RpcApi", "log_matches", "revert_error"]
@@ -164,6 +166,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("eth_getBalance", "get_balance", (P("address", parse_address), BLOCK)),
     Method("eth_getCode", "get_code", (P("address", parse_address), BLOCK)),
     Method("eth_getStorageAt", "get_storage_at", (P("address", parse_address), P("slot", parse_quantity), BLOCK)),
+    Method("eth_getProof", "get_proof", (P("address", parse_address), P("storageKeys", parse_storage_keys),
+                                         P("block", parse_block)), heavy=True),
     Method("eth_getLogs", "get_logs", (P("filter", parse_filter),), heavy=True),
     Method("eth_newFilter", "new_filter", (P("filter", parse_filter),)),
     Method("eth_newBlockFilter", "new_block_filter"),
@@ -177,6 +181,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("shancheng_getCommit", "get_commit", (P("height", parse_quantity),)),
     Method("shancheng_validators", "validators", (P("height", parse_block_number_or_tag, BlockRef(tag="latest")),)),
     Method("shancheng_getReceiptProof", "get_receipt_proof", (P("transactionHash", parse_hash),), heavy=True),
+    Method("shancheng_getTransactionProof", "get_transaction_proof", (P("transactionHash", parse_hash),),
+           heavy=True),
 )}
 
 
@@ -360,6 +366,13 @@ class RpcApi:
     def get_storage_at(self, address: bytes, slot: int, ref: BlockRef) -> str:
         return hexb(self.backend.storage_at(address, slot, self.resolve(ref)).to_bytes(32, "big"))
 
+    def get_proof(self, address: bytes, keys: list[bytes], ref: BlockRef) -> dict[str, Any]:
+        n = self._height(ref)
+        try:
+            return self.backend.state_proof(address, keys, n)
+        except StateProofBuildError as exc:  # as geth: the state of that block is not available
+            raise RpcError(-32000, f"missing trie node: the state of block {n} is not available ({exc})") from exc
+
     # -- logs and filters -------------------------------------------------------------------------------
     def _range(self, spec: LogFilter) -> tuple[int, int]:
         latest = self.backend.latest_number()
@@ -444,6 +457,9 @@ class RpcApi:
 
     def get_receipt_proof(self, tx_hash: bytes) -> dict[str, Any] | None:
         return self.backend.receipt_proof(tx_hash)
+
+    def get_transaction_proof(self, tx_hash: bytes) -> dict[str, Any] | None:
+        return self.backend.transaction_proof(tx_hash)
 
     # -- used by subscriptions (backend thread) -------------------------------------------------------------
     def head_and_logs(self, number: int) -> tuple[dict[str, Any], list[LogRecord]] | None:

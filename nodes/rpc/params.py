@@ -27,6 +27,7 @@ __all__ = [
     "parse_filter",
     "parse_hash",
     "parse_quantity",
+    "parse_storage_keys",
     "parse_topics",
 ]
 
@@ -35,6 +36,7 @@ MAX_DATA_BYTES = 512 * 1024
 MAX_QUANTITY_HEX = 64  # 256 bits
 MAX_FILTER_ADDRESSES = 256
 MAX_TOPIC_ALTERNATIVES = 64
+MAX_PROOF_STORAGE_KEYS = 64  # storage slots per eth_getProof (the SDK verifies at most as many)
 BLOCK_TAGS = frozenset({"latest", "pending", "earliest", "safe", "finalized"})
 
 
@@ -93,6 +95,15 @@ def parse_address(value: Any, what: str = "address") -> bytes:
 
 def parse_hash(value: Any, what: str = "hash") -> bytes:
     return parse_data(value, what, length=32)
+
+
+def parse_storage_keys(value: Any, what: str = "storageKeys") -> list[bytes]:
+    """eth_getProof's storage keys: a list of 32-byte hex slots (at most ``MAX_PROOF_STORAGE_KEYS``)."""
+    if not isinstance(value, list):
+        raise InvalidParams(f"{what}: expected a list of 32-byte hex storage keys, got {_show(value)}")
+    if len(value) > MAX_PROOF_STORAGE_KEYS:
+        raise InvalidParams(f"{what}: more than {MAX_PROOF_STORAGE_KEYS} storage keys")
+    return [parse_hash(key, f"{what}[{i}]") for i, key in enumerate(value)]
 
 
 def parse_bool(value: Any, what: str = "flag") -> bool:

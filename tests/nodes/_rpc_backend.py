@@ -21,6 +21,8 @@ from eth.vm.spoof import SpoofTransaction
 from eth_tester import PyEVMBackend
 
 from shancheng.chain.precompiles import gm_cancun_vm
+from shancheng.chain.state_proofs import state_proof
+from shancheng.chain.transaction_proofs import transaction_proof
 from shancheng.contracts.testing import CHAIN_ID, GAS_LIMIT, HD_PATH, MNEMONIC, N_ACCOUNTS
 from shancheng.nodes.rpc.backend import AdmissionError, ExecutionFailed, ExecutionReverted, LogRecord
 from shancheng.nodes.rpc.formatting import logs_of_block
@@ -127,6 +129,10 @@ class PyEvmBackend:
     def storage_at(self, address: bytes, slot: int, block: int | None) -> int:
         return int(self._state(block).get_storage(address, slot))
 
+    def state_proof(self, address: bytes, slots: Sequence[bytes], block: int) -> dict[str, Any]:
+        header = self.chain.get_canonical_block_header_by_number(block)
+        return state_proof(self.chain.chaindb.db, header.state_root, address, slots)
+
     def _spoof(self, tx: dict[str, Any], block: int | None) -> tuple[Any, SpoofTransaction]:
         header = self.chain.get_canonical_block_header_by_number(self._latest if block is None else block)
         vm = self.chain.get_vm(at_header=header)
@@ -184,14 +190,19 @@ class PyEvmBackend:
         block = self.block_by_number(height)
         if block is None:
             return None
-        return {"chain_id": self.chain_id, "height": height, "round": 0, "block_hash": "0x" + block.hash.hex(),
-                "signatures": []}
+        return {"version": 2, "chain_identity": "0x" + "00" * 32, "chain_id": self.chain_id, "height": height,
+                "round": 0, "block_hash": "0x" + block.hash.hex(), "signatures": []}
 
     def validators(self, height: int) -> list[dict[str, Any]]:
         return [{"index": 0, "name": "test", "public_key": "04" + "00" * 64}]
 
     def receipt_proof(self, tx_hash: bytes) -> dict[str, Any] | None:
         return None
+
+    def transaction_proof(self, tx_hash: bytes) -> dict[str, Any] | None:
+        where = self._tx_index.get(bytes(tx_hash))
+        block = None if where is None else self.block_by_number(where[0])
+        return None if where is None or block is None else transaction_proof(block, where[1])
 
     def node_info(self) -> dict[str, Any]:
         return {"client": self.client_version, "chain_id": self.chain_id, "latest": self._latest}

@@ -35,6 +35,16 @@ from websockets.sync.client import connect as ws_connect
 
 from shancheng.contracts.build import SETTINGS, find_solc
 from shancheng.contracts.testing import HD_PATH, MNEMONIC, free_port, run_anvil
+from shancheng.sdk.chainproof import CommitCertificate
+from shancheng.sdk.chainproof import mapping_slot as _mapping_slot
+from shancheng.sdk.chainproof import parse_transaction_proof as _parse_transaction_proof
+from shancheng.sdk.chainproof import slot_key as _slot_key
+from shancheng.sdk.chainproof import verify_eip1186 as _verify_eip1186
+from shancheng.sdk.chainproof import verify_transaction_proof as _verify_transaction_proof
+from shancheng.sdk.chainproof import verify_transaction_proof_json as _verify_transaction_proof_json
+from shancheng.sdk.chainproof.receipt import parse_receipt_proof as _parse_receipt_proof
+from shancheng.sdk.chainproof.receipt import verify_parsed_receipt_proof as _verify_parsed_receipt_proof
+from shancheng.sdk.crypto import SM2PublicKey
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
@@ -418,7 +428,14 @@ class TestConformance:
             rc = r.receipts[0]
             commit = _rpc(r.endpoint.http_url, "shancheng_getCommit", [hex(rc["blockNumber"])])
             assert commit["height"] == rc["blockNumber"] and commit["block_hash"] == rc["blockHash"].to_0x_hex()
-            assert commit["chain_id"] == r.w3.eth.chain_id
+            assert commit["chain_id"] == r.w3.eth.chain_id and commit["version"] == 2
+            if r.endpoint.name == "shancheng-node":  # a real certificate binds the chain identity (hole 5)
+                info = _rpc(r.endpoint.http_url, "shancheng_nodeInfo", [])
+                assert commit["chain_identity"] == info["genesis_fingerprint"]
+                keys = [SM2PublicKey.from_bytes(bytes.fromhex(v["public_key"]))
+                        for v in _rpc(r.endpoint.http_url, "shancheng_validators", [])]
+                CommitCertificate.from_json(commit).verify(
+                    keys, chain_id=commit["chain_id"], chain_identity=bytes.fromhex(info["genesis_fingerprint"][2:]))
             assert _rpc(r.endpoint.http_url, "shancheng_getCommit", [hex(10**9)]) is None
             assert len(_rpc(r.endpoint.http_url, "shancheng_validators", [])) >= 1
             assert isinstance(_rpc(r.endpoint.http_url, "shancheng_nodeInfo", []), dict)
@@ -426,3 +443,56 @@ class TestConformance:
             if r.endpoint.name == "shancheng-node":  # the in-process test backend builds no proofs
                 assert proof["block_hash"] == rc["blockHash"].to_0x_hex()
                 assert proof["transaction_index"] == rc["transactionIndex"] and proof["proof"]
+
+    def test_eth_get_proof_verifies_against_the_state_root(self, runs: list[Run]) -> None:
+        """EIP-1186 on every endpoint (anvil is the reference): the contract's slots, a mapping entry, an
+        absent slot and an absent account, at two historical blocks, proven with the SDK alone against the
+        stateRoot of eth_getBlockByNumber; the proven account is the same on every endpoint."""
+        absent_account = "0x" + "00" * 19 + "77"
+        keys = [_slot_key(0), _mapping_slot(_slot_key(5), 1), _mapping_slot(_slot_key(N_STORES * 10), 1),
+                _slot_key(10**6)]
+
+        def view(r: Run) -> Any:
+            url, address = r.endpoint.http_url, r.contract.address
+            out = []
+            for number in (r.deploy_receipt["blockNumber"], r.receipts[-1]["blockNumber"]):
+                block = _rpc(url, "eth_getBlockByNumber", [hex(number), False])
+                root = bytes.fromhex(block["stateRoot"][2:])
+                answer = _rpc(url, "eth_getProof", [address, ["0x" + k.hex() for k in keys], hex(number)])
+                proven = _verify_eip1186(answer, root)
+                assert proven.account is not None and proven.address.hex() == address[2:].lower()
+                assert proven.value(keys[0]) == int.from_bytes(r.w3.eth.get_storage_at(address, 0, number), "big")
+                gone = _verify_eip1186(_rpc(url, "eth_getProof", [absent_account, ["0x" + keys[0].hex()], hex(number)]),
+                                       root)
+                assert gone.account is None and gone.value(keys[0]) == 0
+                account = proven.account
+                out.append((account.nonce, account.balance, account.storage_root, account.code_hash,
+                             [proven.value(k) for k in keys]))
+            return out
+
+        at_deploy, after_stores = _same(runs, view)
+        assert at_deploy[4] == [7, 0, 0, 0] and after_stores[4] == [N_STORES * 10, 6, N_STORES * 10 + 1, 0]
+        for r in (r for r in runs if r.endpoint.shancheng):  # strict parameters, as geth: all three required
+            w3 = Web3(Web3.HTTPProvider(r.endpoint.http_url))
+            for params in ([r.contract.address, []], [r.contract.address, ["0x00"], "latest"],
+                           [r.contract.address, "0x" + "00" * 32, "latest"], [None, [], "latest"]):
+                response = w3.provider.make_request("eth_getProof", params)  # type: ignore[arg-type]
+                assert response["error"]["code"] == -32602, (params, response)
+
+    def test_shancheng_get_transaction_proof(self, runs: list[Run]) -> None:
+        """The transaction proof verifies against the block's transactionsRoot and yields the transaction hash."""
+        for r in (r for r in runs if r.endpoint.shancheng):
+            url = r.endpoint.http_url
+            for rc in (r.deploy_receipt, r.receipts[3], r.failed_receipt):
+                proof = _rpc(url, "shancheng_getTransactionProof", [rc["transactionHash"].to_0x_hex()])
+                block = _rpc(url, "eth_getBlockByNumber", [hex(rc["blockNumber"]), False])
+                assert proof["block_hash"] == block["hash"] and proof["transaction_index"] == rc["transactionIndex"]
+                parsed = _parse_transaction_proof(proof)
+                tx_hash = _verify_transaction_proof(bytes.fromhex(block["transactionsRoot"][2:]),
+                                                    parsed.transaction_index, parsed.transaction, parsed.proof)
+                assert tx_hash == bytes(rc["transactionHash"])
+                if r.endpoint.name == "shancheng-node":  # with the header a receipt proof proves
+                    receipt = _rpc(url, "shancheng_getReceiptProof", [rc["transactionHash"].to_0x_hex()])
+                    header = _verify_parsed_receipt_proof(*_parse_receipt_proof(receipt)).header
+                    assert _verify_transaction_proof_json(proof, header) == tx_hash
+            assert _rpc(url, "shancheng_getTransactionProof", ["0x" + "ab" * 32]) is None
