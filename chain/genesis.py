@@ -125,8 +125,9 @@ class Genesis:
             raise GenesisError("the system contract addresses differ from the genesis file's")
         if self.genesis_hash and header.hash != self.genesis_hash:
             raise GenesisError(
-                f"this node computes genesis hash 0x{header.hash.hex()}, the file says 0x{self.genesis_hash.hex()}: "
-                "the node's contracts or code differ from the network's"
+                f"this node computes genesis hash 0x{header.hash.hex()} from the genesis file, which says "
+                f"0x{self.genesis_hash.hex()}: the file's contents (validators, organisations, timestamp, gas limit) "
+                "or the node's contracts or code differ from the network's"
             )
         return chain_class(self.chain_id).from_genesis_header(db, header)
 
@@ -171,6 +172,14 @@ class Genesis:
         return header, addresses
 
     # -- the file ---------------------------------------------------------------------
+    @property
+    def fingerprint(self) -> bytes:
+        """The chain's identity, which commit certificates sign: the SDK's
+        :attr:`shancheng.sdk.chainproof.GenesisFile.fingerprint` of this genesis file (one implementation)."""
+        if len(self.genesis_hash) != 32:
+            raise GenesisError("a genesis without its genesis hash has no fingerprint; build it with Genesis.create")
+        return GenesisFile.from_json(self.to_json()).fingerprint
+
     def to_json(self) -> dict[str, Any]:
         return {
             "format": GENESIS_FORMAT,

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
+from eth.db.atomic import AtomicDB
+from eth.db.backends.memory import MemoryDB
 from eth.exceptions import BlockNotFound, HeaderNotFound, Revert, TransactionNotFound
 from eth.vm.forks.cancun.transactions import CancunTransactionBuilder
 from eth.vm.spoof import SpoofTransaction
@@ -43,6 +45,7 @@ __all__ = ["BuiltBlock", "ExecutionReverted", "Ledger", "LogRecord", "log_matche
 
 _COMMIT = b"sc:commit:"  # + u64 height -> commit certificate JSON
 _META_GENESIS = b"sc:meta:genesis-hash"
+_META_FINGERPRINT = b"sc:meta:genesis-fingerprint"  # the genesis file's fingerprint (the chain identity)
 _LOG_ADDRESS = b"sc:log:a:"  # + address(20) + u64 block + u32 log index -> b""
 _LOG_TOPIC = b"sc:log:t:"  # + u8 position + topic(32) + u64 block + u32 log index -> b""
 _ALLOWED_SELECTOR = function_signature_to_4byte_selector("isAccountAllowed(address)")
@@ -97,15 +100,29 @@ class Ledger:
         self.chain_id = genesis.chain_id
         self._chain_class = chain_class(genesis.chain_id)
         self._governance = genesis.system_contracts["Governance"]
+        self.fingerprint = genesis.fingerprint  # the chain identity commit certificates sign
         stored = db.get(_META_GENESIS)
-        if stored is None:
+        if stored is None:  # a fresh database: initialize() refuses a file whose contents imply another state
             with db.block_transaction() as atomic:
                 genesis.initialize(atomic)
                 atomic[_META_GENESIS] = genesis.genesis_hash
+                atomic[_META_FINGERPRINT] = self.fingerprint
         elif stored != genesis.genesis_hash:
             raise GenesisError(
                 f"the database at {db.path} belongs to genesis 0x{stored.hex()}, not 0x{genesis.genesis_hash.hex()}"
             )
+        else:
+            stored_fingerprint = db.get(_META_FINGERPRINT)
+            if stored_fingerprint is None:
+                # a database initialised before fingerprints were stored: check the file against the state
+                # it implies (in memory) before pinning its fingerprint
+                genesis.initialize(AtomicDB(MemoryDB()))
+                db[_META_FINGERPRINT] = self.fingerprint
+            elif stored_fingerprint != self.fingerprint:
+                raise GenesisError(
+                    "this node's database was initialised from another genesis file "
+                    f"(fingerprint 0x{stored_fingerprint.hex()} ≠ 0x{self.fingerprint.hex()})"
+                )
         self._chain = self._chain_class(db)
         self._allowed: dict[bytes, bool] = {}  # isAccountAllowed answers while Governance's storage
         self._allowed_root: bytes | None = None  # root is this one (see _allowed_at)
@@ -325,6 +342,7 @@ class Ledger:
                 block = self._apply_one_by_one(chain, transactions, ts, proposer, dropped, deferred)
                 receipts = tuple(block.get_receipts(chain.chaindb))
             commit = CommitCertificate.sign(
+                chain_identity=self.fingerprint,
                 chain_id=self.chain_id,
                 height=block.number,
                 round_=0,

@@ -33,6 +33,8 @@ from eth_utils.address import to_checksum_address
 from shancheng.chain.ledger import BuiltBlock, Ledger
 from shancheng.chain.ledger import ExecutionReverted as LedgerReverted
 from shancheng.chain.receipt_proofs import receipt_proof
+from shancheng.chain.state_proofs import state_proof
+from shancheng.chain.transaction_proofs import transaction_proof
 from shancheng.sdk.crypto import SM2PrivateKey
 
 from . import __version__
@@ -272,6 +274,10 @@ class Node:
     def storage_at(self, address: bytes, slot: int, block: int | None) -> int:
         return self.ledger.storage_at(address, slot, self._header(block))
 
+    def state_proof(self, address: bytes, slots: Sequence[bytes], block: int) -> dict[str, Any]:
+        # trie nodes are content-addressed and never deleted: the committed database serves every block's state
+        return state_proof(self.ledger.db, bytes(self._header(block).state_root), address, slots)
+
     def call(self, tx: dict[str, Any], block: int | None) -> bytes:
         return self._execute(self.ledger.call, tx, block)
 
@@ -339,6 +345,13 @@ class Node:
             return None
         return receipt_proof(block, list(self.ledger.receipts(number)), index)
 
+    def transaction_proof(self, tx_hash: bytes) -> dict[str, Any] | None:
+        where = self.ledger.transaction_location(tx_hash)
+        block = None if where is None else self.ledger.block_by_number(where[0])
+        if where is None or block is None:
+            return None
+        return transaction_proof(block, where[1])
+
     def node_info(self) -> dict[str, Any]:
         head = self.ledger.head
         with self._pool_lock:
@@ -347,6 +360,7 @@ class Node:
             "client_version": self.client_version,
             "chain_id": self.chain_id,
             "genesis_hash": "0x" + self.ledger.genesis.genesis_hash.hex(),
+            "genesis_fingerprint": "0x" + self.ledger.fingerprint.hex(),  # the chain identity certificates sign
             "head": {"number": int(head.block_number), "hash": "0x" + head.hash.hex()},
             "validator": {
                 "index": self._validator_index,

@@ -1,11 +1,14 @@
 """Commit certificates: validators' SM2 precommit signatures that make a block final.
 
-See ``docs/chain-formats.md``.  The signed message is::
+See ``docs/chain-formats.md``.  Format v2: the signed message binds the chain's identity (the genesis
+file's fingerprint, :attr:`shancheng.sdk.chainproof.GenesisFile.fingerprint`)::
 
-    M = SM3("shancheng/precommit/v1" || u64(chain_id) || u64(height) || u32(round) || block_hash || u64(timestamp_ms))
+    M = SM3("shancheng/precommit/v2" || chain_identity(32) || u64(chain_id) || u64(height) || u32(round)
+            || block_hash(32) || u64(timestamp_ms))
 
-and a certificate for a validator set of n keys needs distinct signers, every
-signature valid, and at least ``floor(2n/3) + 1`` of them.
+so a certificate from one chain never verifies for another, even with the same chain id and validators.
+A certificate for a validator set of n keys needs distinct signers, every signature valid, and at least
+``floor(2n/3) + 1`` of them.  Format v1 (no chain identity) is refused.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from ..crypto import SM2PrivateKey, SM2PublicKey, sm3
 from ..errors import InvalidInput, InvalidSignature, VerificationError
 
 __all__ = [
+    "CERTIFICATE_VERSION",
     "PRECOMMIT_DOMAIN",
     "CommitCertificate",
     "CommitError",
@@ -30,9 +34,12 @@ __all__ = [
     "quorum",
 ]
 
-PRECOMMIT_DOMAIN = b"shancheng/precommit/v1"
+PRECOMMIT_DOMAIN = b"shancheng/precommit/v2"
+CERTIFICATE_VERSION = 2
 MAX_VALIDATORS = 1024
-_HASH_RE = re.compile(r"^0x[0-9a-fA-F]{64}$")
+_HASH_RE = re.compile(r"0x[0-9a-fA-F]{64}")
+_FIELDS = {"version", "chain_identity", "chain_id", "height", "round", "block_hash", "signatures"}
+V1_REFUSED = "commit certificate format v1 is no longer accepted (it does not bind the chain identity)"
 
 
 class CommitError(VerificationError):
@@ -46,12 +53,23 @@ def quorum(n: int) -> int:
     return (2 * n) // 3 + 1
 
 
-def precommit_message(chain_id: int, height: int, round_: int, block_hash: bytes, timestamp_ms: int) -> bytes:
-    """The 32-byte message M a validator signs with SM2 for its precommit."""
+def precommit_message(
+    chain_id: int, height: int, round_: int, block_hash: bytes, timestamp_ms: int, *, chain_identity: bytes
+) -> bytes:
+    """The 32-byte message M a validator signs with SM2 for its precommit (format v2).
+
+    ``chain_identity`` is the 32-byte fingerprint of the chain's genesis file."""
+    if len(chain_identity) != 32:
+        raise InvalidInput("chain identity (the genesis fingerprint) must be 32 bytes")
     if len(block_hash) != 32:
         raise InvalidInput("block hash must be 32 bytes")
     try:
-        packed = struct.pack(">QQI", chain_id, height, round_) + block_hash + struct.pack(">Q", timestamp_ms)
+        packed = (
+            bytes(chain_identity)
+            + struct.pack(">QQI", chain_id, height, round_)
+            + bytes(block_hash)
+            + struct.pack(">Q", timestamp_ms)
+        )
     except struct.error as exc:
         raise InvalidInput(f"precommit field out of range: {exc}") from exc
     return sm3(PRECOMMIT_DOMAIN + packed)
@@ -66,6 +84,7 @@ class PrecommitSignature:
 
 @dataclass(frozen=True)
 class CommitCertificate:
+    chain_identity: bytes  # the genesis fingerprint the validators signed
     chain_id: int
     height: int
     round: int
@@ -76,6 +95,7 @@ class CommitCertificate:
     def sign(
         cls,
         *,
+        chain_identity: bytes,
         chain_id: int,
         height: int,
         round_: int,
@@ -84,17 +104,21 @@ class CommitCertificate:
         timestamp_ms: int,
     ) -> CommitCertificate:
         """A certificate signed by each (validator index, key) — for nodes and tests."""
-        sigs = tuple(
-            PrecommitSignature(
-                index, timestamp_ms, key.sign(precommit_message(chain_id, height, round_, block_hash, timestamp_ms))
-            )
-            for index, key in signers
-        )
-        return cls(chain_id, height, round_, block_hash, sigs)
+        message = precommit_message(chain_id, height, round_, block_hash, timestamp_ms, chain_identity=chain_identity)
+        sigs = tuple(PrecommitSignature(index, timestamp_ms, key.sign(message)) for index, key in signers)
+        return cls(bytes(chain_identity), chain_id, height, round_, bytes(block_hash), sigs)
 
-    def verify(self, validators: Sequence[SM2PublicKey], *, chain_id: int | None = None) -> None:
-        """Raise :class:`CommitError` unless > 2/3 of ``validators`` signed this block."""
-        if chain_id is not None and chain_id != self.chain_id:
+    def verify(self, validators: Sequence[SM2PublicKey], *, chain_id: int, chain_identity: bytes) -> None:
+        """Raise :class:`CommitError` unless > 2/3 of ``validators`` signed this block on the chain whose
+        genesis fingerprint is ``chain_identity`` and whose chain id is ``chain_id``."""
+        if len(chain_identity) != 32:
+            raise InvalidInput("chain identity (the genesis fingerprint) must be 32 bytes")
+        if chain_identity != self.chain_identity:
+            raise CommitError(
+                f"commit certificate is for another chain: it binds genesis fingerprint 0x{self.chain_identity.hex()},"
+                f" the genesis file's is 0x{bytes(chain_identity).hex()}"
+            )
+        if chain_id != self.chain_id:
             raise CommitError(f"commit certificate is for chain {self.chain_id}, not {chain_id}")
         n = len(validators)
         if n == 0:
@@ -106,7 +130,10 @@ class CommitCertificate:
             if sig.validator_index in seen:
                 raise CommitError(f"validator {sig.validator_index} signed the commit twice")
             seen.add(sig.validator_index)
-            message = precommit_message(self.chain_id, self.height, self.round, self.block_hash, sig.timestamp_ms)
+            message = precommit_message(
+                self.chain_id, self.height, self.round, self.block_hash, sig.timestamp_ms,
+                chain_identity=self.chain_identity,
+            )
             try:
                 validators[sig.validator_index].verify(sig.signature, message)
             except InvalidSignature as exc:
@@ -119,6 +146,8 @@ class CommitCertificate:
     # -- JSON ------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         return {
+            "version": CERTIFICATE_VERSION,
+            "chain_identity": "0x" + self.chain_identity.hex(),
             "chain_id": self.chain_id,
             "height": self.height,
             "round": self.round,
@@ -135,14 +164,30 @@ class CommitCertificate:
 
     @classmethod
     def from_json(cls, obj: Any) -> CommitCertificate:
-        if not isinstance(obj, dict) or set(obj) != {"chain_id", "height", "round", "block_hash", "signatures"}:
-            raise InvalidInput("commit certificate must have chain_id, height, round, block_hash, signatures")
+        """Parse the v2 JSON form strictly; a v1 certificate (no ``version``) raises :class:`CommitError`."""
+        if not isinstance(obj, dict):
+            raise InvalidInput("commit certificate must be a JSON object")
+        version = obj.get("version")
+        if "version" not in obj or (type(version) is int and version == 1):
+            raise CommitError(V1_REFUSED)
+        if type(version) is not int or version != CERTIFICATE_VERSION:
+            raise InvalidInput(
+                f"commit certificate version {str(version)[:20]!r} is not supported (this verifier reads version 2)"
+            )
+        if set(obj) != _FIELDS:
+            raise InvalidInput(
+                "commit certificate must have exactly version, chain_identity, chain_id, height, round, block_hash,"
+                " signatures"
+            )
         for field in ("chain_id", "height", "round"):
             v = obj[field]
             if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 1 << 63:
                 raise InvalidInput(f"commit certificate {field} must be a non-negative integer")
-        if not isinstance(obj["block_hash"], str) or not _HASH_RE.match(obj["block_hash"]):
-            raise InvalidInput("commit certificate block_hash must be 0x and 64 hex digits")
+        if obj["round"] >= 1 << 32:
+            raise InvalidInput("commit certificate round must be below 2^32")
+        for field in ("chain_identity", "block_hash"):
+            if not isinstance(obj[field], str) or not _HASH_RE.fullmatch(obj[field]):
+                raise InvalidInput(f"commit certificate {field} must be 0x and 64 hex digits")
         sigs = obj["signatures"]
         if not isinstance(sigs, list) or not 0 < len(sigs) <= MAX_VALIDATORS:
             raise InvalidInput(f"commit certificate needs 1..{MAX_VALIDATORS} signatures")
@@ -162,4 +207,11 @@ class CommitCertificate:
             except binascii.Error as exc:
                 raise InvalidInput("commit signature must be base64 DER") from exc
             parsed.append(PrecommitSignature(idx, ts, der))
-        return cls(obj["chain_id"], obj["height"], obj["round"], bytes.fromhex(obj["block_hash"][2:]), tuple(parsed))
+        return cls(
+            bytes.fromhex(obj["chain_identity"][2:]),
+            obj["chain_id"],
+            obj["height"],
+            obj["round"],
+            bytes.fromhex(obj["block_hash"][2:]),
+            tuple(parsed),
+        )

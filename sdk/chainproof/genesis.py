@@ -5,22 +5,34 @@
 
 Parsing is strict: unknown or missing fields, wrong types, malformed keys and addresses are refused
 with the JSON path of the problem.  The genesis file is the verifier's trust anchor: it is obtained
-out of band and its ``genesis_hash`` pins the chain.
+out of band.  Its **fingerprint** (:attr:`GenesisFile.fingerprint`) is the chain's identity: SM3 over
+the file's whole contents in one canonical form, which commit certificates (format v2) sign and which an
+auditor compares with the published one.  ``genesis_hash`` alone pins nothing offline: a verifier cannot
+recompute the genesis state without an EVM, so every other field is pinned by the fingerprint.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import rfc8785
+
 from .. import _json
-from ..crypto import SM2PublicKey
+from ..crypto import SM2PublicKey, sm3
 from ..errors import InvalidInput, InvalidKey
 
-__all__ = ["FORMAT", "GenesisError", "GenesisFile", "GenesisOrganisation", "GenesisValidator"]
+__all__ = [
+    "FINGERPRINT_DOMAIN",
+    "FORMAT",
+    "GenesisError",
+    "GenesisFile",
+    "GenesisOrganisation",
+    "GenesisValidator",
+]
 
 FORMAT = "shancheng-genesis"
 VERSION = 1
@@ -30,11 +42,13 @@ _FIELDS = {
     "format", "version", "chain_id", "timestamp", "gas_limit", "validators", "organisations", "deployer",
     "system_contracts", "artifacts_hash", "genesis_hash",
 }
-_POINT = re.compile(r"^04[0-9a-fA-F]{128}$")
-_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
-_HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
-_SM3_HEX = re.compile(r"^(?:0x)?[0-9a-fA-F]{64}$")
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+_POINT = re.compile(r"04[0-9a-fA-F]{128}")  # all matched with fullmatch (``$`` would let a newline through)
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
+_SM3_HEX = re.compile(r"(?:0x)?[0-9a-fA-F]{64}")
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+FINGERPRINT_DOMAIN = b"shancheng/genesis-fingerprint/v1\n"
+_JCS_MAX_INT = (1 << 53) - 1  # RFC 8785 writes numbers as IEEE 754 doubles: larger integers are not exact
 REQUIRED_CONTRACTS = ("Governance", "EvidenceRegistry")
 
 
@@ -56,6 +70,10 @@ class GenesisOrganisation:
     accounts: tuple[bytes, ...]  # 20-byte addresses
 
 
+def _canonical_int(value: int) -> int | str:
+    return value if value <= _JCS_MAX_INT else str(value)
+
+
 def _object(obj: Any, path: str, required: set[str]) -> dict[str, Any]:
     return _json.fields(obj, path, required, error=GenesisError)
 
@@ -71,7 +89,7 @@ def _text(value: Any, path: str) -> str:
 
 
 def _key(value: Any, path: str) -> SM2PublicKey:
-    if not isinstance(value, str) or not _POINT.match(value):
+    if not isinstance(value, str) or not _POINT.fullmatch(value):
         raise GenesisError(f"{path}: must be an uncompressed SM2 point, 04 and 128 hex digits")
     try:
         return SM2PublicKey.from_bytes(bytes.fromhex(value))
@@ -80,7 +98,7 @@ def _key(value: Any, path: str) -> SM2PublicKey:
 
 
 def _address(value: Any, path: str) -> bytes:
-    if not isinstance(value, str) or not _ADDRESS.match(value):
+    if not isinstance(value, str) or not _ADDRESS.fullmatch(value):
         raise GenesisError(f"{path}: must be an address, 0x and 40 hex digits")
     return bytes.fromhex(value[2:])
 
@@ -109,6 +127,51 @@ class GenesisFile:
     def validator_keys(self) -> tuple[SM2PublicKey, ...]:
         return tuple(v.public_key for v in self.validators)
 
+    @cached_property
+    def fingerprint(self) -> bytes:
+        """The chain's identity (32 bytes): ``SM3("shancheng/genesis-fingerprint/v1\\n" ‖ JCS(canonical))``.
+
+        ``canonical`` is :meth:`canonical_json`, the whole document in one normal form, so formatting, key
+        order and hex case do not change the fingerprint and every field does.  Commit certificates
+        (format v2) sign it; auditors compare :attr:`fingerprint_hex` with the published one."""
+        try:
+            text = rfc8785.dumps(self.canonical_json())
+        except (rfc8785.CanonicalizationError, UnicodeError, TypeError, ValueError) as exc:
+            raise GenesisError(f"genesis file cannot be canonicalised: {exc}") from exc
+        return sm3(FINGERPRINT_DOMAIN + text)
+
+    @property
+    def fingerprint_hex(self) -> str:
+        """:attr:`fingerprint` as ``0x`` and 64 lowercase hex digits, for printing and pinning."""
+        return "0x" + self.fingerprint.hex()
+
+    def canonical_json(self) -> dict[str, Any]:
+        """The document re-serialised from the parsed fields: lowercase hex ("0x" + 40 for addresses, "0x" + 64
+        for the genesis hash, "04" + 128 for keys, 64 digits without "0x" for ``artifacts_hash``), integers as
+        JSON integers (one above 2^53 - 1, which RFC 8785 cannot write exactly, as a decimal string), lists
+        in file order."""
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "chain_id": _canonical_int(self.chain_id),
+            "timestamp": _canonical_int(self.timestamp),
+            "gas_limit": _canonical_int(self.gas_limit),
+            "validators": [{"name": v.name, "public_key": v.public_key.to_bytes().hex()} for v in self.validators],
+            "organisations": [
+                {
+                    "name": o.name,
+                    "roles": _canonical_int(o.roles),
+                    "public_key": o.public_key.to_bytes().hex(),
+                    "accounts": ["0x" + a.hex() for a in o.accounts],
+                }
+                for o in self.organisations
+            ],
+            "deployer": "0x" + self.deployer.hex(),
+            "system_contracts": {name: "0x" + address.hex() for name, address in self.system_contracts.items()},
+            "artifacts_hash": self.artifacts_hash.hex(),
+            "genesis_hash": "0x" + self.genesis_hash.hex(),
+        }
+
     @property
     def governance(self) -> bytes:
         return self.system_contracts["Governance"]
@@ -130,12 +193,7 @@ class GenesisFile:
                 source = path.read_bytes()
             except OSError as exc:
                 raise GenesisError(f"cannot read genesis file {path}: {exc.strerror}") from exc
-        if len(source) > MAX_GENESIS_SIZE:
-            raise GenesisError(f"genesis file is larger than {MAX_GENESIS_SIZE} bytes")
-        try:
-            obj = json.loads(source)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise GenesisError(f"genesis file is not valid JSON: {exc}") from exc
+        obj = _json.loads(source, what="genesis file", error=GenesisError, max_size=MAX_GENESIS_SIZE)
         return cls.from_json(obj)
 
     @classmethod
@@ -143,7 +201,7 @@ class GenesisFile:
         _object(obj, "$", _FIELDS)
         if obj["format"] != FORMAT:
             raise GenesisError(f"$.format: expected {FORMAT!r}")
-        if obj["version"] != VERSION:
+        if obj["version"] != VERSION or type(obj["version"]) is not int:  # not true, not 1.0
             raise GenesisError(f"$.version: this verifier reads genesis version {VERSION}, not {obj['version']!r}")
         validators = []
         seen_keys: set[bytes] = set()
@@ -172,16 +230,16 @@ class GenesisFile:
         if not isinstance(contracts, dict) or len(contracts) > 64:
             raise GenesisError("$.system_contracts: must be an object of at most 64 contracts")
         for name in contracts:
-            if not _NAME.match(name):
+            if not _NAME.fullmatch(name):
                 raise GenesisError(f"$.system_contracts: {name!r} is not a contract name")
         for name in REQUIRED_CONTRACTS:
             if name not in contracts:
                 raise GenesisError(f"$.system_contracts: missing {name!r}")
-        if not isinstance(obj["artifacts_hash"], str) or not _SM3_HEX.match(obj["artifacts_hash"]):
+        if not isinstance(obj["artifacts_hash"], str) or not _SM3_HEX.fullmatch(obj["artifacts_hash"]):
             raise GenesisError("$.artifacts_hash: must be 64 hex digits")
-        if not isinstance(obj["genesis_hash"], str) or not _HASH.match(obj["genesis_hash"]):
+        if not isinstance(obj["genesis_hash"], str) or not _HASH.fullmatch(obj["genesis_hash"]):
             raise GenesisError("$.genesis_hash: must be 0x and 64 hex digits")
-        return cls(
+        parsed = cls(
             chain_id=_uint(obj["chain_id"], "$.chain_id"),
             timestamp=_uint(obj["timestamp"], "$.timestamp"),
             gas_limit=_uint(obj["gas_limit"], "$.gas_limit"),
@@ -192,3 +250,5 @@ class GenesisFile:
             artifacts_hash=bytes.fromhex(obj["artifacts_hash"].removeprefix("0x")),
             genesis_hash=bytes.fromhex(obj["genesis_hash"][2:]),
         )
+        parsed.fingerprint  # noqa: B018  # computed now: a document that cannot be canonicalised is refused here
+        return parsed

@@ -99,3 +99,126 @@ def test_the_nodes_genesis_writer_and_the_sdk_reader_agree():
     assert read.genesis_hash == written.genesis_hash and read.validator_keys == (VALIDATORS[0],)
     assert read.evidence_registry == written.system_contracts["EvidenceRegistry"]
     assert read.governance == written.system_contracts["Governance"]
+    assert read.fingerprint == written.fingerprint == GenesisFile.load(json.dumps(written.to_json())).fingerprint
+
+
+# -- the fingerprint: the chain's identity (hole 9) ----------------------------------------------------------
+
+def _fingerprint(doc) -> bytes:
+    return GenesisFile.from_json(doc).fingerprint
+
+
+def test_fingerprint_is_sm3_over_the_jcs_canonical_document():
+    import rfc8785
+
+    from shancheng.sdk.crypto import sm3
+
+    canonical = copy.deepcopy(GOOD)
+    g = GenesisFile.from_json(GOOD)
+    assert g.canonical_json() == canonical  # GOOD is already in normal form
+    expected = sm3(b"shancheng/genesis-fingerprint/v1\n" + rfc8785.dumps(canonical))
+    assert g.fingerprint == expected and len(expected) == 32
+    assert g.fingerprint_hex == "0x" + expected.hex()
+
+
+def test_fingerprint_ignores_formatting_key_order_and_hex_case(tmp_path):
+    base = _fingerprint(GOOD)
+    shuffled = json.loads(json.dumps(GOOD), object_pairs_hook=lambda pairs: dict(reversed(pairs)))
+    upper = copy.deepcopy(GOOD)
+    upper["validators"][0]["public_key"] = upper["validators"][0]["public_key"].upper()
+    upper["organisations"][0]["accounts"][0] = "0x" + "AB" * 20
+    lower = copy.deepcopy(GOOD)
+    lower["organisations"][0]["accounts"][0] = "0x" + "ab" * 20
+    upper["deployer"] = "0x" + "2A" * 20
+    lower["deployer"] = "0x" + "2a" * 20
+    upper["genesis_hash"] = "0x" + "5F" * 32
+    lower["genesis_hash"] = "0x" + "5f" * 32
+    upper["artifacts_hash"] = "0x" + "AB" * 32  # with or without 0x
+    upper["system_contracts"]["Governance"] = "0x" + "3C" * 20
+    lower["system_contracts"]["Governance"] = "0x" + "3c" * 20
+    assert _fingerprint(shuffled) == base
+    assert _fingerprint(upper) == _fingerprint(lower) != base
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(GOOD, indent=7, sort_keys=True).replace("\n", "\r\n  "))
+    assert GenesisFile.load(path).fingerprint == base
+    assert GenesisFile.load(json.dumps(GOOD, separators=(",", ":"))).fingerprint == base
+
+
+ATTACKER_KEY = SM2PrivateKey.generate().public_key()
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("validators", 0, "public_key"), ATTACKER_KEY.to_bytes().hex()),  # the attacker's validator key
+        (("validators", 0, "name"), "node-x"),
+        (("timestamp",), 1764000001),
+        (("chain_id",), 20251125),
+        (("gas_limit",), 30000001),
+        (("organisations", 0, "name"), "Hospital B"),
+        (("organisations", 0, "roles"), 3),
+        (("organisations", 0, "public_key"), ATTACKER_KEY.to_bytes().hex()),
+        (("organisations", 0, "accounts", 0), "0x" + "12" * 20),
+        (("organisations", 0, "accounts"), ["0x" + "11" * 20, "0x" + "12" * 20]),
+        (("organisations",), []),
+        (("deployer",), "0x" + "23" * 20),
+        (("system_contracts", "EvidenceRegistry"), "0x" + "45" * 20),
+        (("system_contracts", "DrugTrace"), "0x" + "46" * 20),
+        (("artifacts_hash",), "ac" * 32),
+        (("genesis_hash",), "0x" + "56" * 32),
+    ],
+)
+def test_hole9_every_genesis_field_changes_the_fingerprint(path, value):
+    """Hole 9: a genesis file with a replaced field (e.g. the attacker's validator key) and the original
+    genesis_hash kept must not pass as the same chain: its fingerprint differs."""
+    assert _fingerprint(_set(path, value)) != _fingerprint(GOOD)
+
+
+def test_hole9_validator_and_organisation_order_change_the_fingerprint():
+    """Hole 9: the validator index is a position in the list, so reordering is a different chain."""
+    doc = copy.deepcopy(GOOD)
+    doc["validators"][0], doc["validators"][1] = doc["validators"][1], doc["validators"][0]
+    assert _fingerprint(doc) != _fingerprint(GOOD)
+    two = _set(("organisations",), GOOD["organisations"] + [
+        {"name": "Pharmacy", "roles": 2, "public_key": ATTACKER_KEY.to_bytes().hex(), "accounts": []}])
+    swapped = _set(("organisations",), list(reversed(two["organisations"])))
+    assert _fingerprint(two) != _fingerprint(swapped)
+
+
+def test_fingerprint_of_integers_beyond_the_exact_json_range():
+    # RFC 8785 writes numbers as doubles; 63-bit chain ids and 256-bit role masks still have one canonical form
+    big = _set(("chain_id",), (1 << 62) + 1)
+    assert GenesisFile.from_json(big).canonical_json()["chain_id"] == str((1 << 62) + 1)
+    assert _fingerprint(big) != _fingerprint(_set(("chain_id",), (1 << 62) + 2))
+    roles = _set(("organisations", 0, "roles"), (1 << 255) | 1)
+    assert _fingerprint(roles) != _fingerprint(_set(("organisations", 0, "roles"), (1 << 255) | 2))
+
+
+def test_hole10_duplicate_keys_in_a_genesis_file_are_refused():
+    text = json.dumps(GOOD)[:-1] + ', "chain_id": 7}'
+    with pytest.raises(GenesisError, match="duplicate key 'chain_id'"):
+        GenesisFile.load(text)
+
+
+def test_hole9_certificate_resigned_for_a_genesis_with_a_replaced_validator_key_is_refused():
+    """Hole 9: an attacker swaps the validator key in genesis.json (keeping genesis_hash) and re-signs the
+    commit certificate with their key.  Against the published genesis the certificate fails whichever identity
+    it claims; with the doctored file the fingerprint is not the published one, which the auditor compares."""
+    from shancheng.sdk.chainproof import CommitCertificate, CommitError
+
+    real, attacker = SM2PrivateKey.generate(), SM2PrivateKey.generate()
+    published = GenesisFile.from_json(_set(("validators",), [{"name": "node-1",
+                                                               "public_key": real.public_key().to_bytes().hex()}]))
+    doctored = GenesisFile.from_json(_set(("validators",), [{"name": "node-1",
+                                                              "public_key": attacker.public_key().to_bytes().hex()}]))
+    assert doctored.genesis_hash == published.genesis_hash
+    assert doctored.fingerprint_hex != published.fingerprint_hex
+    for claimed in (doctored.fingerprint, published.fingerprint):
+        forged = CommitCertificate.sign(chain_identity=claimed, chain_id=published.chain_id, height=3, round_=0,
+                                        block_hash=b"\x07" * 32, signers=[(0, attacker)], timestamp_ms=1)
+        with pytest.raises(CommitError):
+            forged.verify(published.validator_keys, chain_id=published.chain_id,
+                          chain_identity=published.fingerprint)
+    genuine = CommitCertificate.sign(chain_identity=published.fingerprint, chain_id=published.chain_id, height=3,
+                                     round_=0, block_hash=b"\x07" * 32, signers=[(0, real)], timestamp_ms=1)
+    genuine.verify(published.validator_keys, chain_id=published.chain_id, chain_identity=published.fingerprint)
