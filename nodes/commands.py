@@ -17,7 +17,6 @@ import asyncio
 import json
 import logging
 import secrets
-import shutil
 import sys
 import time
 import tomllib
@@ -32,10 +31,11 @@ from shancheng.chain.genesis import Genesis, GenesisOrganisation, GenesisValidat
 from shancheng.chain.ledger import Ledger
 from shancheng.chain.storage import StorageError
 from shancheng.nodes.rpc import client as rpc_client
-from shancheng.sdk.cli._common import read_password, write_private_file
+from shancheng.sdk.cli._common import make_private_folder, read_password, read_small_file, write_private_file
 from shancheng.sdk.cli.keys import load_key_file, write_key_file
 from shancheng.sdk.crypto import SM2PrivateKey
-from shancheng.sdk.errors import InvalidInput, ShanchengError
+from shancheng.sdk.crypto.pem import MAX_PEM_LEN, pem_blocks
+from shancheng.sdk.errors import InvalidInput, InvalidKey, ShanchengError
 
 from .node import Node, NodeConfig
 
@@ -129,11 +129,28 @@ def _dev_genesis(chain_id: int) -> tuple[Genesis, SM2PrivateKey, list[dict[str, 
     return genesis, node_key, accounts
 
 
+def _read_node_key_file(path: str) -> bytes:
+    """The bytes of --node-key (bounded), which must be a PEM private key file."""
+    data = read_small_file(path, limit=MAX_PEM_LEN, what="node key file")
+    labels = {label for label, _ in pem_blocks(data)}
+    if "PRIVATE KEY" in labels:
+        SM2PrivateKey.from_pem(data)  # a plaintext key must at least be an SM2 key
+    elif "ENCRYPTED PRIVATE KEY" not in labels:
+        found = ", ".join(sorted(labels)) or "no PEM block"
+        raise InvalidKey(f"--node-key {path} is not an SM2 private key PEM file (found {found})")
+    return data
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     home = Path(args.home)
     if (home / "genesis.json").exists():
         raise InvalidInput(f"{home} already holds a node (genesis.json exists); choose another --home")
-    home.mkdir(parents=True, exist_ok=True)
+    if not args.dev:
+        if not args.genesis or not args.node_key:
+            raise InvalidInput("without --dev, pass the network's --genesis FILE and this validator's --node-key PEM")
+        node_key_pem = _read_node_key_file(args.node_key)
+        genesis = Genesis.load(args.genesis)
+    make_private_folder(home)  # a home the tool creates is 0700: it holds the validator key
     if args.dev:
         genesis, node_key, accounts = _dev_genesis(args.chain_id)
         password = secrets.token_urlsafe(24).encode()
@@ -152,10 +169,7 @@ def cmd_init(args: argparse.Namespace) -> int:
             + b"\n",
         )
     else:
-        if not args.genesis or not args.node_key:
-            raise InvalidInput("without --dev, pass the network's --genesis FILE and this validator's --node-key PEM")
-        genesis = Genesis.load(args.genesis)
-        shutil.copyfile(args.node_key, home / "node-key.pem")
+        write_private_file(home / "node-key.pem", node_key_pem)
     (home / "genesis.json").write_text(genesis.dumps())
     (home / "config.toml").write_text(CONFIG_TEMPLATE.format(http_port=args.rpc_port, ws_port=args.ws_port))
     print(f"initialised {home}: chain {genesis.chain_id}, genesis 0x{genesis.genesis_hash.hex()}")
@@ -168,13 +182,21 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+MAX_CONFIG_SIZE = 64 * 1024
+
+
 def _load_config(home: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads((home / "config.toml").read_text())
-    except FileNotFoundError:
+    path = home / "config.toml"
+    if not path.exists():
         return {}
+    try:  # bounded: tomllib recurses once per nesting level (py-evm lifts the recursion limit to 100,000)
+        return tomllib.loads(read_small_file(str(path), limit=MAX_CONFIG_SIZE, what="config file").decode())
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{path} is not UTF-8 text") from exc
     except tomllib.TOMLDecodeError as exc:
-        raise InvalidInput(f"{home / 'config.toml'} is not valid TOML: {exc}") from exc
+        raise InvalidInput(f"{path} is not valid TOML: {exc}") from exc
+    except RecursionError as exc:
+        raise InvalidInput(f"{path} is nested too deeply") from exc
 
 
 def cmd_start(args: argparse.Namespace) -> int:
@@ -217,6 +239,8 @@ def _rpc(url: str, method: str, params: list[Any]) -> Any:
         reply = rpc_client.post(url, rpc_client.request(method, params), timeout=10)
     except (urllib.error.URLError, OSError) as exc:
         raise ShanchengError(f"no node answers at {url}: {exc}") from exc
+    if not isinstance(reply, dict) or not ("result" in reply or isinstance(reply.get("error"), dict)):
+        raise ShanchengError(f"{method}: the reply from {url} is not a JSON-RPC answer")
     if "error" in reply:
         raise ShanchengError(f"{method} failed: {reply['error'].get('message')}")
     return reply["result"]
@@ -230,12 +254,15 @@ def cmd_status(args: argparse.Namespace) -> int:
             port = int(_load_config(Path(args.home)).get("rpc", {}).get("http_port", 8545))
         url = f"http://127.0.0.1:{port}"
     info = _rpc(url, "shancheng_nodeInfo", [])
+    if not isinstance(info, dict) or not all(isinstance(info.get(k, {}), dict) for k in ("head", "validator")):
+        raise ShanchengError(f"shancheng_nodeInfo: the reply from {url} is not a node description")
     if args.json:
         json.dump(info, sys.stdout, indent=2)
         print()
         return 0
     print(f"node        {url} ({info.get('client_version')})")
     print(f"chain       {info.get('chain_id')}  genesis {info.get('genesis_hash')}")
+    print(f"fingerprint {info.get('genesis_fingerprint')}")
     head = info.get("head", {})
     print(f"head        #{head.get('number')} {head.get('hash')}")
     validator = info.get("validator", {})

@@ -20,24 +20,23 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from eth_abi.abi import encode
 from eth_account import Account
-from eth_utils.crypto import keccak
-from hexbytes import HexBytes
+from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from shancheng.contracts.artifacts import load
 from shancheng.nodes.rpc import client as rpc_client
-from shancheng.sdk.chainproof import CommitCertificate
+from shancheng.sdk.chainproof import CommitCertificate, GenesisFile
 from shancheng.sdk.cli.demo import run_demo
-from shancheng.sdk.crypto import SM2PrivateKey, signature_to_raw, sm3
+from shancheng.sdk.crypto import SM2PrivateKey, SM2PublicKey, signature_to_raw
 from shancheng.sdk.errors import ShanchengError
 from shancheng.sdk.evidence import EvidenceBatch, EvidencePackage
-from shancheng.sdk.evidence.chain import attach_chain_proof
-
-CHECKPOINT_TAG = keccak(b"shancheng.evidence.checkpoint.v1")
+from shancheng.sdk.evidence.chain import attach_chain_proof, checkpoint_anchor_message, origin_hash, source_id_of
+from shancheng.sdk.evidence.governance import org_name_slot, package_state_slots
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -73,61 +72,133 @@ def wait_for_rpc(url: str, proc: subprocess.Popen[bytes] | None = None, timeout:
     raise ShanchengError(f"the node did not answer on {url} within {timeout:.0f} s")
 
 
-def chain_anchor(w3: Web3, home: Path, org_name: str = "hospital") -> Callable[
+def _rpc(w3: Web3, method: str, params: list[Any]) -> Any:
+    reply = w3.provider.make_request(method, params)  # type: ignore[arg-type]
+    if "error" in reply:
+        raise ShanchengError(f"{method} failed: {reply['error'].get('message')}")
+    return reply["result"]
+
+
+def governance_state_proof(
+    w3: Web3, governance: str, block_number: int, org_id: int, author: SM2PublicKey, org_key: SM2PublicKey
+) -> dict[str, Any]:
+    """``eth_getProof`` of every Governance slot an evidence package needs for ``org_id`` and ``author``."""
+    block = hex(block_number)
+    name_word = int(_rpc(w3, "eth_getStorageAt", [governance, hex(org_name_slot(org_id)), block]), 16)
+    slots = package_state_slots(org_id, author, org_key=org_key, name_word=name_word)
+    return dict(_rpc(w3, "eth_getProof", [governance, [f"0x{slot:064x}" for slot in slots], block]))
+
+
+@dataclass(frozen=True)
+class Member:
+    """A member organisation's sending account, SM2 key and id, as a package builder needs them."""
+
+    account: LocalAccount
+    sm2_key: SM2PrivateKey
+    org_id: int
+
+
+@dataclass(frozen=True)
+class AnchoredBatch:
+    source_id: bytes
+    sequence: int
+    tx_hash: bytes
+    block_number: int
+
+
+def dev_member(w3: Web3, home: Path, name: str) -> Member:
+    """A development organisation of ``home``'s ``dev-accounts.json``."""
+    genesis = GenesisFile.load(home / "genesis.json")
+    dev = json.loads((home / "dev-accounts.json").read_text())["accounts"]
+    entry = next(a for a in dev if a["name"] == name)
+    account = Account.from_key(entry["private_key"])
+    governance = w3.eth.contract(address=Web3.to_checksum_address(genesis.governance), abi=load("Governance").abi)
+    org_id = int(governance.functions.orgOfAccount(account.address).call())
+    return Member(account=account, sm2_key=SM2PrivateKey.from_int(int(entry["sm2_private_key"], 16)), org_id=org_id)
+
+
+def send_call(w3: Web3, genesis: GenesisFile, account: LocalAccount, call: Any) -> Any:
+    """Sign and send a contract call from ``account`` (zero fees) and wait for its receipt."""
+    tx = call.build_transaction(
+        {
+            "from": account.address,
+            "nonce": w3.eth.get_transaction_count(account.address, "pending"),
+            "maxFeePerGas": 0,
+            "maxPriorityFeePerGas": 0,
+            "chainId": genesis.chain_id,
+        }
+    )
+    tx_hash = w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
+    return w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
+
+
+def anchor_batch(w3: Web3, genesis: GenesisFile, member: Member, batch: EvidenceBatch) -> AnchoredBatch:
+    """``EvidenceRegistry.anchorBatch`` of ``batch``'s current checkpoint by ``member``, SM2-signed by its key."""
+    registry = w3.eth.contract(address=Web3.to_checksum_address(genesis.evidence_registry),
+                               abi=load("EvidenceRegistry").abi)
+    source_id = source_id_of(member.org_id, batch.origin)
+    _, last_seq, _, last_root = registry.functions.sourceHead(source_id).call()
+    sequence, root, size = last_seq + 1, batch.tree.root(), batch.size
+    message = checkpoint_anchor_message(
+        chain_id=genesis.chain_id, registry=genesis.evidence_registry, source_id=source_id, sequence=sequence,
+        tree_size=size, root=root, prev_root=last_root,
+    )
+    rs = signature_to_raw(member.sm2_key.sign(message))
+    call = registry.functions.anchorBatch(origin_hash(batch.origin), sequence, root, size, last_root, rs[:32], rs[32:])
+    receipt = send_call(w3, genesis, member.account, call)
+    if receipt["status"] != 1:
+        raise ShanchengError("the anchoring transaction reverted")
+    return AnchoredBatch(source_id, sequence, bytes(receipt["transactionHash"]), receipt["blockNumber"])
+
+
+def fetch_chain_proof(
+    w3: Web3, genesis: GenesisFile, anchored: AnchoredBatch, *, org_id: int, org_key: SM2PublicKey,
+    author: SM2PublicKey,
+) -> Callable[[EvidencePackage], EvidencePackage]:
+    """Everything the chain part needs, over JSON-RPC; returns how to attach it to a package of that checkpoint."""
+    tx_hex = "0x" + anchored.tx_hash.hex()
+    receipt_proof = _rpc(w3, "shancheng_getReceiptProof", [tx_hex])
+    transaction_proof = _rpc(w3, "shancheng_getTransactionProof", [tx_hex])
+    commit = _rpc(w3, "shancheng_getCommit", [hex(anchored.block_number)])
+    state = governance_state_proof(
+        w3, Web3.to_checksum_address(genesis.governance), anchored.block_number, org_id, author, org_key
+    )
+
+    def attach(package: EvidencePackage) -> EvidencePackage:
+        return attach_chain_proof(
+            package,
+            chain_identity=genesis.fingerprint,
+            source_id=anchored.source_id,
+            sequence=anchored.sequence,
+            tx_hash=anchored.tx_hash,
+            transaction_proof=transaction_proof,
+            receipt_proof=receipt_proof,
+            state_proof=state,
+            commit_certificate=CommitCertificate.from_json(commit),
+        )
+
+    return attach
+
+
+def chain_anchor(w3: Web3, home: Path, org_name: str = "hospital", author: SM2PublicKey | None = None) -> Callable[
     [EvidenceBatch], Callable[[EvidencePackage], EvidencePackage]
 ]:
-    """An anchor for :func:`run_demo`: anchorBatch from a dev member, proofs fetched over JSON-RPC."""
-    genesis = json.loads((home / "genesis.json").read_text())
-    dev = json.loads((home / "dev-accounts.json").read_text())["accounts"]
-    member = next(a for a in dev if a["name"] == org_name)
-    account = Account.from_key(member["private_key"])
-    org_key = SM2PrivateKey.from_int(int(member["sm2_private_key"], 16))
-    registry_address = genesis["system_contracts"]["EvidenceRegistry"]
-    registry = w3.eth.contract(address=registry_address, abi=load("EvidenceRegistry").abi)
+    """An anchor for :func:`run_demo`: anchorBatch from a dev member, proofs fetched over JSON-RPC.
+
+    The package's chain part proves the anchor (transaction, receipt), the log's owner and its key and the author
+    (Governance state proof), and finality (the commit certificate, bound to the genesis fingerprint)."""
+    genesis = GenesisFile.load(home / "genesis.json")
+    member = dev_member(w3, home, org_name)
 
     def anchor(batch: EvidenceBatch) -> Callable[[EvidencePackage], EvidencePackage]:
-        source_id = sm3(batch.origin.encode())
-        _, last_seq, _, last_root = registry.functions.sourceHead(source_id).call()
-        sequence, root, size = last_seq + 1, batch.tree.root(), batch.size
-        message = sm3(
-            encode(
-                ["bytes32", "uint256", "address", "bytes32", "uint64", "uint64", "bytes32", "bytes32"],
-                [CHECKPOINT_TAG, genesis["chain_id"], registry_address, source_id, sequence, size, root, last_root],
-            )
+        anchored = anchor_batch(w3, genesis, member, batch)
+        attach = fetch_chain_proof(
+            w3, genesis, anchored, org_id=member.org_id, org_key=member.sm2_key.public_key(),
+            author=author or member.sm2_key.public_key(),
         )
-        rs = signature_to_raw(org_key.sign(message))
-        call = registry.functions.anchorBatch(source_id, sequence, root, size, last_root, rs[:32], rs[32:])
-        tx = call.build_transaction(
-            {
-                "from": account.address,
-                "nonce": w3.eth.get_transaction_count(account.address, "pending"),
-                "maxFeePerGas": 0,
-                "maxPriorityFeePerGas": 0,
-                "chainId": genesis["chain_id"],
-            }
-        )
-        tx_hash = bytes(w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction))
-        receipt = w3.eth.wait_for_transaction_receipt(HexBytes(tx_hash), timeout=60)
-        block_number = receipt["blockNumber"]
-        if receipt["status"] != 1:
-            raise ShanchengError("the anchoring transaction reverted")
-        proof = w3.provider.make_request("shancheng_getReceiptProof", ["0x" + tx_hash.hex()])["result"]  # type: ignore[arg-type]
-        commit = w3.provider.make_request("shancheng_getCommit", [hex(block_number)])["result"]  # type: ignore[arg-type]
-        print(f"      anchored as sequence {sequence} of source 0x{source_id.hex()[:16]}… in block "
-              f"#{block_number} (tx 0x{tx_hash.hex()[:16]}…, {len(commit['signatures'])} precommit signature)")
-        genesis_hash = bytes.fromhex(genesis["genesis_hash"][2:])
-
-        def attach(package: EvidencePackage) -> EvidencePackage:
-            return attach_chain_proof(
-                package,
-                genesis_hash=genesis_hash,
-                source_id=source_id,
-                sequence=sequence,
-                tx_hash=tx_hash,
-                receipt_proof=proof,
-                commit_certificate=CommitCertificate.from_json(commit),
-            )
-
+        print(f"      anchored as batch {anchored.sequence} of log {batch.origin} (source "
+              f"0x{anchored.source_id.hex()[:16]}…, org {member.org_id}) in block #{anchored.block_number} "
+              f"(tx 0x{anchored.tx_hash.hex()[:16]}…)")
         return attach
 
     return anchor
@@ -152,12 +223,15 @@ def cmd_dev(args: argparse.Namespace) -> int:
     try:
         wait_for_rpc(url, node)
         w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 60}))
-        org = json.loads((home / "dev-accounts.json").read_text())["accounts"][0]
+        org = next(a for a in json.loads((home / "dev-accounts.json").read_text())["accounts"]
+                   if a["name"] == "hospital")
+        org_key = SM2PrivateKey.from_int(int(org["sm2_private_key"], 16))
         run_demo(
             out,
             origin=f"shancheng.demo/log/district-1/{int(time.time())}",
-            author=SM2PrivateKey.from_int(int(org["sm2_private_key"], 16)),
-            anchor=chain_anchor(w3, home),
+            author=org_key,
+            log_key=org_key,
+            anchor=chain_anchor(w3, home, "hospital"),
             genesis=home / "genesis.json",
         )
         if args.exit_after_demo:

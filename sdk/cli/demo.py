@@ -25,7 +25,7 @@ from ..errors import ShanchengError
 from ..evidence import EvidenceBatch, EvidencePackage
 from ..merkle import NoteSigner
 from ..records import RecordStatement, commit_salted
-from ._common import write_private_file
+from ._common import make_private_folder, write_private_file
 from .keys import load_key_file, write_key_file
 
 SAMPLE_RECORDS: list[tuple[str, str, dict[str, Any]]] = [
@@ -114,12 +114,18 @@ def run_demo(
     *,
     origin: str = "shancheng.demo/log/district-1",
     author: SM2PrivateKey | None = None,
+    log_key: SM2PrivateKey | None = None,
     anchor: Anchor | None = None,
     genesis: Path | None = None,
 ) -> int:
-    """The evidence flow; with ``anchor`` the batch is anchored on a chain and packages carry the proof."""
-    for sub in ("keys", "records", "salts", "packages"):
+    """The evidence flow; with ``anchor`` the batch is anchored on a chain and packages carry the proof.
+
+    ``log_key`` signs the checkpoints: on a chain it must be the anchoring organisation's registered key (the
+    verifier proves that); without a chain a fresh key is made and the auditor pins it."""
+    for sub in ("records", "packages"):
         (out / sub).mkdir(parents=True, exist_ok=True)
+    for sub in ("keys", "salts"):  # private: keys, their password and the record salts
+        make_private_folder(out / sub)
 
     _step(1, "creating the organisation's SM2 keys (scrypt + SM4-CBC encrypted PKCS#8)")
     password_file = out / "keys" / "password.txt"
@@ -139,13 +145,13 @@ def run_demo(
         print(f"      {name:8s} sm3 address 0x{keys[name].public_key().sm3_address().hex()}")
 
     _step(2, "committing and signing the sample records (RFC 8785 JSON, salted SM3, SM2)")
-    signer = NoteSigner("shancheng.demo/gateway", keys["gateway"])
+    signer = NoteSigner("shancheng.demo/gateway", keys["gateway"] if log_key is None else log_key)
     batch = EvidenceBatch(origin=origin, signer=signer)
-    sequences: dict[str, int] = {}
-    for kind, source, record in SAMPLE_RECORDS:
-        seq = sequences[source] = sequences.get(source, -1) + 1  # per-source sequence
+    for kind, _, record in SAMPLE_RECORDS:
         commitment, salt = commit_salted(record)
-        signed = RecordStatement(kind=kind, source=source, sequence=seq, commitment=commitment).sign(keys["author"])
+        # one log: a record's source is the log's origin and its sequence the next leaf index
+        statement = RecordStatement(kind=kind, source=origin, sequence=batch.size, commitment=commitment)
+        signed = statement.sign(keys["author"])
         batch.add(signed)
         (out / "records" / f"{kind}.json").write_text(json.dumps(record, ensure_ascii=False, indent=2) + "\n")
         write_private_file(out / "salts" / f"{kind}.hex", salt.hex().encode() + b"\n", force=True)
@@ -169,8 +175,9 @@ def run_demo(
         print(f"      {out / 'packages' / f'{kind}.json'}")
 
     _step(6, "verifying every package offline with `shancheng evidence verify`")
+    # the trust root: the genesis file alone for anchored packages, else the log's pinned checkpoint key
     vkey = signer.verifier.to_vkey()
-    extra = ["--genesis", str(genesis)] if genesis is not None else []
+    extra = ["--genesis", str(genesis)] if genesis is not None else ["--checkpoint-key", vkey]
     failures = 0
     for kind, _, _ in SAMPLE_RECORDS:
         salt_hex = (out / "salts" / f"{kind}.hex").read_text().strip()
@@ -181,8 +188,6 @@ def run_demo(
                 str(out / "records" / f"{kind}.json"),
                 "--salt",
                 salt_hex,
-                "--checkpoint-key",
-                vkey,
                 *extra,
             ]
         )
@@ -195,7 +200,7 @@ def run_demo(
     tampered["record"]["sequence"] += 1
     tampered_path = out / "packages" / "prescription.tampered.json"
     tampered_path.write_text(json.dumps(tampered, indent=2))
-    res = _verify_cli([str(tampered_path), "--checkpoint-key", vkey, *extra])
+    res = _verify_cli([str(tampered_path), *extra])
     refused = res.returncode == 1
     print(f"      tampered package {'refused' if refused else 'NOT refused'}: {res.stderr.strip() or res.stdout.strip()}")
     os.remove(tampered_path)

@@ -9,13 +9,15 @@ import argparse
 import json
 import re
 import sys
+from typing import Any
 
+from .. import _json
 from ..chainproof import GenesisFile
 from ..chainproof.genesis import MAX_GENESIS_SIZE
 from ..crypto import SM2PublicKey
 from ..crypto.pem import MAX_PEM_LEN
 from ..errors import InvalidInput, InvalidKey, VerificationError
-from ..evidence import EvidencePackage, verify_package
+from ..evidence import EvidencePackage, VerifiedEvidence, verify_package
 from ..evidence.package import MAX_PACKAGE_SIZE
 from ..merkle import NoteVerifier
 from ..records import MAX_RECORD_SIZE, SCHEME_HMAC, SCHEME_SALTED
@@ -42,7 +44,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     v.add_argument("--author-key", metavar="PEM", action="append", help="pin the author's public key (repeatable)")
     v.add_argument(
-        "--genesis", metavar="FILE", help="the chain's genesis.json (needed for packages with chain proofs)"
+        "--genesis", metavar="FILE",
+        help="the chain's genesis.json: the trust root; the package must then prove its anchoring on that chain",
+    )
+    v.add_argument(
+        "--genesis-fingerprint", metavar="HEX",
+        help="pin the chain identity: refuse a genesis file whose fingerprint differs (compare with the published one)",
+    )
+    v.add_argument(
+        "--unsafe-trust-package-checkpoint-key", action="store_true",
+        help="DEBUGGING ONLY: trust the checkpoint key carried by the package itself (anyone can forge such a package)",
     )
     v.add_argument("--json", action="store_true", help="print the result as JSON")
     v.set_defaults(func=cmd_verify)
@@ -60,10 +71,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raw = read_small_file(args.package, limit=MAX_PACKAGE_SIZE, what="package")
         record = None
         if args.record:
-            try:
-                record = json.loads(read_small_file(args.record, limit=MAX_RECORD_SIZE, what="record file"))
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise UsageError(f"record file {args.record} is not JSON: {exc}") from exc
+            record = _json.loads(read_small_file(args.record, limit=MAX_RECORD_SIZE, what="record file"),
+                                 what=f"record file {args.record}", error=UsageError, max_size=MAX_RECORD_SIZE)
         elif args.salt or args.hmac_key_file:
             raise UsageError("--salt and --hmac-key-file need --record")
         salt = _hex(args.salt, "--salt") if args.salt else None
@@ -79,13 +88,22 @@ def cmd_verify(args: argparse.Namespace) -> int:
         genesis = None
         if args.genesis:
             genesis = GenesisFile.load(read_small_file(args.genesis, limit=MAX_GENESIS_SIZE, what="genesis file"))
+        fingerprint = None
+        if args.genesis_fingerprint:
+            if genesis is None:
+                raise UsageError("--genesis-fingerprint needs --genesis FILE")
+            fingerprint = _hex(args.genesis_fingerprint.removeprefix("0x"), "--genesis-fingerprint")
+            if len(fingerprint) != 32:
+                raise UsageError("--genesis-fingerprint must be 32 bytes (64 hex digits)")
+        if genesis is None and not checkpoint_keys and not args.unsafe_trust_package_checkpoint_key:
+            raise UsageError(
+                "no trust root: pass --genesis FILE (a chain-anchored package) or --checkpoint-key VKEY (pinned log key)"
+            )
     except (InvalidInput, InvalidKey) as exc:
         print(f"usage error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
         pkg = EvidencePackage.loads(raw)
-        if pkg.chain is not None and genesis is None:
-            raise UsageError("this package carries chain proofs: pass --genesis FILE (the chain's genesis.json)")
         scheme = pkg.record.statement.commitment.scheme
         if record is not None and scheme == SCHEME_SALTED and salt is None:
             raise UsageError("this record has a salted commitment: pass --salt")
@@ -99,6 +117,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             checkpoint_keys=checkpoint_keys,
             authors=authors,
             genesis=genesis,
+            genesis_fingerprint=fingerprint,
+            unsafe_trust_embedded_checkpoint_key=args.unsafe_trust_package_checkpoint_key,
         )
     except UsageError as exc:
         print(f"usage error: {exc}", file=sys.stderr)
@@ -110,28 +130,36 @@ def cmd_verify(args: argparse.Namespace) -> int:
             print(f"INVALID: {exc}", file=sys.stderr)
         return EXIT_INVALID
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "valid": True,
-                    "summary": result.summary(),
-                    "checkpoint_key_pinned": result.checkpoint_key_pinned,
-                    "author_pinned": result.author_pinned,
-                    "record_checked": result.record_checked,
-                    "not_checked": list(result.not_checked),
-                    "anchor": None
-                    if result.anchor is None
-                    else {
-                        "block_number": result.anchor.receipt.block_number,
-                        "block_hash": "0x" + result.anchor.receipt.block_hash.hex(),
-                        "timestamp": result.anchor.receipt.timestamp,
-                        "transaction_index": result.anchor.receipt.transaction_index,
-                        "signers": result.anchor.signers,
-                        "validators": result.anchor.validators,
-                    },
-                }
-            )
-        )
+        print(json.dumps(_result_json(result), ensure_ascii=False))
     else:
         print(result.summary())
     return 0
+
+
+def _result_json(result: VerifiedEvidence) -> dict[str, Any]:
+    anchor = result.anchor
+    return {
+        "valid": True,
+        "unsafe": result.unsafe,
+        "trust_root": result.trust_root,
+        "summary": result.summary(),
+        "author_pinned": result.author_pinned,
+        "record_checked": result.record_checked,
+        "not_checked": list(result.not_checked),
+        "anchor": None
+        if anchor is None
+        else {
+            "chain_identity": "0x" + anchor.chain_identity.hex(),
+            "organisation": {"id": anchor.org.org_id, "name": anchor.org.name},
+            "author": None if anchor.author is None else {"staff": "0x" + anchor.author.address.hex()},
+            "source_id": "0x" + anchor.source_id.hex(),
+            "sequence": anchor.sequence,
+            "transaction_hash": "0x" + anchor.transaction_hash.hex(),
+            "block_number": anchor.receipt.block_number,
+            "block_hash": "0x" + anchor.receipt.block_hash.hex(),
+            "timestamp": anchor.receipt.timestamp,
+            "transaction_index": anchor.receipt.transaction_index,
+            "signers": anchor.signers,
+            "validators": anchor.validators,
+        },
+    }

@@ -1,10 +1,13 @@
 """Batching signed records into an SM3 Merkle tree and cutting evidence packages.
 
-An :class:`EvidenceBatch` is one source's append-only log: signed record
-statements are appended as leaves, a signed checkpoint commits to the tree
-head, and each record gets a package proving its inclusion under that
-checkpoint.  (The gateway's batcher persists the leaves and anchors each
-checkpoint on chain; that is the chain issues' part.)
+An :class:`EvidenceBatch` is one source's append-only log: signed records are
+appended as leaves (:func:`~shancheng.sdk.evidence.package.leaf_data`: the
+statement and its author's key), a signed checkpoint commits to the tree head,
+and each record gets a package proving its inclusion under that checkpoint.
+
+A statement's ``source`` is the log's origin and its ``sequence`` is its leaf
+index, so a record number can never appear twice in one log: the verifier
+checks both.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 from ..errors import InvalidInput, InvalidSignature
 from ..merkle import Checkpoint, MerkleTree, NoteSigner
 from ..records import SignedRecord
-from .package import EvidencePackage, InclusionProof
+from .package import EvidencePackage, InclusionProof, leaf_data
 
 __all__ = ["EvidenceBatch"]
 
@@ -45,14 +48,21 @@ class EvidenceBatch:
         return self._tree
 
     def add(self, record: SignedRecord) -> int:
-        """Append a signed record (its signature is checked first); returns its leaf index."""
+        """Append a signed record (its signature is checked first); returns its leaf index.
+
+        The statement's source must be this log's origin and its sequence the next leaf index."""
         if not isinstance(record, SignedRecord):
             raise InvalidInput("only SignedRecord values can be batched")
+        st = record.statement
+        if st.source != self._origin:
+            raise InvalidInput(f"record source {st.source!r} is not this log's origin {self._origin!r}")
+        if st.sequence != self._tree.size:
+            raise InvalidInput(f"record sequence {st.sequence} is not the next leaf index {self._tree.size}")
         try:
             record.verify()
         except InvalidSignature as exc:
             raise InvalidInput(f"refusing to batch a record whose signature fails: {exc}") from exc
-        index = self._tree.append(record.statement.to_bytes())
+        index = self._tree.append(leaf_data(record))
         self._records.append(record)
         return index
 

@@ -1,9 +1,15 @@
-"""Evidence package v1: a portable JSON document an auditor verifies offline.
+"""Evidence package v2: a portable JSON document an auditor verifies offline.
 
 See ``docs/evidence-package.md`` for the format and
-``docs/evidence-package-v1.schema.json`` for its JSON Schema.  Parsing is
-strict: unknown fields, wrong types and oversized values are refused with the
-JSON path of the problem.
+``docs/evidence-package-v2.schema.json`` for its JSON Schema.  Parsing is
+strict: unknown fields, duplicate keys, wrong types, deep nesting and oversized
+values are refused with the JSON path of the problem.  Version 1 packages are
+refused: their commit certificates do not bind the chain identity and their
+Merkle leaves do not bind the author.
+
+The Merkle leaf of a record (:func:`leaf_data`) binds the signed statement *and*
+its author's key and distinguishing ID, so the log owner's checkpoint attests
+who authored each record, not only what was recorded.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import base64
 import binascii
 import json
 import re
+import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,11 +27,21 @@ from ..crypto import DEFAULT_UID, SM2PublicKey
 from ..errors import InvalidInput, InvalidKey, VerificationError
 from ..records import RecordStatement, SignedRecord
 
-__all__ = ["FORMAT", "MAX_PACKAGE_SIZE", "VERSION", "EvidencePackage", "InclusionProof", "PackageError"]
+__all__ = [
+    "FORMAT",
+    "MAX_PACKAGE_SIZE",
+    "VERSION",
+    "EvidencePackage",
+    "InclusionProof",
+    "PackageError",
+    "leaf_data",
+]
 
 FORMAT = "shancheng-evidence-package"
-VERSION = 1
+VERSION = 2
 MAX_PACKAGE_SIZE = 1 << 20
+MAX_PACKAGE_DEPTH = 16
+LEAF_PREFIX = b"shancheng/leaf/v2\n"
 _HEX32 = re.compile(r"^[0-9a-f]{64}$")
 _HEX_POINT = re.compile(r"^04[0-9a-f]{128}$")
 _TOP_FIELDS = {"format", "version", "record", "author", "inclusion", "checkpoint", "chain"}
@@ -48,6 +65,13 @@ def _str(value: Any, path: str, *, max_len: int) -> str:
     return value
 
 
+def leaf_data(record: SignedRecord) -> bytes:
+    """The Merkle leaf data of a signed record: ``"shancheng/leaf/v2\\n" ‖ author key (65) ‖ u16(len uid) ‖ uid ‖
+    statement bytes``.  The author's signature is not in the leaf (it is checked against the key that is)."""
+    uid = record.uid
+    return LEAF_PREFIX + record.author.to_bytes() + struct.pack(">H", len(uid)) + uid + record.statement.to_bytes()
+
+
 @dataclass(frozen=True)
 class InclusionProof:
     leaf_index: int
@@ -60,7 +84,7 @@ class InclusionProof:
 
 @dataclass(frozen=True)
 class EvidencePackage:
-    """The parts of a v1 package; ``chain`` is reserved for the chain proofs (anchor, receipt, commit)."""
+    """The parts of a v2 package; ``chain`` holds the chain proofs (see :mod:`shancheng.sdk.evidence.chain`)."""
 
     record: SignedRecord
     inclusion: InclusionProof
@@ -88,12 +112,8 @@ class EvidencePackage:
 
     @classmethod
     def loads(cls, text: str | bytes) -> EvidencePackage:
-        if len(text) > MAX_PACKAGE_SIZE:
-            raise PackageError(f"package is larger than {MAX_PACKAGE_SIZE} bytes")
-        try:
-            obj = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise PackageError(f"package is not valid JSON: {exc}") from exc
+        obj = _json.loads(text, what="package", error=PackageError, max_size=MAX_PACKAGE_SIZE,
+                          max_depth=MAX_PACKAGE_DEPTH)
         return cls.from_json(obj)
 
     @classmethod
@@ -101,8 +121,16 @@ class EvidencePackage:
         _need(obj, "$", _TOP_FIELDS - {"chain"}, frozenset({"chain"}))
         if obj["format"] != FORMAT:
             raise PackageError(f"$.format: expected {FORMAT!r}")
-        if obj["version"] != VERSION:
-            raise PackageError(f"$.version: this verifier reads version {VERSION}, not {obj['version']!r}")
+        version = obj["version"]
+        if type(version) is not int:  # not a bool, not a float such as 2.0
+            raise PackageError(f"$.version: must be the integer {VERSION}, not {version!r}")
+        if version == 1:
+            raise PackageError(
+                "$.version: evidence package format v1 is no longer accepted (its commit certificates do not bind "
+                "the chain identity); export the package again from the node"
+            )
+        if version != VERSION or type(version) is not int:  # not true, not 2.0
+            raise PackageError(f"$.version: this verifier reads version {VERSION}, not {version!r}")
         try:
             statement = RecordStatement.from_json(obj["record"])
         except InvalidInput as exc:

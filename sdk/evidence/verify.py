@@ -1,26 +1,28 @@
 """Offline verification of evidence packages.
 
-Checks, in order, each failing with its own one-line reason:
+A package is only ever valid against a trust root the auditor supplies; nothing is trusted because the
+package says so.  Two modes:
 
-1. the package is well-formed v1 (:class:`PackageError`);
-2. the author's SM2 signature over the record statement (``author signature ...``);
-3. the checkpoint is signed by the trusted key — the pinned one, or else the
-   signer named in the package (``checkpoint ...``);
-4. the checkpoint's tree size equals the proof's tree size;
-5. the RFC 9162 inclusion proof of the statement leads to the checkpoint root
-   (``inclusion proof ...``);
-6. with a ``chain`` part (which needs ``genesis=``): the checkpoint was
-   anchored in a final block (``shancheng.sdk.evidence.chain``: receipt proof,
-   ``BatchAnchored`` log from the genesis registry, commit certificate);
-7. optionally, the record itself (with its salt or the HMAC key) reproduces
-   the commitment (``record does not match ...``).
+- **chain** (``genesis=``, the chain's genesis file, optionally pinned by ``genesis_fingerprint=``): the package
+  must prove its anchoring on that chain (:mod:`shancheng.sdk.evidence.chain`): the log's owner, its registered
+  key, the author's membership, the block and its commit certificate.  A package without chain proofs is invalid.
+- **pinned checkpoint key** (``checkpoint_keys=``, obtained out of band): the checkpoint must be signed by one of
+  them; nothing about a chain is claimed.
 
-A package with a chain part is refused without the genesis file rather than
-half-checked.
+Without either, verification fails (:class:`UntrustedPackage`).  ``unsafe_trust_embedded_checkpoint_key=True``
+takes the checkpoint key from the package itself — for debugging only: anyone can make such a package.
+
+Checks, in order, each failing with its own one-line reason: the package is well-formed v2; the author's SM2
+signature over the record statement; the statement's source is the log's origin and its sequence its leaf index;
+the checkpoint verifies under the trusted key; its size equals the proof's; the RFC 9162 inclusion proof of the
+leaf (statement and author key) leads to the checkpoint root; in chain mode, the chain part; optionally the record
+itself (with its salt or HMAC key) reproduces the commitment.
 """
 
 from __future__ import annotations
 
+import hmac
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,43 +30,86 @@ from ..chainproof import GenesisFile
 from ..crypto import SM2PublicKey
 from ..errors import InvalidInput, InvalidKey, InvalidProof, RootMismatchError, VerificationError
 from ..merkle import Checkpoint, CheckpointError, NoteVerifier, verify_checkpoint, verify_inclusion
-from .chain import GenesisRequired, VerifiedAnchor, verify_chain_part
-from .package import EvidencePackage, PackageError
+from .chain import ChainProofError, GenesisRequired, VerifiedAnchor, verify_chain_part
+from .package import EvidencePackage, PackageError, leaf_data
 
-__all__ = ["VerifiedEvidence", "verify_package"]
+__all__ = ["UntrustedPackage", "VerifiedEvidence", "verify_package"]
+
+_log = logging.getLogger("shancheng.sdk.evidence")
+
+
+class UntrustedPackage(VerificationError):
+    """No trust root was given: neither the chain's genesis file nor a pinned checkpoint key."""
 
 
 @dataclass(frozen=True)
 class VerifiedEvidence:
-    """What a successful verification established, and what it did not."""
+    """What a successful verification established."""
 
     package: EvidencePackage
     checkpoint: Checkpoint
     checkpoint_key: NoteVerifier
-    checkpoint_key_pinned: bool
+    trust_root: str  # "genesis", "checkpoint-key" or "unsafe-embedded-key"
     author_pinned: bool
     record_checked: bool
-    not_checked: tuple[str, ...] = field(default=())
     anchor: VerifiedAnchor | None = None
+    not_checked: tuple[str, ...] = field(default=())
+
+    @property
+    def checkpoint_key_pinned(self) -> bool:
+        return self.trust_root == "checkpoint-key"
+
+    @property
+    def unsafe(self) -> bool:
+        return self.trust_root == "unsafe-embedded-key"
 
     def summary(self) -> str:
         st = self.package.record.statement
         inc = self.package.inclusion
         parts = [
-            f"OK {st.kind} {st.source}#{st.sequence} commitment {st.commitment.value.hex()[:16]}…",
+            ("UNSAFE (checkpoint key taken from the package itself, not pinned) " if self.unsafe else "OK ")
+            + f"{st.kind} {st.source}#{st.sequence} commitment {st.commitment.value.hex()[:16]}…",
             f"leaf {inc.leaf_index} of {inc.tree_size} in {self.checkpoint.origin}",
-            f"checkpoint signed by {self.checkpoint_key.name} ({self.checkpoint_key.key_id.hex()})"
-            + ("" if self.checkpoint_key_pinned else " [key taken from the package, not pinned]"),
-            f"author {self.package.record.author.sm3_address().hex()}"
-            + ("" if self.author_pinned else " [not pinned]"),
         ]
         if self.anchor is not None:
+            parts.append(self.anchor.author_summary())
             parts.append(self.anchor.summary())
+        else:
+            parts.append(
+                f"checkpoint signed by the pinned key {self.checkpoint_key.name} ({self.checkpoint_key.key_id.hex()})"
+                if self.checkpoint_key_pinned
+                else f"checkpoint signed by {self.checkpoint_key.name} (key from the package)"
+            )
+            parts.append(
+                f"author key {self.package.record.author.sm3_address().hex()}"
+                + (" (pinned)" if self.author_pinned else " (attested by the checkpoint signer)")
+            )
         if self.record_checked:
             parts.append("record content matches")
         if self.not_checked:
             parts.append("not checked: " + "; ".join(self.not_checked))
         return "; ".join(parts)
+
+
+def _trusted_keys(
+    pkg: EvidencePackage, checkpoint_keys: list[NoteVerifier] | None, unsafe: bool, chain_mode: bool
+) -> tuple[list[NoteVerifier], str]:
+    if checkpoint_keys is not None:
+        if not checkpoint_keys:
+            raise InvalidInput("an empty list of pinned checkpoint keys trusts nothing")
+        return list(checkpoint_keys), "genesis" if chain_mode else "checkpoint-key"
+    try:
+        embedded = NoteVerifier.from_vkey(pkg.checkpoint_signer)
+    except (InvalidKey, InvalidInput) as exc:
+        raise PackageError(f"$.checkpoint.signer: {exc}") from exc
+    if chain_mode:
+        return [embedded], "genesis"  # the chain part proves this key is the anchoring org's registered key
+    if unsafe:
+        _log.warning("UNSAFE: trusting the checkpoint key carried by the package itself")
+        return [embedded], "unsafe-embedded-key"
+    raise UntrustedPackage(
+        "no trust root: pass --genesis FILE for a chain-anchored package, or pin the log's --checkpoint-key"
+    )
 
 
 def verify_package(
@@ -76,38 +121,46 @@ def verify_package(
     checkpoint_keys: list[NoteVerifier] | None = None,
     authors: list[SM2PublicKey] | None = None,
     genesis: GenesisFile | None = None,
+    genesis_fingerprint: bytes | None = None,
+    unsafe_trust_embedded_checkpoint_key: bool = False,
 ) -> VerifiedEvidence:
-    """Verify an evidence package offline; raises a :class:`VerificationError` subclass on failure.
-
-    A package with a ``chain`` part needs ``genesis`` (the chain's genesis file) to be verified.
-    """
+    """Verify an evidence package offline; raises a :class:`VerificationError` subclass on failure."""
     pkg = package if isinstance(package, EvidencePackage) else EvidencePackage.loads(package)
-    if pkg.chain is not None and genesis is None:
+    if genesis_fingerprint is not None:
+        if genesis is None:
+            raise InvalidInput("a pinned genesis fingerprint needs the genesis file")
+        if not hmac.compare_digest(genesis.fingerprint, genesis_fingerprint):
+            raise ChainProofError(
+                f"the genesis file's fingerprint is 0x{genesis.fingerprint.hex()}, "
+                f"not the pinned 0x{genesis_fingerprint.hex()}"
+            )
+    chain_mode = genesis is not None
+    if pkg.chain is not None and not chain_mode:
         raise GenesisRequired(
             "$.chain: cannot check chain proofs without the chain's genesis file: pass --genesis FILE"
         )
+    trusted, trust_root = _trusted_keys(pkg, checkpoint_keys, unsafe_trust_embedded_checkpoint_key, chain_mode)
 
     signed = pkg.record
     if authors is not None and signed.author not in authors:
         raise VerificationError("author key is not one of the pinned author keys")
     signed.verify()  # raises InvalidSignature naming the record statement
 
-    try:
-        embedded = NoteVerifier.from_vkey(pkg.checkpoint_signer)
-    except (InvalidKey, InvalidInput) as exc:
-        raise PackageError(f"$.checkpoint.signer: {exc}") from exc
-    pinned = checkpoint_keys is not None
-    trusted = checkpoint_keys if checkpoint_keys is not None else [embedded]
     opened = verify_checkpoint(pkg.checkpoint_note, trusted)
     checkpoint, signer = opened.checkpoint, opened.signers[0]
-
-    inc = pkg.inclusion
+    if not any(v.to_vkey() == pkg.checkpoint_signer for v in opened.signers):
+        raise CheckpointError("$.checkpoint.signer is not the key that signed the checkpoint")
+    st, inc = signed.statement, pkg.inclusion
+    if st.source != checkpoint.origin:
+        raise VerificationError(f"record source {st.source!r} is not the checkpoint's log {checkpoint.origin!r}")
+    if st.sequence != inc.leaf_index:
+        raise VerificationError(f"record sequence {st.sequence} is not its leaf index {inc.leaf_index} in the log")
     if checkpoint.size != inc.tree_size:
         raise CheckpointError(
             f"checkpoint tree size {checkpoint.size} differs from the inclusion proof's tree size {inc.tree_size}"
         )
     try:
-        verify_inclusion(signed.statement.to_bytes(), inc.leaf_index, inc.tree_size, list(inc.hashes), checkpoint.root)
+        verify_inclusion(leaf_data(signed), inc.leaf_index, inc.tree_size, list(inc.hashes), checkpoint.root)
     except RootMismatchError as exc:
         raise RootMismatchError(
             size=exc.size, computed=exc.computed, expected=exc.expected, what="inclusion proof: root"
@@ -116,24 +169,22 @@ def verify_package(
         raise InvalidProof(f"inclusion proof: {exc}") from exc
 
     anchor = None
-    not_checked = []
-    if pkg.chain is not None and genesis is not None:
-        anchor = verify_chain_part(pkg.chain, checkpoint, genesis)
-    else:
-        not_checked.append("chain anchoring (no chain proofs in this package)")
+    if genesis is not None:
+        anchor = verify_chain_part(pkg, checkpoint, genesis)
     record_checked = False
+    not_checked: list[str] = []
     if record is not None:
-        signed.statement.commitment.verify(record, salt=salt, key=hmac_key)
+        st.commitment.verify(record, salt=salt, key=hmac_key)
         record_checked = True
     else:
-        not_checked.insert(0, "record content (no record given)")
+        not_checked.append("record content (no record given)")
     return VerifiedEvidence(
         package=pkg,
         checkpoint=checkpoint,
         checkpoint_key=signer,
-        checkpoint_key_pinned=pinned,
+        trust_root=trust_root,
         author_pinned=authors is not None,
         record_checked=record_checked,
-        not_checked=tuple(not_checked),
         anchor=anchor,
+        not_checked=tuple(not_checked),
     )

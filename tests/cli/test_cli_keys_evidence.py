@@ -33,8 +33,8 @@ def package_files(tmp_path_factory):
     batch = EvidenceBatch(origin="district.example/log/hosp-001", signer=signer)
     record = {"hosp_rxno": "RX0001", "drugs": [{"drug_genname": "阿莫西林胶囊"}]}
     commitment, salt = commit_salted(record)
-    batch.add(RecordStatement("prescription", "hosp-001", 0, commitment).sign(SM2PrivateKey.generate()))
-    batch.add(RecordStatement("prescription", "hosp-001", 1, commit_salted({"x": 1})[0]).sign(SM2PrivateKey.generate()))
+    batch.add(RecordStatement("prescription", batch.origin, 0, commitment).sign(SM2PrivateKey.generate()))
+    batch.add(RecordStatement("prescription", batch.origin, 1, commit_salted({"x": 1})[0]).sign(SM2PrivateKey.generate()))
     (d / "pkg.json").write_text(batch.package(0).dumps())
     (d / "record.json").write_text(json.dumps(record, ensure_ascii=False))
     return d, salt.hex(), signer.verifier.to_vkey()
@@ -84,18 +84,19 @@ def test_keys_show_with_the_wrong_password_fails_cleanly(tmp_path):
 def test_evidence_verify_exit_codes(package_files, tmp_path):
     d, salt, vkey = package_files
     pkg = str(d / "pkg.json")
-    ok = shancheng("evidence", "verify", pkg, "--record", str(d / "record.json"), "--salt", salt, "--checkpoint-key", vkey)
-    assert ok.returncode == 0 and ok.stdout.startswith("OK prescription hosp-001#0"), ok.stderr
-    wrong_salt = shancheng("evidence", "verify", pkg, "--record", str(d / "record.json"), "--salt", "00" * 32)
+    pin = ["--checkpoint-key", vkey]
+    ok = shancheng("evidence", "verify", pkg, "--record", str(d / "record.json"), "--salt", salt, *pin)
+    assert ok.returncode == 0 and ok.stdout.startswith("OK prescription district.example/log/hosp-001#0"), ok.stderr
+    wrong_salt = shancheng("evidence", "verify", pkg, "--record", str(d / "record.json"), "--salt", "00" * 32, *pin)
     assert wrong_salt.returncode == 1
     assert wrong_salt.stderr.strip() == "INVALID: record does not match the commitment (wrong record, salt or key)"
-    as_json = shancheng("evidence", "verify", pkg, "--json")
-    assert json.loads(as_json.stdout)["valid"] is True
+    as_json = json.loads(shancheng("evidence", "verify", pkg, "--json", *pin).stdout)
+    assert as_json["valid"] is True and as_json["trust_root"] == "checkpoint-key" and as_json["unsafe"] is False
 
     doc = json.loads((d / "pkg.json").read_text())
-    doc["inclusion"]["leaf_index"] = 1
+    doc["inclusion"]["hashes"][0] = "00" * 32
     (tmp_path / "tampered.json").write_text(json.dumps(doc))
-    bad = shancheng("evidence", "verify", str(tmp_path / "tampered.json"))
+    bad = shancheng("evidence", "verify", str(tmp_path / "tampered.json"), *pin)
     assert bad.returncode == 1 and bad.stderr.startswith("INVALID: inclusion proof: root mismatch")
     assert len(bad.stderr.strip().splitlines()) == 1
 
@@ -106,7 +107,8 @@ def test_evidence_verify_exit_codes(package_files, tmp_path):
 )
 def test_evidence_verify_garbage_is_one_line_exit_1(tmp_path, content):
     (tmp_path / "junk.json").write_bytes(content)
-    out = shancheng("evidence", "verify", str(tmp_path / "junk.json"))
+    vkey = NoteSigner("gw", SM2PrivateKey.generate()).verifier.to_vkey()
+    out = shancheng("evidence", "verify", str(tmp_path / "junk.json"), "--checkpoint-key", vkey)
     assert out.returncode == 1 and out.stderr.startswith("INVALID: ")
     assert len(out.stderr.strip().splitlines()) == 1
 
@@ -122,13 +124,15 @@ def test_evidence_verify_usage_errors_exit_2(package_files, tmp_path):
         ["evidence", "verify", pkg, "--record", str(d / "record.json"), "--salt", "zz"],
         ["evidence", "verify", pkg, "--checkpoint-key", "not-a-vkey"],
         ["evidence", "verify", str(tmp_path)],
+        ["evidence", "verify", pkg],  # no trust root
+        ["evidence", "verify", pkg, "--genesis-fingerprint", "00" * 32],
     ]
     for args in cases:
         out = shancheng(*args)
         assert out.returncode == 2, (args, out.stdout, out.stderr)
     big = tmp_path / "big.json"
     big.write_bytes(b" " * (2 << 20))
-    out = shancheng("evidence", "verify", str(big))
+    out = shancheng("evidence", "verify", str(big), "--unsafe-trust-package-checkpoint-key")
     assert out.returncode == 2 and "larger than" in out.stderr
 
 

@@ -1,6 +1,8 @@
-"""Evidence packages with the chain part, end to end: a checkpoint anchored by the real EvidenceRegistry on
-py-evm (GM Cancun VM), its receipt proof and an SM2 commit certificate, verified offline with the genesis file
-alone — in process and through the ``shancheng evidence verify --genesis`` command line."""
+"""Evidence packages with the chain part, end to end on a 4-validator set: a checkpoint anchored by the real
+EvidenceRegistry on py-evm (GM Cancun VM), its transaction, receipt and Governance state proofs, and an SM2 commit
+certificate (v2, bound to the genesis fingerprint), verified offline with the genesis file alone — in process and
+through the ``shancheng evidence verify --genesis`` command line.  (The attacks that need a running node are in
+``tests/nodes/test_evidence_trust.py``.)"""
 
 from __future__ import annotations
 
@@ -15,52 +17,78 @@ import jsonschema
 import pytest
 
 from shancheng.chain.receipt_proofs import receipt_proof
+from shancheng.chain.state_proofs import state_proof
+from shancheng.chain.transaction_proofs import transaction_proof
 from shancheng.contracts.testing import CHAIN_ID, N_VALIDATORS, build_system, deterministic_sm2_key, make_pyevm
 from shancheng.sdk.chainproof import CommitCertificate, CommitError, GenesisFile, ReceiptProofError
-from shancheng.sdk.crypto import SM2PrivateKey, sm3
+from shancheng.sdk.crypto import SM2PrivateKey
 from shancheng.sdk.evidence import (
     ChainProofError,
     EvidenceBatch,
     GenesisRequired,
     PackageError,
     attach_chain_proof,
+    source_id_of,
     verify_package,
 )
+from shancheng.sdk.evidence.chain import checkpoint_anchor_message, origin_hash
+from shancheng.sdk.evidence.governance import org_name_slot, package_state_slots
 from shancheng.sdk.merkle import NoteSigner
 from shancheng.sdk.records import RecordStatement, commit_salted
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = json.loads((ROOT / "docs" / "evidence-package-v1.schema.json").read_text())
+SCHEMA = json.loads((ROOT / "docs" / "evidence-package-v2.schema.json").read_text())
 ORIGIN = "district.example/log/hosp-001"
-SOURCE = sm3(ORIGIN.encode())
-AUTHOR = SM2PrivateKey.generate()
-GATEWAY = NoteSigner("district.example/gw-1", SM2PrivateKey.generate())
 RECORDS = [{"hosp_rxno": f"RX{i:04d}", "valid_days": 3} for i in range(5)]
 VALIDATOR_KEYS = [deterministic_sm2_key(f"validator:{i}") for i in range(N_VALIDATORS)]
 ZERO = b"\0" * 32
-CP_TYPES = ["bytes32", "uint256", "address", "bytes32", "uint64", "uint64", "bytes32", "bytes32"]
 
 
-def _anchor(system: Any, source: bytes, seq: int, size: int, root: bytes, prev: bytes, *, gas: int | None = None) -> Any:
-    tag = system.evidence.functions.CHECKPOINT_TAG().call()
-    r, s = system.sign(system.org("hospital"), CP_TYPES, [tag, CHAIN_ID, system.evidence.address, source, seq, size,
-                                                            root, prev])
-    fn = system.evidence.functions.anchorBatch(source, seq, root, size, prev, r, s)
+def _anchor(system: Any, origin: str, seq: int, size: int, root: bytes, prev: bytes, *, org: str = "hospital",
+            gas: int | None = None) -> Any:
+    member = system.org(org)
+    message = checkpoint_anchor_message(
+        chain_id=CHAIN_ID, registry=bytes.fromhex(system.evidence.address[2:]),
+        source_id=source_id_of(member.id, origin), sequence=seq, tree_size=size, root=root, prev_root=prev,
+    )
+    r, s = system.sign_message(member, message)
+    fn = system.evidence.functions.anchorBatch(origin_hash(origin), seq, root, size, prev, r, s)
     if gas is None:
-        return system.transact(fn, "hospital")
-    tx = fn.transact({"from": system.account("hospital"), "gas": gas})
+        return system.transact(fn, org)
+    tx = fn.transact({"from": system.account(org), "gas": gas})
     return system.w3.eth.wait_for_transaction_receipt(tx)
 
 
+def _chain(system: Any) -> Any:
+    return system.w3.provider.ethereum_tester.backend.chain
+
+
+def _block(system: Any, receipt: Any) -> Any:
+    return _chain(system).get_canonical_block_by_number(receipt["blockNumber"])
+
+
 def _proof_of(system: Any, receipt: Any) -> dict[str, Any]:
-    chain = system.w3.provider.ethereum_tester.backend.chain
-    block = chain.get_canonical_block_by_number(receipt["blockNumber"])
-    return receipt_proof(block, list(block.get_receipts(chain.chaindb)), receipt["transactionIndex"])
+    block = _block(system, receipt)
+    return receipt_proof(block, list(block.get_receipts(_chain(system).chaindb)), receipt["transactionIndex"])
 
 
-def _cert(proof: dict[str, Any], signers=(0, 1, 3), *, chain_id=CHAIN_ID, height=None, block=None) -> dict[str, Any]:
+def _state_of(system: Any, receipt: Any, org: str, author: SM2PrivateKey) -> dict[str, Any]:
+    member = system.org(org)
+    header = _block(system, receipt).header
+    governance = bytes.fromhex(system.governance.address[2:])
+    db = _chain(system).chaindb.db
+    name_word = int.from_bytes(
+        bytes.fromhex(state_proof(db, header.state_root, governance, [org_name_slot(member.id).to_bytes(32, "big")])
+                      ["storageProof"][0]["value"][2:].rjust(64, "0")), "big")
+    slots = package_state_slots(member.id, author.public_key(), org_key=member.key.public_key(), name_word=name_word)
+    return state_proof(db, header.state_root, governance, [slot.to_bytes(32, "big") for slot in slots])
+
+
+def _cert(proof: dict[str, Any], identity: bytes, signers=(0, 1, 3), *, chain_id=CHAIN_ID, height=None,
+          block=None) -> dict[str, Any]:
     return CommitCertificate.sign(
-        chain_id=chain_id, height=proof["block_number"] if height is None else height, round_=0,
+        chain_identity=identity, chain_id=chain_id,
+        height=proof["block_number"] if height is None else height, round_=0,
         block_hash=bytes.fromhex(proof["block_hash"][2:]) if block is None else block,
         signers=[(i, VALIDATOR_KEYS[i]) for i in signers], timestamp_ms=1_764_000_000_000,
     ).to_json()
@@ -69,16 +97,16 @@ def _cert(proof: dict[str, Any], signers=(0, 1, 3), *, chain_id=CHAIN_ID, height
 @pytest.fixture(scope="module")
 def world() -> dict[str, Any]:
     system = build_system("pyevm", make_pyevm())
-    batch = EvidenceBatch(origin=ORIGIN, signer=GATEWAY)
+    hospital = system.org("hospital")
+    batch = EvidenceBatch(origin=ORIGIN, signer=NoteSigner("district.example/gw-1", hospital.key))
     salts = []
     for i, record in enumerate(RECORDS):
         commitment, salt = commit_salted(record)
         salts.append(salt)
-        batch.add(RecordStatement("prescription", "hosp-001", i, commitment).sign(AUTHOR))
+        batch.add(RecordStatement("prescription", ORIGIN, i, commitment).sign(hospital.key))
     batch.checkpoint()
-    receipt = _anchor(system, SOURCE, 1, len(RECORDS), batch.tree.root(), ZERO)
+    receipt = _anchor(system, ORIGIN, 1, len(RECORDS), batch.tree.root(), ZERO)
     proof = _proof_of(system, receipt)
-    chain = system.w3.provider.ethereum_tester.backend.chain
     genesis = {
         "format": "shancheng-genesis", "version": 1, "chain_id": CHAIN_ID, "timestamp": 0, "gas_limit": 30_000_000,
         "validators": [{"name": f"node-{i}", "public_key": k.public_key().to_bytes().hex()}
@@ -88,19 +116,28 @@ def world() -> dict[str, Any]:
         "deployer": system.deployer,
         "system_contracts": {n: system.deployment[n] for n in system.deployment.names()},
         "artifacts_hash": "00" * 32,
-        "genesis_hash": "0x" + chain.get_canonical_block_by_number(0).hash.hex(),
+        "genesis_hash": "0x" + _chain(system).get_canonical_block_by_number(0).hash.hex(),
     }
+    identity = GenesisFile.from_json(genesis).fingerprint
     package = attach_chain_proof(
-        batch.package(3), genesis_hash=bytes.fromhex(genesis["genesis_hash"][2:]), source_id=SOURCE, sequence=1,
-        tx_hash=bytes(receipt["transactionHash"]), receipt_proof=proof, commit_certificate=_cert(proof),
+        batch.package(3), chain_identity=identity, source_id=source_id_of(hospital.id, ORIGIN), sequence=1,
+        tx_hash=bytes(receipt["transactionHash"]), receipt_proof=proof,
+        transaction_proof=transaction_proof(_block(system, receipt), receipt["transactionIndex"]),
+        state_proof=_state_of(system, receipt, "hospital", hospital.key), commit_certificate=_cert(proof, identity),
     )
     # a failed anchoring transaction (a sequence gap), mined with status 0
-    failed = _proof_of(system, _anchor(system, SOURCE, 5, 9, b"\x01" * 32, ZERO, gas=400_000))
-    # a successful anchor of another source: a BatchAnchored log, but not this package's
-    other = _proof_of(system, _anchor(system, sm3(b"other"), 1, 2, b"\x02" * 32, ZERO))
-    batch.add(RecordStatement("prescription", "hosp-001", 5, commit_salted({"x": 1})[0]).sign(AUTHOR))
+    failed_receipt = _anchor(system, ORIGIN, 5, 9, b"\x01" * 32, ZERO, gas=400_000)
+    failed = {"receipt_proof": _proof_of(system, failed_receipt),
+              "transaction_proof": transaction_proof(_block(system, failed_receipt), 0),
+              "transaction_hash": "0x" + bytes(failed_receipt["transactionHash"]).hex()}
+    # a successful anchor of another log: a BatchAnchored log, but not this package's
+    other_receipt = _anchor(system, "district.example/log/other", 1, 2, b"\x02" * 32, ZERO)
+    other = {"receipt_proof": _proof_of(system, other_receipt),
+             "transaction_proof": transaction_proof(_block(system, other_receipt), 0),
+             "transaction_hash": "0x" + bytes(other_receipt["transactionHash"]).hex()}
+    batch.add(RecordStatement("prescription", ORIGIN, 5, commit_salted({"x": 1})[0]).sign(hospital.key))
     return {"system": system, "batch": batch, "salts": salts, "package": json.loads(package.dumps()),
-            "genesis": genesis, "failed": failed, "other": other}
+            "genesis": genesis, "identity": identity, "failed": failed, "other": other}
 
 
 def _verify(package: dict[str, Any], genesis: dict[str, Any], **kw: Any) -> Any:
@@ -112,18 +149,19 @@ def test_a_package_with_chain_proofs_verifies_with_the_genesis_alone(world):
     proof = world["package"]["chain"]["receipt_proof"]
     assert result.anchor is not None and result.anchor.receipt.block_number == proof["block_number"]
     assert result.anchor.signers == 3 and result.anchor.validators == 4 and result.anchor.sequence == 1
-    assert result.anchor.org_id == world["system"].org("hospital").id
-    assert "anchored as" in result.summary() and "final with 3 of 4 validator signatures" in result.summary()
-    assert not any("chain" in n for n in result.not_checked)
+    assert result.anchor.org_id == world["system"].org("hospital").id and result.anchor.org.name == "hospital"
+    assert "anchored as batch 1" in result.summary() and "final with 3 of 4 validator signatures" in result.summary()
+    assert result.not_checked == ()
     jsonschema.validate(world["package"], SCHEMA)
 
 
 def test_without_the_genesis_the_package_is_refused_not_half_checked(world):
     with pytest.raises(GenesisRequired, match="pass --genesis"):
-        verify_package(json.dumps(world["package"]))
+        verify_package(json.dumps(world["package"]), checkpoint_keys=[
+            NoteSigner("district.example/gw-1", world["system"].org("hospital").key).verifier])
 
 
-def _chain(mutate):
+def _chain_part(mutate):
     def apply(world):
         pkg = copy.deepcopy(world["package"])
         mutate(pkg["chain"], world)
@@ -151,42 +189,49 @@ def _set(key, value):
     return f
 
 
+def _cert_of(c: dict[str, Any], world: dict[str, Any], **kw: Any) -> dict[str, Any]:
+    return _cert(c["receipt_proof"], world["identity"], **kw)
+
+
+def _swap_anchor(which: str) -> Any:
+    def f(c: dict[str, Any], w: dict[str, Any]) -> None:
+        c.update(receipt_proof=w[which]["receipt_proof"], transaction_proof=w[which]["transaction_proof"],
+                 commit_certificate=_cert(w[which]["receipt_proof"], w["identity"]))
+        c["anchor"]["transaction_hash"] = w[which]["transaction_hash"]
+    return f
+
+
 CASES = [
     ("genesis hash", _genesis(lambda g: g.update(genesis_hash="0x" + "77" * 32)), ChainProofError,
-     "package is for the chain with genesis"),
+     "the package is for the chain 0x"),
     ("registry address", _genesis(lambda g: g["system_contracts"].update(EvidenceRegistry="0x" + "66" * 20)),
-     ChainProofError, "no BatchAnchored log for source"),
-    ("validator set", _genesis(lambda g: g["validators"].reverse()), CommitError, "does not verify"),
-    ("other chain id", _genesis(lambda g: g.update(chain_id=7)), CommitError, f"is for chain {CHAIN_ID}, not 7"),
-    ("sequence", _chain(lambda c, w: c["anchor"].update(sequence=2)), ChainProofError, "sequence 2 from"),
-    ("source", _chain(lambda c, w: c["anchor"].update(source_id="0x" + "ab" * 32)), ChainProofError,
-     "no BatchAnchored log for source 0x" + "ab" * 32),
-    ("two of four", _chain(lambda c, w: c.update(commit_certificate=_cert(c["receipt_proof"], (0, 2)))),
+     ChainProofError, "the package is for the chain 0x"),
+    ("two of four", _chain_part(lambda c, w: c.update(commit_certificate=_cert_of(c, w, signers=(0, 2)))),
      CommitError, "commit has 2 of 4 validator signatures; 3 are needed"),
-    ("duplicate signer", _chain(lambda c, w: c.update(commit_certificate=_cert(c["receipt_proof"], (0, 2, 2)))),
+    ("duplicate signer", _chain_part(lambda c, w: c.update(commit_certificate=_cert_of(c, w, signers=(0, 2, 2)))),
      CommitError, "validator 2 signed the commit twice"),
-    ("commit for another block", _chain(lambda c, w: c.update(commit_certificate=_cert(c["receipt_proof"],
-                                                                                        block=b"\x09" * 32))),
-     ChainProofError, "commit certificate is for block 0x0909"),
-    ("commit at another height", _chain(lambda c, w: c.update(commit_certificate=_cert(
-        c["receipt_proof"], height=c["receipt_proof"]["block_number"] + 1))), ChainProofError,
-     "commit certificate is for height"),
-    ("commit for another chain", _chain(lambda c, w: c.update(commit_certificate=_cert(c["receipt_proof"],
-                                                                                        chain_id=7))),
+    ("commit for another block", _chain_part(lambda c, w: c.update(commit_certificate=_cert_of(
+        c, w, block=b"\x09" * 32))), ChainProofError, "commit certificate is for block 0x0909"),
+    ("commit at another height", _chain_part(lambda c, w: c.update(commit_certificate=_cert_of(
+        c, w, height=c["receipt_proof"]["block_number"] + 1))), ChainProofError, "commit certificate is for height"),
+    ("commit for another chain id", _chain_part(lambda c, w: c.update(commit_certificate=_cert_of(c, w, chain_id=7))),
      CommitError, f"is for chain 7, not {CHAIN_ID}"),
-    ("header byte", _chain(lambda c, w: c["receipt_proof"].update(header=_flip(c["receipt_proof"]["header"], 9))),
+    ("commit for another chain identity", _chain_part(lambda c, w: c.update(commit_certificate=_cert(
+        c["receipt_proof"], b"\x05" * 32))), CommitError, "commit certificate is for another chain"),
+    ("sequence", _chain_part(lambda c, w: c["anchor"].update(sequence=2)), ChainProofError, "sequence 2 from"),
+    ("header byte", _chain_part(lambda c, w: c["receipt_proof"].update(header=_flip(c["receipt_proof"]["header"], 9))),
      ReceiptProofError, "header hashes to"),
-    ("receipt byte", _chain(lambda c, w: c["receipt_proof"].update(receipt=_flip(c["receipt_proof"]["receipt"], 40))),
-     ReceiptProofError, "holds a different receipt"),
-    ("failed transaction", _chain(lambda c, w: c.update(receipt_proof=w["failed"],
-                                                        commit_certificate=_cert(w["failed"]))),
-     ChainProofError, "the anchoring transaction failed (receipt status 0)"),
-    ("another anchor's receipt", _chain(lambda c, w: c.update(receipt_proof=w["other"],
-                                                              commit_certificate=_cert(w["other"]))),
-     ChainProofError, "no BatchAnchored log for source"),
-    ("validator changes", _chain(lambda c, w: c.update(validator_changes=[{"receipt_proof": {}}])), ChainProofError,
-     "not supported by this verifier yet"),
-    ("unknown field", _chain(lambda c, w: c.update(extra=1)), PackageError, "$.chain: unknown field 'extra'"),
+    ("receipt byte", _chain_part(lambda c, w: c["receipt_proof"].update(
+        receipt=_flip(c["receipt_proof"]["receipt"], 40))), ReceiptProofError, "holds a different receipt"),
+    ("failed transaction", _chain_part(_swap_anchor("failed")), ChainProofError,
+     "the anchoring transaction failed (receipt status 0)"),
+    ("another anchor's receipt", _chain_part(_swap_anchor("other")), ChainProofError,
+     "no BatchAnchored log for source"),
+    ("transaction of another block", _chain_part(lambda c, w: c.update(
+        transaction_proof=w["other"]["transaction_proof"])), ChainProofError, "another block or index"),
+    ("validator changes", _chain_part(lambda c, w: c.update(validator_changes=[{"receipt_proof": {}}])),
+     ChainProofError, "not supported by this verifier yet"),
+    ("unknown field", _chain_part(lambda c, w: c.update(extra=1)), PackageError, "$.chain: unknown field 'extra'"),
 ]
 
 
@@ -222,7 +267,7 @@ def test_the_cli_verifies_with_genesis_and_refuses_without_or_when_tampered(worl
     assert out["anchor"]["block_number"] == world["package"]["chain"]["receipt_proof"]["block_number"]
 
     missing = shancheng("evidence", "verify", str(pkg))
-    assert missing.returncode == 2 and "pass --genesis FILE" in missing.stderr and "Traceback" not in missing.stderr
+    assert missing.returncode == 2 and "--genesis FILE" in missing.stderr and "Traceback" not in missing.stderr
 
     bad_genesis = tmp_path / "bad.json"
     bad_genesis.write_text("{}")
@@ -230,7 +275,7 @@ def test_the_cli_verifies_with_genesis_and_refuses_without_or_when_tampered(worl
     assert bad.returncode == 2 and "usage error: $: missing field" in bad.stderr
 
     tampered = copy.deepcopy(world["package"])
-    tampered["chain"]["commit_certificate"] = _cert(tampered["chain"]["receipt_proof"], (1, 3))
+    tampered["chain"]["commit_certificate"] = _cert(tampered["chain"]["receipt_proof"], world["identity"], (1, 3))
     pkg.write_text(json.dumps(tampered))
     refused = shancheng("evidence", "verify", str(pkg), "--genesis", str(gen))
     assert refused.returncode == 1
