@@ -3,13 +3,12 @@
 FROM python:3.11-slim-bookworm
 RUN apt-get update && apt-get install -y --no-install-recommends openssl && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/shancheng
-COPY pyproject.toml README.md ./
-COPY chain chain
-COPY nodes nodes
 COPY sdk sdk
 COPY contracts contracts
-COPY apps apps
-RUN pip install --no-cache-dir .
+COPY chain chain
+COPY nodes nodes
+# the node's distributions only (no workspace, no test harness)
+RUN pip install --no-cache-dir ./sdk ./contracts ./chain ./nodes
 RUN useradd --create-home --uid 10001 shancheng
 USER shancheng
 VOLUME ["/home/shancheng/node"]

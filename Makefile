@@ -23,14 +23,16 @@ bench: venv npm
 
 lint: venv
 	$(VENV)/bin/ruff check sdk chain nodes apps contracts tests bench
-	$(VENV)/bin/mypy --strict sdk
+	$(VENV)/bin/mypy --strict -p shancheng.sdk -p shancheng.contracts -p shancheng.chain -p shancheng.nodes -p shancheng.apps
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+DISTS := sdk contracts chain nodes apps tests/support
+
+$(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(DISTS))
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --upgrade "pip>=24" "setuptools>=69" wheel
-	$(PIP) install -e ".[dev]"
+	$(PIP) install --upgrade "pip>=24" "setuptools>=77" wheel
+	$(PIP) install $(addprefix -e ,$(DISTS)) -e ".[dev]"
 	touch $(STAMP)
 
 npm: node_modules/.installed

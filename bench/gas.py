@@ -22,7 +22,8 @@ from typing import Any
 from eth_abi import encode
 from eth_utils import keccak
 
-from shancheng.contracts.testing import (
+from shancheng.sdk.crypto import signature_to_raw, sm3
+from shancheng.testing import (
     GENESIS_ORGS,
     System,
     build_system,
@@ -31,7 +32,6 @@ from shancheng.contracts.testing import (
     run_anvil,
     staff_identity,
 )
-from shancheng.sdk.crypto import signature_to_raw, sm3
 
 Operation = Callable[[System], Any]
 OPERATIONS: list[tuple[str, Operation]] = []

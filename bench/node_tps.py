@@ -39,11 +39,11 @@ from rlp import encode as rlp_encode
 
 from shancheng.chain.genesis import Genesis
 from shancheng.chain.vm import ShanchengVM, ZeroBaseFeeCancunVM
-from shancheng.contracts.testing import free_port, run_anvil
 from shancheng.nodes.devnet import wait_for_rpc
 from shancheng.nodes.rpc import client as rpc_client
+from shancheng.testing import free_port, run_anvil
 
-SHANCHENG = [sys.executable, "-m", "shancheng.nodes.cli"]
+SHANCHENG = [sys.executable, "-m", "shancheng.sdk.cli"]
 
 N = 2000
 BATCH = 100

@@ -1,8 +1,16 @@
-"""Every module imports on its own in a fresh interpreter; packaging and layering stay honest."""
+"""Every module imports on its own in a fresh interpreter; the distributions and their layering stay honest.
+
+Each top-level folder is a distribution whose package path matches its import name (``sdk/shancheng/sdk`` is
+``shancheng.sdk``). Layering (DESIGN.md), checked on every import statement — module level or inside a function —
+and on every ``python -m shancheng.<x>`` a module would run: sdk imports none of contracts, chain, nodes, apps;
+contracts never import chain; chain never imports nodes or apps; apps use the SDK (and the node only through
+JSON-RPC); no shipped package imports the test harness (``shancheng.testing``).
+"""
 
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 import tomllib
@@ -11,19 +19,38 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-FOLDERS = {"chain": "shancheng.chain", "nodes": "shancheng.nodes", "sdk": "shancheng.sdk",
-           "contracts": "shancheng.contracts", "apps": "shancheng.apps"}
+DISTRIBUTIONS = {  # folder -> (distribution, top package)
+    "sdk": ("shancheng-sdk", "sdk"),
+    "contracts": ("shancheng-contracts", "contracts"),
+    "chain": ("shancheng-chain", "chain"),
+    "nodes": ("shancheng-nodes", "nodes"),
+    "apps": ("shancheng-apps", "apps"),
+    "tests/support": ("shancheng-testing", "testing"),
+}
+FORBIDDEN = {  # package -> the packages it must never reach
+    "sdk": {"contracts", "chain", "nodes", "apps", "testing"},
+    "contracts": {"chain", "nodes", "apps", "testing"},
+    "chain": {"nodes", "apps", "testing"},
+    "nodes": {"apps", "testing"},
+    "apps": {"chain", "nodes", "testing"},
+    "testing": {"nodes", "apps"},
+}
+_RUN_MODULE = re.compile(r"shancheng\.(\w+)")
+
+
+def _package_dir(folder: str) -> Path:
+    return ROOT / folder / "shancheng" / DISTRIBUTIONS[folder][1]
 
 
 def _modules() -> list[str]:
     names = []
-    for folder, package in FOLDERS.items():
-        for path in sorted((ROOT / folder).rglob("*.py")):
-            rel = path.relative_to(ROOT / folder).with_suffix("")
-            parts = [p for p in rel.parts if p != "__init__"]
-            if "__pycache__" in rel.parts:
+    for folder, (_, top) in DISTRIBUTIONS.items():
+        base = _package_dir(folder)
+        for path in sorted(base.rglob("*.py")):
+            rel = path.relative_to(base).with_suffix("")
+            if "__pycache__" in rel.parts or rel.name == "__main__":
                 continue
-            names.append(".".join([package, *parts]))
+            names.append(".".join(["shancheng", top, *[p for p in rel.parts if p != "__init__"]]))
     return names
 
 
@@ -35,33 +62,81 @@ def test_module_imports_in_a_fresh_interpreter(module):
     assert out.returncode == 0, out.stderr
 
 
-def test_every_python_package_is_listed_in_pyproject():
-    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    found = set()
-    for folder, package in FOLDERS.items():
-        for init in (ROOT / folder).rglob("__init__.py"):
-            rel = init.parent.relative_to(ROOT / folder)
-            found.add(".".join([package, *rel.parts]))
-    assert found <= listed, f"add to pyproject.toml packages: {sorted(found - listed)}"
+def test_each_folder_is_a_distribution_whose_package_path_is_its_import_name():
+    for folder, (dist, top) in DISTRIBUTIONS.items():
+        project = tomllib.loads((ROOT / folder / "pyproject.toml").read_text())
+        assert project["project"]["name"] == dist
+        assert project["tool"]["setuptools"]["packages"]["find"]["include"] == [f"shancheng.{top}*"]
+        assert (_package_dir(folder) / "__init__.py").exists()
+        assert not (ROOT / folder / "shancheng" / "__init__.py").exists(), "shancheng is an implicit namespace"
 
 
-def test_sdk_never_imports_chain_or_nodes():
-    """The auditor's verifier must run with the SDK alone (DESIGN.md layering)."""
-    offenders = []
-    for path in (ROOT / "sdk").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names = [node.module]
-            offenders += [f"{path}: {n}" for n in names if n.startswith(("shancheng.chain", "shancheng.nodes", "shancheng.apps"))]
-    assert not offenders
+def reached_packages(path: Path) -> set[str]:
+    """The ``shancheng.<x>`` packages a module imports (anywhere in it) or runs with ``-m``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    reached = set()
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + ([f"{node.module}.{a.name}" for a in node.names] if node.module == "shancheng"
+                                     else [])
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("shancheng."):
+            names = [node.value]  # e.g. [sys.executable, "-m", "shancheng.nodes.cli"]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "shancheng" and len(parts) > 1:
+                reached.add(parts[1])
+    return reached
 
 
-def test_no_generic_top_level_names_are_installed():
-    for generic in ("sdk", "chain", "nodes", "apps", "contracts"):
-        out = subprocess.run(
-            [sys.executable, "-c", f"import {generic}"], capture_output=True, text=True, cwd="/", timeout=60, check=False
-        )
-        assert out.returncode != 0, f"a generic top-level package {generic!r} is importable"
+def layering_violations(folder_of: dict[str, Path]) -> list[str]:
+    """Every forbidden arrow under the given package folders (top package -> folder)."""
+    found = []
+    for top, base in folder_of.items():
+        for path in sorted(base.rglob("*.py")):
+            for target in sorted(reached_packages(path) & FORBIDDEN[top]):
+                found.append(f"{path.relative_to(base.parent.parent.parent)}: shancheng.{top} -> shancheng.{target}")
+    return found
+
+
+def test_layering_holds():
+    assert layering_violations({top: _package_dir(folder) for folder, (_, top) in DISTRIBUTIONS.items()}) == []
+
+
+@pytest.mark.parametrize(("top", "line"), [
+    ("sdk", "from shancheng.chain.ledger import Ledger"),
+    ("sdk", "def f():\n    import shancheng.nodes.devnet"),
+    ("sdk", "import subprocess, sys\nsubprocess.run([sys.executable, '-m', 'shancheng.nodes.cli'])"),
+    ("contracts", "from shancheng.chain.precompiles import gm_cancun_vm"),
+    ("chain", "from shancheng import nodes"),
+    ("apps", "from shancheng.chain import Ledger"),
+    ("nodes", "from shancheng.testing import build_system"),
+])
+def test_the_layering_check_catches_a_forbidden_arrow(tmp_path, top, line):
+    base = tmp_path / top / "shancheng" / top
+    base.mkdir(parents=True)
+    (base / "offender.py").write_text(line + "\n")
+    (base / "fine.py").write_text("from shancheng.sdk.crypto import sm3\n")
+    violations = layering_violations({top: base})
+    assert len(violations) == 1 and "offender.py" in violations[0], violations
+
+
+def test_each_distribution_declares_the_project_distributions_it_imports():
+    dist_of = {top: dist for dist, top in DISTRIBUTIONS.values()}
+    for folder, (dist, top) in DISTRIBUTIONS.items():
+        deps = tomllib.loads((ROOT / folder / "pyproject.toml").read_text())["project"]["dependencies"]
+        declared = {re.split(r"[=<>\[ ]", d)[0] for d in deps}
+        imported = set()
+        for path in _package_dir(folder).rglob("*.py"):
+            imported |= reached_packages(path)
+        needed = {dist_of[t] for t in imported - {top} if t in dist_of}
+        assert needed <= declared, f"{dist} imports {sorted(needed - declared)} without declaring it"
+
+
+def test_the_sdk_distribution_depends_on_nothing_heavy():
+    deps = tomllib.loads((ROOT / "sdk" / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {re.split(r"[=<>\[ ]", d)[0].lower() for d in deps}
+    assert not names & {"py-evm", "eth-tester", "web3", "plyvel", "aiohttp", "py-solc-x", "coincurve"}
+    assert not any(n.startswith("shancheng-") for n in names)

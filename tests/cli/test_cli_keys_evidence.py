@@ -19,7 +19,7 @@ ENV = {k: v for k, v in os.environ.items() if k not in ("SHANCHENG_KEY_PASSWORD"
 
 def shancheng(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
     out = subprocess.run(
-        [sys.executable, "-m", "shancheng.nodes.cli", *args],
+        [sys.executable, "-m", "shancheng.sdk.cli", *args],
         capture_output=True, text=True, input=input, timeout=120, env=ENV, check=False,
     )
     assert "Traceback" not in out.stderr, out.stderr

@@ -10,7 +10,7 @@ import sys
 def test_demo_runs_end_to_end_twice(tmp_path):
     for _ in range(2):  # the second run reuses the encrypted keys it created
         out = subprocess.run(
-            [sys.executable, "-m", "shancheng.nodes.cli", "demo", "--out", str(tmp_path / "demo")],
+            [sys.executable, "-m", "shancheng.sdk.cli", "demo", "--out", str(tmp_path / "demo")],
             capture_output=True, text=True, timeout=300, check=False,
         )
         assert out.returncode == 0, out.stdout + out.stderr

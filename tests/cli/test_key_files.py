@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from shancheng.sdk.cli._common import write_private_file
 from shancheng.sdk.cli.keys import write_key_file
 from shancheng.sdk.crypto import SM2PrivateKey
 from shancheng.sdk.errors import InvalidInput
+from shancheng.sdk.files import write_private_file
 
 ENV = {k: v for k, v in os.environ.items() if k not in ("SHANCHENG_KEY_PASSWORD", "SHANCHENG_DEBUG")}
 PASSWORD = "a long enough password"
@@ -26,7 +26,7 @@ PASSWORD = "a long enough password"
 def shancheng(*args: str) -> subprocess.CompletedProcess[str]:
     """The CLI as a user with the common umask 022 runs it (files 0644 and folders 0755 unless the tool says)."""
     out = subprocess.run(
-        [sys.executable, "-m", "shancheng.nodes.cli", *args],
+        [sys.executable, "-m", "shancheng.sdk.cli", *args],
         capture_output=True, text=True, timeout=120, env=ENV, check=False, preexec_fn=lambda: os.umask(0o022),
     )
     assert "Traceback" not in out.stderr, out.stderr

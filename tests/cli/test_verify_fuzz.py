@@ -26,7 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shancheng.nodes.cli import main as cli_main
+from shancheng.sdk.cli import main as cli_main
 from shancheng.sdk.crypto import SM2PrivateKey
 from shancheng.sdk.errors import ShanchengError
 from shancheng.sdk.evidence import EvidenceBatch, verify_package

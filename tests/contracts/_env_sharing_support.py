@@ -12,9 +12,9 @@ from typing import Any
 from eth_abi import encode
 from eth_utils import keccak
 
-from shancheng.contracts.testing import System
-from shancheng.contracts.testing import deterministic_sm2_key as fixed_key  # noqa: F401 - re-exported for the tests
 from shancheng.sdk.crypto import SM2PrivateKey, SM2PublicKey, signature_from_raw, sm3
+from shancheng.testing import System
+from shancheng.testing import deterministic_sm2_key as fixed_key  # noqa: F401 - re-exported for the tests
 
 POLLUTANT_TYPE = "(bytes8,int64,int64,int64,uint16)"
 HOURLY_BATCH_TYPE = f"(uint64,bytes32,uint32,uint64,uint64,uint8,{POLLUTANT_TYPE}[])"

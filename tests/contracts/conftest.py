@@ -26,7 +26,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from shancheng.contracts.testing import (  # noqa: F401 - re-exported for the domain tests
+from shancheng.testing import (  # noqa: F401 - re-exported for the domain tests
     CHAIN_ID,
     GENESIS_ORGS,
     GENESIS_STAFF,

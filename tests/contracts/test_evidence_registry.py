@@ -8,8 +8,8 @@ import pytest
 from eth_abi import encode
 from eth_utils.crypto import keccak
 
-from shancheng.contracts.testing import GENESIS_ORGS, Staff, System
 from shancheng.sdk.crypto import sm3
+from shancheng.testing import GENESIS_ORGS, Staff, System
 
 ZERO = b"\x00" * 32
 ACTIVE, SUPERSEDED, REVOKED = 1, 2, 3

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shancheng.contracts.testing import System
 from shancheng.sdk.crypto import SM2PrivateKey, signature_to_raw, sm3
+from shancheng.testing import System
 
 ZERO_ADDRESS = "0x" + "00" * 20
 

@@ -9,7 +9,8 @@ from eth_abi import encode
 from eth_utils.crypto import keccak
 from web3 import Web3
 
-from shancheng.contracts.testing import (
+from shancheng.sdk.crypto import InvalidSignature, SM2PublicKey, signature_from_raw, sm3
+from shancheng.testing import (
     GENESIS_ORGS,
     ORG_AUDITOR,
     ORG_HOSPITAL,
@@ -21,7 +22,6 @@ from shancheng.contracts.testing import (
     deterministic_sm2_key,
     staff_identity,
 )
-from shancheng.sdk.crypto import InvalidSignature, SM2PublicKey, signature_from_raw, sm3
 
 VOTING_PERIOD = 7 * 24 * 3600
 DELAY = 16

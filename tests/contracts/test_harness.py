@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shancheng.contracts.testing import GENESIS_ORGS, System, build_system, make_pyevm
+from shancheng.testing import GENESIS_ORGS, System, build_system, make_pyevm
 
 
 def test_gm_flag_matches_the_evm(system: System) -> None:

@@ -23,11 +23,11 @@ from eth_tester import PyEVMBackend
 from shancheng.chain.precompiles import gm_cancun_vm
 from shancheng.chain.state_proofs import state_proof
 from shancheng.chain.transaction_proofs import transaction_proof
-from shancheng.contracts.testing import CHAIN_ID, GAS_LIMIT, HD_PATH, MNEMONIC, N_ACCOUNTS
 from shancheng.nodes.rpc.backend import AdmissionError, ExecutionFailed, ExecutionReverted, LogRecord
 from shancheng.nodes.rpc.formatting import logs_of_block
 from shancheng.nodes.rpc.methods import Limits, log_matches
 from shancheng.nodes.rpc.server import RpcServer
+from shancheng.testing import CHAIN_ID, GAS_LIMIT, HD_PATH, MNEMONIC, N_ACCOUNTS
 
 ZERO_ADDRESS = b"\x00" * 20
 

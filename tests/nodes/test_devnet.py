@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from shancheng.contracts.testing import free_port
+from shancheng.testing import free_port
 
 pytestmark = pytest.mark.network
 
@@ -17,7 +17,7 @@ def test_dev_network_anchors_and_packages_verify_with_the_genesis_alone(tmp_path
     home, out = tmp_path / "home", tmp_path / "out"
     for run in range(2):  # a second run reuses the chain and anchors a new source
         proc = subprocess.run(
-            [sys.executable, "-m", "shancheng.nodes.cli", "dev", "--home", str(home), "--out", str(out),
+            [sys.executable, "-m", "shancheng.sdk.cli", "dev", "--home", str(home), "--out", str(out),
              "--rpc-port", str(free_port()), "--ws-port", str(free_port()), "--exit-after-demo"],
             capture_output=True, text=True, timeout=300, check=False,
         )
@@ -29,14 +29,14 @@ def test_dev_network_anchors_and_packages_verify_with_the_genesis_alone(tmp_path
     assert package["chain"]["anchor"]["sequence"] == 1 and package["chain"]["receipt_proof"]["block_number"] == 2
 
     # the auditor's check needs the genesis file; a different chain's genesis is refused
-    verify = [sys.executable, "-m", "shancheng.nodes.cli", "evidence", "verify", str(out / "packages" / "prescription.json")]
+    verify = [sys.executable, "-m", "shancheng.sdk.cli", "evidence", "verify", str(out / "packages" / "prescription.json")]
     missing = subprocess.run(verify, capture_output=True, text=True, timeout=60, check=False)
     assert missing.returncode == 2 and "--genesis" in missing.stderr
     ok = subprocess.run([*verify, "--genesis", str(home / "genesis.json")], capture_output=True, text=True, timeout=60,
                         check=False)
     assert ok.returncode == 0, ok.stderr
     other = tmp_path / "other"
-    subprocess.run([sys.executable, "-m", "shancheng.nodes.cli", "node", "init", "--dev", "--home", str(other)],
+    subprocess.run([sys.executable, "-m", "shancheng.sdk.cli", "node", "init", "--dev", "--home", str(other)],
                    capture_output=True, check=True, timeout=120)
     wrong = subprocess.run([*verify, "--genesis", str(other / "genesis.json")], capture_output=True, text=True,
                            timeout=60, check=False)
@@ -50,7 +50,7 @@ def test_sigterm_to_the_dev_network_stops_its_node_cleanly(tmp_path):
 
     port, ws_port = free_port(), free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shancheng.nodes.cli", "dev", "--home", str(tmp_path / "home"), "--out",
+        [sys.executable, "-m", "shancheng.sdk.cli", "dev", "--home", str(tmp_path / "home"), "--out",
          str(tmp_path / "out"), "--rpc-port", str(port), "--ws-port", str(ws_port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )

@@ -22,7 +22,6 @@ from eth_utils.crypto import keccak
 from web3 import Web3
 
 from shancheng.contracts.artifacts import load
-from shancheng.contracts.testing import free_port
 from shancheng.nodes.devnet import (
     AnchoredBatch,
     Member,
@@ -44,6 +43,7 @@ from shancheng.sdk.evidence import (
 )
 from shancheng.sdk.merkle import NoteSigner
 from shancheng.sdk.records import RecordStatement, commit_salted
+from shancheng.testing import free_port
 
 pytestmark = pytest.mark.network
 
@@ -53,7 +53,7 @@ STAFF_POP_TAG = keccak(b"shancheng.governance.staff-key-possession.v1")
 
 
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    out = subprocess.run([sys.executable, "-m", "shancheng.nodes.cli", *args], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "shancheng.sdk.cli", *args], capture_output=True, text=True,
                          timeout=timeout, check=False)
     assert "Traceback" not in out.stderr, out.stderr
     return out
@@ -108,7 +108,7 @@ def world(tmp_path_factory):
     assert cli("node", "init", "--dev", "--home", str(home)).returncode == 0
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shancheng.nodes.cli", "node", "start", "--home", str(home), "--rpc-port", str(port),
+        [sys.executable, "-m", "shancheng.sdk.cli", "node", "start", "--home", str(home), "--rpc-port", str(port),
          "--ws-port", str(free_port()), "--block-interval", "0.1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )

@@ -17,7 +17,6 @@ from eth_utils import keccak, to_checksum_address
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shancheng.contracts.testing import GENESIS_ORGS, System, build_system, make_pyevm
 from shancheng.nodes.mempool import (
     CODE_POOL_LIMIT,
     CODE_TX_INVALID,
@@ -25,6 +24,7 @@ from shancheng.nodes.mempool import (
     AdmissionError,
     Mempool,
 )
+from shancheng.testing import GENESIS_ORGS, System, build_system, make_pyevm
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 OPEN = 1

@@ -16,8 +16,8 @@ import pytest
 
 from shancheng.chain.genesis import Genesis
 from shancheng.chain.ledger import Ledger
-from shancheng.nodes.cli import main
 from shancheng.sdk.chainproof import GenesisFile
+from shancheng.sdk.cli import main
 from shancheng.sdk.crypto import SM2PrivateKey
 
 ATTACKER = SM2PrivateKey.generate()

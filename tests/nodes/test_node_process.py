@@ -20,14 +20,14 @@ from eth_account import Account
 from web3 import Web3
 
 from shancheng.contracts.artifacts import load
-from shancheng.contracts.testing import free_port
 from shancheng.nodes.rpc import client as rpc_client
+from shancheng.testing import free_port
 
 pytestmark = pytest.mark.network
 
 
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    out = subprocess.run([sys.executable, "-m", "shancheng.nodes.cli", *args], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "shancheng.sdk.cli", *args], capture_output=True, text=True,
                          timeout=timeout, check=False)
     assert "Traceback" not in out.stderr, out.stderr
     return out
@@ -43,7 +43,7 @@ class NodeProcess:
 
     def start(self) -> NodeProcess:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "shancheng.nodes.cli", "node", "start", "--home", str(self.home),
+            [sys.executable, "-m", "shancheng.sdk.cli", "node", "start", "--home", str(self.home),
              "--rpc-port", str(self.port), "--ws-port", str(self.ws_port), "--block-interval", "0.2"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )

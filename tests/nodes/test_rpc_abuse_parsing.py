@@ -31,8 +31,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
-from shancheng.contracts.testing import free_port
 from shancheng.nodes.rpc.methods import METHODS, Limits
+from shancheng.testing import free_port
 
 pytestmark = pytest.mark.network
 
@@ -45,7 +45,7 @@ class Node:
         self.http_port, self.ws_port = free_port(), free_port()
         self.url, self.ws_url = f"http://127.0.0.1:{self.http_port}", f"ws://127.0.0.1:{self.ws_port}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "shancheng.nodes.cli", "node", "start", "--home", str(home),
+            [sys.executable, "-m", "shancheng.sdk.cli", "node", "start", "--home", str(home),
              "--rpc-port", str(self.http_port), "--ws-port", str(self.ws_port), "--block-interval", "0.2"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
@@ -77,7 +77,7 @@ class Node:
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     home = tmp_path_factory.mktemp("abuse") / "node"
-    init = subprocess.run([sys.executable, "-m", "shancheng.nodes.cli", "node", "init", "--dev", "--home", str(home)],
+    init = subprocess.run([sys.executable, "-m", "shancheng.sdk.cli", "node", "init", "--dev", "--home", str(home)],
                           capture_output=True, text=True, timeout=120, check=False)
     assert init.returncode == 0, init.stderr
     n = Node(home)
@@ -279,7 +279,7 @@ def test_fuzz_websocket_afterwards_the_node_still_answers(node: Node) -> None:
 
 
 def shancheng(*args: str) -> subprocess.CompletedProcess[str]:
-    out = subprocess.run([sys.executable, "-m", "shancheng.nodes.cli", *args], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "shancheng.sdk.cli", *args], capture_output=True, text=True,
                          timeout=120, check=False)
     assert "Traceback" not in out.stderr, out.stderr
     return out

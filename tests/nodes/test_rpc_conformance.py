@@ -34,7 +34,6 @@ from web3.logs import DISCARD
 from websockets.sync.client import connect as ws_connect
 
 from shancheng.contracts.build import SETTINGS, find_solc
-from shancheng.contracts.testing import HD_PATH, MNEMONIC, free_port, run_anvil
 from shancheng.sdk.chainproof import CommitCertificate
 from shancheng.sdk.chainproof import mapping_slot as _mapping_slot
 from shancheng.sdk.chainproof import parse_transaction_proof as _parse_transaction_proof
@@ -45,6 +44,7 @@ from shancheng.sdk.chainproof import verify_transaction_proof_json as _verify_tr
 from shancheng.sdk.chainproof.receipt import parse_receipt_proof as _parse_receipt_proof
 from shancheng.sdk.chainproof.receipt import verify_parsed_receipt_proof as _verify_parsed_receipt_proof
 from shancheng.sdk.crypto import SM2PublicKey
+from shancheng.testing import HD_PATH, MNEMONIC, free_port, run_anvil
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
@@ -90,7 +90,7 @@ def pyevm_endpoint() -> Iterator[Endpoint]:
 @contextlib.contextmanager
 def shancheng_node_endpoint() -> Iterator[Endpoint]:
     """A real dev node process (`shancheng node init --dev` + `node start`); its first dev account sends."""
-    cli = [sys.executable, "-m", "shancheng.nodes.cli", "node"]
+    cli = [sys.executable, "-m", "shancheng.sdk.cli", "node"]
     with tempfile.TemporaryDirectory() as home:
         init = subprocess.run([*cli, "init", "--dev", "--home", home], capture_output=True, text=True, timeout=120,
                               check=False)

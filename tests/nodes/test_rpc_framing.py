@@ -18,10 +18,10 @@ from web3 import Web3
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
-from shancheng.contracts.testing import CHAIN_ID, HD_PATH, MNEMONIC
 from shancheng.nodes.rpc.backend import NodeBackend
 from shancheng.nodes.rpc.methods import METHODS, Limits
 from shancheng.nodes.rpc.server import RpcServer
+from shancheng.testing import CHAIN_ID, HD_PATH, MNEMONIC
 
 LIMITS = Limits(max_body_bytes=64 * 1024, max_ws_message_bytes=64 * 1024, max_batch=10, max_filters=4,
                 max_subscriptions_per_connection=2, max_log_block_range=5, max_log_results=3)

@@ -19,7 +19,6 @@ import pytest
 from shancheng.chain.receipt_proofs import receipt_proof
 from shancheng.chain.state_proofs import state_proof
 from shancheng.chain.transaction_proofs import transaction_proof
-from shancheng.contracts.testing import CHAIN_ID, N_VALIDATORS, build_system, deterministic_sm2_key, make_pyevm
 from shancheng.sdk.chainproof import CommitCertificate, CommitError, GenesisFile, ReceiptProofError
 from shancheng.sdk.crypto import SM2PrivateKey
 from shancheng.sdk.evidence import (
@@ -35,6 +34,7 @@ from shancheng.sdk.evidence.chain import checkpoint_anchor_message, origin_hash
 from shancheng.sdk.evidence.governance import org_name_slot, package_state_slots
 from shancheng.sdk.merkle import NoteSigner
 from shancheng.sdk.records import RecordStatement, commit_salted
+from shancheng.testing import CHAIN_ID, N_VALIDATORS, build_system, deterministic_sm2_key, make_pyevm
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "docs" / "evidence-package-v2.schema.json").read_text())
@@ -252,7 +252,7 @@ def test_a_checkpoint_other_than_the_anchored_one_is_refused(world):
 
 # ------------------------------------------------------------------------------- command line
 def shancheng(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "shancheng.nodes.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "shancheng.sdk.cli", *args], capture_output=True, text=True,
                           timeout=120, check=False)
 
 

@@ -23,7 +23,6 @@ from trie import HexaryTrie
 
 from shancheng.chain.state_proofs import state_proof, trie_path
 from shancheng.contracts.build import SETTINGS, find_solc
-from shancheng.contracts.testing import make_pyevm
 from shancheng.sdk.chainproof import (
     StateProofError,
     TrieProofError,
@@ -40,6 +39,7 @@ from shancheng.sdk.chainproof import (
 )
 from shancheng.sdk.chainproof.mpt import EMPTY_TRIE_ROOT
 from shancheng.sdk.errors import ShanchengError, VerificationError
+from shancheng.testing import make_pyevm
 
 SOURCE = """
 // SPDX-License-Identifier: Apache-2.0

@@ -17,7 +17,6 @@ import rlp
 from eth_account import Account
 
 from shancheng.chain.transaction_proofs import TransactionProofBuildError, transaction_proof
-from shancheng.contracts.testing import HD_PATH, MNEMONIC, make_pyevm
 from shancheng.sdk.chainproof import (
     TransactionProofError,
     TrieProofError,
@@ -27,6 +26,7 @@ from shancheng.sdk.chainproof import (
 )
 from shancheng.sdk.chainproof.receipt import decode_header
 from shancheng.sdk.errors import VerificationError
+from shancheng.testing import HD_PATH, MNEMONIC, make_pyevm
 
 Account.enable_unaudited_hdwallet_features()
 

@@ -3,7 +3,7 @@
 Hole 3: py-evm lifts Python's recursion limit to 100,000 on import, so ``json.loads`` of a deep document
 overflowed the C stack (the process died with SIGSEGV) before any ``RecursionError``. Hole 10: ``json``
 lets duplicate keys through (the last wins), reads 5,000-digit integers into an uncaught ``ValueError``
-and accepts NaN. ``_json.loads`` refuses all of these, before the text reaches the recursive scanner,
+and accepts NaN. ``strict_json.loads`` refuses all of these, before the text reaches the recursive scanner,
 and raises nothing but the caller's error class.
 """
 
@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shancheng.sdk import _json
+from shancheng.sdk import strict_json
 from shancheng.sdk.errors import InvalidInput, ShanchengError
 
 
@@ -27,7 +27,7 @@ class DocError(ShanchengError):
 
 
 def parse(data: str | bytes, *, max_size: int = 1 << 20, max_depth: int = 8) -> object:
-    return _json.loads(data, what="doc", error=DocError, max_size=max_size, max_depth=max_depth)
+    return strict_json.loads(data, what="doc", error=DocError, max_size=max_size, max_depth=max_depth)
 
 
 def refused(data: str | bytes, *, max_size: int = 1 << 20, max_depth: int = 8) -> str:
@@ -83,12 +83,12 @@ def test_hole3_a_200kb_body_of_brackets_is_refused_with_py_evm_loaded() -> None:
     """The attack ran in a process that had imported py-evm (recursion limit 100,000): SIGSEGV, exit 139."""
     code = (
         "import sys, eth  # py-evm: lifts the recursion limit\n"
-        "from shancheng.sdk import _json\n"
+        "from shancheng.sdk import strict_json\n"
         "from shancheng.sdk.errors import InvalidInput\n"
         "assert sys.getrecursionlimit() >= 100_000\n"
         "for body in ('[' * 200_000, '{\"a\":' * 100_000, '[' * 800_000):\n"
         "    try:\n"
-        "        _json.loads(body, what='body', error=InvalidInput, max_size=1 << 20)\n"
+        "        strict_json.loads(body, what='body', error=InvalidInput, max_size=1 << 20)\n"
         "    except InvalidInput as exc:\n"
         "        print(exc)\n"
     )
@@ -178,7 +178,7 @@ def test_malformed_json_is_one_line(data: str) -> None:
 
 def test_wrong_argument_types_are_refused_with_the_error_class() -> None:
     with pytest.raises(InvalidInput, match="^x: expected JSON text, not int$"):
-        _json.loads(5, what="x", error=InvalidInput, max_size=10)  # type: ignore[arg-type]
+        strict_json.loads(5, what="x", error=InvalidInput, max_size=10)  # type: ignore[arg-type]
 
 
 _LEAVES = st.one_of(

@@ -1,0 +1,271 @@
+"""``shancheng node``: init, start and status.
+
+``node init --dev --home DIR`` writes a one-validator development network:
+
+    DIR/genesis.json        the chain's genesis (shared with auditors: `evidence verify --genesis`)
+    DIR/config.toml         RPC ports, block interval, heartbeat
+    DIR/node-key.pem        the validator's SM2 key, encrypted (scrypt + SM4-CBC)
+    DIR/node-key.password   its password (development only; production passes --password-file)
+    DIR/dev-accounts.json   demo member organisations: name, role, address and private keys — DEVELOPMENT ONLY
+    DIR/db/                 LevelDB, created on first start
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import secrets
+import sys
+import time
+import tomllib
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+
+from shancheng.chain.genesis import Genesis, GenesisOrganisation, GenesisValidator
+from shancheng.chain.ledger import Ledger
+from shancheng.chain.storage import StorageError
+from shancheng.nodes.rpc import client as rpc_client
+from shancheng.sdk.cli.keys import load_key_file, write_key_file
+from shancheng.sdk.crypto import SM2PrivateKey
+from shancheng.sdk.crypto.pem import MAX_PEM_LEN, pem_blocks
+from shancheng.sdk.errors import InvalidInput, InvalidKey, ShanchengError
+from shancheng.sdk.files import make_private_folder, read_password, read_small_file, write_private_file
+
+from .node import Node, NodeConfig
+
+log = logging.getLogger("shancheng.node")
+
+DEV_CHAIN_ID = 2026
+#: The demo member organisations of a development network: (name, Roles.ORG_* flag).
+DEV_ORGANISATIONS = (
+    ("hospital", 1 << 0),
+    ("pharmacy", 1 << 1),
+    ("manufacturer", 1 << 2),
+    ("distributor", 1 << 3),
+    ("logistics", 1 << 4),
+    ("monitoring", 1 << 5),
+    ("regulator", 1 << 6),
+    ("auditor", 1 << 7),
+    ("department", 1 << 8),
+)
+CONFIG_TEMPLATE = """# Shancheng node configuration
+[rpc]
+host = "127.0.0.1"
+http_port = {http_port}
+ws_port = {ws_port}
+
+[blocks]
+# seconds between checks for pending transactions (a block is built when any wait)
+interval = 1.0
+# seconds between empty blocks when idle; 0 = no empty blocks
+heartbeat = 0
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    node = subparsers.add_parser("node", help="initialise, run and inspect a node")
+    sub = node.add_subparsers(dest="node_command", required=True, metavar="COMMAND")
+
+    init = sub.add_parser("init", help="create a node home (with --dev: a one-validator development network)")
+    init.add_argument("--home", required=True, metavar="DIR")
+    init.add_argument("--dev", action="store_true", help="make a development genesis with demo members")
+    init.add_argument("--genesis", metavar="FILE", help="join a network: its genesis.json (without --dev)")
+    init.add_argument("--node-key", metavar="PEM", help="join a network: this validator's SM2 key file")
+    init.add_argument("--chain-id", type=int, default=DEV_CHAIN_ID, help=f"with --dev (default {DEV_CHAIN_ID})")
+    init.add_argument("--rpc-port", type=int, default=8545)
+    init.add_argument("--ws-port", type=int, default=8546)
+    init.set_defaults(func=cmd_init)
+
+    start = sub.add_parser("start", help="run the node until SIGINT/SIGTERM")
+    start.add_argument("--home", required=True, metavar="DIR")
+    start.add_argument("--password-file", metavar="F", help="the node key's password (default: DIR/node-key.password)")
+    start.add_argument("--rpc-port", type=int, help="override config.toml")
+    start.add_argument("--ws-port", type=int, help="override config.toml")
+    start.add_argument("--block-interval", type=float, help="override config.toml (seconds)")
+    start.add_argument("--heartbeat", type=float, help="override config.toml (seconds; 0 = none)")
+    start.set_defaults(func=cmd_start)
+
+    status = sub.add_parser("status", help="ask a running node for its head, chain and validator")
+    status.add_argument("--rpc", default=None, metavar="URL", help="default: from --home's config, or :8545")
+    status.add_argument("--home", metavar="DIR")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+
+
+def _dev_genesis(chain_id: int) -> tuple[Genesis, SM2PrivateKey, list[dict[str, Any]]]:
+    node_key = SM2PrivateKey.generate()
+    accounts: list[dict[str, Any]] = []
+    organisations = []
+    for name, role in DEV_ORGANISATIONS:
+        sm2 = SM2PrivateKey.generate()
+        acct = Account.create()
+        organisations.append(
+            GenesisOrganisation(
+                name=name, roles=role, public_key=sm2.public_key(), accounts=(bytes.fromhex(acct.address[2:]),)
+            )
+        )
+        accounts.append(
+            {
+                "name": name,
+                "role": role,
+                "address": acct.address,
+                "private_key": "0x" + bytes(acct.key).hex(),
+                "sm2_private_key": f"{sm2.to_int():064x}",
+                "sm2_public_key": sm2.public_key().to_bytes().hex(),
+            }
+        )
+    genesis = Genesis.create(
+        chain_id=chain_id,
+        timestamp=int(time.time()),
+        validators=[GenesisValidator("node-1", node_key.public_key())],
+        organisations=organisations,
+    )
+    return genesis, node_key, accounts
+
+
+def _read_node_key_file(path: str) -> bytes:
+    """The bytes of --node-key (bounded), which must be a PEM private key file."""
+    data = read_small_file(path, limit=MAX_PEM_LEN, what="node key file")
+    labels = {label for label, _ in pem_blocks(data)}
+    if "PRIVATE KEY" in labels:
+        SM2PrivateKey.from_pem(data)  # a plaintext key must at least be an SM2 key
+    elif "ENCRYPTED PRIVATE KEY" not in labels:
+        found = ", ".join(sorted(labels)) or "no PEM block"
+        raise InvalidKey(f"--node-key {path} is not an SM2 private key PEM file (found {found})")
+    return data
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    home = Path(args.home)
+    if (home / "genesis.json").exists():
+        raise InvalidInput(f"{home} already holds a node (genesis.json exists); choose another --home")
+    if not args.dev:
+        if not args.genesis or not args.node_key:
+            raise InvalidInput("without --dev, pass the network's --genesis FILE and this validator's --node-key PEM")
+        node_key_pem = _read_node_key_file(args.node_key)
+        genesis = Genesis.load(args.genesis)
+    make_private_folder(home)  # a home the tool creates is 0700: it holds the validator key
+    if args.dev:
+        genesis, node_key, accounts = _dev_genesis(args.chain_id)
+        password = secrets.token_urlsafe(24).encode()
+        write_private_file(home / "node-key.password", password + b"\n")
+        write_key_file(home / "node-key.pem", node_key, password)
+        write_private_file(
+            home / "dev-accounts.json",
+            json.dumps(
+                {
+                    "warning": "DEVELOPMENT ONLY: these private keys are not secret. Never use them on a real network.",
+                    "chain_id": genesis.chain_id,
+                    "accounts": accounts,
+                },
+                indent=2,
+            ).encode()
+            + b"\n",
+        )
+    else:
+        write_private_file(home / "node-key.pem", node_key_pem)
+    (home / "genesis.json").write_text(genesis.dumps())
+    (home / "config.toml").write_text(CONFIG_TEMPLATE.format(http_port=args.rpc_port, ws_port=args.ws_port))
+    print(f"initialised {home}: chain {genesis.chain_id}, genesis 0x{genesis.genesis_hash.hex()}")
+    for name, address in genesis.to_json()["system_contracts"].items():
+        print(f"  {name:18s} {address}")
+    if args.dev:
+        print(f"development accounts (DEVELOPMENT ONLY) in {home / 'dev-accounts.json'}:")
+        for a in accounts:
+            print(f"  {a['name']:13s} {a['address']}")
+    return 0
+
+
+MAX_CONFIG_SIZE = 64 * 1024
+
+
+def _load_config(home: Path) -> dict[str, Any]:
+    path = home / "config.toml"
+    if not path.exists():
+        return {}
+    try:  # bounded: tomllib recurses once per nesting level (py-evm lifts the recursion limit to 100,000)
+        return tomllib.loads(read_small_file(str(path), limit=MAX_CONFIG_SIZE, what="config file").decode())
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{path} is not UTF-8 text") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(f"{path} is not valid TOML: {exc}") from exc
+    except RecursionError as exc:
+        raise InvalidInput(f"{path} is nested too deeply") from exc
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    home = Path(args.home)
+    if not (home / "genesis.json").exists():
+        raise InvalidInput(f"{home} is not a node home (no genesis.json); run `shancheng node init` first")
+    cfg = _load_config(home)
+    rpc, blocks = cfg.get("rpc", {}), cfg.get("blocks", {})
+    heartbeat = args.heartbeat if args.heartbeat is not None else float(blocks.get("heartbeat", 0))
+    config = NodeConfig(
+        rpc_host=str(rpc.get("host", "127.0.0.1")),
+        rpc_port=args.rpc_port if args.rpc_port is not None else int(rpc.get("http_port", 8545)),
+        ws_port=args.ws_port if args.ws_port is not None else int(rpc.get("ws_port", 8546)),
+        block_interval=args.block_interval if args.block_interval is not None else float(blocks.get("interval", 1.0)),
+        heartbeat=heartbeat or None,
+    )
+    password_file = args.password_file or (
+        str(home / "node-key.password") if (home / "node-key.password").exists() else None
+    )
+    password = read_password(password_file)
+    key = load_key_file(str(home / "node-key.pem"), password)
+    genesis = Genesis.load(home / "genesis.json")
+    logging.getLogger("shancheng").setLevel(logging.INFO)
+    try:
+        ledger = Ledger.open(home / "db", genesis)
+    except StorageError as exc:
+        raise ShanchengError(f"{exc} (is another node running on this home?)") from exc
+    node = Node(ledger=ledger, validator_key=key, config=config)
+    print(
+        f"node started: chain {genesis.chain_id}, head {ledger.latest_number()}, "
+        f"RPC http://{config.rpc_host}:{config.rpc_port} ws://{config.rpc_host}:{config.ws_port}",
+        flush=True,
+    )
+    asyncio.run(node.run())
+    return 0
+
+
+def _rpc(url: str, method: str, params: list[Any]) -> Any:
+    try:
+        reply = rpc_client.post(url, rpc_client.request(method, params), timeout=10)
+    except (urllib.error.URLError, OSError) as exc:
+        raise ShanchengError(f"no node answers at {url}: {exc}") from exc
+    if not isinstance(reply, dict) or not ("result" in reply or isinstance(reply.get("error"), dict)):
+        raise ShanchengError(f"{method}: the reply from {url} is not a JSON-RPC answer")
+    if "error" in reply:
+        raise ShanchengError(f"{method} failed: {reply['error'].get('message')}")
+    return reply["result"]
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    url = args.rpc
+    if url is None:
+        port = 8545
+        if args.home:
+            port = int(_load_config(Path(args.home)).get("rpc", {}).get("http_port", 8545))
+        url = f"http://127.0.0.1:{port}"
+    info = _rpc(url, "shancheng_nodeInfo", [])
+    if not isinstance(info, dict) or not all(isinstance(info.get(k, {}), dict) for k in ("head", "validator")):
+        raise ShanchengError(f"shancheng_nodeInfo: the reply from {url} is not a node description")
+    if args.json:
+        json.dump(info, sys.stdout, indent=2)
+        print()
+        return 0
+    print(f"node        {url} ({info.get('client_version')})")
+    print(f"chain       {info.get('chain_id')}  genesis {info.get('genesis_hash')}")
+    print(f"fingerprint {info.get('genesis_fingerprint')}")
+    head = info.get("head", {})
+    print(f"head        #{head.get('number')} {head.get('hash')}")
+    validator = info.get("validator", {})
+    print(f"validator   #{validator.get('index')} {validator.get('address')}")
+    print(f"pending     {info.get('pending_transactions')} transactions; peers {info.get('peers')}")
+    return 0

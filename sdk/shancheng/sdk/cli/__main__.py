@@ -1,0 +1,7 @@
+"""``python -m shancheng.sdk.cli``: the ``shancheng`` console script."""
+
+import sys
+
+from .main import main
+
+sys.exit(main())

@@ -1,0 +1,369 @@
+"""The ``chain`` part of an evidence package: the checkpoint's anchoring on chain, proven offline.
+
+Format (``docs/evidence-package.md``, "The chain part")::
+
+    "chain": {"chain_identity": "0x…",
+              "anchor": {"source_id": "0x…", "sequence": 3, "transaction_hash": "0x…"},
+              "transaction_proof": {…}, "receipt_proof": {…}, "state_proof": {…EIP-1186 of Governance…},
+              "commit_certificate": {…}, "validator_changes": []}
+
+:func:`verify_chain_part` proves, with the genesis file alone, every claim the verifier prints:
+
+- the chain: the package's ``chain_identity`` is the genesis file's fingerprint, and the commit certificate —
+  which binds that identity — is signed by more than two thirds of the genesis validators for the block;
+- the anchor: the receipt of the transaction at ``transaction_index`` in that block (receipt proof), whose hash is
+  ``transaction_hash`` (transaction proof), succeeded and holds exactly one ``BatchAnchored`` log of the genesis
+  ``EvidenceRegistry`` for ``(source_id, sequence)`` whose root and size are the checkpoint's;
+- the log's owner: ``source_id`` is derived from the anchoring organisation and the checkpoint's origin exactly as
+  the registry derives it, so no organisation can anchor another's log;
+- the signer: the anchor's SM2 signature ``(r, s)`` and the checkpoint note both verify under the organisation's
+  SM2 key as Governance held it at that block (state proof against the block's ``stateRoot``);
+- the author: the author key is the organisation's own key, or an active staff key of that organisation at that
+  block (state proof).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_hash.auto import keccak
+
+from .. import strict_json
+from ..chainproof import CommitCertificate, GenesisFile, TrieProofError, VerifiedReceipt
+from ..chainproof.receipt import Log, parse_receipt_proof, verify_parsed_receipt_proof
+from ..chainproof.state import verify_eip1186
+from ..chainproof.transaction import ParsedTransactionProof, parse_transaction_proof, verify_transaction_proof
+from ..crypto import signature_from_raw, sm3
+from ..errors import InvalidInput, InvalidKey, InvalidSignature, VerificationError
+from ..merkle import Checkpoint, CheckpointError, NoteVerifier, verify_checkpoint
+from ..records import SignedRecord
+from .governance import ProvenOrg, ProvenStaff, read_org, read_staff
+from .package import EvidencePackage, PackageError
+
+__all__ = [
+    "BATCH_ANCHORED_TOPIC",
+    "CHECKPOINT_TAG",
+    "SOURCE_TAG",
+    "ChainProofError",
+    "GenesisRequired",
+    "VerifiedAnchor",
+    "attach_chain_proof",
+    "checkpoint_anchor_message",
+    "origin_hash",
+    "source_id_of",
+    "verify_chain_part",
+]
+
+BATCH_ANCHORED_TOPIC = keccak(b"BatchAnchored(bytes32,uint64,bytes32,uint64,bytes32,uint64,bytes32,bytes32)")
+SOURCE_TAG = keccak(b"shancheng.evidence.source.v1")
+CHECKPOINT_TAG = keccak(b"shancheng.evidence.checkpoint.v1")
+_HASH = re.compile(r"^0x[0-9a-f]{64}$")
+_CHAIN_FIELDS = {
+    "chain_identity", "anchor", "transaction_proof", "receipt_proof", "state_proof", "commit_certificate",
+    "validator_changes",
+}
+_ANCHOR_FIELDS = {"source_id", "sequence", "transaction_hash"}
+
+
+class ChainProofError(VerificationError):
+    """The package's chain part does not prove that its checkpoint was anchored in a final block."""
+
+
+class GenesisRequired(PackageError):
+    """A package with chain proofs was given to the verifier without the genesis file."""
+
+
+def _word(n: int) -> bytes:
+    return n.to_bytes(32, "big")
+
+
+def origin_hash(origin: str) -> bytes:
+    """``keccak256(bytes(origin))``: what ``EvidenceRegistry.anchorBatch`` takes for a log's origin."""
+    return keccak(origin.encode("utf-8"))
+
+
+def source_id_of(org_id: int, origin: str) -> bytes:
+    """The registry's source id of ``origin`` owned by ``org_id``:
+    ``keccak256(abi.encode(SOURCE_TAG, uint64 orgId, keccak256(origin)))``."""
+    return keccak(SOURCE_TAG + _word(org_id) + origin_hash(origin))
+
+
+def checkpoint_anchor_message(
+    *, chain_id: int, registry: bytes, source_id: bytes, sequence: int, tree_size: int, root: bytes, prev_root: bytes
+) -> bytes:
+    """M that the organisation signs (SM2, default uid) for ``anchorBatch``:
+    ``SM3(abi.encode(CHECKPOINT_TAG, chainid, registry, sourceId, sequence, treeSize, root, prevRoot))``."""
+    return sm3(
+        CHECKPOINT_TAG + _word(chain_id) + registry.rjust(32, b"\0") + source_id + _word(sequence) + _word(tree_size)
+        + root + prev_root
+    )
+
+
+@dataclass(frozen=True)
+class VerifiedAnchor:
+    """What the chain part established."""
+
+    chain_id: int
+    chain_identity: bytes
+    source_id: bytes
+    sequence: int
+    org: ProvenOrg
+    author: ProvenStaff | None  # None: the author key is the organisation's own key
+    transaction_hash: bytes
+    receipt: VerifiedReceipt
+    signers: int
+    validators: int
+
+    @property
+    def org_id(self) -> int:
+        return self.org.org_id
+
+    def author_summary(self) -> str:
+        if self.author is None:
+            return f"author: the organisation key of {self.org.name!r}"
+        return f"author: staff 0x{self.author.address.hex()} of {self.org.name!r}, active at the anchoring block"
+
+    def summary(self) -> str:
+        return (
+            f"log owned by {self.org.name!r} (org {self.org.org_id}), checkpoint signed with its registered key; "
+            f"anchored as batch {self.sequence} in block {self.receipt.block_number} "
+            f"(0x{self.receipt.block_hash.hex()[:16]}…, time {self.receipt.timestamp}, "
+            f"tx 0x{self.transaction_hash.hex()[:16]}…), final with {self.signers} of {self.validators} validator "
+            f"signatures; chain 0x{self.chain_identity.hex()}"
+        )
+
+
+def _hash(value: Any, path: str) -> bytes:
+    if not isinstance(value, str) or not _HASH.match(value):
+        raise PackageError(f"{path}: must be 0x and 64 lowercase hex digits")
+    return bytes.fromhex(value[2:])
+
+
+def attach_chain_proof(
+    package: EvidencePackage,
+    *,
+    chain_identity: bytes,
+    source_id: bytes,
+    sequence: int,
+    tx_hash: bytes,
+    transaction_proof: dict[str, Any],
+    receipt_proof: dict[str, Any],
+    state_proof: dict[str, Any],
+    commit_certificate: CommitCertificate | dict[str, Any],
+    validator_changes: Sequence[dict[str, Any]] = (),
+) -> EvidencePackage:
+    """A copy of ``package`` carrying the chain part (its shape is checked; verification is the verifier's)."""
+    if len(chain_identity) != 32 or len(source_id) != 32 or len(tx_hash) != 32:
+        raise InvalidInput("chain_identity, source_id and tx_hash must be 32 bytes each")
+    cert = commit_certificate.to_json() if isinstance(commit_certificate, CommitCertificate) else commit_certificate
+    chain = {
+        "chain_identity": "0x" + chain_identity.hex(),
+        "anchor": {"source_id": "0x" + source_id.hex(), "sequence": sequence, "transaction_hash": "0x" + tx_hash.hex()},
+        "transaction_proof": dict(transaction_proof),
+        "receipt_proof": dict(receipt_proof),
+        "state_proof": dict(state_proof),
+        "commit_certificate": dict(cert),
+        "validator_changes": [dict(c) for c in validator_changes],
+    }
+    _parse(chain)
+    return dataclasses.replace(package, chain=chain)
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    chain_identity: bytes
+    source_id: bytes
+    sequence: int
+    tx_hash: bytes
+    cert: CommitCertificate
+    receipt: tuple[bytes, int, int, bytes, bytes, list[bytes]]
+    transaction: ParsedTransactionProof
+
+
+def _parse(chain: Any) -> _Parsed:
+    strict_json.fields(chain, "$.chain", _CHAIN_FIELDS, error=PackageError)
+    anchor = strict_json.fields(chain["anchor"], "$.chain.anchor", _ANCHOR_FIELDS, error=PackageError)
+    if not isinstance(chain["validator_changes"], list) or len(chain["validator_changes"]) > 1024:
+        raise PackageError("$.chain.validator_changes: must be a list of at most 1024 changes")
+    try:
+        receipt = parse_receipt_proof(chain["receipt_proof"])
+    except VerificationError as exc:
+        raise PackageError(f"$.chain.receipt_proof: {exc}") from exc
+    try:
+        transaction = parse_transaction_proof(chain["transaction_proof"])
+    except VerificationError as exc:
+        raise PackageError(f"$.chain.transaction_proof: {exc}") from exc
+    if not isinstance(chain["state_proof"], dict):
+        raise PackageError("$.chain.state_proof: must be an object (an eth_getProof result)")
+    try:
+        cert = CommitCertificate.from_json(chain["commit_certificate"])
+    except (InvalidInput, VerificationError) as exc:
+        raise PackageError(f"$.chain.commit_certificate: {exc}") from exc
+    return _Parsed(
+        chain_identity=_hash(chain["chain_identity"], "$.chain.chain_identity"),
+        source_id=_hash(anchor["source_id"], "$.chain.anchor.source_id"),
+        sequence=strict_json.uint(anchor["sequence"], "$.chain.anchor.sequence", bits=64, error=PackageError),
+        tx_hash=_hash(anchor["transaction_hash"], "$.chain.anchor.transaction_hash"),
+        cert=cert,
+        receipt=receipt,
+        transaction=transaction,
+    )
+
+
+def _batch_anchored(logs: Sequence[Log], registry: bytes, source_id: bytes, sequence: int) -> Log:
+    topics = (BATCH_ANCHORED_TOPIC, source_id, _word(sequence))
+    found = [log for log in logs if log.address == registry and log.topics == topics]
+    if not found:
+        raise ChainProofError(
+            f"the receipt has no BatchAnchored log for source 0x{source_id.hex()} sequence {sequence} "
+            f"from the EvidenceRegistry 0x{registry.hex()} of the genesis file"
+        )
+    if len(found) > 1:
+        raise ChainProofError("the receipt has more than one BatchAnchored log for this source and sequence")
+    if len(found[0].data) != 6 * 32:
+        raise ChainProofError("the BatchAnchored log's data is not six 32-byte words")
+    return found[0]
+
+
+def _check_signer(org: ProvenOrg, checkpoint_note: str, checkpoint_signer: str) -> None:
+    """The checkpoint note must be signed by the organisation's registered key."""
+    try:
+        embedded = NoteVerifier.from_vkey(checkpoint_signer)
+    except (InvalidKey, InvalidInput) as exc:
+        raise PackageError(f"$.checkpoint.signer: {exc}") from exc
+    if embedded.public_key != org.public_key:
+        raise ChainProofError(
+            f"the checkpoint signer's key is not the registered SM2 key of {org.name!r} (org {org.org_id}), "
+            "which anchored the log"
+        )
+    try:
+        verify_checkpoint(checkpoint_note, [embedded])
+    except CheckpointError as exc:
+        raise ChainProofError(f"checkpoint: {exc}") from exc
+
+
+def _check_author(record: SignedRecord, org: ProvenOrg, values: Any) -> ProvenStaff | None:
+    if record.author == org.public_key:
+        return None
+    staff = read_staff(values, record.author)
+    address = f"0x{staff.address.hex()}"
+    if staff.org_id == 0:
+        raise ChainProofError(
+            f"the author key (address {address}) is neither the key of {org.name!r} nor a staff key registered in "
+            "Governance at the anchoring block"
+        )
+    if staff.org_id != org.org_id:
+        raise ChainProofError(
+            f"the author key (address {address}) is a staff key of org {staff.org_id}, not of {org.name!r} "
+            f"(org {org.org_id}), which anchored the log"
+        )
+    if staff.public_key != record.author.to_bytes()[1:]:
+        raise ChainProofError(f"the staff entry of {address} holds another key than the author's")
+    if not staff.active:
+        raise ChainProofError(f"the author key (staff {address} of {org.name!r}) was not active at the anchoring block")
+    return staff
+
+
+def verify_chain_part(package: EvidencePackage, checkpoint: Checkpoint, genesis: GenesisFile) -> VerifiedAnchor:
+    """Verify ``package``'s chain part for its opened ``checkpoint``; raise a :class:`VerificationError` subclass."""
+    if package.chain is None:
+        raise ChainProofError(
+            "the package has no chain proofs: with --genesis a package must prove its anchoring on that chain"
+        )
+    parsed = _parse(package.chain)
+    if parsed.chain_identity != genesis.fingerprint:
+        raise ChainProofError(
+            f"the package is for the chain 0x{parsed.chain_identity.hex()}, "
+            f"but the genesis file's fingerprint is 0x{genesis.fingerprint.hex()}"
+        )
+    if package.chain["validator_changes"]:
+        raise ChainProofError(
+            "validator set changes in chain proofs are not supported by this verifier yet; refusing to half-verify"
+        )
+    proven = verify_parsed_receipt_proof(*parsed.receipt)
+    tx = parsed.transaction
+    if (tx.block_hash, tx.block_number, tx.transaction_index) != (
+        proven.block_hash, proven.block_number, proven.transaction_index
+    ):
+        raise ChainProofError("the transaction proof is for another block or index than the receipt proof")
+    try:
+        tx_hash = verify_transaction_proof(proven.header.transactions_root, tx.transaction_index, tx.transaction,
+                                           tx.proof)
+    except TrieProofError as exc:
+        raise ChainProofError(f"transaction proof: {exc}") from exc
+    if tx_hash != parsed.tx_hash:
+        raise ChainProofError(
+            f"the anchoring transaction at index {tx.transaction_index} has hash 0x{tx_hash.hex()}, "
+            f"not 0x{parsed.tx_hash.hex()} as the package claims"
+        )
+    if proven.status != 1:
+        raise ChainProofError(f"the anchoring transaction failed (receipt status {proven.status})")
+
+    registry = genesis.evidence_registry
+    log = _batch_anchored(proven.logs, registry, parsed.source_id, parsed.sequence)
+    words = [log.data[i : i + 32] for i in range(0, 192, 32)]
+    root, tree_size, prev_root = words[0], int.from_bytes(words[1], "big"), words[2]
+    org_id, r, s = int.from_bytes(words[3], "big"), words[4], words[5]
+    if parsed.source_id != source_id_of(org_id, checkpoint.origin):
+        raise ChainProofError(
+            f"the anchored source 0x{parsed.source_id.hex()} is not the log {checkpoint.origin!r} of org {org_id}: "
+            "the log belongs to another organisation"
+        )
+    if root != checkpoint.root:
+        raise ChainProofError(f"the anchored root {root.hex()} is not the checkpoint's root {checkpoint.root.hex()}")
+    if tree_size != checkpoint.size:
+        raise ChainProofError(f"the anchored tree size {tree_size} is not the checkpoint's size {checkpoint.size}")
+
+    try:
+        account = verify_eip1186(package.chain["state_proof"], proven.header.state_root)
+    except InvalidInput as exc:
+        raise PackageError(f"$.chain.state_proof: {exc}") from exc
+    if account.address != genesis.governance:
+        raise ChainProofError(
+            f"the state proof is for 0x{account.address.hex()}, not the genesis Governance 0x{genesis.governance.hex()}"
+        )
+    org = read_org(account.storage, org_id)
+    if not org.active:
+        raise ChainProofError(f"{org.name!r} (org {org_id}) was not an active member at the anchoring block")
+    message = checkpoint_anchor_message(
+        chain_id=genesis.chain_id, registry=registry, source_id=parsed.source_id, sequence=parsed.sequence,
+        tree_size=tree_size, root=root, prev_root=prev_root,
+    )
+    try:
+        org.public_key.verify(signature_from_raw(r + s), message)
+    except (InvalidSignature, InvalidInput) as exc:
+        raise ChainProofError(
+            f"the anchor's SM2 signature (r, s) does not verify under the registered key of {org.name!r}"
+        ) from exc
+    _check_signer(org, package.checkpoint_note, package.checkpoint_signer)
+    author = _check_author(package.record, org, account.storage)
+
+    cert = parsed.cert
+    if cert.block_hash != proven.block_hash:
+        raise ChainProofError(
+            f"the commit certificate is for block 0x{cert.block_hash.hex()}, "
+            f"not the anchoring block 0x{proven.block_hash.hex()}"
+        )
+    if cert.height != proven.block_number:
+        raise ChainProofError(
+            f"the commit certificate is for height {cert.height}, not the anchoring block's {proven.block_number}"
+        )
+    validators = genesis.validator_keys
+    cert.verify(validators, chain_id=genesis.chain_id, chain_identity=genesis.fingerprint)
+    return VerifiedAnchor(
+        chain_id=genesis.chain_id,
+        chain_identity=genesis.fingerprint,
+        source_id=parsed.source_id,
+        sequence=parsed.sequence,
+        org=org,
+        author=author,
+        transaction_hash=tx_hash,
+        receipt=proven,
+        signers=len(cert.signatures),
+        validators=len(validators),
+    )
+
