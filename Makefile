@@ -1,5 +1,5 @@
 # Shancheng Chain — the two commands of README.md:
-#   make run    install what is needed, then run the main job (the embedded demo / dev network)
+#   make run    install what is needed (Python venv, npm solc + anvil for your own contracts), then run the main job
 #   make test   install what is needed (Python venv, npm solc + anvil), then run the whole test suite
 #
 # Everything is installed into this checkout: .venv/ (Python) and node_modules/ (npm).
@@ -7,12 +7,13 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-PIP    := $(PY) -m pip --disable-pip-version-check -q
+# quiet: setuptools' build-backend warnings (about 200 lines) are not for the user
+PIP    := PYTHONWARNINGS=ignore $(PY) -m pip --disable-pip-version-check -q
 STAMP  := $(VENV)/.installed
 
 .PHONY: run test bench lint clean venv npm
 
-run: venv
+run: venv npm
 	$(VENV)/bin/shancheng dev --home .shancheng-dev --out demo-out
 
 test: venv npm

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -25,11 +27,14 @@ def test_dev_network_anchors_and_packages_verify_with_the_genesis_alone(tmp_path
         assert "demo complete: 3 packages verified" in proc.stdout
         assert proc.stdout.count("final with 1 of 1 validator signatures") == 3
         assert "stopped cleanly" in proc.stderr
-    package = json.loads((out / "packages" / "prescription.json").read_text())
-    assert package["chain"]["anchor"]["sequence"] == 1 and package["chain"]["receipt_proof"]["block_number"] == 2
+    runs = sorted(out.glob("run-*"))
+    assert len(runs) == 2, "each run keeps its own keys, records and packages"
+    assert all((r / "packages" / "prescription.json").exists() for r in runs)
+    package = json.loads((runs[0] / "packages" / "prescription.json").read_text())
+    assert package["chain"]["anchor"]["sequence"] == 1 and package["chain"]["receipt_proof"]["block_number"] >= 1
 
     # the auditor's check needs the genesis file; a different chain's genesis is refused
-    verify = [sys.executable, "-m", "shancheng.sdk.cli", "evidence", "verify", str(out / "packages" / "prescription.json")]
+    verify = [sys.executable, "-m", "shancheng.sdk.cli", "evidence", "verify", str(runs[0] / "packages" / "prescription.json")]
     missing = subprocess.run(verify, capture_output=True, text=True, timeout=60, check=False)
     assert missing.returncode == 2 and "--genesis" in missing.stderr
     ok = subprocess.run([*verify, "--genesis", str(home / "genesis.json")], capture_output=True, text=True, timeout=60,
@@ -73,6 +78,40 @@ def test_sigterm_to_the_dev_network_stops_its_node_cleanly(tmp_path):
             time.sleep(0.2)
         else:
             raise AssertionError("the node kept serving after shancheng dev was terminated")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def test_a_node_that_dies_is_reported_not_taken_for_success(tmp_path):
+    """Issue 10, point 4: the node child of `shancheng dev` is killed while it serves: dev exits non-zero with a
+    one-line reason (it used to exit 0, and `make run` reported success)."""
+    import signal
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shancheng.sdk.cli", "dev", "--home", str(tmp_path / "home"), "--out",
+         str(tmp_path / "out"), "--rpc-port", str(free_port()), "--ws-port", str(free_port())],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "the development network is running" in line:
+                break
+        else:
+            raise AssertionError("shancheng dev exited before serving")
+        (node,) = _children(proc.pid)
+        os.kill(node, signal.SIGKILL)
+        assert proc.wait(timeout=60) == 1
+        err = proc.stderr.read() if proc.stderr else ""
+        assert "error: the node exited unexpectedly (killed by signal 9)" in err and "Traceback" not in err
     finally:
         if proc.poll() is None:
             proc.kill()

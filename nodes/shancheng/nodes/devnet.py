@@ -204,11 +204,41 @@ def chain_anchor(w3: Web3, home: Path, org_name: str = "hospital", author: SM2Pu
     return anchor
 
 
+def _exit_reason(status: int) -> str:
+    return f"killed by signal {-status}" if status < 0 else f"exit status {status}"
+
+
+class ChildDied(ShanchengError):
+    """A child process of a supervising command (the node of ``shancheng dev``) ended on its own."""
+
+
+def _check_alive(node: subprocess.Popen[bytes]) -> None:
+    status = node.poll()
+    if status is not None:
+        raise ChildDied(f"the node exited unexpectedly ({_exit_reason(status)}); see its output above")
+
+
+def run_folder(out: Path) -> Path:
+    """A new folder under ``out`` for this run's keys, records and packages (earlier runs are kept)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1000):
+        folder = out / (f"run-{stamp}" if n == 0 else f"run-{stamp}-{n}")
+        try:
+            folder.mkdir(parents=True)
+            return folder
+        except FileExistsError:
+            continue
+    raise ShanchengError(f"cannot create a new run folder under {out}")
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
-    home, out = Path(args.home), Path(args.out)
+    """Supervise the node child: any exit of it that we did not ask for is reported (exit status 1)."""
+    home = Path(args.home)
     shancheng = [sys.executable, "-m", "shancheng.sdk.cli"]
     if not (home / "genesis.json").exists():
-        subprocess.run([*shancheng, "node", "init", "--dev", "--home", str(home)], check=True)
+        init = subprocess.run([*shancheng, "node", "init", "--dev", "--home", str(home)], check=False)
+        if init.returncode != 0:
+            raise ChildDied(f"`shancheng node init --dev` failed ({_exit_reason(init.returncode)})")
     for port in (args.rpc_port, args.ws_port):
         if not _port_free(port):
             raise ShanchengError(f"port {port} on 127.0.0.1 is in use; pass --rpc-port/--ws-port")
@@ -226,23 +256,29 @@ def cmd_dev(args: argparse.Namespace) -> int:
         org = next(a for a in json.loads((home / "dev-accounts.json").read_text())["accounts"]
                    if a["name"] == "hospital")
         org_key = SM2PrivateKey.from_int(int(org["sm2_private_key"], 16))
-        run_demo(
-            out,
-            origin=f"shancheng.demo/log/district-1/{int(time.time())}",
-            author=org_key,
-            log_key=org_key,
-            anchor=chain_anchor(w3, home, "hospital"),
-            genesis=home / "genesis.json",
-        )
+        out = run_folder(Path(args.out))
+        try:
+            run_demo(
+                out,
+                origin=f"shancheng.demo/log/district-1/{int(time.time())}",
+                author=org_key,
+                log_key=org_key,
+                anchor=chain_anchor(w3, home, "hospital"),
+                genesis=home / "genesis.json",
+            )
+        except Exception:
+            _check_alive(node)  # a node that died mid-demo is the reason, not the client's broken connection
+            raise
         if args.exit_after_demo:
             return 0
         print(f"\nthe development network is running: JSON-RPC {url}, ws://127.0.0.1:{args.ws_port}, "
-              f"chain {w3.eth.chain_id}; accounts in {home / 'dev-accounts.json'}. Ctrl-C stops it.", flush=True)
+              f"chain {w3.eth.chain_id}; accounts in {home / 'dev-accounts.json'}; this run's packages in {out}. "
+              "Ctrl-C stops it.", flush=True)
         try:
-            node.wait()
+            status = node.wait()
         except KeyboardInterrupt:
-            pass
-        return 0
+            return 0
+        raise ChildDied(f"the node exited unexpectedly ({_exit_reason(status)}); see its output above")
     finally:
         if node.poll() is None:
             node.send_signal(signal.SIGTERM)

@@ -39,6 +39,7 @@ def main() -> int:
         if proc.returncode != 0 or "demo complete" not in proc.stdout:
             sys.stderr.write(proc.stdout + proc.stderr)
             return 1
+        (out,) = out.glob("run-*")  # `shancheng dev` writes each run into a folder of its own
         copies = {
             home / "genesis.json": "genesis.json",
             out / "packages" / "prescription.json": "package.json",
