@@ -17,12 +17,14 @@ from typing import Any
 import rlp  # type: ignore[import-untyped]
 from eth.abc import BlockAPI, ReceiptAPI
 
+from shancheng.sdk.errors import ShanchengError
+
 from .trie import key_nibbles, node_path, ordered_trie_root_and_nodes
 
 __all__ = ["ReceiptProofBuildError", "receipt_proof", "trie_proof"]
 
 
-class ReceiptProofBuildError(ValueError):
+class ReceiptProofBuildError(ShanchengError, ValueError):
     """The block and receipts given cannot yield a proof (wrong receipts, index out of range)."""
 
 

@@ -18,12 +18,14 @@ import rlp  # type: ignore[import-untyped]
 from eth.constants import BLANK_ROOT_HASH, EMPTY_SHA3
 from eth_hash.auto import keccak
 
+from shancheng.sdk.errors import ShanchengError
+
 from .trie import key_nibbles, node_path
 
 __all__ = ["StateProofBuildError", "state_proof", "trie_path"]
 
 
-class StateProofBuildError(ValueError):
+class StateProofBuildError(ShanchengError, ValueError):
     """The state the proof needs is not in the database (a node is missing)."""
 
 

@@ -16,13 +16,15 @@ from typing import Any
 import rlp  # type: ignore[import-untyped]
 from eth.abc import BlockAPI
 
+from shancheng.sdk.errors import ShanchengError
+
 from .receipt_proofs import trie_proof
 from .trie import ordered_trie_root_and_nodes
 
 __all__ = ["TransactionProofBuildError", "transaction_proof"]
 
 
-class TransactionProofBuildError(ValueError):
+class TransactionProofBuildError(ShanchengError, ValueError):
     """The block cannot yield a proof (index out of range, or its transactions do not give its root)."""
 
 

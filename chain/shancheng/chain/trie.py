@@ -27,6 +27,8 @@ import rlp  # type: ignore[import-untyped]
 from eth.constants import BLANK_ROOT_HASH
 from eth_hash.auto import keccak
 
+from shancheng.sdk.errors import InvalidInput, ShanchengError
+
 __all__ = [
     "MissingNode", "Node", "NodeStore", "TrieUpdate", "key_nibbles", "node_path", "ordered_trie_root_and_nodes", "trie_get",
 ]
@@ -112,12 +114,18 @@ def node_path(node: Node) -> tuple[bytes, bool]:
     return nibbles, bool(flag & 2)
 
 
-class MissingNode(KeyError):
-    """A node the trie refers to is not in the store."""
+class MissingNode(ShanchengError, KeyError):
+    """A node the trie refers to is not in the store (a ``KeyError`` too, as a store lookup is)."""
 
     def __init__(self, node_hash: bytes, prefix: bytes) -> None:
-        super().__init__(node_hash)
+        super().__init__(f"trie node 0x{node_hash.hex()} is not in the store")
         self.node_hash, self.prefix = node_hash, prefix
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+    def diagnostics(self) -> dict[str, Any]:
+        return {"node_hash": self.node_hash, "prefix": self.prefix}
 
 
 class NodeStore:
@@ -183,7 +191,7 @@ class TrieUpdate:
         ordered = sorted((key_nibbles(k), v or None) for k, v in changes.items())
         for (before, _), (after, _) in itertools.pairwise(ordered):
             if after.startswith(before):  # sorted: a key that starts another comes right before it
-                raise ValueError(f"trie keys must be prefix-free: 0x{_packed(before)} starts 0x{_packed(after)}")
+                raise InvalidInput(f"trie keys must be prefix-free: 0x{_packed(before)} starts 0x{_packed(after)}")
         node = self._update(None if root == BLANK_ROOT_HASH else self.nodes.resolve(root), ordered)
         if node is None:
             return BLANK_ROOT_HASH
@@ -280,7 +288,7 @@ def ordered_trie_root_and_nodes(values: Sequence[bytes]) -> tuple[bytes, dict[by
     """
     for i, value in enumerate(values):
         if not value:
-            raise ValueError(f"item {i} is empty; an ordered trie cannot hold an empty value")
+            raise InvalidInput(f"item {i} is empty; an ordered trie cannot hold an empty value")
     update = TrieUpdate(NodeStore(_no_nodes))
     root = update.apply(BLANK_ROOT_HASH, {_rlp_index(i): bytes(v) for i, v in enumerate(values)})
     return root, update.new_nodes

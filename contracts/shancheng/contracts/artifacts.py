@@ -14,12 +14,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from shancheng.sdk.errors import ShanchengError
+
 __all__ = ["Artifact", "ArtifactNotFound", "load"]
 
 BUILD_DIR = Path(__file__).resolve().parent / "build"
 
 
-class ArtifactNotFound(LookupError):
+class ArtifactNotFound(ShanchengError, LookupError):
     """No committed artifact has that name; run 'shancheng contracts build'."""
 
 

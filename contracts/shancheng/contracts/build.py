@@ -35,6 +35,7 @@ from solcx.wrapper import get_solc_version
 
 from shancheng.contracts.artifacts import BUILD_DIR
 from shancheng.sdk.crypto import sm3
+from shancheng.sdk.errors import ShanchengError
 
 __all__ = ["SETTINGS", "SOLC_VERSION", "BuildError", "StaleArtifact", "build", "find_solc", "main"]
 
@@ -54,8 +55,17 @@ SETTINGS: dict[str, Any] = {
 _NON_DEPLOYABLE_DIRS = ("interfaces/", "lib/")
 
 
-class BuildError(Exception):
-    """The contracts could not be compiled cleanly (missing solc, compiler error or warning)."""
+class BuildError(ShanchengError):
+    """The contracts could not be compiled cleanly (missing solc, compiler error or warning).
+
+    ``str(err)`` is one line; the compiler's own (multi-line) report is ``output``."""
+
+    def __init__(self, message: str, *, output: str = "") -> None:
+        super().__init__(message)
+        self.output = output
+
+    def diagnostics(self) -> dict[str, Any]:
+        return {"output": self.output} if self.output else {}
 
 
 @dataclass(frozen=True)
@@ -137,11 +147,12 @@ def compile_artifacts(solc: Path | None = None) -> dict[str, str]:
     try:
         output = solcx.compile_standard(input_json, solc_binary=solc)
     except solcx.exceptions.SolcError as exc:
-        raise BuildError(f"solc failed:\n{exc.message}") from exc
+        raise BuildError("solc failed (its report follows)", output=str(exc.message)) from exc
     problems = [e for e in output.get("errors", []) if e.get("severity") != "info"]
     if problems:
         text = "\n".join(e.get("formattedMessage", e.get("message", "?")) for e in problems)
-        raise BuildError(f"compiler warnings are not allowed:\n{text}")
+        raise BuildError(f"compiler warnings are not allowed: {len(problems)} reported (the compiler's report follows)",
+                         output=text)
     shash = source_hash(sources, compiler)
     artifacts: dict[str, str] = {}
     for unit, contracts in sorted(output.get("contracts", {}).items()):
@@ -202,6 +213,8 @@ def main(check: bool = False) -> int:
         stale = build(check=check)
     except BuildError as exc:
         print(f"error: {exc}")
+        if exc.output:
+            print(exc.output.rstrip())
         return 2
     if check:
         for item in stale:

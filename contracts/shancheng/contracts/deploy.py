@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from eth_utils.address import to_checksum_address
 
 from shancheng.contracts.artifacts import load
+from shancheng.sdk.errors import ShanchengError
 
 if TYPE_CHECKING:
     from web3 import Web3
@@ -49,7 +50,7 @@ SYSTEM_CONTRACTS: tuple[str, ...] = (
 )
 
 
-class DeploymentError(RuntimeError):
+class DeploymentError(ShanchengError, RuntimeError):
     """A deployment transaction failed or a genesis spec is unusable."""
 
 

@@ -7,6 +7,8 @@ one-line, human message (``str(err)``).  Every failed verification raises a
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "CommitmentMismatch",
     "DecryptionError",
@@ -23,7 +25,15 @@ __all__ = [
 
 
 class ShanchengError(Exception):
-    """Base of every error raised on purpose by Shancheng Chain."""
+    """Base of every error raised on purpose by Shancheng Chain: ``str(err)`` is one human line.
+
+    Errors that carry facts a program may want (sizes, hashes, codes) return them from
+    :meth:`diagnostics`, so callers never parse the message.
+    """
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Typed facts about this error (empty when the message says it all)."""
+        return {}
 
 
 class InvalidInput(ShanchengError, ValueError):
@@ -52,6 +62,9 @@ class RootMismatchError(VerificationError):
         super().__init__(
             f"{what} mismatch at tree size {size}: computed {computed.hex()}, expected {expected.hex()}"
         )
+
+    def diagnostics(self) -> dict[str, Any]:
+        return {"size": self.size, "computed": self.computed, "expected": self.expected}
 
 
 class CommitmentMismatch(VerificationError):

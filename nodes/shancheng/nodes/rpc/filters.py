@@ -6,7 +6,8 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-from shancheng.nodes.rpc.params import LogFilter, RpcError
+from shancheng.nodes.rpc.errors import RpcError
+from shancheng.nodes.rpc.params import LogFilter
 
 __all__ = ["FilterNotFound", "FilterTable", "PollFilter"]
 

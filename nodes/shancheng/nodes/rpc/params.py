@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from shancheng.nodes.rpc.errors import InvalidParams, RpcError  # defined with the error table; re-exported
+
 __all__ = [
     "BLOCK_TAGS",
     "BlockRef",
@@ -38,27 +40,6 @@ MAX_FILTER_ADDRESSES = 256
 MAX_TOPIC_ALTERNATIVES = 64
 MAX_PROOF_STORAGE_KEYS = 64  # storage slots per eth_getProof (the SDK verifies at most as many)
 BLOCK_TAGS = frozenset({"latest", "pending", "earliest", "safe", "finalized"})
-
-
-class RpcError(Exception):
-    """A JSON-RPC error response: ``code``, one-line ``message`` and optional ``data``."""
-
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.data = data
-
-    def to_json(self) -> dict[str, Any]:
-        err: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.data is not None:
-            err["data"] = self.data
-        return err
-
-
-class InvalidParams(RpcError):
-    def __init__(self, message: str) -> None:
-        super().__init__(-32602, f"invalid params: {message}")
 
 
 def _show(value: Any) -> str:

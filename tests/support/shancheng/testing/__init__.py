@@ -38,6 +38,7 @@ from shancheng.chain.precompiles import gm_cancun_vm
 from shancheng.contracts.artifacts import load
 from shancheng.contracts.deploy import Deployment, GenesisOrg, GenesisSpec, deploy
 from shancheng.sdk.crypto import SM2PrivateKey, signature_to_raw, sm3
+from shancheng.sdk.errors import ShanchengError
 
 REPO = Path(__file__).resolve().parents[4]  # tests/support/shancheng/testing/__init__.py
 ANVIL = REPO / "node_modules" / ".bin" / "anvil"
@@ -147,8 +148,8 @@ def revert_reason(exc: BaseException) -> str:
     return text
 
 
-class Reverted(AssertionError):
-    pass
+class Reverted(ShanchengError, AssertionError):
+    """A transaction the harness sent reverted (an AssertionError too: in a test it is a failed expectation)."""
 
 
 @dataclass
