@@ -16,10 +16,11 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from eth.abc import BlockAPI, ReceiptAPI, SignedTransactionAPI
-from eth.exceptions import Revert, VMError
+from eth.exceptions import Revert
 from eth.vm.spoof import SpoofTransaction
 from eth_tester import PyEVMBackend
 
+from shancheng.chain.ledger import CallFailed, estimate_gas
 from shancheng.chain.precompiles import gm_cancun_vm
 from shancheng.chain.state_proofs import state_proof
 from shancheng.chain.transaction_proofs import transaction_proof
@@ -80,13 +81,15 @@ class PyEvmBackend:
         tx = self.chain.get_vm().get_transaction_builder().decode(raw)
         expected = self.pending_nonce(tx.sender)
         if tx.nonce < expected:
-            raise AdmissionError(-32000, f"nonce too low: next nonce {expected}, transaction nonce {tx.nonce}")
+            raise AdmissionError(-32000, f"nonce too low: next nonce {expected}, transaction nonce {tx.nonce}",
+                                 reason="nonce_too_low")
         if tx.nonce > expected:
-            raise AdmissionError(-32000, f"nonce too high: next nonce {expected}, transaction nonce {tx.nonce}")
+            raise AdmissionError(-32000, f"nonce too high: next nonce {expected}, transaction nonce {tx.nonce}",
+                                 reason="nonce_too_high")
         try:
             self.chain.apply_transaction(tx)
         except Exception as exc:
-            raise AdmissionError(-32000, f"transaction rejected: {exc}") from exc
+            raise AdmissionError(-32000, f"transaction rejected: {exc}", reason="rejected") from exc
         block = self.chain.mine_block(mix_hash=os.urandom(32))
         self._index(block)
         return bytes(tx.hash)
@@ -155,13 +158,12 @@ class PyEvmBackend:
         return bytes(computation.output)
 
     def estimate_gas(self, tx: dict[str, Any], block: int | None) -> int:
-        header, spoof = self._spoof(tx, block)
+        """The node's estimator (geth's search, exact: the smallest gas limit that succeeds) on this chain."""
+        header = self.chain.get_canonical_block_header_by_number(self._latest if block is None else block)
         try:
-            return int(self.chain.estimate_gas(spoof, header))
-        except Revert as exc:
-            raise ExecutionReverted(bytes(exc.args[0]) if exc.args and isinstance(exc.args[0], bytes) else b"") from exc
-        except VMError as exc:
-            raise ExecutionFailed(f"execution failed: {type(exc).__name__}") from exc
+            return estimate_gas(self.chain, tx, header)
+        except CallFailed as exc:
+            raise ExecutionFailed(str(exc)) from exc
 
     # -- logs and heads ---------------------------------------------------------------------------
     def logs(self, from_block: int, to_block: int, addresses: Sequence[bytes],
@@ -212,6 +214,12 @@ class PyEvmBackend:
 
     def peer_count(self) -> int:
         return 0
+
+    def coinbase(self) -> bytes:
+        return bytes(self.chain.get_canonical_head().coinbase)  # eth-tester mines with its default coinbase
+
+    def mining(self) -> bool:
+        return True  # every admitted transaction is mined at once (automine)
 
 
 class ServerThread:

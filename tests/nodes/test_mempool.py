@@ -7,6 +7,7 @@ PyEVMBackend with Shancheng's Cancun VM) with the system contracts deployed, thr
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,7 +24,9 @@ from shancheng.nodes.mempool import (
     CODE_TX_REJECTED,
     AdmissionError,
     Mempool,
+    ReplacementPolicy,
 )
+from shancheng.sdk.errors import InvalidInput
 from shancheng.testing import GENESIS_ORGS, System, build_system, make_pyevm
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -277,19 +280,22 @@ def test_balance_must_cover_value_and_gas_times_fee_cap(pool: Mempool, sign: Sig
 
 
 # --------------------------------------------------------------------------------------------- replacement
-def test_a_zero_fee_transaction_cannot_be_replaced_for_free(pool: Mempool, sign: Signer) -> None:
+def test_a_zero_fee_transaction_is_not_replaced_for_free_before_the_minimum_age(pool: Mempool, sign: Signer) -> None:
     first = pool.add(bytes(sign("hospital", value=1).raw_transaction))
     for type_ in (0, 1, 2):
-        refused(pool, sign("hospital", value=2, type=type_).raw_transaction, CODE_TX_INVALID, "underpriced",
-                "replacement transaction underpriced", "0/0, got 0/0")
+        err = refused(pool, sign("hospital", value=2, type=type_).raw_transaction, CODE_TX_INVALID,
+                      "replacement_too_early", "replacement transaction underpriced", "once it is 1 s old",
+                      "0/0, got 0/0")
+        assert err.diagnostics() == {"code": CODE_TX_INVALID, "reason": "replacement_too_early"}
     assert first in pool and len(pool) == 1
 
 
 def test_replacement_needs_a_ten_percent_bump_on_tip_and_fee_cap(pool: Mempool, sign: Signer) -> None:
     first = pool.add(bytes(sign("hospital", tip=100, fee=1_000).raw_transaction))
-    refused(pool, sign("hospital", tip=110, fee=1_099, value=1).raw_transaction, CODE_TX_INVALID, "underpriced",
-            "100/1000, got 110/1099")
-    refused(pool, sign("hospital", tip=109, fee=2_000, value=1).raw_transaction, CODE_TX_INVALID, "underpriced")
+    refused(pool, sign("hospital", tip=110, fee=1_099, value=1).raw_transaction, CODE_TX_INVALID,
+            "replacement_too_early", "100/1000, got 110/1099")
+    refused(pool, sign("hospital", tip=109, fee=2_000, value=1).raw_transaction, CODE_TX_INVALID,
+            "replacement_too_early")
     second = pool.add(bytes(sign("hospital", tip=110, fee=1_100, value=1).raw_transaction))
     assert first not in pool and second in pool and len(pool) == 1
     # legacy: gasPrice is both tip and fee cap
@@ -301,6 +307,103 @@ def test_zero_fee_transaction_is_replaced_by_one_with_a_tip(pool: Mempool, sign:
     first = pool.add(bytes(sign("hospital").raw_transaction))
     second = pool.add(bytes(sign("hospital", tip=1, value=9).raw_transaction))
     assert first not in pool and pool.get(second) is not None and pool.get(second).value == 9  # type: ignore[union-attr]
+
+
+def _cancel(sign: Signer, system: System, sender: str, nonce: int, **fields: Any) -> Any:
+    """A cancel: a 0-value transfer to oneself with the nonce of the pending transaction it replaces."""
+    return sign(sender, nonce, to=system.account(sender), value=0, **fields)
+
+
+def test_issue10_a_tx_stuck_behind_a_gap_is_cancelled_for_free_after_the_minimum_age(
+        system: System, state: ChainState, sign: Signer) -> None:
+    """The hole (issue 10, point 7): on a zero-fee chain a pending transaction could never be replaced or
+    cancelled — a replacement needed a 10 % higher non-zero fee that zero balances cannot pay. Now the sender
+    cancels its stuck transaction with a 0-value self-transfer once it is ``min_age`` old, and the cancel is
+    what a block takes when the gap is filled."""
+    pool = Mempool(chain_id=system.chain_id, state=state, policy=ReplacementPolicy(min_age=0.3))
+    stuck = pool.add(bytes(sign("hospital", 1, value=1).raw_transaction))  # nonce 0 is missing: a gap
+    assert pool.select(gas_limit=10**7) == []
+    early = _cancel(sign, system, "hospital", 1)
+    refused(pool, early.raw_transaction, CODE_TX_INVALID, "replacement_too_early",
+            "replacement transaction underpriced", f"0x{stuck.hex()}", "once it is 0.3 s old")
+    assert stuck in pool and len(pool) == 1
+    time.sleep(0.35)
+    cancel = pool.add(bytes(early.raw_transaction))
+    assert stuck not in pool and cancel in pool and len(pool) == 1
+    gap = pool.add(bytes(sign("hospital", 0).raw_transaction))
+    chosen = pool.select(gas_limit=10**7)
+    assert [bytes(t.hash) for t in chosen] == [gap, cancel]
+    assert chosen[1].value == 0 and chosen[1].to == addr(system, "hospital")
+
+
+def test_issue10_free_replacements_are_bounded_per_sender_and_nonce(system: System, state: ChainState,
+                                                                     sign: Signer) -> None:
+    """The abuse bound of free replacement: at most ``max_free`` per (sender, nonce) while the slot is pooled
+    (a fee bump neither needs nor resets the count); other slots have their own count."""
+    pool = Mempool(chain_id=system.chain_id, state=state, policy=ReplacementPolicy(min_age=0, max_free=2))
+    pool.add(bytes(sign("hospital", 0, value=1).raw_transaction))
+    pool.add(bytes(sign("hospital", 0, value=2).raw_transaction))
+    second = pool.add(bytes(sign("hospital", 0, value=3).raw_transaction))
+    refused(pool, sign("hospital", 0, value=4).raw_transaction, CODE_TX_INVALID, "replacement_limit",
+            "replacement transaction underpriced", "has had 2 free replacements, the limit (2)")
+    assert second in pool and len(pool) == 1
+    bumped = pool.add(bytes(sign("hospital", 0, tip=1, value=5).raw_transaction))  # geth's rule still works
+    assert second not in pool and bumped in pool
+    refused(pool, sign("hospital", 0, tip=1, fee=1, value=6).raw_transaction, CODE_TX_INVALID, "replacement_limit")
+    pool.add(bytes(sign("hospital", 1, value=1).raw_transaction))
+    other = pool.add(bytes(sign("hospital", 1, value=2).raw_transaction))  # another nonce: its own count
+    assert other in pool and len(pool) == 2
+    none = Mempool(chain_id=system.chain_id, state=state, policy=ReplacementPolicy(min_age=0, max_free=0))
+    none.add(bytes(sign("hospital", 0, value=1).raw_transaction))
+    refused(none, sign("hospital", 0, value=2).raw_transaction, CODE_TX_INVALID, "replacement_limit", "limit (0)")
+
+
+def test_issue10_a_tx_stuck_behind_a_gap_expires_after_the_lifetime(system: System, state: ChainState,
+                                                                    sign: Signer) -> None:
+    """The other half of point 7: a transaction behind a nonce gap stayed forever. It is dropped once
+    ``lifetime`` has passed since its slot was filled (a replacement does not extend it), at selection and
+    after a block; executable transactions are not expired."""
+    pool = Mempool(chain_id=system.chain_id, state=state, policy=ReplacementPolicy(min_age=0, lifetime=0.5))
+    ready = pool.add(bytes(sign("hospital", 0).raw_transaction))
+    stuck = pool.add(bytes(sign("hospital", 2).raw_transaction))
+    other = pool.add(bytes(sign("pharmacy", 1).raw_transaction))  # pharmacy's nonce 0 is missing
+    time.sleep(0.3)
+    replaced = pool.add(bytes(sign("hospital", 2, value=1).raw_transaction))
+    assert pool.evict_expired() == 0 and len(pool) == 3
+    time.sleep(0.3)  # 0.6 s since the slots were filled, 0.3 s since the replacement
+    assert [bytes(t.hash) for t in pool.select(gas_limit=10**7)] == [ready]
+    assert ready in pool and stuck not in pool and replaced not in pool and other not in pool and len(pool) == 1
+    late = pool.add(bytes(sign("pharmacy", 2).raw_transaction))
+    time.sleep(0.55)
+    pool.on_new_head()
+    assert late not in pool and ready in pool and pool.pending_gas == 21_000
+
+
+def test_issue10_replacement_policy_refuses_nonsense(system: System, state: ChainState) -> None:
+    assert ReplacementPolicy() == ReplacementPolicy(min_age=1.0, max_free=3, lifetime=600.0)  # the README defaults
+    for bad in ({"min_age": -1}, {"min_age": float("nan")}, {"max_free": -1}, {"max_free": 2.5},
+                {"lifetime": 0}, {"lifetime": float("inf")}):
+        with pytest.raises(InvalidInput):
+            ReplacementPolicy(**bad)  # type: ignore[arg-type]
+    policy = ReplacementPolicy.from_config({"replace_min_age": 0.5, "free_replacements": 1, "lifetime": 60})
+    assert policy == ReplacementPolicy(min_age=0.5, max_free=1, lifetime=60.0)
+    for section, fragment in (({"lifetime": "soon"}, "must be numbers"), ({"lifetime": -5}, "lifetime must be"),
+                              ({"replace_age": 1}, "unknown setting 'replace_age'"), ([], "must be a table")):
+        with pytest.raises(InvalidInput) as info:
+            ReplacementPolicy.from_config(section)
+        assert str(info.value).startswith("config.toml [mempool]") and fragment in str(info.value)
+        assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("offset", [0, 1, 2**70])
+def test_issue10_nonce_max_is_reported_as_nonce_max_not_as_a_bad_signature(pool: Mempool, sign: Signer,
+                                                                          offset: int) -> None:
+    """The hole (issue 10, point 8): nonce 2^64-1 was refused as "invalid sender" (py-evm's validate() fails on
+    it); go-ethereum says "nonce has max value"."""
+    nonce = 2**64 - 1 + offset - sign.base("hospital")
+    refused(pool, sign("hospital", nonce).raw_transaction, CODE_TX_INVALID, "nonce_max", "nonce has max value",
+            str(2**64 - 1 + offset))
+    assert len(pool) == 0
 
 
 # --------------------------------------------------------------------------------------------- capacity
@@ -520,7 +623,7 @@ def test_selection_is_gap_free_in_nonce_order_and_maximal(property_chain: tuple[
         try:
             pool.add(_signed_cache[key])
         except AdmissionError as err:
-            assert err.reason in ("already_known", "underpriced")
+            assert err.reason in ("already_known", "replacement_too_early")
     size = len(pool)
     gas_limit = int(fraction * sum(t.gas for t in pool.pending()))  # so that the limit often binds
     chosen = pool.select(gas_limit=gas_limit)

@@ -146,8 +146,12 @@ def test_wrong_types_name_the_parameter(url: str, method: str, params: Any, need
 
 
 def test_named_params_are_mapped_onto_the_table(url: str) -> None:
-    answer = call(url, "eth_getBalance", {"address": "0x" + "11" * 20})
+    answer = call(url, "eth_getBalance", {"address": "0x" + "11" * 20, "block": "latest"})
     assert answer["result"] == "0x0"
+    # the block is required, as in geth (issue 10, point 8), by name as by position
+    missing = error(url, "eth_getBalance", {"address": "0x" + "11" * 20})
+    assert missing["code"] == -32602 and "params[1] (block)" in missing["message"]
+    assert "missing value for required argument 1 (block)" in error(url, "eth_getBalance", ["0x" + "11" * 20])["message"]
     assert error(url, "eth_getBalance", {"who": "0x"})["message"] == "invalid params: unknown parameter 'who'"
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
 from eth.db.atomic import AtomicDB
 from eth.db.backends.memory import MemoryDB
-from eth.exceptions import BlockNotFound, HeaderNotFound, Revert, TransactionNotFound
+from eth.exceptions import BlockNotFound, HeaderNotFound, OutOfGas, Revert, TransactionNotFound
 from eth.vm.forks.cancun.transactions import CancunTransactionBuilder
 from eth.vm.spoof import SpoofTransaction
 from eth_abi.abi import decode, encode
@@ -41,7 +41,21 @@ from .genesis import Genesis, GenesisError
 from .storage import LevelDB
 from .vm import chain_class
 
-__all__ = ["BuiltBlock", "ExecutionReverted", "Ledger", "LogRecord", "log_matches", "log_record", "logs_of_block"]
+__all__ = [
+    "RPC_GAS_CAP",
+    "BuiltBlock",
+    "CallFailed",
+    "ExecutionReverted",
+    "Ledger",
+    "LogRecord",
+    "call_gas",
+    "estimate_gas",
+    "execute_call",
+    "log_matches",
+    "log_record",
+    "logs_of_block",
+    "spoof_transaction",
+]
 
 _COMMIT = b"sc:commit:"  # + u64 height -> commit certificate JSON
 _META_GENESIS = b"sc:meta:genesis-hash"
@@ -50,6 +64,9 @@ _LOG_ADDRESS = b"sc:log:a:"  # + address(20) + u64 block + u32 log index -> b""
 _LOG_TOPIC = b"sc:log:t:"  # + u8 position + topic(32) + u64 block + u32 log index -> b""
 _ALLOWED_SELECTOR = function_signature_to_4byte_selector("isAccountAllowed(address)")
 _CALL_GAS = 50_000_000
+RPC_GAS_CAP = 50_000_000  # geth's default --rpc.gascap: the most gas one eth_call / eth_estimateGas may burn
+_TX_GAS = 21_000  # a plain transfer
+_CALL_STIPEND = 2_300
 _ALLOWED_CACHE = 10_000  # senders remembered; non-members can make up any number of senders
 _NOT_MEMBER = "sender is not an account of an active member organisation"
 
@@ -63,7 +80,15 @@ class ExecutionReverted(ShanchengError):
 
     def __init__(self, data: bytes, message: str = "execution reverted") -> None:
         super().__init__(message)
-        self.data = data
+        self.data = bytes(data)
+
+    def diagnostics(self) -> dict[str, Any]:
+        return {"data": self.data}
+
+
+class CallFailed(ShanchengError):
+    """An eth_call / estimate failed without revert data: out of gas, an invalid opcode, a value the sender
+    cannot pay, or no gas limit up to the cap with which it succeeds."""
 
 
 @dataclass(frozen=True)
@@ -205,36 +230,14 @@ class Ledger:
         return int(self.state_at(header).get_storage(address, slot))
 
     # -- execution without a transaction ---------------------------------------------------------
-    def _spoof(self, tx: dict[str, Any], header: BlockHeaderAPI) -> SpoofTransaction:
-        sender = tx.get("from") or b"\0" * 20
-        unsigned = CancunTransactionBuilder.create_unsigned_transaction(
-            nonce=self.nonce(sender, header),
-            gas_price=0,
-            gas=min(int(tx.get("gas") or _CALL_GAS), _CALL_GAS),
-            to=Address(tx.get("to") or b""),
-            value=int(tx.get("value") or 0),
-            data=tx.get("data") or b"",
-        )
-        return SpoofTransaction(unsigned, from_=sender)
-
-    def call(self, tx: dict[str, Any], header: BlockHeaderAPI | None = None) -> bytes:
+    def call(self, tx: dict[str, Any], header: BlockHeaderAPI | None = None, *, gas_cap: int = RPC_GAS_CAP) -> bytes:
         """eth_call: execute against ``header``'s state and discard; raises :class:`ExecutionReverted`."""
-        header = header or self.head
-        at = self._chain.create_header_from_parent(header)  # execute as the next block would
-        try:
-            return bytes(self._chain.get_transaction_result(self._spoof(tx, header), at))  # type: ignore[arg-type]
-        except Revert as exc:
-            data = exc.args[0] if exc.args and isinstance(exc.args[0], bytes) else b""
-            raise ExecutionReverted(data) from exc
+        return execute_call(self._chain, tx, header or self.head, gas_cap=gas_cap)
 
-    def estimate_gas(self, tx: dict[str, Any], header: BlockHeaderAPI | None = None) -> int:
-        header = header or self.head
-        spoof = self._spoof(tx, header)
-        try:  # py-evm's binary search raises the REVERT (with its data) of a call that fails at any gas
-            return int(self._chain.estimate_gas(spoof, self._chain.create_header_from_parent(header)))  # type: ignore[arg-type]
-        except Revert as exc:
-            data = exc.args[0] if exc.args and isinstance(exc.args[0], bytes) else b""
-            raise ExecutionReverted(data) from exc
+    def estimate_gas(self, tx: dict[str, Any], header: BlockHeaderAPI | None = None, *,
+                     gas_cap: int = RPC_GAS_CAP) -> int:
+        """eth_estimateGas: the smallest gas limit with which ``tx`` succeeds (:func:`estimate_gas`)."""
+        return estimate_gas(self._chain, tx, header or self.head, gas_cap=gas_cap)
 
     def is_account_allowed(self, address: bytes, header: BlockHeaderAPI | None = None, *, state: Any = None) -> bool:
         """Governance.isAccountAllowed(address) at ``header`` (default: the head); ``state`` is the state at
@@ -486,3 +489,104 @@ def log_matches(log: LogRecord, addresses: Sequence[bytes], topics: Sequence[Seq
     if len(topics) > len(log.topics):
         return False
     return all(not wanted or log.topics[i] in wanted for i, wanted in enumerate(topics))
+
+
+# -- eth_call and eth_estimateGas on any py-evm chain of this VM (the node's, or a call worker's) -------------
+def call_gas(tx: dict[str, Any], gas_cap: int) -> int:
+    """The gas an eth_call runs with: the request's, or the cap when absent, never more than the cap
+    (geth's ``--rpc.gascap``)."""
+    return min(int(tx.get("gas") or gas_cap), gas_cap)
+
+
+def spoof_transaction(state: Any, tx: dict[str, Any], gas: int) -> SpoofTransaction:
+    """``tx`` (bytes/int values under from, to, value, data) as an unsigned transaction from its sender,
+    with the sender's nonce in ``state`` and no fee."""
+    sender = tx.get("from") or b"\0" * 20
+    unsigned = CancunTransactionBuilder.create_unsigned_transaction(
+        nonce=state.get_nonce(sender),
+        gas_price=0,
+        gas=gas,
+        to=Address(tx.get("to") or b""),
+        value=int(tx.get("value") or 0),
+        data=tx.get("data") or b"",
+    )
+    return SpoofTransaction(unsigned, from_=sender)
+
+
+def _failure(computation: Any) -> ShanchengError:
+    """The error of a failed computation: the REVERT with its data, or what stopped it."""
+    error = computation.error
+    if isinstance(error, Revert):
+        return ExecutionReverted(error.args[0] if error.args and isinstance(error.args[0], bytes) else b"")
+    if isinstance(error, OutOfGas):
+        return CallFailed("out of gas")
+    return CallFailed(str(error) or type(error).__name__)
+
+
+def execute_call(chain: Any, tx: dict[str, Any], header: BlockHeaderAPI, *, gas_cap: int = RPC_GAS_CAP) -> bytes:
+    """eth_call on ``header``'s state, executed as the next block would; nothing is written.
+
+    Raises :class:`ExecutionReverted` on REVERT and :class:`CallFailed` on any other failure."""
+    vm = chain.get_vm(chain.create_header_from_parent(header))
+    with vm.in_costless_state() as state:
+        try:
+            computation = state.costless_execute_transaction(spoof_transaction(state, tx, call_gas(tx, gas_cap)))
+        except ValidationError as exc:  # e.g. a value the sender cannot pay
+            raise CallFailed(str(exc)) from exc
+    if computation.is_error:
+        raise _failure(computation)
+    return bytes(computation.output)
+
+
+def estimate_gas(chain: Any, tx: dict[str, Any], header: BlockHeaderAPI, *, gas_cap: int = RPC_GAS_CAP) -> int:
+    """eth_estimateGas: the smallest gas limit with which ``tx`` succeeds on ``header``'s state.
+
+    go-ethereum's ``eth/gasestimator`` without its error ratio (exact, as anvil): the upper bound is the
+    request's gas (when at least 21,000) or else the block gas limit, never above ``gas_cap``; a plain
+    transfer to an account without code tries 21,000 first; a failure at the upper bound is final (its
+    REVERT, or "gas required exceeds allowance"); the gas that run used (less one) is the lower bound; the
+    optimistic limit (gas used + refund + call stipend) × 64/63 is tried next; then a binary search skewed
+    to the low side.
+    """
+    at = chain.create_header_from_parent(header)
+    with chain.get_vm(at).in_costless_state() as state:
+        given = int(tx.get("gas") or 0)
+        hi = min(given if given >= _TX_GAS else int(at.gas_limit), gas_cap)
+        base = spoof_transaction(state, tx, hi)
+
+        def attempt(gas: int) -> tuple[Any, str]:
+            """(the computation, "") at this gas limit, or (None, why) when the transaction is invalid."""
+            snapshot = state.snapshot()
+            try:
+                return state.costless_execute_transaction(SpoofTransaction(base, gas=gas)), ""  # type: ignore[arg-type]
+            except ValidationError as exc:  # below the intrinsic gas, a value the sender cannot pay, ...
+                return None, str(exc)
+            finally:
+                state.revert(snapshot)
+
+        def succeeds(gas: int) -> bool:
+            computation, _ = attempt(gas)
+            return computation is not None and not computation.is_error
+
+        if not base.data and base.to and not state.get_code(base.to) and succeeds(_TX_GAS):
+            return _TX_GAS
+        computation, invalid = attempt(hi)
+        if computation is None:
+            raise CallFailed(invalid)
+        if computation.is_error:
+            if isinstance(computation.error, OutOfGas):
+                raise CallFailed(f"gas required exceeds allowance ({hi})")
+            raise _failure(computation)
+        consumed = hi - int(computation.get_gas_remaining())  # before the refund
+        refund = min(int(computation.get_gas_refund()), consumed // 5)  # EIP-3529's cap
+        lo = consumed - refund - 1  # it failed with less than it used
+        optimistic = (consumed + _CALL_STIPEND) * 64 // 63
+        if optimistic < hi and succeeds(optimistic):
+            hi = optimistic
+        while lo + 1 < hi:
+            mid = min((hi + lo) // 2, lo * 2)  # most transactions need little more than they use
+            if succeeds(mid):
+                hi = mid
+            else:
+                lo = mid
+        return hi

@@ -28,7 +28,7 @@ from typing import Any
 from eth_account import Account
 
 from shancheng.chain.genesis import Genesis, GenesisOrganisation, GenesisValidator
-from shancheng.chain.ledger import Ledger
+from shancheng.chain.ledger import RPC_GAS_CAP, Ledger
 from shancheng.chain.storage import StorageError
 from shancheng.nodes.rpc import client as rpc_client
 from shancheng.sdk.cli.keys import load_key_file, write_key_file
@@ -37,7 +37,9 @@ from shancheng.sdk.crypto.pem import MAX_PEM_LEN, pem_blocks
 from shancheng.sdk.errors import InvalidInput, InvalidKey, ShanchengError
 from shancheng.sdk.files import make_private_folder, read_password, read_small_file, write_private_file
 
+from .mempool import ReplacementPolicy
 from .node import Node, NodeConfig
+from .rpc.guard import RpcPolicy
 
 log = logging.getLogger("shancheng.node")
 
@@ -59,12 +61,41 @@ CONFIG_TEMPLATE = """# Shancheng node configuration
 host = "127.0.0.1"
 http_port = {http_port}
 ws_port = {ws_port}
+# Limits on clients (README, "RPC limits"); 0 turns a cap or rate off.
+# header_timeout = 10.0            # seconds to send a request's headers
+# body_timeout = 30.0              # seconds to send its body
+# idle_timeout = 60.0              # seconds a keep-alive connection may stay idle
+# max_connections = 1024           # HTTP connections in all ...
+# max_connections_per_client = 64  # ... and per client address
+# max_ws_connections = 512         # WebSocket connections in all ...
+# max_ws_connections_per_client = 32
+# max_subscriptions = 8192         # eth_subscribe in all (64 per connection)
+# requests_per_second = 2000.0     # per client (address, or token); each request of a batch counts
+# burst = 4000
+# max_heavy_per_client = 4         # concurrent eth_call / eth_estimateGas / eth_getLogs / proofs per client
+# max_heavy = 64                   # ... and in all
+# gas_cap = 50000000               # the most gas one eth_call / eth_estimateGas may use (geth's --rpc.gascap)
+# evm_timeout = 5.0                # seconds a call may run, and may wait for a worker (geth's --rpc.evmtimeout)
+# call_workers = 2                 # worker processes running calls; 0 = in the node's process (no time limit)
+# Bearer tokens, as digests: printf %s "$TOKEN" | sha256sum -> "sha256:<hex>" (or "sm3:<hex>"). Empty = no auth;
+# set it whenever host is not 127.0.0.1.
+# auth_tokens = []
+# Origins browsers may call from (CORS), e.g. ["https://ui.example.org"]; "*" = any. Empty = none.
+# cors_origins = []
 
 [blocks]
 # seconds between checks for pending transactions (a block is built when any wait)
 interval = 1.0
 # seconds between empty blocks when idle; 0 = no empty blocks
 heartbeat = 0
+
+[mempool]
+# A pending transaction may be replaced without a fee bump (same sender and nonce; a 0-value transfer to
+# oneself cancels it) once it is replace_min_age seconds old, free_replacements times at most (README).
+# replace_min_age = 1.0
+# free_replacements = 3
+# seconds after which a transaction stuck behind a nonce gap is dropped (geth's --txpool.lifetime)
+# lifetime = 600
 """
 
 
@@ -199,6 +230,23 @@ def _load_config(home: Path) -> dict[str, Any]:
         raise InvalidInput(f"{path} is nested too deeply") from exc
 
 
+def _call_limits(rpc: dict[str, Any]) -> dict[str, Any]:
+    """config.toml's limits on eth_call / eth_estimateGas (``[rpc]`` gas_cap, evm_timeout, call_workers)."""
+    try:
+        gas_cap = int(rpc.get("gas_cap", RPC_GAS_CAP))
+        timeout = float(rpc.get("evm_timeout", 5.0))
+        workers = int(rpc.get("call_workers", 2))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"config.toml [rpc]: gas_cap, evm_timeout and call_workers must be numbers ({exc})") from exc
+    if not 21_000 <= gas_cap <= 1 << 40:
+        raise InvalidInput("config.toml [rpc]: gas_cap must be between 21000 and 2^40")
+    if not 0 < timeout <= 3600:
+        raise InvalidInput("config.toml [rpc]: evm_timeout must be between 0 and 3600 seconds")
+    if not 0 <= workers <= 64:
+        raise InvalidInput("config.toml [rpc]: call_workers must be between 0 and 64")
+    return {"rpc_gas_cap": gas_cap, "rpc_evm_timeout": timeout, "call_workers": workers}
+
+
 def cmd_start(args: argparse.Namespace) -> int:
     home = Path(args.home)
     if not (home / "genesis.json").exists():
@@ -212,6 +260,9 @@ def cmd_start(args: argparse.Namespace) -> int:
         ws_port=args.ws_port if args.ws_port is not None else int(rpc.get("ws_port", 8546)),
         block_interval=args.block_interval if args.block_interval is not None else float(blocks.get("interval", 1.0)),
         heartbeat=heartbeat or None,
+        rpc_policy=RpcPolicy.from_config(rpc),
+        mempool_policy=ReplacementPolicy.from_config(cfg.get("mempool", {})),
+        **_call_limits(rpc),
     )
     password_file = args.password_file or (
         str(home / "node-key.password") if (home / "node-key.password").exists() else None

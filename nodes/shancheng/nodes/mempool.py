@@ -19,6 +19,7 @@ type: legacy, EIP-2930 or EIP-1559 (not 3, 4, other)   -32000     ``unsupported_
 RLP decoding, canonical encoding                       -32000     ``malformed``
 already in the pool (same hash)                        -32000     ``already_known``
 chain id; legacy must be EIP-155 protected             -32000     ``wrong_chain`` / ``unprotected``
+nonce < 2^64 - 1 (EIP-2681)                            -32000     ``nonce_max``
 field ranges, signature, sender recovery               -32000     ``invalid_sender``
 init code size (EIP-3860) for contract creation        -32000     ``initcode_too_large``
 gas >= intrinsic gas (incl. EIP-3860 init code words)  -32000     ``intrinsic_gas``
@@ -27,7 +28,8 @@ nonce >= state nonce                                   -32000     ``nonce_too_lo
 nonce < state nonce + ``per_sender``                   -32010     ``nonce_too_high``
 sender is an allowed member (Governance)               -32003     ``not_allowed``
 balance >= value + gas * max fee                       -32000     ``insufficient_funds``
-replacement bump (see below)                           -32000     ``underpriced``
+replacement: fee bump, or free after a minimum age   -32000     ``replacement_too_early`` /
+(see below)                                                       ``replacement_limit``
 capacity (see below)                                   -32010     ``pool_full``
 ====================================================== ========== ==========================
 
@@ -35,13 +37,27 @@ Decisions:
 
 * **Future nonces are queued.** A tx whose nonce leaves a gap is kept (within ``per_sender`` of the state
   nonce, which also bounds each sender's share of the pool) but never selected until the gap is filled.
-* **Replacement** follows go-ethereum: a tx with the same sender and nonce replaces the pooled one only if
-  both its ``maxPriorityFeePerGas`` and its ``maxFeePerGas`` (``gasPrice`` for legacy and EIP-2930) are
-  strictly higher *and* at least 10 % higher. Consequence on this zero-fee chain: a zero-fee tx can only be
-  replaced by one that offers a non-zero tip, which the sender's balance must cover (``gas * maxFee``);
-  a sender without ether cannot replace a pending tx and has to wait for it to be included (within a block
-  interval, since zero fees order nothing) or use the next nonce. We keep the rule because a free
-  replacement would let any member churn the pool (and, with BFT, the gossip) at no cost.
+* **Replacement** (same sender, same nonce; the new tx passes every other check) is accepted in two ways:
+
+  1. *fee bump*, as go-ethereum: both its ``maxPriorityFeePerGas`` and its ``maxFeePerGas`` (``gasPrice``
+     for legacy and EIP-2930) are strictly higher *and* at least 10 % higher — always accepted;
+  2. *free replacement*, for this zero-fee chain where nobody can pay a bump: any fees, accepted when the
+     pooled tx has been pending at least ``ReplacementPolicy.min_age`` seconds (default 1 s) and the slot
+     (sender, nonce) has had fewer than ``ReplacementPolicy.max_free`` free replacements (default 3). A
+     *cancel* is such a replacement by a 0-value transfer to oneself. Refusals keep go-ethereum's prefix
+     ``replacement transaction underpriced`` (tools recognise it) and say which bound applies.
+
+  Abuse bound: a free replacement costs the node one admission (decode, one ECDSA recovery, three state
+  reads) and the replaced tx is never executed, so each pooled slot costs at most ``1 + max_free``
+  admissions, spread over at least ``max_free * min_age`` seconds; a sender holds at most ``per_sender``
+  slots, so a member can cause at most ``per_sender * (1 + max_free)`` admissions (1,024 by default) per
+  lifetime of its pooled txs, and at most ``per_sender / min_age`` (256) free replacements a second —
+  no more than sending that many new txs, which a zero-fee chain allows anyway. The count stays with the
+  slot while it is pooled; a fee bump does not reset it.
+* **Stuck transactions expire** (as go-ethereum's ``--txpool.lifetime``): a tx that is not executable
+  (behind a nonce gap) is dropped once ``ReplacementPolicy.lifetime`` seconds (default 600) have passed
+  since its slot was first filled (replacements do not extend it). Expiry is checked at every selection
+  (the node selects every block interval while txs are pending) and after every block.
 * **Capacity.** When the pool holds ``capacity`` txs, a new tx evicts the highest-nonce tx of the sender
   that holds the most, if that sender holds at least two more than the newcomer's sender would; otherwise
   the newcomer is refused with ``txpool is full``. One member cannot lock the others out, and evicting a
@@ -60,9 +76,11 @@ Decisions:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import rlp  # type: ignore[import-untyped]
 from eth.abc import SignedTransactionAPI
@@ -70,7 +88,7 @@ from eth.vm.forks.cancun.transactions import CancunTransactionBuilder
 from eth_utils.address import to_checksum_address
 from eth_utils.exceptions import ValidationError
 
-from shancheng.sdk.errors import ShanchengError
+from shancheng.sdk.errors import InvalidInput, ShanchengError
 
 __all__ = [
     "CODE_POOL_LIMIT",
@@ -78,7 +96,9 @@ __all__ = [
     "CODE_TX_REJECTED",
     "AdmissionError",
     "Mempool",
+    "ReplacementPolicy",
     "StateView",
+    "check_nonce_limit",
 ]
 
 #: go-ethereum's code for an invalid transaction (the message says which rule)
@@ -89,6 +109,8 @@ CODE_TX_REJECTED = -32003
 CODE_POOL_LIMIT = -32010
 
 REPLACEMENT_BUMP_PERCENT = 10
+#: EIP-2681: a nonce is below 2^64 - 1 (the sender's nonce could not be incremented past it)
+MAX_NONCE = 2**64 - 1
 MAX_INITCODE_SIZE = 2 * 24576  # EIP-3860
 INITCODE_WORD_GAS = 2  # EIP-3860
 
@@ -118,6 +140,57 @@ class AdmissionError(ShanchengError):
         self.reason = reason  # short machine-readable slug (metrics, tests)
         super().__init__(message)
 
+    def diagnostics(self) -> dict[str, Any]:
+        return {"code": self.code, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class ReplacementPolicy:
+    """Free replacement and expiry of pooled transactions (see the module docstring; ``[mempool]`` in config.toml).
+
+    ``min_age``: seconds a pooled tx must have been pending before a replacement without a fee bump;
+    ``max_free``: free replacements per (sender, nonce) while that slot is pooled (0 = none: geth's rule only);
+    ``lifetime``: seconds after which a tx stuck behind a nonce gap is dropped.
+    """
+
+    min_age: float = 1.0
+    max_free: int = 3
+    lifetime: float = 600.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.min_age) and 0 <= self.min_age <= 3600):
+            raise InvalidInput("replace_min_age must be between 0 and 3600 seconds")
+        if isinstance(self.max_free, bool) or not isinstance(self.max_free, int) or not 0 <= self.max_free <= 100:
+            raise InvalidInput("free_replacements must be an integer between 0 and 100")
+        if not (math.isfinite(self.lifetime) and 0 < self.lifetime <= 30 * 86400):
+            raise InvalidInput("lifetime must be between 0 and 30 days (in seconds)")
+
+    @classmethod
+    def from_config(cls, section: Any) -> ReplacementPolicy:
+        """From config.toml's ``[mempool]``: ``replace_min_age``, ``free_replacements``, ``lifetime`` (seconds)."""
+        if not isinstance(section, dict):
+            raise InvalidInput("config.toml [mempool] must be a table")
+        unknown = set(section) - {"replace_min_age", "free_replacements", "lifetime"}
+        if unknown:
+            raise InvalidInput(f"config.toml [mempool]: unknown setting {min(unknown)!r}; known: replace_min_age, "
+                               "free_replacements, lifetime")
+        try:
+            return cls(min_age=float(section.get("replace_min_age", cls.min_age)),
+                       max_free=int(section.get("free_replacements", cls.max_free)),
+                       lifetime=float(section.get("lifetime", cls.lifetime)))
+        except (TypeError, ValueError, OverflowError) as exc:
+            if isinstance(exc, InvalidInput):
+                raise InvalidInput(f"config.toml [mempool]: {exc}") from exc
+            raise InvalidInput(f"config.toml [mempool]: replace_min_age, free_replacements and lifetime must be "
+                               f"numbers ({exc})") from exc
+
+
+def check_nonce_limit(tx: SignedTransactionAPI) -> None:
+    """Refuse a nonce of 2^64 - 1 or more (EIP-2681) with go-ethereum's message, not as a bad signature."""
+    if tx.nonce >= MAX_NONCE:
+        raise AdmissionError(CODE_TX_INVALID, f"nonce has max value: tx nonce {tx.nonce}, a nonce must be below "
+                             "2^64-1 (EIP-2681)", reason="nonce_max")
+
 
 @dataclass(eq=False)
 class _Entry:
@@ -127,6 +200,9 @@ class _Entry:
     raw: bytes
     arrival: int
     cost: int  # value + gas * max fee: what the balance must cover
+    added: float = 0.0  # monotonic time this tx entered the pool: the age a free replacement needs
+    first_seen: float = 0.0  # monotonic time its slot (sender, nonce) was first filled: the lifetime's start
+    free_replacements: int = 0  # free replacements this slot has had
 
     @property
     def nonce(self) -> int:
@@ -169,15 +245,19 @@ class Mempool:
         per_sender: int = 256,
         max_tx_bytes: int = 128 * 1024,
         block_gas_limit: int = 30_000_000,
+        policy: ReplacementPolicy = ReplacementPolicy(),
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if capacity < 1 or per_sender < 1 or max_tx_bytes < 1 or block_gas_limit < 1:
-            raise ValueError("capacity, per_sender, max_tx_bytes and block_gas_limit must be positive")
+            raise InvalidInput("capacity, per_sender, max_tx_bytes and block_gas_limit must be positive")
         self.chain_id = chain_id
         self.state = state
         self.capacity = capacity
         self.per_sender = per_sender
         self.max_tx_bytes = max_tx_bytes
         self.block_gas_limit = block_gas_limit
+        self.policy = policy
+        self._clock = clock
         self._by_hash: dict[bytes, _Entry] = {}
         self._senders: dict[bytes, _SenderQueue] = {}
         self._arrivals = itertools.count()
@@ -225,13 +305,14 @@ class Mempool:
             raise AdmissionError(CODE_TX_INVALID, f"already known: transaction 0x{tx_hash.hex()} is already pending",
                                  reason="already_known")
         sender = self._check_static(tx)
+        now = self._clock()
         entry = _Entry(tx, sender, tx_hash, raw, next(self._arrivals),
-                       int(tx.value) + int(tx.gas) * int(tx.max_fee_per_gas))
+                       int(tx.value) + int(tx.gas) * int(tx.max_fee_per_gas), added=now, first_seen=now)
         self._check_against_state(entry)
         queue = self._senders.get(sender)
         old = queue.by_nonce.get(entry.nonce) if queue else None
         if old is not None:
-            self._check_replacement(old, entry)
+            self._check_replacement(old, entry, now)
             self._drop(old)
         elif len(self._by_hash) >= self.capacity:
             self._make_room(sender)
@@ -272,6 +353,7 @@ class Mempool:
         if chain_id != self.chain_id:
             raise AdmissionError(CODE_TX_INVALID, f"invalid chain id: transaction is for chain {chain_id}, "
                                  f"this chain is {self.chain_id}", reason="wrong_chain")
+        check_nonce_limit(tx)  # before validate(), which would report it as a bad sender
         if tx.to == b"" and len(tx.data) > MAX_INITCODE_SIZE:
             raise AdmissionError(CODE_TX_INVALID, f"max initcode size exceeded: {len(tx.data)} bytes, the limit "
                                  f"is {MAX_INITCODE_SIZE}", reason="initcode_too_large")
@@ -318,21 +400,31 @@ class Mempool:
             raise AdmissionError(CODE_TX_INVALID, f"insufficient funds for gas * price + value: balance {balance}, "
                                  f"tx cost {entry.cost}", reason="insufficient_funds")
 
-    @staticmethod
-    def _check_replacement(old: _Entry, new: _Entry) -> None:
+    def _check_replacement(self, old: _Entry, new: _Entry, now: float) -> None:
+        """A fee bump (geth's rule) or a free replacement (minimum age, bounded count); sets ``new``'s slot data."""
         def bumped(before: int, after: int) -> bool:
             return after > before and after * 100 >= before * (100 + REPLACEMENT_BUMP_PERCENT)
 
+        new.first_seen = old.first_seen
+        new.free_replacements = old.free_replacements
         old_tip, old_cap = int(old.tx.max_priority_fee_per_gas), int(old.tx.max_fee_per_gas)
         new_tip, new_cap = int(new.tx.max_priority_fee_per_gas), int(new.tx.max_fee_per_gas)
-        if not (bumped(old_tip, new_tip) and bumped(old_cap, new_cap)):
-            raise AdmissionError(
-                CODE_TX_INVALID,
-                f"replacement transaction underpriced: nonce {new.nonce} is taken by 0x{old.hash.hex()}; a "
-                f"replacement needs tip and fee cap both >= {REPLACEMENT_BUMP_PERCENT}% higher (and non-zero) than "
-                f"{old_tip}/{old_cap}, got {new_tip}/{new_cap}",
-                reason="underpriced",
-            )
+        if bumped(old_tip, new_tip) and bumped(old_cap, new_cap):
+            return
+        taken = f"replacement transaction underpriced: nonce {new.nonce} is taken by 0x{old.hash.hex()}"
+        bump = (f"or raise tip and fee cap both by {REPLACEMENT_BUMP_PERCENT}% (and above 0) over "
+                f"{old_tip}/{old_cap}, got {new_tip}/{new_cap}")
+        limit = self.policy.max_free
+        if old.free_replacements >= limit:
+            raise AdmissionError(CODE_TX_INVALID, f"{taken}, which has had {old.free_replacements} free "
+                                 f"replacements, the limit ({limit}); wait for it to be mined or to expire, {bump}",
+                                 reason="replacement_limit")
+        age = now - old.added
+        if age < self.policy.min_age:
+            raise AdmissionError(CODE_TX_INVALID, f"{taken}, pending for {age:.2f} s; a free replacement is "
+                                 f"accepted once it is {self.policy.min_age:g} s old, {bump}",
+                                 reason="replacement_too_early")
+        new.free_replacements += 1
 
     def _make_room(self, sender: bytes) -> None:
         own = len(self._senders.get(sender, ()))
@@ -347,7 +439,9 @@ class Mempool:
 
     # ------------------------------------------------------------------------------------ blocks
     def select(self, *, gas_limit: int) -> list[SignedTransactionAPI]:
-        """Executable txs for the next block, within ``gas_limit`` (by declared gas); does not remove them."""
+        """Executable txs for the next block, within ``gas_limit`` (by declared gas); does not remove them
+        (but drops expired stuck txs and the txs of senders no longer allowed)."""
+        self.evict_expired()
         heads: dict[bytes, Iterator[_Entry]] = {}
         budget: dict[bytes, int] = {}
         for sender in list(self._senders):
@@ -390,8 +484,22 @@ class Mempool:
             if other is not None:
                 self._drop(other)
 
+    def evict_expired(self) -> int:
+        """Drop every tx stuck behind a nonce gap for ``policy.lifetime`` seconds or more; returns how many."""
+        deadline = self._clock() - self.policy.lifetime
+        expired: list[_Entry] = []
+        for sender, queue in self._senders.items():
+            if min(e.first_seen for e in queue.by_nonce.values()) > deadline:
+                continue  # nothing old enough: skip the state read
+            executable = {e.nonce for e in queue.executable(self.state.nonce(sender))}
+            expired.extend(e for e in queue.by_nonce.values() if e.nonce not in executable and e.first_seen <= deadline)
+        for entry in expired:
+            self._drop(entry)
+        return len(expired)
+
     def on_new_head(self) -> None:
-        """Re-check every pooled tx against the new head: stale nonces, suspended senders, unaffordable txs."""
+        """Re-check every pooled tx against the new head: stale nonces, suspended senders, unaffordable txs,
+        expired stuck txs."""
         for sender in list(self._senders):
             if not self.state.is_account_allowed(sender):
                 self._drop_sender(sender)
@@ -401,6 +509,7 @@ class Mempool:
             for entry in list(self._senders[sender].by_nonce.values()):
                 if entry.nonce < state_nonce or entry.cost > balance:
                     self._drop(entry)
+        self.evict_expired()
 
     # ------------------------------------------------------------------------------------ internals
     def _insert(self, entry: _Entry) -> None:

@@ -6,7 +6,8 @@ builds a block whenever transactions are pending (checked every
 signs its commit certificate and commits everything in one atomic write.
 
 Threads: the asyncio loop runs the RPC server and the block timer; RPC calls run
-on the server's backend thread and blocks are built on another. There is one
+on the server's backend thread and blocks are built on another. ``eth_call`` and
+``eth_estimateGas`` run in worker processes (``callpool.py``), awaited on the server's call threads. There is one
 writer (``_build_lock``: one block at a time). Readers never wait for it: they
 read the committed head, which a block changes in one atomic LevelDB batch, so
 they see the block before or after, never half of it. Admission does wait for a
@@ -24,24 +25,25 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from eth.abc import BlockAPI, ReceiptAPI, SignedTransactionAPI
 from eth_utils.address import to_checksum_address
 
-from shancheng.chain.ledger import BuiltBlock, Ledger
+from shancheng.chain.ledger import RPC_GAS_CAP, BuiltBlock, CallFailed, Ledger
 from shancheng.chain.ledger import ExecutionReverted as LedgerReverted
 from shancheng.chain.receipt_proofs import receipt_proof
 from shancheng.chain.state_proofs import state_proof
 from shancheng.chain.transaction_proofs import transaction_proof
 from shancheng.sdk.crypto import SM2PrivateKey
+from shancheng.sdk.errors import InvalidInput
 
 from . import __version__
-from .mempool import AdmissionError as MempoolAdmissionError
-from .mempool import Mempool
-from .rpc.backend import AdmissionError, ExecutionFailed, ExecutionReverted, LogRecord
-from .rpc.server import RpcServer
+from .callpool import CallAborted, CallPool
+from .mempool import Mempool, ReplacementPolicy
+from .rpc.backend import ExecutionFailed, ExecutionReverted, LogRecord
+from .rpc.server import RpcPolicy, RpcServer
 
 __all__ = ["Node", "NodeConfig"]
 
@@ -57,6 +59,11 @@ class NodeConfig:
     block_interval: float = 1.0
     heartbeat: float | None = None  # seconds between empty blocks; None = only when transactions wait
     mempool_capacity: int = 10_000
+    rpc_gas_cap: int = RPC_GAS_CAP  # geth's --rpc.gascap: the most gas one eth_call / eth_estimateGas may use
+    rpc_evm_timeout: float = 5.0  # geth's --rpc.evmtimeout: seconds a call may run (and may wait for a worker)
+    call_workers: int = 2  # worker processes for calls (callpool.py); 0 = in the node's process, no time limit
+    rpc_policy: RpcPolicy = field(default_factory=RpcPolicy)  # client limits, auth, CORS ([rpc] in config.toml)
+    mempool_policy: ReplacementPolicy = field(default_factory=ReplacementPolicy)  # free replacement, stuck-tx lifetime ([mempool])
 
 
 class _HeadState:
@@ -111,7 +118,7 @@ class Node:
         self._key = validator_key
         validators = [v.public_key for v in ledger.genesis.validators]
         if validator_key.public_key() not in validators:
-            raise ValueError("this node's key is not a validator in the genesis file")
+            raise InvalidInput("this node's key is not a validator in the genesis file")
         self._validator_index = validators.index(validator_key.public_key())
         self._build_lock = threading.Lock()
         self._pool_lock = threading.RLock()
@@ -121,11 +128,15 @@ class Node:
             state=self._head_state,
             capacity=config.mempool_capacity,
             block_gas_limit=ledger.genesis.gas_limit,
+            policy=config.mempool_policy,
         )
         self._new_block: asyncio.Condition | None = None
         self._stop: asyncio.Event | None = None
         self._last_block_time = time.monotonic()
         self.server: RpcServer | None = None
+        # eth_call / eth_estimateGas run in worker processes while the node runs (see callpool.py)
+        self._calls = CallPool(ledger.db, self.chain_id, workers=config.call_workers, timeout=config.rpc_evm_timeout,
+                               gas_cap=config.rpc_gas_cap) if config.call_workers > 0 else None
 
     # -- block production -------------------------------------------------------------------
     def produce_block(self, *, force: bool = False) -> BuiltBlock | None:
@@ -196,8 +207,15 @@ class Node:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self._stop.set)
         self.server = RpcServer(backend=self, host=self.config.rpc_host, http_port=self.config.rpc_port,
-                                ws_port=self.config.ws_port)
-        await self.server.start()
+                                ws_port=self.config.ws_port, policy=self.config.rpc_policy)
+        if self._calls is not None:
+            self._calls.start()
+        try:
+            await self.server.start()
+        except BaseException:
+            if self._calls is not None:
+                self._calls.close()
+            raise
         log.info("JSON-RPC on http://%s:%d and ws://%s:%d", self.config.rpc_host, self.server.http_port,
                  self.config.rpc_host, self.server.ws_port)
         producer = asyncio.create_task(self._producer())
@@ -208,6 +226,8 @@ class Node:
         finally:
             await producer
             await self.server.stop()
+            if self._calls is not None:
+                self._calls.close()
             with self._build_lock, self._pool_lock:
                 head = self.ledger.latest_number()
                 self.ledger.close()
@@ -238,10 +258,7 @@ class Node:
         # Admission waits for a block being built: running it alongside only shares one core (the GIL)
         # between the two, and cost a fifth of the throughput in bench/node_tps.py. Reads do not wait.
         with self._build_lock, self._pool_lock:
-            try:
-                return self.mempool.add(raw)
-            except MempoolAdmissionError as exc:
-                raise AdmissionError(exc.code, exc.message) from exc
+            return self.mempool.add(raw)  # a refusal raises the mempool's AdmissionError, mapped by the RPC server
 
     def pending_transactions(self) -> Sequence[SignedTransactionAPI]:
         with self._pool_lock:
@@ -278,21 +295,34 @@ class Node:
         # trie nodes are content-addressed and never deleted: the committed database serves every block's state
         return state_proof(self.ledger.db, bytes(self._header(block).state_root), address, slots)
 
+    isolated_calls = True  # call/estimate_gas may run on the server's call threads, beside everything else
+
     def call(self, tx: dict[str, Any], block: int | None) -> bytes:
-        return self._execute(self.ledger.call, tx, block)
+        header = self._header(block)
+        if self._calls is not None and self._calls.running:
+            calls = self._calls
+            return self._execute(lambda: calls.call(tx, bytes(header.hash)))
+        return self._execute(lambda: self.ledger.call(tx, header, gas_cap=self.config.rpc_gas_cap))
 
     def estimate_gas(self, tx: dict[str, Any], block: int | None) -> int:
-        return self._execute(self.ledger.estimate_gas, tx, block)
+        header = self._header(block)
+        if self._calls is not None and self._calls.running:
+            calls = self._calls
+            return self._execute(lambda: calls.estimate_gas(tx, bytes(header.hash)))
+        return self._execute(lambda: self.ledger.estimate_gas(tx, header, gas_cap=self.config.rpc_gas_cap))
 
-    def _execute(self, run: Callable[[dict[str, Any], Any], T], tx: dict[str, Any], block: int | None) -> T:
+    @staticmethod
+    def _execute(run: Callable[[], T]) -> T:
         """Run ``call``/``estimate_gas``, mapping VM outcomes to the RPC backend's errors."""
         try:
-            return run(tx, self._header(block))
+            return run()
         except LedgerReverted as exc:
             raise ExecutionReverted(exc.data) from exc
+        except (CallFailed, CallAborted) as exc:  # out of gas, invalid opcode, the time limit, ...
+            raise ExecutionFailed(str(exc)) from exc
         except ValueError:
             raise  # an unknown block: the server reports invalid params
-        except Exception as exc:  # VM errors other than REVERT (out of gas, invalid opcode, ...)
+        except Exception as exc:  # any other VM error
             raise ExecutionFailed(str(exc) or type(exc).__name__) from exc
 
     # -- NodeBackend: logs and heads ------------------------------------------------------------
@@ -377,4 +407,10 @@ class Node:
 
     def peer_count(self) -> int:
         return 0
+
+    def coinbase(self) -> bytes:
+        return bytes(self._key.public_key().sm3_address())  # what build_block writes as the header's coinbase
+
+    def mining(self) -> bool:
+        return self._stop is not None and not self._stop.is_set()  # the block producer runs until stop
 

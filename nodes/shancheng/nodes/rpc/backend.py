@@ -19,40 +19,19 @@ from typing import Any, Protocol, runtime_checkable
 
 from eth.abc import BlockAPI, ReceiptAPI, SignedTransactionAPI
 
-from shancheng.chain.ledger import LogRecord  # one log shape from the index to the wire
+from shancheng.chain.ledger import ExecutionReverted, LogRecord  # one log shape from the index to the wire
+from shancheng.nodes.mempool import AdmissionError
+from shancheng.nodes.rpc.errors import ExecutionFailed
 
-__all__ = ["AdmissionError", "BackendError", "ExecutionFailed", "ExecutionReverted", "LogRecord", "NodeBackend"]
+# The errors a backend raises on purpose, each defined once where it arises (the server maps them to
+# JSON-RPC errors through the one table, ``shancheng.nodes.rpc.errors.RPC_ERRORS``):
+# - ``AdmissionError`` (the mempool's): a transaction refused, with its JSON-RPC ``code`` (-32000 for nonce
+#   too low / known transaction / insufficient funds..., -32003 sender not a member, -32010 pool limits) and
+#   ``message``;
+# - ``ExecutionReverted`` (the ledger's): ``call``/``estimate_gas`` hit REVERT; ``data`` is the revert data;
+# - ``ExecutionFailed``: ``call``/``estimate_gas`` failed without revert data (out of gas, invalid opcode, ...).
+__all__ = ["AdmissionError", "ExecutionFailed", "ExecutionReverted", "LogRecord", "NodeBackend"]
 
-
-class BackendError(Exception):
-    """Base of the errors a backend raises on purpose; the server maps each to a JSON-RPC error."""
-
-
-class AdmissionError(BackendError):
-    """A transaction was refused by the mempool: JSON-RPC error ``code`` (-32000..-32099) and ``message``.
-
-    Conventional codes (as geth/anvil send them): -32000 for nonce too low / known transaction /
-    replacement underpriced / insufficient funds / not a member / pool full, -32003 transaction
-    rejected, -32602 for an undecodable transaction is produced by the server itself.
-    """
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = int(code)
-        self.message = message
-
-
-class ExecutionReverted(BackendError):
-    """``call``/``estimate_gas`` reverted; ``data`` is the raw revert data (e.g. Error(string) ABI)."""
-
-    def __init__(self, data: bytes, message: str = "execution reverted") -> None:
-        super().__init__(message)
-        self.data = bytes(data)
-        self.message = message
-
-
-class ExecutionFailed(BackendError):
-    """``call``/``estimate_gas`` failed without revert data (out of gas, invalid opcode, ...)."""
 
 
 @runtime_checkable
@@ -119,3 +98,9 @@ class NodeBackend(Protocol):
     def node_info(self) -> dict[str, Any]: ...
     def syncing(self) -> bool: ...
     def peer_count(self) -> int: ...
+    def coinbase(self) -> bytes:
+        """The address in the ``miner`` field of the blocks this node produces (``eth_coinbase``)."""
+        ...
+    def mining(self) -> bool:
+        """True while this node produces blocks (``eth_mining``)."""
+        ...

@@ -12,16 +12,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from eth.vm.forks.cancun.transactions import CancunTransactionBuilder
+from eth_utils.crypto import keccak
 
 from shancheng.chain.ledger import log_matches
-from shancheng.chain.state_proofs import StateProofBuildError
-from shancheng.nodes.rpc.backend import (
-    AdmissionError,
-    ExecutionFailed,
-    ExecutionReverted,
-    LogRecord,
-    NodeBackend,
-)
+from shancheng.nodes.mempool import check_nonce_limit
+from shancheng.nodes.rpc.backend import LogRecord, NodeBackend
 from shancheng.nodes.rpc.filters import FilterTable, PollFilter
 from shancheng.nodes.rpc.formatting import (
     format_block,
@@ -49,14 +44,13 @@ from shancheng.nodes.rpc.params import (
     parse_storage_keys,
 )
 
-__all__ = ["METHODS", "REQUIRED", "Limits", "Method", "Param", "RpcApi", "log_matches", "revert_error"]
+__all__ = ["METHODS", "REQUIRED", "Limits", "Method", "Param", "RpcApi", "log_matches"]
 
 T = TypeVar("T")
 
 REQUIRED: Any = object()
 MAX_RAW_TX = 128 * 1024
 MAX_FEE_HISTORY = 1024
-_ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
 
 
 @dataclass(frozen=True)
@@ -136,15 +130,21 @@ def _raw_tx(value: Any, what: str) -> bytes:
 
 
 P = Param
+#: eth_call / eth_estimateGas: the block is optional (geth: ``*rpc.BlockNumberOrHash``), "latest" by default
 BLOCK = P("block", parse_block, "latest")
+#: state reads: the block is required, as in geth ("missing value for required argument 1")
+STATE_BLOCK = P("block", parse_block)
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("web3_clientVersion", "client_version"),
+    Method("web3_sha3", "sha3", (P("data", parse_data),)),
     Method("net_version", "net_version"),
     Method("net_listening", "net_listening"),
     Method("net_peerCount", "peer_count"),
     Method("eth_chainId", "chain_id"),
     Method("eth_syncing", "syncing"),
     Method("eth_accounts", "accounts"),
+    Method("eth_coinbase", "coinbase"),
+    Method("eth_mining", "mining"),
     Method("eth_blockNumber", "block_number"),
     Method("eth_gasPrice", "zero"),
     Method("eth_maxPriorityFeePerGas", "zero"),
@@ -152,9 +152,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("eth_feeHistory", "fee_history", (P("blockCount", _count), P("newestBlock", parse_block_number_or_tag),
                                              P("rewardPercentiles", _percentiles, None))),
     Method("eth_getBlockByNumber", "get_block_by_number", (P("block", parse_block_number_or_tag),
-                                                           P("fullTransactions", parse_bool, False))),
-    Method("eth_getBlockByHash", "get_block_by_hash", (P("blockHash", parse_hash),
-                                                       P("fullTransactions", parse_bool, False))),
+                                                           P("fullTransactions", parse_bool))),
+    Method("eth_getBlockByHash", "get_block_by_hash", (P("blockHash", parse_hash), P("fullTransactions", parse_bool))),
     Method("eth_getBlockTransactionCountByNumber", "tx_count_by_number", (P("block", parse_block_number_or_tag),)),
     Method("eth_getBlockTransactionCountByHash", "tx_count_by_hash", (P("blockHash", parse_hash),)),
     Method("eth_getTransactionByHash", "get_transaction", (P("transactionHash", parse_hash),)),
@@ -162,10 +161,11 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("eth_sendRawTransaction", "send_raw_transaction", (P("transaction", _raw_tx),), writes=True),
     Method("eth_call", "call", (P("transaction", parse_call), BLOCK), heavy=True),
     Method("eth_estimateGas", "estimate_gas", (P("transaction", parse_call), BLOCK), heavy=True),
-    Method("eth_getTransactionCount", "get_transaction_count", (P("address", parse_address), BLOCK)),
-    Method("eth_getBalance", "get_balance", (P("address", parse_address), BLOCK)),
-    Method("eth_getCode", "get_code", (P("address", parse_address), BLOCK)),
-    Method("eth_getStorageAt", "get_storage_at", (P("address", parse_address), P("slot", parse_quantity), BLOCK)),
+    Method("eth_getTransactionCount", "get_transaction_count", (P("address", parse_address), STATE_BLOCK)),
+    Method("eth_getBalance", "get_balance", (P("address", parse_address), STATE_BLOCK)),
+    Method("eth_getCode", "get_code", (P("address", parse_address), STATE_BLOCK)),
+    Method("eth_getStorageAt", "get_storage_at", (P("address", parse_address), P("slot", parse_quantity),
+                                                  STATE_BLOCK)),
     Method("eth_getProof", "get_proof", (P("address", parse_address), P("storageKeys", parse_storage_keys),
                                          P("block", parse_block)), heavy=True),
     Method("eth_getLogs", "get_logs", (P("filter", parse_filter),), heavy=True),
@@ -184,20 +184,6 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("shancheng_getTransactionProof", "get_transaction_proof", (P("transactionHash", parse_hash),),
            heavy=True),
 )}
-
-
-def revert_error(exc: ExecutionReverted) -> RpcError:
-    """Code 3 with the revert data, the reason decoded into the message as geth and anvil do."""
-    message = "execution reverted"
-    data = exc.data
-    if data[:4] == _ERROR_SELECTOR and len(data) >= 68:
-        try:
-            length = int.from_bytes(data[36:68], "big")
-            reason = data[68 : 68 + length].decode("utf-8")
-            message = f"execution reverted: {reason}"
-        except (UnicodeDecodeError, ValueError):
-            pass
-    return RpcError(3, message, hexb(data))
 
 
 class RpcApi:
@@ -233,6 +219,17 @@ class RpcApi:
     # -- simple facts ---------------------------------------------------------------------------------
     def client_version(self) -> str:
         return self.backend.client_version
+
+    def sha3(self, data: bytes) -> str:
+        return hexb(keccak(data))
+
+    def coinbase(self) -> str:
+        """The address this node puts in its blocks' ``miner`` field (the validator's SM3 address)."""
+        return hexb(self.backend.coinbase())
+
+    def mining(self) -> bool:
+        """True while this node produces blocks (a validator that is running)."""
+        return bool(self.backend.mining())
 
     def net_version(self) -> str:
         return str(self.backend.chain_id)
@@ -330,10 +327,8 @@ class RpcApi:
             raise InvalidParams(f"transaction: not a valid signed transaction ({type(exc).__name__})") from exc
         if tx.chain_id is not None and tx.chain_id != self.backend.chain_id:
             raise RpcError(-32000, f"invalid chain id {tx.chain_id}: this chain is {self.backend.chain_id}")
-        try:
-            return hexb(self.backend.send_raw_transaction(raw))
-        except AdmissionError as exc:
-            raise RpcError(exc.code, exc.message) from exc
+        check_nonce_limit(tx)  # "nonce has max value" (an AdmissionError), whatever the backend's pool would say
+        return hexb(self.backend.send_raw_transaction(raw))  # a refusal (AdmissionError) maps in RPC_ERRORS
 
     # -- state ---------------------------------------------------------------------------------------
     def call(self, tx: dict[str, Any], ref: BlockRef) -> str:
@@ -343,13 +338,9 @@ class RpcApi:
         return hexq(self._execute(self.backend.estimate_gas, tx, ref))
 
     def _execute(self, run: Callable[[dict[str, Any], int | None], T], tx: dict[str, Any], ref: BlockRef) -> T:
-        """eth_call / eth_estimateGas: the backend's answer, or its failure as the JSON-RPC error."""
-        try:
-            return run(tx, self.resolve(ref))
-        except ExecutionReverted as exc:
-            raise revert_error(exc) from exc
-        except ExecutionFailed as exc:
-            raise RpcError(-32000, str(exc) or "execution failed") from exc
+        """eth_call / eth_estimateGas: the backend's answer; its ExecutionReverted / ExecutionFailed map in
+        ``RPC_ERRORS`` (``shancheng.nodes.rpc.errors``) to code 3 with the revert data / -32000."""
+        return run(tx, self.resolve(ref))
 
     def get_transaction_count(self, address: bytes, ref: BlockRef) -> str:
         n = self.resolve(ref)
@@ -367,11 +358,8 @@ class RpcApi:
         return hexb(self.backend.storage_at(address, slot, self.resolve(ref)).to_bytes(32, "big"))
 
     def get_proof(self, address: bytes, keys: list[bytes], ref: BlockRef) -> dict[str, Any]:
-        n = self._height(ref)
-        try:
-            return self.backend.state_proof(address, keys, n)
-        except StateProofBuildError as exc:  # as geth: the state of that block is not available
-            raise RpcError(-32000, f"missing trie node: the state of block {n} is not available ({exc})") from exc
+        # a state the database does not hold (StateProofBuildError) maps in RPC_ERRORS to "missing trie node"
+        return self.backend.state_proof(address, keys, self._height(ref))
 
     # -- logs and filters -------------------------------------------------------------------------------
     def _range(self, spec: LogFilter) -> tuple[int, int]:
@@ -450,6 +438,8 @@ class RpcApi:
         return self.backend.node_info()
 
     def get_commit(self, height: int) -> dict[str, Any] | None:
+        if height > self.backend.latest_number():  # no commit yet (and a height beyond u64 never has one)
+            return None
         return self.backend.commit_certificate(height)
 
     def validators(self, ref: BlockRef) -> list[dict[str, Any]]:

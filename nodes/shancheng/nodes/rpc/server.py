@@ -18,24 +18,43 @@ import contextlib
 import json
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-from aiohttp import WSMsgType, web
+from aiohttp import ClientPayloadError, WSMsgType, web
 
 from shancheng.nodes.rpc.backend import NodeBackend
+from shancheng.nodes.rpc.errors import rpc_error
 from shancheng.nodes.rpc.formatting import format_log
+from shancheng.nodes.rpc.guard import (
+    LIMIT_EXCEEDED,
+    UNAUTHORIZED,
+    ConnectionGate,
+    RateLimiter,
+    RpcPolicy,
+    TokenCheck,
+    cors_allows,
+    is_loopback,
+    listening_socket,
+    quiet_logs,
+    raise_fd_limit,
+)
 from shancheng.nodes.rpc.methods import METHODS, REQUIRED, Limits, Method, RpcApi, log_matches
 from shancheng.nodes.rpc.params import InvalidParams, LogFilter, RpcError, parse_filter
 from shancheng.sdk import strict_json
 from shancheng.sdk.errors import InvalidInput
 
-__all__ = ["Limits", "RpcServer"]
+__all__ = ["Limits", "RpcPolicy", "RpcServer"]
 
 log = logging.getLogger(__name__)
 MAX_DEPTH = 32  # nesting of a request body: JSON-RPC params are shallow (a log filter's topics are 3 levels)
+ISOLATED_METHODS = frozenset({"eth_call", "eth_estimateGas"})  # on the call threads if the backend has isolated_calls
 _VERSION_ERR = 'invalid request: "jsonrpc" must be "2.0"'
+
+
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _error(id_: Any, err: RpcError) -> dict[str, Any]:
@@ -55,6 +74,7 @@ class WsConnection:
     ws: web.WebSocketResponse
     queue: asyncio.Queue[str]
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
+    client: str = ""  # who it is for the per-client limits: its address, or its token
     overflowed: bool = False
 
     def push(self, message: str) -> None:
@@ -85,8 +105,9 @@ class _Call:
 
     def fail(self, exc: Exception) -> None:
         self.handler = None
-        if isinstance(exc, RpcError):
-            self.error = exc
+        mapped = rpc_error(exc)  # the one table: shancheng.nodes.rpc.errors.RPC_ERRORS
+        if mapped is not None:
+            self.error = mapped
         else:
             log.error("internal error in %s", self.name, exc_info=exc)
             self.error = RpcError(-32603, "internal error")
@@ -117,15 +138,27 @@ class RpcServer:
     """
 
     def __init__(self, *, backend: NodeBackend, host: str = "127.0.0.1", http_port: int = 8545,
-                 ws_port: int = 8546, limits: Limits | None = None) -> None:
+                 ws_port: int = 8546, limits: Limits | None = None, policy: RpcPolicy | None = None) -> None:
         self.backend = backend
         self.host = host
         self.http_port = http_port
         self.ws_port = ws_port
         self.limits = limits or Limits()
+        self.policy = policy or RpcPolicy()
         self.api = RpcApi(backend, self.limits)
+        self._tokens = TokenCheck(self.policy.auth_tokens)
+        self._rate = RateLimiter(self.policy.requests_per_second, self.policy.burst)
+        self._heavy: dict[str, int] = {}  # client -> heavy calls in flight
+        self._heavy_total = 0
+        self._subscriptions = 0  # in all connections
+        self._http_gate = ConnectionGate("HTTP", self.policy, total=self.policy.max_connections,
+                                         per_client=self.policy.max_connections_per_client)
+        self._ws_gate = ConnectionGate("WebSocket", self.policy, total=self.policy.max_ws_connections,
+                                       per_client=self.policy.max_ws_connections_per_client)
+        self._listeners: list[asyncio.AbstractServer] = []
         self._executor: ThreadPoolExecutor | None = None
         self._write_executor: ThreadPoolExecutor | None = None
+        self._call_executor: ThreadPoolExecutor | None = None  # eth_call/eth_estimateGas (isolated_calls)
         self._runners: list[web.AppRunner] = []
         self._connections: set[WsConnection] = set()
         self._head_task: asyncio.Task[None] | None = None
@@ -144,30 +177,46 @@ class RpcServer:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rpc-backend")
         if getattr(self.backend, "concurrent_reads", False):
             self._write_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rpc-backend-writes")
-        http_app = web.Application(client_max_size=self.limits.max_body_bytes)
+        if getattr(self.backend, "isolated_calls", False):  # calls run elsewhere (the node's call workers): they
+            # wait on threads of their own, never in the backend thread's queue ahead of light reads
+            self._call_executor = ThreadPoolExecutor(max_workers=self.policy.max_heavy or 64,
+                                                     thread_name_prefix="rpc-calls")
+        quiet_logs()
+        raise_fd_limit(self.policy.max_connections + self.policy.max_ws_connections + 1024)
+        if not self._tokens.enabled and not is_loopback(self.host):
+            log.warning("JSON-RPC on %s is reachable from other machines without authentication: set "
+                        "rpc.auth_tokens in config.toml (see the README's \"RPC limits\")", self.host)
+        http_app = web.Application(client_max_size=self.limits.max_body_bytes, middlewares=[self._track])
         http_app.router.add_post("/", self._handle_http)
+        http_app.router.add_route("OPTIONS", "/", self._handle_preflight)
         http_app.router.add_route("*", "/{tail:.*}", self._handle_other)
-        ws_app = web.Application()
+        ws_app = web.Application(middlewares=[self._track])
         ws_app.router.add_get("/", self._handle_ws)
         ws_app.router.add_route("*", "/{tail:.*}", self._handle_other)
         try:
-            self.http_port = await self._serve(http_app, self.http_port)
-            self.ws_port = await self._serve(ws_app, self.ws_port)
+            self.http_port = await self._serve(http_app, self.http_port, self._http_gate)
+            self.ws_port = await self._serve(ws_app, self.ws_port, self._ws_gate)
         except BaseException:
             await self.stop()
             raise
         self._head_task = asyncio.create_task(self._watch_heads(), name="rpc-heads")
         self._sweep_task = asyncio.create_task(self._sweep_filters(), name="rpc-filter-sweep")
 
-    async def _serve(self, app: web.Application, port: int) -> int:
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    async def _serve(self, app: web.Application, port: int, gate: ConnectionGate) -> int:
+        """Listen on ``port`` (SO_REUSEADDR) with every connection passing ``gate`` (caps and timeouts)."""
+        runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                               keepalive_timeout=self.policy.idle_timeout, lingering_time=1.0)
         await runner.setup()
         self._runners.append(runner)
-        site = web.TCPSite(runner, self.host, port)
-        await site.start()
-        sockets = getattr(site._server, "sockets", None)  # the bound socket tells which port 0 became
-        assert sockets
-        return int(sockets[0].getsockname()[1])
+        sock = listening_socket(self.host, port)
+        try:
+            assert runner.server is not None
+            listener = await asyncio.get_running_loop().create_server(gate.factory(runner.server), sock=sock)
+        except BaseException:
+            sock.close()
+            raise
+        self._listeners.append(listener)
+        return int(sock.getsockname()[1])
 
     async def stop(self) -> None:
         for task in (self._head_task, self._sweep_task):
@@ -176,15 +225,18 @@ class RpcServer:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._head_task = self._sweep_task = None
+        for listener in self._listeners:
+            listener.close()
+        self._listeners.clear()
         for conn in list(self._connections):
             await conn.ws.close(code=1001, message=b"server shutting down")
         for runner in self._runners:
             await runner.cleanup()
         self._runners.clear()
-        for executor in (self._executor, self._write_executor):
+        for executor in (self._executor, self._write_executor, self._call_executor):
             if executor is not None:
                 executor.shutdown(wait=True, cancel_futures=True)
-        self._executor = self._write_executor = None
+        self._executor = self._write_executor = self._call_executor = None
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -193,14 +245,19 @@ class RpcServer:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    async def _on_backend(self, fn: Any, *args: Any, writes: bool = False) -> Any:
+    async def _on_backend(self, fn: Any, *args: Any, writes: bool = False, isolated: bool = False) -> Any:
         assert self._executor is not None, "the server is not running"
         executor = self._write_executor if writes and self._write_executor is not None else self._executor
+        if isolated and not writes and self._call_executor is not None:
+            executor = self._call_executor
         return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
 
     # -- framing -------------------------------------------------------------------------------------
-    async def dispatch(self, body: bytes | str, conn: WsConnection | None = None) -> str | None:
-        """Answer one HTTP body or WebSocket message; None when nothing is to be sent (notifications)."""
+    async def dispatch(self, body: bytes | str, conn: WsConnection | None = None, client: str = "") -> str | None:
+        """Answer one HTTP body or WebSocket message; None when nothing is to be sent (notifications).
+
+        ``client`` names the sender for the per-client limits (a WebSocket's is on ``conn``)."""
+        client = conn.client if conn is not None and conn.client else client or "local"
         limit = self.limits.max_body_bytes if conn is None else self.limits.max_ws_message_bytes
         try:  # strict and bounded: a deep body must not reach the recursive C scanner (issue 8, hole 3)
             request = strict_json.loads(body, what="parse error", error=InvalidInput, max_size=limit, max_depth=MAX_DEPTH)
@@ -212,15 +269,17 @@ class RpcServer:
             if len(request) > self.limits.max_batch:
                 return json.dumps(_error(None, RpcError(
                     -32600, f"invalid request: batch of {len(request)} exceeds the limit of {self.limits.max_batch}")))
-            answers = [a for a in await self._answer(request, conn) if a is not None]
+            allowed = self._rate.take(client, len(request))
+            answers = [a for a in await self._answer(request, conn, client, allowed) if a is not None]
             return json.dumps(answers) if answers else None
-        answer = await self._one(request, conn)
+        answer = (await self._answer([request], conn, client, self._rate.take(client)))[0]
         return None if answer is None else json.dumps(answer)
 
-    async def _one(self, request: Any, conn: WsConnection | None) -> dict[str, Any] | None:
-        return (await self._answer([request], conn))[0]
+    def _limit_error(self, what: str) -> RpcError:
+        return RpcError(LIMIT_EXCEEDED, f"limit exceeded: {what}")
 
-    async def _answer(self, requests: list[Any], conn: WsConnection | None) -> list[dict[str, Any] | None]:
+    async def _answer(self, requests: list[Any], conn: WsConnection | None, client: str = "local",
+                      allowed: int | None = None) -> list[dict[str, Any] | None]:
         """The answers to ``requests``, in order (None for a notification).
 
         Consecutive light requests for backend methods go to the backend thread in **one** hop, and
@@ -228,10 +287,19 @@ class RpcServer:
         does not hold the backend thread for all of them while other clients wait.
         """
         calls = [self._prepare(request, conn) for request in requests]
+        if allowed is not None and allowed < len(calls):  # over the client's rate: the rest are refused
+            rate = self.policy.requests_per_second
+            for call in calls[allowed:]:
+                if call.error is None:
+                    call.handler, call.error = None, self._limit_error(
+                        f"more than {rate:g} requests a second (burst {self.policy.burst}) from this client")
         on_backend = [c for c in calls if c.handler is not None and not c.ws_only]
         writes = any(c.writes for c in on_backend)  # a batch stays in order on one thread: the writers' if it writes
         for group in backend_hops(on_backend):
-            await self._on_backend(self._run_all, group, writes=writes)
+            if group[0].heavy:
+                await self._run_heavy(group, client, writes)
+            else:
+                await self._on_backend(self._run_all, group, writes=writes)
         for call in calls:
             if call.handler is not None and call.ws_only:
                 try:
@@ -239,6 +307,32 @@ class RpcServer:
                 except Exception as exc:  # noqa: BLE001 - mapped to a JSON-RPC error, never sent raw
                     call.fail(exc)
         return [call.answer() for call in calls]
+
+    async def _run_heavy(self, group: list[_Call], client: str, writes: bool) -> None:
+        """One heavy call, within the client's and the server's limits on heavy calls in flight."""
+        per_client, total = self.policy.max_heavy_per_client, self.policy.max_heavy
+        mine = self._heavy.get(client, 0)
+        refusal = None
+        if per_client and mine >= per_client:
+            refusal = f"at most {per_client} concurrent eth_call/eth_estimateGas/eth_getLogs/proof requests per client"
+        elif total and self._heavy_total >= total:
+            refusal = f"the node is busy with {total} eth_call/eth_estimateGas/eth_getLogs/proof requests; retry"
+        if refusal is not None:
+            for call in group:
+                call.handler, call.error = None, self._limit_error(refusal)
+            return
+        self._heavy[client] = mine + 1
+        self._heavy_total += 1
+        try:
+            await self._on_backend(self._run_all, group, writes=writes,
+                                   isolated=all(c.name in ISOLATED_METHODS for c in group))
+        finally:
+            self._heavy_total -= 1
+            left = self._heavy[client] - 1
+            if left:
+                self._heavy[client] = left
+            else:
+                del self._heavy[client]
 
     @staticmethod
     def _run_all(calls: list[_Call]) -> None:
@@ -304,27 +398,94 @@ class RpcServer:
                 args.append(spec.parse(params[i], what))
         return args
 
+    # -- connections, clients, CORS -------------------------------------------------------------------
+    @web.middleware
+    async def _track(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+        """Middleware: while a handler runs, its connection is busy (no header or idle timeout)."""
+        guard = self._http_gate.guard_of(request.transport) or self._ws_gate.guard_of(request.transport)
+        if guard is not None:
+            guard.busy()
+        try:
+            return await handler(request)
+        finally:
+            if guard is not None:
+                guard.done()
+
+    def _client(self, request: web.Request) -> str | None:
+        """Who sends ``request``, for the per-client limits: its token, or its address without
+        authentication; None when authentication is on and the request has no valid token."""
+        if self._tokens.enabled:
+            return self._tokens.client(request.headers.get("Authorization"))
+        return "ip:" + (request.remote or "unknown")
+
+    def _cors(self, request: web.Request) -> dict[str, str]:
+        origin = request.headers.get("Origin")
+        if origin is not None and cors_allows(self.policy.cors_origins, origin):
+            return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+        return {}
+
+    @staticmethod
+    def _refuse(status: int, code: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+        response = web.json_response(_error(None, RpcError(code, message)), status=status, headers=headers)
+        response.force_close()  # a body left unread cannot be skipped cheaply: the connection is not reused
+        return response
+
+    def _unauthorized(self, cors: dict[str, str]) -> web.Response:
+        return self._refuse(401, UNAUTHORIZED, "unauthorized: send the header Authorization: Bearer <token>",
+                            {**cors, "WWW-Authenticate": "Bearer"})
+
     # -- HTTP ------------------------------------------------------------------------------------------
     async def _handle_other(self, request: web.Request) -> web.Response:
         return web.json_response(_error(None, RpcError(-32600, "invalid request: send JSON-RPC as POST /")),
                                  status=405 if request.path == "/" else 404)
 
+    async def _handle_preflight(self, request: web.Request) -> web.Response:
+        """CORS preflight: allowed origins (rpc.cors_origins) get the headers, others a bare 403."""
+        origin = request.headers.get("Origin")
+        if origin is None or not cors_allows(self.policy.cors_origins, origin):
+            return web.Response(status=403, text="origin not allowed\n")
+        return web.Response(status=204, headers={
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Methods": "POST, OPTIONS",
+            "Access-Control-Allow-Headers": "Content-Type, Authorization",
+            "Access-Control-Max-Age": "600",
+            "Vary": "Origin",
+        })
+
     async def _handle_http(self, request: web.Request) -> web.Response:
+        cors = self._cors(request)
+        client = self._client(request)
+        if client is None:
+            return self._unauthorized(cors)
+        guard = self._http_gate.guard_of(request.transport)
+        if guard is not None:
+            guard.reading_body()  # the body must arrive within body_timeout
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return web.json_response(_error(None, RpcError(
-                -32600, f"invalid request: body exceeds {self.limits.max_body_bytes} bytes")), status=413)
-        answer = await self.dispatch(body)
+            return self._refuse(413, -32600, f"invalid request: body exceeds {self.limits.max_body_bytes} bytes", cors)
+        except (ConnectionError, ClientPayloadError) as exc:  # the client left mid-body: ordinary, one debug line
+            log.debug("a client at %s left before sending its whole body (%s)", request.remote, type(exc).__name__)
+            return self._refuse(400, -32600, "invalid request: the body was cut short", cors)
+        finally:
+            if guard is not None:
+                guard.busy()
+        answer = await self.dispatch(body, client=client)
         if answer is None:
-            return web.Response(status=200, text="", content_type="application/json")
-        return web.Response(text=answer, content_type="application/json")
+            return web.Response(status=200, text="", content_type="application/json", headers=cors)
+        return web.Response(text=answer, content_type="application/json", headers=cors)
 
     # -- WebSocket ---------------------------------------------------------------------------------------
-    async def _handle_ws(self, request: web.Request) -> web.WebSocketResponse:
+    async def _handle_ws(self, request: web.Request) -> web.StreamResponse:
+        origin = request.headers.get("Origin")  # browsers send it: a page of another site must not use the node
+        if origin is not None and not cors_allows(self.policy.cors_origins, origin):
+            return self._refuse(403, UNAUTHORIZED, "origin not allowed: list it in rpc.cors_origins")
+        client = self._client(request)
+        if client is None:
+            return self._unauthorized({})
         ws = web.WebSocketResponse(max_msg_size=self.limits.max_ws_message_bytes, heartbeat=30)
         await ws.prepare(request)
-        conn = WsConnection(ws, asyncio.Queue(maxsize=self.limits.ws_send_queue))
+        conn = WsConnection(ws, asyncio.Queue(maxsize=self.limits.ws_send_queue), client=client)
         self._connections.add(conn)
         sender = asyncio.create_task(self._ws_sender(conn))
         try:
@@ -337,6 +498,7 @@ class RpcServer:
                     break
         finally:
             self._connections.discard(conn)
+            self._subscriptions -= len(conn.subscriptions)
             conn.subscriptions.clear()
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -356,14 +518,20 @@ class RpcServer:
         if len(conn.subscriptions) >= self.limits.max_subscriptions_per_connection:
             raise RpcError(-32005, f"too many subscriptions on this connection: at most "
                                    f"{self.limits.max_subscriptions_per_connection}")
+        if self.policy.max_subscriptions and self._subscriptions >= self.policy.max_subscriptions:
+            raise self._limit_error(f"too many subscriptions on this node: at most {self.policy.max_subscriptions}")
         sid = "0x" + secrets.token_hex(16)
         if kind == "logs" and spec is None:
             spec = parse_filter({})
         conn.subscriptions[sid] = Subscription(kind, spec if kind == "logs" else None)
+        self._subscriptions += 1
         return sid
 
     async def _unsubscribe(self, conn: WsConnection, sid: str) -> bool:
-        return conn.subscriptions.pop(sid, None) is not None
+        if conn.subscriptions.pop(sid, None) is None:
+            return False
+        self._subscriptions -= 1
+        return True
 
     async def _watch_heads(self) -> None:
         """One task follows the chain and fans each new block out to the subscriptions."""

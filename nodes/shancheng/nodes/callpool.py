@@ -1,0 +1,347 @@
+"""eth_call and eth_estimateGas in worker processes, so that no call can starve the node.
+
+py-evm is an interpreter in Python: a 30M-gas loop runs for 15–20 s of CPU. In the node's process that CPU
+is taken under the GIL from the block producer, admission and every light read; a thread cannot isolate it.
+A :class:`CallPool` runs calls in a few worker processes instead (``python -m shancheng.nodes.callpool``),
+started with a lower CPU priority (``nice``), so the operating system, not the GIL, shares the cores and the
+node's own work always comes first.
+
+A worker cannot open the node's LevelDB (LevelDB allows one process), so it reads state through the node:
+every database key it needs is one round trip on its socket, answered by the node thread that waits for the
+call (the thread blocks on the socket without the GIL in between). Keys of 32 bytes are hashes of their
+values (trie nodes, code, headers), so the worker keeps them across calls; everything else (the canonical
+head) is asked each time. A call executes against the committed state of the block it names, which never
+changes.
+
+Limits (geth's ``--rpc.gascap`` and ``--rpc.evmtimeout``): a call runs with at most ``gas_cap`` gas; a call
+waits at most ``timeout`` seconds for a free worker and then runs at most ``timeout`` seconds. The worker
+enforces the time itself (a one-shot ``SIGALRM`` that stops py-evm between two bytecodes, never in the middle
+of a database round trip) and stays usable; a worker that does not answer in time anyway is killed and
+replaced.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from multiprocessing.connection import Connection
+from types import FrameType
+from typing import Any
+
+from shancheng.chain.ledger import CallFailed, ExecutionReverted
+from shancheng.sdk.errors import ShanchengError
+
+__all__ = ["CallAborted", "CallPool"]
+
+_STARTUP = 120.0  # seconds a fresh worker may take to import py-evm (a loaded machine is slow)
+_GRACE = 2.0  # seconds past the time limit before the node kills a worker that did not stop itself
+_CACHE_ENTRIES = 200_000  # content-addressed values a worker keeps between calls
+_GET, _RESULT, _READY = b"g", b"r", b"ready"
+_FOUND, _MISSING = b"\x01", b"\x00"
+
+
+class CallAborted(ShanchengError):
+    """A call was abandoned: it ran, or waited for a worker, longer than the node's time limit."""
+
+
+class _Worker:
+    """One worker process and the node's end of its socket."""
+
+    def __init__(self, chain_id: int, nice: int) -> None:
+        ours, theirs = socket.socketpair()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "shancheng.nodes.callpool", str(theirs.fileno()), str(chain_id), str(nice)],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self.conn = Connection(ours.detach())
+        self.ready = False
+
+    def kill(self) -> None:
+        self.conn.close()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+    def close(self) -> None:
+        """Ask the worker to stop (end of its socket), then make sure it did."""
+        self.conn.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class CallPool:
+    """``workers`` worker processes running :func:`shancheng.chain.ledger.execute_call` and
+    :func:`~shancheng.chain.ledger.estimate_gas` over ``db`` (the node's committed database)."""
+
+    def __init__(self, db: Any, chain_id: int, *, workers: int, timeout: float, gas_cap: int, nice: int = 10) -> None:
+        if workers < 1:
+            raise ValueError("a call pool needs at least one worker")
+        self._db = db
+        self._chain_id = chain_id
+        self._workers = workers
+        self.timeout = float(timeout)
+        self.gas_cap = int(gas_cap)
+        self._nice = nice
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._lock = threading.Lock()
+        self._all: set[_Worker] = set()
+        self._closed = True
+
+    @property
+    def running(self) -> bool:
+        return not self._closed
+
+    def start(self) -> None:
+        """Start the workers (they import py-evm in the background; the first calls wait for that)."""
+        with self._lock:
+            self._closed = False
+            for _ in range(self._workers - len(self._all)):
+                self._idle.put(self._spawn_locked())
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            workers, self._all = list(self._all), set()
+        for worker in workers:
+            worker.close()
+
+    def _spawn_locked(self) -> _Worker:
+        worker = _Worker(self._chain_id, self._nice)
+        self._all.add(worker)
+        return worker
+
+    def _replace(self, worker: _Worker) -> None:
+        worker.kill()
+        with self._lock:
+            self._all.discard(worker)
+            if not self._closed:
+                self._idle.put(self._spawn_locked())
+
+    def call(self, tx: dict[str, Any], block_hash: bytes) -> bytes:
+        result: bytes = self._execute("call", tx, block_hash)
+        return result
+
+    def estimate_gas(self, tx: dict[str, Any], block_hash: bytes) -> int:
+        result: int = self._execute("estimate", tx, block_hash)
+        return result
+
+    def _aborted(self) -> CallAborted:
+        return CallAborted(f"execution aborted (timeout = {self.timeout:g}s)")
+
+    def _execute(self, kind: str, tx: dict[str, Any], block_hash: bytes) -> Any:
+        try:
+            worker = self._idle.get(timeout=self.timeout)
+        except queue.Empty:
+            raise CallAborted(f"execution aborted (timeout = {self.timeout:g}s): all {self._workers} call "
+                              "workers stayed busy") from None
+        healthy = False
+        try:
+            outcome = self._run(worker, (kind, tx, block_hash, self.gas_cap, self.timeout))
+            healthy = True
+        finally:
+            if healthy:
+                self._idle.put(worker)
+            else:
+                self._replace(worker)
+        if outcome[0] == "ok":
+            return outcome[1]
+        if outcome[0] == "revert":
+            raise ExecutionReverted(outcome[1])
+        if outcome[0] == "timeout":
+            raise self._aborted()
+        raise CallFailed(str(outcome[1]))
+
+    def _run(self, worker: _Worker, job: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Send ``job`` to ``worker`` and answer its database reads until it returns the outcome."""
+        conn = worker.conn
+        try:
+            if not worker.ready:
+                if not conn.poll(_STARTUP) or conn.recv_bytes() != _READY:
+                    raise CallAborted("a call worker did not start")
+                worker.ready = True
+            conn.send_bytes(pickle.dumps(job))
+            limit = time.monotonic() + self.timeout + _GRACE
+            while True:
+                remaining = limit - time.monotonic()
+                if remaining <= 0 or not conn.poll(remaining):
+                    raise self._aborted()
+                message = conn.recv_bytes()
+                if message[:1] == _GET:
+                    try:
+                        value = self._db[message[1:]]
+                    except KeyError:
+                        conn.send_bytes(_MISSING)
+                    else:
+                        conn.send_bytes(_FOUND + value)
+                elif message[:1] == _RESULT:
+                    outcome: tuple[Any, ...] = pickle.loads(message[1:])
+                    return outcome
+                else:
+                    raise CallAborted("a call worker sent an unknown message")
+        except (EOFError, OSError) as exc:
+            raise CallAborted("a call worker stopped unexpectedly") from exc
+
+
+# -- the worker process ----------------------------------------------------------------------------------
+class _Expired(BaseException):  # not an Exception: no `except Exception` in py-evm may swallow it
+    """The call's time is up (raised by the SIGALRM handler between two bytecodes)."""
+
+
+class _Deadline:
+    """A one-shot SIGALRM that raises :class:`_Expired`, deferred while a database round trip is under way
+    (so the socket never holds half a message)."""
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.in_lookup = False
+        self.pending = False
+        signal.signal(signal.SIGALRM, self._fire)
+
+    def _fire(self, signum: int, frame: FrameType | None) -> None:
+        if not self.armed:
+            return
+        if self.in_lookup:
+            self.pending = True
+            return
+        self.armed = False
+        raise _Expired
+
+    def arm(self, seconds: float) -> None:
+        self.pending = False
+        self.armed = True
+        signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.001))
+
+    def disarm(self) -> None:
+        self.armed = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        self.pending = False
+
+    def after_lookup(self) -> None:
+        self.in_lookup = False
+        if self.pending and self.armed:
+            self.armed = self.pending = False
+            raise _Expired
+
+
+def _remote_db(conn: Connection, deadline: _Deadline) -> Any:
+    from eth.db.backends.base import BaseDB
+
+    class RemoteDB(BaseDB):
+        """The node's database, read key by key over the socket; 32-byte keys (content-addressed values)
+        are cached. Writes (py-evm makes none for a call) stay in this process until the next call."""
+
+        def __init__(self) -> None:
+            self.cache: dict[bytes, bytes] = {}
+            self.overlay: dict[bytes, bytes | None] = {}
+
+        def __getitem__(self, key: bytes) -> bytes:
+            if key in self.overlay:
+                value = self.overlay[key]
+                if value is None:
+                    raise KeyError(key)
+                return value
+            if key in self.cache:
+                return self.cache[key]
+            deadline.in_lookup = True
+            try:
+                conn.send_bytes(_GET + key)
+                reply = conn.recv_bytes()
+            finally:
+                deadline.after_lookup()
+            if reply[:1] != _FOUND:
+                raise KeyError(key)
+            value = reply[1:]
+            if len(key) == 32:
+                if len(self.cache) >= _CACHE_ENTRIES:
+                    self.cache.clear()
+                self.cache[key] = value
+            return value
+
+        def __setitem__(self, key: bytes, value: bytes) -> None:
+            self.overlay[key] = value
+
+        def __delitem__(self, key: bytes) -> None:
+            self.overlay[key] = None
+
+        def _exists(self, key: bytes) -> bool:
+            try:
+                self[key]
+            except KeyError:
+                return False
+            return True
+
+    return RemoteDB()
+
+
+def _job(chain_class: Any, db: Any, job: tuple[Any, ...]) -> tuple[Any, ...]:
+    from eth.db.atomic import AtomicDB
+    from eth.exceptions import HeaderNotFound
+
+    from shancheng.chain.ledger import estimate_gas, execute_call
+
+    kind, tx, block_hash, gas_cap, _ = job
+    db.overlay.clear()
+    try:
+        chain = chain_class(AtomicDB(db))
+        header = chain.get_block_header_by_hash(block_hash)
+        if kind == "call":
+            return "ok", execute_call(chain, tx, header, gas_cap=gas_cap)
+        return "ok", estimate_gas(chain, tx, header, gas_cap=gas_cap)
+    except ExecutionReverted as exc:
+        return "revert", bytes(exc.data)
+    except CallFailed as exc:
+        return "failed", str(exc)
+    except HeaderNotFound:
+        return "failed", f"block 0x{bytes(block_hash).hex()} is not in the node's database"
+    except Exception as exc:  # noqa: BLE001 - any other VM failure is this call's answer, not the worker's end
+        return "failed", f"execution failed: {type(exc).__name__}: {exc}"
+
+
+def _worker_main(argv: list[str]) -> int:
+    fd, chain_id, nice = int(argv[0]), int(argv[1]), int(argv[2])
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the node stops us
+    if nice:
+        os.nice(nice)
+    conn = Connection(fd)
+    deadline = _Deadline()
+    from shancheng.chain.vm import chain_class
+
+    chain = chain_class(chain_id)
+    db = _remote_db(conn, deadline)
+    conn.send_bytes(_READY)
+    while True:
+        try:
+            job = pickle.loads(conn.recv_bytes())
+        except (EOFError, OSError):
+            return 0  # the node closed our socket (or is gone)
+        try:
+            deadline.arm(float(job[4]))
+            outcome = _job(chain, db, job)
+        except _Expired:
+            outcome = ("timeout",)
+        finally:
+            deadline.disarm()
+        try:
+            conn.send_bytes(_RESULT + pickle.dumps(outcome))
+        except OSError:
+            return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_worker_main(sys.argv[1:]))
