@@ -30,7 +30,7 @@ def main() -> int:
     record = {"hosp_rxno": "RX", "drugs": [{"drug_genname": "阿莫西林胶囊", "drug_cnt": 2}] * 3}
     commitment, salt = commit_salted(record)
     for i in range(LEAVES):
-        batch.add(RecordStatement("prescription", "hosp-001", i, commitment).sign(author))
+        batch.add(RecordStatement("prescription", batch.origin, i, commitment).sign(author))
     texts = [batch.package(i).dumps() for i in range(0, LEAVES, 7)]
     keys = [signer.verifier]
     state = {"i": 0}
