@@ -15,11 +15,14 @@ import pytest
 from shancheng.testing.loadgen import (
     Hammer,
     Rpc,
+    SlowClients,
     block_number_latencies,
     deploy_loop,
     dev_node,
     percentile,
+    rss_kb,
     send_to_final,
+    source_addresses,
 )
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
@@ -39,6 +42,64 @@ def test_issue10_ten_heavy_calls_do_not_starve_block_number_or_a_members_transac
         assert max(finals) < 10.0, f"send-to-final {finals} under load"
         aborted = sum(n for outcome, n in hammer.answers.items() if outcome.startswith("execution aborted"))
         assert aborted >= 10, hammer.answers  # the calls were heavy and really in flight, and were cut short
+
+
+SLOW = 2_000
+SLOW_PER_ADDRESS = 50  # under the default per-address cap (max_connections_per_client = 64)
+MAX_CONNECTIONS = 1_024  # the default cap on HTTP connections in all (README, "RPC limits")
+HEAVY = 10
+HEAVY_PER_ADDRESS = 2  # under the default max_heavy_per_client = 4
+
+
+def test_issue10_show_it_heavy_calls_and_2000_slow_clients_with_default_limits_rss_returns_to_baseline() -> None:
+    """Issue 10, "Show it": with the node's default limits, ten 30M-gas eth_calls in flight and 2,000 slow
+    HTTP clients (half-sent headers and half-sent bodies, 50 per loopback source address): eth_blockNumber keeps
+    answering (p99 < 2 s), a member's transaction becomes final (< 20 s), clients beyond the total cap of 1,024
+    are answered 503 at once, and once the abuse ends the node's RSS is within 10 % of its warmed-up baseline.
+
+    The light clients connect before the flood: a node at its total cap refuses new connections (cheaply), not
+    the keep-alive ones it holds."""
+    slow_sources = source_addresses(SLOW, SLOW_PER_ADDRESS, first="127.0.0.2")  # 127.0.0.2 ... 127.0.0.41
+    heavy_sources = source_addresses(HEAVY, HEAVY_PER_ADDRESS, first="127.0.1.2")
+    with dev_node() as node:  # default [rpc] limits
+        loop = deploy_loop(node)
+        reader, member = Rpc(node.url).connect(), Rpc(node.url).connect()
+
+        def abuse(seconds: float) -> tuple[list[float], list[float], SlowClients, Hammer]:
+            with Hammer(node.url, loop, clients=HEAVY, sources=heavy_sources) as hammer, \
+                    SlowClients(node.url, SLOW, slow_sources) as slow:
+                held = slow.sweep(wait=1.0)  # the node answers those beyond its cap at once
+                assert slow.failed == 0, f"{slow.failed} slow clients could not connect"
+                counts = f"held {held}, answered 503 {slow.refused}, closed otherwise {slow.cut}"
+                # beyond the total cap (which the light and heavy clients share): turned away at once, answered
+                # 503 (or reset, when the node has too many refusals lingering to wait for the request)
+                assert held <= MAX_CONNECTIONS - HEAVY - 2 and slow.refused > 0, counts
+                latencies = block_number_latencies(node.url, seconds, rpc=reader)
+                finals = send_to_final(node, 2, rpc=member) if seconds else []
+            return latencies, finals, slow, hammer
+
+        abuse(0.5)  # warm-up: the same abuse, briefly (the first connections grow the allocator's arenas)
+        time.sleep(3.0)
+        baseline = rss_kb(node.proc.pid)
+
+        started = time.monotonic()
+        latencies, finals, slow, hammer = abuse(5.0)
+        print(f"slow clients held {SLOW - slow.refused - slow.cut}, 503 {slow.refused}, reset {slow.cut}; eth_blockNumber p50 "
+              f"{percentile(latencies, 50):.3f} s p99 {percentile(latencies, 99):.3f} s; finals {finals}")
+        assert len(latencies) > 20, latencies
+        assert percentile(latencies, 99) < 2.0, f"eth_blockNumber p99 {percentile(latencies, 99):.3f} s under abuse"
+        assert max(finals) < 20.0, f"send-to-final {finals} s under abuse"
+        aborted = sum(n for outcome, n in hammer.answers.items() if outcome.startswith("execution aborted"))
+        assert aborted >= HEAVY, hammer.answers  # heavy calls were really in flight (and cut at evm_timeout)
+        assert time.monotonic() - started < 40
+
+        time.sleep(3.0)  # all slow clients closed, calls finished: the node's timers and collections run
+        after = rss_kb(node.proc.pid)
+        assert after <= baseline * 1.10, f"RSS {baseline} kB after the warm-up, {after} kB after the abuse"
+        int(reader("eth_blockNumber")["result"], 16)
+        reader.close()
+        member.close()
+        assert "Traceback" not in (node.home / "node.log").read_text(errors="replace")
 
 
 def _warm_up(rpc: Rpc, loop: str) -> None:

@@ -9,13 +9,16 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import math
+import resource
+import select
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -26,7 +29,7 @@ from eth_account.signers.local import LocalAccount
 from shancheng.testing import free_port
 
 __all__ = ["LOOP_INIT", "DevNode", "Hammer", "SlowClients", "block_number_latencies", "dev_node", "percentile",
-           "send_to_final"]
+           "raise_open_files", "rss_kb", "send_to_final", "source_addresses"]
 
 # runtime `JUMPDEST PUSH1 0 JUMP`: a loop that burns any gas it is given, 12 gas a turn
 LOOP_RUNTIME = bytes.fromhex("5b600056")
@@ -35,12 +38,44 @@ LOOP_INIT = bytes.fromhex("63") + LOOP_RUNTIME + bytes.fromhex("6000526004601cf3
 HEAVY_GAS = 30_000_000
 
 
-class Rpc:
-    """One keep-alive HTTP connection to the node."""
+def source_addresses(clients: int, per_address: int, first: str = "127.0.0.2") -> list[str]:
+    """Enough loopback source addresses (``first``, the next, ...: Linux routes all of 127/8 to lo) for
+    ``clients`` clients at most ``per_address`` each: the node counts its per-client caps per address."""
+    a, b, c, d = (int(x) for x in first.split("."))
+    start = (a << 24) | (b << 16) | (c << 8) | d
+    return [".".join(str((start + i) >> s & 255) for s in (24, 16, 8, 0))
+            for i in range(math.ceil(clients / per_address))]
 
-    def __init__(self, url: str, timeout: float = 60) -> None:
+
+def raise_open_files(needed: int) -> int:
+    """Raise this process's soft RLIMIT_NOFILE to at least ``needed`` (within the hard limit); the new soft."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        soft = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    return int(soft)
+
+
+def rss_kb(pid: int) -> int:
+    """VmRSS of process ``pid`` in kB (/proc/PID/status)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+
+
+class Rpc:
+    """One keep-alive HTTP connection to the node (from ``source``, a local address, if given)."""
+
+    def __init__(self, url: str, timeout: float = 60, source: str | None = None) -> None:
         host, port = url.removeprefix("http://").split(":")
-        self._conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+        self._conn = http.client.HTTPConnection(host, int(port), timeout=timeout,
+                                                source_address=(source, 0) if source else None)
+
+    def connect(self) -> Self:
+        """Open the connection now (a node at its connection cap refuses new ones, not those it holds), with
+        one cheap request: the node gives a new connection header_timeout (10 s) to send its first one, and
+        then idle_timeout (60 s) between requests."""
+        result(self("eth_chainId"))
+        return self
 
     def __call__(self, method: str, params: list[Any] | None = None) -> dict[str, Any]:
         body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []})
@@ -143,19 +178,29 @@ def deploy_loop(node: DevNode) -> str:
 
 @dataclass
 class Hammer:
-    """``clients`` threads, each sending heavy eth_calls (``gas`` of a loop) back to back until stopped."""
+    """``clients`` threads, each sending heavy eth_calls (``gas`` of a loop) back to back until stopped;
+    client i connects from ``sources[i % len(sources)]`` if given. Entering returns once every client is
+    connected."""
 
     url: str
     target: str
     clients: int = 10
     gas: int = HEAVY_GAS
+    sources: Sequence[str] = ()
     answers: dict[str, int] = field(default_factory=dict)  # outcome -> count
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _connected: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0))
 
-    def _run(self) -> None:
-        rpc = Rpc(self.url, timeout=120)
+    def _run(self, source: str | None) -> None:
+        rpc = Rpc(self.url, timeout=120, source=source)
+        try:
+            rpc._conn.connect()  # the first heavy call follows at once
+        except OSError:
+            pass  # counted by the first call
+        finally:
+            self._connected.release()
         while not self._stop.is_set():
             try:
                 reply = rpc("eth_call", [{"to": self.target, "gas": hex(self.gas)}, "latest"])
@@ -168,10 +213,13 @@ class Hammer:
         rpc.close()
 
     def __enter__(self) -> Self:
-        for _ in range(self.clients):
-            thread = threading.Thread(target=self._run, daemon=True)
+        for i in range(self.clients):
+            source = self.sources[i % len(self.sources)] if self.sources else None
+            thread = threading.Thread(target=self._run, args=(source,), daemon=True)
             thread.start()
             self._threads.append(thread)
+        for _ in range(self.clients):
+            self._connected.acquire(timeout=60)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -180,34 +228,86 @@ class Hammer:
             thread.join(timeout=120)
 
 
-class SlowClients:
-    """``count`` connections that send half an HTTP request and then nothing (slowloris)."""
+SLOW_HEADERS = b"POST / HTTP/1.1\r\nHost: node\r\nContent-Type: appl"
+SLOW_BODY = (b"POST / HTTP/1.1\r\nHost: node\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+             b'{"jsonrpc": "2.0", ')
 
-    def __init__(self, url: str, count: int) -> None:
+
+class SlowClients:
+    """``count`` connections that send half an HTTP request and then nothing (slowloris): every other one
+    stops in its headers, the others in their bodies. Client i connects from ``sources[i % len(sources)]``
+    (bound before connect) if given.
+
+    A node at its connection cap accepts and answers ``503`` at once: :meth:`sweep` reads what the node sent,
+    counts and closes those connections (``refused``: 503; ``cut``: closed otherwise, e.g. 408 after the
+    header or body timeout) and keeps the rest in ``sockets`` (held open by the node)."""
+
+    def __init__(self, url: str, count: int, sources: Sequence[str] = ()) -> None:
         host, port = url.removeprefix("http://").split(":")
         self._address = (host, int(port))
         self.count = count
+        self.sources = list(sources)
         self.sockets: list[socket.socket] = []
-        self.refused = 0
+        self.failed = 0  # connect() or send failed
+        self.refused = 0  # answered 503 by the node
+        self.cut = 0  # closed by the node otherwise
 
     def __enter__(self) -> Self:
-        for _ in range(self.count):
+        raise_open_files(self.count + 1024)
+        for i in range(self.count):
+            sock = socket.socket()
             try:
-                sock = socket.create_connection(self._address, timeout=5)
-                sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n")
+                if self.sources:
+                    sock.bind((self.sources[i % len(self.sources)], 0))
+                sock.settimeout(10)
+                sock.connect(self._address)
+                sock.sendall(SLOW_HEADERS if i % 2 else SLOW_BODY)
                 self.sockets.append(sock)
             except OSError:
-                self.refused += 1
+                sock.close()
+                self.failed += 1
         return self
+
+    def sweep(self, wait: float = 0.0) -> int:
+        """Wait up to ``wait`` s for the node to answer; close what it answered or closed; how many remain."""
+        end = time.monotonic() + wait
+        while True:
+            poller = select.poll()
+            for sock in self.sockets:
+                poller.register(sock, select.POLLIN | select.POLLHUP | select.POLLERR)
+            ready = {fd for fd, _ in poller.poll(0)}
+            if ready:
+                kept = []
+                for sock in self.sockets:
+                    if sock.fileno() not in ready:
+                        kept.append(sock)
+                        continue
+                    try:
+                        sock.settimeout(0.5)
+                        answer = sock.recv(4096)
+                    except OSError:
+                        answer = b""
+                    if answer.startswith(b"HTTP/1.1 503"):
+                        self.refused += 1
+                    else:
+                        self.cut += 1
+                    sock.close()
+                self.sockets = kept
+            if time.monotonic() >= end:
+                return len(self.sockets)
+            time.sleep(0.1)
 
     def __exit__(self, *exc: object) -> None:
         for sock in self.sockets:
             sock.close()
+        self.sockets = []
 
 
-def block_number_latencies(url: str, seconds: float, interval: float = 0.02) -> list[float]:
-    """Latencies (s) of eth_blockNumber, one every ``interval`` for ``seconds``, on one keep-alive connection."""
-    rpc = Rpc(url, timeout=60)
+def block_number_latencies(url: str, seconds: float, interval: float = 0.02, rpc: Rpc | None = None) -> list[float]:
+    """Latencies (s) of eth_blockNumber, one every ``interval`` for ``seconds``, on one keep-alive connection
+    (``rpc`` if given: opened before a flood fills the node's connection cap, it is left open)."""
+    own = rpc is None
+    rpc = rpc or Rpc(url, timeout=60)
     out: list[float] = []
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -215,21 +315,24 @@ def block_number_latencies(url: str, seconds: float, interval: float = 0.02) -> 
         int(result(rpc("eth_blockNumber")), 16)
         out.append(time.perf_counter() - start)
         time.sleep(interval)
-    rpc.close()
+    if own:
+        rpc.close()
     return out
 
 
-def send_to_final(node: DevNode, count: int, timeout: float = 60) -> list[float]:
+def send_to_final(node: DevNode, count: int, timeout: float = 60, rpc: Rpc | None = None) -> list[float]:
     """Seconds from sending each of ``count`` member transactions (one at a time) to its receipt (blocks
-    are final when committed)."""
-    rpc = Rpc(node.url, timeout=60)
+    are final when committed); on ``rpc`` if given (left open)."""
+    own = rpc is None
+    rpc = rpc or Rpc(node.url, timeout=60)
     out = []
     for _ in range(count):
         start = time.perf_counter()
         receipt = wait_receipt(rpc, send(node, rpc, to="0x" + "44" * 20, gas=21_000), timeout)
         out.append(time.perf_counter() - start)
         assert receipt["status"] == "0x1", receipt
-    rpc.close()
+    if own:
+        rpc.close()
     return out
 
 
