@@ -32,6 +32,7 @@ MAX_FLOAT_LEN = 64
 _STRING = re.compile(r'"[^"\\]*(?:\\[\s\S][^"\\]*)*(?:"|\\?\Z)')
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class _Refused(Exception):
@@ -114,8 +115,10 @@ def loads(data: str | bytes, *, what: str, error: type[Exception], max_size: int
     try:
         value = json.loads(text, object_pairs_hook=_pairs, parse_int=_int, parse_float=_float,
                            parse_constant=_constant)
-        # escapes such as "\ud800" decode to lone surrogates, which no UTF-8 text can hold (RFC 7493)
-        json.dumps(value, ensure_ascii=False, check_circular=False).encode("utf-8")
+        # escapes such as "\ud800" decode to lone surrogates, which no UTF-8 text can hold (RFC 7493); only a
+        # \uD800-\uDFFF escape can make one (the text itself holds none), so look further only when there is one
+        if _SURROGATE_ESCAPE.search(text):
+            json.dumps(value, ensure_ascii=False, check_circular=False).encode("utf-8")
     except _Refused as exc:
         raise error(f"{what}: {exc}") from None
     except json.JSONDecodeError as exc:
