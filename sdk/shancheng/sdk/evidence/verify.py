@@ -170,7 +170,7 @@ def verify_package(
 
     anchor = None
     if genesis is not None:
-        anchor = verify_chain_part(pkg, checkpoint, genesis)
+        anchor = verify_chain_part(pkg, opened, genesis)
     record_checked = False
     not_checked: list[str] = []
     if record is not None:
