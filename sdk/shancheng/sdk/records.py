@@ -27,6 +27,7 @@ import math
 import os
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import rfc8785
@@ -186,9 +187,13 @@ class RecordStatement:
             commitment=Commitment.from_json(obj["commitment"]),
         )
 
-    def to_bytes(self) -> bytes:
-        """The signed bytes and the Merkle leaf data."""
+    @cached_property
+    def _encoded(self) -> bytes:  # the statement is frozen: canonicalise it once, not per signature and leaf
         return STATEMENT_PREFIX + rfc8785.dumps(self.to_json())
+
+    def to_bytes(self) -> bytes:
+        """The signed bytes (the Merkle leaf data holds them after the author's key)."""
+        return self._encoded
 
     def sign(self, key: SM2PrivateKey, *, uid: bytes = DEFAULT_UID) -> SignedRecord:
         return SignedRecord(self, key.public_key(), key.sign(self.to_bytes(), uid=uid), uid)
