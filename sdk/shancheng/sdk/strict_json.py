@@ -21,7 +21,7 @@ import re
 from itertools import accumulate
 from typing import Any
 
-__all__ = ["MAX_FLOAT_LEN", "MAX_INT_DIGITS", "fields", "loads", "uint"]
+__all__ = ["MAX_FLOAT_LEN", "MAX_INT_DIGITS", "fields", "hexbytes", "loads", "uint"]
 
 MAX_INT_DIGITS = 80
 MAX_FLOAT_LEN = 64
@@ -33,6 +33,7 @@ _STRING = re.compile(r'"[^"\\]*(?:\\[\s\S][^"\\]*)*(?:"|\\?\Z)')
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_HEX = re.compile(r"0x(?:[0-9a-fA-F]{2})*")  # matched with fullmatch (``$`` would let a newline through)
 
 
 class _Refused(Exception):
@@ -155,3 +156,21 @@ def uint(value: Any, path: str, *, bits: int = 63, error: type[Exception]) -> in
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << bits:
         raise error(f"{path}: must be a non-negative integer below 2^{bits}")
     return value
+
+
+def hexbytes(value: Any, path: str, *, error: type[Exception], size: int | None = None, limit: int | None = None) -> bytes:
+    """``value`` (``0x`` and an even number of hex digits) as bytes: exactly ``size`` bytes, or at most ``limit``.
+
+    >>> hexbytes("0x01ff", "doc.data", error=ValueError, limit=4)
+    b'\\x01\\xff'
+    """
+    if (size is None) == (limit is None):
+        raise TypeError("hexbytes needs exactly one of size and limit")
+    most = size if size is not None else limit
+    assert most is not None
+    if not isinstance(value, str) or len(value) > 2 + 2 * most or not _HEX.fullmatch(value) or (
+        size is not None and len(value) != 2 + 2 * size
+    ):
+        shape = f"0x and {2 * size} hex digits" if size is not None else f"0x-prefixed hex of at most {limit} bytes"
+        raise error(f"{path} must be {shape}")
+    return bytes.fromhex(value[2:])

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .. import strict_json
 from ..crypto import SM2PrivateKey, SM2PublicKey, sm3
 from ..errors import InvalidInput, InvalidSignature, VerificationError
 
@@ -37,7 +37,6 @@ __all__ = [
 PRECOMMIT_DOMAIN = b"shancheng/precommit/v2"
 CERTIFICATE_VERSION = 2
 MAX_VALIDATORS = 1024
-_HASH_RE = re.compile(r"0x[0-9a-fA-F]{64}")
 _FIELDS = {"version", "chain_identity", "chain_id", "height", "round", "block_hash", "signatures"}
 V1_REFUSED = "commit certificate format v1 is no longer accepted (it does not bind the chain identity)"
 
@@ -185,9 +184,10 @@ class CommitCertificate:
                 raise InvalidInput(f"commit certificate {field} must be a non-negative integer")
         if obj["round"] >= 1 << 32:
             raise InvalidInput("commit certificate round must be below 2^32")
-        for field in ("chain_identity", "block_hash"):
-            if not isinstance(obj[field], str) or not _HASH_RE.fullmatch(obj[field]):
-                raise InvalidInput(f"commit certificate {field} must be 0x and 64 hex digits")
+        chain_identity, block_hash = (
+            strict_json.hexbytes(obj[field], f"commit certificate {field}", size=32, error=InvalidInput)
+            for field in ("chain_identity", "block_hash")
+        )
         sigs = obj["signatures"]
         if not isinstance(sigs, list) or not 0 < len(sigs) <= MAX_VALIDATORS:
             raise InvalidInput(f"commit certificate needs 1..{MAX_VALIDATORS} signatures")
@@ -208,10 +208,10 @@ class CommitCertificate:
                 raise InvalidInput("commit signature must be base64 DER") from exc
             parsed.append(PrecommitSignature(idx, ts, der))
         return cls(
-            bytes.fromhex(obj["chain_identity"][2:]),
+            chain_identity,
             obj["chain_id"],
             obj["height"],
             obj["round"],
-            bytes.fromhex(obj["block_hash"][2:]),
+            block_hash,
             tuple(parsed),
         )

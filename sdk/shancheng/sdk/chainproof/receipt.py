@@ -12,7 +12,6 @@ decodes it.  It says nothing about finality: check the block's commit certificat
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,8 +37,6 @@ __all__ = [
 MAX_HEADER_SIZE = 4096
 MAX_RECEIPT_SIZE = 512 * 1024
 MAX_PROOF_NODES = 64
-_HEX = re.compile(r"^0x(?:[0-9a-fA-F]{2})*$")
-_HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _PROOF_FIELDS = {"block_hash", "block_number", "transaction_index", "header", "receipt", "proof"}
 
 
@@ -213,9 +210,7 @@ def decode_receipt(raw: bytes) -> Receipt:
 
 
 def _hex(value: Any, what: str, *, limit: int) -> bytes:
-    if not isinstance(value, str) or len(value) > 2 + 2 * limit or not _HEX.match(value):
-        raise ReceiptProofError(f"receipt proof {what} must be 0x-prefixed hex of at most {limit} bytes")
-    return bytes.fromhex(value[2:])
+    return strict_json.hexbytes(value, f"receipt proof {what}", limit=limit, error=ReceiptProofError)
 
 
 def _index(value: Any, what: str) -> int:
@@ -227,13 +222,12 @@ def _index(value: Any, what: str) -> int:
 def parse_receipt_proof(obj: Any) -> tuple[bytes, int, int, bytes, bytes, list[bytes]]:
     """Strictly parse the JSON form: (block_hash, block_number, index, header, receipt, proof)."""
     strict_json.fields(obj, "receipt proof", _PROOF_FIELDS, error=ReceiptProofError)
-    if not isinstance(obj["block_hash"], str) or not _HASH.match(obj["block_hash"]):
-        raise ReceiptProofError("receipt proof block_hash must be 0x and 64 hex digits")
+    block_hash = strict_json.hexbytes(obj["block_hash"], "receipt proof block_hash", size=32, error=ReceiptProofError)
     nodes = obj["proof"]
     if not isinstance(nodes, list) or not 0 < len(nodes) <= MAX_PROOF_NODES:
         raise ReceiptProofError(f"receipt proof needs 1..{MAX_PROOF_NODES} proof nodes")
     return (
-        bytes.fromhex(obj["block_hash"][2:]),
+        block_hash,
         _index(obj["block_number"], "block_number"),
         _index(obj["transaction_index"], "transaction_index"),
         _hex(obj["header"], "header", limit=MAX_HEADER_SIZE),

@@ -60,7 +60,6 @@ EMPTY_CODE_HASH = keccak(b"")
 _WORD = 1 << 256
 _FIELDS = {"address", "accountProof", "balance", "codeHash", "nonce", "storageHash", "storageProof"}
 _SLOT_FIELDS = {"key", "value", "proof"}
-_HEX = re.compile(r"0x(?:[0-9a-fA-F]{2})*\Z")
 _QUANTITY = re.compile(r"0x(?:0|[1-9a-fA-F][0-9a-fA-F]{0,63})\Z")
 
 
@@ -164,9 +163,7 @@ def verify_storage_proof(storage_root: bytes, slot: bytes, proof: Sequence[bytes
 
 # -- the JSON form (eth_getProof) ----------------------------------------------------------------------------
 def _hex(value: Any, what: str, *, size: int | None = None, limit: int = MAX_NODE_SIZE) -> bytes:
-    if not isinstance(value, str) or len(value) > 2 + 2 * limit or not _HEX.match(value):
-        raise StateProofError(f"state proof {what} must be 0x-prefixed hex")
-    raw = bytes.fromhex(value[2:])
+    raw = strict_json.hexbytes(value, f"state proof {what}", limit=limit, error=StateProofError)
     if size is not None and len(raw) != size:
         raise StateProofError(f"state proof {what} must be {size} bytes")
     return raw

@@ -13,7 +13,6 @@ Ethereum defines it (of the EIP-2718 typed envelope, or of the legacy RLP list).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,8 +35,6 @@ __all__ = [
 ]
 
 MAX_TRANSACTION_SIZE = 128 * 1024  # the node admits no larger transaction
-_HEX = re.compile(r"0x(?:[0-9a-fA-F]{2})*\Z")
-_HASH = re.compile(r"0x[0-9a-fA-F]{64}\Z")
 _FIELDS = {"block_hash", "block_number", "transaction_index", "transaction", "proof"}
 
 
@@ -89,21 +86,19 @@ def verify_transaction_proof(transactions_root: bytes, index: int, raw_tx: bytes
 
 
 def _hex(value: Any, what: str, *, limit: int) -> bytes:
-    if not isinstance(value, str) or len(value) > 2 + 2 * limit or not _HEX.match(value):
-        raise TransactionProofError(f"transaction proof {what} must be 0x-prefixed hex of at most {limit} bytes")
-    return bytes.fromhex(value[2:])
+    return strict_json.hexbytes(value, f"transaction proof {what}", limit=limit, error=TransactionProofError)
 
 
 def parse_transaction_proof(obj: Any) -> ParsedTransactionProof:
     """Strictly parse the JSON form."""
     strict_json.fields(obj, "transaction proof", _FIELDS, error=TransactionProofError)
-    if not isinstance(obj["block_hash"], str) or not _HASH.match(obj["block_hash"]):
-        raise TransactionProofError("transaction proof block_hash must be 0x and 64 hex digits")
+    block_hash = strict_json.hexbytes(obj["block_hash"], "transaction proof block_hash", size=32,
+                                      error=TransactionProofError)
     nodes = obj["proof"]
     if not isinstance(nodes, list) or not 0 < len(nodes) <= MAX_PROOF_NODES:
         raise TransactionProofError(f"transaction proof needs 1..{MAX_PROOF_NODES} proof nodes")
     return ParsedTransactionProof(
-        block_hash=bytes.fromhex(obj["block_hash"][2:]),
+        block_hash=block_hash,
         block_number=strict_json.uint(obj["block_number"], "transaction proof block_number", error=TransactionProofError),
         transaction_index=strict_json.uint(obj["transaction_index"], "transaction proof transaction_index",
                                      error=TransactionProofError),
