@@ -20,18 +20,20 @@ MAX_PASSWORD_FILE = 4096
 
 
 def read_small_file(path: str, *, limit: int, what: str) -> bytes:
-    p = Path(path)
+    """At most ``limit`` bytes, counted as read: a pipe or device (``st_size`` 0) or a growing file cannot
+    make this read more."""
     try:
-        size = p.stat().st_size
-        if size > limit:
-            raise InvalidInput(f"{what} {path} is larger than {limit} bytes")
-        return p.read_bytes()
+        with Path(path).open("rb") as f:
+            data = f.read(limit + 1)
     except FileNotFoundError as exc:
         raise InvalidInput(f"{what} {path} does not exist") from exc
     except IsADirectoryError as exc:
         raise InvalidInput(f"{what} {path} is a directory") from exc
     except PermissionError as exc:
         raise InvalidInput(f"{what} {path} is not readable") from exc
+    if len(data) > limit:
+        raise InvalidInput(f"{what} {path} is larger than {limit} bytes")
+    return data
 
 
 def read_password(password_file: str | None, *, confirm: bool = False, required: bool = True) -> bytes | None:
