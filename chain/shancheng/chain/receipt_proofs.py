@@ -19,7 +19,8 @@ from eth.abc import BlockAPI, ReceiptAPI
 
 from shancheng.sdk.errors import ShanchengError
 
-from .trie import key_nibbles, node_path, ordered_trie_root_and_nodes
+from .state_proofs import trie_path
+from .trie import ordered_trie_root_and_nodes
 
 __all__ = ["ReceiptProofBuildError", "receipt_proof", "trie_proof"]
 
@@ -29,34 +30,12 @@ class ReceiptProofBuildError(ShanchengError, ValueError):
 
 
 def trie_proof(nodes: Mapping[bytes, bytes], root: bytes, key: bytes) -> list[bytes]:
-    """The hashed nodes (RLP) from ``root`` along ``key`` to its value; embedded nodes stay inline."""
-    path, pos = key_nibbles(key), 0
-    proof: list[bytes] = []
-    ref: Any = root
-    while True:
-        if isinstance(ref, bytes):
-            raw = nodes[ref]
-            proof.append(raw)
-            node = rlp.decode(raw)
-        else:
-            node = ref
-        if len(node) == 17:
-            if pos == len(path):
-                return proof
-            ref = node[path[pos]]
-            pos += 1
-            if ref == b"":
-                raise ReceiptProofBuildError("key is not in the trie")
-        else:
-            nibbles, is_leaf = node_path(node)
-            if path[pos : pos + len(nibbles)] != nibbles:
-                raise ReceiptProofBuildError("key is not in the trie")
-            pos += len(nibbles)
-            if is_leaf:
-                if pos != len(path):
-                    raise ReceiptProofBuildError("key is not in the trie")
-                return proof
-            ref = node[1]
+    """The hashed nodes (RLP) from ``root`` along ``key`` to its value; embedded nodes stay inline
+    (:func:`shancheng.chain.state_proofs.trie_path`, refusing a key that is not in the trie)."""
+    proof, value = trie_path(nodes, root, key)
+    if value is None:
+        raise ReceiptProofBuildError("key is not in the trie")
+    return proof
 
 
 def receipt_proof(block: BlockAPI, receipts: Sequence[ReceiptAPI], index: int) -> dict[str, Any]:
