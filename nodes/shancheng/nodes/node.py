@@ -31,8 +31,7 @@ from typing import Any, TypeVar
 from eth.abc import BlockAPI, ReceiptAPI, SignedTransactionAPI
 from eth_utils.address import to_checksum_address
 
-from shancheng.chain.ledger import RPC_GAS_CAP, BuiltBlock, CallFailed, Ledger
-from shancheng.chain.ledger import ExecutionReverted as LedgerReverted
+from shancheng.chain.ledger import RPC_GAS_CAP, BuiltBlock, Ledger
 from shancheng.chain.receipt_proofs import receipt_proof
 from shancheng.chain.state_proofs import state_proof
 from shancheng.chain.transaction_proofs import transaction_proof
@@ -316,9 +315,9 @@ class Node:
         """Run ``call``/``estimate_gas``, mapping VM outcomes to the RPC backend's errors."""
         try:
             return run()
-        except LedgerReverted as exc:
-            raise ExecutionReverted(exc.data) from exc
-        except (CallFailed, CallAborted) as exc:  # out of gas, invalid opcode, the time limit, ...
+        except (ExecutionReverted, ExecutionFailed):
+            raise  # the ledger's own errors (ExecutionFailed is CallFailed): RPC_ERRORS maps them
+        except CallAborted as exc:  # the time limit
             raise ExecutionFailed(str(exc)) from exc
         except ValueError:
             raise  # an unknown block: the server reports invalid params

@@ -136,9 +136,10 @@ class TokenCheck:
         if scheme.lower() != "bearer" or not token.strip() or len(token) > 1024:
             return None
         presented = token.strip().encode()
+        hashed = {name: _DIGESTS[name](presented) for name in {a for a, _ in self._digests}}  # once per algorithm
         found = None
         for algorithm, expected in self._digests:  # every entry is compared: the time does not tell which matched
-            if hmac.compare_digest(_DIGESTS[algorithm](presented), expected) and found is None:
+            if hmac.compare_digest(hashed[algorithm], expected) and found is None:
                 found = f"token:{algorithm}:{expected[:8].hex()}"
         return found
 
