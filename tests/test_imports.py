@@ -83,7 +83,7 @@ def reached_packages(path: Path) -> set[str]:
             names = [node.module] + ([f"{node.module}.{a.name}" for a in node.names] if node.module == "shancheng"
                                      else [])
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("shancheng."):
-            names = [node.value]  # e.g. [sys.executable, "-m", "shancheng.nodes.cli"]
+            names = [node.value]  # e.g. [sys.executable, "-m", "shancheng.nodes.callpool"]
         for name in names:
             parts = name.split(".")
             if parts[0] == "shancheng" and len(parts) > 1:
@@ -108,7 +108,7 @@ def test_layering_holds():
 @pytest.mark.parametrize(("top", "line"), [
     ("sdk", "from shancheng.chain.ledger import Ledger"),
     ("sdk", "def f():\n    import shancheng.nodes.devnet"),
-    ("sdk", "import subprocess, sys\nsubprocess.run([sys.executable, '-m', 'shancheng.nodes.cli'])"),
+    ("sdk", "import subprocess, sys\nsubprocess.run([sys.executable, '-m', 'shancheng.nodes.callpool'])"),
     ("contracts", "from shancheng.chain.precompiles import gm_cancun_vm"),
     ("chain", "from shancheng import nodes"),
     ("apps", "from shancheng.chain import Ledger"),

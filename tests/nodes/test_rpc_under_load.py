@@ -75,7 +75,7 @@ def test_issue10_show_it_heavy_calls_and_2000_slow_clients_with_default_limits_r
                 # 503 (or reset, when the node has too many refusals lingering to wait for the request)
                 assert held <= MAX_CONNECTIONS - HEAVY - 2 and slow.refused > 0, counts
                 latencies = block_number_latencies(node.url, seconds, rpc=reader)
-                finals = send_to_final(node, 2, rpc=member) if seconds else []
+                finals = send_to_final(node, 2, rpc=member)
             return latencies, finals, slow, hammer
 
         abuse(0.5)  # warm-up: the same abuse, briefly (the first connections grow the allocator's arenas)
