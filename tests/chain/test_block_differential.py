@@ -40,7 +40,7 @@ CONTRACTS = [generate_contract_address(SENDER, 0), generate_contract_address(SEN
 GENESIS = Genesis.create(
     chain_id=CHAIN_ID,
     timestamp=int(time.time()) - 10_000,
-    validators=[GenesisValidator("node-1", NODE.public_key())],
+    validators=[GenesisValidator("node-1", NODE.public_key(), b"\x01" * 32)],
     organisations=[GenesisOrganisation("Hospital A", 1, SM2PrivateKey.generate().public_key(), (SENDER,))],
 )
 

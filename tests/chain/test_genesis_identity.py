@@ -25,7 +25,7 @@ def genesis() -> Genesis:
     return Genesis.create(
         chain_id=4243,
         timestamp=int(time.time()) - 1000,
-        validators=[GenesisValidator("node-1", NODE.public_key())],
+        validators=[GenesisValidator("node-1", NODE.public_key(), b"\x01" * 32)],
         organisations=[GenesisOrganisation("Hospital A", 1, SM2PrivateKey.generate().public_key(), (b"\x11" * 20,))],
     )
 

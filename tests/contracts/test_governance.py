@@ -19,12 +19,14 @@ from shancheng.testing import (
     STAFF_OPERATOR,
     Staff,
     System,
+    deterministic_consensus_key,
     deterministic_sm2_key,
     staff_identity,
 )
 
 VOTING_PERIOD = 7 * 24 * 3600
-DELAY = 16
+DELAY = 2  # CometBFT applies the validator updates of block h from h + 2
+MAX_POWER = 2**40
 N_ORGS = len(GENESIS_ORGS)
 NEEDED = -(-2 * N_ORGS // 3)  # ceil(2n/3) = 8 of 12
 VOTERS = [name for name, _ in GENESIS_ORGS]
@@ -33,6 +35,11 @@ OPEN, EXECUTED, REJECTED = 1, 2, 3
 
 def key64(label: str) -> bytes:
     return deterministic_sm2_key(label).public_key().to_bytes()[1:]
+
+
+def val(label: str, power: int = 1) -> tuple[bytes, bytes, int]:
+    """A genesis validator (node key, consensus key, power) as the constructor takes it."""
+    return (key64(label), deterministic_consensus_key(label), power)
 
 
 def pop(system: System, label: str, name: str, roles: int, accounts: list[str], **context: Any) -> tuple[bytes, bytes]:
@@ -81,11 +88,14 @@ def test_genesis_state(system: System) -> None:
     assert gov.functions.orgCount().call() == N_ORGS
     assert gov.functions.activeOrgCount().call() == N_ORGS
     assert gov.functions.validators().call() == [key64(f"validator:{i}") for i in range(4)]
+    assert gov.functions.validatorInfo(key64("validator:2")).call() == [deterministic_consensus_key("validator:2"), 1]
+    assert gov.functions.validatorInfo(key64("not a validator")).call() == [b"\0" * 32, 0]
     assert gov.functions.orgName(1).call() == "hospital"
     assert gov.functions.orgAccounts(3).call() == [system.account("pharmacy")]
     deploy_receipt = system.deployment.receipts["Governance"]
     added = system.events(deploy_receipt, gov, "ValidatorAdded")
     assert [e["effectiveHeight"] for e in added] == [deploy_receipt["blockNumber"]] * 4
+    assert [(e["nodeKey"], e["consensusKey"], e["power"]) for e in added] == [val(f"validator:{i}") for i in range(4)]
 
 
 def _genesis_org(name: str, account: str, key: bytes | None = None, roles: int = ORG_HOSPITAL) -> tuple:
@@ -95,17 +105,23 @@ def _genesis_org(name: str, account: str, key: bytes | None = None, roles: int =
 @pytest.mark.parametrize(
     ("orgs", "validators", "reason"),
     [
-        ([], [key64("v")], "Gov: no founding members"),
+        ([], [val("v")], "Gov: no founding members"),
         ([_genesis_org("a", "0x" + "11" * 20)], [], "Gov: no validators"),
-        ([_genesis_org("a", "0x" + "11" * 20, key=b"\x01" * 64)], [key64("v")], "Gov: invalid SM2 key"),
-        ([_genesis_org("a", "0x" + "11" * 20), _genesis_org("b", "0x" + "11" * 20)], [key64("v")],
+        ([_genesis_org("a", "0x" + "11" * 20, key=b"\x01" * 64)], [val("v")], "Gov: invalid SM2 key"),
+        ([_genesis_org("a", "0x" + "11" * 20), _genesis_org("b", "0x" + "11" * 20)], [val("v")],
          "Gov: account already registered"),
-        ([_genesis_org("a", "0x" + "11" * 20)], [key64("v"), key64("v")], "Gov: validator exists"),
-        ([_genesis_org("", "0x" + "11" * 20)], [key64("v")], "Gov: empty name"),
-        ([_genesis_org("a", "0x" + "11" * 20), _genesis_org("b", "0x" + "22" * 20, key=key64("org:a"))], [key64("v")],
+        ([_genesis_org("a", "0x" + "11" * 20)], [val("v"), val("v")], "Gov: validator exists"),
+        ([_genesis_org("", "0x" + "11" * 20)], [val("v")], "Gov: empty name"),
+        ([_genesis_org("a", "0x" + "11" * 20), _genesis_org("b", "0x" + "22" * 20, key=key64("org:a"))], [val("v")],
          "Gov: key already registered"),
+        ([_genesis_org("a", "0x" + "11" * 20)], [val("v"), (key64("w"), val("v")[1], 1)],
+         "Gov: consensus key already used"),
+        ([_genesis_org("a", "0x" + "11" * 20)], [(key64("v"), b"\0" * 32, 1)], "Gov: zero consensus key"),
+        ([_genesis_org("a", "0x" + "11" * 20)], [val("v", power=0)], "Gov: invalid validator power"),
+        ([_genesis_org("a", "0x" + "11" * 20)], [val("v", power=MAX_POWER + 1)], "Gov: invalid validator power"),
     ],
-    ids=["no-orgs", "no-validators", "bad-key", "shared-account", "duplicate-validator", "empty-name", "shared-key"],
+    ids=["no-orgs", "no-validators", "bad-key", "shared-account", "duplicate-validator", "empty-name", "shared-key",
+         "shared-consensus-key", "zero-consensus-key", "zero-power", "power-too-large"],
 )
 def test_genesis_refuses_bad_bootstrap(system: System, orgs: list, validators: list, reason: str) -> None:
     with system.expect_revert(reason):
@@ -426,7 +442,7 @@ def test_change_roles(system: System) -> None:
 def test_single_member_consortium(system: System) -> None:
     """With one member its own vote is 2/3; it cannot suspend itself, nor remove the last validator."""
     founder = system.spare_accounts[0]
-    gov = system.deploy_contract("Governance", [("solo", ORG_HOSPITAL, key64("org:solo"), [founder])], [key64("v0")])
+    gov = system.deploy_contract("Governance", [("solo", ORG_HOSPITAL, key64("org:solo"), [founder])], [val("v0")])
     receipt = system.transact(gov.functions.proposeChangeRoles(1, ORG_PHARMACY), founder)
     assert system.events(receipt, gov, "ProposalExecuted") == [{"id": 1}]
     assert gov.functions.orgRoles(1).call() == ORG_PHARMACY
@@ -437,21 +453,25 @@ def test_single_member_consortium(system: System) -> None:
 
 
 # --------------------------------------------------------------------------------------------- validators
-def test_validator_changes_carry_the_effective_height(system: System) -> None:
+def test_validator_changes_carry_keys_power_and_the_effective_height(system: System) -> None:
     gov = system.governance
-    node = key64("validator:new")
-    receipt = pass_proposal(system, gov.functions.proposeAddValidator(node))
+    node, consensus = key64("validator:new"), deterministic_consensus_key("validator:new")
+    receipt = pass_proposal(system, gov.functions.proposeAddValidator(node, consensus, 7))
     (added,) = system.events(receipt, gov, "ValidatorAdded")
-    assert added == {"nodeKey": node, "effectiveHeight": receipt["blockNumber"] + DELAY}
+    assert added == {"nodeKey": node, "consensusKey": consensus, "power": 7,
+                     "effectiveHeight": receipt["blockNumber"] + DELAY}
     assert gov.functions.VALIDATOR_CHANGE_DELAY().call() == DELAY
     assert gov.functions.isValidator(node).call() is True
+    assert gov.functions.validatorInfo(node).call() == [consensus, 7]
     with system.expect_revert("Gov: validator exists"):
-        system.transact(gov.functions.proposeAddValidator(node), "hospital")
+        system.transact(gov.functions.proposeAddValidator(node, deterministic_consensus_key("other"), 1), "hospital")
     first = key64("validator:0")
     receipt = pass_proposal(system, gov.functions.proposeRemoveValidator(first))
     (removed,) = system.events(receipt, gov, "ValidatorRemoved")
-    assert removed == {"nodeKey": first, "effectiveHeight": receipt["blockNumber"] + DELAY}
+    assert removed == {"nodeKey": first, "consensusKey": deterministic_consensus_key("validator:0"),
+                       "effectiveHeight": receipt["blockNumber"] + DELAY}
     assert sorted(gov.functions.validators().call()) == sorted([key64(f"validator:{i}") for i in (1, 2, 3)] + [node])
+    assert gov.functions.validatorInfo(first).call() == [b"\0" * 32, 0]
     with system.expect_revert("Gov: unknown validator"):
         system.transact(gov.functions.proposeRemoveValidator(first), "hospital")
 
@@ -459,7 +479,67 @@ def test_validator_changes_carry_the_effective_height(system: System) -> None:
 @pytest.mark.parametrize("key", [b"", b"\x02" * 33, b"\x01" * 64], ids=["empty", "compressed", "off-curve"])
 def test_validator_key_must_be_a_valid_sm2_key(system: System, key: bytes) -> None:
     with system.expect_revert("Gov: invalid SM2 key"):
-        system.transact(system.governance.functions.proposeAddValidator(key), "hospital")
+        system.transact(system.governance.functions.proposeAddValidator(key, deterministic_consensus_key("x"), 1),
+                        "hospital")
+
+
+@pytest.mark.parametrize(
+    ("consensus", "power", "reason"),
+    [
+        (b"\0" * 32, 1, "Gov: zero consensus key"),
+        (None, 0, "Gov: invalid validator power"),
+        (None, MAX_POWER + 1, "Gov: invalid validator power"),
+    ],
+    ids=["zero-consensus-key", "zero-power", "power-above-2^40"],
+)
+def test_add_validator_refuses_bad_consensus_key_or_power(
+    system: System, consensus: bytes | None, power: int, reason: str
+) -> None:
+    gov = system.governance
+    consensus = deterministic_consensus_key("validator:new") if consensus is None else consensus
+    with system.expect_revert(reason):
+        system.transact(gov.functions.proposeAddValidator(key64("validator:new"), consensus, power), "hospital")
+
+
+def test_the_largest_power_is_accepted(system: System) -> None:
+    gov = system.governance
+    node = key64("validator:heavy")
+    pass_proposal(system, gov.functions.proposeAddValidator(node, deterministic_consensus_key("heavy"), MAX_POWER))
+    assert gov.functions.validatorInfo(node).call() == [deterministic_consensus_key("heavy"), MAX_POWER]
+
+
+def test_consensus_key_reuse_attack_is_refused(system: System) -> None:
+    """A second node key may not take a consensus key in use, nor one a removed validator used; the removed
+    validator itself may come back with its own key."""
+    gov = system.governance
+    taken = deterministic_consensus_key("validator:1")
+    with system.expect_revert("Gov: consensus key already used"):
+        system.transact(gov.functions.proposeAddValidator(key64("validator:new"), taken, 1), "hospital")
+    first, first_consensus = key64("validator:0"), deterministic_consensus_key("validator:0")
+    pass_proposal(system, gov.functions.proposeRemoveValidator(first))
+    with system.expect_revert("Gov: consensus key already used"):
+        system.transact(gov.functions.proposeAddValidator(key64("validator:new"), first_consensus, 1), "hospital")
+    receipt = pass_proposal(system, gov.functions.proposeAddValidator(first, first_consensus, 3))
+    (added,) = system.events(receipt, gov, "ValidatorAdded")
+    assert (added["nodeKey"], added["consensusKey"], added["power"]) == (first, first_consensus, 3)
+
+
+def test_two_open_proposals_for_one_consensus_key_execute_once(system: System) -> None:
+    """Checks run again at execution: the second proposal's deciding vote reverts."""
+    gov = system.governance
+    consensus = deterministic_consensus_key("contested")
+    first = propose(system, gov.functions.proposeAddValidator(key64("validator:a"), consensus, 1))
+    second = propose(system, gov.functions.proposeAddValidator(key64("validator:b"), consensus, 1))
+    voters = [v for v in VOTERS if v != "hospital"]
+    for name in voters[: NEEDED - 2]:
+        system.transact(gov.functions.vote(first, True), name)
+        system.transact(gov.functions.vote(second, True), name)
+    system.transact(gov.functions.vote(first, True), voters[NEEDED - 2])
+    assert status(system, first) == EXECUTED
+    with system.expect_revert("Gov: consensus key already used"):
+        system.transact(gov.functions.vote(second, True), voters[NEEDED - 2])
+    assert status(system, second) == OPEN
+    assert gov.functions.isValidator(key64("validator:b")).call() is False
 
 
 # --------------------------------------------------------------------------------------------- permissions
@@ -669,7 +749,8 @@ def _every_member_call(system: System) -> dict[str, Any]:
                                                          r, s),
         "proposeSuspendOrg": gov.functions.proposeSuspendOrg(2),
         "proposeChangeRoles": gov.functions.proposeChangeRoles(2, ORG_HOSPITAL),
-        "proposeAddValidator": gov.functions.proposeAddValidator(key64("validator:new")),
+        "proposeAddValidator": gov.functions.proposeAddValidator(key64("validator:new"),
+                                                                 deterministic_consensus_key("validator:new"), 1),
         "proposeRemoveValidator": gov.functions.proposeRemoveValidator(key64("validator:0")),
         "proposeSetPermission": gov.functions.proposeSetPermission(system.evidence.address, 2, 1),
         "vote": gov.functions.vote(1, True),

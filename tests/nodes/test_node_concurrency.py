@@ -38,7 +38,7 @@ def _raw(nonce: int) -> bytes:
 def node(tmp_path) -> Iterator[Node]:
     genesis = Genesis.create(
         chain_id=CHAIN_ID, timestamp=int(time.time()) - 100,
-        validators=[GenesisValidator("node-1", NODE_KEY.public_key())],
+        validators=[GenesisValidator("node-1", NODE_KEY.public_key(), b"\x01" * 32)],
         organisations=[GenesisOrganisation("Hospital A", 1, SM2PrivateKey.generate().public_key(),
                                            (bytes.fromhex(MEMBER.address[2:]),))],
     )

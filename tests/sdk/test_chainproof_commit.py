@@ -136,3 +136,43 @@ def test_json_round_trip_and_strict_parsing():
             CommitCertificate.from_json({**doc, "chain_identity": bad})
     with pytest.raises(InvalidInput, match="round must be below 2"):
         CommitCertificate.from_json({**doc, "round": 1 << 32})
+
+
+# -- voting power ----------------------------------------------------------------------------------------------
+
+def _verify_powers(cert: CommitCertificate, powers, pubs=PUBS) -> None:
+    cert.verify(pubs, chain_id=CHAIN, chain_identity=IDENTITY, powers=powers)
+
+
+def test_with_powers_more_than_two_thirds_of_the_power_is_needed():
+    heavy = [10, 1, 1, 1]  # total 13: 3 * signed > 26 needs 9 or more
+    _verify_powers(_cert([(0, KEYS[0])]), heavy)  # one heavy signer: 10 of 13
+    with pytest.raises(CommitError, match="signed by 3 of 4 validators with 3 of 13 voting power"):
+        _verify_powers(_cert([(1, KEYS[1]), (2, KEYS[2]), (3, KEYS[3])]), heavy)  # three of four by count
+    exact = [2, 1, 1, 2]  # total 6: 4 of 6 is exactly two thirds, not more
+    with pytest.raises(CommitError, match="4 of 6 voting power; more than two thirds"):
+        _verify_powers(_cert([(0, KEYS[0]), (1, KEYS[1]), (2, KEYS[2])]), exact)
+    _verify_powers(_cert([(0, KEYS[0]), (1, KEYS[1]), (3, KEYS[3])]), exact)  # 5 of 6
+
+
+def test_equal_powers_give_the_count_rule():
+    for n in range(1, 5):
+        for signed in range(1, n + 1):
+            cert = _cert([(i, KEYS[i]) for i in range(signed)])
+            for power in (1, 7):
+                if signed >= quorum(n):
+                    _verify_powers(cert, [power] * n, PUBS[:n])
+                else:
+                    with pytest.raises(CommitError, match=f"{quorum(n)} are needed"):
+                        _verify_powers(cert, [power] * n, PUBS[:n])
+
+
+def test_a_duplicate_signer_does_not_add_power_twice():
+    with pytest.raises(CommitError, match="validator 0 signed the commit twice"):
+        _verify_powers(_cert([(0, KEYS[0]), (0, KEYS[0])]), [3, 1, 1, 1])
+
+
+@pytest.mark.parametrize("powers", [[1, 1, 1], [1, 1, 1, 0], [1, 1, 1, -1], [1, 1, 1, True], [1, 1, 1, 1.0]])
+def test_powers_must_match_the_validators(powers):
+    with pytest.raises(InvalidInput, match="powers must give a positive integer power"):
+        _verify_powers(_cert([(i, KEYS[i]) for i in range(4)]), powers)

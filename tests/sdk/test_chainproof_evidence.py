@@ -2,7 +2,9 @@
 EvidenceRegistry on py-evm (GM Cancun VM), its transaction, receipt and Governance state proofs, and an SM2 commit
 certificate (v2, bound to the genesis fingerprint), verified offline with the genesis file alone — in process and
 through the ``shancheng evidence verify --genesis`` command line.  (The attacks that need a running node are in
-``tests/nodes/test_evidence_trust.py``.)"""
+``tests/nodes/test_evidence_trust.py``; packages after validator-set changes in
+``test_evidence_validator_changes.py``.)  eth-tester's blocks are given the extra data every Shancheng block
+carries, the commitment to the validator sets (here the genesis set, which never changes)."""
 
 from __future__ import annotations
 
@@ -19,7 +21,14 @@ import pytest
 from shancheng.chain.receipt_proofs import receipt_proof
 from shancheng.chain.state_proofs import state_proof
 from shancheng.chain.transaction_proofs import transaction_proof
-from shancheng.sdk.chainproof import CommitCertificate, CommitError, GenesisFile, ReceiptProofError
+from shancheng.sdk.chainproof import (
+    CommitCertificate,
+    CommitError,
+    GenesisFile,
+    ReceiptProofError,
+    ValidatorSet,
+    header_commitment,
+)
 from shancheng.sdk.crypto import SM2PrivateKey
 from shancheng.sdk.evidence import (
     ChainProofError,
@@ -34,13 +43,26 @@ from shancheng.sdk.evidence.chain import checkpoint_anchor_message, origin_hash
 from shancheng.sdk.evidence.governance import org_name_slot, package_state_slots
 from shancheng.sdk.merkle import NoteSigner
 from shancheng.sdk.records import RecordStatement, commit_salted
-from shancheng.testing import CHAIN_ID, N_VALIDATORS, build_system, deterministic_sm2_key, make_pyevm
+from shancheng.testing import (
+    CHAIN_ID,
+    N_VALIDATORS,
+    build_system,
+    deterministic_consensus_key,
+    deterministic_sm2_key,
+    make_pyevm,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "docs" / "evidence-package-v2.schema.json").read_text())
 ORIGIN = "district.example/log/hosp-001"
 RECORDS = [{"hosp_rxno": f"RX{i:04d}", "valid_days": 3} for i in range(5)]
 VALIDATOR_KEYS = [deterministic_sm2_key(f"validator:{i}") for i in range(N_VALIDATORS)]
+VALIDATORS_JSON = [
+    {"name": f"node-{i}", "public_key": k.public_key().to_bytes().hex(),
+     "consensus_key": "0x" + deterministic_consensus_key(f"validator:{i}").hex(), "power": 1}
+    for i, k in enumerate(VALIDATOR_KEYS)
+]
+GENESIS_SET = ValidatorSet.from_json(VALIDATORS_JSON)
 ZERO = b"\0" * 32
 
 
@@ -53,6 +75,8 @@ def _anchor(system: Any, origin: str, seq: int, size: int, root: bytes, prev: by
     )
     r, s = system.sign_message(member, message)
     fn = system.evidence.functions.anchorBatch(origin_hash(origin), seq, root, size, prev, r, s)
+    chain = _chain(system)  # the block about to be mined commits to the validator sets, as a Shancheng block does
+    chain.header = chain.header.copy(extra_data=header_commitment(GENESIS_SET, GENESIS_SET))
     if gas is None:
         return system.transact(fn, org)
     tx = fn.transact({"from": system.account(org), "gas": gas})
@@ -109,8 +133,7 @@ def world() -> dict[str, Any]:
     proof = _proof_of(system, receipt)
     genesis = {
         "format": "shancheng-genesis", "version": 1, "chain_id": CHAIN_ID, "timestamp": 0, "gas_limit": 30_000_000,
-        "validators": [{"name": f"node-{i}", "public_key": k.public_key().to_bytes().hex()}
-                       for i, k in enumerate(VALIDATOR_KEYS)],
+        "validators": VALIDATORS_JSON,
         "organisations": [{"name": o.name, "roles": o.roles, "public_key": "04" + o.public_key.hex(),
                            "accounts": list(o.accounts)} for o in system.orgs.values()],
         "deployer": system.deployer,
@@ -230,7 +253,9 @@ CASES = [
     ("transaction of another block", _chain_part(lambda c, w: c.update(
         transaction_proof=w["other"]["transaction_proof"])), ChainProofError, "another block or index"),
     ("validator changes", _chain_part(lambda c, w: c.update(validator_changes=[{"receipt_proof": {}}])),
-     ChainProofError, "not supported by this verifier yet"),
+     PackageError, "$.chain.validator_changes[0]: missing field 'certificate'"),
+    ("validator changes not a list", _chain_part(lambda c, w: c.update(validator_changes={})),
+     PackageError, "$.chain.validator_changes: must be a list of at most 1024 changes"),
     ("unknown field", _chain_part(lambda c, w: c.update(extra=1)), PackageError, "$.chain: unknown field 'extra'"),
 ]
 

@@ -11,6 +11,7 @@ from shancheng.sdk.chainproof import GenesisError, GenesisFile
 from shancheng.sdk.crypto import SM2PrivateKey
 
 VALIDATORS = [SM2PrivateKey.generate().public_key() for _ in range(4)]
+CONSENSUS = [bytes([0xA1 + i]) * 32 for i in range(4)]
 ORG_KEY = SM2PrivateKey.generate().public_key()
 GOOD = {
     "format": "shancheng-genesis",
@@ -18,7 +19,10 @@ GOOD = {
     "chain_id": 20251124,
     "timestamp": 1764000000,
     "gas_limit": 30000000,
-    "validators": [{"name": f"node-{i}", "public_key": v.to_bytes().hex()} for i, v in enumerate(VALIDATORS)],
+    "validators": [
+        {"name": f"node-{i}", "public_key": v.to_bytes().hex(), "consensus_key": "0x" + CONSENSUS[i].hex(), "power": i + 1}
+        for i, v in enumerate(VALIDATORS)
+    ],
     "organisations": [{"name": "Hospital A", "roles": 1, "public_key": ORG_KEY.to_bytes().hex(),
                        "accounts": ["0x" + "11" * 20]}],
     "deployer": "0x" + "22" * 20,
@@ -34,6 +38,7 @@ def test_a_good_genesis_loads_from_text_path_and_bytes(tmp_path):
     for source in (json.dumps(GOOD), path, str(path), path.read_bytes()):
         g = GenesisFile.load(source)
         assert g.chain_id == 20251124 and g.validator_keys == tuple(VALIDATORS)
+        assert [(v.consensus_key, v.power) for v in g.validators] == [(CONSENSUS[i], i + 1) for i in range(4)]
         assert g.evidence_registry == b"\x44" * 20 and g.governance == b"\x33" * 20
         assert g.genesis_hash == b"\x55" * 32 and g.organisations[0].accounts == (b"\x11" * 20,)
 
@@ -61,6 +66,15 @@ def _set(path, value):
         (("validators", 1, "public_key"), "04" + "00" * 64, "$.validators[1].public_key"),
         (("validators", 1, "public_key"), VALIDATORS[0].to_bytes().hex(), "listed twice"),
         (("validators", 0, "extra"), 1, "$.validators[0]: unknown field 'extra'"),
+        (("validators", 0, "consensus_key"), KeyError, "$.validators[0]: missing field 'consensus_key'"),
+        (("validators", 0, "consensus_key"), "0x" + "01" * 31, "$.validators[0].consensus_key must be 0x and 64"),
+        (("validators", 0, "consensus_key"), "01" * 32, "$.validators[0].consensus_key must be 0x and 64"),
+        (("validators", 0, "consensus_key"), "0x" + "00" * 32, "$.validators[0].consensus_key: must not be zero"),
+        (("validators", 2, "consensus_key"), "0x" + CONSENSUS[0].hex(), "$.validators[2].consensus_key: the same consensus"),
+        (("validators", 0, "power"), 0, "$.validators[0].power: must be 1 .. 2^40"),
+        (("validators", 0, "power"), (1 << 40) + 1, "$.validators[0].power"),
+        (("validators", 0, "power"), True, "$.validators[0].power"),
+        (("validators", 0, "power"), 1.0, "$.validators[0].power"),
         (("organisations", 0, "accounts", 0), "0x12", "$.organisations[0].accounts[0]"),
         (("organisations", 0, "roles"), True, "$.organisations[0].roles"),
         (("system_contracts",), {"Governance": "0x" + "33" * 20}, "missing 'EvidenceRegistry'"),
@@ -75,6 +89,15 @@ def test_every_bad_field_is_refused_with_its_path(path, value, reason):
     with pytest.raises(GenesisError) as err:
         GenesisFile.from_json(_set(path, value))
     assert reason in str(err.value)
+
+
+def test_validator_power_defaults_to_one_and_is_in_the_fingerprint():
+    implicit = _set(("validators", 0, "power"), KeyError)
+    parsed = GenesisFile.from_json(implicit)
+    assert parsed.validators[0].power == 1
+    assert parsed.canonical_json()["validators"][0]["power"] == 1
+    assert parsed.fingerprint == _fingerprint(GOOD)  # GOOD lists power 1 for node-0 explicitly
+    assert GenesisFile.from_json(_set(("validators", 0, "power"), 1 << 40)).validators[0].power == 1 << 40
 
 
 def test_unreadable_and_oversized_files(tmp_path):
@@ -92,11 +115,12 @@ def test_the_nodes_genesis_writer_and_the_sdk_reader_agree():
 
     written = Genesis.create(
         chain_id=20251124, timestamp=1764000000,
-        validators=[GenesisValidator("node-1", VALIDATORS[0])],
+        validators=[GenesisValidator("node-1", VALIDATORS[0], CONSENSUS[0], 5)],
         organisations=[GenesisOrganisation("Hospital A", 1, ORG_KEY, (b"\x11" * 20,))],
     )
     read = GenesisFile.load(written.dumps())
     assert read.genesis_hash == written.genesis_hash and read.validator_keys == (VALIDATORS[0],)
+    assert (read.validators[0].consensus_key, read.validators[0].power) == (CONSENSUS[0], 5)
     assert read.evidence_registry == written.system_contracts["EvidenceRegistry"]
     assert read.governance == written.system_contracts["Governance"]
     assert read.fingerprint == written.fingerprint == GenesisFile.load(json.dumps(written.to_json())).fingerprint
@@ -126,6 +150,7 @@ def test_fingerprint_ignores_formatting_key_order_and_hex_case(tmp_path):
     shuffled = json.loads(json.dumps(GOOD), object_pairs_hook=lambda pairs: dict(reversed(pairs)))
     upper = copy.deepcopy(GOOD)
     upper["validators"][0]["public_key"] = upper["validators"][0]["public_key"].upper()
+    upper["validators"][1]["consensus_key"] = "0x" + CONSENSUS[1].hex().upper()
     upper["organisations"][0]["accounts"][0] = "0x" + "AB" * 20
     lower = copy.deepcopy(GOOD)
     lower["organisations"][0]["accounts"][0] = "0x" + "ab" * 20
@@ -152,6 +177,8 @@ ATTACKER_KEY = SM2PrivateKey.generate().public_key()
     [
         (("validators", 0, "public_key"), ATTACKER_KEY.to_bytes().hex()),  # the attacker's validator key
         (("validators", 0, "name"), "node-x"),
+        (("validators", 0, "consensus_key"), "0x" + "09" * 32),
+        (("validators", 0, "power"), 2),
         (("timestamp",), 1764000001),
         (("chain_id",), 20251125),
         (("gas_limit",), 30000001),
@@ -207,9 +234,9 @@ def test_hole9_certificate_resigned_for_a_genesis_with_a_replaced_validator_key_
     from shancheng.sdk.chainproof import CommitCertificate, CommitError
 
     real, attacker = SM2PrivateKey.generate(), SM2PrivateKey.generate()
-    published = GenesisFile.from_json(_set(("validators",), [{"name": "node-1",
+    published = GenesisFile.from_json(_set(("validators",), [{"name": "node-1", "consensus_key": "0x" + "01" * 32,
                                                                "public_key": real.public_key().to_bytes().hex()}]))
-    doctored = GenesisFile.from_json(_set(("validators",), [{"name": "node-1",
+    doctored = GenesisFile.from_json(_set(("validators",), [{"name": "node-1", "consensus_key": "0x" + "01" * 32,
                                                               "public_key": attacker.public_key().to_bytes().hex()}]))
     assert doctored.genesis_hash == published.genesis_hash
     assert doctored.fingerprint_hex != published.fingerprint_hex

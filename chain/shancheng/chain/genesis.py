@@ -29,7 +29,7 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from shancheng.contracts.artifacts import load
-from shancheng.contracts.deploy import GOVERNANCE, SYSTEM_CONTRACTS, GenesisOrg
+from shancheng.contracts.deploy import GOVERNANCE, SYSTEM_CONTRACTS, GenesisOrg, GenesisValidatorSpec
 from shancheng.sdk.chainproof.genesis import GenesisError, GenesisFile, GenesisOrganisation, GenesisValidator
 
 from .vm import chain_class
@@ -117,6 +117,13 @@ class Genesis:
         keys_seen = {v.public_key for v in self.validators}
         if len(keys_seen) != len(self.validators):
             raise GenesisError("a validator key appears twice")
+        if len({v.consensus_key for v in self.validators}) != len(self.validators):
+            raise GenesisError("a validator consensus key appears twice")
+        for v in self.validators:
+            if len(v.consensus_key) != 32 or v.consensus_key == bytes(32):
+                raise GenesisError(f"validator {v.name!r}: the consensus key must be a 32-byte ed25519 public key")
+            if not 1 <= v.power <= 1 << 40:
+                raise GenesisError(f"validator {v.name!r}: power must be 1 .. 2^40")
 
     def initialize(self, db: AtomicDatabaseAPI) -> Any:
         """Write the genesis state and block into ``db``; refuse if the hash differs from the file's."""
@@ -160,8 +167,11 @@ class Genesis:
             .as_abi()
             for o in self.organisations
         ]
+        validators = [
+            GenesisValidatorSpec(v.public_key.to_bytes(), v.consensus_key, v.power).as_abi() for v in self.validators
+        ]
         args = encode(get_abi_input_types(ctor),  # type: ignore[arg-type]  # a constructor ABI entry
-                   [founders, [v.public_key.to_bytes()[1:] for v in self.validators]])
+                   [founders, validators])
         addresses[GOVERNANCE] = deploy(GOVERNANCE, bytes.fromhex(gov.bytecode.removeprefix("0x")) + args)
         for name in SYSTEM_CONTRACTS:
             art = load(name)
@@ -187,7 +197,15 @@ class Genesis:
             "chain_id": self.chain_id,
             "timestamp": self.timestamp,
             "gas_limit": self.gas_limit,
-            "validators": [{"name": v.name, "public_key": v.public_key.to_bytes().hex()} for v in self.validators],
+            "validators": [
+                {
+                    "name": v.name,
+                    "public_key": v.public_key.to_bytes().hex(),
+                    "consensus_key": "0x" + v.consensus_key.hex(),
+                    "power": v.power,
+                }
+                for v in self.validators
+            ],
             "organisations": [
                 {
                     "name": o.name,

@@ -5,7 +5,7 @@ system contract follows in the order of :data:`SYSTEM_CONTRACTS`, each construct
 
 >>> from shancheng.contracts.deploy import GenesisOrg, GenesisSpec, deploy
 >>> spec = GenesisSpec(orgs=(GenesisOrg(name="Hospital A", roles=1, public_key=key64, accounts=(addr,)),),  # doctest: +SKIP
-...                    validators=(node_key64,))
+...                    validators=(GenesisValidatorSpec(public_key=node_key64, consensus_key=ed25519_pub32),))
 >>> deployment = deploy(w3, deployer=addr, genesis=spec)        # doctest: +SKIP
 >>> deployment["EvidenceRegistry"]                               # doctest: +SKIP
 '0x...'
@@ -34,6 +34,7 @@ __all__ = [
     "DeploymentError",
     "GenesisOrg",
     "GenesisSpec",
+    "GenesisValidatorSpec",
     "deploy",
 ]
 
@@ -77,11 +78,28 @@ class GenesisOrg:
 
 
 @dataclass(frozen=True)
+class GenesisValidatorSpec:
+    """A genesis validator: SM2 node key (signs commit certificates), CometBFT ed25519 consensus key (32 bytes),
+    voting power (1 .. 2**40)."""
+
+    public_key: bytes
+    consensus_key: bytes
+    power: int = 1
+
+    def as_abi(self) -> tuple[bytes, bytes, int]:
+        if len(self.consensus_key) != 32:
+            raise DeploymentError("a validator's consensus key must be a 32-byte ed25519 public key")
+        if not 1 <= self.power <= 1 << 40:
+            raise DeploymentError("a validator's power must be 1 .. 2**40")
+        return (_key64(self.public_key), bytes(self.consensus_key), self.power)
+
+
+@dataclass(frozen=True)
 class GenesisSpec:
-    """Founding organisations and the validators' SM2 node keys."""
+    """Founding organisations and the validators."""
 
     orgs: tuple[GenesisOrg, ...]
-    validators: tuple[bytes, ...]
+    validators: tuple[GenesisValidatorSpec, ...]
 
 
 @dataclass(frozen=True)
@@ -143,7 +161,7 @@ def deploy(
         raise DeploymentError("a genesis needs at least one founding organisation and one validator")
     gov_art = load(GOVERNANCE)
     gov_factory = w3.eth.contract(abi=gov_art.abi, bytecode=gov_art.bytecode)
-    builder = gov_factory.constructor([o.as_abi() for o in genesis.orgs], [_key64(v) for v in genesis.validators])
+    builder = gov_factory.constructor([o.as_abi() for o in genesis.orgs], [v.as_abi() for v in genesis.validators])
     receipts = {GOVERNANCE: _send(w3, deployer, builder)}
     governance = _created(receipts[GOVERNANCE])
     addresses: dict[str, str] = {}

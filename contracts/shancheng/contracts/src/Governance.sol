@@ -12,7 +12,11 @@ import {Sm2Key} from "./lib/Sm2Key.sol";
 ///   (3 * yes >= 2 * active); it is executed by the vote that reaches the threshold (or by `execute` when
 ///   the electorate shrank), rejected once more than 1/3 voted no, and expires VOTING_PERIOD seconds after
 ///   it was made. The proposer's vote is cast with the proposal.
-///   Validator changes take effect VALIDATOR_CHANGE_DELAY blocks after the executing block.
+///   Validators are identified by their SM2 node key (64 bytes x||y, which signs commit certificates) and carry
+///   a CometBFT consensus key (32-byte ed25519 public key, used by one validator only, ever) and a voting power
+///   (1 .. MAX_VALIDATOR_POWER). A change executed in block h takes effect at height h + VALIDATOR_CHANGE_DELAY
+///   (CometBFT applies the validator updates of block h from h + 2); the ValidatorAdded/ValidatorRemoved events
+///   are what the node turns into validator updates.
 ///   Staff are managed by their own organisation (no vote): the org registers a staff member's SM2 key,
 ///   address and roles with the staff member's SM2 proof of possession (r, s) over
 ///   M = SM3(abi.encode(STAFF_POP_TAG, block.chainid, address(this), orgId, staff, roles, publicKey));
@@ -25,7 +29,8 @@ import {Sm2Key} from "./lib/Sm2Key.sol";
 contract Governance is IGovernance {
     // ---------------------------------------------------------------- constants
     uint256 public constant VOTING_PERIOD = 7 days;
-    uint256 public constant VALIDATOR_CHANGE_DELAY = 16;
+    uint256 public constant VALIDATOR_CHANGE_DELAY = 2;
+    uint64 public constant MAX_VALIDATOR_POWER = 2 ** 40;
     bytes32 public constant POP_TAG = keccak256("shancheng.governance.org-key-possession.v2");
     bytes32 public constant STAFF_POP_TAG = keccak256("shancheng.governance.staff-key-possession.v1");
 
@@ -80,6 +85,18 @@ contract Governance is IGovernance {
         address[] accounts;
     }
 
+    /// @dev a genesis validator: SM2 node key (64 bytes x||y), ed25519 consensus key, voting power
+    struct GenesisValidator {
+        bytes nodeKey;
+        bytes32 consensusKey;
+        uint64 power;
+    }
+
+    struct ValidatorInfo {
+        bytes32 consensusKey;
+        uint64 power;
+    }
+
     // ---------------------------------------------------------------- state
     uint64 public orgCount;
     uint64 public activeOrgCount;
@@ -98,6 +115,8 @@ contract Governance is IGovernance {
 
     // appended (the layout above is frozen: offline verifiers read _orgs and _staff from storage proofs)
     mapping(bytes32 => uint64) private _keyOwner; // keccak256(org or staff key) => orgId
+    mapping(bytes32 => ValidatorInfo) private _validatorInfo; // keccak256(node key) => consensus key, power
+    mapping(bytes32 => bytes32) private _consensusKeyOwner; // consensus key => keccak256(node key), kept on removal
 
     // ---------------------------------------------------------------- events
     event OrgAdmitted(uint64 indexed orgId, string name, uint256 roles, bytes publicKey, address[] accounts);
@@ -109,8 +128,8 @@ contract Governance is IGovernance {
     event StaffRegistered(address indexed staff, uint64 indexed orgId, uint256 roles, bytes publicKey);
     event StaffRolesChanged(address indexed staff, uint256 roles);
     event StaffDeactivated(address indexed staff);
-    event ValidatorAdded(bytes nodeKey, uint256 effectiveHeight);
-    event ValidatorRemoved(bytes nodeKey, uint256 effectiveHeight);
+    event ValidatorAdded(bytes nodeKey, bytes32 consensusKey, uint64 power, uint256 effectiveHeight);
+    event ValidatorRemoved(bytes nodeKey, bytes32 consensusKey, uint256 effectiveHeight);
     event PermissionSet(address indexed target, uint64 indexed orgId, uint256 mask);
     event ProposalCreated(
         uint256 indexed id, Kind kind, uint64 indexed proposerOrg, uint64 deadline, bytes payload, bytes32 r, bytes32 s
@@ -120,17 +139,18 @@ contract Governance is IGovernance {
     event ProposalRejected(uint256 indexed id);
 
     // ---------------------------------------------------------------- genesis
-    constructor(GenesisOrg[] memory founders, bytes[] memory validatorKeys) {
+    constructor(GenesisOrg[] memory founders, GenesisValidator[] memory genesisValidators) {
         require(founders.length > 0, "Gov: no founding members");
-        require(validatorKeys.length > 0, "Gov: no validators");
+        require(genesisValidators.length > 0, "Gov: no validators");
         for (uint256 i = 0; i < founders.length; i++) {
             GenesisOrg memory f = founders[i];
             _checkNewOrg(f.name, f.roles, f.publicKey, f.accounts);
             _admit(f.name, f.roles, f.publicKey, f.accounts);
         }
-        for (uint256 i = 0; i < validatorKeys.length; i++) {
-            _checkNewValidator(validatorKeys[i]);
-            _addValidator(validatorKeys[i], block.number);
+        for (uint256 i = 0; i < genesisValidators.length; i++) {
+            GenesisValidator memory v = genesisValidators[i];
+            _checkNewValidator(v.nodeKey, v.consensusKey, v.power);
+            _addValidator(v.nodeKey, v.consensusKey, v.power, block.number);
         }
     }
 
@@ -180,6 +200,16 @@ contract Governance is IGovernance {
 
     function isValidator(bytes calldata nodeKey) external view returns (bool) {
         return _validatorIndex[keccak256(nodeKey)] != 0;
+    }
+
+    /// @notice A current validator's consensus key and power; (0, 0) for a key that is not a validator.
+    function validatorInfo(bytes calldata nodeKey) external view returns (bytes32 consensusKey, uint64 power) {
+        bytes32 h = keccak256(nodeKey);
+        if (_validatorIndex[h] == 0) {
+            return (bytes32(0), 0);
+        }
+        ValidatorInfo storage info = _validatorInfo[h];
+        return (info.consensusKey, info.power);
     }
 
     function permissions(address target, uint64 orgId) external view returns (uint256) {
@@ -264,9 +294,14 @@ contract Governance is IGovernance {
         return _propose(Kind.ChangeRoles, abi.encode(orgId, roles), 0, 0);
     }
 
-    function proposeAddValidator(bytes calldata nodeKey) external returns (uint256) {
-        _checkNewValidator(nodeKey);
-        return _propose(Kind.AddValidator, abi.encode(nodeKey), 0, 0);
+    /// @notice Propose a validator: its SM2 node key (64 bytes x||y), its CometBFT ed25519 consensus key (never
+    ///   used by another validator before) and its voting power (1 .. MAX_VALIDATOR_POWER).
+    function proposeAddValidator(bytes calldata nodeKey, bytes32 consensusKey, uint64 power)
+        external
+        returns (uint256)
+    {
+        _checkNewValidator(nodeKey, consensusKey, power);
+        return _propose(Kind.AddValidator, abi.encode(nodeKey, consensusKey, power), 0, 0);
     }
 
     function proposeRemoveValidator(bytes calldata nodeKey) external returns (uint256) {
@@ -464,9 +499,9 @@ contract Governance is IGovernance {
             _orgs[orgId].roles = roles;
             emit OrgRolesChanged(orgId, roles);
         } else if (kind == Kind.AddValidator) {
-            bytes memory key = abi.decode(payload, (bytes));
-            _checkNewValidator(key);
-            _addValidator(key, block.number + VALIDATOR_CHANGE_DELAY);
+            (bytes memory key, bytes32 consensusKey, uint64 power) = abi.decode(payload, (bytes, bytes32, uint64));
+            _checkNewValidator(key, consensusKey, power);
+            _addValidator(key, consensusKey, power, block.number + VALIDATOR_CHANGE_DELAY);
         } else if (kind == Kind.RemoveValidator) {
             bytes memory key = abi.decode(payload, (bytes));
             _checkRemoveValidator(key);
@@ -530,9 +565,14 @@ contract Governance is IGovernance {
         require(roles != 0 && roles & ~Roles.ORG_ALL == 0, "Gov: invalid org roles");
     }
 
-    function _checkNewValidator(bytes memory key) private view {
+    function _checkNewValidator(bytes memory key, bytes32 consensusKey, uint64 power) private view {
         require(Sm2Key.isValid(key), "Gov: invalid SM2 key");
-        require(_validatorIndex[keccak256(key)] == 0, "Gov: validator exists");
+        bytes32 h = keccak256(key);
+        require(_validatorIndex[h] == 0, "Gov: validator exists");
+        require(consensusKey != bytes32(0), "Gov: zero consensus key");
+        bytes32 owner = _consensusKeyOwner[consensusKey];
+        require(owner == 0 || owner == h, "Gov: consensus key already used");
+        require(power != 0 && power <= MAX_VALIDATOR_POWER, "Gov: invalid validator power");
     }
 
     function _checkRemoveValidator(bytes memory key) private view {
@@ -545,10 +585,13 @@ contract Governance is IGovernance {
         require(orgId != 0 && orgId <= orgCount, "Gov: unknown org");
     }
 
-    function _addValidator(bytes memory key, uint256 effectiveHeight) private {
+    function _addValidator(bytes memory key, bytes32 consensusKey, uint64 power, uint256 effectiveHeight) private {
+        bytes32 h = keccak256(key);
         _validators.push(key);
-        _validatorIndex[keccak256(key)] = _validators.length;
-        emit ValidatorAdded(key, effectiveHeight);
+        _validatorIndex[h] = _validators.length;
+        _validatorInfo[h] = ValidatorInfo({consensusKey: consensusKey, power: power});
+        _consensusKeyOwner[consensusKey] = h;
+        emit ValidatorAdded(key, consensusKey, power, effectiveHeight);
     }
 
     function _removeValidator(bytes memory key) private {
@@ -562,6 +605,8 @@ contract Governance is IGovernance {
         }
         _validators.pop();
         delete _validatorIndex[h];
-        emit ValidatorRemoved(key, block.number + VALIDATOR_CHANGE_DELAY);
+        bytes32 consensusKey = _validatorInfo[h].consensusKey;
+        delete _validatorInfo[h];
+        emit ValidatorRemoved(key, consensusKey, block.number + VALIDATOR_CHANGE_DELAY);
     }
 }

@@ -8,7 +8,9 @@ file's fingerprint, :attr:`shancheng.sdk.chainproof.GenesisFile.fingerprint`)::
 
 so a certificate from one chain never verifies for another, even with the same chain id and validators.
 A certificate for a validator set of n keys needs distinct signers, every signature valid, and at least
-``floor(2n/3) + 1`` of them.  Format v1 (no chain identity) is refused.
+``floor(2n/3) + 1`` of them; with voting powers (``powers=``), signers whose power sum is more than two thirds of
+the total (``3 * signed > 2 * total``; equal powers give the count rule).  Format v1 (no chain identity) is
+refused.
 """
 
 from __future__ import annotations
@@ -107,9 +109,17 @@ class CommitCertificate:
         sigs = tuple(PrecommitSignature(index, timestamp_ms, key.sign(message)) for index, key in signers)
         return cls(bytes(chain_identity), chain_id, height, round_, bytes(block_hash), sigs)
 
-    def verify(self, validators: Sequence[SM2PublicKey], *, chain_id: int, chain_identity: bytes) -> None:
-        """Raise :class:`CommitError` unless > 2/3 of ``validators`` signed this block on the chain whose
-        genesis fingerprint is ``chain_identity`` and whose chain id is ``chain_id``."""
+    def verify(
+        self,
+        validators: Sequence[SM2PublicKey],
+        *,
+        chain_id: int,
+        chain_identity: bytes,
+        powers: Sequence[int] | None = None,
+    ) -> None:
+        """Raise :class:`CommitError` unless > 2/3 of ``validators`` (by count, or by voting power when ``powers``
+        gives each validator's power, in the same order) signed this block on the chain whose genesis fingerprint is
+        ``chain_identity`` and whose chain id is ``chain_id``."""
         if len(chain_identity) != 32:
             raise InvalidInput("chain identity (the genesis fingerprint) must be 32 bytes")
         if chain_identity != self.chain_identity:
@@ -122,6 +132,8 @@ class CommitCertificate:
         n = len(validators)
         if n == 0:
             raise CommitError("cannot verify a commit against an empty validator set")
+        if powers is not None and (len(powers) != n or any(type(p) is not int or p <= 0 for p in powers)):
+            raise InvalidInput("powers must give a positive integer power for each validator")
         seen: set[int] = set()
         for sig in self.signatures:
             if not 0 <= sig.validator_index < n:
@@ -139,8 +151,16 @@ class CommitCertificate:
                 raise CommitError(
                     f"precommit signature of validator {sig.validator_index} at height {self.height} does not verify"
                 ) from exc
-        if len(seen) < quorum(n):
-            raise CommitError(f"commit has {len(seen)} of {n} validator signatures; {quorum(n)} are needed")
+        if powers is None or len(set(powers)) == 1:  # equal powers: the count rule, said as a count
+            if len(seen) < quorum(n):
+                raise CommitError(f"commit has {len(seen)} of {n} validator signatures; {quorum(n)} are needed")
+            return
+        total, signed = sum(powers), sum(powers[i] for i in seen)
+        if 3 * signed <= 2 * total:
+            raise CommitError(
+                f"commit is signed by {len(seen)} of {n} validators with {signed} of {total} voting power;"
+                " more than two thirds is needed"
+            )
 
     # -- JSON ------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:

@@ -56,10 +56,18 @@ class GenesisError(InvalidInput):
     """A genesis file that is not a well-formed v1 Shancheng genesis."""
 
 
+MAX_POWER = 1 << 40
+
+
 @dataclass(frozen=True)
 class GenesisValidator:
+    """A genesis validator: its SM2 key (signs commit certificates), its CometBFT consensus key (32-byte ed25519
+    public key) and its voting power (1 .. 2**40)."""
+
     name: str
     public_key: SM2PublicKey
+    consensus_key: bytes
+    power: int = 1
 
 
 @dataclass(frozen=True)
@@ -74,8 +82,8 @@ def _canonical_int(value: int) -> int | str:
     return value if value <= _JCS_MAX_INT else str(value)
 
 
-def _object(obj: Any, path: str, required: set[str]) -> dict[str, Any]:
-    return strict_json.fields(obj, path, required, error=GenesisError)
+def _object(obj: Any, path: str, required: set[str], optional: frozenset[str] = frozenset()) -> dict[str, Any]:
+    return strict_json.fields(obj, path, required, optional=optional, error=GenesisError)
 
 
 def _uint(value: Any, path: str, *, bits: int = 63) -> int:
@@ -156,7 +164,15 @@ class GenesisFile:
             "chain_id": _canonical_int(self.chain_id),
             "timestamp": _canonical_int(self.timestamp),
             "gas_limit": _canonical_int(self.gas_limit),
-            "validators": [{"name": v.name, "public_key": v.public_key.to_bytes().hex()} for v in self.validators],
+            "validators": [
+                {
+                    "name": v.name,
+                    "public_key": v.public_key.to_bytes().hex(),
+                    "consensus_key": "0x" + v.consensus_key.hex(),
+                    "power": _canonical_int(v.power),
+                }
+                for v in self.validators
+            ],
             "organisations": [
                 {
                     "name": o.name,
@@ -205,13 +221,27 @@ class GenesisFile:
             raise GenesisError(f"$.version: this verifier reads genesis version {VERSION}, not {obj['version']!r}")
         validators = []
         seen_keys: set[bytes] = set()
+        seen_consensus: set[bytes] = set()
         for i, v in enumerate(_list(obj["validators"], "$.validators", min_len=1)):
             path = f"$.validators[{i}]"
-            _object(v, path, {"name", "public_key"})
-            validator = GenesisValidator(_text(v["name"], path + ".name"), _key(v["public_key"], path + ".public_key"))
+            _object(v, path, {"name", "public_key", "consensus_key"}, optional=frozenset({"power"}))
+            power = _uint(v.get("power", 1), path + ".power", bits=41)
+            if not 1 <= power <= MAX_POWER:
+                raise GenesisError(f"{path}.power: must be 1 .. 2^40")
+            validator = GenesisValidator(
+                _text(v["name"], path + ".name"),
+                _key(v["public_key"], path + ".public_key"),
+                strict_json.hexbytes(v["consensus_key"], path + ".consensus_key", size=32, error=GenesisError),
+                power,
+            )
             if validator.public_key.to_bytes() in seen_keys:
                 raise GenesisError(f"{path}.public_key: the same validator key is listed twice")
+            if validator.consensus_key in seen_consensus:
+                raise GenesisError(f"{path}.consensus_key: the same consensus key is listed twice")
+            if validator.consensus_key == bytes(32):
+                raise GenesisError(f"{path}.consensus_key: must not be zero")
             seen_keys.add(validator.public_key.to_bytes())
+            seen_consensus.add(validator.consensus_key)
             validators.append(validator)
         orgs = []
         for i, o in enumerate(_list(obj["organisations"], "$.organisations", min_len=0)):

@@ -10,7 +10,15 @@
 """
 
 from .batch import EvidenceBatch
-from .chain import ChainProofError, GenesisRequired, VerifiedAnchor, attach_chain_proof, source_id_of
+from .chain import (
+    ChainProofError,
+    GenesisRequired,
+    VerifiedAnchor,
+    attach_chain_proof,
+    fetch_validator_changes,
+    source_id_of,
+    verify_validator_changes,
+)
 from .package import FORMAT, VERSION, EvidencePackage, InclusionProof, PackageError, leaf_data
 from .verify import UntrustedPackage, VerifiedEvidence, verify_package
 
@@ -27,7 +35,9 @@ __all__ = [
     "VerifiedAnchor",
     "VerifiedEvidence",
     "attach_chain_proof",
+    "fetch_validator_changes",
     "leaf_data",
     "source_id_of",
     "verify_package",
+    "verify_validator_changes",
 ]

@@ -5,12 +5,15 @@ Format (``docs/evidence-package.md``, "The chain part")::
     "chain": {"chain_identity": "0x…",
               "anchor": {"source_id": "0x…", "sequence": 3, "transaction_hash": "0x…"},
               "transaction_proof": {…}, "receipt_proof": {…}, "state_proof": {…EIP-1186 of Governance…},
-              "commit_certificate": {…}, "validator_changes": []}
+              "commit_certificate": {…},
+              "validator_changes": [{"height": h, "header": "0x…", "certificate": {…}, "validators": […]}, …]}
 
 :func:`verify_chain_part` proves, with the genesis file alone, every claim the verifier prints:
 
 - the chain: the package's ``chain_identity`` is the genesis file's fingerprint, and the commit certificate —
-  which binds that identity — is signed by more than two thirds of the genesis validators for the block;
+  which binds that identity — is signed by more than two thirds of the voting power of the validator set of the
+  block, followed from the genesis set through ``validator_changes`` (:func:`verify_validator_changes`), and the
+  block's header commits to that set and the one two heights later (``extra_data``);
 - the anchor: the receipt of the transaction at ``transaction_index`` in that block (receipt proof), whose hash is
   ``transaction_hash`` (transaction proof), succeeded and holds exactly one ``BatchAnchored`` log of the genesis
   ``EvidenceRegistry`` for ``(source_id, sequence)`` whose root and size are the checkpoint's;
@@ -26,15 +29,29 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from eth_hash.auto import keccak
 
 from .. import strict_json
-from ..chainproof import CommitCertificate, GenesisFile, TrieProofError, VerifiedReceipt
-from ..chainproof.receipt import Log, parse_receipt_proof, verify_parsed_receipt_proof
+from ..chainproof import (
+    CommitCertificate,
+    GenesisFile,
+    TrieProofError,
+    ValidatorSet,
+    VerifiedReceipt,
+    header_commitment,
+)
+from ..chainproof.receipt import (
+    MAX_HEADER_SIZE,
+    BlockHeader,
+    Log,
+    decode_header,
+    parse_receipt_proof,
+    verify_parsed_receipt_proof,
+)
 from ..chainproof.state import verify_eip1186
 from ..chainproof.transaction import ParsedTransactionProof, parse_transaction_proof, verify_transaction_proof
 from ..crypto import signature_from_raw, sm3
@@ -47,15 +64,22 @@ from .package import EvidencePackage, PackageError
 __all__ = [
     "BATCH_ANCHORED_TOPIC",
     "CHECKPOINT_TAG",
+    "MAX_VALIDATOR_CHANGES",
     "SOURCE_TAG",
+    "VALIDATOR_CHANGES_METHOD",
     "ChainProofError",
     "GenesisRequired",
+    "ValidatorChange",
+    "ValidatorHistory",
     "VerifiedAnchor",
     "attach_chain_proof",
     "checkpoint_anchor_message",
+    "fetch_validator_changes",
     "origin_hash",
+    "parse_validator_changes",
     "source_id_of",
     "verify_chain_part",
+    "verify_validator_changes",
 ]
 
 BATCH_ANCHORED_TOPIC = keccak(b"BatchAnchored(bytes32,uint64,bytes32,uint64,bytes32,uint64,bytes32,bytes32)")
@@ -67,6 +91,9 @@ _CHAIN_FIELDS = {
     "validator_changes",
 }
 _ANCHOR_FIELDS = {"source_id", "sequence", "transaction_hash"}
+_CHANGE_FIELDS = {"height", "header", "certificate", "validators"}
+MAX_VALIDATOR_CHANGES = 1024
+VALIDATOR_CHANGES_METHOD = "shancheng_validatorChanges"
 
 
 class ChainProofError(VerificationError):
@@ -117,6 +144,7 @@ class VerifiedAnchor:
     receipt: VerifiedReceipt
     signers: int
     validators: int
+    validator_changes: int = 0
 
     @property
     def org_id(self) -> int:
@@ -127,13 +155,18 @@ class VerifiedAnchor:
             return f"author: the organisation key of {self.org.name!r}"
         return f"author: staff 0x{self.author.address.hex()} of {self.org.name!r}, active at the anchoring block"
 
+    def _changes_note(self) -> str:
+        if not self.validator_changes:
+            return " (the genesis validator set)"
+        return f" (the validator set followed from genesis through {self.validator_changes} change(s))"
+
     def summary(self) -> str:
         return (
             f"log owned by {self.org.name!r} (org {self.org.org_id}), checkpoint signed with its registered key; "
             f"anchored as batch {self.sequence} in block {self.receipt.block_number} "
             f"(0x{self.receipt.block_hash.hex()[:16]}…, time {self.receipt.timestamp}, "
             f"tx 0x{self.transaction_hash.hex()[:16]}…), final with {self.signers} of {self.validators} validator "
-            f"signatures; chain 0x{self.chain_identity.hex()}"
+            f"signatures{self._changes_note()}; chain 0x{self.chain_identity.hex()}"
         )
 
 
@@ -141,6 +174,154 @@ def _hash(value: Any, path: str) -> bytes:
     if not isinstance(value, str) or not _HASH.match(value):
         raise PackageError(f"{path}: must be 0x and 64 lowercase hex digits")
     return bytes.fromhex(value[2:])
+
+
+@dataclass(frozen=True)
+class ValidatorChange:
+    """A change of the validator set made by block ``height``: the block's header, its commit certificate (signed by
+    the set that certifies ``height``) and the set that certifies ``height + 2`` (the header's ``extra_data``
+    commits to both)."""
+
+    height: int
+    header: BlockHeader
+    header_rlp: bytes
+    certificate: CommitCertificate
+    validators: ValidatorSet
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "height": self.height,
+            "header": "0x" + self.header_rlp.hex(),
+            "certificate": self.certificate.to_json(),
+            "validators": self.validators.to_json(),
+        }
+
+
+def _parse_change(obj: Any, path: str) -> ValidatorChange:
+    strict_json.fields(obj, path, _CHANGE_FIELDS, error=PackageError)
+    height = strict_json.uint(obj["height"], f"{path}.height", bits=63, error=PackageError)
+    raw = strict_json.hexbytes(obj["header"], f"{path}.header", limit=MAX_HEADER_SIZE, error=PackageError)
+    try:
+        header = decode_header(raw)
+    except VerificationError as exc:
+        raise PackageError(f"{path}.header: {exc}") from exc
+    try:
+        certificate = CommitCertificate.from_json(obj["certificate"])
+    except (InvalidInput, VerificationError) as exc:
+        raise PackageError(f"{path}.certificate: {exc}") from exc
+    try:
+        validators = ValidatorSet.from_json(obj["validators"], path=f"{path}.validators")
+    except InvalidInput as exc:
+        raise PackageError(str(exc)) from exc
+    return ValidatorChange(height, header, raw, certificate, validators)
+
+
+def parse_validator_changes(obj: Any, path: str = "$.chain.validator_changes") -> list[ValidatorChange]:
+    """Strictly parse a list of at most :data:`MAX_VALIDATOR_CHANGES` changes (their shape only; the proofs are
+    :func:`verify_validator_changes`')."""
+    if not isinstance(obj, list) or len(obj) > MAX_VALIDATOR_CHANGES:
+        raise PackageError(f"{path}: must be a list of at most {MAX_VALIDATOR_CHANGES} changes")
+    return [_parse_change(item, f"{path}[{i}]") for i, item in enumerate(obj)]
+
+
+@dataclass(frozen=True)
+class ValidatorHistory:
+    """The validator sets proven from the genesis file: ``entries`` are (first height, set), ascending."""
+
+    entries: tuple[tuple[int, ValidatorSet], ...]
+
+    def at(self, height: int) -> ValidatorSet:
+        """The set that certifies block ``height`` (as far as the changes followed go)."""
+        found = self.entries[0][1]
+        for first, validators in self.entries:
+            if first > height:
+                break
+            found = validators
+        return found
+
+    @property
+    def changes(self) -> int:
+        return len(self.entries) - 1
+
+
+def _check_certified(
+    what: str, header: BlockHeader, certificate: CommitCertificate, current: ValidatorSet, after_next: ValidatorSet,
+    genesis: GenesisFile,
+) -> None:
+    """``certificate`` is ``current``'s for ``header``, whose extra_data commits to ``current`` and ``after_next``."""
+    if certificate.block_hash != header.hash:
+        raise ChainProofError(
+            f"{what}: the commit certificate is for block 0x{certificate.block_hash.hex()}, "
+            f"not the block 0x{header.hash.hex()}"
+        )
+    if certificate.height != header.number:
+        raise ChainProofError(f"{what}: the commit certificate is for height {certificate.height}, not {header.number}")
+    try:
+        certificate.verify(current.sm2_keys(), powers=current.powers(), chain_id=genesis.chain_id,
+                           chain_identity=genesis.fingerprint)
+    except VerificationError as exc:
+        raise ChainProofError(f"{what}: {exc}") from exc
+    if header.extra_data != header_commitment(current, after_next):
+        raise ChainProofError(
+            f"{what}: the header's extra_data does not commit to the validator set of height {header.number} and the "
+            f"set of height {header.number + 2} that the package gives (a validator-set change is missing or forged)"
+        )
+
+
+def verify_validator_changes(
+    genesis: GenesisFile, changes: Sequence[ValidatorChange], *, up_to: int | None = None
+) -> ValidatorHistory:
+    """Follow ``changes`` (ascending heights, each at most ``up_to``) from the genesis set: the change of block h is
+    certified by set(h) (known from the changes before it: a change of block c takes effect at c + 2), header h
+    hashes to the certificate's block and commits (``extra_data``) to set(h) and the change's set, which becomes
+    set(h + 2).  Raises :class:`ChainProofError`."""
+    history = [(0, ValidatorSet.from_genesis(genesis))]
+    previous = 0
+    for i, change in enumerate(changes):
+        h, what = change.height, f"validator change {i} (height {change.height})"
+        if h < 1:
+            raise ChainProofError(f"{what}: the genesis block makes no validator change")
+        if h <= previous:
+            raise ChainProofError(
+                f"{what}: validator changes must be in ascending height order without repeats (the previous one is "
+                f"at height {previous})"
+            )
+        if up_to is not None and h > up_to:
+            raise ChainProofError(f"{what}: the change is after block {up_to}")
+        if change.header.number != h:
+            raise ChainProofError(f"{what}: the header is of block {change.header.number}")
+        current = ValidatorHistory(tuple(history)).at(h)
+        _check_certified(what, change.header, change.certificate, current, change.validators, genesis)
+        history.append((h + 2, change.validators))
+        previous = h
+    return ValidatorHistory(tuple(history))
+
+
+def fetch_validator_changes(
+    rpc_call: Callable[[str, list[Any]], Any], up_to: int, *, genesis: GenesisFile | None = None
+) -> list[dict[str, Any]]:
+    """The ``validator_changes`` of a package anchored in block ``up_to``, from a node's
+    ``shancheng_validatorChanges(up_to)`` (a hex quantity; every change of a block at most ``up_to``, ascending).
+
+    ``rpc_call(method, params)`` returns the JSON-RPC result.  The answer is parsed strictly and its order and
+    heights checked; with ``genesis`` each change's certificate and header commitment are verified too, so a node
+    that serves a wrong chain of changes is caught before a package carries it."""
+    result = rpc_call(VALIDATOR_CHANGES_METHOD, [hex(up_to)])
+    try:
+        changes = parse_validator_changes(result, path=VALIDATOR_CHANGES_METHOD)
+    except PackageError as exc:
+        raise ChainProofError(f"the node's answer is malformed: {exc}") from exc
+    previous = 0
+    for change in changes:
+        if not previous < change.height <= up_to:
+            raise ChainProofError(
+                f"{VALIDATOR_CHANGES_METHOD}: change heights must ascend and be 1 .. {up_to}, got {change.height} "
+                f"after {previous}"
+            )
+        previous = change.height
+    if genesis is not None:
+        verify_validator_changes(genesis, changes, up_to=up_to)
+    return [change.to_json() for change in changes]
 
 
 def attach_chain_proof(
@@ -154,9 +335,11 @@ def attach_chain_proof(
     receipt_proof: dict[str, Any],
     state_proof: dict[str, Any],
     commit_certificate: CommitCertificate | dict[str, Any],
-    validator_changes: Sequence[dict[str, Any]] = (),
+    validator_changes: Sequence[dict[str, Any] | ValidatorChange] = (),
 ) -> EvidencePackage:
-    """A copy of ``package`` carrying the chain part (its shape is checked; verification is the verifier's)."""
+    """A copy of ``package`` carrying the chain part (its shape is checked; verification is the verifier's).
+    ``validator_changes``: every validator-set change of a block up to the anchoring block, ascending (e.g. from
+    :func:`fetch_validator_changes`)."""
     if len(chain_identity) != 32 or len(source_id) != 32 or len(tx_hash) != 32:
         raise InvalidInput("chain_identity, source_id and tx_hash must be 32 bytes each")
     cert = commit_certificate.to_json() if isinstance(commit_certificate, CommitCertificate) else commit_certificate
@@ -167,7 +350,7 @@ def attach_chain_proof(
         "receipt_proof": dict(receipt_proof),
         "state_proof": dict(state_proof),
         "commit_certificate": dict(cert),
-        "validator_changes": [dict(c) for c in validator_changes],
+        "validator_changes": [c.to_json() if isinstance(c, ValidatorChange) else dict(c) for c in validator_changes],
     }
     _parse(chain)
     return dataclasses.replace(package, chain=chain)
@@ -182,13 +365,13 @@ class _Parsed:
     cert: CommitCertificate
     receipt: tuple[bytes, int, int, bytes, bytes, list[bytes]]
     transaction: ParsedTransactionProof
+    validator_changes: list[ValidatorChange]
 
 
 def _parse(chain: Any) -> _Parsed:
     strict_json.fields(chain, "$.chain", _CHAIN_FIELDS, error=PackageError)
     anchor = strict_json.fields(chain["anchor"], "$.chain.anchor", _ANCHOR_FIELDS, error=PackageError)
-    if not isinstance(chain["validator_changes"], list) or len(chain["validator_changes"]) > 1024:
-        raise PackageError("$.chain.validator_changes: must be a list of at most 1024 changes")
+    validator_changes = parse_validator_changes(chain["validator_changes"])
     try:
         receipt = parse_receipt_proof(chain["receipt_proof"])
     except VerificationError as exc:
@@ -211,6 +394,7 @@ def _parse(chain: Any) -> _Parsed:
         cert=cert,
         receipt=receipt,
         transaction=transaction,
+        validator_changes=validator_changes,
     )
 
 
@@ -274,10 +458,6 @@ def verify_chain_part(package: EvidencePackage, opened: VerifiedCheckpoint, gene
         raise ChainProofError(
             f"the package is for the chain 0x{parsed.chain_identity.hex()}, "
             f"but the genesis file's fingerprint is 0x{genesis.fingerprint.hex()}"
-        )
-    if package.chain["validator_changes"]:
-        raise ChainProofError(
-            "validator set changes in chain proofs are not supported by this verifier yet; refusing to half-verify"
         )
     proven = verify_parsed_receipt_proof(*parsed.receipt)
     tx = parsed.transaction
@@ -347,8 +527,16 @@ def verify_chain_part(package: EvidencePackage, opened: VerifiedCheckpoint, gene
         raise ChainProofError(
             f"the commit certificate is for height {cert.height}, not the anchoring block's {proven.block_number}"
         )
-    validators = genesis.validator_keys
-    cert.verify(validators, chain_id=genesis.chain_id, chain_identity=genesis.fingerprint)
+    history = verify_validator_changes(genesis, parsed.validator_changes, up_to=proven.block_number)
+    validators = history.at(proven.block_number)
+    cert.verify(validators.sm2_keys(), powers=validators.powers(), chain_id=genesis.chain_id,
+                chain_identity=genesis.fingerprint)
+    if proven.header.extra_data != header_commitment(validators, history.at(proven.block_number + 2)):
+        raise ChainProofError(
+            f"the anchoring block's extra_data does not commit to the validator sets of heights {proven.block_number}"
+            f" and {proven.block_number + 2} that the package's validator changes give: a change up to the anchoring"
+            " block is missing or forged"
+        )
     return VerifiedAnchor(
         chain_id=genesis.chain_id,
         chain_identity=genesis.fingerprint,
@@ -359,6 +547,7 @@ def verify_chain_part(package: EvidencePackage, opened: VerifiedCheckpoint, gene
         transaction_hash=tx_hash,
         receipt=proven,
         signers=len(cert.signatures),
-        validators=len(validators),
+        validators=len(validators.validators),
+        validator_changes=history.changes,
     )
 

@@ -36,7 +36,7 @@ from web3.types import RPCEndpoint
 
 from shancheng.chain.precompiles import gm_cancun_vm
 from shancheng.contracts.artifacts import load
-from shancheng.contracts.deploy import Deployment, GenesisOrg, GenesisSpec, deploy
+from shancheng.contracts.deploy import Deployment, GenesisOrg, GenesisSpec, GenesisValidatorSpec, deploy
 from shancheng.sdk.crypto import SM2PrivateKey, signature_to_raw, sm3
 from shancheng.sdk.errors import ShanchengError
 
@@ -105,6 +105,15 @@ STAFF_POP_TAG = keccak(b"shancheng.governance.staff-key-possession.v1")
 def deterministic_sm2_key(label: str) -> SM2PrivateKey:
     """A fixed test key per label, so both EVMs see the same public keys (and calldata gas)."""
     return SM2PrivateKey.from_int(int.from_bytes(sm3(b"shancheng-test-key:" + label.encode()), "big") % (SM2_ORDER - 1) + 1)
+
+
+def deterministic_consensus_key(label: str) -> bytes:
+    """A fixed ed25519 consensus public key (32 bytes) per label."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    private = Ed25519PrivateKey.from_private_bytes(sm3(b"shancheng-test-consensus-key:" + label.encode()))
+    return private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
 @dataclass(frozen=True)
@@ -424,7 +433,11 @@ def genesis_spec(accounts: Sequence[str]) -> GenesisSpec:
                    accounts=(accounts[i + 1],))
         for i, (name, roles) in enumerate(GENESIS_ORGS)
     )
-    validators = tuple(deterministic_sm2_key(f"validator:{i}").public_key().to_bytes()[1:] for i in range(N_VALIDATORS))
+    validators = tuple(
+        GenesisValidatorSpec(deterministic_sm2_key(f"validator:{i}").public_key().to_bytes()[1:],
+                             deterministic_consensus_key(f"validator:{i}"))
+        for i in range(N_VALIDATORS)
+    )
     return GenesisSpec(orgs=orgs, validators=validators)
 
 
