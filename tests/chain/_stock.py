@@ -24,7 +24,7 @@ class StockChain:
         """Mine ``txs`` with ``header``'s timestamp, coinbase and gas limit (the node's block to compare with)."""
         self.chain.header = self.chain.create_header_from_parent(
             self.chain.get_canonical_head(), timestamp=header.timestamp, coinbase=header.coinbase,
-            gas_limit=header.gas_limit, extra_data=b"")
+            gas_limit=header.gas_limit, extra_data=header.extra_data)
         result, _, _ = self.chain.mine_all(txs, timestamp=header.timestamp, coinbase=header.coinbase)
         return result.imported_block
 

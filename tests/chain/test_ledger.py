@@ -38,7 +38,7 @@ def genesis() -> Genesis:
     return Genesis.create(
         chain_id=CHAIN_ID,
         timestamp=int(time.time()) - 1000,
-        validators=[GenesisValidator("node-1", NODE.public_key())],
+        validators=[GenesisValidator("node-1", NODE.public_key(), b"\x01" * 32)],
         organisations=[
             GenesisOrganisation("Hospital A", 1, HOSPITAL_KEY.public_key(), (addr(MEMBER),)),
             GenesisOrganisation("Pharmacy B", 2, SM2PrivateKey.generate().public_key(), (addr(MEMBER2),)),

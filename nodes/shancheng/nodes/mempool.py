@@ -9,7 +9,9 @@ locked. It reads the head state through :class:`StateView` and never executes tr
 >>> pool.remove_included(block_txs); pool.on_new_head()          # doctest: +SKIP
 
 Admission (:meth:`Mempool.add`) checks, in this order, each with its own message and JSON-RPC code
-(messages start like go-ethereum's so Ethereum tools recognise them):
+(messages start like go-ethereum's so Ethereum tools recognise them). The checks that need no state (size
+to gas limit, and the signature) are :func:`shancheng.chain.validity.check_transaction`'s, the rules every
+block producer and validator applies too:
 
 ====================================================== ========== ==========================
 check                                                  code       reason
@@ -82,12 +84,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import rlp  # type: ignore[import-untyped]
 from eth.abc import SignedTransactionAPI
-from eth.vm.forks.cancun.transactions import CancunTransactionBuilder
 from eth_utils.address import to_checksum_address
-from eth_utils.exceptions import ValidationError
 
+from shancheng.chain import validity
+from shancheng.chain.validity import MAX_TX_BYTES, TransactionInvalid, check_signed, decode_transaction
 from shancheng.sdk.errors import InvalidInput, ShanchengError
 
 __all__ = [
@@ -109,14 +110,6 @@ CODE_TX_REJECTED = -32003
 CODE_POOL_LIMIT = -32010
 
 REPLACEMENT_BUMP_PERCENT = 10
-#: EIP-2681: a nonce is below 2^64 - 1 (the sender's nonce could not be incremented past it)
-MAX_NONCE = 2**64 - 1
-MAX_INITCODE_SIZE = 2 * 24576  # EIP-3860
-INITCODE_WORD_GAS = 2  # EIP-3860
-
-_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-_TYPE_NAMES = {1: "EIP-2930", 2: "EIP-1559"}
-_REFUSED_TYPES = {3: "blob (EIP-4844)", 4: "set-code (EIP-7702)"}
 
 
 class StateView(Protocol):
@@ -185,11 +178,17 @@ class ReplacementPolicy:
                                f"numbers ({exc})") from exc
 
 
+def _refused(exc: TransactionInvalid) -> AdmissionError:
+    """A state-free validity failure (:mod:`shancheng.chain.validity`) as the pool's refusal."""
+    return AdmissionError(CODE_TX_INVALID, str(exc), reason=exc.reason)
+
+
 def check_nonce_limit(tx: SignedTransactionAPI) -> None:
     """Refuse a nonce of 2^64 - 1 or more (EIP-2681) with go-ethereum's message, not as a bad signature."""
-    if tx.nonce >= MAX_NONCE:
-        raise AdmissionError(CODE_TX_INVALID, f"nonce has max value: tx nonce {tx.nonce}, a nonce must be below "
-                             "2^64-1 (EIP-2681)", reason="nonce_max")
+    try:
+        validity.check_nonce_limit(tx)
+    except TransactionInvalid as exc:
+        raise _refused(exc) from exc
 
 
 @dataclass(eq=False)
@@ -243,7 +242,7 @@ class Mempool:
         state: StateView,
         capacity: int = 10_000,
         per_sender: int = 256,
-        max_tx_bytes: int = 128 * 1024,
+        max_tx_bytes: int = MAX_TX_BYTES,
         block_gas_limit: int = 30_000_000,
         policy: ReplacementPolicy = ReplacementPolicy(),
         clock: Callable[[], float] = time.monotonic,
@@ -320,67 +319,17 @@ class Mempool:
         return tx_hash
 
     def _decode(self, raw: bytes) -> SignedTransactionAPI:
-        if len(raw) > self.max_tx_bytes:
-            raise AdmissionError(CODE_TX_INVALID, f"oversized data: transaction is {len(raw)} bytes, "
-                                 f"the limit is {self.max_tx_bytes}", reason="oversized")
-        if not raw:
-            raise AdmissionError(CODE_TX_INVALID, "invalid transaction encoding: empty input", reason="malformed")
-        first = raw[0]
-        if first < 0x80 and first not in _TYPE_NAMES:
-            what = _REFUSED_TYPES.get(first, "unknown")
-            raise AdmissionError(CODE_TX_INVALID, f"transaction type not supported: type {first} ({what}); this chain "
-                                 "accepts legacy, EIP-2930 (1) and EIP-1559 (2) transactions", reason="unsupported_type")
-        if 0x80 <= first < 0xC0:
-            raise AdmissionError(CODE_TX_INVALID, "invalid transaction encoding: neither a typed transaction nor an "
-                                 "RLP list", reason="malformed")
         try:
-            tx = CancunTransactionBuilder.decode(raw)
-        except (rlp.exceptions.RLPException, ValidationError, ValueError, TypeError, IndexError) as exc:
-            kind = _TYPE_NAMES.get(first, "legacy")
-            raise AdmissionError(CODE_TX_INVALID, f"invalid transaction encoding: not a valid {kind} transaction "
-                                 f"({type(exc).__name__})", reason="malformed") from exc
-        if tx.encode() != raw:
-            raise AdmissionError(CODE_TX_INVALID, "invalid transaction encoding: not in canonical form",
-                                 reason="malformed")
-        return tx
+            return decode_transaction(raw, max_tx_bytes=self.max_tx_bytes)
+        except TransactionInvalid as exc:
+            raise _refused(exc) from exc
 
     def _check_static(self, tx: SignedTransactionAPI) -> bytes:
-        """Checks that need no state; returns the recovered sender."""
-        chain_id = tx.chain_id
-        if chain_id is None:
-            raise AdmissionError(CODE_TX_INVALID, "only replay-protected (EIP-155) transactions are accepted: "
-                                 "sign legacy transactions with a chain id", reason="unprotected")
-        if chain_id != self.chain_id:
-            raise AdmissionError(CODE_TX_INVALID, f"invalid chain id: transaction is for chain {chain_id}, "
-                                 f"this chain is {self.chain_id}", reason="wrong_chain")
-        check_nonce_limit(tx)  # before validate(), which would report it as a bad sender
-        if tx.to == b"" and len(tx.data) > MAX_INITCODE_SIZE:
-            raise AdmissionError(CODE_TX_INVALID, f"max initcode size exceeded: {len(tx.data)} bytes, the limit "
-                                 f"is {MAX_INITCODE_SIZE}", reason="initcode_too_large")
-        intrinsic = int(tx.intrinsic_gas)
-        if tx.to == b"":
-            intrinsic += INITCODE_WORD_GAS * ((len(tx.data) + 31) // 32)
-        if tx.gas < intrinsic:
-            raise AdmissionError(CODE_TX_INVALID, f"intrinsic gas too low: gas {tx.gas}, minimum needed {intrinsic}",
-                                 reason="intrinsic_gas")
-        if tx.gas > self.block_gas_limit:
-            raise AdmissionError(CODE_TX_INVALID, f"exceeds block gas limit: gas {tx.gas}, block gas limit "
-                                 f"{self.block_gas_limit}", reason="gas_limit")
-        if not (0 < tx.r < _SECP256K1_N and 0 < tx.s <= _SECP256K1_N // 2):
-            # EIP-2 low-s for every type: py-evm checks it for legacy txs only, and a flipped s recovers
-            # another (unrelated) sender
-            raise AdmissionError(CODE_TX_INVALID, "invalid sender: signature r/s out of range (s must be in the "
-                                 "lower half of the curve order, EIP-2)", reason="invalid_sender")
+        """Checks that need no state (:func:`shancheng.chain.validity.check_signed`); returns the sender."""
         try:
-            tx.validate()  # field ranges (incl. y-parity / v)
-            # Recovering the sender is the signature check: r and s are in range (above) and recovery fails
-            # for a signature that is not a curve point. py-evm's check_signature_validity() would recover a
-            # second time and compare the key with itself — a whole extra ECDSA recovery per admission.
-            sender = bytes(tx.sender)
-        except Exception as exc:  # py-evm and eth-keys raise several unrelated types here
-            raise AdmissionError(CODE_TX_INVALID, f"invalid sender: the signature does not recover a sender ({exc})",
-                                 reason="invalid_sender") from exc
-        return sender
+            return check_signed(tx, chain_id=self.chain_id, block_gas_limit=self.block_gas_limit)
+        except TransactionInvalid as exc:
+            raise _refused(exc) from exc
 
     def _check_against_state(self, entry: _Entry) -> None:
         sender, nonce = entry.sender, entry.nonce

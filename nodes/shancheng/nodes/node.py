@@ -1,9 +1,11 @@
-"""A running Shancheng node: ledger + mempool + block producer + JSON-RPC.
+"""The solo producer: a one-validator Shancheng node (ledger + mempool + block producer + JSON-RPC).
 
-One validator (the development profile and the embedded default): the node
-builds a block whenever transactions are pending (checked every
-``block_interval`` seconds), or every ``heartbeat`` seconds if configured,
-signs its commit certificate and commits everything in one atomic write.
+The embedded default for ``shancheng dev``, the demo and fast tests, producing the same formats as the
+consortium network: the node builds a block whenever transactions are pending (checked every
+``block_interval`` seconds), or every ``heartbeat`` seconds if configured, through the ledger's
+execution seam (``apply_block``), signs its commit certificate and commits both in one atomic write. Its
+validator set is the genesis set (Governance's validator votes execute, but a one-validator development
+chain does not follow them). The reads are :class:`shancheng.nodes.backend.ReadBackend`'s.
 
 Threads: the asyncio loop runs the RPC server and the block timer; RPC calls run
 on the server's backend thread and blocks are built on another. ``eth_call`` and
@@ -24,30 +26,24 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
-from eth.abc import BlockAPI, ReceiptAPI, SignedTransactionAPI
+from eth.abc import SignedTransactionAPI
 from eth_utils.address import to_checksum_address
 
 from shancheng.chain.ledger import RPC_GAS_CAP, BuiltBlock, Ledger
-from shancheng.chain.receipt_proofs import receipt_proof
-from shancheng.chain.state_proofs import state_proof
-from shancheng.chain.transaction_proofs import transaction_proof
 from shancheng.sdk.crypto import SM2PrivateKey
 from shancheng.sdk.errors import InvalidInput
 
-from . import __version__
-from .callpool import CallAborted, CallPool
+from .backend import ReadBackend
 from .mempool import Mempool, ReplacementPolicy
-from .rpc.backend import ExecutionFailed, ExecutionReverted, LogRecord
 from .rpc.server import RpcPolicy, RpcServer
 
 __all__ = ["Node", "NodeConfig"]
 
 log = logging.getLogger("shancheng.node")
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -98,10 +94,8 @@ class _HeadState:
         return self._ledger.is_account_allowed(address, self._head, state=state)
 
 
-class Node:
+class Node(ReadBackend):
     """A single-validator Shancheng node.  Implements the RPC server's ``NodeBackend``."""
-
-    concurrent_reads = True  # reads may run beside admission (see the module docstring)
 
     def __init__(
         self,
@@ -110,14 +104,16 @@ class Node:
         validator_key: SM2PrivateKey,
         config: NodeConfig = NodeConfig(),
     ) -> None:
-        self.ledger = ledger
-        self.config = config
-        self.chain_id = ledger.chain_id
-        self.client_version = f"shancheng/{__version__}/python"
-        self._key = validator_key
         validators = [v.public_key for v in ledger.genesis.validators]
         if validator_key.public_key() not in validators:
             raise InvalidInput("this node's key is not a validator in the genesis file")
+        # eth_call / eth_estimateGas run in worker processes while the node runs (see callpool.py)
+        super().__init__(ledger, gas_cap=config.rpc_gas_cap, evm_timeout=config.rpc_evm_timeout,
+                         call_workers=config.call_workers)
+        # one validator signs every certificate: the set stays the genesis set whatever Governance votes
+        ledger.follow_validator_updates = False
+        self.config = config
+        self._key = validator_key
         self._validator_index = validators.index(validator_key.public_key())
         self._build_lock = threading.Lock()
         self._pool_lock = threading.RLock()
@@ -129,13 +125,9 @@ class Node:
             block_gas_limit=ledger.genesis.gas_limit,
             policy=config.mempool_policy,
         )
-        self._new_block: asyncio.Condition | None = None
         self._stop: asyncio.Event | None = None
         self._last_block_time = time.monotonic()
         self.server: RpcServer | None = None
-        # eth_call / eth_estimateGas run in worker processes while the node runs (see callpool.py)
-        self._calls = CallPool(ledger.db, self.chain_id, workers=config.call_workers, timeout=config.rpc_evm_timeout,
-                               gas_cap=config.rpc_gas_cap) if config.call_workers > 0 else None
 
     # -- block production -------------------------------------------------------------------
     def produce_block(self, *, force: bool = False) -> BuiltBlock | None:
@@ -166,7 +158,7 @@ class Node:
     async def _producer(self) -> None:
         """The block timer: a block starts when a full block's worth of gas is pending, when
         ``block_interval`` has passed with transactions pending, or when the heartbeat is due."""
-        assert self._stop is not None and self._new_block is not None
+        assert self._stop is not None
         loop = asyncio.get_running_loop()
         tick = min(0.05, self.config.block_interval)
         gas_limit = self.ledger.genesis.gas_limit
@@ -193,27 +185,24 @@ class Node:
                 continue
             waiting_since = time.monotonic()
             if built is not None:
-                async with self._new_block:
-                    self._new_block.notify_all()
+                await self.announce_block()
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def run(self, *, install_signal_handlers: bool = True, ready: asyncio.Event | None = None) -> None:
         """Serve until SIGINT/SIGTERM (or :meth:`stop`); then finish the current block and close."""
         self._stop = asyncio.Event()
-        self._new_block = asyncio.Condition()
+        self.start_block_notifications()
         loop = asyncio.get_running_loop()
         if install_signal_handlers:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self._stop.set)
         self.server = RpcServer(backend=self, host=self.config.rpc_host, http_port=self.config.rpc_port,
                                 ws_port=self.config.ws_port, policy=self.config.rpc_policy)
-        if self._calls is not None:
-            self._calls.start()
+        self.start_calls()
         try:
             await self.server.start()
         except BaseException:
-            if self._calls is not None:
-                self._calls.close()
+            self.close_calls()
             raise
         log.info("JSON-RPC on http://%s:%d and ws://%s:%d", self.config.rpc_host, self.server.http_port,
                  self.config.rpc_host, self.server.ws_port)
@@ -225,8 +214,7 @@ class Node:
         finally:
             await producer
             await self.server.stop()
-            if self._calls is not None:
-                self._calls.close()
+            self.close_calls()
             with self._build_lock, self._pool_lock:
                 head = self.ledger.latest_number()
                 self.ledger.close()
@@ -235,22 +223,6 @@ class Node:
     def stop(self) -> None:
         if self._stop is not None:
             self._stop.set()
-
-    # -- NodeBackend: blocks ----------------------------------------------------------------------
-    def latest_number(self) -> int:
-        return self.ledger.latest_number()
-
-    def block_by_number(self, number: int) -> BlockAPI | None:
-        return self.ledger.block_by_number(number)
-
-    def block_by_hash(self, block_hash: bytes) -> BlockAPI | None:
-        return self.ledger.block_by_hash(block_hash)
-
-    def transaction_location(self, tx_hash: bytes) -> tuple[int, int] | None:
-        return self.ledger.transaction_location(tx_hash)
-
-    def receipts(self, block_number: int) -> Sequence[ReceiptAPI]:
-        return self.ledger.receipts(block_number)
 
     # -- NodeBackend: mempool -------------------------------------------------------------------
     def send_raw_transaction(self, raw: bytes) -> bytes:
@@ -267,120 +239,7 @@ class Node:
         with self._pool_lock:
             return self.mempool.pending_nonce(address)
 
-    # -- NodeBackend: state ---------------------------------------------------------------------
-    def _header(self, block: int | None) -> Any:
-        if block is None:
-            return self.ledger.head
-        header = self.ledger.header_by_number(block)
-        if header is None:
-            raise ValueError(f"block {block} does not exist")
-        return header
-
-    def nonce(self, address: bytes, block: int | None) -> int:
-        if block is None:
-            return self.pending_nonce(address)
-        return self.ledger.nonce(address, self._header(block))
-
-    def balance(self, address: bytes, block: int | None) -> int:
-        return self.ledger.balance(address, self._header(block))
-
-    def code(self, address: bytes, block: int | None) -> bytes:
-        return self.ledger.code(address, self._header(block))
-
-    def storage_at(self, address: bytes, slot: int, block: int | None) -> int:
-        return self.ledger.storage_at(address, slot, self._header(block))
-
-    def state_proof(self, address: bytes, slots: Sequence[bytes], block: int) -> dict[str, Any]:
-        # trie nodes are content-addressed and never deleted: the committed database serves every block's state
-        return state_proof(self.ledger.db, bytes(self._header(block).state_root), address, slots)
-
-    isolated_calls = True  # call/estimate_gas may run on the server's call threads, beside everything else
-
-    def call(self, tx: dict[str, Any], block: int | None) -> bytes:
-        header = self._header(block)
-        if self._calls is not None and self._calls.running:
-            calls = self._calls
-            return self._execute(lambda: calls.call(tx, bytes(header.hash)))
-        return self._execute(lambda: self.ledger.call(tx, header, gas_cap=self.config.rpc_gas_cap))
-
-    def estimate_gas(self, tx: dict[str, Any], block: int | None) -> int:
-        header = self._header(block)
-        if self._calls is not None and self._calls.running:
-            calls = self._calls
-            return self._execute(lambda: calls.estimate_gas(tx, bytes(header.hash)))
-        return self._execute(lambda: self.ledger.estimate_gas(tx, header, gas_cap=self.config.rpc_gas_cap))
-
-    @staticmethod
-    def _execute(run: Callable[[], T]) -> T:
-        """Run ``call``/``estimate_gas``, mapping VM outcomes to the RPC backend's errors."""
-        try:
-            return run()
-        except (ExecutionReverted, ExecutionFailed):
-            raise  # the ledger's own errors (ExecutionFailed is CallFailed): RPC_ERRORS maps them
-        except CallAborted as exc:  # the time limit
-            raise ExecutionFailed(str(exc)) from exc
-        except ValueError:
-            raise  # an unknown block: the server reports invalid params
-        except Exception as exc:  # any other VM error
-            raise ExecutionFailed(str(exc) or type(exc).__name__) from exc
-
-    # -- NodeBackend: logs and heads ------------------------------------------------------------
-    def logs(
-        self, from_block: int, to_block: int, addresses: Sequence[bytes], topics: Sequence[Sequence[bytes] | None]
-    ) -> Sequence[LogRecord]:
-        return self.ledger.logs(from_block, to_block, addresses, topics)
-
-    async def wait_for_block(self, after: int, timeout: float) -> int:
-        if self._new_block is None:
-            await asyncio.sleep(min(timeout, 0.05))
-            return self.latest_number()
-        deadline = time.monotonic() + timeout
-        async with self._new_block:
-            while self.latest_number() <= after:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    await asyncio.wait_for(self._new_block.wait(), timeout=remaining)
-                except TimeoutError:
-                    break
-        return self.latest_number()
-
-    # -- NodeBackend: shancheng namespace -----------------------------------------------------------
-    def commit_certificate(self, height: int) -> dict[str, Any] | None:
-        cert = self.ledger.commit_certificate(height)
-        return None if cert is None else cert.to_json()
-
-    def validators(self, height: int) -> list[dict[str, Any]]:
-        # Validator-set changes by governance take effect at a fixed later height (docs/chain-formats.md);
-        # a single-validator node keeps the genesis set.
-        return [
-            {
-                "index": i,
-                "name": v.name,
-                "public_key": v.public_key.to_bytes().hex(),
-                "address": to_checksum_address(v.public_key.sm3_address()),
-            }
-            for i, v in enumerate(self.ledger.genesis.validators)
-        ]
-
-    def receipt_proof(self, tx_hash: bytes) -> dict[str, Any] | None:
-        where = self.ledger.transaction_location(tx_hash)
-        if where is None:
-            return None
-        number, index = where
-        block = self.ledger.block_by_number(number)
-        if block is None:
-            return None
-        return receipt_proof(block, list(self.ledger.receipts(number)), index)
-
-    def transaction_proof(self, tx_hash: bytes) -> dict[str, Any] | None:
-        where = self.ledger.transaction_location(tx_hash)
-        block = None if where is None else self.ledger.block_by_number(where[0])
-        if where is None or block is None:
-            return None
-        return transaction_proof(block, where[1])
-
+    # -- NodeBackend: node ---------------------------------------------------------------------------
     def node_info(self) -> dict[str, Any]:
         head = self.ledger.head
         with self._pool_lock:
