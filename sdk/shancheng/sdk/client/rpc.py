@@ -1,0 +1,240 @@
+"""JSON-RPC 2.0 over HTTP with failover between endpoints, timeouts and size limits (standard library only).
+
+>>> rpc = RpcClient(["http://10.0.0.1:8545", "http://10.0.0.2:8545"], timeout=10)   # doctest: +SKIP
+>>> int(rpc.call("eth_blockNumber"), 16)                                             # doctest: +SKIP
+42
+
+A call goes to the endpoint that answered last; on a connection error, a timeout or an HTTP 5xx status it moves on
+to the next one, so each call tries every endpoint once before :class:`NodeUnavailable` is raised. An error
+*reply* (the node answered with a JSON-RPC error) is not a failover reason: it raises :class:`JsonRpcError`. Replies
+are parsed by :func:`shancheng.sdk.strict_json.loads` with a size and a depth limit, so a hostile endpoint cannot
+exhaust the caller. Connections are kept alive per thread and endpoint.
+"""
+
+from __future__ import annotations
+
+import http.client
+import itertools
+import json
+import threading
+import time
+import urllib.parse
+from collections.abc import Sequence
+from typing import Any
+
+from .. import strict_json
+from ..errors import InvalidInput, ShanchengError
+
+__all__ = [
+    "DEFAULT_MAX_REPLY_BYTES",
+    "JsonRpcError",
+    "MalformedReply",
+    "NodeUnavailable",
+    "RpcClient",
+]
+
+DEFAULT_MAX_REPLY_BYTES = 64 * 1024 * 1024
+MAX_REPLY_DEPTH = 64
+MAX_ENDPOINTS = 64
+METHOD_NOT_FOUND = -32601
+
+
+class JsonRpcError(ShanchengError):
+    """The node answered a call with a JSON-RPC error (``code``, ``message``, ``data``)."""
+
+    def __init__(self, method: str, code: int, message: str, data: Any = None) -> None:
+        self.method = method
+        self.code = code
+        self.message = message
+        self.data = data
+        super().__init__(f"{method} failed: {message} (code {code})")
+
+    def diagnostics(self) -> dict[str, Any]:
+        return {"method": self.method, "code": self.code, "message": self.message, "data": self.data}
+
+
+class NodeUnavailable(ShanchengError):
+    """No endpoint answered (connection refused, timeout, HTTP 5xx) on any of the client's URLs."""
+
+
+class MalformedReply(ShanchengError):
+    """An endpoint's reply is not a bounded, well-formed JSON-RPC 2.0 response."""
+
+
+def _check_url(url: str) -> tuple[str, str, int, str]:
+    if not isinstance(url, str) or len(url) > 2048:
+        raise InvalidInput("a node URL must be a string of at most 2048 characters")
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput(f"node URL {url!r} must be http:// or https:// with a host")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise InvalidInput(f"node URL {url!r} has a bad port") from exc
+    return parts.scheme, parts.hostname, port, (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+class _Endpoint:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.scheme, self.host, self.port, self.path = _check_url(url)
+
+    def connect(self, timeout: float) -> http.client.HTTPConnection:
+        if self.scheme == "https":
+            return http.client.HTTPSConnection(self.host, self.port, timeout=timeout)
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+
+class RpcClient:
+    """A thread-safe JSON-RPC client over one or several endpoints (see the module docstring)."""
+
+    def __init__(
+        self,
+        urls: str | Sequence[str],
+        *,
+        timeout: float = 30.0,
+        max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
+    ) -> None:
+        url_list = [urls] if isinstance(urls, str) else list(urls)
+        if not url_list or len(url_list) > MAX_ENDPOINTS:
+            raise InvalidInput(f"give 1 to {MAX_ENDPOINTS} node URLs")
+        if not timeout > 0:
+            raise InvalidInput("the RPC timeout must be positive")
+        self._endpoints = [_Endpoint(u) for u in url_list]
+        self.timeout = float(timeout)
+        self.max_reply_bytes = int(max_reply_bytes)
+        self._current = 0
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._ids = itertools.count(1)
+
+    @property
+    def urls(self) -> list[str]:
+        return [e.url for e in self._endpoints]
+
+    @property
+    def current_url(self) -> str:
+        return self._endpoints[self._current].url
+
+    # -- transport -------------------------------------------------------------------------------
+    def _connection(self, index: int) -> http.client.HTTPConnection:
+        conns: dict[int, http.client.HTTPConnection] = self._local.__dict__.setdefault("conns", {})
+        conn = conns.get(index)
+        if conn is None:
+            conn = conns[index] = self._endpoints[index].connect(self.timeout)
+        return conn
+
+    def _drop(self, index: int) -> None:
+        conns: dict[int, http.client.HTTPConnection] = self._local.__dict__.setdefault("conns", {})
+        conn = conns.pop(index, None)
+        if conn is not None:
+            conn.close()
+
+    def _post_once(self, index: int, body: bytes) -> bytes:
+        endpoint = self._endpoints[index]
+        for attempt in range(2):  # a kept-alive connection the server closed meanwhile is retried once, fresh
+            conn = self._connection(index)
+            try:
+                conn.request("POST", endpoint.path, body=body, headers={"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                raw = resp.read(self.max_reply_bytes + 1)
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self._drop(index)
+                if attempt == 0:
+                    continue
+                raise
+            except BaseException:
+                self._drop(index)
+                raise
+            if resp.status >= 500:
+                self._drop(index)
+                raise ConnectionError(f"HTTP {resp.status}")
+            if resp.status != 200:
+                self._drop(index)
+                raise MalformedReply(f"{endpoint.url} answered HTTP {resp.status}")
+            if len(raw) > self.max_reply_bytes:
+                self._drop(index)
+                raise MalformedReply(f"the reply from {endpoint.url} is larger than {self.max_reply_bytes} bytes")
+            if resp.getheader("Connection", "").lower() == "close":
+                self._drop(index)
+            return raw
+        raise ConnectionError("connection closed twice")  # pragma: no cover - the loop returns or raises
+
+    def _post(self, body: bytes, what: str) -> tuple[str, Any]:
+        """POST ``body`` to the current endpoint, failing over; returns (url, parsed reply)."""
+        n = len(self._endpoints)
+        start = self._current
+        reasons = []
+        for k in range(n):
+            index = (start + k) % n
+            try:
+                raw = self._post_once(index, body)
+            except (TimeoutError, OSError, http.client.HTTPException) as exc:
+                reasons.append(f"{self._endpoints[index].url}: {type(exc).__name__}: {exc}".rstrip(": "))
+                continue
+            if index != self._current:
+                with self._lock:
+                    self._current = index
+            url = self._endpoints[index].url
+            return url, strict_json.loads(raw, what=f"the reply from {url} to {what}", error=MalformedReply,
+                                          max_size=self.max_reply_bytes, max_depth=MAX_REPLY_DEPTH)
+        raise NodeUnavailable(f"no node answered {what}: " + "; ".join(reasons))
+
+    # -- calls -----------------------------------------------------------------------------------
+    def call(self, method: str, params: Sequence[Any] = ()) -> Any:
+        """The ``result`` of ``method(params)``; raises :class:`JsonRpcError`, :class:`NodeUnavailable` or
+        :class:`MalformedReply`."""
+        id_ = next(self._ids)
+        body = json.dumps({"jsonrpc": "2.0", "id": id_, "method": method, "params": list(params)}).encode()
+        url, reply = self._post(body, method)
+        return self._result(reply, method, id_, url)
+
+    def call_until(self, method: str, params: Sequence[Any] = (), *, deadline: float, backoff: float = 0.2) -> Any:
+        """Like :meth:`call`, but keeps trying while every endpoint is unavailable until ``deadline``
+        (``time.monotonic()``), with a capped exponential backoff: for waits that must outlive a node restart."""
+        delay = backoff
+        while True:
+            try:
+                return self.call(method, params)
+            except NodeUnavailable:
+                if time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
+        """Several calls in one HTTP request; results in order; the first error reply raises :class:`JsonRpcError`."""
+        if not calls:
+            return []
+        ids = [next(self._ids) for _ in calls]
+        body = json.dumps([{"jsonrpc": "2.0", "id": i, "method": m, "params": list(p)}
+                           for i, (m, p) in zip(ids, calls, strict=True)]).encode()
+        url, reply = self._post(body, f"a batch of {len(calls)} calls")
+        if not isinstance(reply, list) or len(reply) != len(calls):
+            raise MalformedReply(f"{url} did not answer the batch with {len(calls)} replies")
+        by_id = {r.get("id"): r for r in reply if isinstance(r, dict)}
+        out = []
+        for id_, (method, _) in zip(ids, calls, strict=True):
+            if id_ not in by_id:
+                raise MalformedReply(f"{url} left call {method} of a batch unanswered")
+            out.append(self._result(by_id[id_], method, id_, url))
+        return out
+
+    @staticmethod
+    def _result(reply: Any, method: str, id_: int, url: str) -> Any:
+        if not isinstance(reply, dict) or reply.get("jsonrpc") != "2.0" or reply.get("id") != id_:
+            raise MalformedReply(f"{url} answered {method} with something that is not its JSON-RPC 2.0 response")
+        if "error" in reply:
+            err = reply["error"]
+            if not isinstance(err, dict) or not isinstance(err.get("code"), int):
+                raise MalformedReply(f"{url} answered {method} with a malformed error")
+            message = str(err.get("message", ""))[:500].replace("\n", " ")
+            raise JsonRpcError(method, err["code"], message, err.get("data"))
+        if "result" not in reply:
+            raise MalformedReply(f"{url} answered {method} with neither result nor error")
+        return reply["result"]
+
+    def close(self) -> None:
+        """Close this thread's kept-alive connections."""
+        for index in list(self._local.__dict__.get("conns", {})):
+            self._drop(index)
