@@ -234,7 +234,7 @@ def test_cometbft_reports_check_tx_refusals_with_the_apps_code_and_log(chain: Ch
 
 
 def test_every_application_call_runs_on_the_one_worker_thread(chain: Chain) -> None:
-    assert chain.app.threads == {"abci-app_0"}
+    assert chain.app.threads == {"abci-app"}
     assert {"info", "check_tx", "finalize_block", "commit", "query"} <= set(chain.app.calls)
 
 
@@ -544,3 +544,26 @@ def test_the_makefile_installs_the_pinned_cometbft() -> None:
     assert re.search(rf"^COMETBFT_VERSION := v{re.escape(COMETBFT_VERSION)}$", makefile, re.MULTILINE)
     out = subprocess.run([str(cometbft_binary()), "version"], capture_output=True, text=True, timeout=30, check=True)
     assert out.stdout.strip() == COMETBFT_VERSION
+
+
+def test_a_checktx_flood_never_delays_a_consensus_call() -> None:
+    """CheckTx queued ahead of a proposal must not run first: CometBFT gives up on a proposal after
+    timeout_propose, so a mempool flood would stall the chain. Each priority keeps its own arrival order."""
+    from shancheng.nodes.abci.server import _AppThread
+
+    worker = _AppThread()
+    started, release = threading.Event(), threading.Event()
+    ran: list[str] = []
+    try:
+        busy = worker.submit(0, lambda: (started.set(), release.wait(10)))
+        assert started.wait(10)
+        futures = [worker.submit(1, lambda i=i: ran.append(f"check_tx {i}")) for i in range(3)]
+        futures.append(worker.submit(0, lambda: ran.append("process_proposal")))
+        futures.append(worker.submit(0, lambda: ran.append("finalize_block")))
+        release.set()
+        for future in [busy, *futures]:
+            future.result(10)
+    finally:
+        worker.shutdown()
+    assert ran == ["process_proposal", "finalize_block", "check_tx 0", "check_tx 1", "check_tx 2"]
+    assert worker.submit(0, lambda: None).cancelled()  # nothing runs after shutdown

@@ -8,7 +8,8 @@ to be written, ``Echo`` is answered by the server itself.
 
 Every other request is a call of the :class:`Application` method named like the request's ``oneof value`` field
 (``check_tx``, ``finalize_block``...). All of them run on ONE worker thread, in arrival order per connection, so
-the application is single-threaded and the event loop stays free to read and write while it works. A handler that
+the application is single-threaded and the event loop stays free to read and write while it works; consensus and
+query requests go ahead of the mempool's CheckTx (a flood of them never delays a proposal). A handler that
 raises is logged and answered with ``Response.exception``, after which the connection is closed (as CometBFT's own
 server does; CometBFT then stops, which is right: the application is broken). A connection that sends a length
 above the limit (64 MiB by default), a truncated frame or bytes that are not a ``Request`` is closed; the server
@@ -20,11 +21,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import itertools
 import logging
 import os
+import queue
 import socket
 import stat
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -256,6 +261,62 @@ def _clear_stale_socket(path: Path) -> None:
     raise AbciAddressError(f"another process already serves ABCI on {path}")
 
 
+#: requests that may wait behind consensus: the mempool connection's CheckTx (a flood of them must never delay
+#: a proposal past CometBFT's timeout_propose) and state sync
+_BACKGROUND_KINDS = frozenset({"check_tx", "list_snapshots", "offer_snapshot", "load_snapshot_chunk",
+                               "apply_snapshot_chunk"})
+
+
+class _AppThread:
+    """The one thread that calls the application, taking consensus (and query) requests before mempool ones.
+
+    Each CometBFT connection carries one kind of request (consensus, mempool, query, snapshot), so ordering by
+    (priority, arrival) keeps every connection's own order while a proposal never queues behind CheckTx."""
+
+    _STOP = (2, 0, None, None)
+
+    def __init__(self) -> None:
+        self._queue: queue.PriorityQueue[tuple[int, int, Future[Any] | None, Callable[[], Any] | None]] = (
+            queue.PriorityQueue())
+        self._order = itertools.count(1)
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="abci-app", daemon=True)
+        self._thread.start()
+
+    def submit(self, priority: int, call: Callable[[], Any]) -> Future[Any]:
+        future: Future[Any] = Future()
+        if self._closed:
+            future.cancel()
+            return future
+        self._queue.put((priority, next(self._order), future, call))
+        return future
+
+    def _run(self) -> None:
+        while True:
+            _, _, future, call = self._queue.get()
+            if future is None or call is None:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(call())
+            except BaseException as exc:  # noqa: BLE001 - _handle answers every Exception; this is the safety net
+                future.set_exception(exc)
+
+    def shutdown(self) -> None:
+        """Cancel what has not started, let a running call return, and end the thread."""
+        self._closed = True
+        while True:
+            try:
+                _, _, future, _ = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if future is not None:
+                future.cancel()
+        self._queue.put(self._STOP)
+        self._thread.join()
+
+
 class AbciServer:
     """Serves one :class:`Application` to CometBFT on ``address`` (``unix:///…`` or ``tcp://host:port``; port 0
     picks a free port, see :attr:`port`)."""
@@ -266,7 +327,7 @@ class AbciServer:
         self._where = parse_address(address)
         self._limit = max_message_bytes
         self._server: asyncio.Server | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: _AppThread | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._pb = pb()
         self._response_class = {kind: type(getattr(self._pb.Response(), kind)) for kind in REQUEST_KINDS}
@@ -278,7 +339,7 @@ class AbciServer:
         """Listen; from here on requests are served until :meth:`stop`."""
         if self._server is not None:
             raise ShanchengError("the ABCI server is already started")
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="abci-app")  # before any connection
+        self._executor = _AppThread()  # before any connection
         try:
             if self._where.unix is not None:
                 _clear_stale_socket(self._where.unix)
@@ -291,7 +352,7 @@ class AbciServer:
                 self._server = await asyncio.start_server(self._serve, self._where.host, self._where.port)
                 self.port = self._server.sockets[0].getsockname()[1]
         except BaseException as exc:
-            self._executor.shutdown(wait=False)
+            self._executor.shutdown()
             self._executor = None
             if isinstance(exc, OSError):
                 raise AbciAddressError(f"cannot listen for ABCI on {self.address}: {exc.strerror or exc}") from None
@@ -311,9 +372,7 @@ class AbciServer:
             await server.wait_closed()
         executor, self._executor = self._executor, None
         if executor is not None:
-            await asyncio.get_running_loop().run_in_executor(
-                None, partial(executor.shutdown, wait=True, cancel_futures=True)
-            )
+            await asyncio.get_running_loop().run_in_executor(None, executor.shutdown)
         if self._where.unix is not None and server is not None:
             self._where.unix.unlink(missing_ok=True)
 
@@ -385,8 +444,9 @@ class AbciServer:
                 answer = self._done((frame(self._pb.Response(flush=self._pb.ResponseFlush()).SerializeToString()),
                                      False))
             elif kind in self._response_class and self._executor is not None:
+                priority = 1 if kind in _BACKGROUND_KINDS else 0
                 answer = asyncio.wrap_future(
-                    self._executor.submit(self._handle, kind, getattr(request, kind)), loop=loop
+                    self._executor.submit(priority, partial(self._handle, kind, getattr(request, kind))), loop=loop
                 )
             else:
                 logger.warning("ABCI: closing a connection: unknown request %s", kind)
