@@ -45,6 +45,7 @@ from shancheng.sdk.chainproof.receipt import parse_receipt_proof as _parse_recei
 from shancheng.sdk.chainproof.receipt import verify_parsed_receipt_proof as _verify_parsed_receipt_proof
 from shancheng.sdk.crypto import SM2PublicKey
 from shancheng.testing import HD_PATH, MNEMONIC, free_port, run_anvil
+from shancheng.testing.network import local_network
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
@@ -118,6 +119,17 @@ def shancheng_node_endpoint() -> Iterator[Endpoint]:
                     proc.wait()
 
 
+@contextlib.contextmanager
+def shancheng_network_endpoint() -> Iterator[Endpoint]:
+    """A one-validator CometBFT network node (`network init` + `node start`: the ABCI app, its CometBFT process
+    and the JSON-RPC server); its first dev account sends."""
+    with tempfile.TemporaryDirectory() as root, local_network(Path(root) / "n", validators=1,
+                                                               timeout_commit_ms=100) as net:
+        node = net.nodes["node0"]
+        dev = net.dev_accounts()[0]
+        yield Endpoint("shancheng-network", node.url, node.ws_url, Account.from_key(dev["private_key"]))
+
+
 def _answers(w3: Web3) -> bool:
     try:
         return int(w3.eth.block_number) >= 0
@@ -129,7 +141,10 @@ ENDPOINT_FACTORIES: list[Callable[[], contextlib.AbstractContextManager[Endpoint
     anvil_endpoint,  # the reference
     pyevm_endpoint,  # this server over an in-process py-evm backend
     shancheng_node_endpoint,  # the node: the server over the real chain, mempool and block producer
+    shancheng_network_endpoint,  # a network node: the same server over the ABCI app and CometBFT
 ]
+#: the endpoints that are real nodes (commit certificates, receipt proofs)
+NODES = ("shancheng-node", "shancheng-network")
 
 
 @pytest.fixture(scope="module")
@@ -437,7 +452,7 @@ class TestConformance:
             commit = _rpc(r.endpoint.http_url, "shancheng_getCommit", [hex(rc["blockNumber"])])
             assert commit["height"] == rc["blockNumber"] and commit["block_hash"] == rc["blockHash"].to_0x_hex()
             assert commit["chain_id"] == r.w3.eth.chain_id and commit["version"] == 2
-            if r.endpoint.name == "shancheng-node":  # a real certificate binds the chain identity (hole 5)
+            if r.endpoint.name in NODES:  # a real certificate binds the chain identity (hole 5)
                 info = _rpc(r.endpoint.http_url, "shancheng_nodeInfo", [])
                 assert commit["chain_identity"] == info["genesis_fingerprint"]
                 keys = [SM2PublicKey.from_bytes(bytes.fromhex(v["public_key"]))
@@ -450,7 +465,7 @@ class TestConformance:
             assert len(_rpc(r.endpoint.http_url, "shancheng_validators", [])) >= 1
             assert isinstance(_rpc(r.endpoint.http_url, "shancheng_nodeInfo", []), dict)
             proof = _rpc(r.endpoint.http_url, "shancheng_getReceiptProof", [rc["transactionHash"].to_0x_hex()])
-            if r.endpoint.name == "shancheng-node":  # the in-process test backend builds no proofs
+            if r.endpoint.name in NODES:  # the in-process test backend builds no proofs
                 assert proof["block_hash"] == rc["blockHash"].to_0x_hex()
                 assert proof["transaction_index"] == rc["transactionIndex"] and proof["proof"]
 

@@ -324,7 +324,10 @@ def _worker_main(argv: list[str]) -> int:
 
     chain = chain_class(chain_id)
     db = _remote_db(conn, deadline)
-    conn.send_bytes(_READY)
+    try:
+        conn.send_bytes(_READY)
+    except OSError:
+        return 0  # the node is gone (killed while this worker was starting)
     while True:
         try:
             job = pickle.loads(conn.recv_bytes())

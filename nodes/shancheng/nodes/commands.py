@@ -130,7 +130,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def _dev_genesis(chain_id: int) -> tuple[Genesis, SM2PrivateKey, list[dict[str, Any]]]:
+    """A one-validator development genesis.  The validator's ed25519 consensus key is derived from its SM2 node
+    key (seed = SM3("shancheng/dev-consensus-key/v1" ‖ the SM2 private scalar)), so it is never stored apart."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from shancheng.sdk.crypto import sm3
+
     node_key = SM2PrivateKey.generate()
+    seed = sm3(b"shancheng/dev-consensus-key/v1" + node_key.to_int().to_bytes(32, "big"))
+    consensus_key = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     accounts: list[dict[str, Any]] = []
     organisations = []
     for name, role in DEV_ORGANISATIONS:
@@ -154,10 +163,36 @@ def _dev_genesis(chain_id: int) -> tuple[Genesis, SM2PrivateKey, list[dict[str, 
     genesis = Genesis.create(
         chain_id=chain_id,
         timestamp=int(time.time()),
-        validators=[GenesisValidator("node-1", node_key.public_key())],
+        validators=[GenesisValidator("node-1", node_key.public_key(), consensus_key)],
         organisations=organisations,
     )
     return genesis, node_key, accounts
+
+
+def dev_organisations() -> tuple[list[GenesisOrganisation], list[dict[str, Any]]]:
+    """The demo member organisations (``DEV_ORGANISATIONS``) with fresh keys, and their ``dev-accounts.json``
+    entries (name, role, address, private keys) — development only."""
+    accounts: list[dict[str, Any]] = []
+    organisations = []
+    for name, role in DEV_ORGANISATIONS:
+        sm2 = SM2PrivateKey.generate()
+        acct = Account.create()
+        organisations.append(
+            GenesisOrganisation(
+                name=name, roles=role, public_key=sm2.public_key(), accounts=(bytes.fromhex(acct.address[2:]),)
+            )
+        )
+        accounts.append(
+            {
+                "name": name,
+                "role": role,
+                "address": acct.address,
+                "private_key": "0x" + bytes(acct.key).hex(),
+                "sm2_private_key": f"{sm2.to_int():064x}",
+                "sm2_public_key": sm2.public_key().to_bytes().hex(),
+            }
+        )
+    return organisations, accounts
 
 
 def _read_node_key_file(path: str) -> bytes:
@@ -247,8 +282,59 @@ def _call_limits(rpc: dict[str, Any]) -> dict[str, Any]:
     return {"rpc_gas_cap": gas_cap, "rpc_evm_timeout": timeout, "call_workers": workers}
 
 
+def _start_network_node(args: argparse.Namespace, home: Path) -> int:
+    """``node start`` of a network node home (``shancheng network init``): the app, CometBFT and JSON-RPC."""
+    from .netnode import NetNode, NetNodeConfig
+    from .network import load_node_config
+
+    cfg = load_node_config(home)
+    rpc, net = cfg.get("rpc", {}), cfg["network"]
+    try:
+        metrics_port = int(net["metrics_port"]) if net.get("metrics_port") else None
+        config = NetNodeConfig(
+            home=home,
+            rpc_host=str(rpc.get("host", "127.0.0.1")),
+            rpc_port=args.rpc_port if args.rpc_port is not None else int(rpc.get("http_port", 8545)),
+            ws_port=args.ws_port if args.ws_port is not None else int(rpc.get("ws_port", 8546)),
+            cometbft_rpc=str(net["cometbft_rpc"]),
+            metrics_port=metrics_port,
+            rpc_policy=RpcPolicy.from_config(rpc),
+            **_call_limits(rpc),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidInput(f"{home / 'node.toml'}: missing or invalid setting ({exc})") from exc
+    if args.block_interval is not None or args.heartbeat is not None:
+        raise InvalidInput("--block-interval and --heartbeat are a solo node's; a network's blocks are CometBFT's")
+    key = None
+    if (home / "node-key.pem").exists():
+        password_file = args.password_file or (
+            str(home / "node-key.password") if (home / "node-key.password").exists() else None
+        )
+        key = load_key_file(str(home / "node-key.pem"), read_password(password_file))
+    genesis = Genesis.load(home / "genesis.json")
+    logging.getLogger("shancheng").setLevel(logging.INFO)
+    try:
+        ledger = Ledger.open(home / "db", genesis, follow_validator_updates=True)
+    except StorageError as exc:
+        raise ShanchengError(f"{exc} (is another node running on this home?)") from exc
+    node = NetNode(ledger=ledger, key=key, config=config)
+    print(
+        f"network node started: {cfg.get('node', {}).get('name', home.name)} "
+        f"({cfg.get('node', {}).get('role', 'node')}), chain {genesis.chain_id}, head {ledger.latest_number()}, "
+        f"RPC http://{config.rpc_host}:{config.rpc_port} ws://{config.rpc_host}:{config.ws_port}, "
+        f"CometBFT {config.cometbft_rpc}",
+        flush=True,
+    )
+    asyncio.run(node.run())
+    return 0
+
+
 def cmd_start(args: argparse.Namespace) -> int:
+    from .network import is_network_home
+
     home = Path(args.home)
+    if is_network_home(home):
+        return _start_network_node(args, home)
     if not (home / "genesis.json").exists():
         raise InvalidInput(f"{home} is not a node home (no genesis.json); run `shancheng node init` first")
     cfg = _load_config(home)
@@ -297,14 +383,53 @@ def _rpc(url: str, method: str, params: list[Any]) -> Any:
     return reply["result"]
 
 
+def _comet(url: str, method: str) -> dict[str, Any]:
+    """A CometBFT RPC result (``status``, ``consensus_state``...), {} when CometBFT does not answer."""
+    from .cometbft import CometRpc
+
+    try:
+        result = CometRpc(url, timeout=5).call(method)
+    except ShanchengError:
+        return {}
+    return result if isinstance(result, dict) else {}
+
+
+def _network_status(url: str, info: dict[str, Any]) -> dict[str, Any]:
+    """What ``node status`` adds for a network node: round, catching up, peers, the last certificate."""
+    net: dict[str, Any] = info["network"] if isinstance(info.get("network"), dict) else {}
+    comet_url = str(net.get("cometbft_rpc") or "")
+    out: dict[str, Any] = {"catching_up": net.get("catching_up"), "peers": net.get("peers")}
+    if comet_url:
+        state = _comet(comet_url, "consensus_state").get("round_state", {})
+        hrs = str(state.get("height/round/step", "")).split("/")
+        if len(hrs) == 3:
+            out["consensus"] = {"height": int(hrs[0]), "round": int(hrs[1]), "step": int(hrs[2])}
+    head = int(info.get("head", {}).get("number", 0))
+    for height in (head, head - 1):
+        if height < 1:
+            break
+        cert = _rpc(url, "shancheng_getCommit", [hex(height)])
+        if isinstance(cert, dict) and isinstance(cert.get("signatures"), list):
+            out["last_certificate"] = {"height": height,
+                                       "signers": sorted(s.get("validator_index") for s in cert["signatures"])}
+            break
+    return out
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     url = args.rpc
     if url is None:
         port = 8545
         if args.home:
-            port = int(_load_config(Path(args.home)).get("rpc", {}).get("http_port", 8545))
+            from .network import is_network_home, load_node_config
+
+            home = Path(args.home)
+            cfg = load_node_config(home) if is_network_home(home) else _load_config(home)
+            port = int(cfg.get("rpc", {}).get("http_port", 8545))
         url = f"http://127.0.0.1:{port}"
     info = _rpc(url, "shancheng_nodeInfo", [])
+    if isinstance(info, dict) and isinstance(info.get("network"), dict):
+        info["network_status"] = _network_status(url, info)
     if not isinstance(info, dict) or not all(isinstance(info.get(k, {}), dict) for k in ("head", "validator")):
         raise ShanchengError(f"shancheng_nodeInfo: the reply from {url} is not a node description")
     if args.json:
@@ -317,6 +442,22 @@ def cmd_status(args: argparse.Namespace) -> int:
     head = info.get("head", {})
     print(f"head        #{head.get('number')} {head.get('hash')}")
     validator = info.get("validator", {})
-    print(f"validator   #{validator.get('index')} {validator.get('address')}")
-    print(f"pending     {info.get('pending_transactions')} transactions; peers {info.get('peers')}")
+    if "network_status" not in info:
+        print(f"validator   #{validator.get('index')} {validator.get('address')}")
+        print(f"pending     {info.get('pending_transactions')} transactions; peers {info.get('peers')}")
+        return 0
+    status = info["network_status"]
+    role = (f"validator #{validator.get('index')}" if validator.get("is_validator") else "observer (not a validator)")
+    print(f"role        {role}  SM2 {validator.get('address')}")
+    consensus = status.get("consensus")
+    if consensus:
+        print(f"consensus   height {consensus['height']} round {consensus['round']} step {consensus['step']}")
+    print(f"catching up {'yes' if status.get('catching_up') else 'no'}")
+    peers = status.get("peers") or []
+    print(f"peers       {len(peers)}: {', '.join(str(p) for p in peers)}")
+    cert = status.get("last_certificate")
+    if cert:
+        print(f"certificate #{cert['height']} signed by validators {', '.join(str(i) for i in cert['signers'])}")
+    else:
+        print("certificate none yet")
     return 0

@@ -35,7 +35,13 @@ from shancheng.sdk.cli.demo import run_demo
 from shancheng.sdk.crypto import SM2PrivateKey, SM2PublicKey, signature_to_raw
 from shancheng.sdk.errors import ShanchengError
 from shancheng.sdk.evidence import EvidenceBatch, EvidencePackage
-from shancheng.sdk.evidence.chain import attach_chain_proof, checkpoint_anchor_message, origin_hash, source_id_of
+from shancheng.sdk.evidence.chain import (
+    attach_chain_proof,
+    checkpoint_anchor_message,
+    fetch_validator_changes,
+    origin_hash,
+    source_id_of,
+)
 from shancheng.sdk.evidence.governance import org_name_slot, package_state_slots
 
 
@@ -46,6 +52,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     d.add_argument("--rpc-port", type=int, default=8545)
     d.add_argument("--ws-port", type=int, default=8546)
     d.add_argument("--exit-after-demo", action="store_true", help="stop the node once the demo has verified")
+    d.add_argument("--validators", type=int, default=0, metavar="N",
+                   help="run a local consortium of N CometBFT validators instead of the solo node")
+    d.add_argument("--base-port", type=int, default=26600, metavar="P",
+                   help="with --validators: node K uses ports P+10K .. P+10K+5 (default 26600)")
     d.set_defaults(func=cmd_dev)
 
 
@@ -71,6 +81,19 @@ def wait_for_rpc(url: str, proc: subprocess.Popen[bytes] | None = None, timeout:
         except (urllib.error.URLError, OSError):
             time.sleep(0.2)
     raise ShanchengError(f"the node did not answer on {url} within {timeout:.0f} s")
+
+
+def wait_for_commit(w3: Web3, height: int, timeout: float = 60) -> Any:
+    """``shancheng_getCommit(height)`` once the node has it: a network stores a block's certificate with the
+    next block (it is assembled from the vote extensions of the block's precommits); a solo node at once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        commit = _rpc(w3, "shancheng_getCommit", [hex(height)])
+        if commit is not None:
+            return commit
+        if time.monotonic() > deadline:
+            raise ShanchengError(f"no commit certificate for block {height} after {timeout:.0f} s")
+        time.sleep(0.1)
 
 
 def _rpc(w3: Web3, method: str, params: list[Any]) -> Any:
@@ -160,7 +183,9 @@ def fetch_chain_proof(
     tx_hex = "0x" + anchored.tx_hash.hex()
     receipt_proof = _rpc(w3, "shancheng_getReceiptProof", [tx_hex])
     transaction_proof = _rpc(w3, "shancheng_getTransactionProof", [tx_hex])
-    commit = _rpc(w3, "shancheng_getCommit", [hex(anchored.block_number)])
+    commit = wait_for_commit(w3, anchored.block_number)
+    changes = fetch_validator_changes(lambda method, params: _rpc(w3, method, params), anchored.block_number,
+                                      genesis=genesis)
     state = governance_state_proof(
         w3, Web3.to_checksum_address(genesis.governance), anchored.block_number, org_id, author, org_key
     )
@@ -176,6 +201,7 @@ def fetch_chain_proof(
             receipt_proof=receipt_proof,
             state_proof=state,
             commit_certificate=CommitCertificate.from_json(commit),
+            validator_changes=changes,
         )
 
     return attach
@@ -232,9 +258,85 @@ def run_folder(out: Path) -> Path:
     raise ShanchengError(f"cannot create a new run folder under {out}")
 
 
+def _stop_all(nodes: dict[str, subprocess.Popen[bytes]]) -> None:
+    for node in nodes.values():
+        if node.poll() is None:
+            node.send_signal(signal.SIGTERM)
+    for node in nodes.values():
+        try:
+            node.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            node.kill()
+
+
+def _dev_network(args: argparse.Namespace, home: Path) -> int:
+    """``shancheng dev --validators N``: a local consortium (``network init`` once), every node a child process,
+    the evidence demo against node0; exit status 1 as soon as a node dies."""
+    shancheng = [sys.executable, "-m", "shancheng.sdk.cli"]
+    if (home / "genesis.json").exists() and not (home / "network.json").exists():
+        raise ShanchengError(f"{home} holds a solo development node; pass another --home for --validators")
+    if not (home / "network.json").exists():
+        init = subprocess.run([*shancheng, "network", "init", "--validators", str(args.validators), "--out",
+                               str(home), "--base-port", str(args.base_port)], check=False)
+        if init.returncode != 0:
+            raise ChildDied(f"`shancheng network init` failed ({_exit_reason(init.returncode)})")
+    summary = json.loads((home / "network.json").read_text())
+    for entry in summary["nodes"]:
+        for port in (entry["p2p_port"], entry["comet_rpc_port"], entry["http_port"], entry["ws_port"]):
+            if not _port_free(port):
+                raise ShanchengError(f"port {port} of {entry['name']} on 127.0.0.1 is in use (another network?)")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    nodes: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for entry in summary["nodes"]:
+            log_file = open(home / entry["name"] / "node.log", "ab")  # noqa: SIM115 - the child holds it
+            nodes[entry["name"]] = subprocess.Popen(
+                [*shancheng, "node", "start", "--home", str(home / entry["name"])], stdout=log_file,
+                stderr=subprocess.STDOUT)
+            log_file.close()
+
+        def check_alive() -> None:
+            for name, node in nodes.items():
+                status = node.poll()
+                if status is not None:
+                    raise ChildDied(f"{name} exited unexpectedly ({_exit_reason(status)}); see "
+                                    f"{home / name / 'node.log'}")
+
+        first = summary["nodes"][0]
+        url = f"http://127.0.0.1:{first['http_port']}"
+        wait_for_rpc(url, nodes[first["name"]], timeout=120)
+        w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 60}))
+        org = next(a for a in json.loads((home / "dev-accounts.json").read_text())["accounts"]
+                   if a["name"] == "hospital")
+        org_key = SM2PrivateKey.from_int(int(org["sm2_private_key"], 16))
+        out = run_folder(Path(args.out))
+        try:
+            run_demo(out, origin=f"shancheng.demo/log/district-1/{int(time.time())}", author=org_key,
+                     log_key=org_key, anchor=chain_anchor(w3, home, "hospital"), genesis=home / "genesis.json")
+        except Exception:
+            check_alive()
+            raise
+        if args.exit_after_demo:
+            return 0
+        urls = ", ".join(f"{e['name']} http://127.0.0.1:{e['http_port']}" for e in summary["nodes"])
+        print(f"\nthe development consortium is running: {len(nodes)} validators, chain {summary['chain_id']} "
+              f"({summary['cometbft_chain_id']}); JSON-RPC {urls}; accounts in {home / 'dev-accounts.json'}; "
+              f"this run's packages in {out}. Ctrl-C stops it.", flush=True)
+        try:
+            while True:
+                check_alive()
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            return 0
+    finally:
+        _stop_all(nodes)
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     """Supervise the node child: any exit of it that we did not ask for is reported (exit status 1)."""
     home = Path(args.home)
+    if args.validators:
+        return _dev_network(args, home)
     shancheng = [sys.executable, "-m", "shancheng.sdk.cli"]
     if not (home / "genesis.json").exists():
         init = subprocess.run([*shancheng, "node", "init", "--dev", "--home", str(home)], check=False)

@@ -179,6 +179,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("eth_unsubscribe", "unsubscribe", (P("subscriptionId", _string),), blocking=False, ws_only=True),
     Method("shancheng_nodeInfo", "node_info"),
     Method("shancheng_getCommit", "get_commit", (P("height", parse_quantity),)),
+    Method("shancheng_getCometCommit", "get_comet_commit", (P("height", parse_quantity),)),
+    Method("shancheng_validatorChanges", "validator_changes", (P("upTo", parse_quantity),), heavy=True),
     Method("shancheng_validators", "validators", (P("height", parse_block_number_or_tag, BlockRef(tag="latest")),)),
     Method("shancheng_getReceiptProof", "get_receipt_proof", (P("transactionHash", parse_hash),), heavy=True),
     Method("shancheng_getTransactionProof", "get_transaction_proof", (P("transactionHash", parse_hash),),
@@ -444,6 +446,24 @@ class RpcApi:
 
     def validators(self, ref: BlockRef) -> list[dict[str, Any]]:
         return self.backend.validators(self._height(ref))
+
+    def get_comet_commit(self, height: int) -> dict[str, Any] | None:
+        """CometBFT's own commit of ``height`` (a network node only)."""
+        comet_commit = getattr(self.backend, "comet_commit", None)
+        if comet_commit is None:
+            raise RpcError(-32601, "shancheng_getCometCommit: this node does not run CometBFT (a solo node)")
+        if height < 1 or height > self.backend.latest_number():
+            return None
+        result: dict[str, Any] | None = comet_commit(height)
+        return result
+
+    def validator_changes(self, up_to: int) -> list[dict[str, Any]]:
+        """Validator-set changes of blocks <= ``up_to`` with their proofs (a solo node's set never changes)."""
+        changes = getattr(self.backend, "validator_changes", None)
+        if changes is None:
+            return []
+        result: list[dict[str, Any]] = changes(min(up_to, self.backend.latest_number()))
+        return result
 
     def get_receipt_proof(self, tx_hash: bytes) -> dict[str, Any] | None:
         return self.backend.receipt_proof(tx_hash)

@@ -176,7 +176,8 @@ class RpcServer:
     async def start(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rpc-backend")
         if getattr(self.backend, "concurrent_reads", False):
-            self._write_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rpc-backend-writes")
+            self._write_executor = ThreadPoolExecutor(max_workers=int(getattr(self.backend, "write_workers", 1)),
+                                                      thread_name_prefix="rpc-backend-writes")
         if getattr(self.backend, "isolated_calls", False):  # calls run elsewhere (the node's call workers): they
             # wait on threads of their own, never in the backend thread's queue ahead of light reads
             self._call_executor = ThreadPoolExecutor(max_workers=self.policy.max_heavy or 64,

@@ -1,0 +1,471 @@
+"""A node of a consortium network: the ABCI application, its CometBFT process and the Ethereum JSON-RPC.
+
+One process per node (``shancheng node start --home DIR/nodeK``):
+
+- the ledger and the ABCI application (``shancheng.nodes.abci.app.ShanchengApp``) behind our ABCI socket server
+  on ``DIR/nodeK/abci.sock``;
+- CometBFT (``cometbft start --home DIR/nodeK/cometbft``) as a child process that dies with this one
+  (``PR_SET_PDEATHSIG``), its output in ``DIR/nodeK/cometbft.log``;
+- the JSON-RPC server (HTTP + WebSocket) over the same read backend as the solo node (``backend.ReadBackend``),
+  except that ``eth_sendRawTransaction`` goes to the local CometBFT (``broadcast_tx_sync``: CheckTx's verdict) and
+  pending nonces are the application's CheckTx view;
+- the app's metrics (``metrics.py``) next to CometBFT's Prometheus endpoint.
+
+SIGINT/SIGTERM stop CometBFT first (it finishes its current step and closes its stores), then the ABCI server,
+the RPC server and the ledger; exit status 0. If CometBFT exits on its own the node stops with a one-line reason
+and a non-zero status.
+
+Fault injection for the crash tests: ``SHANCHENG_FAULT=<point>[@<height>]`` kills this process with SIGKILL at the
+first ``point`` at or above ``height``: ``finalize_block`` (inside FinalizeBlock), ``before_commit`` (Commit before
+the ledger writes), ``after_commit`` (after it wrote, before CometBFT hears back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import http.client
+import itertools
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import rlp  # type: ignore[import-untyped]
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+
+from shancheng.chain.ledger import RPC_GAS_CAP, Ledger
+from shancheng.sdk.crypto import SM2PrivateKey
+from shancheng.sdk.errors import InvalidInput, ShanchengError
+
+from . import __version__
+from .abci.app import CODE_NOT_MEMBER, ShanchengApp
+from .abci.server import AbciServer, Application
+from .backend import ReadBackend
+from .cometbft import CometProcess, CometRpc, CometRpcError
+from .mempool import CODE_POOL_LIMIT, CODE_TX_INVALID, CODE_TX_REJECTED, AdmissionError
+from .metrics import AppMetrics, MetricsServer
+from .network import ABCI_SOCKET, COMET_HOME, PEERS_FILE, load_allow_list
+from .rpc.server import RpcPolicy, RpcServer
+
+__all__ = ["FAULT_POINTS", "NetNode", "NetNodeConfig"]
+
+log = logging.getLogger("shancheng.netnode")
+
+FAULT_POINTS = ("finalize_block", "before_commit", "after_commit")
+STATUS_CACHE_SECONDS = 1.0
+
+
+#: threads that send transactions to CometBFT at once (the RPC server's writer threads): CometBFT pipelines their
+#: CheckTx requests to the application, so the HTTP round trips overlap
+WRITE_WORKERS = 4
+#: the largest broadcast_tx_sync reply read (CheckTx's log and data are short)
+MAX_BROADCAST_REPLY = 1024 * 1024
+
+
+class CometDied(ShanchengError):
+    """The node's CometBFT process exited without being asked to."""
+
+
+class Broadcaster:
+    """``broadcast_tx_sync`` to the local CometBFT over keep-alive HTTP connections, one per calling thread
+    (a new TCP connection per transaction costs as much as CheckTx itself)."""
+
+    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
+        host, _, port = url.removeprefix("http://").rstrip("/").partition(":")
+        self._address = (host, int(port or 80))
+        self._timeout = timeout
+        self._local = threading.local()
+        self._ids = itertools.count(1)
+
+    def _connection(self) -> http.client.HTTPConnection:
+        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = http.client.HTTPConnection(*self._address, timeout=self._timeout)
+        return conn
+
+    def broadcast_tx_sync(self, tx: bytes) -> dict[str, Any]:
+        """CheckTx's verdict: ``{"code": int, "log": str, "hash": hex}``; CometRpcError when CometBFT refuses the
+        request (a full mempool, a transaction already in its cache) or does not answer."""
+        body = json.dumps({"jsonrpc": "2.0", "id": next(self._ids), "method": "broadcast_tx_sync",
+                           "params": {"tx": base64.b64encode(tx).decode()}})
+        for attempt in (1, 2):  # a kept-alive connection CometBFT closed meanwhile is reopened once
+            conn = self._connection()
+            try:
+                conn.request("POST", "/", body, {"Content-Type": "application/json"})
+                response = conn.getresponse()
+                raw = response.read(MAX_BROADCAST_REPLY + 1)
+                break
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                self._local.conn = None
+                if attempt == 2 or isinstance(exc, TimeoutError):
+                    raise CometRpcError(f"CometBFT broadcast_tx_sync: no answer from http://{self._address[0]}:"
+                                        f"{self._address[1]} ({exc})") from None
+        if len(raw) > MAX_BROADCAST_REPLY:
+            conn.close()
+            self._local.conn = None
+            raise CometRpcError("CometBFT broadcast_tx_sync: the reply is too large")
+        try:
+            reply = json.loads(raw)
+        except ValueError:
+            raise CometRpcError("CometBFT broadcast_tx_sync: the reply is not JSON") from None
+        if not isinstance(reply, dict):
+            raise CometRpcError("CometBFT broadcast_tx_sync: the reply is not a JSON-RPC object")
+        error = reply.get("error")
+        if error is not None:
+            text = (" ".join(str(error.get(k) or "") for k in ("message", "data")) if isinstance(error, dict)
+                    else str(error))
+            raise CometRpcError(f"CometBFT broadcast_tx_sync: {' '.join(text.split())[:300]}")
+        result = reply.get("result")
+        if not isinstance(result, dict):
+            raise CometRpcError("CometBFT broadcast_tx_sync: the result is not an object")
+        out = dict(result)
+        out["code"] = int(out.get("code", 0) or 0)
+        out.setdefault("log", "")
+        return out
+
+
+@dataclass(frozen=True)
+class NetNodeConfig:
+    home: Path
+    rpc_host: str = "127.0.0.1"
+    rpc_port: int = 8545
+    ws_port: int = 8546
+    cometbft_rpc: str = "http://127.0.0.1:26657"
+    metrics_port: int | None = None
+    rpc_gas_cap: int = RPC_GAS_CAP
+    rpc_evm_timeout: float = 5.0
+    call_workers: int = 2
+    rpc_policy: RpcPolicy = field(default_factory=RpcPolicy)
+
+
+def parse_fault(value: str | None) -> tuple[str, int] | None:
+    """``SHANCHENG_FAULT``: ``point[@height]`` -> (point, height); None when unset."""
+    if not value:
+        return None
+    point, _, height = value.partition("@")
+    if point not in FAULT_POINTS:
+        raise InvalidInput(f"SHANCHENG_FAULT: unknown point {point!r}; one of {', '.join(FAULT_POINTS)}")
+    try:
+        return point, int(height) if height else 0
+    except ValueError as exc:
+        raise InvalidInput(f"SHANCHENG_FAULT: {height!r} is not a height") from exc
+
+
+class _Instrumented(Application):
+    """The application as CometBFT talks to it, with metrics, the commit notification and fault injection."""
+
+    def __init__(self, app: Application, node: NetNode, fault: tuple[str, int] | None) -> None:
+        self._app = app
+        self._node = node
+        self._fault = fault
+        self._finalizing = 0
+
+    def _maybe_die(self, point: str, height: int) -> None:
+        if self._fault is not None and self._fault[0] == point and height >= self._fault[1]:
+            log.warning("SHANCHENG_FAULT: killing this node at %s of height %d", point, height)
+            logging.shutdown()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def __getattr__(self, name: str) -> Any:  # every ABCI method not wrapped below goes to the app as it is
+        return getattr(self._app, name)
+
+    def info(self, req: Any) -> Any:
+        return self._app.info(req)
+
+    def init_chain(self, req: Any) -> Any:
+        return self._app.init_chain(req)
+
+    def query(self, req: Any) -> Any:
+        return self._app.query(req)
+
+    def prepare_proposal(self, req: Any) -> Any:
+        return self._app.prepare_proposal(req)
+
+    def extend_vote(self, req: Any) -> Any:
+        return self._app.extend_vote(req)
+
+    def verify_vote_extension(self, req: Any) -> Any:
+        return self._app.verify_vote_extension(req)
+
+    def check_tx(self, req: Any) -> Any:
+        res = self._app.check_tx(req)
+        self._node.metrics.check_tx(int(res.code))
+        return res
+
+    def process_proposal(self, req: Any) -> Any:
+        res = self._app.process_proposal(req)
+        self._node.metrics.proposal(int(res.status) == 1)  # ResponseProcessProposal.ACCEPT
+        return res
+
+    def finalize_block(self, req: Any) -> Any:
+        self._finalizing = int(req.height)
+        self._maybe_die("finalize_block", self._finalizing)
+        res = self._app.finalize_block(req)
+        self._included = sum(1 for r in res.tx_results if r.code == 0)
+        return res
+
+    def commit(self, req: Any) -> Any:
+        self._maybe_die("before_commit", self._finalizing)
+        res = self._app.commit(req)
+        self._maybe_die("after_commit", self._finalizing)
+        return res
+
+
+class NetNode(ReadBackend):
+    """A validator or observer of a CometBFT network; implements the RPC server's ``NodeBackend``."""
+
+    def __init__(self, *, ledger: Ledger, key: SM2PrivateKey | None, config: NetNodeConfig) -> None:
+        super().__init__(ledger, gas_cap=config.rpc_gas_cap, evm_timeout=config.rpc_evm_timeout,
+                         call_workers=config.call_workers)
+        self.net_config = config
+        self.home = config.home
+        self.client_version = f"shancheng/{__version__}/python/cometbft"
+        self.key = key
+        self.metrics = AppMetrics()
+        self.comet_rpc = CometRpc(config.cometbft_rpc)
+        self.broadcaster = Broadcaster(config.cometbft_rpc)
+        self._allow_path = self.home / PEERS_FILE
+        self._allow: tuple[float, set[str]] = (-1.0, set())
+        self.app = ShanchengApp(ledger, validator_key=key, peer_allow_list=self._allowed_peers,
+                                on_commit=self._on_commit)
+        self._abci = _Instrumented(self.app, self, parse_fault(os.environ.get("SHANCHENG_FAULT")))
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._status: tuple[float, dict[str, Any]] = (0.0, {})
+        self._status_lock = threading.Lock()
+        self.comet: CometProcess | None = None
+        self.server: RpcServer | None = None
+
+    # -- the allow-list and commits -------------------------------------------------------------------------
+    def _allowed_peers(self) -> set[str]:
+        """The node ids of peers.json (re-read when the file changes)."""
+        try:
+            mtime = self._allow_path.stat().st_mtime
+        except OSError:
+            return set()
+        if mtime != self._allow[0]:
+            self._allow = (mtime, load_allow_list(self._allow_path))
+        return self._allow[1]
+
+    def _on_commit(self, height: int) -> None:
+        """Called on the app's thread once block ``height`` is committed."""
+        block = self.ledger.block_by_number(height)
+        self.metrics.committed(height, len(block.transactions) if block is not None else 0)
+        cert = self.ledger.commit_certificate(height - 1) if height > 1 else None
+        if cert is not None:
+            vset = self.ledger.validator_set(height - 1)
+            powers = vset.powers()
+            self.metrics.certificate(height - 1, len(cert.signatures),
+                                     sum(powers[s.validator_index] for s in cert.signatures
+                                         if s.validator_index < len(powers)), vset.total_power())
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self.announce_block()))
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+    async def run(self, *, install_signal_handlers: bool = True) -> None:
+        """Serve until SIGINT/SIGTERM; raise :class:`CometDied` if CometBFT exits on its own."""
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        log.info("ledger at block %d (app hash 0x%s)", self.ledger.latest_number(),
+                 bytes(self.ledger.head.state_root).hex())
+        self.start_block_notifications()
+        if install_signal_handlers:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._loop.add_signal_handler(sig, self._stop.set)
+        socket_path = self.home / ABCI_SOCKET
+        abci = AbciServer(self._abci, address=f"unix://{socket_path.resolve()}")
+        metrics = (MetricsServer(self.metrics, host=self.net_config.rpc_host, port=self.net_config.metrics_port)
+                   if self.net_config.metrics_port else None)
+        self.server = RpcServer(backend=self, host=self.net_config.rpc_host, http_port=self.net_config.rpc_port,
+                                ws_port=self.net_config.ws_port, policy=self.net_config.rpc_policy)
+        died: int | None = None
+        self.start_calls()
+        try:
+            await abci.start()
+            # started from this (the main) thread: PR_SET_PDEATHSIG fires when the starting thread ends
+            self.comet = CometProcess(self.home / COMET_HOME, log_path=self.home / "cometbft.log")
+            self.comet.start()
+            await self.server.start()
+            if metrics is not None:
+                await metrics.start()
+            log.info("JSON-RPC on http://%s:%d and ws://%s:%d; CometBFT %s", self.net_config.rpc_host,
+                     self.server.http_port, self.net_config.rpc_host, self.server.ws_port, self.net_config.cometbft_rpc)
+            while not self._stop.is_set():
+                try:
+                    await asyncio.wait_for(self._stop.wait(), timeout=0.2)
+                except TimeoutError:
+                    pass
+                died = self.comet.poll()
+                if died is not None:
+                    break
+        finally:
+            if self.comet is not None and self.comet.poll() is None:
+                await asyncio.get_running_loop().run_in_executor(None, self.comet.stop)
+            await self.server.stop()
+            if metrics is not None:
+                await metrics.stop()
+            await abci.stop()
+            self.close_calls()
+            head = self.ledger.latest_number()
+            self.ledger.close()
+            log.info("stopped cleanly at block %d", head)
+        if died is not None:
+            reason = f"killed by signal {-died}" if died < 0 else f"exit status {died}"
+            raise CometDied(f"CometBFT exited unexpectedly ({reason}); see {self.home / 'cometbft.log'}")
+
+    def stop(self) -> None:
+        if self._stop is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+
+    # -- NodeBackend: transactions go to CometBFT --------------------------------------------------------
+    concurrent_reads = True  # sends wait for CometBFT's CheckTx on the server's writer threads; reads do not
+    write_workers = WRITE_WORKERS
+
+    def send_raw_transaction(self, raw: bytes) -> bytes:
+        try:
+            answer = self.broadcaster.broadcast_tx_sync(raw)
+        except ShanchengError as exc:
+            text = str(exc)
+            if "already exists in cache" in text:
+                raise AdmissionError(CODE_TX_INVALID, "already known", reason="known") from exc
+            if "mempool is full" in text:
+                raise AdmissionError(CODE_POOL_LIMIT, "txpool is full", reason="pool_full") from exc
+            raise AdmissionError(CODE_TX_INVALID, f"transaction not accepted: {text}", reason="cometbft") from exc
+        code = int(answer.get("code", 0))
+        if code != 0:
+            message = str(answer.get("log") or f"refused by CheckTx (code {code})").splitlines()[0][:500]
+            raise AdmissionError(CODE_TX_REJECTED if code == CODE_NOT_MEMBER else CODE_TX_INVALID, message,
+                                 reason=f"abci_{code}")
+        return keccak(raw)  # the Ethereum hash: raw is the canonical encoding (CheckTx refuses any other)
+
+    def pending_transactions(self) -> list[Any]:
+        return []  # they wait in CometBFT's mempool
+
+    def pending_nonce(self, address: bytes) -> int:
+        """The sender's next nonce counting the transactions waiting in this node's mempool (CheckTx's view,
+        which stays whole while CometBFT rechecks the mempool after a commit; see ``ShanchengApp.pending_nonce``)."""
+        return int(self.app.pending_nonce(bytes(address)))
+
+    def nonce(self, address: bytes, block: int | None) -> int:
+        if block is None:
+            return self.pending_nonce(address)
+        return super().nonce(address, block)
+
+    # -- NodeBackend: the network ---------------------------------------------------------------------------
+    def _comet_status(self) -> dict[str, Any]:
+        """CometBFT's /status and /net_info (cached for a second; {} when CometBFT does not answer)."""
+        with self._status_lock:
+            at, cached = self._status
+            if time.monotonic() - at < STATUS_CACHE_SECONDS:
+                return cached
+            try:
+                status = self.comet_rpc.status()
+                net = self.comet_rpc.net_info()
+                cached = {"status": status, "net_info": net}
+            except ShanchengError as exc:
+                cached = {"error": str(exc)}
+            self._status = (time.monotonic(), cached)
+            return cached
+
+    def _validator_index(self) -> int | None:
+        if self.key is None:
+            return None
+        vset = self.ledger.validator_set(self.ledger.latest_number() + 1)
+        public = self.key.public_key()
+        keys = vset.sm2_keys()
+        return keys.index(public) if public in keys else None
+
+    def syncing(self) -> bool:
+        info = self._comet_status().get("status", {})
+        return bool(info.get("sync_info", {}).get("catching_up", False))
+
+    def peer_count(self) -> int:
+        return int(self._comet_status().get("net_info", {}).get("n_peers", 0))
+
+    def coinbase(self) -> bytes:
+        """This node's CometBFT validator address: the ``miner`` of the blocks it proposes."""
+        info = self._comet_status().get("status", {})
+        address = info.get("validator_info", {}).get("address", "")
+        try:
+            return bytes.fromhex(address) if len(address) == 40 else b"\0" * 20
+        except ValueError:
+            return b"\0" * 20
+
+    def mining(self) -> bool:
+        return self._validator_index() is not None
+
+    def node_info(self) -> dict[str, Any]:
+        head = self.ledger.head
+        genesis = self.ledger.genesis
+        info: dict[str, Any] = {
+            "client_version": self.client_version,
+            "chain_id": self.chain_id,
+            "genesis_hash": "0x" + genesis.genesis_hash.hex(),
+            "genesis_fingerprint": "0x" + self.ledger.fingerprint.hex(),  # the chain identity certificates sign
+            "head": {"number": int(head.block_number), "hash": "0x" + head.hash.hex()},
+            "system_contracts": {k: to_checksum_address(v) for k, v in genesis.system_contracts.items()},
+        }
+        comet = self._comet_status()
+        status = comet.get("status", {})
+        sync = status.get("sync_info", {})
+        index = self._validator_index()
+        info["validator"] = {
+            "index": index,
+            "is_validator": index is not None,
+            "public_key": self.key.public_key().to_bytes().hex() if self.key is not None else None,
+            "address": to_checksum_address(self.key.public_key().sm3_address()) if self.key is not None else None,
+        }
+        info["pending_transactions"] = None
+        info["peers"] = int(comet.get("net_info", {}).get("n_peers", 0))
+        info["network"] = {
+            "cometbft_rpc": self.net_config.cometbft_rpc,
+            "node_id": status.get("node_info", {}).get("id"),
+            "cometbft_chain_id": status.get("node_info", {}).get("network"),
+            "latest_block_height": int(sync.get("latest_block_height", 0) or 0),
+            "catching_up": bool(sync.get("catching_up", False)),
+            "peers": [p.get("node_info", {}).get("id") for p in comet.get("net_info", {}).get("peers", [])],
+            "error": comet.get("error"),
+        }
+        return info
+
+    # -- shancheng namespace: CometBFT's commit and validator-set changes -------------------------------
+    def comet_commit(self, height: int) -> dict[str, Any] | None:
+        """CometBFT's own (ed25519) commit of ``height`` (``/commit``), or None when it has none yet."""
+        try:
+            return self.comet_rpc.commit(height)
+        except ShanchengError as exc:
+            if "must be less than or equal" in str(exc) or "could not find" in str(exc).lower():
+                return None
+            raise
+
+    def validator_changes(self, up_to: int) -> list[dict[str, Any]]:
+        return validator_changes_json(self.ledger, up_to)
+
+
+def validator_changes_json(ledger: Ledger, up_to: int) -> list[dict[str, Any]]:
+    """``shancheng_validatorChanges``: every change of the validator set made by a block h <= ``up_to`` whose
+    certificate is stored, as ``{"height", "header" (RLP of block h's header), "certificate", "validators"
+    (the set from h + 2)}``, ascending."""
+    out = []
+    for height, validators in ledger.validator_changes(up_to):
+        block = ledger.block_by_number(height)
+        cert = ledger.commit_certificate(height)
+        if block is None or cert is None:
+            break  # the certificate of h is known once h + 1 is committed
+        out.append({
+            "height": height,
+            "header": "0x" + rlp.encode(block.header).hex(),
+            "certificate": cert.to_json(),
+            "validators": validators.to_json(),
+        })
+    return out
+
