@@ -20,6 +20,7 @@ from shancheng.chain.vm import ZeroBaseFeeCancunVM
 from shancheng.contracts.artifacts import load
 from shancheng.sdk.chainproof import CommitError, GenesisFile
 from shancheng.sdk.crypto import SM2PrivateKey
+from shancheng.sdk.errors import InvalidInput
 
 CHAIN_ID = 4242
 NODE = SM2PrivateKey.generate()
@@ -188,6 +189,33 @@ def test_membership_answers_follow_governance_changes(ledger, genesis):
     assert not ledger.is_account_allowed(addr(extra))
     built = ledger.build_block([sign(extra, 1)], validator_key=NODE)
     assert not built.block.transactions and "not an account of an active member" in built.dropped[0][1]
+
+
+def test_peer_answers_follow_governance_votes(ledger, genesis):
+    # isPeerAllowed answers are memoised while Governance's storage is unchanged: a vote that allows or removes
+    # a node id shows at the next committed head
+    from eth_abi import decode, encode
+    from eth_utils import function_signature_to_4byte_selector as sel
+
+    gov, node_id = genesis.system_contracts["Governance"], bytes.fromhex("0123456789abcdef0123456789abcdef01234567")
+
+    def call(account, data: bytes) -> None:
+        assert ledger.build_block([sign(account, ledger.nonce(addr(account)), to=gov, data=data, gas=500_000)],
+                                  validator_key=NODE).receipts[0].state_root == b"\x01"
+
+    def passes(fn: str) -> None:
+        call(MEMBER, sel(fn) + encode(["bytes20"], [node_id]))  # one of two orgs: not yet
+        assert ledger.is_peer_allowed(node_id) is (fn == "proposeRemovePeer(bytes20)")
+        count = ledger.call({"to": gov, "data": sel("proposalCount()")})
+        call(MEMBER2, sel("vote(uint256,bool)") + encode(["uint256", "bool"], [decode(["uint256"], count)[0], True]))
+
+    assert genesis.peers == () and not ledger.is_peer_allowed(node_id)
+    passes("proposeAllowPeer(bytes20)")
+    assert ledger.is_peer_allowed(node_id) and not ledger.is_peer_allowed(b"\x01" * 20)
+    passes("proposeRemovePeer(bytes20)")
+    assert not ledger.is_peer_allowed(node_id)
+    with pytest.raises(InvalidInput, match="20 bytes"):
+        ledger.is_peer_allowed(node_id + b"\0")
 
 
 def test_base_fee_stays_zero_under_full_blocks(ledger):

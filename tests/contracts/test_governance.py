@@ -125,7 +125,7 @@ def _genesis_org(name: str, account: str, key: bytes | None = None, roles: int =
 )
 def test_genesis_refuses_bad_bootstrap(system: System, orgs: list, validators: list, reason: str) -> None:
     with system.expect_revert(reason):
-        system.deploy_contract("Governance", orgs, validators)
+        system.deploy_contract("Governance", orgs, validators, [])
 
 
 # --------------------------------------------------------------------------------------------- storage layout
@@ -442,7 +442,7 @@ def test_change_roles(system: System) -> None:
 def test_single_member_consortium(system: System) -> None:
     """With one member its own vote is 2/3; it cannot suspend itself, nor remove the last validator."""
     founder = system.spare_accounts[0]
-    gov = system.deploy_contract("Governance", [("solo", ORG_HOSPITAL, key64("org:solo"), [founder])], [val("v0")])
+    gov = system.deploy_contract("Governance", [("solo", ORG_HOSPITAL, key64("org:solo"), [founder])], [val("v0")], [])
     receipt = system.transact(gov.functions.proposeChangeRoles(1, ORG_PHARMACY), founder)
     assert system.events(receipt, gov, "ProposalExecuted") == [{"id": 1}]
     assert gov.functions.orgRoles(1).call() == ORG_PHARMACY
@@ -474,6 +474,80 @@ def test_validator_changes_carry_keys_power_and_the_effective_height(system: Sys
     assert gov.functions.validatorInfo(first).call() == [b"\0" * 32, 0]
     with system.expect_revert("Gov: unknown validator"):
         system.transact(gov.functions.proposeRemoveValidator(first), "hospital")
+
+
+# --------------------------------------------------------------------------------------------- peer allow-list
+PEER_A, PEER_B = b"\xaa" * 20, bytes.fromhex("0123456789abcdef0123456789abcdef01234567")
+
+
+def test_genesis_bootstrap_takes_the_peer_allow_list(system: System) -> None:
+    founder = system.spare_accounts[0]
+    gov = system.deploy_contract("Governance", [_genesis_org("a", founder)], [val("v")], [PEER_A, PEER_B])
+    assert gov.functions.isPeerAllowed(PEER_A).call() is True
+    assert gov.functions.isPeerAllowed(PEER_B).call() is True
+    assert gov.functions.isPeerAllowed(b"\xbb" * 20).call() is False
+    assert gov.functions.peerCount().call() == 2
+    assert system.governance.functions.peerCount().call() == 0  # the test genesis lists none
+    assert [e["args"]["nodeId"] for e in gov.events.PeerAllowed.get_logs(from_block=0)] == [PEER_A, PEER_B]
+
+
+@pytest.mark.parametrize(
+    ("peers", "reason"),
+    [([b"\0" * 20], "Gov: zero node id"), ([PEER_A, PEER_B, PEER_A], "Gov: peer already allowed")],
+    ids=["zero-id", "duplicate-id"],
+)
+def test_genesis_refuses_a_bad_peer_list(system: System, peers: list, reason: str) -> None:
+    with system.expect_revert(reason):
+        system.deploy_contract("Governance", [_genesis_org("a", system.spare_accounts[0])], [val("v")], peers)
+
+
+def test_peers_are_allowed_and_removed_by_a_two_thirds_vote(system: System) -> None:
+    gov = system.governance
+    pid = propose(system, gov.functions.proposeAllowPeer(PEER_A))
+    assert gov.functions.isPeerAllowed(PEER_A).call() is False  # one vote of several is not enough
+    assert gov.functions.proposal(pid).call()[0] == 8  # Kind.AllowPeer
+    receipt = None
+    for name in [v for v in VOTERS if v != "hospital"]:
+        if status(system, pid) != OPEN:
+            break
+        receipt = system.transact(gov.functions.vote(pid, True), name)
+    assert status(system, pid) == EXECUTED
+    assert [e["nodeId"] for e in system.events(receipt, gov, "PeerAllowed")] == [PEER_A]
+    assert gov.functions.isPeerAllowed(PEER_A).call() is True
+    assert gov.functions.peerCount().call() == 1
+    with system.expect_revert("Gov: peer already allowed"):
+        system.transact(gov.functions.proposeAllowPeer(PEER_A), "hospital")
+    receipt = pass_proposal(system, gov.functions.proposeRemovePeer(PEER_A), proposer="pharmacy")
+    assert [e["nodeId"] for e in system.events(receipt, gov, "PeerRemoved")] == [PEER_A]
+    assert gov.functions.proposal(gov.functions.proposalCount().call()).call()[0] == 9  # Kind.RemovePeer
+    assert gov.functions.isPeerAllowed(PEER_A).call() is False
+    assert gov.functions.peerCount().call() == 0
+
+
+def test_peer_proposals_refuse_a_zero_or_unknown_id_and_outsiders(system: System) -> None:
+    gov = system.governance
+    with system.expect_revert("Gov: zero node id"):
+        system.transact(gov.functions.proposeAllowPeer(b"\0" * 20), "hospital")
+    with system.expect_revert("Gov: unknown peer"):
+        system.transact(gov.functions.proposeRemovePeer(PEER_B), "hospital")
+    with system.expect_revert("Gov: not a member account"):
+        system.transact(gov.functions.proposeAllowPeer(PEER_B), system.spare_accounts[3])
+
+
+def test_two_open_proposals_to_allow_one_peer_execute_once(system: System) -> None:
+    gov = system.governance
+    first = propose(system, gov.functions.proposeAllowPeer(PEER_B))
+    second = propose(system, gov.functions.proposeAllowPeer(PEER_B), proposer="pharmacy")
+    for name in [v for v in VOTERS if v != "hospital"]:
+        if status(system, first) != OPEN:
+            break
+        system.transact(gov.functions.vote(first, True), name)
+    assert status(system, first) == EXECUTED
+    voters = [v for v in VOTERS if v != "pharmacy"]
+    with system.expect_revert("Gov: peer already allowed"):
+        for name in voters:
+            system.transact(gov.functions.vote(second, True), name)
+    assert gov.functions.peerCount().call() == 1
 
 
 @pytest.mark.parametrize("key", [b"", b"\x02" * 33, b"\x01" * 64], ids=["empty", "compressed", "off-curve"])

@@ -25,6 +25,7 @@ GOOD = {
     ],
     "organisations": [{"name": "Hospital A", "roles": 1, "public_key": ORG_KEY.to_bytes().hex(),
                        "accounts": ["0x" + "11" * 20]}],
+    "peers": ["aa" * 20, "0123456789abcdef0123456789abcdef01234567"],
     "deployer": "0x" + "22" * 20,
     "system_contracts": {"Governance": "0x" + "33" * 20, "EvidenceRegistry": "0x" + "44" * 20},
     "artifacts_hash": "ab" * 32,
@@ -83,6 +84,15 @@ def _set(path, value):
         (("artifacts_hash",), "zz", "$.artifacts_hash"),
         (("deployer",), KeyError, "missing field 'deployer'"),
         (("surprise",), 1, "unknown field 'surprise'"),
+        (("peers",), "aa" * 20, "$.peers: must be a list of 0..1024"),
+        (("peers",), ["aa" * 20] * 1025, "$.peers: must be a list of 0..1024"),
+        (("peers", 1), "AA" * 20, "$.peers[1]: must be a CometBFT node id, 40 lowercase hex digits"),
+        (("peers", 1), "0x" + "bb" * 19, "$.peers[1]: must be a CometBFT node id"),
+        (("peers", 1), "bb" * 19, "$.peers[1]: must be a CometBFT node id"),
+        (("peers", 1), "bb" * 20 + "\n", "$.peers[1]: must be a CometBFT node id"),
+        (("peers", 1), 1, "$.peers[1]: must be a CometBFT node id"),
+        (("peers", 1), "aa" * 20, "$.peers[1]: the same node id is listed twice"),
+        (("peers", 1), "00" * 20, "$.peers[1]: must not be zero"),
     ],
 )
 def test_every_bad_field_is_refused_with_its_path(path, value, reason):
@@ -98,6 +108,15 @@ def test_validator_power_defaults_to_one_and_is_in_the_fingerprint():
     assert parsed.canonical_json()["validators"][0]["power"] == 1
     assert parsed.fingerprint == _fingerprint(GOOD)  # GOOD lists power 1 for node-0 explicitly
     assert GenesisFile.from_json(_set(("validators", 0, "power"), 1 << 40)).validators[0].power == 1 << 40
+
+
+def test_peers_default_to_none_and_are_in_the_fingerprint():
+    parsed = GenesisFile.from_json(GOOD)
+    assert parsed.peers == (b"\xaa" * 20, bytes.fromhex("0123456789abcdef0123456789abcdef01234567"))
+    absent = GenesisFile.from_json(_set(("peers",), KeyError))
+    assert absent.peers == () and absent.canonical_json()["peers"] == []
+    assert absent.fingerprint == _fingerprint(_set(("peers",), []))  # an absent list is the empty list
+    assert absent.fingerprint != parsed.fingerprint
 
 
 def test_unreadable_and_oversized_files(tmp_path):
@@ -117,8 +136,10 @@ def test_the_nodes_genesis_writer_and_the_sdk_reader_agree():
         chain_id=20251124, timestamp=1764000000,
         validators=[GenesisValidator("node-1", VALIDATORS[0], CONSENSUS[0], 5)],
         organisations=[GenesisOrganisation("Hospital A", 1, ORG_KEY, (b"\x11" * 20,))],
+        peers=[b"\xaa" * 20],
     )
     read = GenesisFile.load(written.dumps())
+    assert read.peers == written.peers == (b"\xaa" * 20,)
     assert read.genesis_hash == written.genesis_hash and read.validator_keys == (VALIDATORS[0],)
     assert (read.validators[0].consensus_key, read.validators[0].power) == (CONSENSUS[0], 5)
     assert read.evidence_registry == written.system_contracts["EvidenceRegistry"]
@@ -193,6 +214,9 @@ ATTACKER_KEY = SM2PrivateKey.generate().public_key()
         (("system_contracts", "DrugTrace"), "0x" + "46" * 20),
         (("artifacts_hash",), "ac" * 32),
         (("genesis_hash",), "0x" + "56" * 32),
+        (("peers", 0), "ab" * 20),  # an attacker's node let in
+        (("peers",), ["aa" * 20]),
+        (("peers",), ["0123456789abcdef0123456789abcdef01234567", "aa" * 20]),  # order
     ],
 )
 def test_hole9_every_genesis_field_changes_the_fingerprint(path, value):

@@ -3,7 +3,7 @@
 The system contracts are deployed *in the genesis state*: the deploy transactions
 are executed from a genesis-only deployer key on an empty state, and the resulting
 state root goes into block 0.  The file records the inputs (chain id, validators,
-founding organisations), the resulting contract addresses, the contract sources'
+founding organisations, the peer allow-list), the resulting contract addresses, the contract sources'
 hash and the genesis block hash, so a node built from other code or artifacts
 refuses to start instead of forking silently.  Format: ``docs/chain-formats.md``.
 """
@@ -11,6 +11,7 @@ refuses to start instead of forking silently.  Format: ``docs/chain-formats.md``
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,13 @@ from eth_utils.crypto import keccak
 
 from shancheng.contracts.artifacts import load
 from shancheng.contracts.deploy import GOVERNANCE, SYSTEM_CONTRACTS, GenesisOrg, GenesisValidatorSpec
-from shancheng.sdk.chainproof.genesis import GenesisError, GenesisFile, GenesisOrganisation, GenesisValidator
+from shancheng.sdk.chainproof.genesis import (
+    MAX_ENTRIES,
+    GenesisError,
+    GenesisFile,
+    GenesisOrganisation,
+    GenesisValidator,
+)
 
 from .vm import chain_class
 
@@ -75,6 +82,7 @@ class Genesis:
     system_contracts: dict[str, bytes] = field(default_factory=dict)
     artifacts_hash: str = ""
     genesis_hash: bytes = b""
+    peers: tuple[bytes, ...] = ()  # CometBFT node ids (20 bytes) on Governance's initial peer allow-list
 
     # -- construction ------------------------------------------------------------------
     @classmethod
@@ -86,9 +94,11 @@ class Genesis:
         validators: list[GenesisValidator],
         organisations: list[GenesisOrganisation],
         gas_limit: int = DEFAULT_GAS_LIMIT,
+        peers: Sequence[bytes] = (),
     ) -> Genesis:
-        """A complete genesis: builds the state once in memory to fill in addresses and the genesis hash."""
-        draft = cls(chain_id, timestamp, gas_limit, tuple(validators), tuple(organisations))
+        """A complete genesis: builds the state once in memory to fill in addresses and the genesis hash.
+        ``peers`` are the CometBFT node ids (20 bytes each) of Governance's initial peer allow-list."""
+        draft = cls(chain_id, timestamp, gas_limit, tuple(validators), tuple(organisations), peers=tuple(peers))
         draft._check()
         db = AtomicDB(MemoryDB())
         header, addresses = draft._build_state(db)
@@ -101,6 +111,7 @@ class Genesis:
             system_contracts=addresses,
             artifacts_hash=_artifacts_hash(),
             genesis_hash=header.hash,
+            peers=tuple(peers),
         )
 
     def _check(self) -> None:
@@ -124,6 +135,12 @@ class Genesis:
                 raise GenesisError(f"validator {v.name!r}: the consensus key must be a 32-byte ed25519 public key")
             if not 1 <= v.power <= 1 << 40:
                 raise GenesisError(f"validator {v.name!r}: power must be 1 .. 2^40")
+        if len(self.peers) > MAX_ENTRIES:
+            raise GenesisError(f"a genesis lists at most {MAX_ENTRIES} peers")
+        if len(set(self.peers)) != len(self.peers):
+            raise GenesisError("a peer node id appears twice")
+        if any(len(p) != 20 or p == bytes(20) for p in self.peers):
+            raise GenesisError("a peer node id must be 20 bytes, not all zero")
 
     def initialize(self, db: AtomicDatabaseAPI) -> Any:
         """Write the genesis state and block into ``db``; refuse if the hash differs from the file's."""
@@ -133,7 +150,8 @@ class Genesis:
         if self.genesis_hash and header.hash != self.genesis_hash:
             raise GenesisError(
                 f"this node computes genesis hash 0x{header.hash.hex()} from the genesis file, which says "
-                f"0x{self.genesis_hash.hex()}: the file's contents (validators, organisations, timestamp, gas limit) "
+                f"0x{self.genesis_hash.hex()}: the file's contents (validators, organisations, peers, timestamp, gas "
+                "limit) "
                 "or the node's contracts or code differ from the network's"
             )
         return chain_class(self.chain_id).from_genesis_header(db, header)
@@ -171,7 +189,7 @@ class Genesis:
             GenesisValidatorSpec(v.public_key.to_bytes(), v.consensus_key, v.power).as_abi() for v in self.validators
         ]
         args = encode(get_abi_input_types(ctor),  # type: ignore[arg-type]  # a constructor ABI entry
-                   [founders, validators])
+                   [founders, validators, list(self.peers)])
         addresses[GOVERNANCE] = deploy(GOVERNANCE, bytes.fromhex(gov.bytecode.removeprefix("0x")) + args)
         for name in SYSTEM_CONTRACTS:
             art = load(name)
@@ -215,6 +233,7 @@ class Genesis:
                 }
                 for o in self.organisations
             ],
+            "peers": [node_id.hex() for node_id in self.peers],
             "deployer": to_checksum_address(deployer_key(self.chain_id).public_key.to_canonical_address()),
             "system_contracts": {k: to_checksum_address(v) for k, v in self.system_contracts.items()},
             "artifacts_hash": self.artifacts_hash,
@@ -247,6 +266,7 @@ class Genesis:
             system_contracts=dict(parsed.system_contracts),
             artifacts_hash=parsed.artifacts_hash.hex(),
             genesis_hash=parsed.genesis_hash,
+            peers=parsed.peers,
         )
         genesis._check()
         if genesis.artifacts_hash != _artifacts_hash().removeprefix("0x").lower():

@@ -89,6 +89,7 @@ _META_FINGERPRINT = b"sc:meta:genesis-fingerprint"  # the genesis file's fingerp
 _LOG_ADDRESS = b"sc:log:a:"  # + address(20) + u64 block + u32 log index -> b""
 _LOG_TOPIC = b"sc:log:t:"  # + u8 position + topic(32) + u64 block + u32 log index -> b""
 _ALLOWED_SELECTOR = function_signature_to_4byte_selector("isAccountAllowed(address)")
+_PEER_SELECTOR = function_signature_to_4byte_selector("isPeerAllowed(bytes20)")
 _CALL_GAS = 50_000_000
 RPC_GAS_CAP = 50_000_000  # geth's default --rpc.gascap: the most gas one eth_call / eth_estimateGas may burn
 _TX_GAS = 21_000  # a plain transfer
@@ -311,6 +312,8 @@ class Ledger:
         self._allowed: dict[bytes, bool] = {}  # isAccountAllowed answers while Governance's storage
         self._allowed_root: bytes | None = None  # root is this one (see _allowed_at)
         self._allowed_lock = threading.Lock()  # admission and the block builder ask from two threads
+        self._peers: dict[bytes, bool] = {}  # isPeerAllowed answers while Governance's storage root is
+        self._peers_root: bytes | None = None  # this one (see is_peer_allowed)
         self._commit_lock = threading.Lock()
         self.genesis_validators = ValidatorSet.from_genesis(GenesisFile.from_json(genesis.to_json()))
         self._history: tuple[tuple[int, ...], tuple[ValidatorSet, ...]] = ((1,), (self.genesis_validators,))
@@ -408,6 +411,24 @@ class Ledger:
         header = header or self.head
         return self._allowed_at(self._chain, self.state_at(header) if state is None else state, address,
                                 lambda: self._chain.create_header_from_parent(header))
+
+    def is_peer_allowed(self, node_id: bytes) -> bool:
+        """Governance.isPeerAllowed(node_id) at the committed head: whether the CometBFT node id (20 bytes) is on
+        the peer allow-list. Memoised while Governance's storage root is the same."""
+        if len(node_id) != 20:
+            raise InvalidInput("a CometBFT node id is 20 bytes")
+        header = self.head
+        root = self.state_at(header).storage_root(self._governance)
+        with self._allowed_lock:
+            if root != self._peers_root or len(self._peers) >= _ALLOWED_CACHE:
+                self._peers.clear()
+                self._peers_root = root
+            if node_id not in self._peers:
+                data = _PEER_SELECTOR + encode(["bytes20"], [node_id])
+                self._peers[node_id] = self._governance_says(
+                    self._chain, data, self._chain.create_header_from_parent(header)
+                )
+            return self._peers[node_id]
 
     # -- the log index --------------------------------------------------------------------------
     def logs(
@@ -762,7 +783,11 @@ class Ledger:
 
     def _allowed_in(self, chain: Any, sender: bytes, at_header: BlockHeaderAPI) -> bool:
         """Governance.isAccountAllowed(sender), executed on ``chain`` as of ``at_header``."""
-        data = _ALLOWED_SELECTOR + encode(["address"], [sender])
+        return self._governance_says(chain, _ALLOWED_SELECTOR + encode(["address"], [sender]), at_header)
+
+    def _governance_says(self, chain: Any, data: bytes, at_header: BlockHeaderAPI) -> bool:
+        """The bool a Governance view returns for the call ``data``, executed on ``chain`` as of ``at_header``
+        (False when it reverts)."""
         probe = CancunTransactionBuilder.create_unsigned_transaction(
             nonce=0, gas_price=0, gas=_CALL_GAS, to=Address(self._governance), value=0, data=data
         )

@@ -1,6 +1,6 @@
 """Deploy and wire the Shancheng system contracts from the committed artifacts.
 
-Governance is deployed first with the genesis bootstrap (founding organisations and validators); every other
+Governance is deployed first with the genesis bootstrap (founding organisations, validators and peers); every other
 system contract follows in the order of :data:`SYSTEM_CONTRACTS`, each constructed with the governance address.
 
 >>> from shancheng.contracts.deploy import GenesisOrg, GenesisSpec, deploy
@@ -96,10 +96,20 @@ class GenesisValidatorSpec:
 
 @dataclass(frozen=True)
 class GenesisSpec:
-    """Founding organisations and the validators."""
+    """Founding organisations, the validators and the peer allow-list (CometBFT node ids, 20 bytes each)."""
 
     orgs: tuple[GenesisOrg, ...]
     validators: tuple[GenesisValidatorSpec, ...]
+    peers: tuple[bytes, ...] = ()
+
+    def peers_abi(self) -> list[bytes]:
+        """The peer allow-list as the constructor's ``bytes20[]``."""
+        for node_id in self.peers:
+            if len(node_id) != 20 or not any(node_id):
+                raise DeploymentError("a peer's node id must be 20 bytes, not all zero")
+        if len(set(self.peers)) != len(self.peers):
+            raise DeploymentError("a peer's node id appears twice")
+        return [bytes(node_id) for node_id in self.peers]
 
 
 @dataclass(frozen=True)
@@ -161,7 +171,9 @@ def deploy(
         raise DeploymentError("a genesis needs at least one founding organisation and one validator")
     gov_art = load(GOVERNANCE)
     gov_factory = w3.eth.contract(abi=gov_art.abi, bytecode=gov_art.bytecode)
-    builder = gov_factory.constructor([o.as_abi() for o in genesis.orgs], [v.as_abi() for v in genesis.validators])
+    builder = gov_factory.constructor(
+        [o.as_abi() for o in genesis.orgs], [v.as_abi() for v in genesis.validators], genesis.peers_abi()
+    )
     receipts = {GOVERNANCE: _send(w3, deployer, builder)}
     governance = _created(receipts[GOVERNANCE])
     addresses: dict[str, str] = {}

@@ -51,7 +51,7 @@ from .backend import ReadBackend
 from .cometbft import CometProcess, CometRpc, CometRpcError
 from .mempool import CODE_POOL_LIMIT, CODE_TX_INVALID, CODE_TX_REJECTED, AdmissionError
 from .metrics import AppMetrics, MetricsServer
-from .network import ABCI_SOCKET, COMET_HOME, PEERS_FILE, load_allow_list
+from .network import ABCI_SOCKET, COMET_HOME
 from .rpc.server import RpcPolicy, RpcServer
 
 __all__ = ["FAULT_POINTS", "NetNode", "NetNodeConfig"]
@@ -232,10 +232,7 @@ class NetNode(ReadBackend):
         self.metrics = AppMetrics()
         self.comet_rpc = CometRpc(config.cometbft_rpc)
         self.broadcaster = Broadcaster(config.cometbft_rpc)
-        self._allow_path = self.home / PEERS_FILE
-        self._allow: tuple[float, set[str]] = (-1.0, set())
-        self.app = ShanchengApp(ledger, validator_key=key, peer_allow_list=self._allowed_peers,
-                                on_commit=self._on_commit)
+        self.app = ShanchengApp(ledger, validator_key=key, on_commit=self._on_commit)
         self._abci = _Instrumented(self.app, self, parse_fault(os.environ.get("SHANCHENG_FAULT")))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -244,17 +241,7 @@ class NetNode(ReadBackend):
         self.comet: CometProcess | None = None
         self.server: RpcServer | None = None
 
-    # -- the allow-list and commits -------------------------------------------------------------------------
-    def _allowed_peers(self) -> set[str]:
-        """The node ids of peers.json (re-read when the file changes)."""
-        try:
-            mtime = self._allow_path.stat().st_mtime
-        except OSError:
-            return set()
-        if mtime != self._allow[0]:
-            self._allow = (mtime, load_allow_list(self._allow_path))
-        return self._allow[1]
-
+    # -- commits ----------------------------------------------------------------------------------------------
     def _on_commit(self, height: int) -> None:
         """Called on the app's thread once block ``height`` is committed."""
         block = self.ledger.block_by_number(height)

@@ -3,13 +3,13 @@
 ``network init --validators N [--observers M] --out DIR`` writes, for each node K (validators first):
 
     DIR/network.json            the summary: chain, nodes, roles, node ids, ports (no secrets)
-    DIR/genesis.json            our genesis (the auditors' trust root; the same file is in every node home)
+    DIR/genesis.json            our genesis (the auditors' trust root; the same file is in every node home); its
+                                ``peers`` (Governance's peer allow-list) hold every node's CometBFT node id
     DIR/dev-accounts.json       the demo member organisations' keys — DEVELOPMENT ONLY
     DIR/nodeK/node.toml         this node's own settings: role, JSON-RPC host and ports, ABCI socket, metrics port
     DIR/nodeK/genesis.json      our genesis
     DIR/nodeK/node-key.pem      the node's SM2 key (encrypted, 0600) and node-key.password (0600): a validator
                                 signs commit certificates with it; an observer's key lets governance promote it
-    DIR/nodeK/peers.json        the allow-list of CometBFT node ids (validators and observers)
     DIR/nodeK/cometbft/         CometBFT's home: config/{config.toml, genesis.json, node_key.json,
                                 priv_validator_key.json (ed25519)}, data/
 
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -44,18 +43,15 @@ __all__ = [
     "NetworkNode",
     "init_network",
     "is_network_home",
-    "load_allow_list",
     "load_node_config",
     "register",
 ]
 
 NODE_CONFIG = "node.toml"
-PEERS_FILE = "peers.json"
 COMET_HOME = "cometbft"
 ABCI_SOCKET = "abci.sock"
 DEFAULT_BASE_PORT = 26600
 MAX_NODES = 64
-MAX_JSON_FILE = 1024 * 1024
 #: a unix socket's path must fit sockaddr_un.sun_path (108 bytes with its NUL)
 MAX_SOCKET_PATH = 100
 
@@ -103,13 +99,6 @@ class NetworkNode:
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
-
-
-def _read_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(read_small_file(str(path), limit=MAX_JSON_FILE, what=what))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise NetworkError(f"{path} is not a valid {what}: {exc}") from exc
 
 
 def _rfc3339(timestamp: int) -> str:
@@ -171,6 +160,7 @@ def init_network(
             for k in range(validators)
         ],
         organisations=organisations,
+        peers=[bytes.fromhex(node_id) for node_id in ids],
     )
 
     nodes = [
@@ -183,7 +173,6 @@ def init_network(
         )
         for k in range(count)
     ]
-    allow = json.dumps({"node_ids": ids}, indent=2) + "\n"
     for k, node in enumerate(nodes):
         home = out / node.name
         comet_home = home / COMET_HOME
@@ -210,7 +199,6 @@ def init_network(
         write_private_file(home / "node-key.password", password + b"\n")
         write_key_file(home / "node-key.pem", sm2_keys[k], password)
         (home / "genesis.json").write_text(genesis.dumps())
-        (home / PEERS_FILE).write_text(allow)
         (home / NODE_CONFIG).write_text(NODE_TEMPLATE.format(
             name=node.name, role=node.role, host=node.host, http_port=node.http_port, ws_port=node.ws_port,
             abci_socket=ABCI_SOCKET, comet_rpc_port=node.comet_rpc_port, metrics_port=node.metrics_port,
@@ -249,20 +237,6 @@ def load_node_config(home: Path) -> dict[str, Any]:
     if not isinstance(cfg.get("network"), dict):
         raise InvalidInput(f"{path} has no [network] table")
     return cfg
-
-
-def load_allow_list(path: Path) -> set[str]:
-    """The CometBFT node ids of ``peers.json`` (lower-case hex, 20 bytes each)."""
-    obj = _read_json(path, "peer allow-list")
-    ids = obj.get("node_ids") if isinstance(obj, dict) else None
-    if not isinstance(ids, list) or len(ids) > 4096:
-        raise NetworkError(f"{path}: expected {{\"node_ids\": [...]}} with at most 4096 ids")
-    out = set()
-    for value in ids:
-        if not isinstance(value, str) or not re.fullmatch(r"[0-9a-fA-F]{40}", value):
-            raise NetworkError(f"{path}: {value!r} is not a CometBFT node id (40 hex digits)")
-        out.add(value.lower())
-    return out
 
 
 # -- the command ------------------------------------------------------------------------------------------

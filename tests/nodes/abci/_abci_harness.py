@@ -79,6 +79,10 @@ class Member:
         return comet_address(self.consensus_key)
 
 
+#: the CometBFT node ids on the genesis peer allow-list of :func:`make_genesis`
+GENESIS_PEERS = (bytes.fromhex("a" * 40), bytes.fromhex("0123456789abcdef0123456789abcdef01234567"))
+
+
 def make_genesis(n_validators: int, *, powers: list[int] | None = None) -> Genesis:
     powers = powers or [1] * n_validators
     return Genesis.create(
@@ -93,6 +97,7 @@ def make_genesis(n_validators: int, *, powers: list[int] | None = None) -> Genes
             GenesisOrganisation("Hospital", 1, sm2_key("org:hospital").public_key(), (addr(MEMBERS[0]),)),
             GenesisOrganisation("Pharmacy", 2, sm2_key("org:pharmacy").public_key(), (addr(MEMBERS[1]),)),
         ],
+        peers=GENESIS_PEERS,
     )
 
 
@@ -121,7 +126,7 @@ class Network:
         for name in names:
             ledger = Ledger.open(base / name, genesis)
             key = sm2_key(name)
-            app = ShanchengApp(ledger, validator_key=key, peer_allow_list=lambda: set())
+            app = ShanchengApp(ledger, validator_key=key)
             nodes.append(Member(name, key, ed25519_public(name), ledger, app))
         net = cls(genesis, nodes, clock=genesis.timestamp + 100)
         net.comet_set = {v.consensus_key: v.power for v in genesis.validators}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from _abci_harness import (
     CHAIN_ID,
+    GENESIS_PEERS,
     MEMBERS,
     OUTSIDER,
     Network,
@@ -53,7 +54,7 @@ def genesis():
 def net(genesis, tmp_path_factory):
     network = Network.create(tmp_path_factory.mktemp("abci"), genesis, extra=("observer",))
     observer = network.nodes[-1]
-    observer.app = ShanchengApp(observer.ledger, validator_key=None, peer_allow_list=lambda: set())
+    observer.app = ShanchengApp(observer.ledger, validator_key=None)
     responses = network.init_chain()
     assert {bytes(r.app_hash) for r in responses} == {bytes(network.nodes[0].ledger.head.state_root)}
     yield network
@@ -184,18 +185,21 @@ def test_prepare_proposal_keeps_what_executes_within_max_tx_bytes(net):
     assert net.nodes[3].ledger.nonce(addr(a)) == na + 2
 
 
-def test_query_answers_cometbft_peer_filter_from_the_allow_list(genesis, tmp_path):
-    allowed = {"A" * 40}
+def test_query_answers_cometbft_peer_filter_from_the_governance_peer_list(genesis, tmp_path):
     ledger = Ledger.open(tmp_path / "db", genesis)
     try:
-        app = ShanchengApp(ledger, validator_key=None, peer_allow_list=lambda: allowed)
+        app = ShanchengApp(ledger, validator_key=None)
         query = pb().RequestQuery
-        assert app.query(query(path="/p2p/filter/id/" + "a" * 40)).code == 0
-        assert app.query(query(path="/p2p/filter/id/" + "b" * 40)).code == 1
+        for node_id in GENESIS_PEERS:
+            assert app.query(query(path="/p2p/filter/id/" + node_id.hex())).code == 0
+        assert app.query(query(path="/p2p/filter/id/" + "A" * 40)).code == 0  # hex in either case
+        refused = app.query(query(path="/p2p/filter/id/" + "b" * 40))
+        assert refused.code == 1 and "not on the allow-list" in refused.log
+        for bad in ("a" * 39, "a" * 41, "g" * 40, "0x" + "a" * 38, "", "a" * 40 + "\n", "a" * 40 + "/x"):
+            answer = app.query(query(path="/p2p/filter/id/" + bad))
+            assert answer.code == 1 and "not a node id" in answer.log and "\n" not in answer.log, bad
         assert app.query(query(path="/p2p/filter/addr/127.0.0.1:26656")).code == 0
         assert app.query(query(path="/store/x")).code == 1
-        allowed.add("b" * 40)  # the list is read at each query
-        assert app.query(query(path="/p2p/filter/id/" + "b" * 40)).code == 0
     finally:
         ledger.close()
 
@@ -203,7 +207,7 @@ def test_query_answers_cometbft_peer_filter_from_the_allow_list(genesis, tmp_pat
 def test_init_chain_refuses_another_chain_or_validator_set(genesis, tmp_path):
     ledger = Ledger.open(tmp_path / "db", genesis)
     try:
-        app = ShanchengApp(ledger, validator_key=None, peer_allow_list=set)
+        app = ShanchengApp(ledger, validator_key=None)
         p = pb()
 
         def request(chain_id=COMET_CHAIN_ID, validators=None, initial_height=1):
@@ -248,7 +252,7 @@ def test_a_crash_between_finalize_block_and_commit_loses_nothing_and_replays_ide
         # the process dies before Commit: nothing of block 4 is on disk
         victim.ledger.close()
         victim.ledger = Ledger.open(tmp_path / victim.name, genesis)
-        victim.app = ShanchengApp(victim.ledger, validator_key=victim.sm2, peer_allow_list=set)
+        victim.app = ShanchengApp(victim.ledger, validator_key=victim.sm2)
         info = victim.app.info(pb().RequestInfo())
         assert info.last_block_height == 3
         assert bytes(info.last_block_app_hash) == bytes(net.nodes[0].ledger.header_by_number(3).state_root)
@@ -268,7 +272,7 @@ def test_a_crash_between_finalize_block_and_commit_loses_nothing_and_replays_ide
         # reopened after Commit: Info reports block 4
         victim.ledger.close()
         victim.ledger = Ledger.open(tmp_path / victim.name, genesis)
-        app = ShanchengApp(victim.ledger, validator_key=victim.sm2, peer_allow_list=set)
+        app = ShanchengApp(victim.ledger, validator_key=victim.sm2)
         info = app.info(pb().RequestInfo())
         assert info.last_block_height == 4 and bytes(info.last_block_app_hash) == bytes(replayed.app_hash)
     finally:

@@ -2,10 +2,11 @@
 its CometBFT child; one network for the whole module (the tests run in file order and build on each other).
 
 Blocks commit with SM2 certificates of > 2/3; JSON-RPC (web3.py) on a validator and on the observer; an observer
-started late syncs from genesis; an unknown node key never becomes a peer; one validator down: blocks keep
-committing; two down: nothing commits and nothing forks; restarted: they catch up; governance adds a validator
-(it signs certificates from H+2) and removes it (its signature stops counting); an evidence package anchored
-after those changes verifies offline with the genesis file alone, and tampered variants are refused.
+started late syncs from genesis; an unknown node key never becomes a peer until governance votes its node id onto
+the peer allow-list; one validator down: blocks keep committing; two down: nothing commits and nothing forks;
+restarted: they catch up; governance adds a validator (it signs certificates from H+2) and removes it (its
+signature stops counting); an evidence package anchored after those changes verifies offline with the genesis
+file alone, and tampered variants are refused.
 """
 
 from __future__ import annotations
@@ -176,8 +177,9 @@ def test_status_and_metrics(net: Network) -> None:
         assert "cometbft_consensus_height" in reply.read().decode()  # CometBFT's own
 
 
-def test_an_unknown_node_key_is_refused(net: Network, tmp_path: Path) -> None:
-    """A CometBFT node with a key outside the allow-list dials every node: none takes it as a peer."""
+def test_an_unknown_node_key_is_refused_until_governance_allows_it(net: Network, tmp_path: Path) -> None:
+    """A CometBFT node with a key outside Governance's peer allow-list dials every node: none takes it as a peer;
+    once the members vote it onto the list (proposeAllowPeer), the nodes take it."""
     home = tmp_path / "outsider"
     init_home(home)
     (home / "config" / "genesis.json").write_text((net.nodes["node0"].home / "cometbft" / "config" /
@@ -205,6 +207,23 @@ def test_an_unknown_node_key_is_refused(net: Network, tmp_path: Path) -> None:
 
         # a node may be redialling one of its peers at this moment: the full mesh comes back, the outsider never
         poll_until(peers_are_the_network, timeout=30, what="every node to have exactly the network's nodes as peers")
+
+        _pass_proposal(net, lambda gov: gov.functions.proposeAllowPeer(bytes.fromhex(outsider_id)))
+        logs = {n.name: (n.home / "cometbft.log").stat().st_size for n in net.nodes.values() if n.running()}
+
+        def taken_as_a_peer() -> bool:
+            # the outsider runs no Shancheng app, so block sync soon drops it again: a peer in net_info, or a
+            # peer connection our node closed, shows it was taken
+            for name, offset in logs.items():
+                if outsider_id in {p["node_info"]["id"] for p in net.comet(name, "/net_info")["peers"]}:
+                    return True
+                with (net.nodes[name].home / "cometbft.log").open(errors="replace") as log:
+                    log.seek(offset)
+                    if any("Stopping peer for error" in line and outsider_id in line for line in log):
+                        return True
+            return False
+
+        poll_until(taken_as_a_peer, timeout=60, what="a node to take the outsider allowed by governance as a peer")
     finally:
         proc.stop()
 

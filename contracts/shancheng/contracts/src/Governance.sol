@@ -26,6 +26,8 @@ import {Sm2Key} from "./lib/Sm2Key.sol";
 ///   verified on chain where the GM precompile exists and recorded in the ProposalCreated event otherwise.
 ///   A key belongs to one organisation: an org key or staff key already registered (as any org's key or
 ///   any staff member's key) is refused.
+///   The peer allow-list holds the CometBFT node ids (20 bytes: the first 20 bytes of SHA-256 of the node's
+///   ed25519 p2p key) of every node, validator or observer, that the nodes let connect; it changes by vote.
 contract Governance is IGovernance {
     // ---------------------------------------------------------------- constants
     uint256 public constant VOTING_PERIOD = 7 days;
@@ -42,7 +44,9 @@ contract Governance is IGovernance {
         ChangeRoles,
         AddValidator,
         RemoveValidator,
-        SetPermission
+        SetPermission,
+        AllowPeer,
+        RemovePeer
     }
 
     enum Status {
@@ -117,6 +121,8 @@ contract Governance is IGovernance {
     mapping(bytes32 => uint64) private _keyOwner; // keccak256(org or staff key) => orgId
     mapping(bytes32 => ValidatorInfo) private _validatorInfo; // keccak256(node key) => consensus key, power
     mapping(bytes32 => bytes32) private _consensusKeyOwner; // consensus key => keccak256(node key), kept on removal
+    mapping(bytes20 => bool) private _peers; // CometBFT node ids allowed to connect
+    uint256 public peerCount;
 
     // ---------------------------------------------------------------- events
     event OrgAdmitted(uint64 indexed orgId, string name, uint256 roles, bytes publicKey, address[] accounts);
@@ -130,6 +136,8 @@ contract Governance is IGovernance {
     event StaffDeactivated(address indexed staff);
     event ValidatorAdded(bytes nodeKey, bytes32 consensusKey, uint64 power, uint256 effectiveHeight);
     event ValidatorRemoved(bytes nodeKey, bytes32 consensusKey, uint256 effectiveHeight);
+    event PeerAllowed(bytes20 indexed nodeId);
+    event PeerRemoved(bytes20 indexed nodeId);
     event PermissionSet(address indexed target, uint64 indexed orgId, uint256 mask);
     event ProposalCreated(
         uint256 indexed id, Kind kind, uint64 indexed proposerOrg, uint64 deadline, bytes payload, bytes32 r, bytes32 s
@@ -139,7 +147,7 @@ contract Governance is IGovernance {
     event ProposalRejected(uint256 indexed id);
 
     // ---------------------------------------------------------------- genesis
-    constructor(GenesisOrg[] memory founders, GenesisValidator[] memory genesisValidators) {
+    constructor(GenesisOrg[] memory founders, GenesisValidator[] memory genesisValidators, bytes20[] memory peers) {
         require(founders.length > 0, "Gov: no founding members");
         require(genesisValidators.length > 0, "Gov: no validators");
         for (uint256 i = 0; i < founders.length; i++) {
@@ -151,6 +159,10 @@ contract Governance is IGovernance {
             GenesisValidator memory v = genesisValidators[i];
             _checkNewValidator(v.nodeKey, v.consensusKey, v.power);
             _addValidator(v.nodeKey, v.consensusKey, v.power, block.number);
+        }
+        for (uint256 i = 0; i < peers.length; i++) {
+            _checkAllowPeer(peers[i]);
+            _allowPeer(peers[i]);
         }
     }
 
@@ -210,6 +222,11 @@ contract Governance is IGovernance {
         }
         ValidatorInfo storage info = _validatorInfo[h];
         return (info.consensusKey, info.power);
+    }
+
+    /// @notice True when the CometBFT node id `nodeId` is on the peer allow-list.
+    function isPeerAllowed(bytes20 nodeId) external view returns (bool) {
+        return _peers[nodeId];
     }
 
     function permissions(address target, uint64 orgId) external view returns (uint256) {
@@ -313,6 +330,18 @@ contract Governance is IGovernance {
     function proposeSetPermission(address target, uint64 orgId, uint256 mask) external returns (uint256) {
         _checkSetPermission(target, orgId);
         return _propose(Kind.SetPermission, abi.encode(target, orgId, mask), 0, 0);
+    }
+
+    /// @notice Propose adding the CometBFT node id `nodeId` (non-zero, not yet allowed) to the peer allow-list.
+    function proposeAllowPeer(bytes20 nodeId) external returns (uint256) {
+        _checkAllowPeer(nodeId);
+        return _propose(Kind.AllowPeer, abi.encode(nodeId), 0, 0);
+    }
+
+    /// @notice Propose removing the CometBFT node id `nodeId` from the peer allow-list.
+    function proposeRemovePeer(bytes20 nodeId) external returns (uint256) {
+        _checkRemovePeer(nodeId);
+        return _propose(Kind.RemovePeer, abi.encode(nodeId), 0, 0);
     }
 
     function vote(uint256 id, bool support) external {
@@ -506,6 +535,16 @@ contract Governance is IGovernance {
             bytes memory key = abi.decode(payload, (bytes));
             _checkRemoveValidator(key);
             _removeValidator(key);
+        } else if (kind == Kind.AllowPeer) {
+            bytes20 nodeId = abi.decode(payload, (bytes20));
+            _checkAllowPeer(nodeId);
+            _allowPeer(nodeId);
+        } else if (kind == Kind.RemovePeer) {
+            bytes20 nodeId = abi.decode(payload, (bytes20));
+            _checkRemovePeer(nodeId);
+            _peers[nodeId] = false;
+            peerCount -= 1;
+            emit PeerRemoved(nodeId);
         } else {
             (address target, uint64 orgId, uint256 mask) = abi.decode(payload, (address, uint64, uint256));
             _checkSetPermission(target, orgId);
@@ -583,6 +622,21 @@ contract Governance is IGovernance {
     function _checkSetPermission(address target, uint64 orgId) private view {
         require(target != address(0), "Gov: zero target");
         require(orgId != 0 && orgId <= orgCount, "Gov: unknown org");
+    }
+
+    function _checkAllowPeer(bytes20 nodeId) private view {
+        require(nodeId != bytes20(0), "Gov: zero node id");
+        require(!_peers[nodeId], "Gov: peer already allowed");
+    }
+
+    function _checkRemovePeer(bytes20 nodeId) private view {
+        require(_peers[nodeId], "Gov: unknown peer");
+    }
+
+    function _allowPeer(bytes20 nodeId) private {
+        _peers[nodeId] = true;
+        peerCount += 1;
+        emit PeerAllowed(nodeId);
     }
 
     function _addValidator(bytes memory key, bytes32 consensusKey, uint64 power, uint256 effectiveHeight) private {

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import struct
 import time
 from collections import OrderedDict
@@ -73,6 +74,7 @@ CODE_NO_ROOM = 4  # does not fit the block's remaining gas
 CODE_REFUSED = 5  # any other refusal (balance, execution-level)
 _CACHE = 16  # candidate blocks kept per height (one per proposal seen: rounds are few)
 _MAX_QUERY_PATH = 256
+_NODE_ID = re.compile(r"[0-9a-fA-F]{40}")  # a CometBFT node id: SHA-256(p2p key)[:20] in hex
 
 
 class AbciRefused(ShanchengError):
@@ -111,22 +113,20 @@ def _candidate_key(height: int, timestamp: int, proposer: bytes, txs: Sequence[b
 class ShanchengApp(Application):
     """The ABCI application of one node; a validator has ``validator_key`` (its SM2 key), an observer None.
 
-    ``peer_allow_list`` returns the CometBFT node ids (hex) allowed to connect; ``on_commit(height)`` runs after
-    every commit (the network node wakes its waiters with it)."""
+    CometBFT's peer filter (``/p2p/filter/id/<node id>``) is answered from Governance's peer allow-list at the
+    committed head; ``on_commit(height)`` runs after every commit (the network node wakes its waiters with it)."""
 
     def __init__(
         self,
         ledger: Ledger,
         *,
         validator_key: SM2PrivateKey | None,
-        peer_allow_list: Callable[[], set[str]],
         on_commit: Callable[[int], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.ledger = ledger
         self.validator_key = validator_key
         self._validator_public = validator_key.public_key() if validator_key is not None else None
-        self.peer_allow_list = peer_allow_list
         self.on_commit = on_commit
         self._clock = clock
         self.chain_id = ledger.chain_id
@@ -179,10 +179,13 @@ class ShanchengApp(Application):
     def query(self, req: Any) -> Any:
         path = str(req.path)[:_MAX_QUERY_PATH]
         if path.startswith("/p2p/filter/id/"):
-            node_id = path.removeprefix("/p2p/filter/id/").lower()
-            if node_id in {n.lower() for n in self.peer_allow_list()}:
+            node_id = path.removeprefix("/p2p/filter/id/")
+            if not _NODE_ID.fullmatch(node_id):
+                return pb().ResponseQuery(code=1, log=f"{node_id[:64]!r} is not a node id (40 hex digits)")
+            if self.ledger.is_peer_allowed(bytes.fromhex(node_id)):
                 return pb().ResponseQuery(code=0, log="allowed")
-            return pb().ResponseQuery(code=1, log=f"node {node_id[:64]} is not on the allow-list of this network")
+            return pb().ResponseQuery(code=1, log=f"node {node_id} is not on the allow-list of this network "
+                                                   "(Governance's peer list)")
         if path.startswith("/p2p/filter/addr/"):
             return pb().ResponseQuery(code=0, log="addresses are not filtered; node ids are")
         return pb().ResponseQuery(code=1, log=f"unknown query path {path[:64]!r}")

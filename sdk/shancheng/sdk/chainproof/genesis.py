@@ -47,6 +47,7 @@ _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _HASH = re.compile(r"0x[0-9a-fA-F]{64}")
 _SM3_HEX = re.compile(r"(?:0x)?[0-9a-fA-F]{64}")
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+_NODE_ID = re.compile(r"[0-9a-f]{40}")  # a CometBFT node id as CometBFT prints it: 40 lowercase hex digits
 FINGERPRINT_DOMAIN = b"shancheng/genesis-fingerprint/v1\n"
 _JCS_MAX_INT = (1 << 53) - 1  # RFC 8785 writes numbers as IEEE 754 doubles: larger integers are not exact
 REQUIRED_CONTRACTS = ("Governance", "EvidenceRegistry")
@@ -130,6 +131,7 @@ class GenesisFile:
     system_contracts: dict[str, bytes]
     artifacts_hash: bytes
     genesis_hash: bytes
+    peers: tuple[bytes, ...] = ()  # CometBFT node ids (20 bytes each) on Governance's initial peer allow-list
 
     @property
     def validator_keys(self) -> tuple[SM2PublicKey, ...]:
@@ -155,7 +157,8 @@ class GenesisFile:
 
     def canonical_json(self) -> dict[str, Any]:
         """The document re-serialised from the parsed fields: lowercase hex ("0x" + 40 for addresses, "0x" + 64
-        for the genesis hash, "04" + 128 for keys, 64 digits without "0x" for ``artifacts_hash``), integers as
+        for the genesis hash, "04" + 128 for keys, 64 digits without "0x" for ``artifacts_hash``, 40 digits without
+        "0x" for peer node ids), integers as
         JSON integers (one above 2^53 - 1, which RFC 8785 cannot write exactly, as a decimal string), lists
         in file order."""
         return {
@@ -182,6 +185,7 @@ class GenesisFile:
                 }
                 for o in self.organisations
             ],
+            "peers": [node_id.hex() for node_id in self.peers],
             "deployer": "0x" + self.deployer.hex(),
             "system_contracts": {name: "0x" + address.hex() for name, address in self.system_contracts.items()},
             "artifacts_hash": self.artifacts_hash.hex(),
@@ -214,7 +218,7 @@ class GenesisFile:
 
     @classmethod
     def from_json(cls, obj: Any) -> GenesisFile:
-        _object(obj, "$", _FIELDS)
+        _object(obj, "$", _FIELDS, optional=frozenset({"peers"}))
         if obj["format"] != FORMAT:
             raise GenesisError(f"$.format: expected {FORMAT!r}")
         if obj["version"] != VERSION or type(obj["version"]) is not int:  # not true, not 1.0
@@ -256,6 +260,18 @@ class GenesisFile:
                     accounts=tuple(_address(a, f"{path}.accounts[{j}]") for j, a in enumerate(accounts)),
                 )
             )
+        peers: list[bytes] = []
+        seen_peers: set[bytes] = set()
+        for i, node_id in enumerate(_list(obj.get("peers", []), "$.peers", min_len=0)):
+            if not isinstance(node_id, str) or not _NODE_ID.fullmatch(node_id):
+                raise GenesisError(f"$.peers[{i}]: must be a CometBFT node id, 40 lowercase hex digits")
+            peer = bytes.fromhex(node_id)
+            if peer in seen_peers:
+                raise GenesisError(f"$.peers[{i}]: the same node id is listed twice")
+            if peer == bytes(20):
+                raise GenesisError(f"$.peers[{i}]: must not be zero")
+            seen_peers.add(peer)
+            peers.append(peer)
         contracts = obj["system_contracts"]
         if not isinstance(contracts, dict) or len(contracts) > 64:
             raise GenesisError("$.system_contracts: must be an object of at most 64 contracts")
@@ -279,6 +295,7 @@ class GenesisFile:
             system_contracts={n: _address(a, f"$.system_contracts.{n}") for n, a in contracts.items()},
             artifacts_hash=bytes.fromhex(obj["artifacts_hash"].removeprefix("0x")),
             genesis_hash=bytes.fromhex(obj["genesis_hash"][2:]),
+            peers=tuple(peers),
         )
         parsed.fingerprint  # noqa: B018  # computed now: a document that cannot be canonicalised is refused here
         return parsed
