@@ -372,3 +372,19 @@ def test_high_s_and_unprotected_transactions_are_invalid_in_a_block_as_at_admiss
             check_transaction(raw, chain_id=CHAIN_ID, block_gas_limit=ledger.genesis.gas_limit)
         assert refused.value.reason == reason and refused.value.diagnostics() == {"reason": reason}
         assert str(refused.value) in [r.reason for r in outcome.results]
+
+
+def test_a_remembered_check_gives_the_same_answer_and_never_remembers_a_refusal():
+    """check_transaction remembers valid transactions (a network node checks each one several times); the
+    answer must be the one a fresh check gives, and bad bytes must be refused every time, whatever came before."""
+    raw = raw_tx(MEMBERS[0], 7)
+    first = check_transaction(raw, chain_id=CHAIN_ID, block_gas_limit=30_000_000)
+    again = check_transaction(bytearray(raw), chain_id=CHAIN_ID, block_gas_limit=30_000_000)
+    assert again[1] == first[1] == addr(MEMBERS[0]) and again[0].hash == first[0].hash
+    for _ in range(2):  # the same bytes under another chain id or gas limit are judged again
+        with pytest.raises(TransactionInvalid, match="chain id"):
+            check_transaction(raw, chain_id=CHAIN_ID + 1, block_gas_limit=30_000_000)
+        with pytest.raises(TransactionInvalid, match="block gas limit"):
+            check_transaction(raw, chain_id=CHAIN_ID, block_gas_limit=50_000)
+        with pytest.raises(TransactionInvalid):
+            check_transaction(raw[:-1], chain_id=CHAIN_ID, block_gas_limit=30_000_000)

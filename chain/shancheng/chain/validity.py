@@ -27,6 +27,7 @@ transaction is admitted or executed.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import rlp  # type: ignore[import-untyped]
@@ -148,6 +149,19 @@ def check_transaction(raw: bytes, *, chain_id: int, block_gas_limit: int,
                       max_tx_bytes: int = MAX_TX_BYTES) -> tuple[SignedTransactionAPI, bytes]:
     """Decode ``raw`` and check everything that needs no state; returns (transaction, sender).
 
-    Raises :class:`TransactionInvalid` with the first rule it breaks (the module's table)."""
-    tx = decode_transaction(bytes(raw), max_tx_bytes=max_tx_bytes)
+    Raises :class:`TransactionInvalid` with the first rule it breaks (the module's table). The answer for valid
+    bytes is remembered (:data:`CHECK_CACHE_SIZE` entries): on a network node one transaction is checked by
+    CheckTx, every recheck after a commit, ProcessProposal and the block's execution, and the sender's ECDSA
+    recovery is most of the cost. It is a pure function of its arguments, so remembering it changes no answer."""
+    return _check_transaction(bytes(raw), chain_id, block_gas_limit, max_tx_bytes)
+
+
+#: valid transactions whose check is remembered (about 2 KB each)
+CHECK_CACHE_SIZE = 16_384
+
+
+@functools.lru_cache(maxsize=CHECK_CACHE_SIZE)
+def _check_transaction(raw: bytes, chain_id: int, block_gas_limit: int,
+                       max_tx_bytes: int) -> tuple[SignedTransactionAPI, bytes]:
+    tx = decode_transaction(raw, max_tx_bytes=max_tx_bytes)
     return tx, check_signed(tx, chain_id=chain_id, block_gas_limit=block_gas_limit)
