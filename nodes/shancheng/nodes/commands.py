@@ -140,26 +140,7 @@ def _dev_genesis(chain_id: int) -> tuple[Genesis, SM2PrivateKey, list[dict[str, 
     node_key = SM2PrivateKey.generate()
     seed = sm3(b"shancheng/dev-consensus-key/v1" + node_key.to_int().to_bytes(32, "big"))
     consensus_key = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    accounts: list[dict[str, Any]] = []
-    organisations = []
-    for name, role in DEV_ORGANISATIONS:
-        sm2 = SM2PrivateKey.generate()
-        acct = Account.create()
-        organisations.append(
-            GenesisOrganisation(
-                name=name, roles=role, public_key=sm2.public_key(), accounts=(bytes.fromhex(acct.address[2:]),)
-            )
-        )
-        accounts.append(
-            {
-                "name": name,
-                "role": role,
-                "address": acct.address,
-                "private_key": "0x" + bytes(acct.key).hex(),
-                "sm2_private_key": f"{sm2.to_int():064x}",
-                "sm2_public_key": sm2.public_key().to_bytes().hex(),
-            }
-        )
+    organisations, accounts = dev_organisations()
     genesis = Genesis.create(
         chain_id=chain_id,
         timestamp=int(time.time()),
