@@ -309,11 +309,9 @@ class Ledger:
                     f"(fingerprint 0x{stored_fingerprint.hex()} ≠ 0x{self.fingerprint.hex()})"
                 )
         self._chain = self._chain_class(db)
-        self._allowed: dict[bytes, bool] = {}  # isAccountAllowed answers while Governance's storage
-        self._allowed_root: bytes | None = None  # root is this one (see _allowed_at)
+        self._allowed: dict[bytes, bool] = {}  # Governance view answers (by call data) while its storage
+        self._allowed_root: bytes | None = None  # root is this one (see _memoised)
         self._allowed_lock = threading.Lock()  # admission and the block builder ask from two threads
-        self._peers: dict[bytes, bool] = {}  # isPeerAllowed answers while Governance's storage root is
-        self._peers_root: bytes | None = None  # this one (see is_peer_allowed)
         self._commit_lock = threading.Lock()
         self.genesis_validators = ValidatorSet.from_genesis(GenesisFile.from_json(genesis.to_json()))
         self._history: tuple[tuple[int, ...], tuple[ValidatorSet, ...]] = ((1,), (self.genesis_validators,))
@@ -418,17 +416,9 @@ class Ledger:
         if len(node_id) != 20:
             raise InvalidInput("a CometBFT node id is 20 bytes")
         header = self.head
-        root = self.state_at(header).storage_root(self._governance)
-        with self._allowed_lock:
-            if root != self._peers_root or len(self._peers) >= _ALLOWED_CACHE:
-                self._peers.clear()
-                self._peers_root = root
-            if node_id not in self._peers:
-                data = _PEER_SELECTOR + encode(["bytes20"], [node_id])
-                self._peers[node_id] = self._governance_says(
-                    self._chain, data, self._chain.create_header_from_parent(header)
-                )
-            return self._peers[node_id]
+        return self._memoised(self.state_at(header), _PEER_SELECTOR + encode(["bytes20"], [node_id]),
+                              lambda data: self._governance_says(self._chain, data,
+                                                                 self._chain.create_header_from_parent(header)))
 
     # -- the log index --------------------------------------------------------------------------
     def logs(
@@ -770,16 +760,22 @@ class Ledger:
         return updates
 
     def _allowed_at(self, chain: Any, state: Any, sender: bytes, at_header: Callable[[], BlockHeaderAPI]) -> bool:
-        """:meth:`_allowed_in` for a committed ``state``, memoised while Governance's storage root is the
-        same: the answer is a function of Governance's storage alone, and the probe is an EVM call."""
+        """:meth:`_allowed_in` for a committed ``state``, memoised (:meth:`_memoised`)."""
+        return self._memoised(state, _ALLOWED_SELECTOR + encode(["address"], [sender]),
+                              lambda data: self._governance_says(chain, data, at_header()))
+
+    def _memoised(self, state: Any, data: bytes, ask: Callable[[bytes], bool]) -> bool:
+        """The answer of a Governance view for call ``data`` on a committed ``state``, remembered while
+        Governance's storage root is the same: the answer is a function of that storage alone, and asking is an
+        EVM call (admission and the peer filter ask for every transaction and every connection)."""
         root = state.storage_root(self._governance)
         with self._allowed_lock:
             if root != self._allowed_root or len(self._allowed) >= _ALLOWED_CACHE:
                 self._allowed.clear()
                 self._allowed_root = root
-            if sender not in self._allowed:
-                self._allowed[sender] = self._allowed_in(chain, sender, at_header())
-            return self._allowed[sender]
+            if data not in self._allowed:
+                self._allowed[data] = ask(data)
+            return self._allowed[data]
 
     def _allowed_in(self, chain: Any, sender: bytes, at_header: BlockHeaderAPI) -> bool:
         """Governance.isAccountAllowed(sender), executed on ``chain`` as of ``at_header``."""
