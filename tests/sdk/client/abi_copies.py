@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[3]
 BUILD = ROOT / "contracts" / "shancheng" / "contracts" / "build"
 ABI_DIR = ROOT / "sdk" / "shancheng" / "sdk" / "abi"
-NAMES = ("EvidenceRegistry", "Governance")
+NAMES = ("DataSharingLog", "DrugTrace", "EnvMonitoring", "EvidenceRegistry", "Governance", "PrescriptionFlow")
 
 
 def abi_copies() -> dict[str, str]:

@@ -52,7 +52,7 @@ from ..evidence.chain import (
     verify_validator_changes,
 )
 from ..evidence.governance import org_name_slot, package_state_slots
-from .contracts import Call, Contract
+from .contracts import ABI_NAMES, Call, Contract
 from .identity import Identity
 from .nonces import NonceManager
 from .rpc import METHOD_NOT_FOUND, JsonRpcError, NodeUnavailable, RpcClient
@@ -269,17 +269,16 @@ class Client:
                                     f"not the genesis file's {_hex(gen.fingerprint)}")
             if gen.chain_id != chain_id:
                 raise ChainMismatch(f"the node's chain id is {chain_id}, the genesis file's {gen.chain_id}")
-            addresses = {"EvidenceRegistry": gen.evidence_registry, "Governance": gen.governance}
+            addresses = {name: bytes(addr) for name, addr in gen.system_contracts.items() if name in ABI_NAMES}
         elif info is not None and isinstance(info.get("system_contracts"), dict):
-            addresses = {n: _bytes(info["system_contracts"][n], f"system contract {n}", 20)
-                         for n in ("EvidenceRegistry", "Governance") if n in info["system_contracts"]}
+            addresses = {n: _bytes(a, f"system contract {n}", 20)
+                         for n, a in info["system_contracts"].items() if n in ABI_NAMES}
         for name, address in (contracts or {}).items():
             addresses[name] = address if isinstance(address, bytes) else _bytes(address, f"address of {name}", 20)
         missing = {"EvidenceRegistry", "Governance"} - set(addresses)
         if missing:
             raise InvalidInput(f"the address of {', '.join(sorted(missing))} is needed: pass contracts={{...}}")
-        bound = {name: Contract.load(name, address=addr) for name, addr in addresses.items()
-                 if name in ("EvidenceRegistry", "Governance")}
+        bound = {name: Contract.load(name, address=addr) for name, addr in addresses.items() if name in ABI_NAMES}
         gm = _probe_gm(rpc)
         changes = False
         if kind == "shancheng":
@@ -293,6 +292,16 @@ class Client:
         options = _Options(confirmations, poll_interval, resubmit_after, gen, gen is not None)
         return cls(rpc=rpc, identity=identity, chain_id=chain_id, capabilities=caps, contracts=bound,
                    options=options, node_info=info)
+
+    def contract(self, name: str) -> Contract:
+        """The binding of the system contract ``name`` (``PrescriptionFlow``, ``DrugTrace``, ``EnvMonitoring``,
+        ``DataSharingLog``, ...): its address comes from the genesis file or the node, or ``contracts=`` on a
+        foreign chain."""
+        try:
+            return self.contracts[name]
+        except KeyError:
+            raise InvalidInput(f"the address of {name} is not known on this chain: pass contracts={{{name!r}: "
+                               f"'0x…'}} to Client.connect") from None
 
     @property
     def registry(self) -> Contract:

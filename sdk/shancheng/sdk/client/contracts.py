@@ -23,7 +23,7 @@ from ..errors import InvalidInput
 __all__ = ["ABI_NAMES", "Call", "Contract", "abi_of"]
 
 #: the contracts whose ABIs the SDK ships
-ABI_NAMES = ("EvidenceRegistry", "Governance")
+ABI_NAMES = ("DataSharingLog", "DrugTrace", "EnvMonitoring", "EvidenceRegistry", "Governance", "PrescriptionFlow")
 
 
 @cache
