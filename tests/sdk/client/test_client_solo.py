@@ -29,7 +29,6 @@ from shancheng.sdk.client import (
     ChainMismatch,
     Identity,
     NodeUnavailable,
-    RpcClient,
     write_eth_keystore,
 )
 from shancheng.sdk.crypto import SM2PrivateKey, signature_to_raw, sm3
@@ -37,53 +36,13 @@ from shancheng.sdk.errors import InvalidInput, InvalidKey, WrongPassword
 from shancheng.sdk.evidence import verify_package
 from shancheng.sdk.evidence.chain import BATCH_ANCHORED_TOPIC
 from shancheng.testing import free_port
+from shancheng.testing.solo import PASSWORD, SoloNode
 
 pytestmark = pytest.mark.network
 
 HERE = Path(__file__).resolve().parent
-PASSWORD = b"correct horse battery staple"
 STAFF_POP_TAG = keccak(b"shancheng.governance.staff-key-possession.v1")
 STAFF_DOCTOR = 1
-
-
-class SoloNode:
-    """A solo node process on a fixed home and port, which tests may kill and start again."""
-
-    def __init__(self, home: Path) -> None:
-        self.home = home
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "shancheng.sdk.cli", "node", "start", "--home", str(self.home), "--rpc-port",
-             str(self.port), "--ws-port", str(free_port()), "--block-interval", "0.1"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        rpc = RpcClient(self.url, timeout=5)
-        deadline = time.monotonic() + 60
-        while True:
-            assert self.proc.poll() is None, "the node exited during start-up"
-            try:
-                rpc.call("eth_blockNumber")
-                return
-            except NodeUnavailable:
-                assert time.monotonic() < deadline, "the node did not answer within 60 s"
-                time.sleep(0.1)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
 
 
 class World:
@@ -159,9 +118,7 @@ class World:
 def world(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("client")
     home = tmp / "node"
-    subprocess.run([sys.executable, "-m", "shancheng.sdk.cli", "node", "init", "--dev", "--home", str(home)],
-                   check=True, capture_output=True, timeout=120)
-    node = SoloNode(home)
+    node = SoloNode.init_dev(home)
     node.start()
     try:
         yield World(node, tmp)

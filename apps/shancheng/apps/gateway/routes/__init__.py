@@ -1,0 +1,1 @@
+"""The gateway's API routers: each module exports ``router`` (a FastAPI ``APIRouter``)."""
