@@ -12,11 +12,11 @@ import time
 
 import pytest
 import rlp
+from _txs import signed_raw
 from eth.vm.forks.cancun.transactions import CancunTransactionBuilder
 from eth_abi import encode
 from eth_account import Account
 from eth_utils import function_signature_to_4byte_selector as selector
-from eth_utils import to_checksum_address
 
 from shancheng.chain.genesis import Genesis, GenesisOrganisation, GenesisValidator
 from shancheng.chain.ledger import (
@@ -60,19 +60,8 @@ def genesis() -> Genesis:
     )
 
 
-@pytest.fixture()
-def ledger(genesis, tmp_path):
-    ledger = Ledger.open(tmp_path / "db", genesis)
-    yield ledger
-    ledger.close()
-
-
-def raw_tx(account, nonce, *, to=b"\x22" * 20, data=b"", gas=100_000, value=0, chain_id=CHAIN_ID) -> bytes:
-    tx = {"nonce": nonce, "gas": gas, "maxFeePerGas": 0, "maxPriorityFeePerGas": 0, "value": value, "data": data,
-          "chainId": chain_id, "type": 2}
-    if to is not None:
-        tx["to"] = to_checksum_address(to)
-    return bytes(account.sign_transaction(tx).raw_transaction)
+def raw_tx(account, nonce, *, chain_id=CHAIN_ID, **fields) -> bytes:
+    return signed_raw(account, nonce, chain_id=chain_id, **fields)
 
 
 def everything(ledger: Ledger) -> dict[bytes, bytes]:

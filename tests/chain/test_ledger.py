@@ -7,11 +7,11 @@ import time
 
 import pytest
 from _stock import StockChain
+from _txs import signed_raw
 from eth._utils.address import generate_contract_address as create_address
 from eth.db.atomic import AtomicDB
 from eth.vm.forks.cancun.transactions import CancunTransactionBuilder
 from eth_account import Account
-from eth_utils import to_checksum_address
 
 from shancheng.chain.genesis import Genesis, GenesisError, GenesisOrganisation, GenesisValidator
 from shancheng.chain.ledger import ExecutionReverted, Ledger
@@ -47,20 +47,8 @@ def genesis() -> Genesis:
     )
 
 
-@pytest.fixture()
-def ledger(genesis, tmp_path):
-    ledger = Ledger.open(tmp_path / "db", genesis)
-    yield ledger
-    ledger.close()
-
-
-def sign(account, nonce, *, to=b"\x22" * 20, data=b"", gas=100_000, value=0, **extra):
-    tx = {"nonce": nonce, "gas": gas, "maxFeePerGas": 0, "maxPriorityFeePerGas": 0,
-          "to": to_checksum_address(to) if to else None,
-          "value": value, "data": data, "chainId": CHAIN_ID, "type": 2, **extra}
-    if to is None:
-        tx.pop("to")
-    return CancunTransactionBuilder.decode(bytes(account.sign_transaction(tx).raw_transaction))
+def sign(account, nonce, **fields):
+    return CancunTransactionBuilder.decode(signed_raw(account, nonce, chain_id=CHAIN_ID, **fields))
 
 
 def test_genesis_file_round_trips_and_pins_its_hash(genesis, tmp_path):
