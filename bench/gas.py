@@ -360,7 +360,7 @@ def rx_expire(system: System) -> Any:
 
 # ----------------------------------------------------------------------------------------- drug trace
 def _trace_codes(n: int) -> list[bytes]:
-    """Commitments of n NMPA-shaped trace codes (tests/contracts/_domain_messages.py's recipe): what register takes."""
+    """Commitments of n NMPA-shaped trace codes (shancheng.sdk.domain.drugtrace's recipe): what register takes."""
     return [sm3(b"shancheng.trace.code.v1\x00" + b"8612345%09d0000" % i) for i in range(1, n + 1)]
 
 

@@ -1,25 +1,26 @@
 """Drivers for the PrescriptionFlow and DrugTrace tests on the two-EVM ``system``.
 
-They only sign and send: every rule is asserted by the tests themselves.
+They only sign and send: every rule is asserted by the tests themselves. The message recipes (transition
+signatures, contexts, trace-code commitments and unit keys) are the SDK's (``shancheng.sdk.domain``), built
+independently of the contracts, so the tests prove the contracts hash the same bytes the staff sign.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-from _domain_messages import (
+from shancheng.sdk.crypto import sm3
+from shancheng.sdk.domain.drugtrace import nmpa_codes, trace_code_commitment, trace_unit_key
+from shancheng.sdk.domain.prescriptions import (
+    FUNCTION_OF,
     RxContext,
     RxState,
     Transition,
-    nmpa_codes,
+    next_context,
     rx_transition_message,
     sign_rx_transition,
-    trace_code_commitment,
-    trace_unit_key,
 )
-
-from shancheng.sdk.crypto import sm3
 
 DAY = 86_400
 CST = 8 * 3600  # the rules' clock: China Standard Time, UTC+8
@@ -28,23 +29,7 @@ CST = 8 * 3600  # the rules' clock: China Standard Time, UTC+8
 ORDINARY_TERMS = (1, 5, 0, 0, 0, 0)
 
 #: contract function -> the transition its signature covers
-FUNCTION_TRANSITION = {
-    "issue": Transition.ISSUE,
-    "reissue": Transition.REISSUE,
-    "approve": Transition.APPROVE,
-    "reject": Transition.REJECT,
-    "circulate": Transition.CIRCULATE,
-    "claim": Transition.CLAIM,
-    "release": Transition.RELEASE,
-    "dispense": Transition.DISPENSE,
-    "check": Transition.CHECK,
-    "handOver": Transition.HAND_OVER,
-    "pickUp": Transition.PICK_UP,
-    "deliver": Transition.DELIVER,
-    "revoke": Transition.REVOKE,
-    "extendValidity": Transition.EXTEND,
-    "consign": Transition.CONSIGN,
-}
+FUNCTION_TRANSITION = {fn: t for t, fn in FUNCTION_OF.items() if t is not Transition.EXPIRE}
 
 
 def cst_day_start(timestamp: int) -> int:
@@ -96,22 +81,15 @@ class RxDriver:
     ) -> RxContext:
         """The Context a signature for ``function`` covers, built from the record as the signer sees it and
         the change the transition makes (the contract's own view is not used: the tests prove it agrees)."""
-        if function == "issue":
-            return RxContext(1, 0, 0, 0, tuple(terms))
+        transition = FUNCTION_TRANSITION[function]
+        if transition is Transition.ISSUE:
+            return next_context(transition, RxContext(0, 0, 0, 0, (0, 0, 0, 0, 0, 0)), terms=terms)
         rec = self.record(rx_id)
         current = tuple(
             rec[k] for k in ("validDays", "supplyDays", "flags", "longSupplyReason", "maxReptCnt", "minIntervalSeconds")
         )
         ctx = RxContext(rec["version"], rec["nonce"], rec["reptdCnt"], rec["deliveryOrg"], current)
-        if function == "reissue":
-            return replace(ctx, version=ctx.version + 1, terms=tuple(terms))
-        if function == "extendValidity":
-            return replace(ctx, terms=(valid_days, *current[1:]))
-        if function == "dispense":
-            return replace(ctx, fill=ctx.fill + 1, delivery_org=0)
-        if function == "consign":
-            return replace(ctx, delivery_org=delivery_org)
-        return ctx
+        return next_context(transition, ctx, terms=terms, valid_days=valid_days, delivery_org=delivery_org)
 
     def signature(
         self, staff: str, rx_id: bytes, transition: Transition, doc: bytes, context: RxContext

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from _env_sharing_support import activity_preimage, sign_preimage, suspend_org, verify_preimage
 from conftest import STAFF_COURIER, STAFF_OPERATOR, System
 
+from shancheng.sdk.client import Contract
 from shancheng.sdk.crypto import InvalidSignature, sm3
+from shancheng.sdk.domain._common import ChainEvent, receipt_events
+from shancheng.sdk.domain.prov import DATA_SHARING_EVENTS, Provenance
 
 COLLECT, TRANSMIT, STORE, PROCESS, MANAGE, EXCHANGE, SHARE, OPEN, ANALYZE, SETTLE, DESTROY = range(1, 12)
 STEP_NAMES = {1: "collect", 2: "transmit", 3: "store", 4: "process", 5: "manage", 6: "exchange", 7: "share",
@@ -454,69 +459,21 @@ def test_destruction_invalidates_every_later_use(shared: bytes, system: System) 
 
 
 # ---------------------------------------------------------------------------------- PROV trail
-def prov_document(system: System, receipts: list[Any]) -> dict[str, dict[str, Any]]:
-    """Fold the contract's logs into a PROV-JSON document (the SDK's exporter will do this later)."""
-    contract = dsl(system)
-    doc: dict[str, dict[str, Any]] = {k: {} for k in (
-        "entity", "activity", "agent", "used", "wasGeneratedBy", "wasDerivedFrom", "wasAttributedTo",
-        "wasAssociatedWith", "actedOnBehalfOf", "wasInformedBy", "wasInvalidatedBy")}
-
-    def ent(ds: bytes, v: int) -> str:
-        return f"sc:dataset/{ds.hex()[:8]}/v{v}"
-
-    def act(a: bytes) -> str:
-        return f"sc:activity/{a.hex()[:8]}"
-
-    def org(o: int) -> str:
-        return f"sc:org/{o}"
-
-    def person(p: str) -> str:
-        return f"sc:staff/{p}"
-
+def chain_events(system: System, receipts: list[Any]) -> list[ChainEvent]:
+    """The DataSharingLog events of ``receipts``, decoded by the SDK as the provenance fold takes them."""
+    contract = Contract.load("DataSharingLog", address=dsl(system).address)
+    events = []
     for receipt in receipts:
-        for ev in system.events(receipt, contract, "ActivityLogged"):
-            rec = ev["record"]
-            doc["activity"][act(ev["activityId"])] = {
-                "prov:type": f"sc:{STEP_NAMES[ev['step']]}", "prov:startTime": rec["startedAt"],
-                "prov:endTime": rec["endedAt"], "sc:detail": rec["detail"].hex(), "sc:recipientOrg": rec["recipientOrg"],
-                "sc:sm2Verified": ev["signatureVerified"]}
-        for ev in system.events(receipt, contract, "WasGeneratedBy"):
-            doc["entity"][ent(ev["datasetId"], ev["version"])] = {"sc:commitment": ev["commitment"].hex()}
-            doc["wasGeneratedBy"][f"_:g{len(doc['wasGeneratedBy'])}"] = {
-                "prov:entity": ent(ev["datasetId"], ev["version"]), "prov:activity": act(ev["activityId"])}
-        for ev in system.events(receipt, contract, "Used"):
-            doc["used"][f"_:u{len(doc['used'])}"] = {"prov:activity": act(ev["activityId"]),
-                                                    "prov:entity": ent(ev["datasetId"], ev["version"])}
-        for ev in system.events(receipt, contract, "WasDerivedFrom"):
-            doc["wasDerivedFrom"][f"_:d{len(doc['wasDerivedFrom'])}"] = {
-                "prov:generatedEntity": ent(ev["datasetId"], ev["version"]),
-                "prov:usedEntity": ent(ev["sourceDatasetId"], ev["sourceVersion"])}
-        for ev in system.events(receipt, contract, "WasAttributedTo"):
-            doc["agent"][org(ev["orgId"])] = {"prov:type": "prov:Organization"}
-            doc["wasAttributedTo"][f"_:t{len(doc['wasAttributedTo'])}"] = {
-                "prov:entity": ent(ev["datasetId"], ev["version"]), "prov:agent": org(ev["orgId"])}
-        for ev in system.events(receipt, contract, "WasAssociatedWith"):
-            doc["agent"][person(ev["staff"])] = {"prov:type": "prov:Person"}
-            assoc = {"prov:activity": act(ev["activityId"]), "prov:agent": person(ev["staff"])}
-            if ev["plan"] != ZERO:
-                assoc["prov:plan"] = f"sc:authorisation/{ev['plan'].hex()[:8]}"
-            doc["wasAssociatedWith"][f"_:a{len(doc['wasAssociatedWith'])}"] = assoc
-        for ev in system.events(receipt, contract, "ActedOnBehalfOf"):
-            doc["agent"].setdefault(org(ev["orgId"]), {"prov:type": "prov:Organization"})
-            doc["actedOnBehalfOf"][f"_:b{len(doc['actedOnBehalfOf'])}"] = {
-                "prov:delegate": person(ev["staff"]), "prov:responsible": org(ev["orgId"]),
-                "prov:activity": act(ev["activityId"])}
-        for ev in system.events(receipt, contract, "WasInformedBy"):
-            doc["wasInformedBy"][f"_:i{len(doc['wasInformedBy'])}"] = {
-                "prov:informed": act(ev["activityId"]), "prov:informant": act(ev["informant"])}
-        for ev in system.events(receipt, contract, "WasInvalidatedBy"):
-            doc["wasInvalidatedBy"][f"_:x{len(doc['wasInvalidatedBy'])}"] = {
-                "prov:entity": f"sc:dataset/{ev['datasetId'].hex()[:8]}", "prov:activity": act(ev["activityId"]),
-                "prov:time": ev["at"]}
-    return doc
+        logs = [{"address": log["address"], "topics": ["0x" + bytes(t).hex() for t in log["topics"]],
+                 "data": "0x" + bytes(log["data"]).hex(), "blockNumber": hex(log["blockNumber"]),
+                 "logIndex": hex(log["logIndex"]), "transactionHash": "0x" + bytes(log["transactionHash"]).hex()}
+                for log in receipt["logs"]]
+        events += receipt_events(contract, SimpleNamespace(logs=logs), DATA_SHARING_EVENTS)
+    return events
 
 
 def test_a_lifecycle_reads_back_as_a_prov_trail(system: System) -> None:
+    """The contract's events carry a whole PROV trail: the SDK's fold (shancheng.sdk.domain.prov) reads it back."""
     d1, d2 = system.org("department").id, system.org("department2").id
     op1, op2 = system.staff("department_operator").address, system.staff("department2_operator").address
     receipts = [collect(system), log(system, record(system, STORE)), grant(system)]
@@ -529,21 +486,28 @@ def test_a_lifecycle_reads_back_as_a_prov_trail(system: System) -> None:
                         "department2"))
     destroy = record(system, DESTROY)
     receipts.append(log(system, destroy))
-    doc = prov_document(system, receipts)
+    doc = json.loads(Provenance.from_events(DS, chain_events(system, receipts)).to_prov_json())
 
-    assert [a["prov:type"] for a in doc["activity"].values()] == [
+    def ent(ds: bytes) -> str:
+        return f"sc:dataset/{ds.hex()}/v1"
+
+    def val(literal: Any) -> Any:  # PROV-JSON writes typed literals as {"$": text, "type": ...}
+        return literal["$"] if isinstance(literal, dict) else literal
+
+    activities = sorted(doc["activity"].items(), key=lambda kv: int(val(kv[1]["sc:block"])))
+    assert [val(a["prov:type"]) for _, a in activities] == [
         "sc:collect", "sc:store", "sc:share", "sc:analyze", "sc:settle", "sc:destroy"]
-    assert all(a["sc:sm2Verified"] is system.gm for a in doc["activity"].values())
-    assert set(doc["entity"]) == {f"sc:dataset/{DS.hex()[:8]}/v1", f"sc:dataset/{PRODUCT.hex()[:8]}/v1"}
-    assert list(doc["wasDerivedFrom"].values()) == [{"prov:generatedEntity": f"sc:dataset/{PRODUCT.hex()[:8]}/v1",
-                                                     "prov:usedEntity": f"sc:dataset/{DS.hex()[:8]}/v1"}]
-    assert [t["prov:agent"] for t in doc["wasAttributedTo"].values()] == [f"sc:org/{d1}", f"sc:org/{d2}"]
-    plans = [a.get("prov:plan") for a in doc["wasAssociatedWith"].values()]
-    assert plans == [None, None, f"sc:authorisation/{AUTH.hex()[:8]}", f"sc:authorisation/{AUTH.hex()[:8]}", None, None]
-    assert [(b["prov:delegate"], b["prov:responsible"]) for b in doc["actedOnBehalfOf"].values()] == [
-        (f"sc:staff/{op1}", f"sc:org/{d1}")] * 3 + [(f"sc:staff/{op2}", f"sc:org/{d2}")] * 2 + [
-        (f"sc:staff/{op1}", f"sc:org/{d1}")]
+    assert all(a["sc:signatureVerifiedOnChain"] is system.gm for _, a in activities)
+    assert {e for e in doc["entity"] if e.startswith("sc:dataset/")} == {ent(DS), ent(PRODUCT)}
+    assert f"sc:authorisation/{AUTH.hex()}" in doc["entity"]
+    assert [(d["prov:generatedEntity"], d["prov:usedEntity"]) for d in doc["wasDerivedFrom"].values()] == [
+        (ent(PRODUCT), ent(DS))]
+    assert sorted(t["prov:agent"] for t in doc["wasAttributedTo"].values()) == sorted([f"sc:org/{d1}", f"sc:org/{d2}"])
+    plans = sorted(a.get("prov:plan", "") for a in doc["wasAssociatedWith"].values())
+    assert plans == [""] * 4 + [f"sc:authorisation/{AUTH.hex()}"] * 2
+    delegations = sorted((b["prov:delegate"], b["prov:responsible"]) for b in doc["actedOnBehalfOf"].values())
+    assert delegations == sorted([(f"sc:staff/{op1}", f"sc:org/{d1}")] * 4 + [(f"sc:staff/{op2}", f"sc:org/{d2}")] * 2)
     assert len(doc["used"]) == 5 and len(doc["wasInformedBy"]) == 2
     (invalidation,) = doc["wasInvalidatedBy"].values()
-    assert invalidation["prov:activity"] == f"sc:activity/{destroy[0].hex()[:8]}"
-    assert {a["prov:type"] for a in doc["agent"].values()} == {"prov:Person", "prov:Organization"}
+    assert invalidation["prov:activity"] == f"sc:activity/{destroy[0].hex()}"
+    assert {val(a["prov:type"]) for a in doc["agent"].values()} == {"prov:Person", "prov:Organization"}

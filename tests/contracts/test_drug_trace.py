@@ -6,7 +6,10 @@ revert when strict).
 from __future__ import annotations
 
 import pytest
-from _domain_messages import (
+from _env_sharing_support import change_roles
+from _rx_trace_support import TraceDriver
+
+from shancheng.sdk.domain.drugtrace import (
     Refusal,
     UnitState,
     gtin_check_digit_ok,
@@ -15,8 +18,6 @@ from _domain_messages import (
     trace_code_commitment,
     trace_unit_key,
 )
-from _env_sharing_support import change_roles
-from _rx_trace_support import TraceDriver
 
 ZERO = b"\x00" * 32
 ORG_MANUFACTURER = 1 << 2

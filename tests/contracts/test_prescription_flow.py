@@ -11,7 +11,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from _domain_messages import (
+from _env_sharing_support import change_roles
+from _rx_trace_support import DAY, FUNCTION_TRANSITION, ORDINARY_TERMS, RxDriver, cst_day_start, move_to_morning
+
+from shancheng.sdk.crypto import SM2PrivateKey, sm3
+from shancheng.sdk.domain.prescriptions import (
     FLAG_CONTROLLED,
     FLAG_EMERGENCY,
     FLAG_ONLINE,
@@ -24,10 +28,6 @@ from _domain_messages import (
     staff_address,
     verify_rx_transition,
 )
-from _env_sharing_support import change_roles
-from _rx_trace_support import DAY, FUNCTION_TRANSITION, ORDINARY_TERMS, RxDriver, cst_day_start, move_to_morning
-
-from shancheng.sdk.crypto import SM2PrivateKey, sm3
 from shancheng.sdk.errors import InvalidSignature
 
 STAFF_PHARMACIST = 1 << 1
