@@ -30,6 +30,18 @@ from .contracts import Call, Contract
 from .identity import Identity, write_eth_keystore
 from .rpc import JsonRpcError, MalformedReply, NodeUnavailable, RpcClient
 from .store import StoreError, open_store
+from .subscribe import (
+    Checkpoint,
+    CheckpointMismatch,
+    Event,
+    HandlerFailed,
+    Lag,
+    LogFilter,
+    Position,
+    Subscription,
+    SubscriptionError,
+    open_checkpoint,
+)
 
 __all__ = [
     "Anchor",
@@ -39,21 +51,31 @@ __all__ = [
     "Call",
     "Capabilities",
     "ChainMismatch",
+    "Checkpoint",
+    "CheckpointMismatch",
     "Client",
     "Contract",
+    "Event",
+    "HandlerFailed",
     "Identity",
     "JsonRpcError",
+    "Lag",
+    "LogFilter",
     "MalformedReply",
     "NodeUnavailable",
     "NotAnchoredYet",
     "NotFinal",
     "PendingTransaction",
+    "Position",
     "Receipt",
     "RpcClient",
     "SourceHead",
     "StoreError",
+    "Subscription",
+    "SubscriptionError",
     "TransactionRefused",
     "TransactionReverted",
+    "open_checkpoint",
     "open_store",
     "write_eth_keystore",
 ]

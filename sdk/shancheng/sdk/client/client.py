@@ -58,7 +58,10 @@ from .nonces import NonceManager
 from .rpc import METHOD_NOT_FOUND, JsonRpcError, NodeUnavailable, RpcClient
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .batcher import Batcher
+    from .subscribe import Checkpoint, Event, LogFilter, Subscription
 
 __all__ = [
     "ANCHOR_GAS",
@@ -359,7 +362,9 @@ class Client:
                     self.rpc.call("eth_sendRawTransaction", [_hex(raw)])
                 except JsonRpcError as exc:
                     text = exc.message.lower()
-                    if "nonce too low" in text:
+                    # another writer of the account took this nonce ("replacement transaction underpriced":
+                    # geth/anvil, its transaction still pending): count again from the node's pending nonce
+                    if "nonce too low" in text or "replacement transaction underpriced" in text:
                         self.nonces.resync_locked(sender, slot)
                         continue
                     if "already known" not in text:
@@ -402,7 +407,7 @@ class Client:
                 if certificate.block_hash != block_hash or certificate.height != number:
                     raise VerificationError(f"the commit certificate of block {number} is for another block")
                 if self._opt.verify_certificates and self._opt.genesis is not None:
-                    self._verify_certificate(certificate)
+                    self.verify_certificate(certificate)
             else:
                 head = self.block_number()
                 if head - number + 1 < self._opt.confirmations:
@@ -422,11 +427,23 @@ class Client:
             logs=tuple(logs), certificate=certificate,
         )
 
-    def _verify_certificate(self, certificate: CommitCertificate) -> None:
+    @property
+    def confirmations(self) -> int:
+        """Blocks that make a receipt final on a foreign chain."""
+        return self._opt.confirmations
+
+    @property
+    def verifies_certificates(self) -> bool:
+        """Whether commit certificates are checked against a pinned genesis file (``genesis=`` of connect)."""
+        return self._opt.verify_certificates and self._opt.genesis is not None
+
+    def verify_certificate(self, certificate: CommitCertificate) -> None:
         """Check a commit certificate against the validator set of its height: the genesis set, followed through
-        the node's validator-set changes (each certified by the set before it) when there are any."""
+        the node's validator-set changes (each certified by the set before it) when there are any. Needs a pinned
+        genesis file (:attr:`verifies_certificates`)."""
         genesis = self._opt.genesis
-        assert genesis is not None
+        if genesis is None:
+            raise InvalidInput("no genesis file is pinned: pass genesis= to Client.connect to verify certificates")
         validators = ValidatorSet.from_genesis(genesis)
         if self.capabilities.validator_changes:
             changes = self.validator_changes(certificate.height)
@@ -631,6 +648,22 @@ class Client:
         from .batcher import Batcher
 
         return Batcher(self, store=store, origin=origin, max_records=max_records, max_age=max_age, start=start)
+
+    # -- subscriptions -------------------------------------------------------------------------------
+    def subscribe(self, filter: LogFilter, handler: Callable[[Event], Any] | None, *,
+                  checkpoint: str | Path | Checkpoint, name: str, from_block: int | str = 0, batch_blocks: int = 1000,
+                  poll_interval: float = 0.5, max_backoff: float = 30.0, on_error: Literal["stop", "retry"] = "stop",
+                  confirmations: int | None = None, start: bool = True) -> Subscription:
+        """A durable subscription to the logs of ``filter`` in final blocks: ``handler(event)`` for each, in chain
+        order, at least once; the position is kept per ``name`` in ``checkpoint`` (see
+        :mod:`shancheng.sdk.client.subscribe`). With a handler it runs in a daemon thread (unless ``start=False``:
+        then :meth:`~shancheng.sdk.client.subscribe.Subscription.run`); without one, read it with ``async for``."""
+        from .subscribe import Subscription
+
+        sub = Subscription(self, filter, handler, checkpoint=checkpoint, name=name, from_block=from_block,
+                           batch_blocks=batch_blocks, poll_interval=poll_interval, max_backoff=max_backoff,
+                           on_error=on_error, confirmations=confirmations)
+        return sub.start() if handler is not None and start else sub
 
 
 def _probe_gm(rpc: RpcClient) -> bool:
