@@ -23,6 +23,7 @@ a Merkle leaf::
 from __future__ import annotations
 
 import hmac
+import json
 import math
 import os
 import re
@@ -78,13 +79,58 @@ def _reject_non_finite(value: Any, path: str = "$") -> None:
             _reject_non_finite(v, f"{path}[{i}]")
 
 
+# json's C encoder writes RFC 8785 for the values _plain_json accepts (a fast path: rfc8785 is pure Python, about
+# 4x slower on a typical record, and canonicalisation dominated the batcher's cost per record)
+_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":"))
+_SAFE_INT = (1 << 53) - 1
+_PLAIN_DEPTH = 64
+
+
+def _plain_json(value: Any, depth: int = 0) -> bool:
+    """True if json.dumps(sort_keys=True) of ``value`` is its RFC 8785 form: exact dict/list/str/int/bool/None
+    types; keys without characters above U+FFFF (code-point order is then UTF-16 order); integers within the
+    IEEE double's exact range; floats that both write as the same shortest digits in fixed notation (not integral,
+    1e-4 <= |f| < 1e16). Anything else takes the rfc8785 path."""
+    t = type(value)
+    if t is dict:
+        if depth >= _PLAIN_DEPTH:
+            return False
+        for k, v in value.items():
+            if type(k) is not str or not (k.isascii() or max(k) < "\ud800"):
+                return False
+            if type(v) is not str and not _plain_json(v, depth + 1):
+                return False
+        return True
+    if t is list:
+        if depth >= _PLAIN_DEPTH:
+            return False
+        for v in value:
+            if type(v) is not str and not _plain_json(v, depth + 1):
+                return False
+        return True
+    if t is str or t is bool or value is None:
+        return True
+    if t is int:
+        return bool(-_SAFE_INT <= value <= _SAFE_INT)
+    if t is float:
+        return bool(1e-4 <= abs(value) < 1e16 and not value.is_integer())
+    return False
+
+
 def canonical_json(record: Any) -> bytes:
     """RFC 8785 (JCS) bytes of a JSON value; at most :data:`MAX_RECORD_SIZE` bytes."""
-    _reject_non_finite(record)
-    try:
-        data = rfc8785.dumps(record)
-    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
-        raise InvalidInput(f"record is not canonicalisable JSON: {exc}") from exc
+    data = None
+    if _plain_json(record):
+        try:
+            data = _JSON_ENCODER.encode(record).encode()
+        except UnicodeEncodeError:  # a lone surrogate: rfc8785 says what is wrong
+            data = None
+    if data is None:
+        _reject_non_finite(record)
+        try:
+            data = rfc8785.dumps(record)
+        except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+            raise InvalidInput(f"record is not canonicalisable JSON: {exc}") from exc
     if len(data) > MAX_RECORD_SIZE:
         raise InvalidInput(f"canonical record is larger than {MAX_RECORD_SIZE} bytes")
     return data

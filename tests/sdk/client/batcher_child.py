@@ -2,6 +2,7 @@
 returned (so the parent knows every id that was promised durable); it runs until it is killed.
 
 Usage: python batcher_child.py URL GENESIS SM2_KEY ETH_KEY PASSWORD_FILE STORE ORIGIN
+(STORE: an SQLite file path, or a store URL such as postgresql+psycopg://...)
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ def main() -> int:
     identity = Identity.from_key_files(sm2_key=sm2_key, eth_key=eth_key,
                                        password=Path(password_file).read_bytes().strip())
     client = Client.connect(url, identity=identity, genesis=genesis)
-    batcher = client.batcher(store=f"sqlite:///{store}", origin=origin, max_records=64, max_age=0.2)
+    batcher = client.batcher(store=store if "://" in store else f"sqlite:///{store}", origin=origin, max_records=64,
+                             max_age=0.2)
     out = threading.Lock()
 
     def adder(t: int) -> None:

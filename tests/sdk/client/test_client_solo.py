@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eth_abi.abi import encode
-from eth_hash.auto import keccak
+from _batcher_checks import anchored_logs, check_exactly_once
 
 from shancheng.sdk import Client
 from shancheng.sdk.chainproof import GenesisFile
@@ -31,18 +30,16 @@ from shancheng.sdk.client import (
     NodeUnavailable,
     write_eth_keystore,
 )
-from shancheng.sdk.crypto import SM2PrivateKey, signature_to_raw, sm3
+from shancheng.sdk.crypto import SM2PrivateKey, sm3
+from shancheng.sdk.domain._common import StaffRole, register_staff
 from shancheng.sdk.errors import InvalidInput, InvalidKey, WrongPassword
 from shancheng.sdk.evidence import verify_package
-from shancheng.sdk.evidence.chain import BATCH_ANCHORED_TOPIC
 from shancheng.testing import free_port
 from shancheng.testing.solo import PASSWORD, SoloNode
 
 pytestmark = pytest.mark.network
 
 HERE = Path(__file__).resolve().parent
-STAFF_POP_TAG = keccak(b"shancheng.governance.staff-key-possession.v1")
-STAFF_DOCTOR = 1
 
 
 class World:
@@ -70,47 +67,19 @@ class World:
         return f"sqlite:///{self.tmp / (label + '.db')}"
 
     def anchored_logs(self, origin: str) -> list[dict[str, Any]]:
-        """Every BatchAnchored log of this organisation's ``origin`` on chain."""
-        logs = self.client.rpc.call("eth_getLogs", [{
-            "address": self.client.registry.address_hex, "fromBlock": "0x0", "toBlock": "latest",
-            "topics": ["0x" + BATCH_ANCHORED_TOPIC.hex(), "0x" + self.client.source_id(origin).hex()],
-        }])
-        assert isinstance(logs, list)
-        return logs
+        return anchored_logs(self.client, origin)
 
     def check_exactly_once(self, batcher: Batcher, ids: list[int], records: dict[int, Any] | None = None) -> None:
-        """Every id is in exactly one anchored checkpoint range, each sequence is on chain once with the stored root,
-        and the packages verify with the genesis file alone."""
-        batches = batcher.store.batches(batcher.origin)
-        assert batches and all(b.state == "anchored" for b in batches)
-        assert [b.sequence for b in batches] == list(range(1, len(batches) + 1))
-        sizes = [b.tree_size for b in batches]
-        assert sizes == sorted(set(sizes)), "checkpoints grow strictly"
-        logs = self.anchored_logs(batcher.origin)
-        on_chain = [int(log["topics"][2], 16) for log in logs]
-        assert on_chain == [b.sequence for b in batches], "each sequence anchored exactly once, in order"
-        for log, b in zip(logs, batches, strict=True):
-            assert bytes.fromhex(log["data"][2:66]) == b.root
-        assert max(ids) < sizes[-1], "every returned id is inside an anchored checkpoint"
-        head = self.client.source_head(batcher.origin)
-        assert (head.sequence, head.tree_size, head.root) == (batches[-1].sequence, sizes[-1], batches[-1].root)
-        for rid in sorted(set(ids))[:: max(1, len(ids) // 12)] + [max(ids)]:
-            record = None if records is None else records[rid]
-            result = verify_package(batcher.evidence_package(rid).dumps(), genesis=self.genesis, record=record,
-                                    salt=batcher.salt(rid) if record is not None else None)
+        """Every id anchored exactly once (``_batcher_checks``), and its package names the hospital's log."""
+        def verify(package: str, **kw: Any) -> Any:
+            result = verify_package(package, genesis=self.genesis, **kw)
             assert result.anchor is not None and result.anchor.org.name == "hospital"
-            assert result.package.inclusion.leaf_index == rid
+            return result
+
+        check_exactly_once(self.client, batcher, ids, verify=verify, records=records)
 
     def register_staff(self, key: SM2PrivateKey) -> None:
-        pub = key.public_key()
-        staff = pub.sm3_address()
-        gov = self.client.governance
-        message = sm3(encode(["bytes32", "uint256", "address", "uint64", "address", "uint256", "bytes"],
-                             [STAFF_POP_TAG, self.genesis.chain_id, gov.address, self.client.org_id, staff,
-                              STAFF_DOCTOR, pub.to_bytes()[1:]]))
-        raw = signature_to_raw(key.sign(message))
-        receipt = self.client.send(gov.call("registerStaff", staff, pub.to_bytes()[1:], STAFF_DOCTOR, raw[:32],
-                                            raw[32:], gas=1_000_000))
+        receipt = register_staff(self.client, key, StaffRole.DOCTOR)
         assert receipt.status == 1 and receipt.certificate is not None
 
 

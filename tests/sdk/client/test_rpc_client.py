@@ -67,6 +67,32 @@ def test_an_error_reply_is_an_rpc_error_not_a_failover():
         assert err.value.code == -32000 and isinstance(err.value, ShanchengError)
 
 
+def test_a_busy_refusal_is_tried_again_and_a_query_too_large_is_not():
+    calls = []
+
+    def busy_twice(req: dict | list) -> tuple[int, bytes]:
+        assert isinstance(req, dict)
+        calls.append(req["method"])
+        if req["method"] == "eth_getLogs":
+            err = {"code": -32005, "message": "query spans 20000 blocks; the limit is 10000"}
+        elif len(calls) <= 2:
+            err = {"code": -32005, "message": "limit exceeded: 4 calls of this client in flight"}
+        else:
+            return 200, json.dumps({"jsonrpc": "2.0", "id": req["id"], "result": "0x1"}).encode()
+        return 200, json.dumps({"jsonrpc": "2.0", "id": req["id"], "error": err}).encode()
+
+    with server(busy_twice) as url:
+        rpc = RpcClient(url)
+        assert rpc.call("eth_call", [{}]) == "0x1" and calls == ["eth_call"] * 3
+        with pytest.raises(JsonRpcError, match="query spans"):
+            rpc.call("eth_getLogs", [{}])
+        assert calls.count("eth_getLogs") == 1, "a query too large is not a passing refusal"
+        calls.clear()
+        with pytest.raises(JsonRpcError, match="limit exceeded"):
+            RpcClient(url, busy_wait=0).call("eth_call", [{}])
+        assert calls == ["eth_call"]
+
+
 @pytest.mark.parametrize(("attack", "body", "message"), [
     ("oversized reply", b'{"jsonrpc":"2.0","id":1,"result":"' + b"a" * 5000 + b'"}', "larger than"),
     ("deeply nested reply", b"[" * 1000 + b"]" * 1000, "nested deeper"),

@@ -120,8 +120,8 @@ class Batcher:
         self._durable = count
         self._oldest_unsealed = self.store.added_time(origin, self._sealed_size) if count > self._sealed_size else None
 
-        self._lock = threading.Lock()  # sequence allocation and the write queue
-        self._cv = threading.Condition(self._lock)
+        self._seq_lock = threading.Lock()  # record ids, handed out in order
+        self._cv = threading.Condition()  # the write queue and durable progress
         self._queue: list[RecordRow] = []
         self._tree_lock = threading.Lock()
         self._state = threading.Condition()  # durable / sealed / anchored progress
@@ -222,7 +222,10 @@ class Batcher:
         uid = bytes(uid)
         head = LEAF_PREFIX + author_key + struct.pack(">H", len(uid)) + uid
         now = time.time()
-        with self._cv:
+        # the sequence lock hands out record ids in order and is held while the statements (which name their ids)
+        # are made and signed, so a failing signature leaves no gap; the write queue has its own lock, so the
+        # group commit of earlier records goes on meanwhile
+        with self._seq_lock:
             self._check_open()
             first = self._next_seq
             rows = []
@@ -239,10 +242,13 @@ class Batcher:
                                                ) from None
                 rows.append(RecordRow(seq, kind, commitment.scheme, commitment.value, salt, author_key, uid,
                                       signature, leaf_hash(head + statement), now))
-            self._next_seq = first + len(rows)
-            self._queue.extend(rows)
-            self._cv.notify_all()
-            last = self._next_seq
+            last = first + len(rows)
+            with self._cv:
+                self._check_open()
+                self._next_seq = last
+                self._queue.extend(rows)
+                self._cv.notify_all()
+        with self._cv:
             while self._durable < last and self._failure is None:
                 self._cv.wait()
             if self._durable < last:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import http.client
 import itertools
 import json
+import random
 import threading
 import time
 import urllib.parse
@@ -37,6 +38,7 @@ DEFAULT_MAX_REPLY_BYTES = 64 * 1024 * 1024
 MAX_REPLY_DEPTH = 64
 MAX_ENDPOINTS = 64
 METHOD_NOT_FOUND = -32601
+LIMIT_EXCEEDED = -32005  # "limit exceeded" (geth, Infura, the Shancheng node)
 
 
 class JsonRpcError(ShanchengError):
@@ -51,6 +53,11 @@ class JsonRpcError(ShanchengError):
 
     def diagnostics(self) -> dict[str, Any]:
         return {"method": self.method, "code": self.code, "message": self.message, "data": self.data}
+
+
+def _busy(exc: JsonRpcError) -> bool:
+    """A refusal that passes: the node's per-client limit of calls in flight (not a query too large to answer)."""
+    return exc.code == LIMIT_EXCEEDED and exc.message.startswith("limit exceeded")
 
 
 class NodeUnavailable(ShanchengError):
@@ -94,6 +101,7 @@ class RpcClient:
         *,
         timeout: float = 30.0,
         max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
+        busy_wait: float = 10.0,
     ) -> None:
         url_list = [urls] if isinstance(urls, str) else list(urls)
         if not url_list or len(url_list) > MAX_ENDPOINTS:
@@ -103,6 +111,9 @@ class RpcClient:
         self._endpoints = [_Endpoint(u) for u in url_list]
         self.timeout = float(timeout)
         self.max_reply_bytes = int(max_reply_bytes)
+        if not 0 <= busy_wait <= 600:
+            raise InvalidInput("busy_wait must be 0 to 600 seconds")
+        self.busy_wait = float(busy_wait)
         self._current = 0
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -183,11 +194,20 @@ class RpcClient:
     # -- calls -----------------------------------------------------------------------------------
     def call(self, method: str, params: Sequence[Any] = ()) -> Any:
         """The ``result`` of ``method(params)``; raises :class:`JsonRpcError`, :class:`NodeUnavailable` or
-        :class:`MalformedReply`."""
-        id_ = next(self._ids)
-        body = json.dumps({"jsonrpc": "2.0", "id": id_, "method": method, "params": list(params)}).encode()
-        url, reply = self._post(body, method)
-        return self._result(reply, method, id_, url)
+        :class:`MalformedReply`. A node's "limit exceeded" refusal (code -32005: too many calls of this client in
+        flight) is transient: the call is tried again with a jittered backoff for up to ``busy_wait`` seconds."""
+        delay, deadline = 0.02, time.monotonic() + self.busy_wait
+        while True:
+            id_ = next(self._ids)
+            body = json.dumps({"jsonrpc": "2.0", "id": id_, "method": method, "params": list(params)}).encode()
+            url, reply = self._post(body, method)
+            try:
+                return self._result(reply, method, id_, url)
+            except JsonRpcError as exc:
+                if not _busy(exc) or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay * (0.5 + random.random()))  # jitter (not a secret)
+            delay = min(delay * 2, 0.5)
 
     def call_until(self, method: str, params: Sequence[Any] = (), *, deadline: float, backoff: float = 0.2) -> Any:
         """Like :meth:`call`, but keeps trying while every endpoint is unavailable until ``deadline``

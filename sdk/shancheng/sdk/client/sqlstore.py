@@ -92,9 +92,7 @@ class SqlAlchemyStore:
         self._run(go, write=True)
 
     def append_records(self, origin: str, rows: Sequence[RecordRow]) -> None:
-        values = [{"origin": origin, "seq": r.seq, "kind": r.kind, "scheme": r.scheme, "commitment": r.commitment,
-                   "salt": r.salt, "author": r.author, "uid": r.uid, "signature": r.signature,
-                   "leaf_hash": r.leaf_hash, "added": r.added} for r in rows]
+        values = [{"origin": origin, **r._asdict()} for r in rows]
         self._run(lambda conn: conn.execute(self._records.insert(), values), write=True)
 
     def _record_cols(self) -> list[Any]:

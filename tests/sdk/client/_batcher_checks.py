@@ -1,0 +1,51 @@
+"""Checks shared by the batcher tests on every store and chain: each returned id is anchored exactly once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from shancheng.sdk import Client
+from shancheng.sdk.client import Batcher
+from shancheng.sdk.evidence import verify_package
+from shancheng.sdk.evidence.chain import BATCH_ANCHORED_TOPIC
+
+
+def anchored_logs(client: Client, origin: str) -> list[dict[str, Any]]:
+    """Every BatchAnchored log of ``origin`` (of the client's organisation) on chain."""
+    logs = client.rpc.call("eth_getLogs", [{
+        "address": client.registry.address_hex, "fromBlock": "0x0", "toBlock": "latest",
+        "topics": ["0x" + BATCH_ANCHORED_TOPIC.hex(), "0x" + client.source_id(origin).hex()],
+    }])
+    assert isinstance(logs, list)
+    return logs
+
+
+def check_exactly_once(client: Client, batcher: Batcher, ids: list[int], *, verify: Callable[..., Any],
+                       records: dict[int, Any] | None = None) -> None:
+    """Every id is in an anchored checkpoint; each checkpoint sequence is on chain once, in order, with the stored
+    root; the chain's head is the last checkpoint; a sample of packages passes ``verify(package_json, **kw)``."""
+    batches = batcher.store.batches(batcher.origin)
+    assert batches and all(b.state == "anchored" for b in batches)
+    assert [b.sequence for b in batches] == list(range(1, len(batches) + 1))
+    sizes = [b.tree_size for b in batches]
+    assert sizes == sorted(set(sizes)), "checkpoints grow strictly"
+    logs = anchored_logs(client, batcher.origin)
+    assert [int(log["topics"][2], 16) for log in logs] == [b.sequence for b in batches], "each sequence once"
+    for log, b in zip(logs, batches, strict=True):
+        assert bytes.fromhex(log["data"][2:66]) == b.root
+    assert max(ids) < sizes[-1], "every returned id is inside an anchored checkpoint"
+    head = client.source_head(batcher.origin)
+    assert (head.sequence, head.tree_size, head.root) == (batches[-1].sequence, sizes[-1], batches[-1].root)
+    for rid in sorted(set(ids))[:: max(1, len(ids) // 8)] + [max(ids)]:
+        kwargs: dict[str, Any] = {}
+        if records is not None:
+            kwargs = {"record": records[rid], "salt": batcher.salt(rid)}
+        result = verify(batcher.evidence_package(rid).dumps(), **kwargs)
+        assert result.package.inclusion.leaf_index == rid
+        assert result.record_checked == (records is not None)
+
+
+def genesis_verifier(genesis: Any) -> Callable[..., Any]:
+    """``verify`` for a Shancheng chain: the genesis file alone is the trust root."""
+    return lambda package, **kw: verify_package(package, genesis=genesis, **kw)
