@@ -130,6 +130,23 @@ def test_wrong_crc_is_refused_with_qnrtn_9():
     assert refusal(tampered).qn_rtn == QnRtn.WRONG_CRC
 
 
+def test_a_wrong_crc_refusal_carries_the_frame_and_the_header_fields_to_answer_it():
+    bad = AIR.replace(b"EF41", b"0000")
+    error = refusal(bad)
+    assert error.frame == bad
+    assert error.fields["MN"] == "3034257BF400B7800004A7B1" and error.fields["QN"]  # enough to address the 9011
+
+
+def test_a_strict_frame_reader_counts_each_garbage_chunk_as_a_refusal():
+    def refusals(reader: FrameReader, *chunks: bytes) -> list[HJ212Error]:
+        return [x for c in chunks for x in reader.feed(c) if isinstance(x, HJ212Error)]
+
+    assert len(refusals(FrameReader(strict=True), b"##zz", b"##yy")) == 2
+    assert len(refusals(FrameReader(), b"##zz", b"##yy")) == 1  # one run of garbage, however it arrived
+    good = [x for x in FrameReader(strict=True).feed(b"noise" + AIR) if not isinstance(x, HJ212Error)]
+    assert len(good) == 1  # a frame after garbage is still read
+
+
 @pytest.mark.parametrize(
     "frame",
     [

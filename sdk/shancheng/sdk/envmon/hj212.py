@@ -30,6 +30,7 @@ Protocol version (Flag bits 2-7): ``000001`` is HJ 212-2017; HJ 212-2025 is take
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -57,6 +58,7 @@ __all__ = [
     "parse_data",
     "parse_frame",
     "qn_rtn_9011",
+    "reply_fields",
 ]
 
 
@@ -107,34 +109,52 @@ _ID = re.compile(r"[0-9A-Za-z]+")
 _INT = re.compile(r"0|[1-9][0-9]*")
 _CP_TOKEN = re.compile(r"[^;,=&]+")
 _CP_VALUE = re.compile(r"[^;,=&]*")
+_PRINTABLE_BYTES = re.compile(rb"[\x20-\x7e]*")
 
 
 class HJ212Error(InvalidInput):
     """An HJ 212 frame or packet was refused; ``qn_rtn`` is the code to answer with.
 
-    ``fields`` holds the header fields (QN, PW, MN, ...) that could be read before the refusal, so a platform
-    can still address its 9011 answer.
+    ``fields`` holds the header fields (QN, PW, MN, ...) that could be read before the refusal — for a frame
+    whose CRC does not match, read leniently from its data segment — so a platform can still address its 9011
+    answer. ``frame`` is the raw bytes refused (the whole frame, or the garbage dropped), when known.
     """
 
-    def __init__(self, message: str, qn_rtn: int, fields: Mapping[str, str] | None = None) -> None:
+    def __init__(self, message: str, qn_rtn: int, fields: Mapping[str, str] | None = None, *,
+                 frame: bytes | None = None) -> None:
         self.qn_rtn = qn_rtn
         self.fields: dict[str, str] = dict(fields or {})
+        self.frame = frame
         super().__init__(f"HJ 212: {message} (QnRtn {qn_rtn})")
 
     def diagnostics(self) -> dict[str, Any]:
         return {"qn_rtn": self.qn_rtn, "fields": dict(self.fields)}
 
 
-def crc16(data: bytes) -> int:
-    """The HJ 212 CRC16 of ``data`` (the data segment): not the Modbus CRC."""
-    crc = 0xFFFF
-    for b in data:
-        crc = (crc >> 8) ^ b
+def _crc_table() -> tuple[int, ...]:
+    table = []
+    for value in range(256):
         for _ in range(8):
-            lsb = crc & 1
-            crc >>= 1
-            if lsb:
-                crc ^= 0xA001
+            value = (value >> 1) ^ 0xA001 if value & 1 else value >> 1
+        table.append(value)
+    return tuple(table)
+
+
+#: the 8 shift rounds of HJ 212's CRC16 act on ``(crc >> 8) ^ byte``, a value below 256: one lookup per byte
+_CRC_TABLE = _crc_table()
+
+
+def crc16(data: bytes) -> int:
+    """The HJ 212 CRC16 of ``data`` (the data segment): not the Modbus CRC (HJ 212 shifts the register right
+    by 8 before each byte).
+
+    >>> f"{crc16(b'QN=20240615103000123;ST=91;CN=9014;PW=123456;MN=3034257BF400B7800004A7B1;Flag=4;CP=&&&&'):04X}"
+    '5000'
+    """
+    crc = 0xFFFF
+    table = _CRC_TABLE
+    for b in data:
+        crc = table[(crc >> 8) ^ b]
     return crc
 
 
@@ -196,7 +216,8 @@ class CP:
 
 
 def _printable(text: str) -> bool:
-    return all(0x20 <= ord(c) < 0x7F for c in text)
+    """Only printable ASCII (0x20-0x7E): ``isprintable`` of an ASCII string excludes exactly the controls."""
+    return text.isascii() and text.isprintable()
 
 
 @dataclass(frozen=True)
@@ -271,8 +292,14 @@ def _validate_header(
 
 
 def _real_time(qn: str) -> bool:
+    return _real_second(qn[:14])
+
+
+@functools.lru_cache(maxsize=4096)
+def _real_second(text: str) -> bool:
+    """``YYYYMMDDhhmmss`` is a real date and time (cached: a stream's packets share their seconds)."""
     try:
-        datetime.strptime(qn[:14], "%Y%m%d%H%M%S")
+        datetime.strptime(text, "%Y%m%d%H%M%S")
     except ValueError:
         return False
     return True
@@ -283,7 +310,7 @@ _HEADER = ("QN", "ST", "CN", "PW", "MN", "Flag")
 
 def parse_data(data: bytes) -> Packet:
     """Parse a data segment (no framing)."""
-    if not all(0x20 <= b < 0x7F for b in data):
+    if not _PRINTABLE_BYTES.fullmatch(data):
         raise HJ212Error("data segment has non-ASCII or control bytes", QnRtn.UNKNOWN)
     text = data.decode("ascii")
     head, sep, rest = text.partition("CP=&&")
@@ -323,11 +350,38 @@ def parse_data(data: bytes) -> Packet:
     return Packet(fields["QN"], fields["ST"], fields["CN"], fields["PW"], fields["MN"], int(flag_text), cp, pnum, pno)
 
 
+_LENIENT_HEAD = re.compile(
+    rb"QN=([0-9]{17});ST=[0-9]{2};CN=[0-9]{4};PW=([0-9A-Za-z]{1,9});MN=([0-9A-Za-z]{1,24});Flag=([0-9]{1,3});")
+
+
+def reply_fields(data: bytes) -> dict[str, str]:
+    """QN/PW/MN/Flag of a data segment that was refused (a wrong CRC), read leniently to address the 9011 answer;
+    empty when its header is not well formed.
+
+    >>> reply_fields(b"QN=20240615103000123;ST=22;CN=2011;PW=123456;MN=AB12;Flag=5;CP=&&&&")["MN"]
+    'AB12'
+    """
+    m = _LENIENT_HEAD.match(data)
+    if m is None:
+        return {}
+    return {"QN": m[1].decode(), "PW": m[2].decode(), "MN": m[3].decode(), "Flag": m[4].decode()}
+
+
 def parse_frame(raw: bytes) -> Packet:
-    """Parse one complete frame (``##`` ... ``\\r\\n``) into a :class:`Packet`."""
+    """Parse one complete frame (``##`` ... ``\\r\\n``) into a :class:`Packet`; a refusal carries the frame
+    (``HJ212Error.frame``)."""
     if not isinstance(raw, bytes | bytearray | memoryview):
         raise HJ212Error("a frame must be bytes", QnRtn.UNKNOWN)
     raw = bytes(raw)
+    try:
+        return _parse_frame(raw)
+    except HJ212Error as exc:
+        if exc.frame is None:
+            exc.frame = raw
+        raise
+
+
+def _parse_frame(raw: bytes) -> Packet:
     if len(raw) > MAX_FRAME_LENGTH:
         raise HJ212Error(f"frame of {len(raw)} bytes exceeds {MAX_FRAME_LENGTH}", QnRtn.UNKNOWN)
     if not raw.startswith(b"##"):
@@ -343,21 +397,35 @@ def parse_frame(raw: bytes) -> Packet:
         raise HJ212Error(f"length field says {length} but the data segment is {len(raw) - 12} bytes", QnRtn.UNKNOWN)
     data, crc_text = raw[6 : 6 + length], raw[6 + length : 10 + length]
     if not _CRC_HEX.fullmatch(crc_text):
-        raise HJ212Error("CRC is not 4 uppercase hex digits", QnRtn.WRONG_CRC)
+        raise HJ212Error("CRC is not 4 uppercase hex digits", QnRtn.WRONG_CRC, reply_fields(data))
     if int(crc_text, 16) != crc16(data):
-        raise HJ212Error(f"CRC {crc_text.decode()} does not match the data ({crc16(data):04X})", QnRtn.WRONG_CRC)
+        raise HJ212Error(f"CRC {crc_text.decode()} does not match the data ({crc16(data):04X})", QnRtn.WRONG_CRC,
+                         reply_fields(data))
     return parse_data(data)
 
 
 class FrameReader:
-    """Frames from a byte stream: ``feed(chunk)`` returns the packets and refusals completed by that chunk.
+    """Frames from a byte stream: ``feed(chunk)`` returns the packets and refusals completed by that chunk
+    (:meth:`frames` returns the raw frames instead, for a server that parses them later).
 
     Bytes may arrive split anywhere, several frames per chunk, garbage between frames; each run of garbage
-    yields one :class:`HJ212Error` (QnRtn 100). At most one frame (:data:`MAX_FRAME_LENGTH` bytes) is ever
-    kept. ``close()`` reports a frame left incomplete at the end of the stream.
+    yields one :class:`HJ212Error` (QnRtn 100). With ``strict`` (a server counting refusals to close abusive
+    clients) each chunk that holds garbage and each ``##`` without a 4-digit length is a refusal of its own,
+    however TCP cut or joined the bytes. A length field above ``max_frame_bytes``
+    is refused at once. At most one frame (``max_frame_bytes``) plus one chunk piece of that size is ever kept.
+    Every refusal carries the bytes refused (``HJ212Error.frame``). ``close()`` reports a frame left incomplete
+    at the end of the stream.
+
+    >>> reader = FrameReader()
+    >>> [type(x).__name__ for x in reader.feed(b"noise##0008QN=1;CP=")]
+    ['HJ212Error']
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_frame_bytes: int = MAX_FRAME_LENGTH, strict: bool = False) -> None:
+        if max_frame_bytes <= 12:
+            raise InvalidInput("max_frame_bytes must be above 12 (an empty frame)")
+        self.max_frame_bytes = min(max_frame_bytes, MAX_FRAME_LENGTH)  # no frame is longer than the protocol's
+        self.strict = strict
         self._buf = bytearray()
         self._in_garbage = False
 
@@ -365,21 +433,43 @@ class FrameReader:
     def buffered(self) -> int:
         return len(self._buf)
 
-    def _garbage(self, out: list[Packet | HJ212Error], count: int) -> None:
+    def _garbage(self, out: list[bytes | HJ212Error], count: int) -> None:
         if count and not self._in_garbage:
-            out.append(HJ212Error("garbage between frames", QnRtn.UNKNOWN))
+            out.append(HJ212Error("garbage between frames", QnRtn.UNKNOWN, frame=bytes(self._buf[:count])))
             self._in_garbage = True
 
     def feed(self, chunk: bytes) -> list[Packet | HJ212Error]:
         out: list[Packet | HJ212Error] = []
+        for item in self.frames(chunk):
+            if isinstance(item, HJ212Error):
+                out.append(item)
+                continue
+            try:
+                out.append(parse_frame(item))
+            except HJ212Error as exc:
+                out.append(exc)
+        return out
+
+    def frames(self, chunk: bytes) -> list[bytes | HJ212Error]:
+        """The complete frames (raw bytes, CRC not yet checked: :func:`parse_frame` them) and the framing
+        refusals that ``chunk`` completes, in stream order."""
+        out: list[bytes | HJ212Error] = []
+        if self.strict:
+            self._in_garbage = False
         view = memoryview(chunk)
-        step = MAX_FRAME_LENGTH
+        step = self.max_frame_bytes
         for start in range(0, len(view), step):  # keep the buffer bounded even for huge chunks
             self._buf += view[start : start + step]
             self._drain(out)
         return out
 
-    def _drain(self, out: list[Packet | HJ212Error]) -> None:
+    def _refuse(self, out: list[bytes | HJ212Error], message: str, drop: int, frame: bytes) -> None:
+        fields = reply_fields(frame[6:]) if frame.startswith(b"##") else {}
+        out.append(HJ212Error(message, QnRtn.UNKNOWN, fields, frame=frame))
+        self._in_garbage = True
+        del self._buf[:drop]
+
+    def _drain(self, out: list[bytes | HJ212Error]) -> None:
         buf = self._buf
         while buf:
             i = buf.find(b"##")
@@ -390,40 +480,39 @@ class FrameReader:
                 return
             self._garbage(out, i)
             del buf[:i]
-            if len(buf) < 6:
-                if not buf[2:].isdigit() and len(buf) > 2:
+            if (not _DIGITS4.fullmatch(buf[2:6])) if len(buf) >= 6 else (len(buf) > 2 and not buf[2:].isdigit()):
+                if self.strict:
+                    self._refuse(out, "length field is not 4 decimal digits", 2, bytes(buf[:6]))
+                else:
                     self._garbage(out, 1)
                     del buf[:1]
-                    continue
-                return
-            if not _DIGITS4.fullmatch(buf[2:6]):
-                self._garbage(out, 1)
-                del buf[:1]
                 continue
+            if len(buf) < 6:
+                return
             total = int(buf[2:6]) + 12
+            if total > self.max_frame_bytes:
+                self._refuse(out, f"frame of {total} bytes exceeds {self.max_frame_bytes}", 2, bytes(buf[:6]))
+                continue
             if len(buf) < total:
                 return
             if buf[total - 2 : total] != b"\r\n":
-                out.append(HJ212Error("frame length does not match its data or the frame is truncated", QnRtn.UNKNOWN))
-                self._in_garbage = True
-                del buf[:1]
+                self._refuse(out, "frame length does not match its data or the frame is truncated", 1,
+                             bytes(buf[:total]))
                 continue
             frame = bytes(buf[:total])
             del buf[:total]
             self._in_garbage = False
-            try:
-                out.append(parse_frame(frame))
-            except HJ212Error as exc:
-                out.append(exc)
+            out.append(frame)
 
     def close(self) -> list[HJ212Error]:
         """End of stream: a refusal for any incomplete frame still buffered."""
         leftover = bytes(self._buf)
         self._buf.clear()
         if leftover.startswith(b"##"):
-            return [HJ212Error(f"stream ended inside a frame ({len(leftover)} bytes)", QnRtn.UNKNOWN)]
+            return [HJ212Error(f"stream ended inside a frame ({len(leftover)} bytes)", QnRtn.UNKNOWN,
+                               frame=leftover)]
         if leftover and not self._in_garbage:
-            return [HJ212Error("garbage between frames", QnRtn.UNKNOWN)]
+            return [HJ212Error("garbage between frames", QnRtn.UNKNOWN, frame=leftover)]
         return []
 
 
