@@ -1,6 +1,7 @@
 # Shancheng Chain — the two commands of README.md:
 #   make run    install what is needed (Python venv, npm solc + anvil for your own contracts), then run the main job
 #   make test   install what is needed (Python venv, npm solc + anvil), then run the whole test suite
+# Both also install the Debian packages they need when missing (PostgreSQL, Chromium: `make system`).
 #
 # Everything is installed into this checkout: .venv/ (Python), node_modules/ (npm), .bin/cometbft (Go) and the ABCI
 # message classes generated from CometBFT's .proto files (nodes/shancheng/nodes/abci/_generated/, `make proto`).
@@ -16,12 +17,14 @@ COMETBFT_VERSION := v0.38.25
 COMETBFT := .bin/cometbft
 PROTO_STAMP := nodes/shancheng/nodes/abci/_generated/STAMP
 
-.PHONY: run test bench lint clean venv npm proto $(COMETBFT)
+ECHARTS := apps/shancheng/apps/web/static/vendor/echarts.min.js
 
-run: venv npm $(COMETBFT) proto
-	$(VENV)/bin/shancheng dev --home .shancheng-dev --out demo-out
+.PHONY: run test bench lint clean venv npm proto system web $(COMETBFT)
 
-test: venv npm $(COMETBFT) proto
+run: system venv npm $(COMETBFT) proto web
+	$(VENV)/bin/shancheng district run --home .shancheng-district
+
+test: system venv npm $(COMETBFT) proto web
 	$(PY) -m pytest -q
 
 bench: venv npm
@@ -47,6 +50,30 @@ node_modules/.installed: package.json package-lock.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch node_modules/.installed
 
+# Debian packages the main job and the tests run: PostgreSQL (store tests start a real server from its binaries in
+# /usr/lib/postgresql/<major>/bin) and Chromium (the web UI tests). Checked first, so a machine that has them never
+# runs apt (nor needs root); `apt-get update` only when something is to be installed
+system:
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null || test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "missing Debian packages:$$missing. Install them as root (sudo apt-get install$$missing)," \
+	         "or run 'sudo make system', then run make again" >&2; exit 1; fi; \
+	  echo "installing$$missing with apt-get"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -q && apt-get install -y -q --no-install-recommends $$missing || exit 1; \
+	fi
+
+# the web UI serves ECharts from its own static folder (no CDN when it runs); the copy is not committed
+# (.gitignore) and is made again when package-lock.json changes, i.e. when npm installed another ECharts
+web: $(ECHARTS)
+
+$(ECHARTS): node_modules/.installed package-lock.json
+	mkdir -p $(dir $@)
+	cp node_modules/echarts/dist/echarts.min.js $@
+
 # CometBFT, pinned, built from the Go module proxy into this checkout (never $GOPATH/bin); re-installed only when
 # the binary is missing or reports another version, so a re-run is instant
 $(COMETBFT):
@@ -62,4 +89,4 @@ $(PROTO_STAMP): $(STAMP) nodes/shancheng/nodes/abci/generate.py Makefile
 	$(PY) -m shancheng.nodes.abci.generate --cometbft-version $(COMETBFT_VERSION)
 
 clean:
-	rm -rf $(VENV) node_modules demo-out .pytest_cache .bin nodes/shancheng/nodes/abci/_generated
+	rm -rf $(VENV) node_modules demo-out .pytest_cache .bin nodes/shancheng/nodes/abci/_generated $(ECHARTS)

@@ -6,6 +6,7 @@ workspace pyproject.toml), so it sees the real structure: no tree of links, no i
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,3 +34,12 @@ def test_mypy_strict_is_clean_on_each_distribution(package, tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_no_test_module_imports_a_conftest():
+    """Every test folder's conftest.py is imported as the module ``conftest``, so ``from conftest import X`` finds
+    whichever folder's conftest pytest loaded last: helpers live in modules with their own names."""
+    statement = re.compile(r"^\s*(from\s+conftest\s+import|import\s+conftest\b)", re.MULTILINE)
+    offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("*.py")
+                 if statement.search(p.read_text(encoding="utf-8"))]
+    assert offenders == []

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 from _env_sharing_support import activity_preimage, sign_preimage, suspend_org, verify_preimage
-from conftest import STAFF_COURIER, STAFF_OPERATOR, System
 
 from shancheng.sdk.client import Contract
 from shancheng.sdk.crypto import InvalidSignature, sm3
 from shancheng.sdk.domain._common import ChainEvent, receipt_events
 from shancheng.sdk.domain.prov import DATA_SHARING_EVENTS, Provenance
+from shancheng.testing import STAFF_COURIER, STAFF_OPERATOR, System
 
 COLLECT, TRANSMIT, STORE, PROCESS, MANAGE, EXCHANGE, SHARE, OPEN, ANALYZE, SETTLE, DESTROY = range(1, 12)
 STEP_NAMES = {1: "collect", 2: "transmit", 3: "store", 4: "process", 5: "manage", 6: "exchange", 7: "share",

@@ -16,9 +16,9 @@ from _env_sharing_support import (
     suspend_org,
     verify_preimage,
 )
-from conftest import System
 
 from shancheng.sdk.crypto import InvalidSignature, sm3
+from shancheng.testing import System
 
 HOUR = 3600
 MN = mn_id("3034257BF400B7800004A7B1")

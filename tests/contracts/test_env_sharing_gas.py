@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 from _env_sharing_support import activity_preimage, code8, fixed_key, mn_id, public64, sign_preimage
-from conftest import System, build_system, make_pyevm
 
 from shancheng.sdk.crypto import sm3
+from shancheng.testing import System, build_system, make_pyevm
 
 HOUR = 3600
 MN = mn_id("3034257BF400B7800004A7B1")

@@ -1,9 +1,22 @@
 """The gateway's off-chain store: one SQLAlchemy ``MetaData`` that every table of ``shancheng.apps`` is declared on,
-migrated with Alembic (``shancheng/apps/migrations``). SQLite by default, PostgreSQL by URL."""
+migrated with Alembic (``shancheng/apps/migrations``). SQLite by default, PostgreSQL by URL.
+
+>>> engine = make_engine("sqlite:///gateway.db")   # doctest: +SKIP
+>>> migrate(engine)                                # doctest: +SKIP
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
+import importlib.resources
+from typing import Any
+
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.pool import NullPool
+
+from shancheng.sdk.errors import InvalidInput
+
+__all__ = ["HEAD", "make_engine", "metadata", "migrate"]
 
 #: every table of the apps; names of constraints follow this convention so Alembic migrations are stable
 metadata = MetaData(naming_convention={
@@ -13,3 +26,82 @@ metadata = MetaData(naming_convention={
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 })
+
+#: the tables of other stores sharing the database (the SDK batcher's); Alembic leaves them alone
+FOREIGN_TABLE_PREFIXES = ("shancheng_",)
+HEAD = "heads"
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for ``url``: SQLite (WAL, foreign keys, ``synchronous=FULL``, a busy timeout) or PostgreSQL
+    (``postgresql://`` is read as ``postgresql+psycopg://``).
+
+    >>> make_engine("sqlite:///:memory:").dialect.name
+    'sqlite'
+    """
+    if not isinstance(url, str) or "://" not in url or len(url) > 4096:
+        raise InvalidInput("the database URL must look like sqlite:///path or postgresql://user@host/db")
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() == "sqlite":
+        memory = parsed.database in (None, "", ":memory:")
+        options: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+        if not memory:
+            options["poolclass"] = NullPool  # one connection per use: no stale WAL snapshots across threads
+        engine = _sqlite_engine(parsed, {**options, **kwargs})
+        return engine
+    from sqlalchemy import create_engine
+
+    return create_engine(parsed, pool_pre_ping=True, **kwargs)
+
+
+def _sqlite_engine(url: Any, options: dict[str, Any]) -> Engine:
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url, **options)
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        if url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    return engine
+
+
+def alembic_config(engine: Engine) -> Any:
+    """The Alembic configuration of the apps' migrations, bound to ``engine`` (no alembic.ini needed)."""
+    from alembic.config import Config
+
+    config = Config()
+    location = importlib.resources.files("shancheng.apps") / "migrations"
+    config.set_main_option("script_location", str(location))
+    config.attributes["engine"] = engine
+    return config
+
+
+def migrate(engine: Engine, revision: str = HEAD) -> None:
+    """``alembic upgrade head`` on ``engine``: creates or updates every table of the apps.
+
+    >>> migrate(make_engine("sqlite:///:memory:"))   # doctest: +SKIP
+    """
+    from alembic import command
+
+    command.upgrade(alembic_config(engine), revision)
+
+
+def include_name(name: str | None, type_: str, _parent: Any) -> bool:
+    """Alembic's filter: tables of other stores in the same database (the SDK batcher's) are not ours."""
+    return not (type_ == "table" and name is not None and name.startswith(FOREIGN_TABLE_PREFIXES))
+
+
+def store_url(database_url: str) -> str:
+    """The SDK batcher's store URL for the gateway database (``postgresql://`` means psycopg 3)."""
+    if database_url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + database_url[len("postgresql://"):]
+    return database_url

@@ -1,7 +1,185 @@
-"""(being written)"""
+"""``shancheng gateway ...``: init (a commented configuration and the session secret), serve (uvicorn), migrate,
+and API tokens (create, list, revoke) made directly in the gateway's store.
 
+    shancheng gateway init --home /srv/gateway --org hospital --node http://127.0.0.1:8545 --genesis genesis.json
+    shancheng gateway token create --config /srv/gateway/gateway.toml --subject admin --role admin
+    shancheng gateway serve --config /srv/gateway/gateway.toml --port 8080
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+from pathlib import Path
 from typing import Any
+
+from shancheng.sdk.errors import InvalidInput
+
+__all__ = ["register"]
+
+CONFIG_TEMPLATE = """\
+# Shancheng gateway of one member organisation (see docs/gateway.md). Relative paths are taken from this folder.
+
+# the organisation's name as in Governance, and its encrypted key files (the password file's first line unlocks
+# both; keep all three mode 0600)
+org = {org!r}
+sm2_key = "keys/{org}-sm2.pem"
+eth_key = "keys/{org}-eth.json"
+password_file = "keys/password"
+
+# the chain: one or more JSON-RPC URLs of the same network, and its genesis file (pins the validators)
+node_urls = [{node!r}]
+genesis = {genesis!r}
+
+# the log the gateway's evidence goes to (one writer per origin)
+evidence_origin = {origin!r}
+
+# where the gateway keeps its data; the database defaults to SQLite in data_dir (or: postgresql://user@host/db)
+data_dir = "data"
+# database_url = "postgresql://gateway@127.0.0.1/gateway"
+session_secret_file = "data/session-secret"
+staff_keys_dir = "data/staff"
+
+# the URL browsers use (https makes session cookies Secure)
+public_url = {public_url!r}
+max_body_bytes = 1048576
+audit_anchor_interval = 3600
+
+# OpenID Connect sign-in (统一身份认证); remove the comments to enable
+# [oidc]
+# issuer = "https://sso.district.example"
+# client_id = "gateway-{org}"
+# client_secret_file = "keys/oidc-client-secret"
+# role_claim = "shancheng_role"
+# org_claim = "shancheng_org"
+"""
 
 
 def register(subparsers: Any) -> None:
-    """(being written)"""
+    gateway = subparsers.add_parser("gateway", help="the organisation's gateway: HTTP API, web UI, HJ 212 listener")
+    sub = gateway.add_subparsers(dest="gateway_command", required=True, metavar="COMMAND")
+    from .audit import add_cli as add_audit_cli
+
+    add_audit_cli(sub)  # shancheng gateway audit verify EXPORT --genesis FILE
+
+    init = sub.add_parser("init", help="write a commented gateway.toml and the session secret (0600)")
+    init.add_argument("--home", required=True, type=Path)
+    init.add_argument("--org", required=True)
+    init.add_argument("--node", default="http://127.0.0.1:8545", help="a node's JSON-RPC URL")
+    init.add_argument("--genesis", default="genesis.json", help="the chain's genesis file")
+    init.add_argument("--origin", help="the evidence log's origin (default district.example/log/<org>)")
+    init.add_argument("--public-url", default="http://127.0.0.1:8080")
+    init.set_defaults(func=cmd_init)
+
+    serve = sub.add_parser("serve", help="run the gateway (uvicorn)")
+    serve.add_argument("--config", required=True, type=Path)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="create or update the gateway's tables (alembic upgrade head)")
+    migrate.add_argument("--config", required=True, type=Path)
+    migrate.set_defaults(func=cmd_migrate)
+
+    token = sub.add_parser("token", help="API tokens")
+    tsub = token.add_subparsers(dest="token_command", required=True, metavar="COMMAND")
+    create = tsub.add_parser("create", help="create a token (printed once)")
+    create.add_argument("--config", required=True, type=Path)
+    create.add_argument("--subject", required=True)
+    create.add_argument("--role", required=True)
+    create.add_argument("--expires-in", type=float, metavar="SECONDS")
+    create.add_argument("--label")
+    create.add_argument("--json", action="store_true")
+    create.set_defaults(func=cmd_token_create)
+    listing = tsub.add_parser("list", help="list tokens (never their secrets)")
+    listing.add_argument("--config", required=True, type=Path)
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=cmd_token_list)
+    revoke = tsub.add_parser("revoke", help="revoke a token by id")
+    revoke.add_argument("--config", required=True, type=Path)
+    revoke.add_argument("id")
+    revoke.set_defaults(func=cmd_token_revoke)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from .sessions import ensure_secret
+
+    home: Path = args.home
+    config = home / "gateway.toml"
+    if config.exists():
+        raise InvalidInput(f"{config} exists: edit it, or choose another --home")
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "keys").mkdir(mode=0o700, exist_ok=True)
+    (home / "data").mkdir(mode=0o700, exist_ok=True)
+    origin = args.origin or f"district.example/log/{args.org}"
+    config.write_text(CONFIG_TEMPLATE.format(org=args.org, node=args.node, genesis=str(args.genesis), origin=origin,
+                                             public_url=args.public_url))
+    ensure_secret(home / "data" / "session-secret")
+    print(f"wrote {config} and {home / 'data' / 'session-secret'} (0600); put the key files in {home / 'keys'}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .app import create_app
+    from .settings import GatewaySettings
+
+    settings = GatewaySettings.load(args.config)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, proxy_headers=False, server_header=False)
+    return 0
+
+
+def _tokens(config: Path) -> Any:
+    from ..db import make_engine, migrate
+    from .auth import ApiTokens
+    from .sessions import ensure_secret
+    from .settings import GatewaySettings
+
+    settings = GatewaySettings.load(config)
+    secret = ensure_secret(settings.session_secret_file)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    pepper = hashlib.sha256(b"shancheng-gateway/token-pepper\n" + secret).digest()
+    return ApiTokens(engine, pepper=pepper, org=settings.org, org_id=0)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from ..db import make_engine, migrate
+    from .settings import GatewaySettings
+
+    settings = GatewaySettings.load(args.config)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate(make_engine(settings.database_url))
+    print("the gateway's tables are up to date")
+    return 0
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    token, info = _tokens(args.config).create(subject=args.subject, role=args.role, expires_in=args.expires_in,
+                                              label=args.label, created_by=f"cli:{os.environ.get('USER', '?')}")
+    if args.json:
+        print(json.dumps({"token": token, **info.to_json()}))
+    else:
+        print(token)
+    return 0
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    tokens = _tokens(args.config).list(limit=10_000)
+    if args.json:
+        print(json.dumps([t.to_json() for t in tokens]))
+    for t in [] if args.json else tokens:
+        state = "active" if t.active else ("revoked" if t.revoked_at else "expired")
+        print(f"{t.id}  {t.role:<16} {t.subject:<24} {state}")
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    if not _tokens(args.config).revoke(args.id):
+        raise InvalidInput(f"no token {args.id}")
+    print(f"revoked {args.id}")
+    return 0

@@ -1,5 +1,151 @@
-"""(being written)"""
+"""The audit API: the hash-chained audit log, paged (auditor, regulator, admin); its export for offline verification
+(``shancheng gateway audit verify EXPORT --genesis genesis.json``); its verification; anchoring its head now (admin).
+"""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from shancheng.sdk.errors import ShanchengError
+
+from ..audit import AuditChainBroken, AuditEntry, AuditLog, audit_entries
+from ..deps import Principal, get_services, require
+from ..pagination import Cursor, Limit, Page, paginate_query
+from ..problems import Problem
+
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+
+READERS = ("auditor", "regulator", "admin")
+Reader = Annotated[Principal, Depends(require(*READERS))]
+Admin = Annotated[Principal, Depends(require("admin"))]
+ServicesDep = Annotated[Any, Depends(get_services)]
+
+
+class AuditEntryOut(BaseModel):
+    """One audit entry: who, what, when (ms since the epoch), result, and its place in the hash chain."""
+
+    seq: int
+    ts_ms: int
+    org: str | None
+    subject: str | None
+    role: str | None
+    via: str | None
+    remote: str | None
+    action: str
+    target: str | None
+    outcome: str
+    status: int
+    detail: str | None
+    prev_hash: str
+    hash: str
+
+
+class AuditVerifyOut(BaseModel):
+    """The result of walking the chain: ok, or the first broken sequence and what happened to it."""
+
+    ok: bool
+    entries: int | None = None
+    head_seq: int | None = None
+    head_hash: str | None = None
+    anchored_seq: int | None = None
+    sequence: int | None = None
+    kind: Literal["edited", "deleted", "reordered", "truncated", "anchor", "malformed"] | None = None
+    reason: str | None = None
+
+
+class AuditAnchorOut(BaseModel):
+    """An anchored head: the (seq, hash) record in the organisation's evidence log, and whether it is final."""
+
+    seq: int
+    hash: str
+    origin: str
+    record_id: int
+    final: bool
+
+
+def _audit(request_services: Any) -> AuditLog:
+    audit = request_services.audit
+    if not isinstance(audit, AuditLog):
+        raise Problem(status=503, detail="the audit log is not running", type_suffix="audit-unavailable")
+    return audit
+
+
+def _out(row: Any) -> AuditEntryOut:
+    entry = AuditEntry.from_row(row)
+    return AuditEntryOut(**{k: v for k, v in entry.__dict__.items() if k != "org_id"})
+
+
+@router.get("", response_model=Page[AuditEntryOut], summary="the audit log, in sequence order")
+def list_entries(
+    who: Reader, services: ServicesDep,
+    limit: Limit = 50, cursor: Cursor = None,
+    subject: Annotated[str | None, Query(max_length=256)] = None,
+    outcome: Annotated[Literal["ok", "refused", "rejected", "error"] | None, Query()] = None,
+    order: Annotated[Literal["asc", "desc"], Query()] = "asc",
+) -> Page[AuditEntryOut]:
+    audit = _audit(services)
+    query = select(audit_entries)
+    if subject is not None:
+        query = query.where(audit_entries.c.subject == subject)
+    if outcome is not None:
+        query = query.where(audit_entries.c.outcome == outcome)
+    return paginate_query(audit.engine, query, audit_entries.c.seq, limit=limit, cursor=cursor, item=_out,
+                          descending=order == "desc")
+
+
+@router.get("/export", summary="JSON lines of the audit log with the evidence packages of its anchored heads",
+            response_class=StreamingResponse,
+            responses={200: {"content": {"application/jsonl": {}}, "description": "header, entries, anchors, end"}})
+def export(
+    who: Reader, services: ServicesDep,
+    since: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    until: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+) -> StreamingResponse:
+    audit = _audit(services)
+    if since is not None and until is not None and until < since:
+        raise Problem(status=400, detail="until is before since", type_suffix="bad-range")
+    lines = audit.export(since=since, until=until)
+    first = next(lines)  # the header: a bad start is refused before the answer starts
+
+    def body() -> Iterator[bytes]:
+        yield (first + "\n").encode()
+        for line in lines:
+            yield (line + "\n").encode()
+
+    name = f"audit-{audit.org}-{since or 1}-{until or 'head'}.jsonl"
+    return StreamingResponse(body(), media_type="application/jsonl",
+                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@router.get("/verify", response_model=AuditVerifyOut, summary="walk the hash chain and check the anchored heads")
+def verify(who: Reader, services: ServicesDep) -> AuditVerifyOut:
+    audit = _audit(services)
+    try:
+        result = audit.verify()
+    except AuditChainBroken as exc:
+        return AuditVerifyOut(ok=False, sequence=exc.sequence, kind=exc.kind,  # type: ignore[arg-type]
+                              reason=str(exc))
+    return AuditVerifyOut(ok=True, entries=result.entries, head_seq=result.head_seq, head_hash=result.head_hash,
+                          anchored_seq=result.anchored_seq)
+
+
+@router.post("/anchor", response_model=AuditAnchorOut | None, summary="anchor the current head now (admin)")
+def anchor(
+    who: Admin, services: ServicesDep,
+    wait: Annotated[bool, Query(description="return once the anchor is final")] = False,
+) -> AuditAnchorOut | None:
+    audit = _audit(services)
+    try:
+        result = audit.anchor(wait=wait, timeout=60)
+    except ShanchengError as exc:
+        raise Problem(status=503, detail=f"the head could not be anchored: {exc}", type_suffix="anchor-failed") from exc
+    if result is None:
+        return None
+    return AuditAnchorOut(seq=result.seq, hash=result.hash, origin=result.origin, record_id=result.record_id,
+                          final=result.package is not None)

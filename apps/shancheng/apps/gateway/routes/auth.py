@@ -1,5 +1,194 @@
-"""(being written)"""
+"""Authentication endpoints: API tokens and SM2 request keys (admins), ``/api/v1/me``, the CSRF token, the demo
+sign-in (an API token exchanged for a browser session), OIDC sign-in (``/auth/login``, ``/auth/callback``) and
+sign-out."""
 
-from fastapi import APIRouter
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import RedirectResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from shancheng.sdk.crypto import SM2PublicKey
+from shancheng.sdk.errors import ShanchengError
+
+from ..app import Services
+from ..auth import TokenInfo
+from ..deps import ROLES, Principal, current_principal, get_services, optional_principal, require
+from ..pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
+from ..problems import Problem
+from ..sessions import csrf_token, sign_in, sign_out
 
 router = APIRouter()
+
+_ROLE_PATTERN = "^(" + "|".join(ROLES) + ")$"
+Subject = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Role = Annotated[str, Field(pattern=_ROLE_PATTERN)]
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    code: {"description": text, "content": {"application/problem+json": {}}}
+    for code, text in ((400, "bad input"), (401, "not authenticated"), (403, "forbidden"), (413, "too large"),
+                       (422, "invalid request"))}
+
+
+class MeOut(BaseModel):
+    subject: str
+    org: str
+    org_id: int
+    role: str
+    via: str
+
+
+class TokenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    subject: Subject
+    role: Role
+    expires_in: float | None = Field(default=None, gt=0, le=5 * 365 * 86400)
+    label: str | None = Field(default=None, max_length=200)
+
+
+class TokenOut(BaseModel):
+    id: str
+    subject: str
+    org: str
+    role: str
+    label: str | None
+    created_by: str | None
+    created_at: float
+    expires_at: float | None
+    revoked_at: float | None
+    active: bool
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="the token: shown once, never stored by the gateway")
+
+
+class Sm2KeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    subject: Subject
+    role: Role
+    public_key: str = Field(pattern=r"^(0x)?04[0-9a-fA-F]{128}$", description="uncompressed SM2 point, hex")
+
+
+class Sm2KeyOut(BaseModel):
+    key_id: str
+    subject: str
+    role: str
+
+
+class TokenLoginIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=1, max_length=200)
+
+
+class CsrfOut(BaseModel):
+    csrf_token: str
+
+
+def _out(info: TokenInfo) -> TokenOut:
+    return TokenOut(**info.to_json())
+
+
+Admin = Annotated[Principal, Depends(require("admin"))]
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+@router.get("/api/v1/me", response_model=MeOut, tags=["auth"], responses=PROBLEMS)
+def me(who: Annotated[Principal, Depends(current_principal)]) -> MeOut:
+    """The signed-in principal."""
+    return MeOut(subject=who.subject, org=who.org, org_id=who.org_id, role=who.role, via=who.via)
+
+
+@router.post("/api/v1/tokens", response_model=TokenCreated, status_code=201, tags=["auth"], responses=PROBLEMS)
+def create_token(body: TokenIn, who: Admin, services: ServicesDep) -> TokenCreated:
+    """Create an API token for a subject of this organisation (admin)."""
+    token, info = services.tokens.create(subject=body.subject, role=body.role, expires_in=body.expires_in,
+                                         label=body.label, created_by=who.subject)
+    return TokenCreated(token=token, **info.to_json())
+
+
+@router.get("/api/v1/tokens", response_model=Page[TokenOut], tags=["auth"], responses=PROBLEMS)
+def list_tokens(_: Admin, services: ServicesDep, limit: Limit = 50, cursor: Cursor = None) -> Page[TokenOut]:
+    """The organisation's API tokens (admin), without their secrets."""
+    after = decode_cursor(cursor) if cursor else None
+    if after is not None and not (isinstance(after, str) and re.fullmatch(r"[0-9a-f]{16}", after)):
+        raise Problem(status=400, detail="the cursor is not one this gateway made", type_suffix="bad-cursor")
+    rows = services.tokens.list(limit=limit + 1, after=after)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page[TokenOut](items=[_out(t) for t in rows], next_cursor=encode_cursor(rows[-1].id) if more else None)
+
+
+@router.delete("/api/v1/tokens/{token_id}", response_model=TokenOut, tags=["auth"], responses=PROBLEMS)
+def revoke_token(token_id: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")], _: Admin,
+                 services: ServicesDep) -> TokenOut:
+    """Revoke an API token (admin); sessions made from it end too."""
+    info = services.tokens.get(token_id)
+    if info is None or info.org != services.settings.org:
+        raise Problem(status=404, detail=f"no token {token_id}", type_suffix="no-such-token")
+    services.tokens.revoke(token_id)
+    revoked = services.tokens.get(token_id)
+    assert revoked is not None
+    return _out(revoked)
+
+
+@router.post("/api/v1/sm2-keys", response_model=Sm2KeyOut, status_code=201, tags=["auth"], responses=PROBLEMS)
+def register_sm2_key(body: Sm2KeyIn, _: Admin, services: ServicesDep) -> Sm2KeyOut:
+    """Allow an SM2 public key to sign API requests as a subject with a role (admin)."""
+    try:
+        key = SM2PublicKey.from_bytes(bytes.fromhex(body.public_key.removeprefix("0x")))
+    except (ShanchengError, ValueError):
+        raise Problem(status=422, detail="public_key is not a point of the SM2 curve", type_suffix="bad-key") from None
+    key_id = services.sm2_keys.register(subject=body.subject, role=body.role, public_key=key)
+    return Sm2KeyOut(key_id=key_id, subject=body.subject, role=body.role)
+
+
+@router.get("/api/v1/csrf", response_model=CsrfOut, tags=["auth"], responses=PROBLEMS)
+def csrf(request: Request, who: Annotated[Principal, Depends(current_principal)]) -> CsrfOut:
+    """The browser session's CSRF token (send it as ``X-CSRF-Token`` with every write)."""
+    if who.via != "session":
+        raise Problem(status=400, detail="CSRF tokens belong to browser sessions; API calls need none",
+                      type_suffix="no-session")
+    return CsrfOut(csrf_token=csrf_token(request.session))
+
+
+@router.post("/auth/token-login", response_model=MeOut, tags=["auth"], responses=PROBLEMS)
+def token_login(body: TokenLoginIn, request: Request, services: ServicesDep) -> MeOut:
+    """Exchange an API token for a browser session (the demo sign-in); the session ends when the token is
+    revoked."""
+    who = services.tokens.authenticate(body.token)
+    lifetime = services.settings.oidc.session_lifetime if services.settings.oidc else 8 * 3600
+    sign_in(request.session, subject=who.subject, role=who.role, org=who.org, lifetime=lifetime,
+            token_id=who.token_id)
+    return MeOut(subject=who.subject, org=who.org, org_id=who.org_id, role=who.role, via="session")
+
+
+@router.post("/auth/logout", status_code=204, tags=["auth"], responses=PROBLEMS)
+def logout(request: Request, who: Annotated[Principal | None, Depends(optional_principal)]) -> Response:
+    """End the browser session (a session write: needs the CSRF token)."""
+    if who is not None and who.via != "session":
+        raise Problem(status=400, detail="only browser sessions sign out; revoke a token instead",
+                      type_suffix="no-session")
+    sign_out(request.session)
+    return Response(status_code=204)
+
+
+@router.get("/auth/login", tags=["auth"], responses=PROBLEMS, response_class=RedirectResponse, status_code=302)
+async def login(request: Request, services: ServicesDep) -> RedirectResponse:
+    """Start the OpenID Connect sign-in (redirect to the identity provider with state, nonce and PKCE)."""
+    from ..oidc import begin_login
+
+    return await begin_login(request, services)
+
+
+@router.get("/auth/callback", tags=["auth"], responses=PROBLEMS, response_class=RedirectResponse, status_code=302)
+async def callback(request: Request, services: ServicesDep) -> RedirectResponse:
+    """The identity provider's redirect back: validates the ID token and creates the session."""
+    from ..oidc import finish_login
+
+    return await finish_login(request, services)

@@ -1,5 +1,205 @@
-"""(being written)"""
+"""Evidence API: records into the organisation's log (org-attested, or author-signed with the principal's staff key),
+their anchoring status, their evidence packages, and verification of any package against the gateway's genesis."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from shancheng.sdk.chainproof.commit import CommitError
+from shancheng.sdk.chainproof.mpt import TrieProofError
+from shancheng.sdk.chainproof.receipt import ReceiptProofError
+from shancheng.sdk.chainproof.state import StateProofError
+from shancheng.sdk.chainproof.transaction import TransactionProofError
+from shancheng.sdk.client import NotAnchoredYet
+from shancheng.sdk.errors import (
+    CommitmentMismatch,
+    InvalidInput,
+    InvalidProof,
+    InvalidSignature,
+    RootMismatchError,
+    ShanchengError,
+)
+from shancheng.sdk.evidence import EvidencePackage, verify_package
+from shancheng.sdk.evidence.chain import ChainProofError
+from shancheng.sdk.evidence.governance import GovernanceStateError
+from shancheng.sdk.evidence.package import PackageError
+from shancheng.sdk.merkle.checkpoint import CheckpointError
+
+from ..app import Services
+from ..deps import ROLES, Principal, get_services, require
+from ..limits import parse_json
+from ..problems import Problem
+from .auth import PROBLEMS
+
+router = APIRouter(tags=["evidence"])
+
+WRITERS = tuple(r for r in ROLES if r not in ("regulator", "auditor"))
+RecordId = Annotated[int, Path(ge=0, le=(1 << 62))]
+ServicesDep = Annotated[Services, Depends(get_services)]
+Reader = Annotated[Principal, Depends(require(*ROLES))]
+Writer = Annotated[Principal, Depends(require(*WRITERS))]
+#: the checks of a package, in the order the verifier makes them
+CHECKS = ("package", "record signature", "checkpoint signature", "inclusion proof", "chain anchor", "record content")
+
+
+class RecordIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    record: JsonValue = Field(description="any JSON value; committed with a fresh salt, never put on chain")
+    kind: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_.-]*$")
+    author_signed: bool = Field(default=False, description="sign with the principal's enrolled staff key")
+
+
+class AnchorOut(BaseModel):
+    sequence: int
+    tree_size: int
+    root: str
+    block_number: int
+    transaction_hash: str
+
+
+class RecordOut(BaseModel):
+    id: int
+    origin: str
+    kind: str
+    status: str = Field(description="pending or anchored")
+    author: str = Field(description="hex SM2 public key of the statement's author")
+    salt: str | None = Field(description="hex salt of the commitment (to prove the content later)")
+    anchor: AnchorOut | None = None
+
+
+class VerifyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    package: dict[str, JsonValue]
+    record: JsonValue = None
+    salt: str | None = Field(default=None, pattern=r"^(0x)?([0-9a-fA-F]{2}){1,64}$")
+
+
+class VerifyOut(BaseModel):
+    verified: bool
+    summary: str | None
+    checks: list[str] = Field(description="the checks that passed, in order")
+    failed_check: str | None
+    reason: str | None
+
+
+def _status(services: Services, record_id: int) -> RecordOut:
+    batcher = services.batcher
+    row = batcher.store.record(batcher.origin, record_id)
+    if row is None:
+        raise Problem(status=404, detail=f"the log has no record {record_id}", type_suffix="no-such-record")
+    anchor: AnchorOut | None = None
+    try:
+        a = batcher.anchor_of(record_id)
+        anchor = AnchorOut(sequence=a.sequence, tree_size=a.tree_size, root="0x" + a.root.hex(),
+                           block_number=a.block_number, transaction_hash="0x" + a.transaction_hash.hex())
+    except NotAnchoredYet:
+        pass
+    return RecordOut(id=record_id, origin=batcher.origin, kind=row.kind, status="anchored" if anchor else "pending",
+                     author=row.author.hex(), salt=row.salt.hex() if row.salt else None, anchor=anchor)
+
+
+@router.post("/api/v1/evidence/records", response_model=RecordOut, status_code=201, responses=PROBLEMS)
+def add_record(body: RecordIn, who: Writer, services: ServicesDep) -> RecordOut:
+    """Add a record to the organisation's evidence log (durable when this returns; anchored within seconds)."""
+    author = services.staff_keys.signer_for(who) if body.author_signed else None
+    record_id = services.batcher.add(body.record, kind=body.kind, author=author)
+    return _status(services, record_id)
+
+
+@router.get("/api/v1/evidence/records/{record_id}", response_model=RecordOut, responses=PROBLEMS)
+def record_status(record_id: RecordId, _: Reader, services: ServicesDep) -> RecordOut:
+    """A record's status: pending, or anchored with its anchor."""
+    return _status(services, record_id)
+
+
+@router.get("/api/v1/evidence/records/{record_id}/package", responses={
+    **PROBLEMS, 200: {"description": "an evidence package (v2 JSON)", "content": {"application/json": {}}},
+    409: {"description": "not anchored yet", "content": {"application/problem+json": {}}}})
+def record_package(record_id: RecordId, _: Reader, services: ServicesDep) -> dict[str, Any]:
+    """The record's evidence package (verifiable offline with the chain's genesis file)."""
+    _status(services, record_id)
+    return services.batcher.evidence_package(record_id).to_json()
+
+
+_FAILED = (
+    ((PackageError,), "package"),
+    ((InvalidSignature,), "record signature"),
+    ((CheckpointError,), "checkpoint signature"),
+    ((RootMismatchError, InvalidProof), "inclusion proof"),
+    ((ChainProofError, CommitError, ReceiptProofError, TransactionProofError, TrieProofError, StateProofError,
+      GovernanceStateError), "chain anchor"),
+    ((CommitmentMismatch,), "record content"),
+)
+
+
+def _failed_check(exc: Exception) -> str:
+    for types, name in _FAILED:
+        if isinstance(exc, types):
+            return name
+    return "package" if isinstance(exc, InvalidInput) else "statement"
+
+
+_VERIFY_BODY = {
+    "content": {
+        "application/json": {"schema": VerifyIn.model_json_schema()},
+        "multipart/form-data": {"schema": {"type": "object", "required": ["package"], "properties": {
+            "package": {"type": "string", "format": "binary"}, "record": {"type": "string"},
+            "salt": {"type": "string"}}}},
+    },
+    "required": True,
+}
+
+
+@router.post("/api/v1/evidence/verify", response_model=VerifyOut, openapi_extra={"requestBody": _VERIFY_BODY},
+             responses={**PROBLEMS, 413: {"description": "too large", "content": {"application/problem+json": {}}}})
+async def verify(request: Request, _: Reader, services: ServicesDep) -> VerifyOut:
+    """Verify an evidence package (JSON body ``{package, record?, salt?}`` or a multipart upload) against this
+    gateway's genesis file; always 200 with ``verified`` false and the failing check for a bad package."""
+    import anyio.to_thread
+
+    limit = services.settings.max_body_bytes
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form(max_files=1, max_fields=4, max_part_size=limit)
+        upload = form.get("package")
+        if upload is None or isinstance(upload, str):
+            raise Problem(status=422, detail="package: a file is needed", type_suffix="validation")
+        package_text = await upload.read(limit + 1)
+        record_text, salt_text = form.get("record"), form.get("salt")
+        doc = {"package": parse_json(package_text, max_bytes=limit, what="package")}
+        if isinstance(record_text, str) and record_text:
+            doc["record"] = parse_json(record_text.encode(), max_bytes=limit, what="record")
+        if isinstance(salt_text, str) and salt_text:
+            doc["salt"] = salt_text
+    elif content_type.split(";")[0].strip() in ("application/json", ""):
+        doc = parse_json(await request.body(), max_bytes=limit)
+    else:
+        raise Problem(status=415, detail="send application/json or multipart/form-data", type_suffix="media-type")
+    try:
+        body = VerifyIn.model_validate(doc)
+    except ValueError as exc:
+        raise Problem(status=422, detail=f"body: {str(exc).splitlines()[0][:200]}", type_suffix="validation") from None
+    salt = bytes.fromhex(body.salt.removeprefix("0x")) if body.salt else None
+    package_json = json.dumps(body.package)
+
+    def run() -> VerifyOut:
+        passed: list[str] = []
+        try:
+            package = EvidencePackage.loads(package_json)
+            passed.append("package")
+            result = verify_package(package, record=body.record, salt=salt, genesis=services.genesis)
+        except (ShanchengError, ValueError) as exc:  # every refusal is an answer, not an error
+            failed = _failed_check(exc)
+            done = list(CHECKS[: CHECKS.index(failed)]) if failed in CHECKS else passed
+            return VerifyOut(verified=False, summary=None, checks=done, failed_check=failed,
+                             reason=" ".join(str(exc).split())[:500])
+        checks = [c for c in CHECKS if c != "record content" or result.record_checked]
+        return VerifyOut(verified=True, summary=result.summary(), checks=checks, failed_check=None, reason=None)
+
+    return await anyio.to_thread.run_sync(run)

@@ -1,0 +1,63 @@
+"""The gateway core's tables (migration ``0001_gateway``): API tokens, SM2 request keys and their nonces,
+idempotency keys.
+
+>>> sorted(t for t in ("api_tokens", "sm2_keys", "sm2_nonces", "idempotency"))
+['api_tokens', 'idempotency', 'sm2_keys', 'sm2_nonces']
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Float, Index, Integer, LargeBinary, String, Table
+
+from ..db import metadata
+
+__all__ = ["api_tokens", "idempotency", "sm2_keys", "sm2_nonces"]
+
+#: API tokens ``sc_<id>_<secret>``: only an HMAC of the secret is kept
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("secret_hash", LargeBinary(32), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("org", String(100), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("label", String(200), nullable=True),
+    Column("created_by", String(200), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=True),
+    Column("revoked_at", Float, nullable=True),
+)
+
+#: SM2 public keys allowed to sign API requests (``Authorization: SM2 keyId=...``)
+sm2_keys = Table(
+    "sm2_keys", metadata,
+    Column("key_id", String(64), primary_key=True),
+    Column("public_key", LargeBinary(65), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("org", String(100), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+)
+
+#: nonces of SM2-signed requests seen within the timestamp window (replay refusal)
+sm2_nonces = Table(
+    "sm2_nonces", metadata,
+    Column("key_id", String(64), primary_key=True),
+    Column("nonce", String(64), primary_key=True),
+    Column("seen_at", Float, nullable=False),
+    Index("ix_sm2_nonces_seen_at", "seen_at"),
+)
+
+#: responses of writes made with an ``Idempotency-Key`` (per principal and key)
+idempotency = Table(
+    "idempotency", metadata,
+    Column("principal", String(300), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("request_hash", LargeBinary(32), nullable=False),
+    Column("status_code", Integer, nullable=True),  # None while the first request is running
+    Column("content_type", String(200), nullable=True),
+    Column("body", LargeBinary, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Index("ix_idempotency_created_at", "created_at"),
+)

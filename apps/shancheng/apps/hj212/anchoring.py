@@ -1,0 +1,123 @@
+"""Hourly anchoring of the stations' readings: one SM2-signed ``EnvMonitoring.anchorHour`` batch per station and
+hour (:class:`shancheng.sdk.domain.envmon.HourBatch`: Merkle root of the hour's packets, per-pollutant summaries,
+IAQI per HJ 633-2012), signed with the station's key that the gateway holds for it (see :mod:`.registry`).
+
+An hour is anchored once it is over (its end + ``delay``), by the listener's background job, or on demand
+(``anchor_hour``, e.g. an operator closing the current hour early: readings of that hour that arrive afterwards
+are stored but not covered by the anchor — ``anchored_count`` says how many are). The result lands in
+``station_hours``: the hour's AQI, level and primary pollutants, status ``anchored`` with tx hash, block and the
+last reading id covered, or ``failed`` with the reason. A node that cannot be reached leaves the hour ``open``
+so the next run retries it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, and_, select, update
+
+from shancheng.apps.hj212.registry import StationRegistry
+from shancheng.apps.hj212.store import readings, station_hours
+from shancheng.sdk.client import Client, NodeUnavailable
+from shancheng.sdk.domain.envmon import EnvMonitoring, HourBatch
+from shancheng.sdk.envmon.aqi import band_for
+from shancheng.sdk.envmon.hj212 import Packet, parse_data
+from shancheng.sdk.errors import ShanchengError
+
+__all__ = ["ANCHORED_CNS", "HourAnchorer", "hour_packets"]
+
+log = logging.getLogger("shancheng.hj212")
+#: the commands whose packets an hourly batch covers (what HourBatch.from_packets accepts)
+ANCHORED_CNS = ("2011", "2051", "2061")
+HOUR = 3600
+
+
+def hour_packets(engine: Engine, mn: str, hour: int, *, up_to_id: int | None = None,
+                 until: float | None = None) -> tuple[list[Packet], int | None]:
+    """The stored packets of station ``mn`` in unix hour ``hour`` (optionally only ids <= ``up_to_id`` and
+    DataTime <= ``until``) and the highest reading id among them."""
+    query = select(readings.c.id, readings.c.data).where(
+        readings.c.mn == mn, readings.c.data_time >= hour * HOUR, readings.c.data_time < (hour + 1) * HOUR,
+        readings.c.cn.in_(ANCHORED_CNS)).order_by(readings.c.id)
+    if up_to_id is not None:
+        query = query.where(readings.c.id <= up_to_id)
+    if until is not None:
+        query = query.where(readings.c.data_time <= until)
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [parse_data(r.data.encode("ascii")) for r in rows], (rows[-1].id if rows else None)
+
+
+class HourAnchorer:
+    """Anchors station hours through the gateway's client (the organisation that operates the stations)."""
+
+    def __init__(self, *, engine: Engine, client: Client, registry: StationRegistry, delay: float = 120.0,
+                 timezone: str = "Asia/Shanghai", clock: Callable[[], float] = time.time) -> None:
+        self.engine = engine
+        self.env = EnvMonitoring(client)
+        self.registry = registry
+        self.delay = delay
+        self.tz = ZoneInfo(timezone)
+        self.clock = clock
+
+    def anchor_closed_hours(self) -> int:
+        """Anchor every open hour that is over (end + delay), oldest first; returns how many were anchored."""
+        limit = (self.clock() - self.delay) // HOUR  # hours whose end + delay has passed: hour + 1 <= limit
+        with self.engine.connect() as conn:
+            due = conn.execute(select(station_hours.c.mn, station_hours.c.hour).where(
+                station_hours.c.status == "open", station_hours.c.hour + 1 <= limit,
+            ).order_by(station_hours.c.mn, station_hours.c.hour)).all()
+        done = 0
+        for mn, hour in due:
+            if self.anchor_hour(mn, hour).get("status") == "anchored":
+                done += 1
+        return done
+
+    def anchor_hour(self, mn: str, hour: int) -> dict[str, Any]:
+        """Anchor station ``mn``'s ``hour`` now; returns its ``station_hours`` row (refused: status failed; an hour
+        anchored before: unchanged, with ``already_anchored``)."""
+        key = (station_hours.c.mn == mn, station_hours.c.hour == hour)
+        current = self._row(mn, hour)
+        if current.get("status") == "anchored":  # never downgraded by a repeated request
+            return {**current, "already_anchored": True}
+        now = self.clock()
+        packets, last_id = hour_packets(self.engine, mn, hour, until=now - 2)
+        try:
+            if not packets:
+                raise ShanchengError(f"station {mn} has no stored reading in hour {hour}")
+            batch = HourBatch.from_packets(mn, hour, packets, tz=self.tz)
+            result = self.env.anchor_hour(mn, batch, station_key=self.registry.station_key(mn))
+        except NodeUnavailable as exc:
+            log.warning("HJ 212: anchoring %s hour %d waits for the node: %s", mn, hour, exc)
+            return self._row(mn, hour)
+        except ShanchengError as exc:
+            reason = str(exc).splitlines()[0][:500]
+            log.warning("HJ 212: anchoring %s hour %d failed: %s", mn, hour, reason)
+            self._save(mn, hour, key, status="failed", error=reason, updated_at=now)
+            return self._row(mn, hour)
+        top = batch.aqi
+        primary = [p.code for p in batch.pollutants if top > 50 and p.iaqi == top]
+        self._save(mn, hour, key, status="anchored", error=None, updated_at=now, aqi=top,
+                   level=band_for(min(top, 500)).level, primary_pollutants=",".join(primary) or None,
+                   iaqi={p.code: p.iaqi for p in batch.pollutants}, reading_count=len(packets),
+                   anchored_count=batch.reading_count, last_reading_id=last_id,
+                   tx_hash="0x" + result.receipt.transaction_hash.hex(), block_number=result.receipt.block_number,
+                   merkle_root="0x" + batch.merkle_root.hex())
+        log.info("HJ 212: anchored %s hour %d (%d readings, AQI %d) in block %d", mn, hour, batch.reading_count,
+                 top, result.receipt.block_number)
+        return self._row(mn, hour)
+
+    def _save(self, mn: str, hour: int, key: tuple[Any, ...], **values: Any) -> None:
+        with self.engine.begin() as conn:
+            if conn.execute(update(station_hours).where(and_(*key)).values(**values)).rowcount == 0:
+                conn.execute(station_hours.insert().values(mn=mn, hour=hour, **{"reading_count": 0, **values}))
+
+    def _row(self, mn: str, hour: int) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(station_hours).where(station_hours.c.mn == mn,
+                                                           station_hours.c.hour == hour)).mappings().first()
+        return dict(row) if row else {"mn": mn, "hour": hour, "status": "open"}

@@ -1,0 +1,50 @@
+"""Settings of the HJ 212 station listener (the ``[hj212]`` table of the gateway's config file).
+
+>>> s = Hj212Settings(port=9212)
+>>> (s.host, s.port, s.max_bad_frames)
+('127.0.0.1', 9212, 5)
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shancheng.sdk.envmon.hj212 import MAX_FRAME_LENGTH
+
+__all__ = ["Hj212Settings"]
+
+
+class Hj212Settings(BaseModel):
+    """Where the listener binds, its abuse limits, how it stores and when it anchors.
+
+    Every limit protects the other stations: one misbehaving connection is closed without slowing the rest.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = "127.0.0.1"
+    #: 0 binds a free port (tests); the bound port is then ``Hj212Listener.port``
+    port: int = Field(default=9212, ge=0, le=65535)
+    #: the stations' clock: HJ 212 ``DataTime`` and ``QN`` are local time
+    timezone: str = "Asia/Shanghai"
+    #: a connection that sends nothing for this long is closed
+    idle_timeout: float = Field(default=120.0, gt=0)
+    #: a frame that is begun must be complete within this many seconds (slowloris)
+    frame_timeout: float = Field(default=10.0, gt=0)
+    max_frame_bytes: int = Field(default=MAX_FRAME_LENGTH, ge=64, le=MAX_FRAME_LENGTH)
+    max_connections: int = Field(default=1024, ge=1)
+    max_connections_per_address: int = Field(default=32, ge=1)
+    #: refused frames (bad CRC, unknown MN, garbage, ...) a connection may send before it is closed
+    max_bad_frames: int = Field(default=5, ge=1)
+    #: split messages (PNUM/PNO) a connection may have pending
+    max_split_messages: int = Field(default=16, ge=1)
+    #: readings from further in the future than this (station clock ahead) are refused
+    max_clock_skew: float = Field(default=300.0, ge=0)
+    #: the writer commits accepted packets at least this often, and at most ``flush_max`` at once
+    flush_interval: float = Field(default=0.02, gt=0)
+    flush_max: int = Field(default=2000, ge=1)
+    #: anchor every closed hour (its end + ``anchor_delay`` has passed) of every station; 0 disables the job
+    anchor_check_interval: float = Field(default=60.0, ge=0)
+    anchor_delay: float = Field(default=120.0, ge=0)
+    #: per pollutant code, a limit value (the code's unit) above which a reading raises an alert
+    limits: dict[str, float] = Field(default_factory=dict)

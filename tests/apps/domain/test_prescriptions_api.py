@@ -1,0 +1,144 @@
+"""A prescription through its lifecycle over HTTP, across the hospital's and the pharmacy's gateways on one real
+solo node, each step signed with the acting staff member's enrolled key; refusals (role, organisation, the
+contract's own rules) come back as problems; the timeline served from the indexer equals the on-chain history."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from shancheng.sdk.domain.prescriptions import Prescriptions
+from shancheng.testing.gateway import GatewayWorld
+
+_counter = itertools.count(1)
+REVIEW = {"phar_prac_cert_no": "PHA2024001", "rx_chk_stas_codg": "1", "rx_chk_opnn": "合理"}
+
+
+def document() -> dict[str, Any]:
+    return {
+        "hosp_rxno": f"GW{time.time_ns() % 10**9}{next(_counter):04d}", "rx_type_code": "1",
+        "prsc_time": "2024-06-15T09:00:00+08:00", "valid_days": 1,
+        "drugs": [{"med_list_codg": "XJ01CAA040A001010100028", "drug_genname": "阿莫西林胶囊", "drug_dosform": "胶囊剂",
+                   "drug_spec": "0.25g*24粒", "drug_cnt": "2", "drug_cnt_unit": "盒", "medc_days": 5}],
+    }
+
+
+class Staff:
+    """The staff of the two gateways, each with an API token and an enrolled, Governance-registered key."""
+
+    def __init__(self, hospital: GatewayWorld, pharmacy: GatewayWorld) -> None:
+        self.hospital, self.pharmacy = hospital, pharmacy
+        self.tokens: dict[str, str] = {}
+        for world, subject, role in ((hospital, "dr-li", "doctor"), (hospital, "ph-zhao", "pharmacist"),
+                                     (pharmacy, "ph-sun", "pharmacist"), (pharmacy, "dp-qian", "dispenser")):
+            world.staff(subject, role)
+            self.tokens[subject] = world.token(role, subject=subject)
+
+    def post(self, world: GatewayWorld, subject: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        return world.client(token=self.tokens[subject]).post(path, json=body or {})
+
+
+@pytest.fixture(scope="module")
+def pharmacy(world: GatewayWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayWorld]:
+    with GatewayWorld.start(tmp_path_factory.mktemp("gw-pharmacy"), org="pharmacy", node=world.node) as w:
+        yield w
+
+
+@pytest.fixture(scope="module")
+def staff(world: GatewayWorld, pharmacy: GatewayWorld) -> Staff:
+    return Staff(world, pharmacy)
+
+
+def step(staff: Staff, world: GatewayWorld, subject: str, rx_id: str, transition: str,
+         body: dict[str, Any] | None = None, status: int = 200) -> dict[str, Any]:
+    reply = staff.post(world, subject, f"/api/v1/prescriptions/{rx_id}/{transition}", body)
+    assert reply.status_code == status, reply.text
+    result: dict[str, Any] = reply.json()
+    return result
+
+
+def test_a_prescription_walks_its_lifecycle_through_two_gateways(world: GatewayWorld, pharmacy: GatewayWorld,
+                                                                  staff: Staff) -> None:
+    reply = staff.post(world, "dr-li", "/api/v1/prescriptions", {"prescription": document()})
+    assert reply.status_code == 201, reply.text
+    issued = reply.json()
+    rx = issued["rx_id"]
+    assert issued["state"] == "SIGNED" and issued["transition"] == "issue" and len(issued["salt"]) == 66
+
+    assert step(staff, world, "ph-zhao", rx, "approve", {"review": REVIEW})["state"] == "APPROVED"
+    assert step(staff, world, "dr-li", rx, "circulate")["state"] == "CIRCULATED"
+    assert step(staff, pharmacy, "ph-sun", rx, "claim")["state"] == "CLAIMED"
+    assert step(staff, pharmacy, "dp-qian", rx, "dispense")["state"] == "DISPENSING"
+
+    same = step(staff, pharmacy, "dp-qian", rx, "check", status=422)  # 四查十对: not by the dispenser
+    assert same["type"].endswith("/domain-error") and "Rx:" in same["detail"]
+    assert step(staff, pharmacy, "ph-sun", rx, "check")["state"] == "CHECKED"
+    done = step(staff, pharmacy, "ph-sun", rx, "hand_over")
+    assert done["state"] == "DISPENSED"
+
+    reader = world.client(token=staff.tokens["dr-li"])
+    deadline = time.monotonic() + 60
+    while True:  # the indexer follows final blocks: poll until it holds the last step
+        got = reader.get(f"/api/v1/prescriptions/{rx}")
+        assert got.status_code == 200, got.text
+        body = got.json()
+        if body["source"] == "index":
+            break
+        assert body["source"] == "chain" and body["state"] == "DISPENSED"
+        assert time.monotonic() < deadline, "the indexer did not catch up within 60 s"
+        time.sleep(0.2)
+    assert body["state"] == "DISPENSED" and body["hospital_org"] == world.services.org_id
+    assert body["pharmacy_org"] == pharmacy.services.org_id
+
+    history = Prescriptions(world.services.client).history(bytes.fromhex(rx[2:]))
+    chain = [(e.kind, e.block_number, e.log_index, None if e.transition is None else e.transition.name.lower(),
+              None if e.to_state is None else e.to_state.name, e.staff) for e in history]
+    served = [(t["kind"], t["block_number"], t["log_index"], t["transition"], t["to_state"], t["staff"])
+              for t in body["timeline"]]
+    assert served == chain
+    assert [t["transition"] for t in body["timeline"] if t["kind"] == "transition"] == [
+        "issue", "approve", "circulate", "claim", "dispense", "check", "hand_over"]
+    assert all(t["block_time"] for t in body["timeline"])
+
+    listed = pharmacy.client(token=staff.tokens["ph-sun"]).get("/api/v1/prescriptions",
+                                                                params={"state": "DISPENSED"})
+    assert listed.status_code == 200
+    assert rx in [i["rx_id"] for i in listed.json()["items"]]
+
+
+def test_roles_and_organisations_are_refused(world: GatewayWorld, pharmacy: GatewayWorld, staff: Staff) -> None:
+    issued = staff.post(world, "dr-li", "/api/v1/prescriptions", {"prescription": document()}).json()
+    rx = issued["rx_id"]
+    wrong_role = staff.post(world, "ph-zhao", "/api/v1/prescriptions", {"prescription": document()})
+    assert wrong_role.status_code == 403 and wrong_role.json()["type"].endswith("/forbidden-role")
+    assert step(staff, world, "dr-li", rx, "approve", {"review": REVIEW}, status=403)["status"] == 403
+    other_org = world.token("doctor", subject="dr-li", org="pharmacy")
+    assert world.client(token=other_org).post("/api/v1/prescriptions",
+                                              json={"prescription": document()}).status_code in (401, 403)
+    assert world.client().get(f"/api/v1/prescriptions/{rx}").status_code == 401
+    # the pharmacy's gateway may not read a prescription that is neither circulating nor its own
+    hidden = pharmacy.client(token=staff.tokens["ph-sun"]).get(f"/api/v1/prescriptions/{rx}")
+    assert hidden.status_code == 404
+    # the pharmacy's pharmacist may not approve at the pharmacy what it cannot claim yet: the contract says why
+    early = step(staff, pharmacy, "ph-sun", rx, "claim", status=422)
+    assert "Rx:" in early["detail"]
+    bad = staff.post(world, "ph-zhao", f"/api/v1/prescriptions/{rx}/approve", {"review": {"rx_chk_stas_codg": 1}})
+    assert bad.status_code == 422 and bad.json()["type"].endswith("/validation")
+    invalid = staff.post(world, "dr-li", "/api/v1/prescriptions", {"prescription": {**document(), "valid_days": 5}})
+    assert invalid.status_code == 422
+    unknown = world.client(token=staff.tokens["dr-li"]).get("/api/v1/prescriptions/0x" + "ab" * 32)
+    assert unknown.status_code == 404
+    assert world.client(token=staff.tokens["dr-li"]).get("/api/v1/prescriptions/0x12").status_code == 422
+
+
+def test_an_idempotency_key_replays_the_step(world: GatewayWorld, staff: Staff) -> None:
+    http = world.client(token=staff.tokens["dr-li"])
+    body = {"prescription": document()}
+    first = http.post("/api/v1/prescriptions", json=body, headers={"Idempotency-Key": "rx-issue-1"})
+    again = http.post("/api/v1/prescriptions", json=body, headers={"Idempotency-Key": "rx-issue-1"})
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json() and again.headers.get("idempotent-replayed") == "true"

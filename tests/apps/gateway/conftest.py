@@ -1,0 +1,15 @@
+"""One real solo node and a hospital gateway per test module (the gateway core's tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from shancheng.testing.gateway import GatewayWorld
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayWorld]:
+    with GatewayWorld.start(tmp_path_factory.mktemp("gw")) as w:
+        yield w

@@ -1,0 +1,256 @@
+"""``shancheng district run`` as a real process: the chain, five gateways and two simulated HJ 212 stations come up,
+the printed URLs and tokens work, readings of both stations arrive, SIGINT stops everything with no process left,
+and a restart on the same home continues (chain height, readings, tokens). Plus its one-line refusals."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from shancheng.apps.district import DEMO_ORGS, port_plan
+from shancheng.sdk.client import RpcClient
+
+STATIONS = ("SC500103AIR0001", "SC500112AIR0002")
+
+
+def _free_run(count: int) -> int:
+    """A base port with ``count`` consecutive free ports on 127.0.0.1."""
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = int(s.getsockname()[1])
+        if base + count >= 65000:
+            continue
+        socks = []
+        try:
+            for p in range(base, base + count):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no run of free ports")
+
+
+def _ports() -> dict[str, int]:
+    return {"port": _free_run(len(DEMO_ORGS)), "node_port": _free_run(2), "hj212_port": _free_run(1)}
+
+
+def _argv(home: Path, ports: dict[str, int]) -> list[str]:
+    return [sys.executable, "-m", "shancheng.sdk.cli", "district", "run", "--home", str(home), "--port",
+            str(ports["port"]), "--node-port", str(ports["node_port"]), "--hj212-port", str(ports["hj212_port"]),
+            "--station-rate", "4"]
+
+
+def _until(what: str, probe: Callable[[], Any], timeout: float, proc: subprocess.Popen[bytes] | None = None,
+           logs: Callable[[], str] = str) -> Any:
+    """Poll ``probe`` until it is truthy; on a deadline or an exited district, fail with ``logs()``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the district exited ({proc.returncode}) while waiting for {what}:\n{logs()}")
+        value = probe()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}:\n{logs()}"
+        time.sleep(0.3)
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (from /proc's PPid fields)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                status = Path(f"/proc/{entry}/status").read_text()
+            except OSError:
+                continue
+            m = re.search(r"^PPid:\s+(\d+)", status, re.MULTILINE)
+            if m:
+                parents[int(entry)] = int(m[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {p for p, pp in parents.items() if pp in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return re.search(r"^State:\s+Z", status, re.MULTILINE) is None  # a zombie has exited
+
+
+class Run:
+    """One ``district run`` process, its output in a file."""
+
+    def __init__(self, home: Path, ports: dict[str, int], log: Path) -> None:
+        self.log = log
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen(_argv(home, ports), stdout=out, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def wait_running(self, timeout: float) -> str:
+        _until("the district to print its summary", lambda: "district is running" in self.output(), timeout,
+               self.proc, self.output)
+        return self.output()
+
+    def stop(self, timeout: float = 90) -> float:
+        start = time.monotonic()
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(timeout=timeout)
+        return time.monotonic() - start
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(30)
+
+
+def _token(output: str, org: str, subject: str) -> str:
+    m = re.search(rf"^\s+{re.escape(org)}\s+{re.escape(subject)}\s+\S+\s+(sc_\S+)$", output, re.MULTILINE)
+    assert m, f"no token of {org}/{subject} printed:\n{output}"
+    return m[1]
+
+
+def _readings(http: httpx.Client, mn: str) -> int:
+    """The id of the station's newest reading (ids grow with every stored packet), 0 when none."""
+    items = http.get(f"/api/v1/stations/{mn}/readings", params={"limit": 1}).raise_for_status().json()["items"]
+    return int(items[0]["id"]) if items else 0
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> Iterator[list[Run]]:
+    started: list[Run] = []
+    yield started
+    for run in started:
+        run.kill()
+
+
+@pytest.mark.network
+@pytest.mark.slow
+def test_district_runs_stops_cleanly_and_continues_after_a_restart(tmp_path: Path, runs: list[Run]) -> None:
+    home, ports = tmp_path / "district", _ports()
+    monitoring = f"http://127.0.0.1:{ports['port'] + [o.name for o in DEMO_ORGS].index('monitoring')}"
+    runs.append(Run(home, ports, tmp_path / "first.log"))
+    first = runs[0]
+    output = first.wait_running(600)
+    for org in ("hospital", "pharmacy", "monitoring", "regulator", "auditor"):
+        assert f"{org}  " in output
+    assert f"http://127.0.0.1:{ports['port']}/docs" in output and "/auth/token-login" in output
+    token = _token(output, "monitoring", "op.zhao")
+
+    ui = httpx.get(f"http://127.0.0.1:{ports['port']}/", timeout=30)
+    assert ui.status_code == 200 and "text/html" in ui.headers["content-type"]
+    assert httpx.get(f"{monitoring}/api/v1/stations", timeout=30).status_code == 401  # the token is what opens it
+    with httpx.Client(base_url=monitoring, headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
+        stations = http.get("/api/v1/stations").raise_for_status().json()
+        assert sorted(s["mn"] for s in stations) == list(STATIONS)
+        before = {mn: _readings(http, mn) for mn in STATIONS}
+        _until("readings of both stations to grow",
+               lambda: all(_readings(http, mn) > before[mn] + 3 for mn in STATIONS), 240, first.proc,
+               lambda: first.output()[-1500:] + (home / "logs" / "gateway-monitoring.log").read_text()[-3000:])
+        kept = {mn: _readings(http, mn) for mn in STATIONS}
+    me = httpx.get(f"http://127.0.0.1:{ports['port']}/api/v1/me", timeout=30,
+                   headers={"Authorization": f"Bearer {_token(output, 'hospital', 'dr.li')}"}).json()
+    assert (me["org"], me["role"], me["subject"]) == ("hospital", "doctor", "dr.li")
+    height = RpcClient(f"http://127.0.0.1:{ports['node_port']}", timeout=10).call("eth_blockNumber")
+
+    children = _descendants(first.proc.pid)
+    assert len(children) >= 1 + len(DEMO_ORGS)  # the node and one gateway per organisation
+    took = first.stop()
+    assert first.proc.returncode == 0, first.output()[-2000:]
+    assert took < 60
+    assert "the district has stopped" in first.output() and "Traceback" not in first.output()
+    assert not [pid for pid in children if _alive(pid)], "processes outlived the district"
+    for port in port_plan(ports["port"], ports["node_port"], ports["hj212_port"], validators=1).values():
+        with socket.socket() as s:  # every port is released
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", port))
+
+    runs.append(Run(home, ports, tmp_path / "second.log"))
+    second = runs[1]
+    again = second.wait_running(300)
+    assert "enrolling" not in again and "registering station" not in again  # set up once, kept
+    assert _token(again, "monitoring", "op.zhao") == token
+    rpc = RpcClient(f"http://127.0.0.1:{ports['node_port']}", timeout=10)
+    assert int(rpc.call("eth_blockNumber"), 16) >= int(height, 16)
+    with httpx.Client(base_url=monitoring, headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
+        for mn in STATIONS:  # the readings of the first run are kept, and new ones arrive
+            assert http.get(f"/api/v1/stations/{mn}/readings",
+                            params={"limit": 500}).raise_for_status().json()["items"]
+            _until(f"new readings of {mn}", lambda mn=mn: _readings(http, mn) > kept[mn], 240, second.proc,
+                   lambda: second.output()[-1500:])
+    assert second.stop() < 60 and second.proc.returncode == 0
+
+
+def _district(home: Path, ports: dict[str, int]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(_argv(home, ports), check=False, capture_output=True, text=True, timeout=120)
+
+
+def test_a_port_in_use_is_one_line_error(tmp_path: Path) -> None:
+    ports = _ports()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", ports["port"] + 2))
+        busy.listen()
+        done = _district(tmp_path / "d", ports)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"error: port {ports['port'] + 2} on 127.0.0.1 (gateway:monitoring) is in use; "
+                                   "choose another with --port")
+    assert not (tmp_path / "d" / "node").exists()  # refused before anything was made
+
+
+def test_a_folder_that_is_not_a_district_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "notes.txt").write_text("mine")
+    done = _district(tmp_path / "d", _ports())
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: ") and "holds no district.json" in done.stderr
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["notes.txt"]
+
+
+def test_a_home_of_another_chain_is_refused(tmp_path: Path) -> None:
+    home = tmp_path / "d"
+    subprocess.run([sys.executable, "-m", "shancheng.sdk.cli", "node", "init", "--dev", "--home", str(home / "node")],
+                   check=True, capture_output=True, timeout=120)
+    (home / "district.json").write_text(json.dumps({"version": 1, "validators": 1, "orgs": {}, "stations": [],
+                                                    "genesis_hash": "0x" + "ab" * 32}))
+    done = _district(home, _ports())
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert done.stderr.startswith(f"error: {home.resolve()} belongs to chain 0x{'ab' * 32}, but ")
+
+
+def test_a_second_run_on_a_home_in_use_is_refused(tmp_path: Path) -> None:
+    import fcntl
+
+    home = tmp_path / "d"
+    home.mkdir()
+    with open(home / "district.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        lock.write("4242")
+        lock.flush()
+        done = _district(home, _ports())
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"error: {home.resolve()} is in use by another `shancheng district run` (pid 4242)"

@@ -1,0 +1,164 @@
+"""Real headless Chromium (Debian's /usr/bin/chromium, never a downloaded browser) for the web UI's tests.
+
+Every page gets a guard that records console errors, page errors and any request to a host other than loopback;
+``Guard.assert_clean()`` fails the test on any of them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic",
+]
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def artifacts_dir() -> Path:
+    """Screenshots go to $SHANCHENG_ARTIFACTS or tests/artifacts/screenshots/ (gitignored)."""
+    folder = Path(os.environ.get("SHANCHENG_ARTIFACTS") or ROOT / "tests" / "artifacts" / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@dataclass
+class Guard:
+    errors: list[str] = field(default_factory=list)
+    outside: list[str] = field(default_factory=list)
+    allowed_statuses: set[int] = field(default_factory=set)
+
+    def watch(self, page: Any) -> None:
+        page.on("console", self._console)
+        page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
+        page.on("request", self._request)
+
+    def _console(self, message: Any) -> None:
+        if message.type != "error":
+            return
+        text = message.text
+        # a fetch answered 4xx is logged by Chromium; the tests that provoke one say which status they expect
+        if text.startswith("Failed to load resource") and any(f"status of {s}" in text for s in self.allowed_statuses):
+            return
+        self.errors.append(f"console: {text} @ {message.location.get('url')}")
+
+    def _request(self, request: Any) -> None:
+        parts = urlsplit(request.url)
+        if parts.scheme in ("data", "blob", "about"):
+            return
+        if parts.hostname not in LOOPBACK:
+            self.outside.append(request.url)
+
+    def assert_clean(self) -> None:
+        assert self.outside == [], f"requests left loopback: {self.outside}"
+        assert self.errors == [], f"browser errors: {self.errors}"
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM.exists(), "Debian's chromium is needed at /usr/bin/chromium"
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(profile), executable_path=str(CHROMIUM), headless=True, args=ARGS, viewport={"width": 1280, "height": 900}
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+@pytest.fixture(scope="session")
+def launch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A factory of fresh, isolated browser contexts (one per staff member: separate cookies and storage)."""
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM.exists(), "Debian's chromium is needed at /usr/bin/chromium"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        contexts: list[Any] = []
+
+        def new_context() -> Any:
+            context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+            contexts.append(context)
+            return context
+
+        try:
+            yield new_context
+        finally:
+            for context in contexts:
+                context.close()
+            browser.close()
+
+
+@dataclass
+class Served:
+    url: str
+    server: Any
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+def serve_app(app: Any) -> Served:
+    """Run ``app`` under uvicorn on a free loopback port in a thread; returns once it accepts connections."""
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive(), "uvicorn stopped while starting"
+        assert time.monotonic() < deadline, "uvicorn did not start in 30 s"
+        time.sleep(0.02)
+    return Served(url=f"http://127.0.0.1:{port}", server=server, thread=thread)
+
+
+# -- helpers of the tests against a real gateway ------------------------------------------------------------------
+def signed_in(launch: Any, url: str, token: str, path: str, *, allowed: tuple[int, ...] = ()) -> tuple[Any, Guard]:
+    """A fresh browser context signed in through the demo token form, at ``path``; ``allowed``: the HTTP statuses
+    the page is expected to meet (a refusal it shows), which the guard does not count as console errors."""
+    from playwright.sync_api import expect
+
+    page = launch().new_page()
+    guard = Guard(allowed_statuses={401, *allowed})  # 401: /api/v1/me before the sign-in
+    guard.watch(page)
+    page.goto(url + path)
+    page.wait_for_selector("body[data-ready=true]")
+    page.get_by_label("API 令牌（演示登录）").fill(token)
+    page.locator("#token-form button[type=submit]").click()
+    expect(page.locator("#signin")).to_be_hidden()
+    return page, guard
+
+
+def chart_option(page: Any, selector: str) -> dict[str, Any]:
+    """The live ECharts option of the chart in ``selector`` (read through the bundled library's own API)."""
+    return page.locator(selector).evaluate("box => JSON.parse(JSON.stringify(echarts.getInstanceByDom(box).getOption()))")
+
+
+def canvas_is_drawn(page: Any, selector: str) -> bool:
+    return page.locator(f"{selector} canvas").first.evaluate(
+        """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                  for (let i = 3; i < d.length; i += 4) if (d[i] !== 0) return true; return false; }""")
+
+
