@@ -40,8 +40,10 @@ class Hj212Settings(BaseModel):
     max_split_messages: int = Field(default=16, ge=1)
     #: readings from further in the future than this (station clock ahead) are refused
     max_clock_skew: float = Field(default=300.0, ge=0)
-    #: the writer commits accepted packets at least this often, and at most ``flush_max`` at once
-    flush_interval: float = Field(default=0.02, gt=0)
+    #: the writer commits what has arrived as soon as its previous commit is done (a group commit: packets that
+    #: arrive during a commit share the next one), at most ``flush_max`` at once; ``flush_interval`` > 0 also waits
+    #: that long after the first packet for more (larger commits, longer acknowledgements)
+    flush_interval: float = Field(default=0.0, ge=0, le=5)
     flush_max: int = Field(default=2000, ge=1)
     #: anchor every closed hour (its end + ``anchor_delay`` has passed) of every station; 0 disables the job
     anchor_check_interval: float = Field(default=60.0, ge=0)
