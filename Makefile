@@ -51,12 +51,14 @@ node_modules/.installed: package.json package-lock.json
 	touch node_modules/.installed
 
 # Debian packages the main job and the tests run: PostgreSQL (store tests start a real server from its binaries in
-# /usr/lib/postgresql/<major>/bin) and Chromium (the web UI tests). Checked first, so a machine that has them never
+# /usr/lib/postgresql/<major>/bin), Chromium (the web UI tests) and a Chinese font (the UI is in Chinese by default:
+# without one, pages and their screenshots show empty boxes). Checked first, so a machine that has them never
 # runs apt (nor needs root); `apt-get update` only when something is to be installed
 system:
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v chromium >/dev/null || test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	fc-list :lang=zh 2>/dev/null | grep -q . || missing="$$missing fonts-noto-cjk"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then \
 	    echo "missing Debian packages:$$missing. Install them as root (sudo apt-get install$$missing)," \
