@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -44,6 +45,28 @@ def check_exactly_once(client: Client, batcher: Batcher, ids: list[int], *, veri
         result = verify(batcher.evidence_package(rid).dumps(), **kwargs)
         assert result.package.inclusion.leaf_index == rid
         assert result.record_checked == (records is not None)
+
+
+def add_from_threads(batcher: Batcher, *, threads: int, per_thread: int) -> dict[int, Any]:
+    """``threads`` threads each ``add()`` ``per_thread`` records; returns id -> record, after checking the ids are
+    the log's leaf indices with none twice and none skipped."""
+    records: dict[int, Any] = {}
+    lock = threading.Lock()
+
+    def add(t: int) -> None:
+        for n in range(per_thread):
+            record = {"thread": t, "n": n}
+            rid = batcher.add(record, kind="env.reading")
+            with lock:
+                records[rid] = record
+
+    workers = [threading.Thread(target=add, args=(t,)) for t in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert sorted(records) == list(range(threads * per_thread)), "ids are the log's leaf indices, once each"
+    return records
 
 
 def genesis_verifier(genesis: Any) -> Callable[..., Any]:

@@ -11,13 +11,12 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _batcher_checks import anchored_logs, check_exactly_once
+from _batcher_checks import add_from_threads, anchored_logs, check_exactly_once
 
 from shancheng.sdk import Client
 from shancheng.sdk.chainproof import GenesisFile
@@ -176,22 +175,8 @@ def test_an_sqlalchemy_store_keeps_the_log_across_batchers(world):
 
 def test_three_threads_add_and_every_record_is_anchored_once(world):
     origin = world.origin("threads")
-    records: dict[int, Any] = {}
-    lock = threading.Lock()
     with world.client.batcher(store=world.store("threads"), origin=origin, max_records=50, max_age=0.2) as batcher:
-        def add(t: int) -> None:
-            for n in range(120):
-                record = {"thread": t, "n": n}
-                rid = batcher.add(record, kind="env.reading")
-                with lock:
-                    records[rid] = record
-
-        threads = [threading.Thread(target=add, args=(t,)) for t in range(3)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert sorted(records) == list(range(360)), "ids are the log's leaf indices, none twice, none skipped"
+        records = add_from_threads(batcher, threads=3, per_thread=120)
         batcher.flush(timeout=60)
         assert len(batcher.store.batches(origin)) >= 360 // 50
         world.check_exactly_once(batcher, list(records), records)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _batcher_checks import check_exactly_once, genesis_verifier
+from _batcher_checks import add_from_threads, check_exactly_once, genesis_verifier
 
 from shancheng.sdk import Client
 from shancheng.sdk.chainproof import GenesisFile
@@ -71,22 +71,8 @@ def test_the_log_lives_in_postgres_and_survives_the_batcher(world: World) -> Non
 
 def test_three_threads_add_and_every_record_is_anchored_once(world: World) -> None:
     url, origin = world.pg.create_database(), "hospital.example/log/pg-threads"
-    records: dict[int, Any] = {}
-    lock = threading.Lock()
     with world.client.batcher(store=url, origin=origin, max_records=50, max_age=0.2) as batcher:
-        def add(t: int) -> None:
-            for n in range(100):
-                record = {"thread": t, "n": n}
-                rid = batcher.add(record, kind="env.reading")
-                with lock:
-                    records[rid] = record
-
-        threads = [threading.Thread(target=add, args=(t,)) for t in range(3)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert sorted(records) == list(range(300)), "ids are the log's leaf indices, none twice, none skipped"
+        records = add_from_threads(batcher, threads=3, per_thread=100)
         batcher.flush(timeout=60)
         assert len(batcher.store.batches(origin)) >= 300 // 50
         world.check(batcher, list(records), records)
