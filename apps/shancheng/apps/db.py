@@ -12,7 +12,6 @@ from typing import Any
 
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.pool import NullPool
 
 from shancheng.sdk.errors import InvalidInput
 
@@ -48,7 +47,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         memory = parsed.database in (None, "", ":memory:")
         options: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
         if not memory:
-            options["poolclass"] = NullPool  # one connection per use: no stale WAL snapshots across threads
+            # a pool: opening SQLite and setting its pragmas cost more than a request's own statements; a pooled
+            # connection holds no snapshot between uses (the pool rolls back on return)
+            options.update(pool_size=8, max_overflow=32, pool_timeout=30)
         engine = _sqlite_engine(parsed, {**options, **kwargs})
         return engine
     from sqlalchemy import create_engine

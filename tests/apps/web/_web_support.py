@@ -66,7 +66,9 @@ class Guard:
         assert self.errors == [], f"browser errors: {self.errors}"
 
 
-@pytest.fixture(scope="session")
+# module scope, not session: Playwright's sync API runs an event loop in the main thread while it lives, and every
+# later test that calls asyncio.run() (nodes, SDK) would fail with "cannot be called from a running event loop"
+@pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
@@ -82,7 +84,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             context.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def launch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A factory of fresh, isolated browser contexts (one per staff member: separate cookies and storage)."""
     from playwright.sync_api import sync_playwright
