@@ -10,7 +10,8 @@ from __future__ import annotations
 import importlib.resources
 from typing import Any
 
-from sqlalchemy import MetaData, event
+from sqlalchemy import MetaData, Table, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 
 from shancheng.sdk.errors import InvalidInput
@@ -52,9 +53,18 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             options.update(pool_size=8, max_overflow=32, pool_timeout=30)
         engine = _sqlite_engine(parsed, {**options, **kwargs})
         return engine
+    if parsed.get_backend_name() != "postgresql":
+        raise InvalidInput(f"the gateway's store is SQLite or PostgreSQL, not {parsed.get_backend_name()!r}")
     from sqlalchemy import create_engine
 
     return create_engine(parsed, pool_pre_ping=True, **kwargs)
+
+
+def insert_ignoring_duplicates(engine: Engine, table: Table, *index_elements: str) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING`` into ``table`` for the engine's dialect (:func:`make_engine` admits
+    SQLite and PostgreSQL only); ``index_elements`` name the unique columns when the conflict target must be given."""
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing(index_elements=list(index_elements) or None)
 
 
 def _sqlite_engine(url: Any, options: dict[str, Any]) -> Engine:

@@ -18,6 +18,7 @@ import shancheng.apps.gateway.indexer
 import shancheng.apps.gateway.tables
 import shancheng.apps.hj212.store  # noqa: F401 - every table module: the metadata holds all the apps' tables
 from shancheng.apps.db import include_name, make_engine, metadata, migrate
+from shancheng.sdk.errors import InvalidInput
 from shancheng.testing.gateway import GatewayWorld
 from shancheng.testing.postgres import PostgresServer
 from shancheng.testing.solo import SoloNode
@@ -80,3 +81,10 @@ def test_gateway_on_postgres(tmp_path: Path, postgres: PostgresServer) -> None:
         assert http.get("/api/v1/me", headers=headers).status_code == 200
         assert http.get("/api/v1/me", headers=headers).status_code == 401  # the nonce is in PostgreSQL
         assert isinstance(world.node, SoloNode)
+
+
+@pytest.mark.parametrize("url", ["mysql://u@127.0.0.1/db", "oracle://u@127.0.0.1/db", "not a url"])
+def test_a_store_other_than_sqlite_or_postgres_is_refused_in_one_line(url: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        make_engine(url)
+    assert "\n" not in str(refused.value)

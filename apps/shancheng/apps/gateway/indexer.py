@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import BigInteger, Column, Engine, Index, Integer, String, Table, Text, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from shancheng.sdk.client import Contract, Event, LogFilter, Subscription
 from shancheng.sdk.client.contracts import abi_of
 from shancheng.sdk.errors import InvalidInput
 
-from ..db import metadata, store_url
+from ..db import insert_ignoring_duplicates, metadata, store_url
 
 if TYPE_CHECKING:
     from shancheng.sdk import Client
@@ -204,7 +203,7 @@ class Indexer:
         row = self._row(contract, event)
         table = TABLES[DOMAIN_CONTRACTS[contract]]
         with self.engine.begin() as conn:
-            conn.execute(_insert_ignore(self.engine, table).values(**row))
+            conn.execute(_index_insert(self.engine, table).values(**row))
 
     def _row(self, contract: str, event: Event) -> dict[str, Any]:
         assert event.event is not None and event.decoded is not None
@@ -318,12 +317,6 @@ def _norm(value: str) -> str:
     return text
 
 
-def _insert_ignore(engine: Engine, table: Table) -> Any:
-    if engine.dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing(index_elements=["block_number", "log_index"])
-    return sqlite.insert(table).on_conflict_do_nothing(index_elements=["block_number", "log_index"])
-
-
 def start(services: Services) -> Indexer:
     """Start the gateway's indexer (checkpoint in the gateway database) and keep it in ``services.extras``."""
     indexer = Indexer(engine=services.engine, client=services.client,
@@ -331,3 +324,7 @@ def start(services: Services) -> Indexer:
     indexer.start()
     services.extras["indexer"] = indexer
     return indexer
+
+
+def _index_insert(engine: Engine, table: Table) -> Any:
+    return insert_ignoring_duplicates(engine, table, "block_number", "log_index")

@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
-from sqlalchemy.dialects import postgresql, sqlite
 
+from shancheng.apps.db import insert_ignoring_duplicates
 from shancheng.apps.hj212.frames import StreamFramer, frame_bytes, parse_checked
 from shancheng.apps.hj212.registry import StationRegistry
 from shancheng.apps.hj212.settings import Hj212Settings
@@ -107,7 +107,6 @@ class Hj212Listener:
         self._per_address: Counter[str] = Counter()
         self._db = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="hj212-writer")
         self._anchor_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="hj212-anchor")
-        self._insert = _dialect_insert(engine)
         self.port = settings.port
 
     # ------------------------------------------------------------------ lifecycle
@@ -300,12 +299,12 @@ class Hj212Listener:
             hours.add((p.mn, item.data_time // 3600))
             alert_rows += self._alerts(p.mn, item.data_time, item.values, now)
         with self.engine.begin() as conn:
-            result = conn.execute(self._insert(readings).on_conflict_do_nothing(), rows)
-            conn.execute(self._insert(station_hours).on_conflict_do_nothing(),
+            result = conn.execute(insert_ignoring_duplicates(self.engine, readings), rows)
+            conn.execute(insert_ignoring_duplicates(self.engine, station_hours),
                          [{"mn": mn, "hour": hour, "reading_count": 0, "status": "open", "updated_at": now}
                           for mn, hour in sorted(hours)])
             if alert_rows:
-                conn.execute(self._insert(alerts).on_conflict_do_nothing(), alert_rows)
+                conn.execute(insert_ignoring_duplicates(self.engine, alerts), alert_rows)
         inserted = result.rowcount if result.rowcount is not None and result.rowcount >= 0 else len(rows)
         self.stats.duplicates += len(rows) - inserted
         self.stats.stored += inserted
@@ -369,14 +368,6 @@ def _values(packet: Packet) -> dict[str, dict[str, Any]]:
     for entry in out.values():
         entry["value"] = entry.get(main)
     return out
-
-
-def _dialect_insert(engine: Engine) -> Callable[[Any], Any]:
-    if engine.dialect.name == "postgresql":
-        return postgresql.insert
-    if engine.dialect.name == "sqlite":
-        return sqlite.insert
-    raise NotImplementedError(f"the HJ 212 store supports SQLite and PostgreSQL, not {engine.dialect.name}")
 
 
 async def _drain(writer: asyncio.StreamWriter) -> None:
