@@ -104,10 +104,19 @@ def test_a_prescription_walks_its_lifecycle_through_two_gateways(world: GatewayW
         "issue", "approve", "circulate", "claim", "dispense", "check", "hand_over"]
     assert all(t["block_time"] for t in body["timeline"])
 
-    listed = pharmacy.client(token=staff.tokens["ph-sun"]).get("/api/v1/prescriptions",
-                                                                params={"state": "DISPENSED"})
-    assert listed.status_code == 200
-    assert rx in [i["rx_id"] for i in listed.json()["items"]]
+    # the pharmacy's gateway runs its own indexer: its list says how far it has indexed; once past the last
+    # step's block the prescription must be listed
+    lister = pharmacy.client(token=staff.tokens["ph-sun"])
+    deadline = time.monotonic() + 60
+    while True:
+        listed = lister.get("/api/v1/prescriptions", params={"state": "DISPENSED"})
+        assert listed.status_code == 200, listed.text
+        page = listed.json()
+        if page["indexed_block"] >= done["block_number"]:
+            break
+        assert time.monotonic() < deadline, "the pharmacy's indexer did not catch up within 60 s"
+        time.sleep(0.2)
+    assert rx in [i["rx_id"] for i in page["items"]]
 
 
 def test_roles_and_organisations_are_refused(world: GatewayWorld, pharmacy: GatewayWorld, staff: Staff) -> None:

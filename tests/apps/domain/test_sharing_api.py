@@ -87,6 +87,7 @@ def test_collect_share_derive_destroy_and_provenance(world: GatewayWorld, depart
         assert time.monotonic() < deadline, "the indexer did not catch up within 60 s"
         time.sleep(0.2)
     assert info["recipients"] == [hospital] and info["destroyed_at"] is not None
+    assert info["indexed_block"] >= 0
     assert info["authorisations"] == [auth["authorisation_id"]]
     events = [e["event"] for e in info["events"]]
     assert "DatasetCreated" in events and "AuthorisationGranted" in events and "Used" in events

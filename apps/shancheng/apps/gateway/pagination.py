@@ -23,7 +23,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from .problems import Problem
 
-__all__ = ["Cursor", "Limit", "Page", "decode_cursor", "encode_cursor", "paginate_query"]
+__all__ = ["Cursor", "IndexedPage", "Limit", "Page", "decode_cursor", "encode_cursor", "paginate_query"]
 
 T = TypeVar("T")
 MAX_LIMIT = 500
@@ -37,6 +37,14 @@ class Page(BaseModel, Generic[T]):
 
     items: list[T]
     next_cursor: str | None = None
+
+
+class IndexedPage(Page[T], Generic[T]):
+    """A page served from the indexer, with ``indexed_block``: the last block whose events are all in the tables
+    (-1 before the first). A client that has just written in block B waits for ``indexed_block >= B`` before it
+    reads its write back from a list; the indexer follows final blocks, so a page never runs ahead of the chain."""
+
+    indexed_block: int
 
 
 def encode_cursor(key: int | str) -> str:

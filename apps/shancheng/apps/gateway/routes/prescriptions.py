@@ -28,7 +28,7 @@ from shancheng.sdk.domain.prescriptions import (
 
 from ..deps import Principal, current_principal, get_services, require
 from ..indexer import IndexedEvent, Indexer
-from ..pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
+from ..pagination import Cursor, IndexedPage, Limit, decode_cursor, encode_cursor
 from ..problems import Problem
 
 router = APIRouter(prefix="/api/v1/prescriptions", tags=["prescriptions"])
@@ -277,14 +277,14 @@ def get_prescription(who: Anyone, services: ServicesDep, rx_id: RxId) -> Prescri
         as_of_block=block)
 
 
-@router.get("", response_model=Page[PrescriptionSummary],
+@router.get("", response_model=IndexedPage[PrescriptionSummary],
             summary="prescriptions this organisation acted on (all for regulators and auditors), from the indexer")
 def list_prescriptions(
     who: Anyone, services: ServicesDep,
     state: Annotated[StateName | None,
                      Query(description="only those whose latest transition led to this state")] = None,
     limit: Limit = 50, cursor: Cursor = None,
-) -> Page[PrescriptionSummary]:
+) -> IndexedPage[PrescriptionSummary]:
     indexer = _indexer(services)
     if indexer is None:
         raise Problem(status=503, detail="the indexer is not running", type_suffix="indexer-unavailable")
@@ -295,10 +295,11 @@ def list_prescriptions(
             raise Problem(status=400, detail="the cursor is not one this gateway made", type_suffix="bad-cursor")
         after = key
     org = None if who.role in READ_ALL else who.org_id
+    indexed = indexer.indexed_block  # read before the rows: the page holds at least every event up to it
     rows = indexer.rx_ids(org=org, state=None if state is None else int(RxState[state]), after=after,
                           limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
-    return Page[PrescriptionSummary](
+    return IndexedPage[PrescriptionSummary](
         items=[PrescriptionSummary(rx_id=r, state=RxState(s).name, last_block=b) for r, s, b in rows],
-        next_cursor=encode_cursor(rows[-1][0]) if more and rows else None)
+        next_cursor=encode_cursor(rows[-1][0]) if more and rows else None, indexed_block=indexed)

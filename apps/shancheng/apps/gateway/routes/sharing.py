@@ -132,6 +132,7 @@ class DatasetOut(BaseModel):
     recipients: list[int]
     authorisations: list[str]
     events: list[SharingEventOut]
+    indexed_block: int = Field(description="the events are complete up to this block (-1: no indexer yet)")
 
 
 def _hex(data: bytes) -> str:
@@ -264,11 +265,12 @@ def get_dataset(who: Anyone, services: ServicesDep, dataset_id: DatasetId,
     ds = bytes.fromhex(dataset_id[2:])
     dataset, recipients = _readable(who, sharing, ds, dataset_id)
     indexer = services.extras.get("indexer")
+    indexed = indexer.indexed_block if isinstance(indexer, Indexer) else -1  # before the events: a lower bound
     events = indexer.sharing(dataset_id, limit=limit) if isinstance(indexer, Indexer) else []
     return DatasetOut(dataset_id=_hex(ds), owner_org=dataset.owner_org, latest_version=dataset.latest_version,
                       created_at=dataset.created_at, destroyed_at=dataset.destroyed_at, recipients=recipients,
                       authorisations=[_hex(a) for a in sharing.authorisations_of(ds)],
-                      events=[SharingEventOut(**e.to_json()) for e in events])
+                      events=[SharingEventOut(**e.to_json()) for e in events], indexed_block=indexed)
 
 
 @router.get("/datasets/{dataset_id}/provenance", summary="the dataset's provenance: a graph, or W3C PROV-JSON",
