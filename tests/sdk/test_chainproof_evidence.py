@@ -8,6 +8,7 @@ carries, the commitment to the validator sets (here the genesis set, which never
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import subprocess
@@ -268,6 +269,46 @@ def test_tampering_with_the_chain_part_fails_with_the_right_reason(world, name, 
     assert reason in str(err.value), str(err.value)
 
 
+def _flip_b64(text: str) -> str:
+    raw = bytearray(base64.b64decode(text))
+    raw[len(raw) // 2] ^= 1
+    return base64.b64encode(bytes(raw)).decode()
+
+
+def _note_size(note: str) -> str:
+    lines = note.split("\n")
+    lines[1] = str(int(lines[1]) + 1)
+    return "\n".join(lines)
+
+
+STAGES = [  # one tampering per stage: the refusal names the check that failed, not a guess from its type
+    ("package", lambda p, w: p.update(format="nonsense"), {}),
+    ("record signature", lambda p, w: p["author"].update(signature=_flip_b64(p["author"]["signature"])), {}),
+    ("checkpoint signature", lambda p, w: p["checkpoint"].update(note=_note_size(p["checkpoint"]["note"])), {}),
+    ("inclusion proof", lambda p, w: p["inclusion"].update(hashes=[_flip(
+        "0x" + p["inclusion"]["hashes"][0], 0)[2:]] + p["inclusion"]["hashes"][1:]), {}),
+    ("inclusion proof", lambda p, w: p["record"].update(sequence=p["record"]["sequence"] + 1), {"resign": True}),
+    ("chain anchor", lambda p, w: p["chain"].update(commit_certificate=_cert_of(p["chain"], w, signers=(0, 2))), {}),
+    ("record content", lambda p, w: None, {"record": RECORDS[4]}),
+]
+
+
+@pytest.mark.parametrize(("check", "tamper", "extra"), STAGES, ids=[f"{s[0]}-{i}" for i, s in enumerate(STAGES)])
+def test_every_refusal_names_the_check_that_failed(world, check, tamper, extra):
+    from shancheng.sdk.errors import ShanchengError
+    from shancheng.sdk.evidence import CHECKS
+
+    pkg = copy.deepcopy(world["package"])
+    tamper(pkg, world)
+    if extra.get("resign"):  # a validly signed statement claiming another position in the log
+        statement = RecordStatement.from_json(pkg["record"])
+        signed = statement.sign(world["system"].org("hospital").key)
+        pkg["author"]["signature"] = base64.b64encode(signed.signature).decode()
+    with pytest.raises(ShanchengError) as err:
+        _verify(pkg, world["genesis"], record=extra.get("record", RECORDS[3]), salt=world["salts"][3])
+    assert err.value.check == check and check in CHECKS, (err.value.check, str(err.value))
+
+
 def test_a_checkpoint_other_than_the_anchored_one_is_refused(world):
     later = json.loads(world["batch"].package(3).dumps())  # the same batch at size 6: never anchored
     later["chain"] = world["package"]["chain"]
@@ -305,3 +346,7 @@ def test_the_cli_verifies_with_genesis_and_refuses_without_or_when_tampered(worl
     refused = shancheng("evidence", "verify", str(pkg), "--genesis", str(gen))
     assert refused.returncode == 1
     assert refused.stderr.strip() == "INVALID: commit has 2 of 4 validator signatures; 3 are needed"
+    as_json = shancheng("evidence", "verify", str(pkg), "--genesis", str(gen), "--json")
+    assert as_json.returncode == 1 and json.loads(as_json.stdout) == {
+        "valid": False, "failed_check": "chain anchor",
+        "reason": "commit has 2 of 4 validator signatures; 3 are needed"}

@@ -31,6 +31,10 @@ class ShanchengError(Exception):
     :meth:`diagnostics`, so callers never parse the message.
     """
 
+    #: The verifier's check that failed (one of ``shancheng.sdk.evidence.CHECKS``) when raised by
+    #: :func:`~shancheng.sdk.evidence.verify_package`; None elsewhere.
+    check: str | None = None
+
     def diagnostics(self) -> dict[str, Any]:
         """Typed facts about this error (empty when the message says it all)."""
         return {}

@@ -68,7 +68,8 @@ def test_tampered_packages_fail_the_right_check(world: GatewayWorld, package: di
     pkg = json.loads(json.dumps(package["package"]))
     pkg["inclusion"]["tree_size"] = pkg["inclusion"]["tree_size"] + 5
     out = http.post("/api/v1/evidence/verify", json={"package": pkg}).json()
-    assert out["verified"] is False and out["failed_check"] in ("checkpoint signature", "inclusion proof")
+    assert out["verified"] is False and out["failed_check"] == "inclusion proof"  # the size the checkpoint signed
+    assert out["checks"] == ["package", "record signature", "checkpoint signature"]
     out = http.post("/api/v1/evidence/verify", json={"package": {"format": "nonsense"}}).json()
     assert out == {"verified": False, "summary": None, "checks": [], "failed_check": "package",
                    "reason": out["reason"]}

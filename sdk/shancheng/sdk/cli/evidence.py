@@ -125,7 +125,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     except (VerificationError, InvalidInput) as exc:
         if args.json:
-            print(json.dumps({"valid": False, "reason": str(exc)}))
+            print(json.dumps({"valid": False, "failed_check": exc.check or "package", "reason": str(exc)}))
         else:
             print(f"INVALID: {exc}", file=sys.stderr)
         return EXIT_INVALID

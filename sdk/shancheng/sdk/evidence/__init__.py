@@ -20,9 +20,10 @@ from .chain import (
     verify_validator_changes,
 )
 from .package import FORMAT, VERSION, EvidencePackage, InclusionProof, PackageError, leaf_data
-from .verify import UntrustedPackage, VerifiedEvidence, verify_package
+from .verify import CHECKS, UntrustedPackage, VerifiedEvidence, verify_package
 
 __all__ = [
+    "CHECKS",
     "FORMAT",
     "VERSION",
     "ChainProofError",

@@ -17,23 +17,31 @@ signature over the record statement; the statement's source is the log's origin 
 the checkpoint verifies under the trusted key; its size equals the proof's; the RFC 9162 inclusion proof of the
 leaf (statement and author key) leads to the checkpoint root; in chain mode, the chain part; optionally the record
 itself (with its salt or HMAC key) reproduces the commitment.
+
+Every refusal names the check that failed: the error's ``check`` is one of :data:`CHECKS`, set by the stage that
+raised it (not guessed from its type), so a user interface can say which checks passed and which one did not.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..chainproof import GenesisFile
 from ..crypto import SM2PublicKey
-from ..errors import InvalidInput, InvalidKey, InvalidProof, RootMismatchError, VerificationError
+from ..errors import InvalidInput, InvalidKey, InvalidProof, RootMismatchError, ShanchengError, VerificationError
 from ..merkle import Checkpoint, CheckpointError, NoteVerifier, verify_checkpoint, verify_inclusion
 from .chain import ChainProofError, GenesisRequired, VerifiedAnchor, verify_chain_part
 from .package import EvidencePackage, PackageError, leaf_data
 
-__all__ = ["UntrustedPackage", "VerifiedEvidence", "verify_package"]
+__all__ = ["CHECKS", "UntrustedPackage", "VerifiedEvidence", "verify_package"]
+
+#: The verifier's checks in the order it makes them; a refusal's ``check`` is one of these.
+CHECKS = ("package", "record signature", "checkpoint signature", "inclusion proof", "chain anchor", "record content")
 
 _log = logging.getLogger("shancheng.sdk.evidence")
 
@@ -91,6 +99,21 @@ class VerifiedEvidence:
         return "; ".join(parts)
 
 
+@contextmanager
+def _check(name: str) -> Iterator[None]:
+    """Name ``name`` as the failed check of any refusal raised inside (the innermost stage wins)."""
+    try:
+        yield
+    except ShanchengError as exc:
+        if exc.check is None:
+            exc.check = name
+        raise
+    except ValueError as exc:  # a malformed value met by a library: still a refusal of this check
+        refusal = InvalidInput(f"{name}: {exc}")
+        refusal.check = name
+        raise refusal from exc
+
+
 def _trusted_keys(
     pkg: EvidencePackage, checkpoint_keys: list[NoteVerifier] | None, unsafe: bool, chain_mode: bool
 ) -> tuple[list[NoteVerifier], str]:
@@ -124,57 +147,64 @@ def verify_package(
     genesis_fingerprint: bytes | None = None,
     unsafe_trust_embedded_checkpoint_key: bool = False,
 ) -> VerifiedEvidence:
-    """Verify an evidence package offline; raises a :class:`VerificationError` subclass on failure."""
-    pkg = package if isinstance(package, EvidencePackage) else EvidencePackage.loads(package)
-    if genesis_fingerprint is not None:
-        if genesis is None:
-            raise InvalidInput("a pinned genesis fingerprint needs the genesis file")
-        if not hmac.compare_digest(genesis.fingerprint, genesis_fingerprint):
-            raise ChainProofError(
-                f"the genesis file's fingerprint is 0x{genesis.fingerprint.hex()}, "
-                f"not the pinned 0x{genesis_fingerprint.hex()}"
+    """Verify an evidence package offline; raises a :class:`VerificationError` subclass on failure, whose
+    ``check`` names the failed one of :data:`CHECKS`."""
+    with _check("package"):
+        pkg = package if isinstance(package, EvidencePackage) else EvidencePackage.loads(package)
+        if genesis_fingerprint is not None:
+            if genesis is None:
+                raise InvalidInput("a pinned genesis fingerprint needs the genesis file")
+            if not hmac.compare_digest(genesis.fingerprint, genesis_fingerprint):
+                raise ChainProofError(
+                    f"the genesis file's fingerprint is 0x{genesis.fingerprint.hex()}, "
+                    f"not the pinned 0x{genesis_fingerprint.hex()}"
+                )
+        chain_mode = genesis is not None
+        if pkg.chain is not None and not chain_mode:
+            raise GenesisRequired(
+                "$.chain: cannot check chain proofs without the chain's genesis file: pass --genesis FILE"
             )
-    chain_mode = genesis is not None
-    if pkg.chain is not None and not chain_mode:
-        raise GenesisRequired(
-            "$.chain: cannot check chain proofs without the chain's genesis file: pass --genesis FILE"
-        )
-    trusted, trust_root = _trusted_keys(pkg, checkpoint_keys, unsafe_trust_embedded_checkpoint_key, chain_mode)
+        trusted, trust_root = _trusted_keys(pkg, checkpoint_keys, unsafe_trust_embedded_checkpoint_key, chain_mode)
 
     signed = pkg.record
-    if authors is not None and signed.author not in authors:
-        raise VerificationError("author key is not one of the pinned author keys")
-    signed.verify()  # raises InvalidSignature naming the record statement
+    with _check("record signature"):
+        if authors is not None and signed.author not in authors:
+            raise VerificationError("author key is not one of the pinned author keys")
+        signed.verify()  # raises InvalidSignature naming the record statement
 
-    opened = verify_checkpoint(pkg.checkpoint_note, trusted)
-    checkpoint, signer = opened.checkpoint, opened.signers[0]
-    if not any(v.to_vkey() == pkg.checkpoint_signer for v in opened.signers):
-        raise CheckpointError("$.checkpoint.signer is not the key that signed the checkpoint")
+    with _check("checkpoint signature"):
+        opened = verify_checkpoint(pkg.checkpoint_note, trusted)
+        checkpoint, signer = opened.checkpoint, opened.signers[0]
+        if not any(v.to_vkey() == pkg.checkpoint_signer for v in opened.signers):
+            raise CheckpointError("$.checkpoint.signer is not the key that signed the checkpoint")
     st, inc = signed.statement, pkg.inclusion
-    if st.source != checkpoint.origin:
-        raise VerificationError(f"record source {st.source!r} is not the checkpoint's log {checkpoint.origin!r}")
-    if st.sequence != inc.leaf_index:
-        raise VerificationError(f"record sequence {st.sequence} is not its leaf index {inc.leaf_index} in the log")
-    if checkpoint.size != inc.tree_size:
-        raise CheckpointError(
-            f"checkpoint tree size {checkpoint.size} differs from the inclusion proof's tree size {inc.tree_size}"
-        )
-    try:
-        verify_inclusion(leaf_data(signed), inc.leaf_index, inc.tree_size, list(inc.hashes), checkpoint.root)
-    except RootMismatchError as exc:
-        raise RootMismatchError(
-            size=exc.size, computed=exc.computed, expected=exc.expected, what="inclusion proof: root"
-        ) from exc
-    except InvalidProof as exc:
-        raise InvalidProof(f"inclusion proof: {exc}") from exc
+    with _check("inclusion proof"):  # the record is the leaf at its sequence in the signed tree of its log
+        if st.source != checkpoint.origin:
+            raise VerificationError(f"record source {st.source!r} is not the checkpoint's log {checkpoint.origin!r}")
+        if st.sequence != inc.leaf_index:
+            raise VerificationError(f"record sequence {st.sequence} is not its leaf index {inc.leaf_index} in the log")
+        if checkpoint.size != inc.tree_size:
+            raise CheckpointError(
+                f"checkpoint tree size {checkpoint.size} differs from the inclusion proof's tree size {inc.tree_size}"
+            )
+        try:
+            verify_inclusion(leaf_data(signed), inc.leaf_index, inc.tree_size, list(inc.hashes), checkpoint.root)
+        except RootMismatchError as exc:
+            raise RootMismatchError(
+                size=exc.size, computed=exc.computed, expected=exc.expected, what="inclusion proof: root"
+            ) from exc
+        except InvalidProof as exc:
+            raise InvalidProof(f"inclusion proof: {exc}") from exc
 
     anchor = None
     if genesis is not None:
-        anchor = verify_chain_part(pkg, opened, genesis)
+        with _check("chain anchor"):
+            anchor = verify_chain_part(pkg, opened, genesis)
     record_checked = False
     not_checked: list[str] = []
     if record is not None:
-        st.commitment.verify(record, salt=salt, key=hmac_key)
+        with _check("record content"):
+            st.commitment.verify(record, salt=salt, key=hmac_key)
         record_checked = True
     else:
         not_checked.append("record content (no record given)")

@@ -9,25 +9,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from shancheng.sdk.chainproof.commit import CommitError
-from shancheng.sdk.chainproof.mpt import TrieProofError
-from shancheng.sdk.chainproof.receipt import ReceiptProofError
-from shancheng.sdk.chainproof.state import StateProofError
-from shancheng.sdk.chainproof.transaction import TransactionProofError
 from shancheng.sdk.client import NotAnchoredYet
-from shancheng.sdk.errors import (
-    CommitmentMismatch,
-    InvalidInput,
-    InvalidProof,
-    InvalidSignature,
-    RootMismatchError,
-    ShanchengError,
-)
-from shancheng.sdk.evidence import EvidencePackage, verify_package
-from shancheng.sdk.evidence.chain import ChainProofError
-from shancheng.sdk.evidence.governance import GovernanceStateError
-from shancheng.sdk.evidence.package import PackageError
-from shancheng.sdk.merkle.checkpoint import CheckpointError
+from shancheng.sdk.errors import ShanchengError
+from shancheng.sdk.evidence import CHECKS, EvidencePackage, verify_package
 
 from ..app import Services
 from ..deps import ROLES, Principal, get_services, require
@@ -42,8 +26,6 @@ RecordId = Annotated[int, Path(ge=0, le=(1 << 62))]
 ServicesDep = Annotated[Services, Depends(get_services)]
 Reader = Annotated[Principal, Depends(require(*ROLES))]
 Writer = Annotated[Principal, Depends(require(*WRITERS))]
-#: the checks of a package, in the order the verifier makes them
-CHECKS = ("package", "record signature", "checkpoint signature", "inclusion proof", "chain anchor", "record content")
 
 
 class RecordIn(BaseModel):
@@ -127,24 +109,6 @@ def record_package(record_id: RecordId, _: Reader, services: ServicesDep) -> dic
     return services.batcher.evidence_package(record_id).to_json()
 
 
-_FAILED = (
-    ((PackageError,), "package"),
-    ((InvalidSignature,), "record signature"),
-    ((CheckpointError,), "checkpoint signature"),
-    ((RootMismatchError, InvalidProof), "inclusion proof"),
-    ((ChainProofError, CommitError, ReceiptProofError, TransactionProofError, TrieProofError, StateProofError,
-      GovernanceStateError), "chain anchor"),
-    ((CommitmentMismatch,), "record content"),
-)
-
-
-def _failed_check(exc: Exception) -> str:
-    for types, name in _FAILED:
-        if isinstance(exc, types):
-            return name
-    return "package" if isinstance(exc, InvalidInput) else "statement"
-
-
 _VERIFY_BODY = {
     "content": {
         "application/json": {"schema": VerifyIn.model_json_schema()},
@@ -189,14 +153,12 @@ async def verify(request: Request, _: Reader, services: ServicesDep) -> VerifyOu
     package_json = json.dumps(body.package)
 
     def run() -> VerifyOut:
-        passed: list[str] = []
         try:
             package = EvidencePackage.loads(package_json)
-            passed.append("package")
             result = verify_package(package, record=body.record, salt=salt, genesis=services.genesis)
         except (ShanchengError, ValueError) as exc:  # every refusal is an answer, not an error
-            failed = _failed_check(exc)
-            done = list(CHECKS[: CHECKS.index(failed)]) if failed in CHECKS else passed
+            failed = exc.check if isinstance(exc, ShanchengError) and exc.check in CHECKS else "package"
+            done = list(CHECKS[: CHECKS.index(failed)])
             return VerifyOut(verified=False, summary=None, checks=done, failed_check=failed,
                              reason=" ".join(str(exc).split())[:500])
         checks = [c for c in CHECKS if c != "record content" or result.record_checked]
