@@ -60,6 +60,17 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(parsed, pool_pre_ping=True, **kwargs)
 
 
+def upsert_if_newer(engine: Engine, table: Table, key: str, values: dict[str, Any], *, newer: Any) -> Any:
+    """``INSERT ... ON CONFLICT (key) DO UPDATE`` every other column of ``values`` where ``newer(excluded)`` holds
+    (a SQL condition on the proposed row, e.g. a later position): a row moves forward only, so replaying an older
+    value after a crash changes nothing."""
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table).values(**values)
+    return statement.on_conflict_do_update(
+        index_elements=[key], set_={c: statement.excluded[c] for c in values if c != key},
+        where=newer(statement.excluded))
+
+
 def insert_ignoring_duplicates(engine: Engine, table: Table, *index_elements: str) -> Any:
     """``INSERT ... ON CONFLICT DO NOTHING`` into ``table`` for the engine's dialect (:func:`make_engine` admits
     SQLite and PostgreSQL only); ``index_elements`` name the unique columns when the conflict target must be given."""

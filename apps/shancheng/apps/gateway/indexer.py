@@ -19,20 +19,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, Column, Engine, Index, Integer, String, Table, Text, func, or_, select
+from sqlalchemy import BigInteger, Column, Engine, Index, Integer, String, Table, Text, func, or_, select, tuple_
 
 from shancheng.sdk.client import Contract, Event, LogFilter, Subscription
 from shancheng.sdk.client.contracts import abi_of
 from shancheng.sdk.errors import InvalidInput
 
-from ..db import insert_ignoring_duplicates, metadata, store_url
+from ..db import insert_ignoring_duplicates, metadata, store_url, upsert_if_newer
 
 if TYPE_CHECKING:
     from shancheng.sdk import Client
 
     from .app import Services
 
-__all__ = ["DOMAIN_CONTRACTS", "IndexedEvent", "Indexer", "indexed_event", "start"]
+__all__ = ["DOMAIN_CONTRACTS", "IndexedEvent", "Indexer", "indexed_event", "rx_summaries", "start",
+           "summarise_transition"]
 
 _log = logging.getLogger("shancheng.apps.indexer")
 
@@ -65,6 +66,23 @@ trace_events = _events_table("index_trace_events")
 sharing_events = _events_table("index_sharing_events")
 TABLES = {"index_rx_events": rx_events, "index_trace_events": trace_events,
           "index_sharing_events": sharing_events}
+
+#: per prescription: the state its latest transition led to, and where that transition is (lists page on it)
+rx_latest = Table(
+    "index_rx_latest", metadata,
+    Column("key", String(66), primary_key=True),
+    Column("state", Integer, nullable=False),
+    Column("block_number", BigInteger, nullable=False),
+    Column("log_index", Integer, nullable=False),
+    Index("ix_index_rx_latest_state", "state", "key"),
+)
+#: per prescription: every organisation that acted on it at least once
+rx_orgs = Table(
+    "index_rx_orgs", metadata,
+    Column("key", String(66), primary_key=True),
+    Column("org", BigInteger, primary_key=True, autoincrement=False),
+    Index("ix_index_rx_orgs_org", "org", "key"),
+)
 
 #: per event: (argument for key, argument for key2, argument for org)
 _KEYS: dict[str, tuple[str | None, str | None, str | None]] = {
@@ -202,8 +220,10 @@ class Indexer:
             return  # not one of ours (a filter matches topics of any of the addresses)
         row = self._row(contract, event)
         table = TABLES[DOMAIN_CONTRACTS[contract]]
-        with self.engine.begin() as conn:
+        with self.engine.begin() as conn:  # the event and the summaries it moves commit together
             conn.execute(_index_insert(self.engine, table).values(**row))
+            if row["event"] == "RxTransition" and row["key"] is not None:
+                summarise_transition(self.engine, conn, row)
 
     def _row(self, contract: str, event: Event) -> dict[str, Any]:
         assert event.event is not None and event.decoded is not None
@@ -258,30 +278,8 @@ class Indexer:
 
     def rx_ids(self, *, org: int | None = None, state: int | None = None, after: str | None = None,
                limit: int = 100) -> list[tuple[str, int, int]]:
-        """(rx id, latest state, last block) of prescriptions, by rx id; ``org``: acted on by that organisation at
-        least once; ``state``: whose latest transition led to that state."""
-        t = rx_events
-        latest = (select(t.c.key, func.max(t.c.block_number * 100_000 + t.c.log_index).label("pos"))
-                  .where(t.c.event == "RxTransition").group_by(t.c.key).subquery())
-        query = (select(t.c.key, t.c.detail, t.c.block_number)
-                 .join(latest, (t.c.key == latest.c.key)
-                       & (t.c.block_number * 100_000 + t.c.log_index == latest.c.pos)))
-        if org is not None:
-            acted = select(t.c.key).where(t.c.org == org).distinct()
-            query = query.where(t.c.key.in_(acted))
-        if after is not None:
-            query = query.where(t.c.key > _norm(after))
-        with self.engine.connect() as conn:
-            rows = conn.execute(query.order_by(t.c.key)).all()
-        out = []
-        for key, detail, block in rows:
-            to_state = int(json.loads(detail).get("to", -1))
-            if state is not None and to_state != state:
-                continue
-            out.append((str(key), to_state, int(block)))
-            if len(out) >= limit:
-                break
-        return out
+        """(rx id, latest state, last block) of prescriptions, by rx id (see :func:`rx_summaries`)."""
+        return rx_summaries(self.engine, org=org, state=state, after=after, limit=limit)
 
     def count(self, table: str) -> int:
         with self.engine.connect() as conn:
@@ -324,6 +322,39 @@ def start(services: Services) -> Indexer:
     indexer.start()
     services.extras["indexer"] = indexer
     return indexer
+
+
+def rx_summaries(engine: Engine, *, org: int | None = None, state: int | None = None, after: str | None = None,
+                 limit: int = 100) -> list[tuple[str, int, int]]:
+    """(rx id, latest state, block of the latest transition) of prescriptions in rx id order, after ``after``;
+    ``org``: acted on by that organisation at least once; ``state``: whose latest transition led to that state.
+    One indexed range scan per page, however many prescriptions the district has."""
+    if not 1 <= limit <= MAX_LIMIT + 1:
+        raise InvalidInput(f"limit must be from 1 to {MAX_LIMIT + 1}")
+    t = rx_latest
+    query = select(t.c.key, t.c.state, t.c.block_number)
+    if org is not None:
+        query = query.join(rx_orgs, (rx_orgs.c.key == t.c.key) & (rx_orgs.c.org == org))
+    if state is not None:
+        query = query.where(t.c.state == state)
+    if after is not None:
+        query = query.where(t.c.key > _norm(after))
+    with engine.connect() as conn:
+        rows = conn.execute(query.order_by(t.c.key).limit(limit)).all()
+    return [(str(key), int(to_state), int(block)) for key, to_state, block in rows]
+
+
+def summarise_transition(engine: Engine, conn: Any, row: Mapping[str, Any]) -> None:
+    """Move the prescription's latest state forward (never back: an event delivered again after a crash is older
+    or the same) and note the acting organisation."""
+    to_state = int(json.loads(row["detail"]).get("to", -1))
+    latest = {"key": row["key"], "state": to_state, "block_number": row["block_number"], "log_index": row["log_index"]}
+    conn.execute(upsert_if_newer(
+        engine, rx_latest, "key", latest,
+        newer=lambda new: tuple_(new.block_number, new.log_index) > tuple_(rx_latest.c.block_number,
+                                                                           rx_latest.c.log_index)))
+    if row["org"] is not None:
+        conn.execute(insert_ignoring_duplicates(engine, rx_orgs, "key", "org").values(key=row["key"], org=row["org"]))
 
 
 def _index_insert(engine: Engine, table: Table) -> Any:
