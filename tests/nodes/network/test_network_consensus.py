@@ -325,6 +325,23 @@ def test_governance_removes_a_validator_whose_signature_stops_counting(net: Netw
     changes = net.rpc("node0", "shancheng_validatorChanges", [hex(executed + 2)])
     assert [c["height"] for c in changes] == [net._added_at, executed]  # type: ignore[attr-defined]
 
+    # the SDK proves the same sets from the genesis file alone, block by block (what the gateway's network view
+    # names each certificate's signers against)
+    from shancheng.sdk import Client
+    from shancheng.sdk.client import Identity
+    from shancheng.sdk.crypto import SM2PrivateKey
+
+    hospital = next(a for a in net.dev_accounts() if a["name"] == "hospital")
+    identity = Identity.from_keys(sm2_key=SM2PrivateKey.from_int(int(hospital["sm2_private_key"], 16)),
+                                  eth_key=hospital["private_key"])
+    client = Client.connect(net.nodes["node1"].url, identity=identity, genesis=net.genesis_path)
+    history = client.validator_history(executed + 2)
+    assert history.changes == 2
+    added = net._added_at  # type: ignore[attr-defined]
+    for height in (added + 1, added + 2, executed + 1, executed + 2):
+        assert history.at(height) == _vset(net, "node0", height), height
+    assert client.validator_history(executed + 2) is history  # the verified answer is kept while nothing changed
+
 
 # -- evidence after validator changes ---------------------------------------------------------------------------------
 def test_a_package_anchored_after_validator_changes_verifies_with_the_genesis_alone(net: Network,

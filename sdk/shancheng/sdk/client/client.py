@@ -38,12 +38,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from eth_abi.abi import encode
 
-from ..chainproof import CommitCertificate, GenesisFile, ValidatorSet
+from ..chainproof import CommitCertificate, GenesisFile
 from ..crypto import SM2PublicKey, signature_to_raw, sm3
 from ..errors import InvalidInput, ShanchengError, VerificationError
 from ..evidence import EvidencePackage, attach_chain_proof
 from ..evidence.chain import (
     BATCH_ANCHORED_TOPIC,
+    ValidatorHistory,
     checkpoint_anchor_message,
     fetch_validator_changes,
     origin_hash,
@@ -218,6 +219,7 @@ class Client:
                                                         "eth_getTransactionCount"))
         self._org_id: int | None = None
         self._lock = threading.Lock()
+        self._history: tuple[list[dict[str, Any]], ValidatorHistory] | None = None
 
     # -- construction ----------------------------------------------------------------------------
     @classmethod
@@ -444,15 +446,25 @@ class Client:
         genesis = self._opt.genesis
         if genesis is None:
             raise InvalidInput("no genesis file is pinned: pass genesis= to Client.connect to verify certificates")
-        validators = ValidatorSet.from_genesis(genesis)
-        if self.capabilities.validator_changes:
-            changes = self.validator_changes(certificate.height)
-            if changes:
-                history = verify_validator_changes(genesis, parse_validator_changes(changes),
-                                                   up_to=certificate.height)
-                validators = history.at(certificate.height)
+        validators = self.validator_history(certificate.height).at(certificate.height)
         certificate.verify(validators.sm2_keys(), powers=validators.powers(), chain_id=genesis.chain_id,
                            chain_identity=genesis.fingerprint)
+
+    def validator_history(self, up_to: int) -> ValidatorHistory:
+        """The validator sets of blocks up to ``up_to``, proven from the pinned genesis file: the node's
+        validator-set changes, each certified by the set before it (the last answer verified is kept, so asking
+        again while nothing changed costs one RPC call). ``history.at(h)`` is the set that certifies block h."""
+        genesis = self._opt.genesis
+        if genesis is None:
+            raise InvalidInput("no genesis file is pinned: pass genesis= to Client.connect to follow validator sets")
+        changes = (fetch_validator_changes(self.rpc.call, up_to)  # the shape here; the proofs just below
+                   if self.capabilities.validator_changes else [])
+        cached = self._history
+        if cached is not None and cached[0] == changes:
+            return cached[1]
+        history = verify_validator_changes(genesis, parse_validator_changes(changes), up_to=up_to)
+        self._history = (changes, history)
+        return history
 
     def _resend(self, pending: PendingTransaction) -> None:
         pending.last_sent = time.monotonic()

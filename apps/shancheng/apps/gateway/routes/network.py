@@ -1,5 +1,10 @@
 """Network API: the configured nodes (reachable? height), the validators with their names, and the latest blocks
-with the validators that signed each block's SM2 commit certificate."""
+with the validators that signed each block's SM2 commit certificate.
+
+Validator sets are those proven from the genesis file through the chain's validator-set changes (each certified by
+the set before it), so after a validator is added or removed by vote the view names the set that certified each
+block: a certificate's signer index is read against its own block's set. Names come from the genesis file; a
+validator added later is named by the node's answer or its SM2 key's address."""
 
 from __future__ import annotations
 
@@ -9,9 +14,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-from shancheng.sdk.chainproof import CommitCertificate
+from shancheng.sdk.chainproof import CommitCertificate, GenesisFile, ValidatorSet
 from shancheng.sdk.client import RpcClient
 from shancheng.sdk.errors import ShanchengError
+from shancheng.sdk.evidence.chain import ValidatorHistory
 
 from ..app import Services
 from ..deps import ROLES, Principal, get_services, require
@@ -68,27 +74,40 @@ def _node(url: str) -> NodeOut:
         return NodeOut(url=url, reachable=False, height=None, error=" ".join(str(exc).split())[:200])
 
 
-def _validators(services: Services) -> list[ValidatorOut]:
-    return [ValidatorOut(index=i, name=v.name, public_key=v.public_key.to_bytes().hex(), power=v.power)
-            for i, v in enumerate(services.genesis.validators)]
+def validators_out(validators: ValidatorSet, genesis: GenesisFile) -> list[ValidatorOut]:
+    """``validators`` with names: the genesis file's for its validators, else the set's own, else the address."""
+    names = {v.public_key.to_bytes(): v.name for v in genesis.validators}
+    return [ValidatorOut(index=i, name=names.get(v.sm2_key.to_bytes()) or v.name
+                         or f"validator 0x{v.sm2_key.sm3_address().hex()[:12]}",
+                         public_key=v.sm2_key.to_bytes().hex(), power=v.power)
+            for i, v in enumerate(validators.validators)]
 
 
-def _blocks(services: Services, head: int, limit: int) -> list[BlockOut]:
-    validators = _validators(services)
-    total = sum(v.power for v in validators)
+def signed_by(certificate: CommitCertificate | None, validators: list[ValidatorOut]) -> tuple[list[int], list[str],
+                                                                                             int, int]:
+    """(signer indexes, their names, signed power, total power) of ``certificate`` read against ``validators``, the
+    set of the certificate's own block (an index beyond it is shown as ``#i`` and counts no power)."""
+    signers = [] if certificate is None else sorted({s.validator_index for s in certificate.signatures})
+    names = [validators[i].name if i < len(validators) else f"#{i}" for i in signers]
+    power = sum(validators[i].power for i in signers if i < len(validators))
+    return signers, names, power, sum(v.power for v in validators)
+
+
+def _blocks(services: Services, history: ValidatorHistory, head: int, limit: int) -> list[BlockOut]:
     rpc = services.client.rpc
+    sets: dict[int, list[ValidatorOut]] = {}
     out: list[BlockOut] = []
     for height in range(head, max(head - limit, 0), -1):
         block: Any = rpc.call("eth_getBlockByNumber", [hex(height), False])
         if not isinstance(block, dict):
             continue
         cert_json = rpc.call("shancheng_getCommit", [hex(height)])
-        signers: list[int] = []
-        if isinstance(cert_json, dict):
-            cert = CommitCertificate.from_json(cert_json)
-            signers = sorted({s.validator_index for s in cert.signatures})
-        names = [validators[i].name if i < len(validators) else f"#{i}" for i in signers]
-        power = sum(validators[i].power for i in signers if i < len(validators))
+        certificate = CommitCertificate.from_json(cert_json) if isinstance(cert_json, dict) else None
+        validators = history.at(height)
+        if id(validators) not in sets:
+            sets[id(validators)] = validators_out(validators, services.genesis)
+        named = sets[id(validators)]
+        signers, names, power, total = signed_by(certificate, named)
         out.append(BlockOut(height=height, hash=str(block.get("hash")), timestamp=int(str(block["timestamp"]), 16),
                             transactions=len(block.get("transactions") or []), signers=signers, signer_names=names,
                             signed_power=power, total_power=total))
@@ -97,16 +116,17 @@ def _blocks(services: Services, head: int, limit: int) -> list[BlockOut]:
 
 @router.get("/api/v1/network", response_model=NetworkOut, responses=PROBLEMS)
 def network(_: Reader, services: ServicesDep, blocks: Annotated[int, Query(ge=0, le=50)] = 10) -> NetworkOut:
-    """The network as this gateway sees it (validator names from the genesis file)."""
+    """The network as this gateway sees it: ``validators`` is the set that certifies the next block, proven from
+    the genesis file through the chain's validator-set changes."""
     urls = services.settings.node_urls
     with ThreadPoolExecutor(max_workers=min(8, len(urls))) as pool:
         nodes = list(pool.map(_node, urls))
     head = services.client.block_number()
-    changes = len(services.client.validator_changes(head))
+    history = services.client.validator_history(head)
     return NetworkOut(chain_id=services.client.chain_id, genesis_fingerprint="0x" + services.genesis.fingerprint.hex(),
                       org=services.settings.org, org_id=services.org_id, height=head, nodes=nodes,
-                      validators=_validators(services), validator_changes=changes,
-                      blocks=_blocks(services, head, blocks))
+                      validators=validators_out(history.at(head + 1), services.genesis),
+                      validator_changes=history.changes, blocks=_blocks(services, history, head, blocks))
 
 
 @router.get("/api/v1/network/blocks", response_model=list[BlockOut], responses=PROBLEMS)
@@ -115,4 +135,4 @@ def blocks(_: Reader, services: ServicesDep, limit: Annotated[int, Query(ge=1, l
     """The latest ``limit`` blocks (or those below ``before``) with their commit certificates' signers."""
     head = services.client.block_number()
     start = head if before is None else min(head, before - 1)
-    return _blocks(services, start, limit)
+    return _blocks(services, services.client.validator_history(start), start, limit)
