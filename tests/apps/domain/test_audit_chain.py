@@ -4,10 +4,11 @@ chain; every kind of tampering behind the gateway's back is named with its first
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, event, select, update
 
 from shancheng.apps.db import make_engine, migrate
 from shancheng.apps.gateway.audit import (
@@ -76,6 +77,57 @@ def test_concurrent_appends_stay_one_gapless_chain(audit: AuditLog) -> None:
         t.join()
     assert audit.verify().entries == 200
     assert [e.seq for e in audit.entries(limit=500)] == list(range(1, 201))
+
+
+def test_waiting_appends_are_committed_together_each_caller_getting_its_own_entry(audit: AuditLog) -> None:
+    callers = 12
+    first_write = threading.Event()
+    ticks = iter(range(1_700_000_000, 1_800_000_000))
+
+    def clock() -> float:  # read once per written batch: the first writer waits until every other caller queued
+        if not first_write.is_set():
+            first_write.set()
+            deadline = time.monotonic() + 30
+            while len(log._waiting) < callers - 1:
+                assert time.monotonic() < deadline, "the other callers never queued"
+                time.sleep(0.001)
+        return float(next(ticks))
+
+    log = AuditLog(audit.engine, org="hospital", clock=clock)
+    commits = []
+    event.listen(log.engine, "commit", lambda _conn: commits.append(1))
+    got: dict[int, AuditEntry] = {}
+
+    def one(i: int) -> None:
+        got[i] = log.record(DOCTOR, f"POST /api/v1/evidence/records#{i}", f"caller={i}", "ok", status=201)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(callers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(got) == list(range(callers))
+    assert all(entry.action.endswith(f"#{i}") and entry.target == f"caller={i}" for i, entry in got.items())
+    assert sorted(entry.seq for entry in got.values()) == list(range(1, callers + 1))
+    assert len(commits) == 2  # the first caller's entry alone, then the 11 that queued behind it in one transaction
+    assert log.verify().entries == callers
+
+
+def test_a_failed_batch_fails_every_caller_in_it_and_the_next_append_works(audit: AuditLog) -> None:
+    fail = threading.Event()
+    fail.set()
+
+    def clock() -> float:
+        if fail.is_set():
+            raise OSError("clock unavailable")
+        return 1_700_000_000.0
+
+    log = AuditLog(audit.engine, org="hospital", clock=clock)
+    with pytest.raises(OSError, match="clock unavailable"):
+        log.record(DOCTOR, "GET /api/v1/audit", None, "ok", status=200)
+    assert log.head() is None and not log._writing and not log._waiting
+    fail.clear()
+    assert log.record(DOCTOR, "GET /api/v1/audit", None, "ok", status=200).seq == 1
 
 
 def test_an_edited_entry_is_named(audit: AuditLog) -> None:

@@ -268,10 +268,30 @@ def _clip(text: str | None, size: int) -> str | None:
     return None if text is None else text[:size]
 
 
+class _Pending:
+    """One entry waiting to be appended, and how its append ended."""
+
+    __slots__ = ("entry", "error", "fields")
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.fields = fields
+        self.entry: AuditEntry | None = None
+        self.error: BaseException | None = None
+
+
 class AuditLog:
-    """The hash-chained audit table of one gateway (see the module docstring). Writes are serialised: one lock in
-    the process and, per entry, one transaction that reads the head (``FOR UPDATE`` on PostgreSQL) and inserts the
-    next sequence (a primary key, so a concurrent writer elsewhere makes the insert fail and it is retried)."""
+    """The hash-chained audit table of one gateway (see the module docstring).
+
+    Appends are group-committed: a caller that finds no append under way writes every entry waiting at that moment
+    (its own and those of requests that arrived meanwhile) in one transaction that reads the head (``FOR UPDATE``
+    on PostgreSQL), chains the entries and inserts them; each caller returns once its entry is committed. Another
+    process writing the same table makes the insert fail on the sequence primary key: the batch is chained again
+    on the new head and retried."""
+
+    #: retries of a batch whose head another writer took (or while SQLite's write lock is held elsewhere)
+    ATTEMPTS = 40
+    #: entries written in one transaction at most
+    MAX_BATCH = 256
 
     def __init__(self, engine: Engine, *, org: str, batcher: Batcher | None = None,
                  clock: Callable[[], float] = time.time) -> None:
@@ -279,16 +299,18 @@ class AuditLog:
         self.org = org
         self.batcher = batcher
         self.clock = clock
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._waiting: list[_Pending] = []
+        self._writing = False
         self._anchor_lock = threading.Lock()
 
     # -- writing -----------------------------------------------------------------------------------
     def record(self, principal: Principal | None, action: str, target: str | None, outcome: str, *, status: int,
                detail: str | None = None, remote: str | None = None) -> AuditEntry:
-        """Append one entry (who = ``principal``, None when unauthenticated) and return it."""
+        """Append one entry (who = ``principal``, None when unauthenticated) and return it once committed."""
         if not isinstance(action, str) or not action:
             raise InvalidInput("an audit action is a non-empty string")
-        fields: dict[str, Any] = {
+        pending = _Pending({
             "org": principal.org if principal is not None else None,
             "org_id": principal.org_id if principal is not None else None,
             "subject": _clip(principal.subject, 256) if principal is not None else None,
@@ -296,22 +318,59 @@ class AuditLog:
             "via": principal.via if principal is not None else None,
             "remote": _clip(remote, 64), "action": action[:300], "target": _clip(target, MAX_TARGET),
             "outcome": outcome[:16], "status": int(status), "detail": _clip(detail, MAX_DETAIL),
-        }
-        with self._lock:
-            for _attempt in range(40):
-                ts_ms = int(self.clock() * 1000)
+        })
+        with self._cond:
+            self._waiting.append(pending)
+        while True:
+            with self._cond:
+                while self._writing and pending.entry is None and pending.error is None:
+                    self._cond.wait()
+                if pending.entry is not None or pending.error is not None:
+                    break
+                self._writing = True  # this caller writes what is waiting now (the oldest first)
+                batch, self._waiting = self._waiting[:self.MAX_BATCH], self._waiting[self.MAX_BATCH:]
+            try:
+                self._append(batch)
+            finally:
+                with self._cond:
+                    self._writing = False
+                    self._cond.notify_all()
+        if pending.error is not None:
+            raise pending.error
+        assert pending.entry is not None
+        return pending.entry
+
+    def _append(self, batch: list[_Pending]) -> None:
+        """Chain ``batch`` on the head and insert it in one transaction; every pending entry ends with its entry
+        or the error."""
+        try:
+            for attempt in range(self.ATTEMPTS):
                 try:
                     with self.engine.begin() as conn:
                         head = conn.execute(select(audit_entries.c.seq, audit_entries.c.hash)
                                             .order_by(audit_entries.c.seq.desc()).limit(1).with_for_update()).first()
-                        seq, prev = (1, ZERO_HASH) if head is None else (int(head[0]) + 1, str(head[1]))
-                        entry = AuditEntry(seq=seq, ts_ms=ts_ms, prev_hash=prev, hash="", **fields)
-                        entry = AuditEntry(**{**entry.__dict__, "hash": entry.computed_hash()})
-                        conn.execute(insert(audit_entries).values(**entry.__dict__))
-                    return entry
-                except (IntegrityError, OperationalError):  # another writer took this sequence (or holds SQLite's
-                    time.sleep(0.005 * (1 + _attempt))     # write lock): read the head again
-            raise ShanchengError("the audit log could not append an entry: too much contention on its head")
+                        seq, prev = (0, ZERO_HASH) if head is None else (int(head[0]), str(head[1]))
+                        entries = []
+                        ts_ms = int(self.clock() * 1000)
+                        for pending in batch:
+                            seq += 1
+                            entry = AuditEntry(seq=seq, ts_ms=ts_ms, prev_hash=prev, hash="", **pending.fields)
+                            entry = AuditEntry(**{**entry.__dict__, "hash": entry.computed_hash()})
+                            entries.append(entry)
+                            prev = entry.hash
+                        conn.execute(insert(audit_entries), [e.__dict__ for e in entries])
+                except (IntegrityError, OperationalError):  # another writer took these sequences (or holds
+                    time.sleep(0.005 * (1 + attempt))      # SQLite's write lock): read the head again
+                    continue
+                for pending, entry in zip(batch, entries, strict=True):
+                    pending.entry = entry
+                return
+            error: BaseException = ShanchengError(
+                "the audit log could not append an entry: too much contention on its head")
+        except Exception as exc:  # noqa: BLE001 - every waiting request learns why its entry was not written
+            error = exc
+        for pending in batch:
+            pending.error = error
 
     # -- reading -----------------------------------------------------------------------------------
     def head(self) -> tuple[int, str] | None:
