@@ -6,7 +6,9 @@ Every page gets a guard that records console errors, page errors and any request
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 import socket
 import threading
 import time
@@ -153,6 +155,11 @@ def signed_in(launch: Any, url: str, token: str, path: str, *, allowed: tuple[in
     return page, guard
 
 
+def shot(page: Any, name: str) -> None:
+    """A full-page screenshot ``name``.png in the artifacts folder."""
+    page.screenshot(path=str(artifacts_dir() / f"{name}.png"), full_page=True)
+
+
 def chart_option(page: Any, selector: str) -> dict[str, Any]:
     """The live ECharts option of the chart in ``selector`` (read through the bundled library's own API)."""
     return page.locator(selector).evaluate("box => JSON.parse(JSON.stringify(echarts.getInstanceByDom(box).getOption()))")
@@ -164,3 +171,91 @@ def canvas_is_drawn(page: Any, selector: str) -> bool:
                   for (let i = 3; i < d.length; i += 4) if (d[i] !== 0) return true; return false; }""")
 
 
+
+
+# -- prescriptions: one staff member's desk ------------------------------------------------------------------------
+_serial = itertools.count(int(time.time()) % 100_000 * 1000)
+
+
+def starts_with(prefix: str) -> re.Pattern[str]:
+    return re.compile("^" + re.escape(prefix))
+
+
+def prescription_document(**changes: Any) -> dict[str, Any]:
+    """A new prescription (national field names) with a fresh hosp_rxno; ``changes`` replace its fields."""
+    return {
+        "hosp_rxno": f"WEB{time.time_ns() % 10**9}{next(_serial) % 10000:04d}", "rx_type_code": "1",
+        "prsc_time": "2024-06-15T09:00:00+08:00", "valid_days": 1,
+        "drugs": [{"med_list_codg": "XJ01CAA040A001010100028", "drug_genname": "阿莫西林胶囊", "drug_dosform": "胶囊剂",
+                   "drug_spec": "0.25g*24粒", "drug_cnt": "2", "drug_cnt_unit": "盒", "medc_days": 5}],
+        **changes,
+    }
+
+
+class Desk:
+    """One staff member's browser, signed in at their organisation's gateway (``world``: a GatewayWorld)."""
+
+    def __init__(self, launch: Any, url: str, world: Any, subject: str, role: str) -> None:
+        from playwright.sync_api import expect
+
+        world.staff(subject, role)
+        self.url = url
+        self.page, self.guard = signed_in(launch, url, world.token(role, subject=subject), "/ui/prescriptions")
+        expect(self.page.locator("#who")).to_contain_text(subject)
+
+    def open(self, rx: str) -> None:
+        from playwright.sync_api import expect
+
+        self.page.goto(f"{self.url}/ui/prescriptions?rx={rx}")
+        expect(self.page.locator("#rx-shown-id")).to_have_text(rx)
+
+    def press(self, transition: str, expected_state: str, **fields: str) -> None:
+        from playwright.sync_api import expect
+
+        for name, value in fields.items():
+            self.page.locator(f"#rx-{transition}-{name}").fill(value)
+        self.page.locator(f"#rx-actions button[data-transition={transition}]").click()
+        expect(self.page.locator("#rx-state")).to_have_attribute("data-state", expected_state, timeout=30_000)
+        expect(self.page.locator("#rx-last-step code").first).to_have_text(starts_with("0x"))
+
+    # -- stricter steps (a transition that keeps the state is told apart by the timeline growing) -------------
+    def transitions(self) -> Any:
+        return self.page.locator("#rx-timeline li[data-kind=transition]")
+
+    def buttons(self) -> Any:
+        return self.page.locator("#rx-actions button")
+
+    def step(self, transition: str, expected_state: str, **fields: str) -> None:
+        """Fill ``fields``, click ``transition`` and wait for the page to show it done: one more transition on the
+        timeline, this one, leading to ``expected_state``, and the step's note with its transaction."""
+        from playwright.sync_api import expect
+
+        before = self.transitions().count()
+        for name, value in fields.items():
+            self.page.locator(f"#rx-{transition}-{name}").fill(value)
+        self.page.locator(f"#rx-actions button[data-transition={transition}]").click()
+        expect(self.transitions()).to_have_count(before + 1, timeout=30_000)
+        expect(self.page.locator("#rx-state")).to_have_attribute("data-state", expected_state)
+        expect(self.transitions().last).to_have_attribute("data-transition", transition)
+        expect(self.transitions().last).to_have_attribute("data-state", expected_state)
+        expect(self.page.locator("#rx-last-step")).to_be_visible()
+        expect(self.page.locator("#rx-last-step code").first).to_have_text(starts_with("0x"))
+
+    def refused(self, transition: str, reason: str, **fields: str) -> None:
+        """Click ``transition`` expecting the contract to refuse it (HTTP 422): the page shows ``reason`` as an
+        error, keeps its state and timeline and offers the button again."""
+        from playwright.sync_api import expect
+
+        self.guard.allowed_statuses.add(422)
+        state = self.page.locator("#rx-state").get_attribute("data-state")
+        before = self.transitions().count()
+        for name, value in fields.items():
+            self.page.locator(f"#rx-{transition}-{name}").fill(value)
+        button = self.page.locator(f"#rx-actions button[data-transition={transition}]")
+        button.click()
+        status = self.page.locator("#rx-action-status")
+        expect(status).to_have_class("error", timeout=30_000)
+        expect(status).to_contain_text(reason)
+        expect(self.page.locator("#rx-state")).to_have_attribute("data-state", state or "")
+        expect(self.transitions()).to_have_count(before)
+        expect(button).to_be_enabled()

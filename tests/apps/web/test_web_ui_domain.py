@@ -11,14 +11,21 @@ import base64
 import copy
 import itertools
 import json
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _web_support import artifacts_dir, canvas_is_drawn, chart_option, signed_in
+from _web_support import (
+    Desk,
+    artifacts_dir,
+    canvas_is_drawn,
+    chart_option,
+    prescription_document,
+    signed_in,
+    starts_with,
+)
 from playwright.sync_api import expect
 from prov.model import ProvDocument
 
@@ -88,10 +95,6 @@ def until(what: str, probe: Any) -> Any:
             return found
         assert time.monotonic() < deadline, f"{what}: not within {DEADLINE} s"
         time.sleep(0.2)
-
-
-def starts_with(prefix: str) -> re.Pattern[str]:
-    return re.compile("^" + re.escape(prefix))
 
 
 def shot(page: Any, name: str) -> None:
@@ -177,36 +180,6 @@ def test_evidence_page_verifies_a_good_package_and_names_the_failing_check(hospi
 
 # -- prescriptions ----------------------------------------------------------------------------------------------
 
-def prescription_document() -> dict[str, Any]:
-    return {
-        "hosp_rxno": f"WEB{time.time_ns() % 10**9}{next(_serial) % 10000:04d}", "rx_type_code": "1",
-        "prsc_time": "2024-06-15T09:00:00+08:00", "valid_days": 1,
-        "drugs": [{"med_list_codg": "XJ01CAA040A001010100028", "drug_genname": "阿莫西林胶囊", "drug_dosform": "胶囊剂",
-                   "drug_spec": "0.25g*24粒", "drug_cnt": "2", "drug_cnt_unit": "盒", "medc_days": 5}],
-    }
-
-
-class Desk:
-    """One staff member's browser, signed in at their organisation's gateway."""
-
-    def __init__(self, launch: Any, url: str, world: GatewayWorld, subject: str, role: str) -> None:
-        world.staff(subject, role)
-        self.url = url
-        self.page, self.guard = signed_in(launch, url, world.token(role, subject=subject), "/ui/prescriptions")
-        expect(self.page.locator("#who")).to_contain_text(subject)
-
-    def open(self, rx: str) -> None:
-        self.page.goto(f"{self.url}/ui/prescriptions?rx={rx}")
-        expect(self.page.locator("#rx-shown-id")).to_have_text(rx)
-
-    def press(self, transition: str, expected_state: str, **fields: str) -> None:
-        for name, value in fields.items():
-            self.page.locator(f"#rx-{transition}-{name}").fill(value)
-        self.page.locator(f"#rx-actions button[data-transition={transition}]").click()
-        expect(self.page.locator("#rx-state")).to_have_attribute("data-state", expected_state, timeout=30_000)
-        expect(self.page.locator("#rx-last-step code").first).to_have_text(starts_with("0x"))
-
-
 def test_a_prescription_walks_its_lifecycle_by_clicking_as_four_staff(hospital, pharmacy, urls, launch):
     hospital_url = url_of(urls, "hospital", hospital)
     pharmacy_url = url_of(urls, "pharmacy", pharmacy)
@@ -224,8 +197,8 @@ def test_a_prescription_walks_its_lifecycle_by_clicking_as_four_staff(hospital, 
     expect(page.locator("#rx-last-step .salt")).to_have_text(starts_with("0x"))
     rx = page.locator("#rx-shown-id").inner_text()
     assert len(rx) == 66 and rx.startswith("0x")
-    # a doctor is offered revoke only; the pharmacist's review buttons are not on the doctor's page
-    expect(page.locator("#rx-actions button")).to_have_text(["撤销"])
+    # a doctor is offered extend and revoke only; the pharmacist's review buttons are not on the doctor's page
+    expect(page.locator("#rx-actions button")).to_have_text(["延长有效期", "撤销"])
 
     reviewer.open(rx)
     expect(reviewer.page.locator("#rx-actions button")).to_have_text(["审核通过", "驳回"])

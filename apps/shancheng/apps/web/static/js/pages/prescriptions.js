@@ -10,15 +10,19 @@ import { api, errorText, formatTime, h, items, short, t, table } from '../core.j
 // press it (routes/prescriptions.py ROLES_OF), fields of its form]
 const REVIEW = ['phar_prac_cert_no', 'rx_chk_stas_codg', 'rx_chk_opnn'];
 const REVOKE = ['revoke', ['doctor']];
+// the prescribing doctor extends validity while the prescription waits for its fill (the contract's waiting states)
+const EXTEND = ['extend', ['doctor'], ['valid_days']];
 export const TRANSITIONS = {
-  SIGNED: [['approve', ['pharmacist'], REVIEW], ['reject', ['pharmacist'], REVIEW], REVOKE],
-  REJECTED: [['reissue', ['doctor'], ['prescription']], REVOKE],
-  APPROVED: [['circulate', ['doctor', 'pharmacist']], REVOKE],
-  CIRCULATED: [['claim', ['pharmacist', 'pharmacy']], REVOKE],
-  CLAIMED: [['dispense', ['pharmacist', 'dispenser']], ['release', ['pharmacist', 'pharmacy']], REVOKE],
+  SIGNED: [['approve', ['pharmacist'], REVIEW], ['reject', ['pharmacist'], REVIEW], EXTEND, REVOKE],
+  REJECTED: [['reissue', ['doctor'], ['prescription']], EXTEND, REVOKE],
+  APPROVED: [['circulate', ['doctor', 'pharmacist']], EXTEND, REVOKE],
+  CIRCULATED: [['claim', ['pharmacist', 'pharmacy']], EXTEND, REVOKE],
+  CLAIMED: [['dispense', ['pharmacist', 'dispenser']], ['release', ['pharmacist', 'pharmacy']], EXTEND, REVOKE],
   DISPENSING: [['check', ['pharmacist', 'dispenser']]],
-  CHECKED: [['hand_over', ['pharmacist', 'dispenser']], ['consign', ['pharmacist', 'dispenser'], ['logistics_org']]],
-  DELIVERING: [['pick_up', ['courier']], ['deliver', ['courier']]],
+  // consign names the logistics org (CHECKED stays CHECKED); its courier picks up: CHECKED -> DELIVERING
+  CHECKED: [['hand_over', ['pharmacist', 'dispenser']], ['consign', ['pharmacist', 'dispenser'], ['logistics_org']],
+    ['pick_up', ['courier']]],
+  DELIVERING: [['deliver', ['courier']]],
 };
 const TEXT_FIELDS = new Set(['prescription']);
 
@@ -26,6 +30,7 @@ const TEXT_FIELDS = new Set(['prescription']);
 export function bodyFor(name, values) {
   if (name === 'approve' || name === 'reject') return { review: values };
   if (name === 'consign') return { logistics_org: Number(values.logistics_org) };
+  if (name === 'extend') return { valid_days: Number(values.valid_days) };
   if (name === 'reissue') return { prescription: JSON.parse(values.prescription || 'null') };
   return values;
 }
