@@ -48,14 +48,15 @@ def _free_run(count: int) -> int:
     raise RuntimeError("no run of free ports")
 
 
-def _ports() -> dict[str, int]:
-    return {"port": _free_run(len(DEMO_ORGS)), "node_port": _free_run(2), "hj212_port": _free_run(1)}
+def _ports(validators: int = 1) -> dict[str, int]:
+    return {"port": _free_run(len(DEMO_ORGS)), "node_port": _free_run(2 if validators == 1 else 10 * validators),
+            "hj212_port": _free_run(1)}
 
 
-def _argv(home: Path, ports: dict[str, int]) -> list[str]:
+def _argv(home: Path, ports: dict[str, int], *extra: str) -> list[str]:
     return [sys.executable, "-m", "shancheng.sdk.cli", "district", "run", "--home", str(home), "--port",
             str(ports["port"]), "--node-port", str(ports["node_port"]), "--hj212-port", str(ports["hj212_port"]),
-            "--station-rate", "4"]
+            "--station-rate", "4", *extra]
 
 
 def _until(what: str, probe: Callable[[], Any], timeout: float, proc: subprocess.Popen[bytes] | None = None,
@@ -103,10 +104,10 @@ def _alive(pid: int) -> bool:
 class Run:
     """One ``district run`` process, its output in a file."""
 
-    def __init__(self, home: Path, ports: dict[str, int], log: Path) -> None:
+    def __init__(self, home: Path, ports: dict[str, int], log: Path, *extra: str) -> None:
         self.log = log
         with open(log, "wb") as out:
-            self.proc = subprocess.Popen(_argv(home, ports), stdout=out, stderr=subprocess.STDOUT,
+            self.proc = subprocess.Popen(_argv(home, ports, *extra), stdout=out, stderr=subprocess.STDOUT,
                                          start_new_session=True)
 
     def output(self) -> str:
@@ -204,6 +205,45 @@ def test_district_runs_stops_cleanly_and_continues_after_a_restart(tmp_path: Pat
             _until(f"new readings of {mn}", lambda mn=mn: _readings(http, mn) > kept[mn], 240, second.proc,
                    lambda: second.output()[-1500:])
     assert second.stop() < 60 and second.proc.returncode == 0
+
+
+@pytest.mark.network
+@pytest.mark.slow
+def test_the_documented_4_validator_variant_runs_and_stops_cleanly(tmp_path: Path, runs: list[Run]) -> None:
+    home, ports = tmp_path / "district4", _ports(validators=4)
+    runs.append(Run(home, ports, tmp_path / "four.log", "--validators", "4"))
+    run = runs[0]
+    output = run.wait_running(900)
+    assert "4 validator(s)" in output
+    regulator = f"http://127.0.0.1:{ports['port'] + [o.name for o in DEMO_ORGS].index('regulator')}"
+    monitoring = f"http://127.0.0.1:{ports['port'] + [o.name for o in DEMO_ORGS].index('monitoring')}"
+
+    def logs() -> str:
+        return run.output()[-1500:] + (home / "logs" / "gateway-monitoring.log").read_text()[-2000:]
+
+    with httpx.Client(base_url=regulator, timeout=60,
+                      headers={"Authorization": f"Bearer {_token(output, 'regulator', 'insp.qian')}"}) as http:
+        def committed_by_a_quorum() -> Any:
+            view = http.get("/api/v1/network", params={"blocks": 5}).raise_for_status().json()
+            return view if view["blocks"] and view["height"] > 3 else None
+
+        view = _until("blocks of the 4-validator network", committed_by_a_quorum, 300, run.proc, logs)
+        assert len(view["nodes"]) == 4 and all(n["reachable"] for n in view["nodes"]), view["nodes"]
+        assert len(view["validators"]) == 4 and view["validator_changes"] == 0
+        for block in view["blocks"]:  # each certificate carries more than two thirds of the power
+            assert block["total_power"] == sum(v["power"] for v in view["validators"])
+            assert block["signed_power"] * 3 > block["total_power"] * 2, block
+    with httpx.Client(base_url=monitoring, timeout=60,
+                      headers={"Authorization": f"Bearer {_token(output, 'monitoring', 'op.zhao')}"}) as http:
+        before = {mn: _readings(http, mn) for mn in STATIONS}
+        _until("readings of both stations to grow", lambda: all(_readings(http, mn) > before[mn] for mn in STATIONS),
+               300, run.proc, logs)
+
+    children = _descendants(run.proc.pid)
+    assert len(children) >= 4 * 2 + len(DEMO_ORGS)  # four apps, their CometBFT processes, a gateway per organisation
+    assert run.stop() < 90 and run.proc.returncode == 0, run.output()[-2000:]
+    assert "the district has stopped" in run.output() and "Traceback" not in run.output()
+    assert not [pid for pid in children if _alive(pid)], "processes outlived the district"
 
 
 def _district(home: Path, ports: dict[str, int]) -> subprocess.CompletedProcess[str]:
