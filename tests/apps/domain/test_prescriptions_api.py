@@ -89,6 +89,7 @@ def test_a_prescription_walks_its_lifecycle_through_two_gateways(world: GatewayW
         if body["source"] == "index":
             break
         assert body["source"] == "chain" and body["state"] == "DISPENSED"
+        assert all(t["block_time"] for t in body["timeline"])  # read from the chain, with the blocks' times
         assert time.monotonic() < deadline, "the indexer did not catch up within 60 s"
         time.sleep(0.2)
     assert body["state"] == "DISPENSED" and body["hospital_org"] == world.services.org_id

@@ -201,10 +201,20 @@ def step(who: Anyone, services: ServicesDep, rx_id: RxId, transition: Transition
     return _step_out(steps[transition]())
 
 
-def _from_chain(event: RxEvent) -> TimelineItem:
+def _block_times(client: Any, numbers: set[int]) -> dict[int, int]:
+    """The timestamps of blocks ``numbers`` (a prescription's history spans a few dozen at most)."""
+    times: dict[int, int] = {}
+    for number in sorted(numbers):
+        block = client.rpc.call("eth_getBlockByNumber", [hex(number), False])
+        if isinstance(block, dict) and isinstance(block.get("timestamp"), str):
+            times[number] = int(block["timestamp"], 16)
+    return times
+
+
+def _from_chain(event: RxEvent, block_time: int | None) -> TimelineItem:
     return TimelineItem(
         kind=event.kind, block_number=event.block_number, log_index=event.log_index,  # type: ignore[arg-type]
-        tx_hash=_hex(event.transaction_hash),
+        tx_hash=_hex(event.transaction_hash), block_time=block_time,
         transition=None if event.transition is None else event.transition.name.lower(),
         from_state=None if event.from_state is None else event.from_state.name,
         to_state=None if event.to_state is None else event.to_state.name, acting_org=event.acting_org,
@@ -268,7 +278,9 @@ def get_prescription(who: Anyone, services: ServicesDep, rx_id: RxId) -> Prescri
                 break
             after = (page[-1].block_number, page[-1].log_index)
     else:
-        items, source = [_from_chain(e) for e in flow.history(rid)], "chain"
+        events = flow.history(rid)
+        times = _block_times(services.client, {e.block_number for e in events})
+        items, source = [_from_chain(e, times.get(e.block_number)) for e in events], "chain"
     return PrescriptionOut(
         rx_id=rx_id.lower(), state=record.state.name, hospital_org=record.hospital_org,
         pharmacy_org=record.pharmacy_org, delivery_org=record.delivery_org, version=record.version,
