@@ -135,7 +135,8 @@ def test_transactions_through_a_validator_and_the_observer(net: Network, genesis
         assert [r["status"] for r in receipts] == [1] * 8
         assert w3.eth.get_transaction_count(account.address, "latest") == w3.eth.get_transaction_count(
             account.address, "pending")
-        other = net.w3("node2").eth.get_transaction_receipt(hashes[-1])  # every node has it
+        # every node has it, in the same block (node2 commits the block on its own time: it may be a block behind)
+        other = net.w3("node2").eth.wait_for_transaction_receipt(hashes[-1], timeout=60, poll_latency=0.05)
         assert other["blockHash"] == receipts[-1]["blockHash"]
         last = receipts[-1]["blockNumber"]
         cert = _certificate(net, node, last)
