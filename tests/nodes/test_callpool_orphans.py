@@ -1,7 +1,8 @@
 """The node's eth_call worker processes end with the node: a SIGKILLed node leaves no worker behind, even one
-that is inside a long call (a worker reads state from the node through its socket, and the end of that socket
-ends it).  An earlier session saw workers outlive a killed node by seconds and suspected a missing
-PR_SET_PDEATHSIG; this test shows the bound instead."""
+that is inside a long call. An idle worker ends with its socket; one inside a long call may not touch the socket
+for seconds (its state keys are cached), and under load it once outlived the node by more than 5 s, so a worker
+also watches its parent (a thread polling getppid: PR_SET_PDEATHSIG would fire when the node *thread* that started
+the worker ends, and workers are replaced from request threads)."""
 
 from __future__ import annotations
 

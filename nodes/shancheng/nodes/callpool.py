@@ -313,9 +313,20 @@ def _job(chain_class: Any, db: Any, job: tuple[Any, ...]) -> tuple[Any, ...]:
         return "failed", f"execution failed: {type(exc).__name__}: {exc}"
 
 
+def _exit_with_node(parent: int, interval: float = 0.2) -> None:
+    """End this worker as soon as the node that started it is gone (runs in a daemon thread). The end of the socket
+    ends an idle worker, but one inside a long call may not touch its socket for seconds (its keys are cached);
+    py-evm releases the GIL every switch interval, so this thread runs on time."""
+    while True:
+        time.sleep(interval)
+        if os.getppid() != parent:
+            os._exit(0)
+
+
 def _worker_main(argv: list[str]) -> int:
     fd, chain_id, nice = int(argv[0]), int(argv[1]), int(argv[2])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the node stops us
+    threading.Thread(target=_exit_with_node, args=(os.getppid(),), name="exit-with-node", daemon=True).start()
     if nice:
         os.nice(nice)
     conn = Connection(fd)
