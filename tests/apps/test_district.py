@@ -230,7 +230,10 @@ def test_the_documented_4_validator_variant_runs_and_stops_cleanly(tmp_path: Pat
         view = _until("blocks of the 4-validator network", committed_by_a_quorum, 300, run.proc, logs)
         assert len(view["nodes"]) == 4 and all(n["reachable"] for n in view["nodes"]), view["nodes"]
         assert len(view["validators"]) == 4 and view["validator_changes"] == 0
-        for block in view["blocks"]:  # each certificate carries more than two thirds of the power
+        newest, *older = view["blocks"]  # a node stores a block's certificate once the next block commits
+        assert newest["certificate_error"] is None and (newest["certified"] or newest["signers"] == [])
+        for block in older:  # each verified certificate carries more than two thirds of the power
+            assert block["certified"] and block["certificate_error"] is None, block
             assert block["total_power"] == sum(v["power"] for v in view["validators"])
             assert block["signed_power"] * 3 > block["total_power"] * 2, block
     with httpx.Client(base_url=monitoring, timeout=60,

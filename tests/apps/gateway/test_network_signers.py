@@ -4,7 +4,7 @@ set's own name or its key's address), an index beyond the set is shown as such a
 
 from __future__ import annotations
 
-from shancheng.apps.gateway.routes.network import signed_by, validators_out
+from shancheng.apps.gateway.routes.network import _verified, signed_by, validators_out
 from shancheng.chain.genesis import Genesis, GenesisOrganisation, GenesisValidator
 from shancheng.sdk.chainproof import CommitCertificate, GenesisFile, Validator, ValidatorSet
 from shancheng.sdk.evidence.chain import ValidatorHistory
@@ -48,3 +48,23 @@ def test_signers_are_named_against_their_own_blocks_set() -> None:
         [0, 3, 4], ["node-1", f"validator 0x{address}", "lab-node"], 4, 6)
     assert signed_by(certificate(g, 6, [0, 7], [1, 2]), after) == ([0, 7], ["node-1", "#7"], 1, 6)
     assert signed_by(None, after) == ([], [], 0, 6)
+
+
+def test_a_nodes_certificate_is_verified_before_its_signers_are_shown() -> None:
+    g = genesis()
+    validators = ValidatorSet.from_genesis(g)
+    good = certificate(g, 9, [0, 1, 2], [0, 1, 2])
+    block_hash = "0x" + good.block_hash.hex()
+    assert _verified(good.to_json(), 9, block_hash, validators, g) == (good, None)
+    assert _verified(None, 9, block_hash, validators, g) == (None, None)  # not stored yet: pending, no error
+
+    forged = certificate(g, 9, [0, 1, 2], [3, 4, 5])  # indexes of node-0..2, keys of others
+    cert, error = _verified(forged.to_json(), 9, block_hash, validators, g)
+    assert cert is None and error is not None and "signature" in error
+    too_few = certificate(g, 9, [0, 1], [0, 1])
+    cert, error = _verified(too_few.to_json(), 9, block_hash, validators, g)
+    assert cert is None and error is not None and "2 of 4" in error
+    cert, error = _verified(good.to_json(), 10, "0x" + "ab" * 32, validators, g)  # another block's certificate
+    assert cert is None and error is not None and "not block 10" in error
+    cert, error = _verified({"height": "x"}, 9, block_hash, validators, g)
+    assert cert is None and error

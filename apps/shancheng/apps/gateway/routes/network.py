@@ -12,11 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from shancheng.sdk.chainproof import CommitCertificate, GenesisFile, ValidatorSet
 from shancheng.sdk.client import RpcClient
-from shancheng.sdk.errors import ShanchengError
+from shancheng.sdk.errors import InvalidInput, ShanchengError
 from shancheng.sdk.evidence.chain import ValidatorHistory
 
 from ..app import Services
@@ -48,7 +48,11 @@ class BlockOut(BaseModel):
     hash: str
     timestamp: int
     transactions: int
-    signers: list[int]
+    certified: bool = Field(description="the block's commit certificate verified against the block's validator set "
+                                        "(a network node stores it once the next block commits)")
+    certificate_error: str | None = Field(default=None, description="why the node's certificate was refused")
+    signers: list[int] = Field(description="validator indexes in the block's set that signed its verified "
+                                           "certificate (empty when not certified)")
     signer_names: list[str]
     signed_power: int
     total_power: int
@@ -93,6 +97,27 @@ def signed_by(certificate: CommitCertificate | None, validators: list[ValidatorO
     return signers, names, power, sum(v.power for v in validators)
 
 
+def _verified(cert_json: Any, height: int, block_hash: str, validators: ValidatorSet,
+              genesis: GenesisFile) -> tuple[CommitCertificate | None, str | None]:
+    """The node's certificate of block ``height`` if it is that block's (height and hash) and verifies against
+    ``validators``; else None and why (None, None when the node has none yet). A node's answer is not taken on
+    trust: a forged certificate would name signers who never signed."""
+    if cert_json is None:
+        return None, None
+    try:
+        if not isinstance(cert_json, dict):
+            raise InvalidInput("the certificate is not an object")
+        certificate = CommitCertificate.from_json(cert_json)
+        if certificate.height != height or "0x" + certificate.block_hash.hex() != block_hash.lower():
+            raise InvalidInput(f"the certificate is for block {certificate.height} 0x{certificate.block_hash.hex()}, "
+                               f"not block {height} {block_hash}")
+        certificate.verify(validators.sm2_keys(), powers=validators.powers(), chain_id=genesis.chain_id,
+                           chain_identity=genesis.fingerprint)
+    except (ShanchengError, ValueError) as exc:
+        return None, " ".join(str(exc).split())[:300]
+    return certificate, None
+
+
 def _blocks(services: Services, history: ValidatorHistory, head: int, limit: int) -> list[BlockOut]:
     rpc = services.client.rpc
     sets: dict[int, list[ValidatorOut]] = {}
@@ -101,16 +126,18 @@ def _blocks(services: Services, history: ValidatorHistory, head: int, limit: int
         block: Any = rpc.call("eth_getBlockByNumber", [hex(height), False])
         if not isinstance(block, dict):
             continue
-        cert_json = rpc.call("shancheng_getCommit", [hex(height)])
-        certificate = CommitCertificate.from_json(cert_json) if isinstance(cert_json, dict) else None
         validators = history.at(height)
         if id(validators) not in sets:
             sets[id(validators)] = validators_out(validators, services.genesis)
         named = sets[id(validators)]
+        block_hash = str(block.get("hash"))
+        certificate, error = _verified(rpc.call("shancheng_getCommit", [hex(height)]), height, block_hash,
+                                       validators, services.genesis)
         signers, names, power, total = signed_by(certificate, named)
-        out.append(BlockOut(height=height, hash=str(block.get("hash")), timestamp=int(str(block["timestamp"]), 16),
-                            transactions=len(block.get("transactions") or []), signers=signers, signer_names=names,
-                            signed_power=power, total_power=total))
+        out.append(BlockOut(height=height, hash=block_hash, timestamp=int(str(block["timestamp"]), 16),
+                            transactions=len(block.get("transactions") or []), certified=certificate is not None,
+                            certificate_error=error, signers=signers, signer_names=names, signed_power=power,
+                            total_power=total))
     return out
 
 
