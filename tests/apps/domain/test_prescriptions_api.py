@@ -1,6 +1,8 @@
 """A prescription through its lifecycle over HTTP, across the hospital's and the pharmacy's gateways on one real
 solo node, each step signed with the acting staff member's enrolled key; refusals (role, organisation, the
-contract's own rules) come back as problems; the timeline served from the indexer equals the on-chain history."""
+contract's own rules) come back as problems; the timeline served from the indexer equals the on-chain history.
+A repeat prescription is filled twice (the second fill from DISPENSED), says its fills used and allowed and when the
+next may start, and refuses a third fill; one with a fill left is released to circulation from DISPENSED."""
 
 from __future__ import annotations
 
@@ -18,13 +20,19 @@ _counter = itertools.count(1)
 REVIEW = {"phar_prac_cert_no": "PHA2024001", "rx_chk_stas_codg": "1", "rx_chk_opnn": "合理"}
 
 
-def document() -> dict[str, Any]:
+def document(**changes: Any) -> dict[str, Any]:
     return {
         "hosp_rxno": f"GW{time.time_ns() % 10**9}{next(_counter):04d}", "rx_type_code": "1",
         "prsc_time": "2024-06-15T09:00:00+08:00", "valid_days": 1,
         "drugs": [{"med_list_codg": "XJ01CAA040A001010100028", "drug_genname": "阿莫西林胶囊", "drug_dosform": "胶囊剂",
                    "drug_spec": "0.25g*24粒", "drug_cnt": "2", "drug_cnt_unit": "盒", "medc_days": 5}],
+        **changes,
     }
+
+
+#: a repeat prescription of two fills with no minimum interval (min_inrv_days may be 0: the document rules and the
+#: contract only ask a repeat prescription for at least 2 fills)
+REPEAT = {"rept_flag": True, "max_rept_cnt": 2, "min_inrv_days": 0}
 
 
 class Staff:
@@ -94,6 +102,8 @@ def test_a_prescription_walks_its_lifecycle_through_two_gateways(world: GatewayW
         time.sleep(0.2)
     assert body["state"] == "DISPENSED" and body["hospital_org"] == world.services.org_id
     assert body["pharmacy_org"] == pharmacy.services.org_id
+    # not a repeat prescription: its one fill is used, no other may start
+    assert (body["fills_used"], body["fills_allowed"], body["next_fill_at"]) == (1, 1, None)
 
     history = Prescriptions(world.services.client).history(bytes.fromhex(rx[2:]))
     chain = [(e.kind, e.block_number, e.log_index, None if e.transition is None else e.transition.name.lower(),
@@ -152,3 +162,94 @@ def test_an_idempotency_key_replays_the_step(world: GatewayWorld, staff: Staff) 
     again = http.post("/api/v1/prescriptions", json=body, headers={"Idempotency-Key": "rx-issue-1"})
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json() and again.headers.get("idempotent-replayed") == "true"
+
+
+def read(world: GatewayWorld, staff: Staff, subject: str, rx_id: str) -> dict[str, Any]:
+    reply = world.client(token=staff.tokens[subject]).get(f"/api/v1/prescriptions/{rx_id}")
+    assert reply.status_code == 200, reply.text
+    result: dict[str, Any] = reply.json()
+    return result
+
+
+def fills(body: dict[str, Any]) -> tuple[str, int, int, int | None]:
+    return body["state"], body["fills_used"], body["fills_allowed"], body["next_fill_at"]
+
+
+def block_time(world: GatewayWorld, number: int) -> int:
+    block = world.services.client.rpc.call("eth_getBlockByNumber", [hex(number), False])
+    return int(block["timestamp"], 16)
+
+
+def claimed_repeat(world: GatewayWorld, pharmacy: GatewayWorld, staff: Staff) -> str:
+    """A new repeat prescription of two fills, approved, circulated and claimed by the pharmacy."""
+    reply = staff.post(world, "dr-li", "/api/v1/prescriptions", {"prescription": document(**REPEAT)})
+    assert reply.status_code == 201, reply.text
+    rx: str = reply.json()["rx_id"]
+    assert fills(read(world, staff, "dr-li", rx)) == ("SIGNED", 0, 2, 0)  # nothing holds the first fill back
+    assert step(staff, world, "ph-zhao", rx, "approve", {"review": REVIEW})["state"] == "APPROVED"
+    assert step(staff, world, "dr-li", rx, "circulate")["state"] == "CIRCULATED"
+    assert step(staff, pharmacy, "ph-sun", rx, "claim")["state"] == "CLAIMED"
+    return rx
+
+
+def fill(staff: Staff, pharmacy: GatewayWorld, rx: str) -> int:
+    """One fill at the pharmacy (dispense, check by another, hand over): the block of its dispense."""
+    started = step(staff, pharmacy, "dp-qian", rx, "dispense")
+    assert started["state"] == "DISPENSING"
+    assert step(staff, pharmacy, "ph-sun", rx, "check")["state"] == "CHECKED"
+    assert step(staff, pharmacy, "ph-sun", rx, "hand_over")["state"] == "DISPENSED"
+    return int(started["block_number"])
+
+
+def test_a_repeat_prescription_is_filled_twice_and_refuses_a_third_fill(world: GatewayWorld, pharmacy: GatewayWorld,
+                                                                        staff: Staff) -> None:
+    rx = claimed_repeat(world, pharmacy, staff)
+    assert fills(read(world, staff, "dr-li", rx)) == ("CLAIMED", 0, 2, 0)
+
+    first = fill(staff, pharmacy, rx)
+    # one fill used, one left: the next may start once the minimum interval (0) from the first's start has passed
+    after_one = read(pharmacy, staff, "ph-sun", rx)
+    assert fills(after_one) == ("DISPENSED", 1, 2, block_time(world, first))
+    assert fills(read(world, staff, "dr-li", rx)) == fills(after_one)  # the hospital's gateway says the same
+
+    # the second fill starts from DISPENSED (no new claim): a new dispensing cycle at the same pharmacy
+    second = fill(staff, pharmacy, rx)
+    assert second > first
+    done = read(pharmacy, staff, "ph-sun", rx)
+    assert fills(done) == ("DISPENSED", 2, 2, None)
+    assert done["pharmacy_org"] == pharmacy.services.org_id
+
+    third = step(staff, pharmacy, "dp-qian", rx, "dispense", status=422)
+    assert third["type"].endswith("/domain-error") and "Rx: already dispensed" in third["detail"], third
+    gone = step(staff, pharmacy, "ph-sun", rx, "release", status=422)  # no fill left: nothing to release for
+    assert "Rx: not claimed" in gone["detail"], gone
+    assert fills(read(pharmacy, staff, "ph-sun", rx)) == ("DISPENSED", 2, 2, None)
+    history = Prescriptions(world.services.client).history(bytes.fromhex(rx[2:]))
+    assert [(e.transition.name.lower(), e.from_state.name, e.to_state.name) for e in history  # type: ignore[union-attr]
+            if e.kind == "transition"][4:] == [
+        ("dispense", "CLAIMED", "DISPENSING"), ("check", "DISPENSING", "CHECKED"), ("hand_over", "CHECKED", "DISPENSED"),
+        ("dispense", "DISPENSED", "DISPENSING"), ("check", "DISPENSING", "CHECKED"),
+        ("hand_over", "CHECKED", "DISPENSED")]
+
+
+def test_a_repeat_prescription_with_a_fill_left_is_released_to_circulation(world: GatewayWorld,
+                                                                           pharmacy: GatewayWorld,
+                                                                           staff: Staff) -> None:
+    rx = claimed_repeat(world, pharmacy, staff)
+    first = fill(staff, pharmacy, rx)
+    # the doctor extends validity while it waits for its second fill; the state stays DISPENSED
+    extended = step(staff, world, "dr-li", rx, "extend", {"valid_days": 2})
+    assert extended["state"] == "DISPENSED"
+
+    released = step(staff, pharmacy, "ph-sun", rx, "release")
+    assert released["state"] == "CIRCULATED"
+    body = read(world, staff, "dr-li", rx)
+    assert fills(body) == ("CIRCULATED", 1, 2, block_time(world, first))
+    assert body["pharmacy_org"] == 0  # any pharmacy may claim the second fill
+    # a fill was dispensed: the doctor can no longer revoke it, though it circulates again
+    late = step(staff, world, "dr-li", rx, "revoke", status=422)
+    assert "Rx: cannot revoke after dispensing" in late["detail"], late
+
+    assert step(staff, pharmacy, "ph-sun", rx, "claim")["state"] == "CLAIMED"
+    fill(staff, pharmacy, rx)
+    assert fills(read(world, staff, "dr-li", rx)) == ("DISPENSED", 2, 2, None)

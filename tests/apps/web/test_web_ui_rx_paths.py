@@ -1,9 +1,10 @@
 """The prescription page's other paths, clicked in real headless Chromium against real gateways (hospital, pharmacy,
 logistics) on one real solo node: a pharmacist rejects and the doctor re-issues; the prescribing doctor revokes a
 claimed prescription (after the pharmacy released and claimed it again); the doctor extends validity; a checked
-prescription is consigned to the logistics organisation, whose courier picks it up and delivers it. Each path: the
-buttons each role is offered, the state and the timeline after each click, one refusal by the contract (shown as an
-error, the state unchanged), a screenshot of its end state and no console errors."""
+prescription is consigned to the logistics organisation, whose courier picks it up and delivers it; a repeat
+prescription is dispensed twice (the second fill from DISPENSED), and one with a fill left is released to circulation.
+Each path: the buttons each role is offered, the state and the timeline after each click, one refusal by the
+contract (shown as an error, the state unchanged), a screenshot of its end state and no console errors."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ pytestmark = [pytest.mark.network, pytest.mark.slow]
 REVIEW = {"phar_prac_cert_no": "PHA2024001", "rx_chk_stas_codg": "1", "rx_chk_opnn": "用法用量合理"}
 REFUSAL = {"phar_prac_cert_no": "PHA2024002", "rx_chk_stas_codg": "2", "rx_chk_opnn": "单次剂量超出说明书推荐"}
 DAY = 86_400
+#: a repeat prescription of two fills; the minimum interval may be 0 days (the document rules and the contract ask a
+#: repeat prescription only for at least 2 fills), so the second fill can start at once: no waiting in these tests
+REPEAT = {"rept_flag": True, "max_rept_cnt": 2, "min_inrv_days": 0}
 
 
 @pytest.fixture(scope="module")
@@ -319,6 +323,124 @@ def test_a_checked_prescription_is_consigned_and_delivered_by_the_logistics_cour
     assert api["state"] == "DELIVERED" and api["delivery_org"] == logistics.services.org_id
     assert [(t["transition"], t["to_state"]) for t in api["timeline"] if t["kind"] == "transition"] == expected
     for desk in (doctor, reviewer, pharmacist, dispenser, courier):
+        desk.guard.assert_clean()
+
+
+# -- a repeat prescription: two fills, then nothing -----------------------------------------------------------------
+
+def fills_shown(desk: Desk, used: int, allowed: int, text: str) -> None:
+    shown = desk.page.locator("#rx-fills")
+    expect(shown).to_have_text(text)
+    expect(shown).to_have_attribute("data-used", str(used))
+    expect(shown).to_have_attribute("data-allowed", str(allowed))
+
+
+def fill_once(dispenser: Desk, pharmacist: Desk, rx: str, fill: int, from_state: str) -> None:
+    """The dispenser starts fill ``fill`` of 2 (from ``from_state``); the pharmacist checks it and hands it over."""
+    dispenser.open(rx)
+    expect(dispenser.page.locator("#rx-state")).to_have_attribute("data-state", from_state)
+    dispenser.step("dispense", "DISPENSING")
+    fills_shown(dispenser, fill, 2, f"第 {fill}/2 次")  # a fill counts from its start
+    pharmacist.open(rx)
+    pharmacist.step("check", "CHECKED")
+    pharmacist.step("hand_over", "DISPENSED")
+    fills_shown(pharmacist, fill, 2, f"第 {fill}/2 次")
+
+
+def test_a_repeat_prescription_is_dispensed_twice_and_then_offers_nothing(hospital, pharmacy, urls, launch):
+    hospital_url, pharmacy_url = url_of(urls, "hospital", hospital), url_of(urls, "pharmacy", pharmacy)
+    doctor = Desk(launch, hospital_url, hospital, "dr-rep-fang", "doctor")
+    reviewer = Desk(launch, hospital_url, hospital, "ph-rep-mo", "pharmacist")
+    pharmacist = Desk(launch, pharmacy_url, pharmacy, "ph-rep-jia", "pharmacist")
+    dispenser = Desk(launch, pharmacy_url, pharmacy, "dp-rep-ren", "dispenser")
+    late = Desk(launch, pharmacy_url, pharmacy, "dp-rep-cai", "dispenser")  # keeps a page open between the fills
+    rx, _ = issue(doctor, **REPEAT)
+    fills_shown(doctor, 0, 2, "尚未调配（共 2 次）")
+    expect(doctor.page.locator("#rx-next-fill")).to_have_count(0)
+    reviewer.open(rx)
+    reviewer.step("approve", "APPROVED", **REVIEW)
+    doctor.open(rx)
+    doctor.step("circulate", "CIRCULATED")
+    pharmacist.open(rx)
+    pharmacist.step("claim", "CLAIMED")
+    fill_once(dispenser, pharmacist, rx, 1, "CLAIMED")
+
+    # between the fills (DISPENSED, one fill left): the pharmacy may start the next fill or release it, the doctor
+    # may extend validity (no revoke after a fill): exactly the gateway's roles of each
+    expect(pharmacist.buttons()).to_have_text(["开始调配", "释放"])
+    expect(pharmacist.page.locator("#rx-next-fill")).to_be_visible()
+    late.open(rx)
+    expect(late.buttons()).to_have_text(["开始调配"])
+    doctor.open(rx)
+    expect(doctor.buttons()).to_have_text(["延长有效期"])
+    fills_shown(doctor, 1, 2, "第 1/2 次")
+    shot(pharmacist.page, "prescription-repeat-between-fills")
+
+    fill_once(dispenser, pharmacist, rx, 2, "DISPENSED")
+    expect(pharmacist.page.locator("#rx-next-fill")).to_have_count(0)  # no fill left
+    no_actions(pharmacist)
+    # the other dispenser's page still shows one fill left: the contract refuses a third fill
+    late.refused("dispense", "Rx: already dispensed")
+    fills_shown(late, 1, 2, "第 1/2 次")  # the stale page is left as it was
+    for desk in (late, dispenser, doctor):
+        desk.open(rx)
+        expect(desk.page.locator("#rx-state")).to_have_attribute("data-state", "DISPENSED")
+        fills_shown(desk, 2, 2, "第 2/2 次")
+        no_actions(desk)
+
+    cycle = [("dispense", "DISPENSING"), ("check", "CHECKED"), ("hand_over", "DISPENSED")]
+    expected = [("issue", "SIGNED"), ("approve", "APPROVED"), ("circulate", "CIRCULATED"), ("claim", "CLAIMED"),
+                *cycle, *cycle]
+    assert timeline(doctor) == expected
+    assert "⟦" not in doctor.page.content()
+    shot(doctor.page, "prescription-repeat-filled")
+    doctor.page.select_option("#lang", "en")
+    expect(doctor.page.locator("#rx-fills")).to_have_text("fill 2 of 2")
+    api = served(hospital, rx)
+    assert (api["state"], api["fills_used"], api["fills_allowed"], api["next_fill_at"]) == ("DISPENSED", 2, 2, None)
+    assert [(t["transition"], t["to_state"]) for t in api["timeline"] if t["kind"] == "transition"] == expected
+    for desk in (doctor, reviewer, pharmacist, dispenser, late):
+        desk.guard.assert_clean()
+
+
+def test_a_repeat_prescription_with_a_fill_left_is_released_and_claimed_again(hospital, pharmacy, urls, launch):
+    hospital_url, pharmacy_url = url_of(urls, "hospital", hospital), url_of(urls, "pharmacy", pharmacy)
+    doctor = Desk(launch, hospital_url, hospital, "dr-rel-du", "doctor")
+    reviewer = Desk(launch, hospital_url, hospital, "ph-rel-kong", "pharmacist")
+    pharmacist = Desk(launch, pharmacy_url, pharmacy, "ph-rel-shi", "pharmacist")
+    dispenser = Desk(launch, pharmacy_url, pharmacy, "dp-rel-pan", "dispenser")
+    rx, _ = issue(doctor, **REPEAT)
+    reviewer.open(rx)
+    reviewer.step("approve", "APPROVED", **REVIEW)
+    doctor.open(rx)
+    doctor.step("circulate", "CIRCULATED")
+    expect(doctor.buttons()).to_have_text(["延长有效期", "撤销"])  # before any fill the doctor may revoke
+    pharmacist.open(rx)
+    pharmacist.step("claim", "CLAIMED")
+    fill_once(dispenser, pharmacist, rx, 1, "CLAIMED")
+
+    # the patient takes the second fill elsewhere: the pharmacy releases it from DISPENSED
+    pharmacist.step("release", "CIRCULATED")
+    expect(pharmacist.page.locator("#rx-pharmacy")).to_have_text("无")
+    fills_shown(pharmacist, 1, 2, "第 1/2 次")
+    expect(pharmacist.buttons()).to_have_text(["认领"])
+    # circulating again after a fill: the doctor may extend it but not revoke it (the contract refuses that)
+    doctor.open(rx)
+    expect(doctor.buttons()).to_have_text(["延长有效期"])
+    doctor.step("extend", "CIRCULATED", valid_days="2")
+
+    pharmacist.open(rx)
+    pharmacist.step("claim", "CLAIMED")
+    expect(pharmacist.buttons()).to_have_text(["开始调配", "释放"])
+    fill_once(dispenser, pharmacist, rx, 2, "CLAIMED")
+    no_actions(pharmacist)
+    cycle = [("dispense", "DISPENSING"), ("check", "CHECKED"), ("hand_over", "DISPENSED")]
+    expected = [("issue", "SIGNED"), ("approve", "APPROVED"), ("circulate", "CIRCULATED"), ("claim", "CLAIMED"),
+                *cycle, ("release", "CIRCULATED"), ("extend", "CIRCULATED"), ("claim", "CLAIMED"), *cycle]
+    assert timeline(pharmacist) == expected
+    assert "⟦" not in pharmacist.page.content()
+    shot(pharmacist.page, "prescription-repeat-released-refilled")
+    for desk in (doctor, reviewer, pharmacist, dispenser):
         desk.guard.assert_clean()
 
 

@@ -5,6 +5,10 @@ Who may do what (the gateway role; the contract checks the staff key's role and 
 issue, reissue, extend, revoke — doctor; approve, reject — pharmacist; circulate — doctor or pharmacist (the issuing
 hospital); claim, release — pharmacist or pharmacy; dispense, check, hand_over, consign — pharmacist or dispenser
 (check by a different person than dispense); pick_up, deliver — courier; expire — any signed-in principal.
+
+A repeat prescription (rept_flag, max_rept_cnt fills, min_inrv_days between the starts of two fills) is dispensed
+again, or released to circulation, from DISPENSED or DELIVERED while fills are left: the same transitions, which the
+contract allows there; GET says how many fills are used and allowed and when the next may start.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
 from shancheng.sdk.domain.prescriptions import (
+    FLAG_REPEAT,
     Prescription,
     Prescriptions,
     Review,
@@ -107,7 +112,13 @@ class TimelineItem(BaseModel):
 
 
 class PrescriptionOut(BaseModel):
-    """The on-chain record of a prescription and its timeline; ``source`` says where the timeline came from."""
+    """The on-chain record of a prescription and its timeline; ``source`` says where the timeline came from.
+
+    ``fills_used`` is the number of fills started (the contract's reptdCnt), ``fills_allowed`` max_rept_cnt for a
+    repeat prescription, else 1. ``next_fill_at`` is the Unix second from which the next fill may start: the last
+    fill's start plus the minimum interval, 0 before the first fill (no interval applies), null when no fill is left
+    (all used, revoked or expired). The validity (``valid_end``) and the state bound it too: a fill starts only
+    while valid, from CLAIMED or, with fills left, from DISPENSED or DELIVERED."""
 
     rx_id: str
     state: str
@@ -119,6 +130,9 @@ class PrescriptionOut(BaseModel):
     doctor: str
     dispenser: str
     doc_commitment: str
+    fills_used: int
+    fills_allowed: int
+    next_fill_at: int | None
     timeline: list[TimelineItem]
     source: Literal["index", "chain"]
     as_of_block: int
@@ -246,6 +260,15 @@ def _indexer(services: Any) -> Indexer | None:
     return indexer if isinstance(indexer, Indexer) else None
 
 
+def _fills(record: RxRecord) -> tuple[int, int, int | None]:
+    """(fills used, fills allowed, when the next may start) as the contract counts them (_maxFills, dispense)."""
+    allowed = record.max_rept_cnt if record.flags & FLAG_REPEAT else 1
+    used = record.reptd_cnt
+    if used >= allowed or record.state in (RxState.REVOKED, RxState.EXPIRED):
+        return used, allowed, None
+    return used, allowed, record.last_fill_at + record.min_interval_seconds if used else 0
+
+
 def _visible(who: Principal, record: RxRecord) -> bool:
     """A prescription is visible to its hospital, the pharmacy that claimed it, its delivery organisation, any
     pharmacy while it circulates (the patient chose where to take it), regulators and auditors."""
@@ -281,11 +304,13 @@ def get_prescription(who: Anyone, services: ServicesDep, rx_id: RxId) -> Prescri
         events = flow.history(rid)
         times = _block_times(services.client, {e.block_number for e in events})
         items, source = [_from_chain(e, times.get(e.block_number)) for e in events], "chain"
+    fills_used, fills_allowed, next_fill_at = _fills(record)
     return PrescriptionOut(
         rx_id=rx_id.lower(), state=record.state.name, hospital_org=record.hospital_org,
         pharmacy_org=record.pharmacy_org, delivery_org=record.delivery_org, version=record.version,
         valid_end=record.valid_end, doctor=record.doctor, dispenser=record.dispenser,
-        doc_commitment=_hex(record.doc_commitment), timeline=items, source=source,  # type: ignore[arg-type]
+        doc_commitment=_hex(record.doc_commitment), fills_used=fills_used, fills_allowed=fills_allowed,
+        next_fill_at=next_fill_at, timeline=items, source=source,  # type: ignore[arg-type]
         as_of_block=block)
 
 

@@ -1,7 +1,8 @@
 // Prescription timeline: search by id (or pick one of this organisation's), the states and transitions with actors
 // and times, a doctor's form to issue one, and the actions the signed-in staff member may take next (the chain
 // enforces the rules; the buttons offer what the gateway's roles allow from the current state).
-// API: routes/prescriptions.py — PrescriptionOut {rx_id, state, hospital_org, pharmacy_org, delivery_org, timeline:
+// API: routes/prescriptions.py — PrescriptionOut {rx_id, state, hospital_org, pharmacy_org, delivery_org,
+// fills_used, fills_allowed, next_fill_at, timeline:
 // [{kind: transition|terms|extended, transition, from_state, to_state, acting_org, staff, block_time, tx_hash, ...}]},
 // StepOut {rx_id, transition, state, staff, salt, tx_hash, block_number}, Page[{rx_id, state, last_block}].
 import { api, errorText, formatTime, h, items, short, t, table } from '../core.js';
@@ -9,9 +10,13 @@ import { api, errorText, formatTime, h, items, short, t, table } from '../core.j
 // state -> the transitions offered from it: [path segment (the API's transition name), gateway roles that may
 // press it (routes/prescriptions.py ROLES_OF), fields of its form]
 const REVIEW = ['phar_prac_cert_no', 'rx_chk_stas_codg', 'rx_chk_opnn'];
+// the doctor revokes only before any fill (the contract: "cannot revoke after dispensing"); see actionsFor
 const REVOKE = ['revoke', ['doctor']];
 // the prescribing doctor extends validity while the prescription waits for its fill (the contract's waiting states)
 const EXTEND = ['extend', ['doctor'], ['valid_days']];
+// a repeat prescription with fills left, after a fill (DISPENSED or DELIVERED): the claiming pharmacy starts the next
+// fill or releases it to circulation, and the doctor may extend validity; offered only while fills are left
+const NEXT_FILL = [['dispense', ['pharmacist', 'dispenser']], ['release', ['pharmacist', 'pharmacy']], EXTEND];
 export const TRANSITIONS = {
   SIGNED: [['approve', ['pharmacist'], REVIEW], ['reject', ['pharmacist'], REVIEW], EXTEND, REVOKE],
   REJECTED: [['reissue', ['doctor'], ['prescription']], EXTEND, REVOKE],
@@ -23,7 +28,10 @@ export const TRANSITIONS = {
   CHECKED: [['hand_over', ['pharmacist', 'dispenser']], ['consign', ['pharmacist', 'dispenser'], ['logistics_org']],
     ['pick_up', ['courier']]],
   DELIVERING: [['deliver', ['courier']]],
+  DISPENSED: NEXT_FILL,
+  DELIVERED: NEXT_FILL,
 };
+const AFTER_A_FILL = new Set(['DISPENSED', 'DELIVERED']);
 const TEXT_FIELDS = new Set(['prescription']);
 
 // the JSON body of a transition from its form fields (TransitionIn)
@@ -35,8 +43,29 @@ export function bodyFor(name, values) {
   return values;
 }
 
+// fills started so far and fills the prescription allows (1 unless it is a repeat prescription)
+function fillsOf(rx) {
+  return { used: Number(rx.fills_used) || 0, allowed: Number(rx.fills_allowed) || 1 };
+}
+
 function actionsFor(rx, me) {
-  return (TRANSITIONS[rx.state] || []).filter(([, roles]) => roles.includes(me.role));
+  const fills = fillsOf(rx);
+  if (AFTER_A_FILL.has(rx.state) && fills.used >= fills.allowed) return []; // every fill used: terminal
+  return (TRANSITIONS[rx.state] || []).filter(([name, roles]) => roles.includes(me.role)
+    && !(name === 'revoke' && fills.used > 0));
+}
+
+// "fill 1 of 2" (a fill under way counts: it has started), "no fill yet (2 allowed)"; and, with fills left after one,
+// when the next may start
+function fillsView(rx) {
+  const { used, allowed } = fillsOf(rx);
+  const text = used ? t('rx.fill_of', { n: used, total: allowed }) : t('rx.fill_none', { total: allowed });
+  return [
+    h('dt', { i18n: 'rx.fills' }),
+    h('dd', { id: 'rx-fills', 'data-used': String(used), 'data-allowed': String(allowed) }, text),
+    used && rx.next_fill_at ? h('dt', { i18n: 'rx.next_fill_at' }) : null,
+    used && rx.next_fill_at ? h('dd', { id: 'rx-next-fill' }, formatTime(rx.next_fill_at)) : null,
+  ].filter(Boolean);
 }
 
 export function orgLabel(id, me) {
@@ -157,7 +186,8 @@ export async function rxPage(main, { params, me, navigate }) {
     h('dl', { class: 'summary' },
       h('dt', { i18n: 'rx.hospital' }), h('dd', {}, orgLabel(rx.hospital_org, me)),
       h('dt', { i18n: 'rx.pharmacy' }), h('dd', { id: 'rx-pharmacy' }, orgLabel(rx.pharmacy_org, me)),
-      h('dt', { i18n: 'rx.valid_end' }), h('dd', {}, formatTime(rx.valid_end))),
+      h('dt', { i18n: 'rx.valid_end' }), h('dd', {}, formatTime(rx.valid_end)),
+      fillsView(rx)),
     h('h4', { i18n: 'rx.timeline' }),
     timelineView(rx, me));
   const actions = actionsFor(rx, me);
