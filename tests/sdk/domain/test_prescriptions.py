@@ -279,6 +279,8 @@ def test_an_invalid_document_is_refused_before_anything_is_sent(world: World) ->
     ({"rept_flag": True, "max_rept_cnt": 1}, "at least 2 fills"),
     ({"max_rept_cnt": 3}, "need rept_flag"),
     ({"min_inrv_days": 7}, "need rept_flag"),
+    ({"rept_flag": True, "max_rept_cnt": 2, "min_inrv_days": 3}, "fills must start within its validity"),
+    ({"rept_flag": True, "max_rept_cnt": 4, "min_inrv_days": 1}, r"4 fills 1 day\(s\) apart need 3 days"),
     ({"prsc_time": "2024-06-15T09:00:00"}, "prsc_time: .*UTC offset"),
     ({"drugs": []}, "drugs"),
     ({"patient_name": "张三"}, "patient_name: Extra inputs are not permitted"),
@@ -286,6 +288,11 @@ def test_an_invalid_document_is_refused_before_anything_is_sent(world: World) ->
 def test_document_rules(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidPrescription, match=message):
         Prescription.parse(document(**changes))
+
+
+def test_a_repeat_prescription_whose_fills_fit_its_validity_is_accepted() -> None:
+    rx = Prescription.parse(document(rept_flag=True, max_rept_cnt=3, min_inrv_days=1, valid_days=3))
+    assert rx.terms().max_rept_cnt == 3 and rx.terms().min_interval_seconds == 86_400
 
 
 def test_a_long_supply_with_a_reason_is_accepted() -> None:

@@ -380,6 +380,13 @@ class Prescription(BaseModel):
     def _rules(self) -> Self:
         _check_terms(self.flags, self.supply_days, self.long_supply_reason, self.max_rept_cnt,
                      self.min_inrv_days * 86_400)
+        if self.rept_flag and (self.max_rept_cnt - 1) * self.min_inrv_days >= MAX_VALID_DAYS:
+            # every fill starts while the prescription is valid, and validity ends at most 3 days after the day of
+            # issue (extensions included): later fills could never start (the contract would accept the terms)
+            raise ValueError(
+                f"a repeat prescription's fills must start within its validity (at most {MAX_VALID_DAYS} days): "
+                f"{self.max_rept_cnt} fills {self.min_inrv_days} day(s) apart need "
+                f"{(self.max_rept_cnt - 1) * self.min_inrv_days} days")
         return self
 
     @property
