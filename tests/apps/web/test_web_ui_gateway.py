@@ -8,6 +8,7 @@ import asyncio
 import concurrent.futures
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from _web_support import artifacts_dir, canvas_is_drawn, chart_option, signed_in
@@ -127,5 +128,42 @@ def test_network_page_lists_nodes_validators_and_block_times(world, url, launch)
     assert blocks.count() >= 1 and blocks.first.locator("code").inner_text().startswith("0x")  # latest blocks
     option = chart_option(page, "#block-times-chart")
     assert option["series"][0]["type"] == "bar" and len(option["series"][0]["data"]) == blocks.count() - 1
+    served = world.client(token=world.token("auditor")).get("/api/v1/network").json()
+    newest = served["blocks"][0]
+    assert newest["certified"]  # the solo node certifies each block at once: its signers and their power are shown
+    expect(blocks.first.locator("td").nth(4)).to_contain_text(
+        f"{newest['signer_names'][0]} ({newest['total_power']}/{newest['total_power']})")
     page.screenshot(path=str(artifacts_dir() / "network.png"), full_page=True)
+    guard.assert_clean()
+
+
+def test_network_page_shows_pending_and_refused_certificates(world, url, launch):
+    # a fault injected on purpose: the gateway's answer is rewritten in the browser as if the node had served a
+    # certificate the gateway refused (block 0 of the list) and had none yet for another (block 1)
+    doctor = world.client(token=world.token("doctor", subject="dr.blocks"))
+    for i in range(3):  # three anchored records: at least three blocks to show
+        made = doctor.post("/api/v1/evidence/records", json={"record": {"n": i}, "kind": "note"}).json()
+        deadline = time.monotonic() + 60
+        while doctor.get(f"/api/v1/evidence/records/{made['id']}").json()["status"] != "anchored":
+            assert time.monotonic() < deadline, "the record was not anchored within 60 s"
+            time.sleep(0.1)
+    page, guard = signed_in(launch, url, world.token("auditor"), "/ui/network")
+    page.wait_for_selector("#block-times-chart canvas")
+
+    def rewrite(route: Any) -> None:
+        body = route.fetch().json()
+        body["blocks"][0].update(certified=False, certificate_error="commit has 0 of 1 validator signatures",
+                                 signers=[], signer_names=[], signed_power=0)
+        body["blocks"][1].update(certified=False, certificate_error=None, signers=[], signer_names=[], signed_power=0)
+        route.fulfill(json=body)
+
+    page.route("**/api/v1/network", rewrite)
+    page.reload()
+    page.wait_for_selector("#block-times-chart canvas")
+    cells = page.locator("#main table").nth(2).locator("tbody tr")
+    refused = cells.nth(0).locator(".cert-refused")
+    expect(refused).to_have_text("证书未通过验证")
+    expect(refused).to_have_attribute("title", "commit has 0 of 1 validator signatures")
+    expect(cells.nth(1).locator(".cert-pending")).to_have_text("待确认（下一区块提交后）")
+    expect(cells.nth(2).locator("td").nth(4)).to_contain_text("/")  # the others are as the gateway verified them
     guard.assert_clean()

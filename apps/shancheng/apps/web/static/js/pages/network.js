@@ -18,6 +18,17 @@ function signerNames(block, validators) {
   });
 }
 
+// The gateway verifies each certificate against its block's validator set: a refused one says why, a block whose
+// certificate the node does not hold yet (stored once the next block commits) is pending.
+function signedBy(block, validators) {
+  if (block.certificate_error) {
+    return h('span', { class: 'bad cert-refused', title: block.certificate_error }, t('network.cert_refused'));
+  }
+  if (block.certified === false) return h('span', { class: 'cert-pending' }, t('network.cert_pending'));
+  const names = signerNames(block, validators).join(', ') || '—';
+  return typeof block.signed_power === 'number' ? `${names} (${block.signed_power}/${block.total_power})` : names;
+}
+
 export async function networkPage(main) {
   main.append(h('h2', { i18n: 'network.title' }));
   const data = await api('/api/v1/network');
@@ -51,7 +62,7 @@ export async function networkPage(main) {
       { key: 'network.time', cell: (b) => formatTime(b.timestamp ?? b.time) },
       { key: 'network.hash', cell: (b) => h('code', {}, short(b.hash)) },
       { key: 'network.txs', cell: (b) => String(b.transactions ?? '—') },
-      { key: 'network.signed_by', cell: (b) => signerNames(b, validators).join(', ') || '—' },
+      { key: 'network.signed_by', cell: (b) => signedBy(b, validators) },
     ], blocks),
     h('h4', { i18n: 'network.chart' }),
     chartBox));
