@@ -268,6 +268,12 @@ def _clip(text: str | None, size: int) -> str | None:
     return None if text is None else text[:size]
 
 
+#: built once (each request appends an entry: building a statement costs more than running it)
+_HEAD_FOR_UPDATE = (select(audit_entries.c.seq, audit_entries.c.hash).order_by(audit_entries.c.seq.desc()).limit(1)
+                    .with_for_update())
+_INSERT_ENTRY = insert(audit_entries)
+
+
 class _Pending:
     """One entry waiting to be appended, and how its append ended."""
 
@@ -347,8 +353,7 @@ class AuditLog:
             for attempt in range(self.ATTEMPTS):
                 try:
                     with self.engine.begin() as conn:
-                        head = conn.execute(select(audit_entries.c.seq, audit_entries.c.hash)
-                                            .order_by(audit_entries.c.seq.desc()).limit(1).with_for_update()).first()
+                        head = conn.execute(_HEAD_FOR_UPDATE).first()
                         seq, prev = (0, ZERO_HASH) if head is None else (int(head[0]), str(head[1]))
                         entries = []
                         ts_ms = int(self.clock() * 1000)
@@ -358,7 +363,7 @@ class AuditLog:
                             entry = AuditEntry(**{**entry.__dict__, "hash": entry.computed_hash()})
                             entries.append(entry)
                             prev = entry.hash
-                        conn.execute(insert(audit_entries), [e.__dict__ for e in entries])
+                        conn.execute(_INSERT_ENTRY, [e.__dict__ for e in entries])
                 except (IntegrityError, OperationalError):  # another writer took these sequences (or holds
                     time.sleep(0.005 * (1 + attempt))      # SQLite's write lock): read the head again
                     continue
