@@ -29,10 +29,11 @@ from shancheng.sdk.client import (
     NodeUnavailable,
     write_eth_keystore,
 )
-from shancheng.sdk.crypto import SM2PrivateKey, sm3
+from shancheng.sdk.crypto import DEFAULT_UID, SM2PrivateKey, sm3
 from shancheng.sdk.domain._common import StaffRole, register_staff
-from shancheng.sdk.errors import InvalidInput, InvalidKey, WrongPassword
+from shancheng.sdk.errors import InvalidInput, InvalidKey, InvalidSignature, WrongPassword
 from shancheng.sdk.evidence import verify_package
+from shancheng.sdk.records import Commitment
 from shancheng.testing import free_port
 from shancheng.testing.solo import PASSWORD, SoloNode
 
@@ -197,6 +198,43 @@ def test_author_signed_records_are_checked_and_verify_as_the_staff_members(world
                                 salt=batcher.salt(rid))
         assert result.anchor is not None and result.anchor.author is not None
         assert result.anchor.author.address == doctor.public_key().sm3_address()
+
+
+class _FlakyKey(SM2PrivateKey):
+    """An SM2 key that signs one chosen statement with garbage: a fault injected on purpose."""
+
+    def __init__(self, key: SM2PrivateKey, bad_sequence: int) -> None:
+        super().__init__(key._native)
+        self.bad = f'"sequence":{bad_sequence},'.encode()
+
+    def sign(self, data: bytes, *, uid: bytes = DEFAULT_UID) -> bytes:
+        signature = super().sign(data, uid=uid)
+        return signature[:-4] + bytes(4) if self.bad in data else signature
+
+
+def test_a_large_author_signed_batch_is_signed_across_cores_in_order_with_no_gap_on_a_failure(world):
+    doctor = SM2PrivateKey.generate()
+    world.register_staff(doctor)
+    origin = world.origin("parallel-sign")
+    with world.client.batcher(store=world.store("parallel-sign"), origin=origin, max_age=0.1) as batcher:
+        # a signature that does not verify, in the middle of a batch split across the signing threads: the whole
+        # call fails and no id is used
+        with pytest.raises(InvalidSignature, match="does not verify"):
+            batcher.add_many([{"n": n} for n in range(200)], kind="prescription", author=_FlakyKey(doctor, 137))
+        records = [{"n": n} for n in range(200)]
+        ids = batcher.add_many(records, kind="prescription", author=doctor)
+        assert ids == list(range(200))
+        for rid in ids:  # each row holds the signature of its own statement
+            row = batcher.store.record(origin, rid)
+            statement = batcher._statement_bytes("prescription", rid, Commitment(row.scheme, row.commitment))
+            doctor.public_key().verify(row.signature, statement, uid=row.uid)
+        batcher.flush(timeout=60)
+        for rid in (0, 137, 199):
+            package = batcher.evidence_package(rid)
+            result = verify_package(package.dumps(), genesis=world.genesis, record=records[rid],
+                                    salt=batcher.salt(rid))
+            assert result.anchor is not None and result.anchor.author is not None
+    assert batcher._sign_pool is None  # closed with the batcher
 
 
 def test_asyncio_tasks_add_records(world):

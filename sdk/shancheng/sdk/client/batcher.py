@@ -28,14 +28,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import struct
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
-from ..crypto import DEFAULT_UID, SM2PublicKey
+from ..crypto import DEFAULT_UID, SM2PrivateKey, SM2PublicKey
 from ..errors import InvalidInput, InvalidSignature, ShanchengError
 from ..evidence import EvidencePackage, InclusionProof
 from ..evidence.package import LEAF_PREFIX
@@ -61,6 +63,11 @@ class BatcherClosed(ShanchengError):
 
 class NotAnchoredYet(ShanchengError):
     """The record is durable but its checkpoint is not anchored and final yet (call flush() or wait)."""
+
+
+#: threads that sign one large author-signed batch (SM2 signing releases the GIL); each takes at least this many
+_SIGNING_THREADS = max(1, min(8, os.cpu_count() or 1))
+_MIN_PER_SIGNING_THREAD = 16
 
 
 class StatementSigner(Protocol):
@@ -121,6 +128,8 @@ class Batcher:
         self._oldest_unsealed = self.store.added_time(origin, self._sealed_size) if count > self._sealed_size else None
 
         self._seq_lock = threading.Lock()  # record ids, handed out in order
+        self._pool_lock = threading.Lock()
+        self._sign_pool: ThreadPoolExecutor | None = None  # made on the first large author-signed batch
         self._cv = threading.Condition()  # the write queue and durable progress
         self._queue: list[RecordRow] = []
         self._tree_lock = threading.Lock()
@@ -154,6 +163,10 @@ class Batcher:
         for t in self._threads:
             t.join(timeout=timeout)
         self._threads = []
+        with self._seq_lock, self._pool_lock:  # an add signing now (it holds the sequence lock) finishes first
+            if self._sign_pool is not None:
+                self._sign_pool.shutdown(wait=True)
+                self._sign_pool = None
 
     def __enter__(self) -> Self:
         return self
@@ -229,19 +242,12 @@ class Batcher:
             self._check_open()
             first = self._next_seq
             rows = []
-            for i, (commitment, salt) in enumerate(prepared):
-                seq = first + i
-                statement = self._statement_bytes(kind, seq, commitment)
-                signature = None
-                if author is not None:
-                    signature = author.sign(statement, uid=uid)
-                    try:
-                        public.verify(signature, statement, uid=uid)
-                    except InvalidSignature:
-                        raise InvalidSignature("the author's signature over the record statement does not verify"
-                                               ) from None
-                rows.append(RecordRow(seq, kind, commitment.scheme, commitment.value, salt, author_key, uid,
-                                      signature, leaf_hash(head + statement), now))
+            statements = [self._statement_bytes(kind, first + i, c) for i, (c, _) in enumerate(prepared)]
+            signatures: list[bytes | None] = ([None] * len(statements) if author is None
+                                              else self._sign_all(author, public, statements, uid))
+            for i, ((commitment, salt), statement) in enumerate(zip(prepared, statements, strict=True)):
+                rows.append(RecordRow(first + i, kind, commitment.scheme, commitment.value, salt, author_key, uid,
+                                      signatures[i], leaf_hash(head + statement), now))
             last = first + len(rows)
             with self._cv:
                 self._check_open()
@@ -254,6 +260,35 @@ class Batcher:
             if self._durable < last:
                 raise BatcherClosed(f"the store failed; records from {first} are not durable: {self._failure}")
         return list(range(first, last))
+
+    def _sign_all(self, author: StatementSigner, public: SM2PublicKey, statements: list[bytes],
+                  uid: bytes) -> list[bytes | None]:
+        """The author's signatures over ``statements``, each verified (all or an error). An SM2 key signs and
+        verifies without holding the GIL, so a large batch is split across the cores; another signer (an HSM
+        session, a remote service) is called from this thread only."""
+        def sign(part: list[bytes]) -> list[bytes | None]:
+            out: list[bytes | None] = []
+            for statement in part:
+                signature = author.sign(statement, uid=uid)
+                try:
+                    public.verify(signature, statement, uid=uid)
+                except InvalidSignature:
+                    raise InvalidSignature("the author's signature over the record statement does not verify"
+                                           ) from None
+                out.append(signature)
+            return out
+
+        workers = min(_SIGNING_THREADS, len(statements) // _MIN_PER_SIGNING_THREAD)
+        if workers < 2 or not isinstance(author, SM2PrivateKey):
+            return sign(statements)
+        with self._pool_lock:
+            if self._sign_pool is None:
+                self._sign_pool = ThreadPoolExecutor(max_workers=_SIGNING_THREADS,
+                                                     thread_name_prefix="shancheng-batcher-sign")
+            pool = self._sign_pool
+        step = -(-len(statements) // workers)
+        parts = [statements[i:i + step] for i in range(0, len(statements), step)]
+        return [signature for done in pool.map(sign, parts) for signature in done]
 
     async def add_async(self, record: Any, *, kind: str, salt: bytes | None = None,
                         author: StatementSigner | None = None, uid: bytes = DEFAULT_UID) -> int:
