@@ -259,3 +259,39 @@ class Desk:
         expect(self.page.locator("#rx-state")).to_have_attribute("data-state", state or "")
         expect(self.transitions()).to_have_count(before)
         expect(button).to_be_enabled()
+
+
+# -- gateways on one solo node (module-scoped fixtures, registered by the conftest) -------------------------------
+
+@pytest.fixture(scope="module")
+def hospital(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The hospital's gateway on a solo node of its own (the other organisations' gateways join that node)."""
+    from shancheng.testing.gateway import GatewayWorld
+
+    with GatewayWorld.start(tmp_path_factory.mktemp("web-hospital")) as world:
+        yield world
+
+
+def on_node(hospital: Any, tmp_path_factory: pytest.TempPathFactory, org: str) -> Iterator[Any]:
+    """A gateway of ``org`` on the hospital's node (for a module-scoped fixture to ``yield from``)."""
+    from shancheng.testing.gateway import GatewayWorld
+
+    with GatewayWorld.start(tmp_path_factory.mktemp(f"web-{org}"), org=org, node=hospital.node) as world:
+        yield world
+
+
+@pytest.fixture(scope="module")
+def pharmacy(hospital: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    yield from on_node(hospital, tmp_path_factory, "pharmacy")
+
+
+@pytest.fixture(scope="module")
+def urls(hospital: Any) -> dict[str, str]:
+    """Base URLs of the gateways served so far (each served once, on first use)."""
+    return {}
+
+
+def url_of(urls: dict[str, str], name: str, world: Any) -> str:
+    if name not in urls:
+        urls[name] = world.serve()
+    return urls[name]

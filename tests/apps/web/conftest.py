@@ -3,4 +3,4 @@ conftest: every folder's conftest is the module ``conftest``)."""
 
 from __future__ import annotations
 
-from _web_support import browser, launch  # noqa: F401 - fixtures, registered by being here
+from _web_support import browser, hospital, launch, pharmacy, urls  # noqa: F401 - fixtures, registered by being here

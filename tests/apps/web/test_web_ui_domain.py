@@ -22,9 +22,11 @@ from _web_support import (
     artifacts_dir,
     canvas_is_drawn,
     chart_option,
+    on_node,
     prescription_document,
     signed_in,
     starts_with,
+    url_of,
 )
 from playwright.sync_api import expect
 from prov.model import ProvDocument
@@ -39,46 +41,18 @@ _serial = itertools.count(int(time.time()) % 100_000 * 1000)
 
 
 @pytest.fixture(scope="module")
-def hospital(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayWorld]:
-    with GatewayWorld.start(tmp_path_factory.mktemp("web-hospital")) as world:
-        yield world
-
-
-def _on_node(hospital: GatewayWorld, tmp_path_factory: pytest.TempPathFactory, org: str) -> Iterator[GatewayWorld]:
-    with GatewayWorld.start(tmp_path_factory.mktemp(f"web-{org}"), org=org, node=hospital.node) as world:
-        yield world
-
-
-@pytest.fixture(scope="module")
-def pharmacy(hospital: GatewayWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayWorld]:
-    yield from _on_node(hospital, tmp_path_factory, "pharmacy")
-
-
-@pytest.fixture(scope="module")
 def manufacturer(hospital: GatewayWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayWorld]:
-    yield from _on_node(hospital, tmp_path_factory, "manufacturer")
+    yield from on_node(hospital, tmp_path_factory, "manufacturer")
 
 
 @pytest.fixture(scope="module")
 def distributor(hospital: GatewayWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayWorld]:
-    yield from _on_node(hospital, tmp_path_factory, "distributor")
+    yield from on_node(hospital, tmp_path_factory, "distributor")
 
 
 @pytest.fixture(scope="module")
 def department(hospital: GatewayWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayWorld]:
-    yield from _on_node(hospital, tmp_path_factory, "department")
-
-
-@pytest.fixture(scope="module")
-def urls(hospital: GatewayWorld) -> dict[str, str]:
-    """Base URLs of the gateways served so far (each served once, on first use)."""
-    return {}
-
-
-def url_of(urls: dict[str, str], name: str, world: GatewayWorld) -> str:
-    if name not in urls:
-        urls[name] = world.serve()
-    return urls[name]
+    yield from on_node(hospital, tmp_path_factory, "department")
 
 
 def ok(reply: Any, status: int = 200) -> Any:

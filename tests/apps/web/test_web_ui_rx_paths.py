@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _web_support import Desk, prescription_document, shot, signed_in
+from _web_support import Desk, on_node, prescription_document, shot, signed_in, url_of
 from playwright.sync_api import expect
 
 from shancheng.testing.gateway import GatewayWorld
@@ -29,36 +29,8 @@ REPEAT = {"rept_flag": True, "max_rept_cnt": 2, "min_inrv_days": 0}
 
 
 @pytest.fixture(scope="module")
-def hospital(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayWorld]:
-    with GatewayWorld.start(tmp_path_factory.mktemp("rx-hospital")) as world:
-        yield world
-
-
-def _on_node(hospital: GatewayWorld, tmp_path_factory: pytest.TempPathFactory, org: str) -> Iterator[GatewayWorld]:
-    with GatewayWorld.start(tmp_path_factory.mktemp(f"rx-{org}"), org=org, node=hospital.node) as world:
-        yield world
-
-
-@pytest.fixture(scope="module")
-def pharmacy(hospital: GatewayWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayWorld]:
-    yield from _on_node(hospital, tmp_path_factory, "pharmacy")
-
-
-@pytest.fixture(scope="module")
 def logistics(hospital: GatewayWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayWorld]:
-    yield from _on_node(hospital, tmp_path_factory, "logistics")
-
-
-@pytest.fixture(scope="module")
-def urls(hospital: GatewayWorld) -> dict[str, str]:
-    """Base URLs of the gateways served so far (each served once, on first use)."""
-    return {}
-
-
-def url_of(urls: dict[str, str], name: str, world: GatewayWorld) -> str:
-    if name not in urls:
-        urls[name] = world.serve()
-    return urls[name]
+    yield from on_node(hospital, tmp_path_factory, "logistics")
 
 
 def served(world: GatewayWorld, rx: str) -> dict[str, Any]:
