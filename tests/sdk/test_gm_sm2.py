@@ -26,9 +26,23 @@ KEY = SM2PrivateKey.generate()
 
 
 def _gmssl(key: SM2PrivateKey) -> gmssl_sm2.CryptSM2:
-    return gmssl_sm2.CryptSM2(
-        private_key=f"{key.to_int():064x}", public_key=key.public_key().to_bytes()[1:].hex(), mode=1
-    )
+    public = key.public_key().to_bytes()[1:].hex()  # x || y, 128 hex digits
+    crypt = gmssl_sm2.CryptSM2(private_key=f"{key.to_int():064x}", public_key=public, mode=1)
+    # gmssl drops an "04" point prefix with public_key.lstrip("04"), which also eats an x coordinate's own leading
+    # "0"/"4" digits: a key whose x began with "04" (1 in 256) failed both cross-checks in CI. Set it unmangled.
+    crypt.public_key = public
+    return crypt
+
+
+def test_the_gmssl_reference_gets_the_public_key_unmangled():
+    x_starting_04 = next(k for k in iter(SM2PrivateKey.generate, None)
+                         if k.public_key().to_bytes()[1:].hex().startswith("04"))
+    g = _gmssl(x_starting_04)
+    assert g.public_key == x_starting_04.public_key().to_bytes()[1:].hex()
+    data = b"a key gmssl would have mangled"
+    x_starting_04.public_key().verify(
+        signature_from_raw(bytes.fromhex(g.sign_with_sm3(data, secrets.token_hex(32)))), data)
+    assert x_starting_04.decrypt(b"\x04" + g.encrypt(b"from gmssl")) == b"from gmssl"
 
 
 def test_standard_signature_vector_verifies(vectors):
