@@ -4,7 +4,7 @@ with the validators that signed each block's SM2 commit certificate.
 Validator sets are those proven from the genesis file through the chain's validator-set changes (each certified by
 the set before it), so after a validator is added or removed by vote the view names the set that certified each
 block: a certificate's signer index is read against its own block's set. Names come from the genesis file; a
-validator added later is named by the node's answer or its SM2 key's address."""
+validator added later is named by its SM2 key's address (the name a node's answer carries is not certified)."""
 
 from __future__ import annotations
 
@@ -79,9 +79,11 @@ def _node(url: str) -> NodeOut:
 
 
 def validators_out(validators: ValidatorSet, genesis: GenesisFile) -> list[ValidatorOut]:
-    """``validators`` with names: the genesis file's for its validators, else the set's own, else the address."""
+    """``validators`` with names: the genesis file's for its validators, else the address of the key. A name the
+    node's answer carries is not used: names are neither hashed nor certified, so a node could call an added
+    validator by a genesis validator's name."""
     names = {v.public_key.to_bytes(): v.name for v in genesis.validators}
-    return [ValidatorOut(index=i, name=names.get(v.sm2_key.to_bytes()) or v.name
+    return [ValidatorOut(index=i, name=names.get(v.sm2_key.to_bytes())
                          or f"validator 0x{v.sm2_key.sm3_address().hex()[:12]}",
                          public_key=v.sm2_key.to_bytes().hex(), power=v.power)
             for i, v in enumerate(validators.validators)]
