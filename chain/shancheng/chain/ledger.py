@@ -83,6 +83,7 @@ __all__ = [
 ]
 
 _COMMIT = b"sc:commit:"  # + u64 height -> commit certificate JSON
+_UNCERTIFIED = b"sc:uncertified:"  # + u64 height -> b"": a committed block whose certificate is not stored yet
 _VSET = b"sc:vset:"  # + u64 first height it certifies -> validator set JSON (changes only; genesis is implied)
 _META_GENESIS = b"sc:meta:genesis-hash"
 _META_FINGERPRINT = b"sc:meta:genesis-fingerprint"  # the genesis file's fingerprint (the chain identity)
@@ -378,6 +379,19 @@ class Ledger:
         raw = self.db.get(_COMMIT + _u64(height))
         return None if raw is None else CommitCertificate.from_json(json.loads(raw))
 
+    def uncertified_heights(self, limit: int) -> list[int]:
+        """The lowest ``limit`` committed heights whose commit certificate is not stored yet, ascending (under
+        CometBFT the head's comes with the next block; a height whose next block could not carry it waits for a
+        later one)."""
+        found: list[int] = []
+        if limit <= 0:
+            return found
+        for key, _ in self.db.iterate(_UNCERTIFIED):
+            found.append(struct.unpack(">Q", key[len(_UNCERTIFIED) :])[0])
+            if len(found) >= limit:
+                break
+        return found
+
     def state_at(self, header: BlockHeaderAPI | None = None) -> Any:
         return self._chain.get_vm(header or self.head).state
 
@@ -542,6 +556,10 @@ class Ledger:
                 self._index_logs(batch, outcome.block, outcome.receipts)
                 for h, record in encoded.items():
                     batch[_COMMIT + _u64(h)] = record
+                    if _UNCERTIFIED + _u64(h) in batch:
+                        del batch[_UNCERTIFIED + _u64(h)]
+                if outcome.height not in encoded:
+                    batch[_UNCERTIFIED + _u64(outcome.height)] = b""
                 if outcome._after_next is not None:
                     effective = outcome.height + VALIDATOR_CHANGE_DELAY
                     batch[_VSET + _u64(effective)] = json.dumps(outcome._after_next.to_json()).encode()
@@ -551,7 +569,11 @@ class Ledger:
 
     def store_certificate(self, height: int, certificate: CommitCertificate) -> None:
         """Store the commit certificate of committed block ``height`` (its own fsynced write)."""
-        self.db[_COMMIT + _u64(height)] = self._certificate_record(height, certificate, None)
+        record = self._certificate_record(height, certificate, None)
+        with self.db.atomic_batch() as batch:
+            batch[_COMMIT + _u64(height)] = record
+            if _UNCERTIFIED + _u64(height) in batch:
+                del batch[_UNCERTIFIED + _u64(height)]
 
     def _certificate_record(self, height: int, certificate: CommitCertificate, outcome: BlockOutcome | None) -> bytes:
         if certificate.height != height:
