@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,16 +122,20 @@ class Network:
     @classmethod
     def create(cls, base: Path, genesis: Genesis, *, extra: tuple[str, ...] = ()) -> Network:
         base.mkdir(parents=True, exist_ok=True)
-        nodes = []
+        net = cls(genesis, [], clock=genesis.timestamp + 100)
         names = [f"v{i}" for i in range(len(genesis.validators))] + list(extra)
         for name in names:
             ledger = Ledger.open(base / name, genesis)
             key = sm2_key(name)
-            app = ShanchengApp(ledger, validator_key=key)
-            nodes.append(Member(name, key, ed25519_public(name), ledger, app))
-        net = cls(genesis, nodes, clock=genesis.timestamp + 100)
+            app = ShanchengApp(ledger, validator_key=key, clock=net.app_clock)
+            net.nodes.append(Member(name, key, ed25519_public(name), ledger, app))
         net.comet_set = {v.consensus_key: v.power for v in genesis.validators}
         return net
+
+    def app_clock(self) -> float:
+        """The validators' clock: the time of the block being decided (so vote extensions are signed within the
+        clock tolerance of the next block's time, as on a network with synchronised clocks)."""
+        return float(self.clock)
 
     def close(self) -> None:
         for node in self.nodes:
@@ -179,18 +184,23 @@ class Network:
         """Every node's ProcessProposal answer (validators and observers alike)."""
         return [n.app.process_proposal(proposal).status for n in self.nodes]
 
-    def decide(self, proposal: Any) -> list[Any]:
+    def decide(self, proposal: Any, *, late: Sequence[str] = (),
+               byzantine: Mapping[str, Callable[[Member, int, bytes], bytes]] | None = None) -> list[Any]:
         """ExtendVote on CometBFT's validators, VerifyVoteExtension by the others, FinalizeBlock and Commit
         everywhere; the next PrepareProposal sees the extensions as its last commit. Returns FinalizeBlock's
-        responses."""
+        responses. The validators named in ``late`` precommit after the commit was formed (their votes are not in
+        the last commit; they still follow the chain); ``byzantine`` maps a validator's name to what it does to
+        its extension (member, height, honest extension -> extension sent)."""
         p = pb()
         height = int(proposal.height)
-        voters = self.validators()
+        voters = [v for v in self.validators() if v.name not in late]
         extensions = {}
         for v in voters:
             extensions[v.name] = v.app.extend_vote(p.RequestExtendVote(
                 hash=proposal.hash, height=height, time=proposal.time, txs=proposal.txs,
                 proposer_address=proposal.proposer_address)).vote_extension
+            if byzantine and v.name in byzantine:
+                extensions[v.name] = byzantine[v.name](v, height, extensions[v.name])
         for v in voters:
             for other in self.nodes:
                 if other is v:
@@ -221,12 +231,14 @@ class Network:
                 self.comet_set[key] = power
         return responses
 
-    def run_height(self, txs: list[bytes], *, proposer: int | None = None) -> list[Any]:
-        """One honest height: the proposer's prepared block, accepted by everyone, decided."""
+    def run_height(self, txs: list[bytes], *, proposer: int | None = None, late: Sequence[str] = (),
+                   byzantine: Mapping[str, Callable[[Member, int, bytes], bytes]] | None = None) -> list[Any]:
+        """One height: the proposer's prepared block, accepted by everyone, decided (see :meth:`decide` for
+        ``late`` and ``byzantine``)."""
         voters = self.validators()
         chosen = voters[(self.height if proposer is None else proposer) % len(voters)]
         prepared = self.prepare(chosen, txs)
         proposal = self.proposal(chosen, list(prepared.txs))
         statuses = self.process_all(proposal)
         assert statuses == [pb().ResponseProcessProposal.ACCEPT] * len(self.nodes), statuses
-        return self.decide(proposal)
+        return self.decide(proposal, late=late, byzantine=byzantine)

@@ -27,6 +27,7 @@ from shancheng.chain.storage import LevelDB
 from shancheng.nodes.abci.app import AbciRefused, ShanchengApp, comet_chain_id
 from shancheng.nodes.abci.certificates import (
     CERTIFICATE_TX_PREFIX,
+    VoteExtension,
     decode_certificate_tx,
     is_certificate_tx,
 )
@@ -121,7 +122,9 @@ def test_an_observer_extends_no_vote_and_a_validator_signs_its_own_block_hash(ne
                                          txs=proposal.txs, proposer_address=proposal.proposer_address)
     assert observer.app.extend_vote(ext_request).vote_extension == b""
     extension = net.nodes[1].app.extend_vote(ext_request).vote_extension
-    assert 48 <= len(extension) <= 112
+    decoded = VoteExtension.decode(extension)
+    assert decoded.late == ()  # every committed block has its certificate, or the voted block carries it
+    assert 50 <= len(extension) <= 32 + 8 + 73 + 1
     # the extension signs the Ethereum block this node executed for the proposal (FinalizeBlock's block)
     responses = net.decide(proposal)
     assert extension[:32] == bytes(net.nodes[1].ledger.head.hash)
@@ -252,7 +255,7 @@ def test_a_crash_between_finalize_block_and_commit_loses_nothing_and_replays_ide
         # the process dies before Commit: nothing of block 4 is on disk
         victim.ledger.close()
         victim.ledger = Ledger.open(tmp_path / victim.name, genesis)
-        victim.app = ShanchengApp(victim.ledger, validator_key=victim.sm2)
+        victim.app = ShanchengApp(victim.ledger, validator_key=victim.sm2, clock=net.app_clock)
         info = victim.app.info(pb().RequestInfo())
         assert info.last_block_height == 3
         assert bytes(info.last_block_app_hash) == bytes(net.nodes[0].ledger.header_by_number(3).state_root)
@@ -272,7 +275,7 @@ def test_a_crash_between_finalize_block_and_commit_loses_nothing_and_replays_ide
         # reopened after Commit: Info reports block 4
         victim.ledger.close()
         victim.ledger = Ledger.open(tmp_path / victim.name, genesis)
-        app = ShanchengApp(victim.ledger, validator_key=victim.sm2)
+        app = ShanchengApp(victim.ledger, validator_key=victim.sm2, clock=net.app_clock)
         info = app.info(pb().RequestInfo())
         assert info.last_block_height == 4 and bytes(info.last_block_app_hash) == bytes(replayed.app_hash)
     finally:

@@ -12,6 +12,7 @@ from _abci_harness import CHAIN_ID, MEMBERS, OUTSIDER, Network, addr, make_genes
 
 from shancheng.nodes.abci.certificates import (
     CERTIFICATE_TX_PREFIX,
+    MAX_TIMESTAMP_MS,
     decode_certificate_tx,
     encode_certificate_tx,
     sign_extension,
@@ -58,7 +59,7 @@ def resigned(net, *, block_hash: bytes | None = None, height: int | None = None,
     return CommitCertificate.sign(
         chain_identity=identity or ledger.fingerprint, chain_id=CHAIN_ID, height=height or ledger.latest_number(),
         round_=0, block_hash=block_hash or bytes(ledger.head.hash),
-        signers=[(i, sm2_key(f"v{i}")) for i in range(4)], timestamp_ms=1_700_000_000_000)
+        signers=[(i, sm2_key(f"v{i}")) for i in range(4)], timestamp_ms=net.clock * 1000)
 
 
 def tampered(raw: bytes, **fields: int) -> bytes:
@@ -123,10 +124,32 @@ def test_certificate_for_another_block_hash_height_or_chain_is_rejected(net, hon
     assert net.process_all(net.proposal(proposer, with_certificate(resigned(net), txs))) == [ACCEPT] * len(net.nodes)
 
 
-def test_missing_certificate_at_height_two_or_more_is_rejected(net, honest):
+def test_certificate_out_of_place_is_rejected(net, honest):
     proposer, txs = honest
-    assert rejected_by_all(net, proposer, txs[1:])
     assert rejected_by_all(net, proposer, txs[1:] + txs[:1])  # not first
+    assert rejected_by_all(net, proposer, txs[1:2] + txs[:1] + txs[2:])  # after an Ethereum transaction
+
+
+def test_block_without_the_previous_certificate_is_accepted_so_the_chain_cannot_halt(net, honest):
+    # a height decided with too few usable SM2 extensions cannot be certified by the next block: that block must
+    # still pass (the height is certified later by late signatures), or every proposal is rejected for good
+    proposer, txs = honest
+    assert net.process_all(net.proposal(proposer, txs[1:])) == [ACCEPT] * len(net.nodes)
+
+
+def test_certificate_signed_far_from_the_block_time_is_rejected(net, honest):
+    proposer, txs = honest
+    for skew_ms in (-61_000, 61_000, -(net.clock * 1000)):
+        forged = dataclasses.replace(resigned(net), signatures=tuple(
+            dataclasses.replace(sig, timestamp_ms=net.clock * 1000 + skew_ms) for sig in resigned(net).signatures))
+        height = net.nodes[0].ledger.latest_number()
+        resigned_at = CommitCertificate.sign(
+            chain_identity=forged.chain_identity, chain_id=CHAIN_ID, height=height, round_=0,
+            block_hash=forged.block_hash, signers=[(i, sm2_key(f"v{i}")) for i in range(4)],
+            timestamp_ms=net.clock * 1000 + skew_ms)
+        assert rejected_by_all(net, proposer, with_certificate(resigned_at, txs))
+    # the control: signed at the block time, accepted
+    assert net.process_all(net.proposal(proposer, with_certificate(resigned(net), txs))) == [ACCEPT] * len(net.nodes)
 
 
 def test_extra_certificate_transaction_is_rejected(net, honest):
@@ -192,9 +215,9 @@ def test_forged_vote_extensions_are_rejected(net):
     ledger = net.nodes[0].ledger
     v0, v1 = net.nodes[0], net.nodes[1]
 
-    def ext(key, *, block_hash=b"\x11" * 32, at=height):
+    def ext(key, *, block_hash=b"\x11" * 32, at=height, late=()):
         return sign_extension(key, chain_identity=ledger.fingerprint, chain_id=CHAIN_ID, height=at,
-                              block_hash=block_hash, timestamp_ms=1_700_000_000_000)
+                              block_hash=block_hash, timestamp_ms=net.clock * 1000, late=late)
 
     def verdict(node, address, extension):
         return node.app.verify_vote_extension(pb().RequestVerifyVoteExtension(
@@ -215,6 +238,36 @@ def test_forged_vote_extensions_are_rejected(net):
     forged = bytearray(honest)
     forged[0] ^= 1  # the carried hash changed after signing
     assert verdict(v2, v0.address, bytes(forged)) == REJECT
+    # late signatures: over this node's committed blocks below the height, ascending, at most 16
+    committed = [(h, bytes(ledger.header_by_number(h).hash)) for h in range(1, height)]
+    assert verdict(v1, v0.address, ext(v0.sm2, late=committed[-2:])) == ACCEPT  # the control
+    assert verdict(v1, v0.address, ext(v0.sm2, late=[(height - 1, b"\x44" * 32)])) == REJECT  # another block
+    assert verdict(v1, v0.address, ext(v0.sm2, late=[(height, b"\x44" * 32)])) == REJECT  # not committed yet
+    assert verdict(v1, v0.address, ext(v0.sm2, late=[(0, bytes(ledger.header_by_number(0).hash))])) == REJECT
+    assert verdict(v1, v0.address, ext(v0.sm2, late=committed[-2:][::-1])) == REJECT  # descending
+    assert verdict(v1, v0.address, ext(v0.sm2, late=committed[-1:] * 2)) == REJECT  # a height twice
+    assert verdict(v1, v0.address, ext(v1.sm2, late=committed[-1:])[:-1] + b"\x00") == REJECT  # another key, mangled
+
+
+def test_vote_extension_timestamps_are_bounded(net):
+    height = net.height
+    ledger = net.nodes[0].ledger
+    v0, v1 = net.nodes[0], net.nodes[1]
+
+    def verdict(timestamp_ms):
+        extension = sign_extension(v0.sm2, chain_identity=ledger.fingerprint, chain_id=CHAIN_ID, height=height,
+                                   block_hash=b"\x11" * 32, timestamp_ms=timestamp_ms)
+        return v1.app.verify_vote_extension(pb().RequestVerifyVoteExtension(
+            hash=b"\x22" * 32, validator_address=v0.address, height=height, vote_extension=extension)).status
+
+    genesis_ms = int(ledger.genesis.timestamp) * 1000
+    assert verdict(genesis_ms) == ACCEPT
+    assert verdict(MAX_TIMESTAMP_MS) == ACCEPT
+    assert verdict(genesis_ms - 1) == REJECT  # before the chain existed
+    assert verdict(0) == REJECT
+    assert verdict(MAX_TIMESTAMP_MS + 1) == REJECT  # after the year 9999
+    assert verdict((1 << 63) - 1) == REJECT
+    assert verdict((1 << 64) - 1) == REJECT
 
 
 def test_the_chain_continues_after_the_attacks(net):

@@ -6,13 +6,17 @@ height in one atomic LevelDB batch at ``Commit``:
 
 * ``CheckTx`` (new and recheck): :func:`~shancheng.chain.validity.check_transaction`, membership, the sender's
   next nonce counting the transactions this node's mempool already holds, balance.
-* ``PrepareProposal``: the certificate transaction of H-1 first (from the vote extensions of the last commit),
-  then the mempool's transactions that execute, within ``max_tx_bytes``.
-* ``ProcessProposal``: REJECT unless the certificate of H-1 proves this node's block H-1 with the validator set
-  that certified it, and every other transaction is a valid Ethereum transaction that the block includes.
-  Executed optimistically; the outcome is kept for ``ExtendVote`` and ``FinalizeBlock``.
-* ``ExtendVote`` / ``VerifyVoteExtension``: this validator's SM2 precommit over our Ethereum block hash
-  (:mod:`.certificates`); verification checks the signer and the signature only.
+* ``PrepareProposal``: the certificate transactions first (of H-1, and of earlier heights still without one,
+  from the vote extensions of the last commit), then the mempool's transactions that execute, within
+  ``max_tx_bytes``.
+* ``ProcessProposal``: REJECT unless each leading certificate proves this node's committed block of its height
+  (one that has none yet) with the validator set that certified it, and every other transaction is a valid
+  Ethereum transaction that the block includes. A block need not carry the certificate of H-1: a height
+  decided with too few usable SM2 signatures is certified later. Executed optimistically; the outcome is kept
+  for ``ExtendVote`` and ``FinalizeBlock``.
+* ``ExtendVote`` / ``VerifyVoteExtension``: this validator's SM2 precommit over our Ethereum block hash, and late
+  precommits over committed blocks without a certificate (:mod:`.certificates`); verification checks the signer,
+  the signatures, the late signatures against this node's committed blocks and the timestamp's range.
 * ``FinalizeBlock``: the kept outcome, or a cold execution (block sync, replay); nothing is written.
 * ``Commit``: :meth:`~shancheng.chain.ledger.Ledger.commit`, then the caches and the check state are reset.
 """
@@ -37,10 +41,12 @@ from shancheng.sdk.errors import ShanchengError
 
 from .. import __version__
 from .certificates import (
+    MAX_CERTIFICATES_PER_BLOCK,
+    MAX_LATE_SIGNATURES,
     CertificateInvalid,
     ExtensionInvalid,
     VoteExtension,
-    assemble_certificate,
+    assemble_certificates,
     check_certificate,
     decode_certificate_tx,
     encode_certificate_tx,
@@ -88,16 +94,29 @@ def comet_chain_id(chain_id: int) -> str:
 
 @dataclass(frozen=True)
 class _Candidate:
-    """One executed proposal: the Ethereum block, and the certificate of the previous height it carries."""
+    """One executed proposal: the Ethereum block, and the certificates of earlier heights it carries."""
 
     outcome: BlockOutcome
-    certificate: CommitCertificate | None
-    eth_offset: int  # 1 when txs[0] is the certificate transaction
+    certificates: tuple[CommitCertificate, ...]
+    eth_offset: int  # how many leading transactions are certificate transactions
     validated: bool  # ProcessProposal's checks passed (or this node built it)
 
 
 class _Reject(ShanchengError):
     """A proposal this node votes against (internal: ProcessProposal answers REJECT)."""
+
+
+def _time_ms(req: Any) -> int:
+    """The block time of a request, in milliseconds (BFT time)."""
+    return int(req.time.seconds) * 1000 + int(req.time.nanos) // 1_000_000
+
+
+def _leading_certificates(txs: Sequence[bytes]) -> int:
+    """How many of ``txs`` are certificate transactions before the first other one."""
+    count = 0
+    while count < len(txs) and is_certificate_tx(txs[count]):
+        count += 1
+    return count
 
 
 def _candidate_key(height: int, timestamp: int, proposer: bytes, txs: Sequence[bytes]) -> bytes:
@@ -240,16 +259,19 @@ class ShanchengApp(Application):
         timestamp, proposer = int(req.time.seconds), bytes(req.proposer_address)
         budget = int(req.max_tx_bytes)
         prefix: list[bytes] = []
-        certificate = None
+        certificates: list[CommitCertificate] = []
         if height >= 2:
-            certificate = self._assemble(height - 1, req.local_last_commit.votes)
-            if certificate is None:
-                log.error("height %d: the vote extensions of the last commit do not certify this node's block %d "
-                          "with more than 2/3 of the power; proposing without a certificate (the proposal will be "
-                          "rejected)", height, height - 1)
-            else:
-                prefix.append(encode_certificate_tx(certificate))
-                budget -= tx_proto_size(prefix[0])
+            for certificate in self._assemble(height - 1, req.local_last_commit.votes, _time_ms(req)):
+                raw = encode_certificate_tx(certificate)
+                if tx_proto_size(raw) > budget:
+                    break
+                certificates.append(certificate)
+                prefix.append(raw)
+                budget -= tx_proto_size(raw)
+            if not certificates or certificates[-1].height != height - 1:
+                log.warning("height %d: the vote extensions of the last commit do not certify this node's block %d "
+                            "with more than 2/3 of the power; it will be certified by a later block's late "
+                            "signatures", height, height - 1)
         candidates: list[bytes] = []
         for raw in req.txs:
             raw = bytes(raw)
@@ -268,9 +290,9 @@ class ShanchengApp(Application):
             # the kept outcome is exactly the proposal's
             outcome = self.ledger.apply_block(candidates, height=height, timestamp=timestamp, proposer=proposer)
         txs = prefix + candidates
-        valid = (height < 2 or certificate is not None) and len(outcome.included) == len(candidates)
+        valid = len(outcome.included) == len(candidates)
         self._keep(_candidate_key(height, timestamp, proposer, txs),
-                   _Candidate(outcome, certificate, len(prefix), validated=valid))
+                   _Candidate(outcome, tuple(certificates), len(prefix), validated=valid))
         return pb().ResponsePrepareProposal(txs=txs)
 
     def process_proposal(self, req: Any) -> Any:
@@ -296,23 +318,12 @@ class ShanchengApp(Application):
         known = self._candidates.get(key)
         if known is not None and known.validated:
             return known
-        certificate = None
-        offset = 0
-        if height >= 2:
-            if not txs or not is_certificate_tx(txs[0]):
-                raise _Reject(f"the first transaction is not the commit certificate of height {height - 1}")
-            try:
-                certificate = decode_certificate_tx(txs[0])
-                check_certificate(certificate, validators=self.ledger.validator_set(height - 1),
-                                  chain_identity=self.ledger.fingerprint, chain_id=self.chain_id, height=height - 1,
-                                  block_hash=bytes(self.ledger.head.hash))
-            except CertificateInvalid as exc:
-                raise _Reject(str(exc)) from exc
-            offset = 1
+        offset = _leading_certificates(txs)
+        certificates = self._check_carried(height, txs[:offset], _time_ms(req))
         eth_txs = txs[offset:]
         for i, raw in enumerate(eth_txs):
             if is_certificate_tx(raw):
-                raise _Reject(f"transaction {i + offset} is a commit certificate out of place (only the first may be one)")
+                raise _Reject(f"transaction {i + offset} is a commit certificate out of place (only leading ones may be)")
             try:
                 check_transaction(raw, chain_id=self.chain_id, block_gas_limit=self.gas_limit)
             except TransactionInvalid as exc:
@@ -321,9 +332,39 @@ class ShanchengApp(Application):
         for i, result in enumerate(outcome.results):
             if not result.included:
                 raise _Reject(f"transaction {i + offset} cannot be included: {result.reason}")
-        candidate = _Candidate(outcome, certificate, offset, validated=True)
+        candidate = _Candidate(outcome, certificates, offset, validated=True)
         self._keep(key, candidate)
         return candidate
+
+    def _check_carried(self, height: int, raws: Sequence[bytes], time_ms: int) -> tuple[CommitCertificate, ...]:
+        """The certificates a proposal for ``height`` carries: at most :data:`MAX_CERTIFICATES_PER_BLOCK`, in
+        ascending heights, each proving this node's committed block of its height, one without a certificate yet,
+        signed within the clock tolerance of the proposal's time; raises :class:`_Reject`."""
+        if len(raws) > MAX_CERTIFICATES_PER_BLOCK:
+            raise _Reject(f"the proposal carries {len(raws)} commit certificates; at most {MAX_CERTIFICATES_PER_BLOCK}")
+        certificates: list[CommitCertificate] = []
+        for i, raw in enumerate(raws):
+            try:
+                certificate = decode_certificate_tx(raw)
+            except CertificateInvalid as exc:
+                raise _Reject(f"transaction {i}: {exc}") from exc
+            h = certificate.height
+            if certificates and h <= certificates[-1].height:
+                raise _Reject(f"transaction {i}: commit certificates must be for ascending heights")
+            header = self.ledger.header_by_number(h) if 1 <= h < height else None
+            if header is None:
+                raise _Reject(f"transaction {i}: a commit certificate of height {h}, which is not a committed block "
+                              f"below {height}")
+            if self.ledger.commit_certificate(h) is not None:
+                raise _Reject(f"transaction {i}: block {h} already has its commit certificate")
+            try:
+                check_certificate(certificate, validators=self.ledger.validator_set(h),
+                                  chain_identity=self.ledger.fingerprint, chain_id=self.chain_id, height=h,
+                                  block_hash=bytes(header.hash), time_ms=time_ms)
+            except CertificateInvalid as exc:
+                raise _Reject(f"transaction {i}: {exc}") from exc
+            certificates.append(certificate)
+        return tuple(certificates)
 
     # -- vote extensions ----------------------------------------------------------------------------------
     def extend_vote(self, req: Any) -> Any:
@@ -339,8 +380,28 @@ class ShanchengApp(Application):
         extension = sign_extension(
             self.validator_key, chain_identity=self.ledger.fingerprint, chain_id=self.chain_id, height=height,
             block_hash=bytes(candidate.outcome.block.hash), timestamp_ms=int(self._clock() * 1000),
+            late=self._late_heights(height, candidate),
         )
         return pb().ResponseExtendVote(vote_extension=extension)
+
+    def _late_heights(self, height: int, candidate: _Candidate) -> list[tuple[int, bytes]]:
+        """(height, hash) of the lowest committed blocks without a certificate that the voted block does not
+        certify and whose validator set has this validator: what its extension signs late."""
+        carried = {c.height for c in candidate.certificates}
+        late: list[tuple[int, bytes]] = []
+        for h in self.ledger.uncertified_heights(MAX_LATE_SIGNATURES + MAX_CERTIFICATES_PER_BLOCK):
+            block_hash = self._committed_hash(h)
+            if h in carried or h >= height or block_hash is None:
+                continue
+            if self._validator_public in self.ledger.validator_set(h).sm2_keys():
+                late.append((h, block_hash))
+            if len(late) == MAX_LATE_SIGNATURES:
+                break
+        return late
+
+    def _committed_hash(self, height: int) -> bytes | None:
+        header = self.ledger.header_by_number(height) if 1 <= height <= self.ledger.latest_number() else None
+        return None if header is None else bytes(header.hash)
 
     def verify_vote_extension(self, req: Any) -> Any:
         status = pb().ResponseVerifyVoteExtension
@@ -355,7 +416,8 @@ class ShanchengApp(Application):
                 raise ExtensionInvalid(f"vote extension from 0x{bytes(req.validator_address).hex()[:40]}, which is "
                                        f"not a validator at height {height}")
             VoteExtension.decode(bytes(req.vote_extension)).verify(
-                validators, index, chain_identity=self.ledger.fingerprint, chain_id=self.chain_id, height=height)
+                validators, index, chain_identity=self.ledger.fingerprint, chain_id=self.chain_id, height=height,
+                committed_hash=self._committed_hash, not_before_ms=int(self.ledger.genesis.timestamp) * 1000)
         except ExtensionInvalid as exc:
             log.warning("height %d: rejecting a vote extension: %s", height, exc)
             return status(status=status.REJECT)
@@ -369,7 +431,7 @@ class ShanchengApp(Application):
         self._finalized = (height, candidate)
         p = pb()
         results = []
-        if candidate.eth_offset:
+        for _ in range(candidate.eth_offset):
             results.append(p.ExecTxResult(code=0, log="commit certificate"))
         for r in candidate.outcome.results:
             results.append(p.ExecTxResult(
@@ -386,8 +448,7 @@ class ShanchengApp(Application):
         if self._finalized is None:
             raise AbciRefused("Commit without a finalized block")
         height, candidate = self._finalized
-        certificates = {height - 1: candidate.certificate} if candidate.certificate is not None else {}
-        self.ledger.commit(candidate.outcome, certificates=certificates)
+        self.ledger.commit(candidate.outcome, certificates={c.height: c for c in candidate.certificates})
         self._finalized = None
         self._candidates.clear()
         self._pending_before, self._pending = self._pending, {}
@@ -419,29 +480,45 @@ class ShanchengApp(Application):
         known = self._candidates.get(key)
         if known is not None:
             return known
-        offset = 1 if height >= 2 and txs and is_certificate_tx(txs[0]) else 0
-        certificate = self._decided_certificate(height - 1, txs[0]) if offset else None
+        offset = _leading_certificates(txs)
+        certificates = self._decided_certificates(height, txs[:offset])
         outcome = self.ledger.apply_block(txs[offset:], height=height, timestamp=timestamp, proposer=proposer)
-        candidate = _Candidate(outcome, certificate, offset, validated=False)
+        candidate = _Candidate(outcome, certificates, offset, validated=False)
         self._keep(key, candidate)
         return candidate
 
-    def _decided_certificate(self, height: int, raw: bytes) -> CommitCertificate | None:
-        """The certificate of ``height`` carried by a decided block, if it proves this node's block (more than
-        two thirds of the validators accepted it, so it does unless they are Byzantine); not kept otherwise."""
-        try:
-            certificate = decode_certificate_tx(raw)
-            check_certificate(certificate, validators=self.ledger.validator_set(height),
-                              chain_identity=self.ledger.fingerprint, chain_id=self.chain_id, height=height,
-                              block_hash=bytes(self.ledger.head.hash))
-        except CertificateInvalid as exc:
-            log.error("the decided block %d carries a commit certificate this node refuses: %s", height + 1, exc)
-            return None
-        return certificate
+    def _decided_certificates(self, height: int, raws: Sequence[bytes]) -> tuple[CommitCertificate, ...]:
+        """The certificates carried by decided block ``height`` that prove this node's blocks (more than two thirds
+        of the validators accepted them, so they do unless those are Byzantine); any other is not kept."""
+        kept: dict[int, CommitCertificate] = {}
+        for raw in raws:
+            try:
+                certificate = decode_certificate_tx(raw)
+                h = certificate.height
+                block_hash = self._committed_hash(h) if h < height else None
+                if block_hash is None or h in kept or self.ledger.commit_certificate(h) is not None:
+                    raise CertificateInvalid(f"a commit certificate of height {h}, which is not a committed block "
+                                             f"without a certificate")
+                check_certificate(certificate, validators=self.ledger.validator_set(h),
+                                  chain_identity=self.ledger.fingerprint, chain_id=self.chain_id, height=h,
+                                  block_hash=block_hash)
+            except CertificateInvalid as exc:
+                log.error("the decided block %d carries a commit certificate this node refuses: %s", height, exc)
+                continue
+            kept[h] = certificate
+        return tuple(kept[h] for h in sorted(kept))
 
-    def _assemble(self, height: int, votes: Any) -> CommitCertificate | None:
-        return assemble_certificate(
+    def _assemble(self, height: int, votes: Any, time_ms: int) -> list[CommitCertificate]:
+        """The certificates the extensions of the commit of ``height`` (this node's head) complete: of the head,
+        and of lower committed blocks still without one."""
+        certificates = assemble_certificates(
             ((bytes(v.validator.address), bytes(v.vote_extension)) for v in votes),
-            validators=self.ledger.validator_set(height), chain_identity=self.ledger.fingerprint,
-            chain_id=self.chain_id, height=height, block_hash=bytes(self.ledger.head.hash),
+            voters=self.ledger.validator_set(height), height=height, block_hash=bytes(self.ledger.head.hash),
+            late_heights=[h for h in self.ledger.uncertified_heights(MAX_LATE_SIGNATURES + MAX_CERTIFICATES_PER_BLOCK)
+                          if h < height],
+            validators_of=self.ledger.validator_set, committed_hash=self._committed_hash,
+            chain_identity=self.ledger.fingerprint, chain_id=self.chain_id, time_ms=time_ms,
         )
+        if len(certificates) > MAX_CERTIFICATES_PER_BLOCK:  # the lowest late ones and the head's
+            certificates = certificates[: MAX_CERTIFICATES_PER_BLOCK - 1] + certificates[-1:]
+        return certificates
