@@ -18,6 +18,10 @@ and a non-zero status.
 Fault injection for the crash tests: ``SHANCHENG_FAULT=<point>[@<height>]`` kills this process with SIGKILL at the
 first ``point`` at or above ``height``: ``finalize_block`` (inside FinalizeBlock), ``before_commit`` (Commit before
 the ledger writes), ``after_commit`` (after it wrote, before CometBFT hears back).
+
+A Byzantine validator for the network tests: ``SHANCHENG_UNSAFE_BYZANTINE=sign-wrong-hash`` makes this validator
+sign each vote extension with its own SM2 key over a block hash that is not the block's, with no late signatures
+(an extension CometBFT counts but no certificate can use). It logs a warning at start; never set it on a real node.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ from shancheng.sdk.errors import InvalidInput, ShanchengError
 
 from . import __version__
 from .abci.app import CODE_NOT_MEMBER, ShanchengApp
+from .abci.certificates import VoteExtension, sign_extension
+from .abci.proto import pb
 from .abci.server import AbciServer, Application
 from .backend import ReadBackend
 from .cometbft import CometProcess, CometRpc, CometRpcError
@@ -54,11 +60,13 @@ from .metrics import AppMetrics, MetricsServer
 from .network import ABCI_SOCKET, COMET_HOME
 from .rpc.server import RpcPolicy, RpcServer
 
-__all__ = ["FAULT_POINTS", "NetNode", "NetNodeConfig"]
+__all__ = ["FAULT_POINTS", "UNSAFE_BYZANTINE_BEHAVIOURS", "NetNode", "NetNodeConfig"]
 
 log = logging.getLogger("shancheng.netnode")
 
 FAULT_POINTS = ("finalize_block", "before_commit", "after_commit")
+#: what ``SHANCHENG_UNSAFE_BYZANTINE`` can make a validator do wrong on purpose (Byzantine tests only)
+UNSAFE_BYZANTINE_BEHAVIOURS = ("sign-wrong-hash",)
 STATUS_CACHE_SECONDS = 1.0
 
 
@@ -159,14 +167,38 @@ def parse_fault(value: str | None) -> tuple[str, int] | None:
         raise InvalidInput(f"SHANCHENG_FAULT: {height!r} is not a height") from exc
 
 
+def parse_unsafe_byzantine(value: str | None) -> str | None:
+    """``SHANCHENG_UNSAFE_BYZANTINE``: one of :data:`UNSAFE_BYZANTINE_BEHAVIOURS`, or None when unset."""
+    if not value:
+        return None
+    if value not in UNSAFE_BYZANTINE_BEHAVIOURS:
+        raise InvalidInput(f"SHANCHENG_UNSAFE_BYZANTINE: unknown behaviour {value!r}; one of "
+                           f"{', '.join(UNSAFE_BYZANTINE_BEHAVIOURS)}")
+    return value
+
+
+def _unsafe_wrong_hash_extension(app: ShanchengApp, height: int, honest: bytes) -> bytes:
+    """What a Byzantine validator sends instead of ``honest``: its valid SM2 signature over a wrong block hash."""
+    assert app.validator_key is not None
+    extension = VoteExtension.decode(honest)
+    return sign_extension(app.validator_key, chain_identity=app.ledger.fingerprint, chain_id=app.chain_id,
+                          height=height, block_hash=keccak(b"unsafe: not the block" + extension.block_hash),
+                          timestamp_ms=extension.timestamp_ms)
+
+
 class _Instrumented(Application):
     """The application as CometBFT talks to it, with metrics, the commit notification and fault injection."""
 
-    def __init__(self, app: Application, node: NetNode, fault: tuple[str, int] | None) -> None:
+    def __init__(self, app: ShanchengApp, node: NetNode, fault: tuple[str, int] | None,
+                 unsafe_byzantine: str | None = None) -> None:
         self._app = app
         self._node = node
         self._fault = fault
+        self._unsafe_byzantine = unsafe_byzantine
         self._finalizing = 0
+        if unsafe_byzantine is not None:
+            log.warning("SHANCHENG_UNSAFE_BYZANTINE=%s: this validator misbehaves ON PURPOSE (a Byzantine fault for "
+                        "tests); never set it on a real node", unsafe_byzantine)
 
     def _maybe_die(self, point: str, height: int) -> None:
         if self._fault is not None and self._fault[0] == point and height >= self._fault[1]:
@@ -190,7 +222,11 @@ class _Instrumented(Application):
         return self._app.prepare_proposal(req)
 
     def extend_vote(self, req: Any) -> Any:
-        return self._app.extend_vote(req)
+        res = self._app.extend_vote(req)
+        if self._unsafe_byzantine == "sign-wrong-hash" and res.vote_extension:
+            return pb().ResponseExtendVote(vote_extension=_unsafe_wrong_hash_extension(
+                self._app, int(req.height), bytes(res.vote_extension)))
+        return res
 
     def verify_vote_extension(self, req: Any) -> Any:
         return self._app.verify_vote_extension(req)
@@ -233,7 +269,8 @@ class NetNode(ReadBackend):
         self.comet_rpc = CometRpc(config.cometbft_rpc)
         self.broadcaster = Broadcaster(config.cometbft_rpc)
         self.app = ShanchengApp(ledger, validator_key=key, on_commit=self._on_commit)
-        self._abci = _Instrumented(self.app, self, parse_fault(os.environ.get("SHANCHENG_FAULT")))
+        self._abci = _Instrumented(self.app, self, parse_fault(os.environ.get("SHANCHENG_FAULT")),
+                                   parse_unsafe_byzantine(os.environ.get("SHANCHENG_UNSAFE_BYZANTINE")))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._status: tuple[float, dict[str, Any]] = (0.0, {})
