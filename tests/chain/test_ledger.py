@@ -162,18 +162,32 @@ def test_membership_answers_follow_governance_changes(ledger, genesis):
     from eth_abi import encode
     from eth_utils import function_signature_to_4byte_selector as sel
 
-    gov, extra = genesis.system_contracts["Governance"], Account.create()
+    from shancheng.sdk.domain.membership import sign_account_change, sign_account_consent
 
-    def governance(fn: str) -> object:
-        return sign(MEMBER, ledger.nonce(addr(MEMBER)), to=gov, data=sel(fn) + encode(["address"], [addr(extra)]))
+    gov, extra = genesis.system_contracts["Governance"], Account.create()
+    context = {"chain_id": CHAIN_ID, "governance": "0x" + bytes(gov).hex()}
+    org_key = HOSPITAL_KEY.public_key().to_bytes()[1:]
+
+    def governance(fn: str, *, add: bool, nonce: int) -> object:
+        r, s = sign_account_change(HOSPITAL_KEY, org_id=1, account=addr(extra), add=add, nonce=nonce, **context)
+        if add:
+            consent = sign_account_consent(extra.key, org_key=org_key, nonce=nonce, **context)
+            args = encode(["address", "bytes", "bytes32", "bytes32"], [addr(extra), consent, r, s])
+        else:
+            args = encode(["address", "bytes32", "bytes32"], [addr(extra), r, s])
+        return sign(MEMBER, ledger.nonce(addr(MEMBER)), to=gov, data=sel(fn) + args, gas=300_000)
 
     assert not ledger.is_account_allowed(addr(extra))
     built = ledger.build_block([sign(extra, 0)], validator_key=NODE)
     assert "not an account of an active member" in built.dropped[0][1]
-    assert ledger.build_block([governance("addAccount(address)")], validator_key=NODE).receipts[0].state_root == b"\x01"
+    added = ledger.build_block([governance("addAccount(address,bytes,bytes32,bytes32)", add=True, nonce=0)],
+                               validator_key=NODE)
+    assert added.receipts[0].state_root == b"\x01"
     assert ledger.is_account_allowed(addr(extra))
     assert len(ledger.build_block([sign(extra, 0)], validator_key=NODE).block.transactions) == 1
-    assert ledger.build_block([governance("removeAccount(address)")], validator_key=NODE).receipts[0].state_root == b"\x01"
+    removed = ledger.build_block([governance("removeAccount(address,bytes32,bytes32)", add=False, nonce=1)],
+                                 validator_key=NODE)
+    assert removed.receipts[0].state_root == b"\x01"
     assert not ledger.is_account_allowed(addr(extra))
     built = ledger.build_block([sign(extra, 1)], validator_key=NODE)
     assert not built.block.transactions and "not an account of an active member" in built.dropped[0][1]

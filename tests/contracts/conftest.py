@@ -11,11 +11,11 @@ contract uses the GM precompile. Each test runs inside a snapshot that is revert
 
 Typical use in a domain test::
 
-    def test_only_members_add_accounts(system):
+    def test_only_members_propose(system):
         gov = system.governance
-        system.transact(gov.functions.addAccount(system.spare_accounts[0]), "hospital")
-        with system.expect_revert("Gov: "):
-            system.transact(gov.functions.addAccount(system.spare_accounts[1]), system.spare_accounts[2])
+        system.transact(gov.functions.proposeChangeRoles(1, 3), "hospital")
+        with system.expect_revert("Gov: not a member account"):
+            system.transact(gov.functions.proposeChangeRoles(1, 3), system.spare_accounts[2])
 
 (the prescription and trace tests drive their contracts through ``_rx_trace_support.py``).
 """

@@ -31,7 +31,7 @@ def test_staff_are_registered_with_their_sm2_keys(system: System) -> None:
 
 
 def test_expect_revert_checks_the_exact_reason(system: System) -> None:
-    fn = system.governance.functions.addAccount(system.outsider)
+    fn = system.governance.functions.proposeChangeRoles(1, 3)
     with system.expect_revert("Gov: not a member account"):
         system.transact(fn, system.outsider)
     with (
@@ -44,7 +44,7 @@ def test_expect_revert_checks_the_exact_reason(system: System) -> None:
 
 
 def test_snapshots_isolate_tests_part_1(system: System) -> None:
-    system.transact(system.governance.functions.addAccount(system.spare_accounts[0]), "hospital")
+    system.add_account("hospital", system.spare_accounts[0])
     assert system.governance.functions.orgOfAccount(system.spare_accounts[0]).call() == 1
 
 
@@ -66,10 +66,11 @@ def _gas_profile(system: System) -> list[int]:
     gov = system.governance
     spare = system.spare_accounts
     receipts = [
-        system.transact(gov.functions.addAccount(spare[0]), "hospital"),
-        system.transact(gov.functions.removeAccount(spare[0]), "hospital"),
+        system.transact(gov.functions.proposeReplaceAccounts(
+            system.org("auditor").id, [spare[0]], [system.consent(spare[0], system.org("auditor").public_key)]),
+            "regulator"),
         system.transact(gov.functions.proposeSuspendOrg(system.org("auditor").id), "regulator"),
-        system.transact(gov.functions.vote(1, True), "hospital"),
+        system.transact(gov.functions.vote(2, True), "hospital"),
         system.transact(gov.functions.setStaffRoles(system.staff("doctor_b").address, 3), "hospital"),
     ]
     return [int(r["gasUsed"]) for r in receipts]

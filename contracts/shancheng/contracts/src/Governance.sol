@@ -5,13 +5,15 @@ import {IGovernance} from "./interfaces/IGovernance.sol";
 import {Roles} from "./lib/Roles.sol";
 import {GmCrypto} from "./lib/GmCrypto.sol";
 import {Sm2Key} from "./lib/Sm2Key.sol";
+import {OrgAccounts} from "./governance/OrgAccounts.sol";
 
-/// @title Governance — consortium membership, staff identities, validator set and permissions.
+/// @title Governance — consortium membership, staff identities, the validator set and the peer allow-list.
 /// @notice Every active member organisation has one vote, cast by any of its accounts. A proposal passes
 ///   when the yes votes of currently active organisations reach 2/3 of the active organisations
 ///   (3 * yes >= 2 * active); it is executed by the vote that reaches the threshold (or by `execute` when
-///   the electorate shrank), rejected once more than 1/3 voted no, and expires VOTING_PERIOD seconds after
-///   it was made. The proposer's vote is cast with the proposal.
+///   the electorate shrank), rejected once the no votes of currently active organisations exceed 1/3
+///   (3 * no > active, recounted at every no vote), and expires VOTING_PERIOD seconds after it was made.
+///   The proposer's vote is cast with the proposal.
 ///   Validators are identified by their SM2 node key (64 bytes x||y, which signs commit certificates) and carry
 ///   a CometBFT consensus key (32-byte ed25519 public key, used by one validator only, ever) and a voting power
 ///   (1 .. MAX_VALIDATOR_POWER). A change executed in block h takes effect at height h + VALIDATOR_CHANGE_DELAY
@@ -24,63 +26,16 @@ import {Sm2Key} from "./lib/Sm2Key.sol";
 ///   Organisation admissions carry an SM2 proof of possession (r, s) over
 ///   M = SM3(abi.encode(POP_TAG, block.chainid, address(this), name, roles, publicKey, accounts)); it is
 ///   verified on chain where the GM precompile exists and recorded in the ProposalCreated event otherwise.
+///   Every account joins by its own act: an admission or an account replacement carries each account's consent
+///   (a secp256k1 signature over accountConsentDigest), and the accounts it names are reserved while it is
+///   open. The consortium recovers an organisation by vote: it replaces the organisation's accounts, or rotates
+///   its key with the new key's proof of possession over M = SM3(keyRotationPreimage(orgId, publicKey)).
+///   Which acts need the org key rather than any account: see OrgAccounts.
 ///   A key belongs to one organisation: an org key or staff key already registered (as any org's key or
 ///   any staff member's key) is refused.
 ///   The peer allow-list holds the CometBFT node ids (20 bytes: the first 20 bytes of SHA-256 of the node's
 ///   ed25519 p2p key) of every node, validator or observer, that the nodes let connect; it changes by vote.
-contract Governance is IGovernance {
-    // ---------------------------------------------------------------- constants
-    uint256 public constant VOTING_PERIOD = 7 days;
-    uint256 public constant VALIDATOR_CHANGE_DELAY = 2;
-    uint64 public constant MAX_VALIDATOR_POWER = 2 ** 40;
-    bytes32 public constant POP_TAG = keccak256("shancheng.governance.org-key-possession.v2");
-    bytes32 public constant STAFF_POP_TAG = keccak256("shancheng.governance.staff-key-possession.v1");
-
-    enum Kind {
-        None,
-        AdmitOrg,
-        SuspendOrg,
-        ReinstateOrg,
-        ChangeRoles,
-        AddValidator,
-        RemoveValidator,
-        SetPermission,
-        AllowPeer,
-        RemovePeer
-    }
-
-    enum Status {
-        None,
-        Open,
-        Executed,
-        Rejected
-    }
-
-    struct Org {
-        string name;
-        uint256 roles;
-        bytes publicKey;
-        bool active;
-        address[] accounts;
-    }
-
-    struct Staff {
-        uint64 orgId;
-        uint256 roles;
-        bool active;
-        bytes publicKey;
-    }
-
-    struct Proposal {
-        Kind kind;
-        Status status;
-        uint64 proposerOrg;
-        uint64 deadline;
-        uint32 yes;
-        uint32 no;
-        bytes payload;
-    }
-
+contract Governance is IGovernance, OrgAccounts {
     /// @dev a founding member in the genesis bootstrap
     struct GenesisOrg {
         string name;
@@ -96,63 +51,14 @@ contract Governance is IGovernance {
         uint64 power;
     }
 
-    struct ValidatorInfo {
-        bytes32 consensusKey;
-        uint64 power;
-    }
-
-    // ---------------------------------------------------------------- state
-    uint64 public orgCount;
-    uint64 public activeOrgCount;
-    uint256 public proposalCount;
-
-    mapping(uint64 => Org) private _orgs;
-    mapping(address => uint64) private _accountOrg;
-    mapping(address => Staff) private _staff;
-    mapping(uint256 => Proposal) private _proposals;
-    mapping(uint256 => mapping(uint64 => uint8)) private _ballots; // 0 none, 1 yes, 2 no
-
-    bytes[] private _validators;
-    mapping(bytes32 => uint256) private _validatorIndex; // keccak256(key) => index + 1
-
-    mapping(address => mapping(uint64 => uint256)) private _permissions; // target => org => mask
-
-    // appended (the layout above is frozen: offline verifiers read _orgs and _staff from storage proofs)
-    mapping(bytes32 => uint64) private _keyOwner; // keccak256(org or staff key) => orgId
-    mapping(bytes32 => ValidatorInfo) private _validatorInfo; // keccak256(node key) => consensus key, power
-    mapping(bytes32 => bytes32) private _consensusKeyOwner; // consensus key => keccak256(node key), kept on removal
-    mapping(bytes20 => bool) private _peers; // CometBFT node ids allowed to connect
-    uint256 public peerCount;
-
-    // ---------------------------------------------------------------- events
-    event OrgAdmitted(uint64 indexed orgId, string name, uint256 roles, bytes publicKey, address[] accounts);
-    event OrgSuspended(uint64 indexed orgId);
-    event OrgReinstated(uint64 indexed orgId);
-    event OrgRolesChanged(uint64 indexed orgId, uint256 roles);
-    event AccountAdded(uint64 indexed orgId, address indexed account);
-    event AccountRemoved(uint64 indexed orgId, address indexed account);
-    event StaffRegistered(address indexed staff, uint64 indexed orgId, uint256 roles, bytes publicKey);
-    event StaffRolesChanged(address indexed staff, uint256 roles);
-    event StaffDeactivated(address indexed staff);
-    event ValidatorAdded(bytes nodeKey, bytes32 consensusKey, uint64 power, uint256 effectiveHeight);
-    event ValidatorRemoved(bytes nodeKey, bytes32 consensusKey, uint256 effectiveHeight);
-    event PeerAllowed(bytes20 indexed nodeId);
-    event PeerRemoved(bytes20 indexed nodeId);
-    event PermissionSet(address indexed target, uint64 indexed orgId, uint256 mask);
-    event ProposalCreated(
-        uint256 indexed id, Kind kind, uint64 indexed proposerOrg, uint64 deadline, bytes payload, bytes32 r, bytes32 s
-    );
-    event Voted(uint256 indexed id, uint64 indexed orgId, bool support);
-    event ProposalExecuted(uint256 indexed id);
-    event ProposalRejected(uint256 indexed id);
-
     // ---------------------------------------------------------------- genesis
+    /// @dev founding accounts are the operators' configuration: they join without a consent signature
     constructor(GenesisOrg[] memory founders, GenesisValidator[] memory genesisValidators, bytes20[] memory peers) {
         require(founders.length > 0, "Gov: no founding members");
         require(genesisValidators.length > 0, "Gov: no validators");
         for (uint256 i = 0; i < founders.length; i++) {
             GenesisOrg memory f = founders[i];
-            _checkNewOrg(f.name, f.roles, f.publicKey, f.accounts);
+            _checkNewOrg(f.name, f.roles, f.publicKey, f.accounts, 0);
             _admit(f.name, f.roles, f.publicKey, f.accounts);
         }
         for (uint256 i = 0; i < genesisValidators.length; i++) {
@@ -206,6 +112,12 @@ contract Governance is IGovernance {
         return _orgs[orgId].accounts;
     }
 
+    /// @notice The open proposal that reserves `account` (an admission or account replacement naming it); 0 if none.
+    function accountReservation(address account) external view returns (uint256) {
+        uint256 id = _reservedBy[account];
+        return id != 0 && _live(id) ? id : 0;
+    }
+
     function validators() external view returns (bytes[] memory) {
         return _validators;
     }
@@ -227,15 +139,6 @@ contract Governance is IGovernance {
     /// @notice True when the CometBFT node id `nodeId` is on the peer allow-list.
     function isPeerAllowed(bytes20 nodeId) external view returns (bool) {
         return _peers[nodeId];
-    }
-
-    function permissions(address target, uint64 orgId) external view returns (uint256) {
-        return _permissions[target][orgId];
-    }
-
-    /// @notice True when org `orgId` is active and holds every bit of `mask` on contract `target`.
-    function hasPermission(address target, uint64 orgId, uint256 mask) external view returns (bool) {
-        return _orgs[orgId].active && mask != 0 && _permissions[target][orgId] & mask == mask;
     }
 
     function proposal(uint256 id)
@@ -263,37 +166,40 @@ contract Governance is IGovernance {
         return _possessionPreimage(name, roles, publicKey, accounts);
     }
 
-    /// @notice The preimage of the message M = SM3(preimage) a staff key's proof of possession signs (SM2,
-    ///   default user ID): it binds the registering org, the staff address and roles, this chain and contract.
-    function staffPossessionMessagePreimage(uint64 orgId, address staff, uint256 roles, bytes calldata publicKey)
-        external
-        view
-        returns (bytes memory)
-    {
-        return abi.encode(STAFF_POP_TAG, block.chainid, address(this), orgId, staff, roles, publicKey);
+    /// @notice The preimage of the message M = SM3(preimage) the new key signs (SM2, default user ID) to prove
+    ///   its possession in a key rotation of organisation `orgId`.
+    function keyRotationPreimage(uint64 orgId, bytes calldata publicKey) public view returns (bytes memory) {
+        return abi.encode(KEY_ROTATION_TAG, block.chainid, address(this), orgId, publicKey);
     }
 
     /// @notice The organisation a key (64 bytes x||y) is registered to, as an org key or a staff key; 0 if none.
+    ///   A rotated-out org key stays its organisation's: no one can register it again.
     function keyOwner(bytes calldata publicKey) external view returns (uint64) {
         return _keyOwner[keccak256(publicKey)];
     }
 
     // ---------------------------------------------------------------- proposals
+    /// @notice Propose admitting an organisation: (r, s) is the org key's proof of possession; `consents[i]`
+    ///   is accounts[i]'s consent (65 bytes r ‖ s ‖ v over accountConsentDigest(publicKey, accounts[i])).
+    ///   The accounts are reserved while the proposal is open.
     function proposeAdmitOrg(
         string calldata name,
         uint256 roles,
         bytes calldata publicKey,
         address[] calldata accounts,
+        bytes[] calldata consents,
         bytes32 r,
         bytes32 s
-    ) external returns (uint256) {
-        _checkNewOrg(name, roles, publicKey, accounts);
+    ) external returns (uint256 id) {
+        _checkNewOrg(name, roles, publicKey, accounts, 0);
+        _checkConsents(publicKey, accounts, consents);
         if (GmCrypto.available()) {
             bytes32 m = GmCrypto.sm3(_possessionPreimage(name, roles, publicKey, accounts));
             (bool ok,) = GmCrypto.sm2Verify(m, publicKey, r, s);
             require(ok, "Gov: bad proof of possession");
         }
-        return _propose(Kind.AdmitOrg, abi.encode(name, roles, publicKey, accounts), r, s);
+        id = _propose(Kind.AdmitOrg, abi.encode(name, roles, publicKey, accounts), r, s);
+        _reserve(accounts, id);
     }
 
     function proposeSuspendOrg(uint64 orgId) external returns (uint256) {
@@ -311,6 +217,35 @@ contract Governance is IGovernance {
         return _propose(Kind.ChangeRoles, abi.encode(orgId, roles), 0, 0);
     }
 
+    /// @notice Propose replacing every account of organisation `orgId` (active or suspended) by `accounts`, each
+    ///   with its consent over accountConsentDigest(the org's key, account): how the consortium recovers an
+    ///   organisation whose account leaked. The new accounts are reserved while the proposal is open.
+    function proposeReplaceAccounts(uint64 orgId, address[] calldata accounts, bytes[] calldata consents)
+        external
+        returns (uint256 id)
+    {
+        _checkKnownOrg(orgId);
+        _checkFreeAccounts(accounts, 0);
+        _checkConsents(_orgs[orgId].publicKey, accounts, consents);
+        id = _propose(Kind.ReplaceAccounts, abi.encode(orgId, accounts), 0, 0);
+        _reserve(accounts, id);
+    }
+
+    /// @notice Propose rotating organisation `orgId`'s SM2 key to `publicKey` (on the curve, never registered),
+    ///   with the new key's proof of possession (r, s) over M = SM3(keyRotationPreimage(orgId, publicKey)):
+    ///   verified where the GM precompile exists, recorded in ProposalCreated otherwise.
+    function proposeRotateOrgKey(uint64 orgId, bytes calldata publicKey, bytes32 r, bytes32 s)
+        external
+        returns (uint256)
+    {
+        _checkRotateKey(orgId, publicKey);
+        if (GmCrypto.available()) {
+            (bool ok,) = GmCrypto.sm2Verify(GmCrypto.sm3(keyRotationPreimage(orgId, publicKey)), publicKey, r, s);
+            require(ok, "Gov: bad proof of possession");
+        }
+        return _propose(Kind.RotateOrgKey, abi.encode(orgId, publicKey), r, s);
+    }
+
     /// @notice Propose a validator: its SM2 node key (64 bytes x||y), its CometBFT ed25519 consensus key (never
     ///   used by another validator before) and its voting power (1 .. MAX_VALIDATOR_POWER).
     function proposeAddValidator(bytes calldata nodeKey, bytes32 consensusKey, uint64 power)
@@ -324,12 +259,6 @@ contract Governance is IGovernance {
     function proposeRemoveValidator(bytes calldata nodeKey) external returns (uint256) {
         _checkRemoveValidator(nodeKey);
         return _propose(Kind.RemoveValidator, abi.encode(nodeKey), 0, 0);
-    }
-
-    /// @notice Grant (or, with a smaller mask, revoke) contract permissions of an org on `target`.
-    function proposeSetPermission(address target, uint64 orgId, uint256 mask) external returns (uint256) {
-        _checkSetPermission(target, orgId);
-        return _propose(Kind.SetPermission, abi.encode(target, orgId, mask), 0, 0);
     }
 
     /// @notice Propose adding the CometBFT node id `nodeId` (non-zero, not yet allowed) to the peer allow-list.
@@ -352,12 +281,12 @@ contract Governance is IGovernance {
         emit Voted(id, voter, support);
         if (support) {
             p.yes += 1;
-            if (3 * uint256(p.yes) >= 2 * uint256(activeOrgCount)) {
-                _tryExecute(id, p);
-            }
+            _tryExecute(id, p);
         } else {
             p.no += 1;
-            if (3 * uint256(p.no) > uint256(activeOrgCount)) {
+            // the counter may include orgs suspended since they voted; only active orgs' no votes reject
+            uint256 active = activeOrgCount;
+            if (3 * uint256(p.no) > active && 3 * _activeBallots(id, 2) > active) {
                 p.status = Status.Rejected;
                 emit ProposalRejected(id);
             }
@@ -368,89 +297,11 @@ contract Governance is IGovernance {
     function execute(uint256 id) external {
         _memberOrg(msg.sender);
         Proposal storage p = _openProposal(id);
-        require(_activeYes(id) * 3 >= 2 * uint256(activeOrgCount), "Gov: threshold not met");
+        require(_activeBallots(id, 1) * 3 >= 2 * uint256(activeOrgCount), "Gov: threshold not met");
         _execute(id, p);
     }
 
-    // ---------------------------------------------------------------- org self-service
-    function addAccount(address account) external {
-        uint64 orgId = _memberOrg(msg.sender);
-        require(account != address(0), "Gov: zero account");
-        require(_accountOrg[account] == 0, "Gov: account already registered");
-        _accountOrg[account] = orgId;
-        _orgs[orgId].accounts.push(account);
-        emit AccountAdded(orgId, account);
-    }
-
-    function removeAccount(address account) external {
-        uint64 orgId = _memberOrg(msg.sender);
-        require(_accountOrg[account] == orgId, "Gov: not an account of sender's org");
-        address[] storage list = _orgs[orgId].accounts;
-        require(list.length > 1, "Gov: last account");
-        for (uint256 i = 0; i < list.length; i++) {
-            if (list[i] == account) {
-                list[i] = list[list.length - 1];
-                list.pop();
-                break;
-            }
-        }
-        delete _accountOrg[account];
-        emit AccountRemoved(orgId, account);
-    }
-
-    /// @notice Register a staff member of the sender's org with the staff key's proof of possession (r, s)
-    ///   over M = SM3(abi.encode(STAFF_POP_TAG, chainid, this, orgId, staff, roles, publicKey)). `staff` must be
-    ///   SM3(x||y)[12:] of `publicKey`; both are checked where the GM precompile exists. The key must not be
-    ///   registered yet (as any org's key or any staff member's key).
-    function registerStaff(address staff, bytes calldata publicKey, uint256 roles, bytes32 r, bytes32 s) external {
-        uint64 orgId = _memberOrg(msg.sender);
-        require(staff != address(0), "Gov: zero staff address");
-        require(_staff[staff].orgId == 0, "Gov: staff exists");
-        require(roles != 0 && roles & ~Roles.STAFF_ALL == 0, "Gov: invalid staff roles");
-        require(Sm2Key.isValid(publicKey), "Gov: invalid SM2 key");
-        bytes32 keyHash = keccak256(publicKey);
-        require(_keyOwner[keyHash] == 0, "Gov: key already registered");
-        if (GmCrypto.available()) {
-            require(address(uint160(uint256(GmCrypto.sm3(publicKey)))) == staff, "Gov: staff address mismatch");
-            bytes32 m = GmCrypto.sm3(
-                abi.encode(STAFF_POP_TAG, block.chainid, address(this), orgId, staff, roles, publicKey)
-            );
-            (bool ok,) = GmCrypto.sm2Verify(m, publicKey, r, s);
-            require(ok, "Gov: bad staff proof of possession");
-        }
-        _keyOwner[keyHash] = orgId;
-        _staff[staff] = Staff({orgId: orgId, roles: roles, active: true, publicKey: publicKey});
-        emit StaffRegistered(staff, orgId, roles, publicKey);
-    }
-
-    function setStaffRoles(address staff, uint256 roles) external {
-        Staff storage s = _ownStaff(staff);
-        require(roles != 0 && roles & ~Roles.STAFF_ALL == 0, "Gov: invalid staff roles");
-        s.roles = roles;
-        emit StaffRolesChanged(staff, roles);
-    }
-
-    function deactivateStaff(address staff) external {
-        Staff storage s = _ownStaff(staff);
-        require(s.active, "Gov: staff inactive");
-        s.active = false;
-        emit StaffDeactivated(staff);
-    }
-
     // ---------------------------------------------------------------- internals
-    function _memberOrg(address account) private view returns (uint64 orgId) {
-        orgId = _accountOrg[account];
-        require(orgId != 0, "Gov: not a member account");
-        require(_orgs[orgId].active, "Gov: org not active");
-    }
-
-    function _ownStaff(address staff) private view returns (Staff storage s) {
-        uint64 orgId = _memberOrg(msg.sender);
-        s = _staff[staff];
-        require(s.orgId != 0, "Gov: unknown staff");
-        require(s.orgId == orgId, "Gov: not staff's org");
-    }
-
     function _possessionPreimage(
         string calldata name,
         uint256 roles,
@@ -485,10 +336,11 @@ contract Governance is IGovernance {
         }
     }
 
-    function _activeYes(uint256 id) private view returns (uint256 count) {
+    /// @dev the ballots `value` (1 yes, 2 no) of proposal `id` cast by organisations active now
+    function _activeBallots(uint256 id, uint8 value) private view returns (uint256 count) {
         uint64 n = orgCount;
         for (uint64 orgId = 1; orgId <= n; orgId++) {
-            if (_ballots[id][orgId] == 1 && _orgs[orgId].active) {
+            if (_ballots[id][orgId] == value && _orgs[orgId].active) {
                 count++;
             }
         }
@@ -496,7 +348,8 @@ contract Governance is IGovernance {
 
     function _tryExecute(uint256 id, Proposal storage p) private {
         // the counter may include orgs suspended since they voted; recount before acting
-        if (_activeYes(id) * 3 >= 2 * uint256(activeOrgCount)) {
+        uint256 active = activeOrgCount;
+        if (3 * uint256(p.yes) >= 2 * active && 3 * _activeBallots(id, 1) >= 2 * active) {
             _execute(id, p);
         }
     }
@@ -508,7 +361,7 @@ contract Governance is IGovernance {
         if (kind == Kind.AdmitOrg) {
             (string memory name, uint256 roles, bytes memory key, address[] memory accounts) =
                 abi.decode(payload, (string, uint256, bytes, address[]));
-            _checkNewOrg(name, roles, key, accounts);
+            _checkNewOrg(name, roles, key, accounts, id);
             _admit(name, roles, key, accounts);
         } else if (kind == Kind.SuspendOrg) {
             uint64 orgId = abi.decode(payload, (uint64));
@@ -545,31 +398,32 @@ contract Governance is IGovernance {
             _peers[nodeId] = false;
             peerCount -= 1;
             emit PeerRemoved(nodeId);
+        } else if (kind == Kind.ReplaceAccounts) {
+            (uint64 orgId, address[] memory accounts) = abi.decode(payload, (uint64, address[]));
+            _checkFreeAccounts(accounts, id);
+            _replaceAccounts(orgId, accounts);
         } else {
-            (address target, uint64 orgId, uint256 mask) = abi.decode(payload, (address, uint64, uint256));
-            _checkSetPermission(target, orgId);
-            _permissions[target][orgId] = mask;
-            emit PermissionSet(target, orgId, mask);
+            (uint64 orgId, bytes memory key) = abi.decode(payload, (uint64, bytes));
+            _checkRotateKey(orgId, key);
+            _keyOwner[keccak256(key)] = orgId; // the old key stays this org's: it can never be registered again
+            _orgs[orgId].publicKey = key;
+            emit OrgKeyRotated(orgId, key);
         }
         emit ProposalExecuted(id);
     }
 
-    function _checkNewOrg(string memory name, uint256 roles, bytes memory key, address[] memory accounts)
-        private
-        view
-    {
+    function _checkNewOrg(
+        string memory name,
+        uint256 roles,
+        bytes memory key,
+        address[] memory accounts,
+        uint256 proposalId
+    ) private view {
         require(bytes(name).length != 0, "Gov: empty name");
         require(roles != 0 && roles & ~Roles.ORG_ALL == 0, "Gov: invalid org roles");
         require(Sm2Key.isValid(key), "Gov: invalid SM2 key");
         require(_keyOwner[keccak256(key)] == 0, "Gov: key already registered");
-        require(accounts.length != 0, "Gov: no accounts");
-        for (uint256 i = 0; i < accounts.length; i++) {
-            require(accounts[i] != address(0), "Gov: zero account");
-            require(_accountOrg[accounts[i]] == 0, "Gov: account already registered");
-            for (uint256 j = 0; j < i; j++) {
-                require(accounts[j] != accounts[i], "Gov: duplicate account");
-            }
-        }
+        _checkFreeAccounts(accounts, proposalId);
     }
 
     function _admit(string memory name, uint256 roles, bytes memory key, address[] memory accounts) private {
@@ -581,27 +435,45 @@ contract Governance is IGovernance {
         o.active = true;
         _keyOwner[keccak256(key)] = orgId;
         for (uint256 i = 0; i < accounts.length; i++) {
-            o.accounts.push(accounts[i]);
-            _accountOrg[accounts[i]] = orgId;
+            _joinAccount(orgId, accounts[i]);
         }
         activeOrgCount += 1;
         emit OrgAdmitted(orgId, name, roles, key, accounts);
     }
 
+    function _replaceAccounts(uint64 orgId, address[] memory accounts) private {
+        address[] storage old = _orgs[orgId].accounts;
+        for (uint256 i = 0; i < old.length; i++) {
+            delete _accountOrg[old[i]];
+            emit AccountRemoved(orgId, old[i]);
+        }
+        delete _orgs[orgId].accounts;
+        for (uint256 i = 0; i < accounts.length; i++) {
+            _joinAccount(orgId, accounts[i]);
+            emit AccountAdded(orgId, accounts[i]);
+        }
+    }
+
     function _checkSuspend(uint64 orgId) private view {
-        require(orgId != 0 && orgId <= orgCount, "Gov: unknown org");
+        _checkKnownOrg(orgId);
         require(_orgs[orgId].active, "Gov: org already suspended");
         require(activeOrgCount > 1, "Gov: last active org");
     }
 
     function _checkReinstate(uint64 orgId) private view {
-        require(orgId != 0 && orgId <= orgCount, "Gov: unknown org");
+        _checkKnownOrg(orgId);
         require(!_orgs[orgId].active, "Gov: org already active");
     }
 
     function _checkChangeRoles(uint64 orgId, uint256 roles) private view {
-        require(orgId != 0 && orgId <= orgCount, "Gov: unknown org");
+        _checkKnownOrg(orgId);
         require(roles != 0 && roles & ~Roles.ORG_ALL == 0, "Gov: invalid org roles");
+    }
+
+    function _checkRotateKey(uint64 orgId, bytes memory key) private view {
+        _checkKnownOrg(orgId);
+        require(Sm2Key.isValid(key), "Gov: invalid SM2 key");
+        require(_keyOwner[keccak256(key)] == 0, "Gov: key already registered");
     }
 
     function _checkNewValidator(bytes memory key, bytes32 consensusKey, uint64 power) private view {
@@ -617,11 +489,6 @@ contract Governance is IGovernance {
     function _checkRemoveValidator(bytes memory key) private view {
         require(_validatorIndex[keccak256(key)] != 0, "Gov: unknown validator");
         require(_validators.length > 1, "Gov: last validator");
-    }
-
-    function _checkSetPermission(address target, uint64 orgId) private view {
-        require(target != address(0), "Gov: zero target");
-        require(orgId != 0 && orgId <= orgCount, "Gov: unknown org");
     }
 
     function _checkAllowPeer(bytes20 nodeId) private view {

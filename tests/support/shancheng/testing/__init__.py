@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from eth_abi.abi import encode
+from eth_account import Account
 from eth_tester import EthereumTester, PyEVMBackend  # type: ignore[import-untyped]
 from eth_tester.exceptions import TransactionFailed  # type: ignore[import-untyped]
 from eth_utils.crypto import keccak
@@ -38,6 +39,7 @@ from shancheng.chain.precompiles import gm_cancun_vm
 from shancheng.contracts.artifacts import load
 from shancheng.contracts.deploy import Deployment, GenesisOrg, GenesisSpec, GenesisValidatorSpec, deploy
 from shancheng.sdk.crypto import SM2PrivateKey, signature_to_raw, sm3
+from shancheng.sdk.domain.membership import sign_account_change, sign_account_consent, sign_key_rotation
 from shancheng.sdk.errors import ShanchengError
 
 REPO = Path(__file__).resolve().parents[4]  # tests/support/shancheng/testing/__init__.py
@@ -174,6 +176,7 @@ class System:
     deployer: str
     outsider: str  # a funded account of no organisation
     spare_accounts: tuple[str, ...]  # funded accounts of no organisation, free for tests (e.g. admissions)
+    account_keys: dict[str, bytes] = field(default_factory=dict, repr=False)  # address -> secp256k1 private key
     _snapshot: Any = field(default=None, repr=False)
 
     # -- chain facts -----------------------------------------------------------------------------
@@ -257,6 +260,31 @@ class System:
             [STAFF_POP_TAG, chain_id if chain_id is not None else self.chain_id, governance or gov.address, org_id,
              staff, roles, pub.to_bytes()[1:]],
         )
+
+    # -- account consents and org-key account changes ------------------------------------------------
+    def consent(self, account: str, org_key: bytes, *, governance: str | None = None) -> bytes:
+        """``account``'s consent (65 bytes) to join the organisation whose SM2 key (64 bytes) is ``org_key``."""
+        gov = self.governance
+        return sign_account_consent(self.account_keys[account], chain_id=self.chain_id,
+                                    governance=governance or gov.address, org_key=org_key,
+                                    nonce=gov.functions.accountNonce(account).call())
+
+    def account_change(self, org: str, account: str, *, add: bool, key: SM2PrivateKey | None = None) -> tuple[bytes, bytes]:
+        """(r, s): organisation ``org``'s key (or ``key``) signing the addition or removal of ``account``."""
+        gov = self.governance
+        return sign_account_change(key or self.orgs[org].key, chain_id=self.chain_id, governance=gov.address,
+                                   org_id=self.orgs[org].id, account=account, add=add,
+                                   nonce=gov.functions.accountNonce(account).call())
+
+    def add_account(self, org: str, account: str, *, sender: str | None = None) -> Any:
+        """Add ``account`` to ``org`` with its consent and the org key's signature; returns the receipt."""
+        r, s = self.account_change(org, account, add=True)
+        fn = self.governance.functions.addAccount(account, self.consent(account, self.orgs[org].public_key), r, s)
+        return self.transact(fn, sender or org)
+
+    def key_rotation(self, key: SM2PrivateKey, org_id: int) -> tuple[bytes, bytes]:
+        """(r, s): the new key's proof of possession for ``proposeRotateOrgKey``."""
+        return sign_key_rotation(key, chain_id=self.chain_id, governance=self.governance.address, org_id=org_id)
 
     # -- SM2 signatures --------------------------------------------------------------------------
     def sign(self, signer: Staff | Org | SM2PrivateKey, types: Sequence[str], values: Sequence[Any]) -> tuple[bytes, bytes]:
@@ -441,6 +469,16 @@ def genesis_spec(accounts: Sequence[str]) -> GenesisSpec:
     return GenesisSpec(orgs=orgs, validators=validators)
 
 
+def _harness_keys() -> dict[str, bytes]:
+    """The private keys of the funded accounts (MNEMONIC, HD_PATH/i), by checksummed address."""
+    Account.enable_unaudited_hdwallet_features()
+    keys = {}
+    for i in range(N_ACCOUNTS):
+        account = Account.from_mnemonic(MNEMONIC, account_path=f"{HD_PATH}/{i}")
+        keys[account.address] = bytes(account.key)
+    return keys
+
+
 def build_system(name: str, w3: Web3) -> System:
     """Deploy the system contracts with the test genesis and register the genesis staff."""
     accounts = list(w3.eth.accounts)
@@ -457,7 +495,7 @@ def build_system(name: str, w3: Web3) -> System:
     n_orgs = len(GENESIS_ORGS)
     system = System(
         name=name, w3=w3, gm=gm, deployment=deployment, orgs=orgs, staff_members={}, deployer=accounts[0],
-        outsider=accounts[-1], spare_accounts=tuple(accounts[n_orgs + 1 : -1]),
+        outsider=accounts[-1], spare_accounts=tuple(accounts[n_orgs + 1 : -1]), account_keys=_harness_keys(),
     )
     for staff_name, org, roles in GENESIS_STAFF:
         system.register_staff(staff_name, org, roles)
