@@ -18,12 +18,20 @@ from shancheng.apps.gateway.audit import (
     AuditLog,
     audit_anchors,
     audit_entries,
+    audit_heads,
+    check_general_origin,
+    heads_origin,
     outcome_of,
 )
 from shancheng.apps.gateway.deps import Principal
+from shancheng.apps.gateway.tables import api_tokens
+from shancheng.sdk.errors import InvalidInput
 from shancheng.testing.postgres import postgres_fixture
 
-DOCTOR = Principal(subject="dr-li", org="hospital", org_id=1, role="doctor", via="token", token_id="t1")
+DOCTOR = Principal(subject="dr-li", org="hospital", org_id=1, role="doctor", via="token", token_id="t1",
+                   credential="token:t1")
+ADMIN_AS_DOCTOR = Principal(subject="dr-li", org="hospital", org_id=1, role="doctor", via="token",
+                            token_id="0123456789abcdef", credential="token:0123456789abcdef", delegated_by="ops")
 
 
 postgres = postgres_fixture(scope="module")
@@ -171,31 +179,77 @@ def test_reordered_entries_are_named(audit: AuditLog) -> None:
     assert (err.kind, err.sequence) == ("reordered", 4)
 
 
-def test_a_truncated_tail_is_named_against_the_anchored_head(audit: AuditLog) -> None:
+def test_rows_written_into_the_local_anchor_tables_anchor_nothing(audit: AuditLog) -> None:
+    """What is anchored is read from the chain only: a database insider's rows in the side tables prove nothing."""
     fill(audit, 10)
     head = audit.head()
     assert head is not None
-    with audit.engine.begin() as conn:  # as AuditLog.anchor() stores it (the chain part is tested with the node)
+    with audit.engine.begin() as conn:
         conn.execute(audit_anchors.insert().values(seq=head[0], hash=head[1], origin="o", record_id=0, salt="00" * 16,
                                                    created_ms=0, package=None))
-    assert audit.verify().anchored_seq == 10
+        conn.execute(audit_heads.insert().values(n=0, seq=head[0], hash=head[1], salt="00" * 32, created_ms=0,
+                                                 package=None))
+    assert audit.verify().anchored_seq is None
+
+
+def test_the_credential_is_in_the_chained_bytes(audit: AuditLog) -> None:
+    entry = audit.record(ADMIN_AS_DOCTOR, "POST /api/v1/prescriptions", None, "ok", status=201)
+    assert (entry.v, entry.credential) == (2, "token:0123456789abcdef")
+    assert entry.body()["credential"] == "token:0123456789abcdef"
     fill(audit, 2)
-    with audit.engine.begin() as conn:
-        conn.execute(delete(audit_entries).where(audit_entries.c.seq >= 9))
+    with audit.engine.begin() as conn:  # make the admin's request look like the doctor's own sign-in
+        conn.execute(update(audit_entries).where(audit_entries.c.seq == 1).values(credential="oidc:https://idp dr-li"))
     err = broken(audit)
-    assert (err.kind, err.sequence) == ("truncated", 9)
+    assert (err.kind, err.sequence) == ("edited", 1)
 
 
-def test_a_replaced_anchored_head_is_named(audit: AuditLog) -> None:
-    fill(audit, 3)
+def test_entries_written_before_credentials_were_recorded_still_verify(audit: AuditLog) -> None:
+    """Version 1 entries (no credential in their hashed body) chain on as before; newer entries follow them."""
+    v1 = AuditEntry(seq=1, ts_ms=1, org="hospital", org_id=1, subject="dr-li", role="doctor", via="token",
+                    remote=None, action="GET /api/v1/audit", target=None, outcome="ok", status=200, detail=None,
+                    prev_hash=ZERO_HASH, hash="", v=1, credential=None)
+    assert "credential" not in v1.body()
+    v1 = AuditEntry(**{**v1.__dict__, "hash": v1.computed_hash()})
     with audit.engine.begin() as conn:
-        conn.execute(audit_anchors.insert().values(seq=3, hash="ab" * 32, origin="o", record_id=0, salt="00" * 16,
-                                                   created_ms=0, package=None))
-        assert conn.execute(select(audit_anchors.c.seq)).scalar() == 3
-    err = broken(audit)
-    assert (err.kind, err.sequence) == ("anchor", 3)
+        conn.execute(audit_entries.insert().values(**v1.__dict__))
+    second = audit.record(DOCTOR, "GET /api/v1/audit", None, "ok", status=200)
+    assert (second.seq, second.prev_hash, second.v) == (2, v1.hash, 2)
+    assert audit.verify().entries == 2
+    with audit.engine.begin() as conn:  # a credential slipped into a version 1 entry is an edit
+        conn.execute(update(audit_entries).where(audit_entries.c.seq == 1).values(credential="token:forged"))
+    assert (broken(audit).kind, broken(audit).sequence) == ("edited", 1)
 
 
 def test_outcomes() -> None:
     assert [outcome_of(s) for s in (200, 201, 302, 401, 403, 404, 409, 422, 500, 503)] == [
         "ok", "ok", "ok", "refused", "refused", "rejected", "rejected", "rejected", "error", "error"]
+
+
+def test_the_upgrade_keeps_old_entries_verifiable_and_tells_api_minted_tokens_apart(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    migrate(engine, "0005_rx_summary")
+    old = AuditEntry(seq=1, ts_ms=1, org="hospital", org_id=1, subject="dr-li", role="doctor", via="token",
+                     remote=None, action="GET /api/v1/audit", target=None, outcome="ok", status=200, detail=None,
+                     prev_hash=ZERO_HASH, hash="", v=1)
+    old = AuditEntry(**{**old.__dict__, "hash": old.computed_hash()})
+    columns = {k: v for k, v in old.__dict__.items() if k not in ("v", "credential")}
+    tokens = {"ops-made": "ops", "cli-made": "cli:root", "district-made": "shancheng district run", "unknown": None}
+    with engine.begin() as conn:
+        conn.execute(audit_entries.insert().values(**columns))
+        for token_id, creator in tokens.items():
+            conn.execute(api_tokens.insert().values(id=token_id, secret_hash=b"\0" * 32, subject="dr-li",
+                                                    org="hospital", role="doctor", created_by=creator, created_at=0))
+    migrate(engine)
+    log = AuditLog(engine, org="hospital")
+    log.record(DOCTOR, "GET /api/v1/audit", None, "ok", status=200)
+    assert [(e.v, e.credential) for e in log.entries()] == [(1, None), (2, "token:t1")]
+    assert log.verify().entries == 2
+    with engine.connect() as conn:
+        rows = conn.execute(select(api_tokens.c.id, api_tokens.c.issued_via)).all()
+    assert dict(rows) == {"ops-made": "api", "cli-made": "host", "district-made": "host", "unknown": "host"}
+
+
+def test_a_general_evidence_log_may_not_take_an_audit_heads_origin() -> None:
+    assert check_general_origin("district.example/log/hospital") == "district.example/log/hospital"
+    with pytest.raises(InvalidInput, match="reserved for audit heads"):
+        check_general_origin(heads_origin("hospital"))

@@ -158,18 +158,18 @@ def test_the_background_job_anchors_the_moving_head(world: GatewayWorld, session
     job = audit.start_anchoring(0.2)
     try:
         deadline = time.monotonic() + 60
-        while not any(a.seq >= head[0] and a.package is not None for a in audit.anchors()):
+        while not any(a.seq >= head[0] and a.package is not None for a in audit.anchored_heads()):
             assert time.monotonic() < deadline, f"no final anchor of seq {head[0]} within 60 s ({job.last_error})"
             time.sleep(0.1)
     finally:
         job.stop()
-    anchored = [a.seq for a in audit.anchors()]
+    anchored = [a.seq for a in audit.anchored_heads()]
     assert anchored == sorted(set(anchored))  # one anchor per head, never the same head twice
 
 
 def test_a_ranged_export_starts_from_the_hash_before_it(world: GatewayWorld, session: dict[str, str]) -> None:
     http = world.client(token=session["auditor"])
-    last_anchor = world.services.audit.anchors()[-1].seq
+    last_anchor = world.services.audit.anchored_heads()[-1].seq
     reply = http.get("/api/v1/audit/export", params={"since": 3, "until": last_anchor})
     lines = reply.text.splitlines()
     header = json.loads(lines[0])

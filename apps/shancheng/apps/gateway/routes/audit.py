@@ -9,12 +9,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from shancheng.sdk.errors import ShanchengError
 
-from ..audit import AuditChainBroken, AuditEntry, AuditLog, audit_entries
+from ..audit import AuditChainBroken, AuditEntry, AuditLog, audit_entries, heads_origin
 from ..deps import Principal, get_services, require
 from ..pagination import Cursor, Limit, Page, paginate_query
 from ..problems import Problem
@@ -36,6 +36,8 @@ class AuditEntryOut(BaseModel):
     subject: str | None
     role: str | None
     via: str | None
+    credential: str | None = Field(description="the credential used: token:<id>, sm2:<key id>, session:token:<id> or "
+                                               "oidc:<issuer> <subject> (null before it was recorded)")
     remote: str | None
     action: str
     target: str | None
@@ -44,6 +46,7 @@ class AuditEntryOut(BaseModel):
     detail: str | None
     prev_hash: str
     hash: str
+    v: int = Field(description="the entry's hashed body version (1: written before credentials were recorded)")
 
 
 class AuditVerifyOut(BaseModel):
@@ -53,19 +56,23 @@ class AuditVerifyOut(BaseModel):
     entries: int | None = None
     head_seq: int | None = None
     head_hash: str | None = None
-    anchored_seq: int | None = None
+    anchored_seq: int | None = Field(default=None, description="the newest head the chain holds, found intact")
+    anchored_heads: int | None = Field(default=None, description="heads the chain's checkpoint of the audit-heads "
+                                                                  "log covers, all reproduced from this log")
     sequence: int | None = None
-    kind: Literal["edited", "deleted", "reordered", "truncated", "anchor", "malformed"] | None = None
+    kind: Literal["edited", "deleted", "reordered", "truncated", "anchor", "equivocation", "stale",
+                  "malformed"] | None = None
     reason: str | None = None
 
 
 class AuditAnchorOut(BaseModel):
-    """An anchored head: the (seq, hash) record in the organisation's evidence log, and whether it is final."""
+    """A head: record ``n`` of the organisation's audit-heads log, naming the entry ``seq`` and its hash, and
+    whether its anchor is final."""
 
+    n: int
     seq: int
     hash: str
     origin: str
-    record_id: int
     final: bool
 
 
@@ -123,16 +130,20 @@ def export(
                              headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
-@router.get("/verify", response_model=AuditVerifyOut, summary="walk the hash chain and check the anchored heads")
+@router.get("/verify", response_model=AuditVerifyOut,
+            summary="walk the hash chain and check it against the heads the chain holds")
 def verify(who: Reader, services: ServicesDep) -> AuditVerifyOut:
     audit = _audit(services)
     try:
         result = audit.verify()
-    except AuditChainBroken as exc:
+    except ShanchengError as exc:
+        if not isinstance(exc, AuditChainBroken):
+            raise Problem(status=503, detail=f"the audit log could not be checked against the chain: {exc}",
+                          type_suffix="audit-unverifiable") from exc
         return AuditVerifyOut(ok=False, sequence=exc.sequence, kind=exc.kind,  # type: ignore[arg-type]
                               reason=str(exc))
     return AuditVerifyOut(ok=True, entries=result.entries, head_seq=result.head_seq, head_hash=result.head_hash,
-                          anchored_seq=result.anchored_seq)
+                          anchored_seq=result.anchored_seq, anchored_heads=result.anchored_heads)
 
 
 @router.post("/anchor", response_model=AuditAnchorOut | None, summary="anchor the current head now (admin)")
@@ -147,5 +158,5 @@ def anchor(
         raise Problem(status=503, detail=f"the head could not be anchored: {exc}", type_suffix="anchor-failed") from exc
     if result is None:
         return None
-    return AuditAnchorOut(seq=result.seq, hash=result.hash, origin=result.origin, record_id=result.record_id,
+    return AuditAnchorOut(n=result.n, seq=result.seq, hash=result.hash, origin=heads_origin(audit.org),
                           final=result.package is not None)

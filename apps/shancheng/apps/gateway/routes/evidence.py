@@ -14,6 +14,7 @@ from shancheng.sdk.errors import ShanchengError
 from shancheng.sdk.evidence import CHECKS, EvidencePackage, verify_package
 
 from ..app import Services
+from ..audit import HEAD_KIND
 from ..deps import ROLES, Principal, get_services, require
 from ..limits import parse_json
 from ..problems import Problem
@@ -88,7 +89,11 @@ def _status(services: Services, record_id: int) -> RecordOut:
 
 @router.post("/api/v1/evidence/records", response_model=RecordOut, status_code=201, responses=PROBLEMS)
 def add_record(body: RecordIn, who: Writer, services: ServicesDep) -> RecordOut:
-    """Add a record to the organisation's evidence log (durable when this returns; anchored within seconds)."""
+    """Add a record to the organisation's evidence log (durable when this returns; anchored within seconds). The
+    audit-head kind is refused: audit heads live in their own log, which no route writes."""
+    if body.kind == HEAD_KIND:
+        raise Problem(status=422, detail=f"the kind {HEAD_KIND!r} is reserved for the gateway's audit heads",
+                      type_suffix="reserved-kind")
     author = services.staff_keys.signer_for(who) if body.author_signed else None
     record_id = services.batcher.add(body.record, kind=body.kind, author=author)
     return _status(services, record_id)
