@@ -9,6 +9,7 @@ import time
 import pytest
 
 from shancheng.apps.gateway.auth import sign_request
+from shancheng.apps.gateway.sessions import session_cookie_name
 from shancheng.testing.gateway import GatewayWorld
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
@@ -208,9 +209,10 @@ def test_session_ends_when_its_token_is_revoked(world: GatewayWorld) -> None:
 def test_a_tampered_session_cookie_is_no_session(world: GatewayWorld) -> None:
     browser = world.client()
     browser.post("/auth/token-login", json={"token": world.token("admin")})
-    value = browser.cookies.get("shancheng_session")
+    name = session_cookie_name(world.settings.org)
+    value = browser.cookies.get(name)
     assert value
-    browser.cookies.set("shancheng_session", value[:-3] + ("AAA" if not value.endswith("AAA") else "BBB"))
+    browser.cookies.set(name, value[:-3] + ("AAA" if not value.endswith("AAA") else "BBB"))
     assert browser.get("/api/v1/me").status_code == 401
 
 

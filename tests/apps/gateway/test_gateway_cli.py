@@ -1,4 +1,5 @@
-"""``shancheng gateway init`` and ``token create|list|revoke`` as a user runs them (real processes, real files)."""
+"""``shancheng gateway init``, ``token create|list|revoke`` and ``key register|list|revoke`` as a user runs them (real
+processes, real files)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,33 @@ def test_init_and_token_lifecycle(tmp_path: Path) -> None:
     listed = json.loads(shancheng("token", "list", "--config", str(config), "--json").stdout)
     assert listed[0]["active"] is False and listed[0]["revoked_at"]
     assert shancheng("token", "revoke", "--config", str(config), "0" * 16).returncode != 0
+
+
+def test_sm2_request_keys_are_listed_and_revoked_for_good(tmp_path: Path) -> None:
+    from shancheng.sdk.crypto import SM2PrivateKey
+
+    home = tmp_path / "gw"
+    assert shancheng("init", "--home", str(home), "--org", "hospital").returncode == 0
+    config = str(home / "gateway.toml")
+    public = SM2PrivateKey.generate().public_key().to_bytes().hex()
+    made = shancheng("key", "register", "--config", config, "--subject", "his", "--role", "doctor", "--public-key",
+                     public)
+    assert made.returncode == 0, made.stderr
+    key_id = made.stdout.strip()
+    listed = json.loads(shancheng("key", "list", "--config", config, "--json").stdout)
+    assert [(k["key_id"], k["subject"], k["active"]) for k in listed] == [(key_id, "his", True)]
+    assert shancheng("key", "revoke", "--config", config, key_id).returncode == 0
+    again = shancheng("key", "register", "--config", config, "--subject", "his", "--role", "admin", "--public-key",
+                      public)
+    assert again.returncode != 0 and again.stderr.startswith("error:") and "revoked" in again.stderr
+    assert "Traceback" not in again.stderr
+    listed = json.loads(shancheng("key", "list", "--config", config, "--json").stdout)
+    assert [(k["role"], k["active"]) for k in listed] == [("doctor", False)]
+    text = shancheng("key", "list", "--config", config).stdout
+    assert key_id in text and "revoked" in text
+    assert shancheng("key", "revoke", "--config", config, "ab" * 20).returncode != 0
+    bad = shancheng("key", "register", "--config", config, "--subject", "x", "--role", "doctor", "--public-key", "04zz")
+    assert bad.returncode != 0 and bad.stderr.count("\n") == 1
 
 
 def test_a_broken_configuration_is_one_readable_line(tmp_path: Path) -> None:

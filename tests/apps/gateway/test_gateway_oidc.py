@@ -113,6 +113,21 @@ def test_oidc_sign_in_creates_a_session(world: GatewayWorld) -> None:
     assert browser.post("/api/v1/evidence/records", json=record, headers={"X-CSRF-Token": csrf}).status_code == 201
 
 
+def test_oidc_sign_out_ends_the_session_on_the_gateway(world: GatewayWorld) -> None:
+    from shancheng.apps.gateway.sessions import session_cookie_name
+
+    browser, done = sign_in(world, "dr.oidc")
+    assert done.status_code == 302 and browser.get("/api/v1/me").status_code == 200
+    name = session_cookie_name(world.settings.org)
+    copied = browser.cookies.get(name)
+    csrf = browser.get("/api/v1/csrf").json()["csrf_token"]
+    assert browser.post("/auth/logout", headers={"X-CSRF-Token": csrf}).status_code == 204
+    assert browser.get("/api/v1/me").status_code == 401
+    replay = world.client()
+    replay.cookies.set(name, copied or "")
+    assert replay.get("/api/v1/me").status_code == 401  # the copy taken before sign-out is no session either
+
+
 def test_another_organisation_or_an_unknown_role_is_refused(world: GatewayWorld) -> None:
     browser, done = sign_in(world, "outsider")
     assert done.status_code == 403 and done.json()["type"].endswith("/another-organisation")
@@ -153,3 +168,15 @@ def test_id_token_validation_refuses_bad_tokens(world: GatewayWorld, issuer: str
     unsigned = good.split(".")
     with pytest.raises(Problem):
         client.validate(".".join([unsigned[0], unsigned[1], ""]), nonce="n-1")
+
+
+def test_an_oidc_sign_in_is_audited_as_the_issuer_and_subject_and_signs_with_the_own_staff_key(
+        world: GatewayWorld, issuer: str) -> None:
+    world.staff("dr.oidc", "doctor")
+    browser, _ = sign_in(world, "dr.oidc")
+    csrf = browser.get("/api/v1/csrf").json()["csrf_token"]
+    body = {"record": {"rx": "OIDC-own-key"}, "kind": "prescription", "author_signed": True}
+    assert browser.post("/api/v1/evidence/records", json=body, headers={"X-CSRF-Token": csrf}).status_code == 201
+    entry = world.services.audit.entries(after=(world.services.audit.head() or (1, ""))[0] - 1)[-1]
+    assert (entry.subject, entry.action, entry.credential) == ("dr.oidc", "POST /api/v1/evidence/records",
+                                                                f"oidc:{issuer} dr.oidc")

@@ -25,10 +25,10 @@ import re
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -39,7 +39,7 @@ from .deps import ROLES, Principal
 from .problems import Problem
 from .tables import api_tokens, sm2_keys, sm2_nonces
 
-__all__ = ["ApiTokens", "Authenticator", "Sm2Keys", "TokenInfo", "sign_request", "signing_string"]
+__all__ = ["ApiTokens", "Authenticator", "Sm2Keys", "TokenInfo", "delegated_by", "sign_request", "signing_string"]
 
 _TOKEN = re.compile(r"sc_([0-9a-f]{16})_([0-9a-f]{64})")
 _SM2_HEADER = re.compile(
@@ -104,10 +104,13 @@ class ApiTokens:
         return hmac_sm3(self._pepper, b"shancheng-api-token/v1\n" + secret.encode())
 
     def create(self, *, subject: str, role: str, org: str | None = None, expires_in: float | None = None,
-               label: str | None = None, created_by: str | None = None) -> tuple[str, TokenInfo]:
+               label: str | None = None, created_by: str | None = None,
+               issued_via: str = "host") -> tuple[str, TokenInfo]:
         """A new token: ``(the token, shown once; its info)``. ``org`` other than the gateway's is only for tests
-        of refusal (such a token never authenticates)."""
+        of refusal (such a token never authenticates). ``issued_via``: ``api`` when the API user ``created_by`` made
+        it, ``host`` when it was provisioned on the gateway's host (see :func:`delegated_by`)."""
         check_subject(subject)
+        _check_issued_via(issued_via)
         check_role(role)
         if expires_in is not None and not 0 < expires_in <= MAX_TOKEN_LIFETIME:
             raise InvalidInput(f"expires_in must be between 1 and {MAX_TOKEN_LIFETIME} seconds")
@@ -120,8 +123,14 @@ class ApiTokens:
         with self.engine.begin() as conn:
             conn.execute(insert(api_tokens).values(
                 id=token_id, secret_hash=self._hash(secret), subject=subject, org=info.org, role=role, label=label,
-                created_by=created_by, created_at=now, expires_at=info.expires_at))
+                created_by=created_by, created_at=now, expires_at=info.expires_at, issued_via=issued_via))
         return f"sc_{token_id}_{secret}", info
+
+    def delegated_by(self, token_id: str) -> str | None:
+        """Who created the token ``token_id`` in its subject's name through the API (see :func:`delegated_by`)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(_TOKEN_BY_ID, {"token_id": token_id}).mappings().first()
+        return None if row is None else delegated_by(row)
 
     def list(self, *, limit: int = 50, after: str | None = None) -> list[TokenInfo]:
         """The gateway organisation's tokens in id order (after the id ``after``)."""
@@ -163,11 +172,26 @@ class ApiTokens:
             raise Problem(status=403, detail=f"this gateway serves {self.org}; the token is of another organisation",
                           type_suffix="another-organisation")
         return Principal(subject=row["subject"], org=row["org"], org_id=self.org_id, role=row["role"], via="token",
-                         token_id=token_id)
+                         token_id=token_id, credential=f"token:{token_id}", delegated_by=delegated_by(row))
 
 
 #: built once: every authenticated request runs it (building a statement costs more than running it)
 _TOKEN_BY_ID = select(api_tokens).where(api_tokens.c.id == bindparam("token_id"))
+
+
+def _check_issued_via(issued_via: str) -> None:
+    if issued_via not in ("api", "host"):
+        raise InvalidInput("a credential is issued via 'api' or 'host'")
+
+
+def delegated_by(row: Any) -> str | None:
+    """The API user who created a credential (an ``api_tokens`` or ``sm2_keys`` row) in another subject's name, or
+    None when the subject created it or it was provisioned on the gateway's host (whose operator holds the staff
+    keys anyway). A delegated credential acts with the subject's role but never signs with the subject's staff key."""
+    creator = row["created_by"]
+    if row["issued_via"] != "api" or creator is None or creator == row["subject"]:
+        return None
+    return str(creator)
 
 
 def _info(row: Any) -> TokenInfo:
@@ -208,20 +232,48 @@ class Sm2Keys:
         self.clock = clock
         self._last_purge = 0.0
 
-    def register(self, *, subject: str, role: str, public_key: SM2PublicKey, org: str | None = None) -> str:
-        """Allow ``public_key`` to sign requests as ``subject`` with ``role``; returns its key id."""
+    def register(self, *, subject: str, role: str, public_key: SM2PublicKey, org: str | None = None,
+                 created_by: str | None = None, issued_via: str = "host") -> str:
+        """Allow ``public_key`` to sign requests as ``subject`` with ``role`` (registering an active key again
+        replaces its subject and role); returns its key id. A revoked key stays revoked: registering it again is a
+        409 problem (a revoked key may be in an attacker's hands; make a new one)."""
         check_subject(subject)
         check_role(role)
+        _check_issued_via(issued_via)
         key_id = key_id_of(public_key)
         with self.engine.begin() as conn:
+            old = conn.execute(select(sm2_keys.c.revoked_at).where(sm2_keys.c.key_id == key_id)).first()
+            if old is not None and old.revoked_at is not None:
+                raise Problem(status=409, detail=f"the SM2 key {key_id} was revoked and stays revoked: register a new "
+                                                 "key", type_suffix="key-revoked")
             conn.execute(delete(sm2_keys).where(sm2_keys.c.key_id == key_id))
             conn.execute(insert(sm2_keys).values(key_id=key_id, public_key=public_key.to_bytes(), subject=subject,
-                                                 org=org or self.org, role=role, created_at=self.clock()))
+                                                 org=org or self.org, role=role, created_at=self.clock(),
+                                                 created_by=created_by, issued_via=issued_via))
         return key_id
 
+    def list(self, *, limit: int = 50, after: str | None = None) -> list[dict[str, Any]]:
+        """The gateway organisation's SM2 request keys in key id order (after the id ``after``), revoked ones
+        too: ``key_id, public_key (hex), subject, role, created_at, revoked_at, active``."""
+        query = select(sm2_keys).where(sm2_keys.c.org == self.org).order_by(sm2_keys.c.key_id).limit(limit)
+        if after is not None:
+            query = query.where(sm2_keys.c.key_id > after)
+        with self.engine.connect() as conn:
+            return [_key_info(row) for row in conn.execute(query).mappings()]
+
+    def get(self, key_id: str) -> dict[str, Any] | None:
+        """This organisation's key ``key_id`` as :meth:`list` shows it, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(sm2_keys).where(sm2_keys.c.key_id == key_id, sm2_keys.c.org == self.org)
+                               ).mappings().first()
+        return None if row is None else _key_info(row)
+
     def revoke(self, key_id: str) -> bool:
+        """Revoke this organisation's key ``key_id`` for good; False when it has no such key (revoking twice keeps
+        the first revocation's time)."""
         with self.engine.begin() as conn:
-            result = conn.execute(update(sm2_keys).where(sm2_keys.c.key_id == key_id).values(revoked_at=self.clock()))
+            result = conn.execute(update(sm2_keys).where(sm2_keys.c.key_id == key_id, sm2_keys.c.org == self.org)
+                                  .values(revoked_at=func.coalesce(sm2_keys.c.revoked_at, self.clock())))
         return bool(result.rowcount)
 
     def authenticate(self, header: str, *, method: str, path: str, body: bytes) -> Principal:
@@ -249,7 +301,7 @@ class Sm2Keys:
                           type_suffix="another-organisation")
         self._use_nonce(key_id, nonce, now)
         return Principal(subject=row["subject"], org=row["org"], org_id=self.org_id, role=row["role"], via="sm2",
-                         token_id=None)
+                         token_id=None, credential=f"sm2:{key_id}", delegated_by=delegated_by(row))
 
     def _use_nonce(self, key_id: str, nonce: str, now: float) -> None:
         try:
@@ -262,14 +314,21 @@ class Sm2Keys:
             raise _unauthenticated("the SM2 request was replayed (its nonce was seen before)") from None
 
 
+def _key_info(row: Any) -> dict[str, Any]:
+    return {"key_id": row["key_id"], "public_key": bytes(row["public_key"]).hex(), "subject": row["subject"],
+            "role": row["role"], "created_at": row["created_at"], "revoked_at": row["revoked_at"],
+            "active": row["revoked_at"] is None}
+
+
 class Authenticator:
     """The gateway's authentication: picks the scheme from the request and returns the principal (or None)."""
 
     def __init__(self, *, tokens: ApiTokens, sm2: Sm2Keys, session_principal: Callable[[dict[str, Any]],
-                 Principal | None]) -> None:
+                 Principal | None], oidc_issuer: str | None = None) -> None:
         self.tokens = tokens
         self.sm2 = sm2
         self._session_principal = session_principal
+        self.oidc_issuer = oidc_issuer
 
     def authenticate(self, *, method: str, path: str, authorization: str | None, body: bytes,
                      session: dict[str, Any] | None) -> Principal | None:
@@ -283,5 +342,15 @@ class Authenticator:
                 return self.sm2.authenticate(authorization, method=method, path=path, body=body)
             raise _unauthenticated(f"unsupported authorization scheme {scheme[:20]!r} (Bearer or SM2)")
         if session:
-            return self._session_principal(session)
+            return self._with_session_credential(self._session_principal(session))
         return None
+
+    def _with_session_credential(self, principal: Principal | None) -> Principal | None:
+        """A session's principal with its credential: the token it was exchanged for (and that token's delegation),
+        or the OIDC sign-in (the only other way to start a session)."""
+        if principal is None:
+            return None
+        if principal.token_id is not None:
+            return replace(principal, credential=f"session:token:{principal.token_id}",
+                           delegated_by=self.tokens.delegated_by(principal.token_id))
+        return replace(principal, credential=f"oidc:{self.oidc_issuer or '?'} {principal.subject}")

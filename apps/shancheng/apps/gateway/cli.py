@@ -1,8 +1,10 @@
 """``shancheng gateway ...``: init (a commented configuration and the session secret), serve (uvicorn), migrate,
-and API tokens (create, list, revoke) made directly in the gateway's store.
+API tokens (create, list, revoke) and SM2 request keys (register, list, revoke) made directly in the gateway's
+store.
 
     shancheng gateway init --home /srv/gateway --org hospital --node http://127.0.0.1:8545 --genesis genesis.json
     shancheng gateway token create --config /srv/gateway/gateway.toml --subject admin --role admin
+    shancheng gateway key revoke --config /srv/gateway/gateway.toml 3f1c...
     shancheng gateway serve --config /srv/gateway/gateway.toml --port 8080
 """
 
@@ -46,6 +48,9 @@ staff_keys_dir = "data/staff"
 public_url = {public_url!r}
 max_body_bytes = 1048576
 audit_anchor_interval = 3600
+# unauthenticated API requests per source address (refill per second, burst); more are answered 429 unaudited
+# unauthenticated_rate = 1.0
+# unauthenticated_burst = 60
 
 # OpenID Connect sign-in (统一身份认证); remove the comments to enable
 # [oidc]
@@ -102,6 +107,23 @@ def register(subparsers: Any) -> None:
     revoke.add_argument("id")
     revoke.set_defaults(func=cmd_token_revoke)
 
+    key = sub.add_parser("key", help="SM2 request keys (Authorization: SM2 keyId=...)")
+    ksub = key.add_subparsers(dest="key_command", required=True, metavar="COMMAND")
+    kregister = ksub.add_parser("register", help="allow an SM2 public key to sign requests as a subject and role")
+    kregister.add_argument("--config", required=True, type=Path)
+    kregister.add_argument("--subject", required=True)
+    kregister.add_argument("--role", required=True)
+    kregister.add_argument("--public-key", required=True, help="the uncompressed SM2 point, hex (04...)")
+    kregister.set_defaults(func=cmd_key_register)
+    klist = ksub.add_parser("list", help="list the SM2 request keys, revoked ones too")
+    klist.add_argument("--config", required=True, type=Path)
+    klist.add_argument("--json", action="store_true")
+    klist.set_defaults(func=cmd_key_list)
+    krevoke = ksub.add_parser("revoke", help="revoke an SM2 request key by id (for good)")
+    krevoke.add_argument("--config", required=True, type=Path)
+    krevoke.add_argument("key_id")
+    krevoke.set_defaults(func=cmd_key_revoke)
+
 
 def cmd_init(args: argparse.Namespace) -> int:
     from .sessions import ensure_secret
@@ -132,19 +154,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tokens(config: Path) -> Any:
+def _store(config: Path) -> tuple[Any, Any]:
+    """(settings, a migrated engine) of the gateway configured in ``config``."""
     from ..db import make_engine, migrate
-    from .auth import ApiTokens
-    from .sessions import ensure_secret
     from .settings import GatewaySettings
 
     settings = GatewaySettings.load(config)
-    secret = ensure_secret(settings.session_secret_file)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database_url)
     migrate(engine)
+    return settings, engine
+
+
+def _tokens(config: Path) -> Any:
+    from .auth import ApiTokens
+    from .sessions import ensure_secret
+
+    settings, engine = _store(config)
+    secret = ensure_secret(settings.session_secret_file)
     pepper = hashlib.sha256(b"shancheng-gateway/token-pepper\n" + secret).digest()
     return ApiTokens(engine, pepper=pepper, org=settings.org, org_id=0)
+
+
+def _sm2_keys(config: Path) -> Any:
+    from .auth import Sm2Keys
+
+    settings, engine = _store(config)
+    return Sm2Keys(engine, org=settings.org, org_id=0)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -182,4 +218,38 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
     if not _tokens(args.config).revoke(args.id):
         raise InvalidInput(f"no token {args.id}")
     print(f"revoked {args.id}")
+    return 0
+
+
+def cmd_key_register(args: argparse.Namespace) -> int:
+    from shancheng.sdk.crypto import SM2PublicKey
+    from shancheng.sdk.errors import ShanchengError
+
+    from .problems import Problem
+
+    try:
+        public_key = SM2PublicKey.from_bytes(bytes.fromhex(args.public_key.removeprefix("0x")))
+    except (ShanchengError, ValueError):
+        raise InvalidInput("--public-key is not an uncompressed SM2 point in hex (04 and 128 hex digits)") from None
+    try:
+        key_id = _sm2_keys(args.config).register(subject=args.subject, role=args.role, public_key=public_key)
+    except Problem as problem:
+        raise InvalidInput(problem.detail) from None
+    print(key_id)
+    return 0
+
+
+def cmd_key_list(args: argparse.Namespace) -> int:
+    keys = _sm2_keys(args.config).list(limit=10_000)
+    if args.json:
+        print(json.dumps(keys))
+    for k in [] if args.json else keys:
+        print(f"{k['key_id']}  {k['role']:<16} {k['subject']:<24} {'active' if k['active'] else 'revoked'}")
+    return 0
+
+
+def cmd_key_revoke(args: argparse.Namespace) -> int:
+    if not _sm2_keys(args.config).revoke(args.key_id):
+        raise InvalidInput(f"no SM2 key {args.key_id}")
+    print(f"revoked {args.key_id}")
     return 0

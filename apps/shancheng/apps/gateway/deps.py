@@ -42,6 +42,13 @@ class Principal:
     role: str
     via: Via
     token_id: str | None = None
+    #: the credential used, as the audit log records it: ``token:<id>``, ``sm2:<key id>``, ``session:token:<id>``
+    #: (a browser session made from a token) or ``oidc:<issuer> <subject>``
+    credential: str | None = None
+    #: who created this credential in the subject's name through the API (an administrator), None when the subject
+    #: created it or it was provisioned on the gateway's host: a delegated credential never signs with the subject's
+    #: staff key
+    delegated_by: str | None = None
 
     @property
     def key(self) -> str:

@@ -1,7 +1,8 @@
 """OpenID Connect sign-in (the district's unified identity, 统一身份认证): authorization code flow with ``state``,
 ``nonce`` and PKCE (S256); the ID token's signature is checked against the provider's JWKS, and its issuer,
 audience, expiry and nonce against what the gateway expects. The role and organisation come from configurable
-claims (``role_claim``, ``org_claim``); an unknown role or another organisation is refused.
+claims (``role_claim``, ``org_claim``); an unknown role or another organisation is refused. The session is kept by
+the gateway (:class:`~shancheng.apps.gateway.sessions.BrowserSessions`): ``POST /auth/logout`` ends it on the server.
 
 >>> pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk")   # RFC 7636 appendix B
 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM'
@@ -26,7 +27,6 @@ from joserfc.jwk import KeySet
 
 from .deps import ROLES
 from .problems import Problem
-from .sessions import sign_in
 from .settings import OidcSettings
 
 if TYPE_CHECKING:
@@ -193,6 +193,7 @@ async def finish_login(request: Request, services: Services) -> RedirectResponse
     if org != services.settings.org:
         raise Problem(status=403, detail=f"this gateway serves {services.settings.org}; the account is of another "
                                          "organisation", type_suffix="another-organisation")
-    sign_in(request.session, subject=str(claims["sub"]), role=str(role), org=str(org),
-            lifetime=config.session_lifetime)
+    await anyio.to_thread.run_sync(lambda: services.sessions.start(
+        request.session, subject=str(claims["sub"]), role=str(role), lifetime=config.session_lifetime,
+        issuer=config.issuer))
     return RedirectResponse(services.settings.public_url + "/", status_code=302)

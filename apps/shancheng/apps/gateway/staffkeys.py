@@ -1,6 +1,9 @@
 """Staff signing keys (the hospital's e-signature service, 电子签章): each staff member's SM2 key is kept in
 ``staff_keys_dir`` as the project's encrypted PEM (scrypt, mode 0600), one file per principal subject, unlocked with
-the organisation's password. The gateway signs only for the signed-in principal.
+the organisation's password. The gateway signs only for the signed-in principal, and only when the credential is the
+staff member's own: their OIDC sign-in, a credential they created, or one provisioned on the gateway's host (whose
+operator holds these files and their password anyway) — never a credential another API user (an administrator)
+created in their name (:attr:`Principal.delegated_by`), so an administrator cannot author-sign as a doctor.
 
 >>> keys = StaffKeys(directory=tmp / "staff", password=b"correct horse battery")   # doctest: +SKIP
 >>> keys.enrol("dr.li", SM2PrivateKey.generate())                                  # doctest: +SKIP
@@ -68,8 +71,13 @@ class StaffKeys:
         return subject in self._cache or self.path_of(subject).exists()
 
     def signer_for(self, principal: Principal) -> StaffSigner:
-        """The signer of the principal's own key (403 problem when none is enrolled)."""
+        """The signer of the principal's own key (403 problem when none is enrolled, or when the principal's
+        credential was created in its name by someone else)."""
         subject = principal.subject
+        if principal.delegated_by is not None:
+            raise Problem(status=403, detail=f"{subject}'s staff key signs only for {subject}'s own sign-in or "
+                                             f"credentials {subject} created; this one was created by "
+                                             f"{principal.delegated_by}", type_suffix="delegated-credential")
         with self._lock:
             key = self._cache.get(subject)
             if key is None:

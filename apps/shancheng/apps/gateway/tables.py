@@ -1,8 +1,8 @@
-"""The gateway core's tables (migration ``0001_gateway``): API tokens, SM2 request keys and their nonces,
-idempotency keys.
+"""The gateway core's tables (migrations ``0001_gateway``, ``0006_browser_sessions``, ``0006_audit_credentials``):
+API tokens, SM2 request keys and their nonces, idempotency keys, browser sessions.
 
->>> sorted(t for t in ("api_tokens", "sm2_keys", "sm2_nonces", "idempotency"))
-['api_tokens', 'idempotency', 'sm2_keys', 'sm2_nonces']
+>>> sorted(t for t in ("api_tokens", "sm2_keys", "sm2_nonces", "idempotency", "browser_sessions"))
+['api_tokens', 'browser_sessions', 'idempotency', 'sm2_keys', 'sm2_nonces']
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from sqlalchemy import Column, Float, Index, Integer, LargeBinary, String, Table
 
 from ..db import metadata
 
-__all__ = ["api_tokens", "idempotency", "sm2_keys", "sm2_nonces"]
+__all__ = ["api_tokens", "browser_sessions", "idempotency", "sm2_keys", "sm2_nonces"]
 
 #: API tokens ``sc_<id>_<secret>``: only an HMAC of the secret is kept
 api_tokens = Table(
@@ -26,6 +26,7 @@ api_tokens = Table(
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=True),
     Column("revoked_at", Float, nullable=True),
+    Column("issued_via", String(8), nullable=True),  # api (made by the API user created_by) or host (0006)
 )
 
 #: SM2 public keys allowed to sign API requests (``Authorization: SM2 keyId=...``)
@@ -38,6 +39,8 @@ sm2_keys = Table(
     Column("role", String(32), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float, nullable=True),
+    Column("created_by", String(200), nullable=True),  # the API user who registered it (0006)
+    Column("issued_via", String(8), nullable=True),  # api or host (0006)
 )
 
 #: nonces of SM2-signed requests seen within the timestamp window (replay refusal)
@@ -60,4 +63,19 @@ idempotency = Table(
     Column("body", LargeBinary, nullable=True),
     Column("created_at", Float, nullable=False),
     Index("ix_idempotency_created_at", "created_at"),
+)
+
+#: browser sessions: the cookie carries a random session id, the gateway keeps only its SM3 (so signing out, or
+#: revoking the token it was made from, ends it on the server at once)
+browser_sessions = Table(
+    "browser_sessions", metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("subject", String(200), nullable=False),
+    Column("org", String(100), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("token_id", String(32), nullable=True),  # the API token it was exchanged for (None: OIDC sign-in)
+    Column("issuer", String(500), nullable=True),  # the OIDC issuer (None: token sign-in)
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_browser_sessions_expires_at", "expires_at"),
 )
