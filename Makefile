@@ -18,6 +18,7 @@ COMETBFT := .bin/cometbft
 PROTO_STAMP := nodes/shancheng/nodes/abci/_generated/STAMP
 
 ECHARTS := apps/shancheng/apps/web/static/vendor/echarts.min.js
+SWAGGER_UI := apps/shancheng/apps/web/static/vendor/swagger-ui
 
 .PHONY: run test bench lint clean venv npm proto system web $(COMETBFT)
 
@@ -68,13 +69,19 @@ system:
 	  apt-get update -q && apt-get install -y -q --no-install-recommends $$missing || exit 1; \
 	fi
 
-# the web UI serves ECharts from its own static folder (no CDN when it runs); the copy is not committed
-# (.gitignore) and is made again when package-lock.json changes, i.e. when npm installed another ECharts
-web: $(ECHARTS)
+# the web UI serves ECharts and the API docs' Swagger UI from its own static folder (no CDN when it runs); the
+# copies are not committed (.gitignore) and are made again when package-lock.json changes, i.e. when npm installed
+# another version
+web: $(ECHARTS) $(SWAGGER_UI)/swagger-ui-bundle.js
 
 $(ECHARTS): node_modules/.installed package-lock.json
 	mkdir -p $(dir $@)
 	cp node_modules/echarts/dist/echarts.min.js $@
+
+$(SWAGGER_UI)/swagger-ui-bundle.js: node_modules/.installed package-lock.json
+	mkdir -p $(SWAGGER_UI)
+	cp node_modules/swagger-ui-dist/swagger-ui.css node_modules/swagger-ui-dist/LICENSE $(SWAGGER_UI)/
+	cp node_modules/swagger-ui-dist/swagger-ui-bundle.js $@
 
 # CometBFT, pinned, built from the Go module proxy into this checkout (never $GOPATH/bin); re-installed only when
 # the binary is missing or reports another version, so a re-run is instant
@@ -91,4 +98,4 @@ $(PROTO_STAMP): $(STAMP) nodes/shancheng/nodes/abci/generate.py Makefile
 	$(PY) -m shancheng.nodes.abci.generate --cometbft-version $(COMETBFT_VERSION)
 
 clean:
-	rm -rf $(VENV) node_modules demo-out .pytest_cache .bin nodes/shancheng/nodes/abci/_generated $(ECHARTS)
+	rm -rf $(VENV) node_modules demo-out .pytest_cache .bin nodes/shancheng/nodes/abci/_generated $(ECHARTS) $(SWAGGER_UI)

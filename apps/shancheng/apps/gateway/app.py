@@ -29,13 +29,15 @@ from shancheng.sdk.errors import InvalidInput
 from ..db import make_engine, migrate, store_url
 from ..hj212.listener import start as start_listener
 from . import problems
-from .audit import AuditLog
+from .audit import AuditLog, check_general_origin
 from .audit import install as install_audit
 from .auth import ApiTokens, Authenticator, Sm2Keys
 from .idempotency import IdempotencyStore
 from .indexer import start as start_indexer
+from .limits import UnauthenticatedLimit
 from .middleware import GatewayMiddleware
-from .sessions import SESSION_COOKIE, SessionPrincipals, ensure_secret
+from .security import SecurityHeaders
+from .sessions import BrowserSessions, ensure_secret, session_cookie_name
 from .settings import GatewaySettings
 from .staffkeys import StaffKeys
 
@@ -58,7 +60,7 @@ class Services:
     genesis: GenesisFile
     tokens: ApiTokens
     sm2_keys: Sm2Keys
-    sessions: SessionPrincipals
+    sessions: BrowserSessions
     authenticator: Authenticator
     idempotency: IdempotencyStore
     staff_keys: StaffKeys
@@ -86,7 +88,8 @@ class Services:
             engine = make_engine(settings.database_url)
             closers.append(engine.dispose)
             migrate(engine)
-            batcher = client.batcher(store=store_url(settings.database_url), origin=settings.evidence_origin,
+            batcher = client.batcher(store=store_url(settings.database_url),
+                                     origin=check_general_origin(settings.evidence_origin),
                                      max_age=settings.batch_max_age)
             closers.insert(0, batcher.close)
             pepper = hashlib.sha256(b"shancheng-gateway/token-pepper\n" + secret).digest()
@@ -96,13 +99,17 @@ class Services:
                 info = tokens.get(token_id)
                 return info is not None and info.org == settings.org and info.active
 
-            sessions = SessionPrincipals(org=settings.org, org_id=org_id, token_active=token_active)
+            sessions = BrowserSessions(engine, org=settings.org, org_id=org_id, token_active=token_active)
             sm2 = Sm2Keys(engine, org=settings.org, org_id=org_id, window=settings.signature_window)
-            audit = AuditLog(engine, org=settings.org, batcher=batcher)
+            # the audit heads go to their own log (origin shancheng/audit-heads/<org>), which nothing else writes
+            audit = AuditLog.open(engine, org=settings.org, client=client, store=store_url(settings.database_url),
+                                  max_age=settings.batch_max_age)
+            closers.insert(0, audit.close)
             services = cls(
                 settings=settings, client=client, engine=engine, batcher=batcher, audit=audit, org_id=org_id,
                 genesis=genesis, tokens=tokens, sm2_keys=sm2, sessions=sessions,
-                authenticator=Authenticator(tokens=tokens, sm2=sm2, session_principal=sessions),
+                authenticator=Authenticator(tokens=tokens, sm2=sm2, session_principal=sessions,
+                                            oidc_issuer=settings.oidc.issuer if settings.oidc else None),
                 idempotency=IdempotencyStore(engine), staff_keys=StaffKeys(directory=settings.staff_keys_dir,
                                                                            password=password),
                 session_secret=secret,
@@ -135,7 +142,7 @@ class Services:
                 job.stop()
             except Exception:  # noqa: BLE001 - keep closing the rest
                 _log.exception("stopping %r failed", job)
-        for close in (self.batcher.close, self.client.close, self.engine.dispose):
+        for close in (self.audit.close, self.batcher.close, self.client.close, self.engine.dispose):
             try:
                 close()
             except Exception:  # noqa: BLE001 - keep closing the rest
@@ -161,7 +168,8 @@ def create_app(settings: GatewaySettings, *, services: Services | None = None) -
                 app.state.services = None
                 await anyio.to_thread.run_sync(started.close)
 
-    app = FastAPI(title="Shancheng gateway", version="1", lifespan=lifespan,
+    # /docs is served by routes/ui.py from the gateway's own Swagger UI files; FastAPI's pages load it from a CDN
+    app = FastAPI(title="Shancheng gateway", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description=f"The gateway of {settings.org}: evidence, prescriptions, drug trace, data sharing, "
                               "environmental monitoring, audit. Errors are RFC 9457 problem details.")
     app.state.services = services
@@ -174,8 +182,13 @@ def create_app(settings: GatewaySettings, *, services: Services | None = None) -
     # outside GatewayMiddleware, so CSRF refusals, 413s and idempotent replays are recorded too; it reads
     # request.state.principal (set inside) when the response starts
     install_audit(app)
+    # outside the audit middleware: a source that keeps sending unauthenticated requests is answered 429 before
+    # they reach the audit log
+    app.add_middleware(UnauthenticatedLimit, rate=settings.unauthenticated_rate,
+                       burst=settings.unauthenticated_burst, max_sources=settings.unauthenticated_sources)
     secret = ensure_secret(settings.session_secret_file) if services is None else services.session_secret
-    app.add_middleware(SessionMiddleware, secret_key=secret.decode(), session_cookie=SESSION_COOKIE,
+    app.add_middleware(SessionMiddleware, secret_key=secret.decode(), session_cookie=session_cookie_name(settings.org),
                        max_age=int(settings.oidc.session_lifetime if settings.oidc else 8 * 3600), same_site="lax",
                        https_only=settings.secure_cookies)
+    app.add_middleware(SecurityHeaders)  # outermost: every response carries the security headers
     return app

@@ -70,6 +70,11 @@ class GatewaySettings(BaseModel):
     staff_keys_dir: Path = Path()
     signature_window: float = Field(default=300.0, gt=0, le=3600)
     batch_max_age: float = Field(default=1.0, gt=0, le=86400)
+    #: unauthenticated API requests per source address: refill rate (per second) and burst; the number of sources
+    #: remembered at once bounds the limiter's memory (see shancheng.apps.gateway.limits)
+    unauthenticated_rate: float = Field(default=1.0, gt=0, le=10_000)
+    unauthenticated_burst: int = Field(default=60, ge=1, le=1_000_000)
+    unauthenticated_sources: int = Field(default=10_000, ge=1, le=1_000_000)
     #: the HJ 212 listener (shancheng.apps.hj212.settings.Hj212Settings), None to run none
     hj212: Any = None
 

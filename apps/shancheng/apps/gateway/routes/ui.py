@@ -1,7 +1,8 @@
 """The auditor's web UI: ``/`` and ``/ui/*`` serve one page (a small single-page app), ``/static/*`` its files.
 
 Everything the browser loads comes from this gateway (no CDN, no outside fonts); ECharts is bundled at
-``/static/vendor/echarts.min.js`` by ``make web``. Every response carries strict security headers: a
+``/static/vendor/echarts.min.js`` and Swagger UI (the API docs at ``/docs``) at ``/static/vendor/swagger-ui/`` by
+``make web``. Every response carries strict security headers (:mod:`shancheng.apps.gateway.security`): a
 Content-Security-Policy with scripts from this origin only (no inline scripts), no framing, no MIME sniffing.
 
 Example::
@@ -27,24 +28,10 @@ from fastapi.responses import JSONResponse, Response
 
 from shancheng.sdk.envmon.aqi import BANDS
 
-__all__ = ["SECURITY_HEADERS", "make_router", "router", "static_file"]
+from ..security import CSP, SECURITY_HEADERS
 
-# style-src allows inline styles only because ECharts positions its tooltip with style attributes; scripts are
-# this origin's files only, so an injected <script> or on* handler never runs
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
-    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-    "frame-ancestors 'none'"
-)
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CSP,
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cross-Origin-Resource-Policy": "same-origin",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
-}
+__all__ = ["CSP", "SECURITY_HEADERS", "make_router", "router", "static_file"]
+
 _MAX_PATH = 200
 _TYPES = {
     ".js": "text/javascript; charset=utf-8",
@@ -55,6 +42,22 @@ _TYPES = {
     ".png": "image/png",
     ".ico": "image/x-icon",
 }
+
+
+SWAGGER_UI = "vendor/swagger-ui/"
+_DOCS_PAGE = b"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Shancheng gateway API</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="/static/vendor/swagger-ui/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="/static/vendor/swagger-ui/swagger-ui-bundle.js"></script>
+<script src="/static/js/api-docs.js"></script></body></html>
+"""
+_DOCS_MISSING = b"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Shancheng gateway API</title></head>
+<body><p>Swagger UI is not bundled with this gateway (run <code>make web</code>). The API schema is at
+<a href="/openapi.json">/openapi.json</a>.</p></body></html>
+"""
 
 
 def bundled_static() -> Traversable:
@@ -112,6 +115,14 @@ def make_router(*, static_dir: Traversable | None = None) -> APIRouter:
     def ui_page(view: str = "") -> Response:
         """Every ``/ui/...`` address is the same page: the app reads the path and shows that view."""
         return _not_found() if len(view) > _MAX_PATH else page()
+
+    @ui.get("/docs")
+    def api_docs() -> Response:
+        """The API reference: Swagger UI from this gateway's own static files over ``/openapi.json`` (no CDN, no
+        inline script); without ``make web`` a page that says so and links the schema."""
+        if static_file(SWAGGER_UI + "swagger-ui-bundle.js", root=root) is None:
+            return Response(_DOCS_MISSING, media_type="text/html; charset=utf-8", headers=_headers(cache="no-cache"))
+        return Response(_DOCS_PAGE, media_type="text/html; charset=utf-8", headers=_headers(cache="no-cache"))
 
     @ui.get("/ui-config.json")
     def ui_config() -> Response:
