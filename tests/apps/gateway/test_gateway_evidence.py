@@ -126,6 +126,7 @@ def test_network_view(world: GatewayWorld) -> None:
     assert len(net["blocks"]) == 3
     for block in net["blocks"]:
         assert block["certified"] is True and block["certificate_error"] is None  # the solo node certifies at once
+        assert block["header_verified"] is True and block["header_error"] is None  # an honest node's header
         assert block["signers"] and block["signed_power"] * 3 > block["total_power"] * 2
         assert block["signer_names"][0] == net["validators"][block["signers"][0]]["name"]
     heights = [b["height"] for b in net["blocks"]]

@@ -137,16 +137,21 @@ def test_network_page_lists_nodes_validators_and_block_times(world, url, launch)
     guard.assert_clean()
 
 
-def test_network_page_shows_pending_and_refused_certificates(world, url, launch):
-    # a fault injected on purpose: the gateway's answer is rewritten in the browser as if the node had served a
-    # certificate the gateway refused (block 0 of the list) and had none yet for another (block 1)
+def anchor_records(world: GatewayWorld, count: int) -> None:
+    """``count`` records anchored one after the other: at least ``count`` blocks to show."""
     doctor = world.client(token=world.token("doctor", subject="dr.blocks"))
-    for i in range(3):  # three anchored records: at least three blocks to show
+    for i in range(count):
         made = doctor.post("/api/v1/evidence/records", json={"record": {"n": i}, "kind": "note"}).json()
         deadline = time.monotonic() + 60
         while doctor.get(f"/api/v1/evidence/records/{made['id']}").json()["status"] != "anchored":
             assert time.monotonic() < deadline, "the record was not anchored within 60 s"
             time.sleep(0.1)
+
+
+def test_network_page_shows_pending_and_refused_certificates(world, url, launch):
+    # a fault injected on purpose: the gateway's answer is rewritten in the browser as if the node had served a
+    # certificate the gateway refused (block 0 of the list) and had none yet for another (block 1)
+    anchor_records(world, 3)
     page, guard = signed_in(launch, url, world.token("auditor"), "/ui/network")
     page.wait_for_selector("#block-times-chart canvas")
 
@@ -166,4 +171,52 @@ def test_network_page_shows_pending_and_refused_certificates(world, url, launch)
     expect(refused).to_have_attribute("title", "commit has 0 of 1 validator signatures")
     expect(cells.nth(1).locator(".cert-pending")).to_have_text("待确认（下一区块提交后）")
     expect(cells.nth(2).locator("td").nth(4)).to_contain_text("/")  # the others are as the gateway verified them
+    guard.assert_clean()
+
+
+def test_network_page_labels_what_the_gateway_did_not_verify(world, url, launch):
+    # the gateway's answer rewritten in the browser as if a node had lied: block 0's header fields did not hash to
+    # the certified hash, block 1's transaction count is not proven; the others are as the gateway verified them
+    anchor_records(world, 3)
+    page, guard = signed_in(launch, url, world.token("auditor"), "/ui/network")
+    page.wait_for_selector("#block-times-chart canvas")
+    served = world.client(token=world.token("auditor")).get("/api/v1/network").json()["blocks"]
+    assert len(served) >= 3 and all(b["header_verified"] for b in served)
+    reason = "the node's header fields hash to 0x00, not to the certified block hash 0x11"
+
+    def rewrite(route: Any) -> None:
+        body = route.fetch().json()
+        body["blocks"][0].update(header_verified=False, header_error=reason, transactions_verified=False)
+        body["blocks"][1].update(transactions=7, transactions_verified=False)
+        body["blocks"][2].update(transactions=0, transactions_verified=True)
+        route.fulfill(json=body)
+
+    page.route("**/api/v1/network", rewrite)
+    page.reload()
+    page.wait_for_selector("#block-times-chart canvas")
+    rows = page.locator("#main table").nth(2).locator("tbody tr")
+    time_cell, txs_cell = rows.nth(0).locator("td").nth(1), rows.nth(0).locator("td").nth(3)
+    expect(time_cell.locator(".unverified")).to_have_text("未验证")
+    expect(time_cell.locator(".unverified")).to_have_attribute("title", reason)
+    expect(txs_cell.locator(".unverified")).to_have_count(1)
+    expect(rows.nth(1).locator("td").nth(1).locator(".unverified")).to_have_count(0)  # its header is verified
+    expect(rows.nth(1).locator("td").nth(3)).to_contain_text("7")
+    expect(rows.nth(1).locator("td").nth(3).locator(".unverified")).to_have_count(1)
+    expect(rows.nth(2).locator("td").nth(3).locator(".unverified")).to_have_count(0)
+    guard.assert_clean()
+
+
+def test_api_docs_run_swagger_ui_from_the_gateway_under_its_csp(world, url, launch):
+    from _web_support import Guard
+
+    from shancheng.apps.gateway.routes.ui import static_file
+
+    if static_file("vendor/swagger-ui/swagger-ui-bundle.js") is None:
+        pytest.skip("Swagger UI is not bundled (make web)")
+    page = launch().new_page()
+    guard = Guard(allowed_statuses=set())
+    guard.watch(page)  # a CSP violation is a console error; a request to another host fails the guard too
+    page.goto(url + "/docs")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("Shancheng gateway")
+    expect(page.locator(".opblock-summary-path", has_text="/api/v1/network").first).to_be_visible()
     guard.assert_clean()

@@ -4,7 +4,14 @@ with the validators that signed each block's SM2 commit certificate.
 Validator sets are those proven from the genesis file through the chain's validator-set changes (each certified by
 the set before it), so after a validator is added or removed by vote the view names the set that certified each
 block: a certificate's signer index is read against its own block's set. Names come from the genesis file; a
-validator added later is named by its SM2 key's address (the name a node's answer carries is not certified)."""
+validator added later is named by its SM2 key's address (the name a node's answer carries is not certified).
+
+A block's fields are shown as verified only when they come from a header whose hash the block's verified certificate
+signs: the gateway encodes the header from the node's answer, hashes it (keccak-256 of the RLP, as Ethereum does)
+and compares the hash with the certified one, so a node that rewrites the timestamp or the gas used of a block is
+caught. The transaction count is not a header field: it is proven under the verified header's transactions root
+(:mod:`shancheng.apps.gateway.blockproof`); a count that is not is the node's word and is labelled unverified
+(``header_verified``, ``transactions_verified``)."""
 
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ from shancheng.sdk.errors import InvalidInput, ShanchengError
 from shancheng.sdk.evidence.chain import ValidatorHistory
 
 from ..app import Services
+from ..blockproof import proven_count, verified_header
 from ..deps import ROLES, Principal, get_services, require
 from .auth import PROBLEMS
 
@@ -46,11 +54,18 @@ class ValidatorOut(BaseModel):
 class BlockOut(BaseModel):
     height: int
     hash: str
-    timestamp: int
-    transactions: int
+    timestamp: int = Field(description="seconds since 1970, from the verified header when header_verified")
+    gas_used: int | None = Field(default=None, description="from the verified header when header_verified")
+    transactions: int = Field(description="the number of transactions (the node's word unless "
+                                          "transactions_verified)")
     certified: bool = Field(description="the block's commit certificate verified against the block's validator set "
                                         "(a network node stores it once the next block commits)")
     certificate_error: str | None = Field(default=None, description="why the node's certificate was refused")
+    header_verified: bool = Field(default=False, description="height, hash, timestamp and gas used come from a header "
+                                                             "whose hash the verified certificate signs")
+    header_error: str | None = Field(default=None, description="why the node's header fields were not verified")
+    transactions_verified: bool = Field(default=False, description="the transaction count is proven under the "
+                                                                   "verified header's transactions root")
     signers: list[int] = Field(description="validator indexes in the block's set that signed its verified "
                                            "certificate (empty when not certified)")
     signer_names: list[str]
@@ -120,6 +135,13 @@ def _verified(cert_json: Any, height: int, block_hash: str, validators: Validato
     return certificate, None
 
 
+def _quantity(value: Any) -> int:
+    try:
+        return int(str(value), 16)
+    except ValueError:
+        return 0
+
+
 def _blocks(services: Services, history: ValidatorHistory, head: int, limit: int) -> list[BlockOut]:
     rpc = services.client.rpc
     sets: dict[int, list[ValidatorOut]] = {}
@@ -136,10 +158,16 @@ def _blocks(services: Services, history: ValidatorHistory, head: int, limit: int
         certificate, error = _verified(rpc.call("shancheng_getCommit", [hex(height)]), height, block_hash,
                                        validators, services.genesis)
         signers, names, power, total = signed_by(certificate, named)
-        out.append(BlockOut(height=height, hash=block_hash, timestamp=int(str(block["timestamp"]), 16),
-                            transactions=len(block.get("transactions") or []), certified=certificate is not None,
-                            certificate_error=error, signers=signers, signer_names=names, signed_power=power,
-                            total_power=total))
+        header, header_error = verified_header(block, certificate)
+        transactions = block.get("transactions")
+        listed = transactions if isinstance(transactions, list) else []
+        count = len(listed)
+        out.append(BlockOut(
+            height=height, hash=block_hash, timestamp=header.timestamp if header else _quantity(block.get("timestamp")),
+            gas_used=header.gas_used if header else None, transactions=count, certified=certificate is not None,
+            certificate_error=error, header_verified=header is not None, header_error=header_error,
+            transactions_verified=header is not None and proven_count(header, listed, rpc.call),
+            signers=signers, signer_names=names, signed_power=power, total_power=total))
     return out
 
 

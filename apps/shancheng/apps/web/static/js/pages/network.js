@@ -29,6 +29,26 @@ function signedBy(block, validators) {
   return typeof block.signed_power === 'number' ? `${names} (${block.signed_power}/${block.total_power})` : names;
 }
 
+// A block's time and transaction count are shown as verified only when the gateway proved them: the time from a
+// header whose hash the verified certificate signs, the count when that header proves it. Anything else is the
+// node's word, labelled so (the reason is the label's title).
+function unverified(reason) {
+  return h('span', { class: 'unverified', title: reason || t('network.unverified_hint') }, t('network.unverified'));
+}
+
+function blockTimeCell(block) {
+  const time = formatTime(block.timestamp ?? block.time);
+  if (block.header_verified === true) return time;
+  return h('span', {}, `${time} `, unverified(block.header_error));
+}
+
+function transactionsCell(block) {
+  const count = String(block.transactions ?? '—');
+  if (block.transactions_verified === true) return count;
+  const reason = block.header_verified === true ? t('network.count_unproven') : block.header_error;
+  return h('span', {}, `${count} `, unverified(reason));
+}
+
 export async function networkPage(main) {
   main.append(h('h2', { i18n: 'network.title' }));
   const data = await api('/api/v1/network');
@@ -59,9 +79,9 @@ export async function networkPage(main) {
     h('h3', { id: 'blocks-h', i18n: 'network.blocks' }),
     table([
       { key: 'network.height', cell: (b) => String(b.number ?? b.height ?? '—') },
-      { key: 'network.time', cell: (b) => formatTime(b.timestamp ?? b.time) },
+      { key: 'network.time', cell: blockTimeCell },
       { key: 'network.hash', cell: (b) => h('code', {}, short(b.hash)) },
-      { key: 'network.txs', cell: (b) => String(b.transactions ?? '—') },
+      { key: 'network.txs', cell: transactionsCell },
       { key: 'network.signed_by', cell: (b) => signedBy(b, validators) },
     ], blocks),
     h('h4', { i18n: 'network.chart' }),
