@@ -328,6 +328,37 @@ def test_split_packets_are_keyed_by_qn_and_mn():
     assert asm.add(PARTS[2]) is not None
 
 
+def test_split_reassembly_bounds_pending_bytes_and_releases_them():
+    cap = sum(len(p.data()) for p in PARTS)
+    asm = SplitAssembler(max_bytes=cap)
+    asm.add(PARTS[0])
+    asm.add(PARTS[1])
+    assert asm.pending_bytes == len(PARTS[0].data()) + len(PARTS[1].data())
+    other = part(1, "DataTime=20240615100000;x01-Info=" + "A" * 200, qn="20240615110000009")
+    with pytest.raises(HJ212Error, match=f"{cap} bytes of split parts already pending") as caught:
+        asm.add(other)
+    assert caught.value.qn_rtn == QnRtn.REJECTED and asm.pending_parts == 2
+    assert asm.add(PARTS[2]) is not None  # the completed message gives its bytes back ...
+    assert asm.pending_bytes == 0
+    asm.add(other)
+    asm.discard(other.qn, other.mn)  # ... and so does a discarded one
+    assert asm.pending_bytes == 0 and asm.oldest is None
+
+
+def test_split_messages_older_than_the_deadline_expire():
+    now = [100.0]
+    asm = SplitAssembler(clock=lambda: now[0])
+    asm.add(PARTS[0])
+    now[0] = 130.0
+    late = part(1, "DataTime=20240615100000", qn="20240615110000009")
+    asm.add(late)
+    assert asm.oldest == 100.0 and asm.expire(60) == []
+    now[0] = 161.0
+    assert asm.expire(60) == [PARTS[0]]  # one part of each expired message, to address the answer
+    assert asm.pending_messages == 1 and asm.oldest == 130.0
+    assert asm.pending_bytes == len(late.data())
+
+
 def test_split_reassembly_bounds_pending_messages_and_parts():
     asm = SplitAssembler(max_messages=2, max_parts=3)
     asm.add(part(1, "DataTime=20240615100000", qn="20240615110000001"))

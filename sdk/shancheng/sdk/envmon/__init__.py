@@ -1,4 +1,5 @@
-"""Environmental monitoring: HJ 212 station protocol (:mod:`.hj212`) and the HJ 633 AQI (:mod:`.aqi`)."""
+"""Environmental monitoring: HJ 212 station protocol (:mod:`.hj212`), the HJ 633 AQI (:mod:`.aqi`) and which
+values an hour summary and the AQI take (:mod:`.values`)."""
 
 from shancheng.sdk.envmon.aqi import AQIError, AQIResult, Band, compute_aqi, hourly_aqi, iaqi
 from shancheng.sdk.envmon.hj212 import (
