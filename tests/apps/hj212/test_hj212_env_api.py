@@ -6,18 +6,24 @@ role refusals and bad input never give a 500."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from _hj212_fuzzing import TZ, Spec, build, check_answers, exchange, specs
 from _hj212_support import run
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select, update
 
 from shancheng.apps.hj212.settings import Hj212Settings
 from shancheng.apps.hj212.simulator import Station
-from shancheng.apps.hj212.store import readings
-from shancheng.sdk.domain.envmon import EnvMonitoring
+from shancheng.apps.hj212.store import readings, station_hours
+from shancheng.sdk.domain.envmon import EnvMonitoring, hour_of
+from shancheng.sdk.envmon.hj212 import ExeRtn, Packet, QnRtn, command_fields, exe_rtn_9012, qn_rtn_9011
 from shancheng.testing.gateway import GatewayWorld
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
@@ -27,7 +33,10 @@ POLLUTANTS = ["a34004", "a34002", "a21026", "a21004", "a05024", "a21005"]
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayWorld]:
-    hj212 = Hj212Settings(port=0, anchor_check_interval=0, limits={"a34004": 150.0})
+    hj212 = Hj212Settings(port=0, anchor_check_interval=0, limits={"a34004": 150.0},
+                          # fuzzed traffic: refusals keep the connection open, wrong passwords never lock out
+                          max_bad_frames=10**4, max_auth_failures_per_address=10**6,
+                          max_auth_failures_per_station=10**6)
     with GatewayWorld.start(tmp_path_factory.mktemp("env"), org="monitoring", hj212=hj212) as w:
         yield w
 
@@ -168,3 +177,152 @@ def test_the_background_job_anchors_closed_hours(world: GatewayWorld, tmp_path: 
     hours = admin.get(f"/api/v1/stations/{second}/hours").json()["items"]
     assert hours[0]["anchored"] and hours[0]["anchored_count"] == 3
     asyncio.set_event_loop_policy(None)
+
+
+def _wait_into_the_hour(seconds: float) -> None:
+    """Keep every reading of a test inside one hour: wait until ``seconds`` into the current hour."""
+    hour_start = time.time() // 3600 * 3600
+    while time.time() - hour_start < seconds:
+        time.sleep(1)
+
+
+def test_every_hour_is_anchored_or_failed_with_its_reason_and_no_endpoint_answers_500(world: GatewayWorld) -> None:
+    handle = world.services.extras["hj212"]
+    anchorer = handle.listener.anchorer
+    admin = world.client(token=world.token("admin"))
+    operator = world.client(token=world.token("station_operator"))
+    corrupt, legacy, odd = (f"ENVPOISON00000000000000{n}" for n in (1, 2, 3))  # anchored in this order
+    _wait_into_the_hour(10)
+    passwords = {}
+    for mn in (corrupt, legacy, odd):
+        created = admin.post("/api/v1/stations", json={"mn": mn, "st": "22", "pollutants": POLLUTANTS})
+        assert created.status_code == 201, created.text
+        passwords[mn] = created.json()["password"]
+        assert len(passwords[mn]) == 9 and passwords[mn].isalnum()
+    assert "password" not in admin.get(f"/api/v1/stations/{odd}").json()  # shown once, never again
+
+    # a station sending the values the field sends: -9999, a negative concentration, SO2 above 800 µg/m³
+    sim = Station(mn=odd, password=passwords[odd], pollutants={"a34004": (30.0, 3.0), "a21026": (10.0, 1.0)})
+
+    async def go() -> list[str]:
+        conn = await sim.connect("127.0.0.1", handle.port)
+        cns = []
+        for values in ({"a34004": -9999.0}, {"a34004": -3.5}, {"a21026": 1000.0}, {}):
+            await conn.send(sim.realtime(at=time.time() - 5, values=values))
+            answer = await conn.reply()
+            cns.append(answer.cn if answer is not None else "closed")
+        await conn.close()
+        return cns
+
+    assert run(go()) == ["9014"] * 4
+    # readings stored by an older listener (NaN, 1e20, text) and one a database insider garbled
+    at = int(time.time()) - 5
+    hour = at // 3600
+    rows = []
+    for mn, values in ((legacy, ("NaN", "1e20", "abc", "25.0")), (corrupt, ("20.0",))):
+        feeder = Station(mn=mn, password=passwords[mn], pollutants={"a34004": (20.0, 1.0)})
+        for value in values:
+            packet = feeder.realtime(at=at)
+            data = packet.data().decode().replace("a34004-Rtd=20.0", f"a34004-Rtd={value}")
+            rows.append({"mn": mn, "qn": packet.qn, "cn": "2011", "data_time": at, "received_at": at,
+                         "codes": ",a34004,", "values": {"a34004": {"value": float("nan")}}, "data": data})
+    rows[-1]["data"] = rows[-1]["data"].replace("CP=&&", "CP=&&\x00")  # not HJ 212 any more
+    engine = world.services.engine
+    with engine.begin() as conn:
+        conn.execute(readings.insert(), rows)
+        conn.execute(station_hours.insert(), [{"mn": mn, "hour": hour, "reading_count": 0, "status": "open",
+                                               "updated_at": at} for mn in (legacy, corrupt)])
+
+    def no_500(mn: str) -> dict[str, Any]:
+        for path in (f"/api/v1/stations/{mn}/readings", f"/api/v1/stations/{mn}/hours",
+                     f"/api/v1/alerts?mn={mn}"):
+            response = operator.get(path)
+            assert response.status_code == 200, (path, response.status_code, response.text[:300])
+        hours = operator.get(f"/api/v1/stations/{mn}/hours").json()["items"]
+        (row,) = [h for h in hours if h["hour"] == hour]
+        if row["anchored"]:
+            verdict = operator.get(row["verify"])
+            assert verdict.status_code == 200 and "verified" in verdict.json()
+        return dict(row)
+
+    for mn in (corrupt, legacy, odd):
+        no_500(mn)
+    real_clock = anchorer.clock
+    anchorer.clock = lambda: real_clock() + 3600 + anchorer.delay  # as if the hour were over
+    try:
+        anchorer.anchor_closed_hours()
+    finally:
+        anchorer.clock = real_clock
+    failed, kept, flagged = (no_500(mn) for mn in (corrupt, legacy, odd))
+    assert failed["status"] == "failed" and failed["error"]  # this hour alone fails, with its reason
+    assert kept["anchored"] and kept["anchored_count"] == 4  # the unusable values are committed, not scored
+    assert flagged["anchored"] and flagged["anchored_count"] == 4
+    assert flagged["iaqi"]["a21026"] > 0 and flagged["iaqi"]["a34004"] <= 50
+    for mn in (legacy, odd):
+        verdict = operator.get(f"/api/v1/stations/{mn}/hours/{hour}/verify").json()
+        assert verdict["verified"] is True, verdict
+
+
+_FUZZED_MN = itertools.count(1)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(drawn=specs, seed=st.integers(0, 2**32 - 1))
+def test_fuzzed_traffic_is_answered_and_every_hour_is_anchored_or_failed_with_its_reason(
+        world: GatewayWorld, drawn: list[Spec], seed: int) -> None:
+    handle = world.services.extras["hj212"]
+    admin = world.client(token=world.token("admin"))
+    mn = f"FUZZ{next(_FUZZED_MN):020d}"
+    created = admin.post("/api/v1/stations", json={"mn": mn, "st": "22", "pollutants": POLLUTANTS})
+    assert created.status_code == 201, created.text
+    fuzzed = build(drawn, [(mn, created.json()["password"])] * 2)
+    acked = check_answers(fuzzed, run(exchange(handle.port, fuzzed, seed)))
+    for hour in sorted({hour_of(p, tz=TZ) for p in acked}):
+        row = handle.listener.anchorer.anchor_hour(mn, hour)
+        assert row["status"] == "anchored" or (row["status"] == "failed" and row["error"]), row
+    listed = admin.get(f"/api/v1/stations/{mn}/hours")
+    assert listed.status_code == 200
+    assert all(h["status"] in ("anchored", "failed") for h in listed.json()["items"])
+
+
+def test_an_operator_commands_a_connected_station_and_the_command_is_audited(world: GatewayWorld) -> None:
+    handle = world.services.extras["hj212"]
+    admin = world.client(token=world.token("admin"))
+    operator = world.client(token=world.token("station_operator"))
+    mn = "ENVCOMMAND00000000000001"
+    created = admin.post("/api/v1/stations", json={"mn": mn, "st": "22", "pollutants": ["a34004"]})
+    assert created.status_code == 201, created.text
+    password = created.json()["password"]
+    sim = Station(mn=mn, password=password, pollutants={"a34004": (30.0, 3.0)})
+    body = {"cn": "1062", "fields": {"RtdInterval": "60"}}
+    not_connected = operator.post(f"/api/v1/stations/{mn}/commands", json=body)
+    assert not_connected.status_code == 409 and "not connected" in not_connected.json()["detail"]
+
+    async def go() -> tuple[Packet, dict[str, Any]]:
+        conn = await sim.connect("127.0.0.1", handle.port)
+        await conn.send(sim.realtime(at=time.time() - 5))
+        assert (await conn.reply()).cn == "9014"  # type: ignore[union-attr]
+        sent = await asyncio.to_thread(operator.post, f"/api/v1/stations/{mn}/commands", json=body)
+        assert sent.status_code == 202, sent.text
+        received = await conn.reply()
+        assert received is not None
+        for answer in (qn_rtn_9011(received, QnRtn.READY), exe_rtn_9012(received, ExeRtn.SUCCESS)):
+            await conn.send(answer)
+        await asyncio.sleep(0.5)
+        await conn.close()
+        return received, sent.json()
+
+    received, sent = run(go())
+    assert (received.cn, received.mn, received.pw, received.qn) == ("1062", mn, password, sent["qn"])
+    assert command_fields(received) == {"RtdInterval": "60"} and received.reply_requested
+    answered = operator.get(f"/api/v1/stations/{mn}/commands/{sent['qn']}").json()
+    assert [(a["cn"], a.get("QnRtn"), a.get("ExeRtn")) for a in answered["answers"]] == [
+        ("9011", "1", None), ("9012", None, "1")]
+    for bad in ({"cn": "2011"}, {"cn": "1062", "fields": {"RtdInterval": "5"}}, {"cn": "9014"}):
+        refused = operator.post(f"/api/v1/stations/{mn}/commands", json=bad)
+        assert refused.status_code in (400, 409, 422), (bad, refused.status_code)
+    assert world.client(token=world.token("auditor")).post(f"/api/v1/stations/{mn}/commands",
+                                                           json=body).status_code == 403
+    entries = admin.get("/api/v1/audit", params={"order": "desc", "limit": 50}).json()["items"]
+    assert any(f"HJ 212 command CN 1062 QN {sent['qn']} to station {mn}: RtdInterval=60" == e["detail"]
+               for e in entries)

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
-from _hj212_support import GOOD, PASSWORD, make_listener, run, station
+from _hj212_support import GOOD, PASSWORD, closed_within, make_listener, qn_rtn, run, station
 from sqlalchemy import Engine, func, select
 
 from shancheng.apps.hj212.frames import StreamFramer, fast_crc16, frame_bytes, parse_checked
@@ -15,7 +17,7 @@ from shancheng.apps.hj212.listener import ListenerHandle
 from shancheng.apps.hj212.registry import StationRegistry
 from shancheng.apps.hj212.simulator import Station, StationConnection
 from shancheng.apps.hj212.store import alerts, readings
-from shancheng.sdk.envmon.hj212 import QnRtn, crc16, parse_frame
+from shancheng.sdk.envmon.hj212 import Packet, QnRtn, command, command_fields, crc16, parse_frame
 
 EXAMPLE = (b"##0289QN=20240615103000123;ST=22;CN=2011;PW=123456;MN=3034257BF400B7800004A7B1;Flag=5;CP=&&DataTime="
            b"20240615103000;a34004-Rtd=38.2,a34004-Flag=N;a34002-Rtd=61.0,a34002-Flag=N;a21026-Rtd=8.0,a21026-Flag=N;"
@@ -28,26 +30,6 @@ def stored(engine: Engine, mn: str | None = None) -> int:
         query = query.where(readings.c.mn == mn)
     with engine.connect() as conn:
         return int(conn.execute(query).scalar_one())
-
-
-def qn_rtn(answer: object) -> int:
-    assert answer is not None and answer.cn == "9011", answer  # type: ignore[attr-defined]
-    return int(answer.cp.get("QnRtn"))  # type: ignore[attr-defined]
-
-
-async def closed_within(conn: StationConnection, seconds: float) -> bool:
-    """True when the platform closes the connection (EOF) within ``seconds``; answers before it are skipped."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            chunk = await asyncio.wait_for(conn.reader.read(65536), deadline - time.monotonic())
-        except TimeoutError:
-            return False
-        except ConnectionError:
-            return True
-        if not chunk:
-            return True
-    return False
 
 
 def test_table_crc_equals_the_sdk_crc_and_the_domain_example() -> None:
@@ -193,22 +175,23 @@ def test_a_slow_client_times_out_without_slowing_others(listener: ListenerHandle
     assert listener.call(lambda: listener.listener.stats.closed_timeout) == 1
 
 
-def test_connection_caps_per_address_and_in_total(listener: ListenerHandle) -> None:
+def test_connection_caps_per_address_and_in_total_for_authenticated_stations(listener: ListenerHandle) -> None:
     async def connect(host: str) -> StationConnection:
         reader, writer = await asyncio.open_connection("127.0.0.1", listener.port, local_addr=(host, 0))
         return StationConnection(station(0), reader, writer)
 
+    async def authenticated(host: str) -> StationConnection:
+        conn = await connect(host)
+        await conn.send(station(0).realtime())
+        answer = await conn.reply()
+        assert answer is not None and answer.cn == "9014"
+        return conn
+
     async def go() -> tuple[bool, bool, bool, int]:
-        held = [await connect("127.0.0.1") for _ in range(8)]
-        await asyncio.sleep(0)  # (the accepts are counted once the server task runs; see the polling below)
-        deadline = time.monotonic() + 5
-        while listener.call(lambda: len(listener.listener._conns)) < 8 and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+        held = [await authenticated("127.0.0.1") for _ in range(8)]
         ninth = await connect("127.0.0.1")
         per_address_refused = await closed_within(ninth, 3)
-        held += [await connect("127.0.0.2") for _ in range(4)]
-        while listener.call(lambda: len(listener.listener._conns)) < 12 and time.monotonic() < deadline + 5:
-            await asyncio.sleep(0.02)
+        held += [await authenticated("127.0.0.2") for _ in range(4)]
         other = await connect("127.0.0.3")
         total_refused = await closed_within(other, 3)
         # a held connection is still served
@@ -276,3 +259,25 @@ def test_stream_framer_bounds_its_buffer() -> None:
     assert len(out) == 1 and framer.buffered == 0
     out = framer.feed(b"##0600" + b"A" * 1000)
     assert len(out) == 1 and framer.buffered < 512
+
+
+def test_a_time_calibration_request_is_answered_with_the_gateways_time(listener: ListenerHandle,
+                                                                       engine: Engine) -> None:
+    sim = station(0)
+    request = command("1013", qn=sim.realtime().qn, st="22", pw=PASSWORD, mn=GOOD[0], fields={"PolId": "a34004"})
+
+    async def go() -> list[Packet]:
+        conn = await sim.connect("127.0.0.1", listener.port)
+        await conn.send(request)
+        answers = [await conn.reply(), await conn.reply()]
+        await conn.close()
+        return [a for a in answers if a is not None]
+
+    before = time.time()
+    ready, set_time = run(go())
+    assert (ready.cn, ready.qn, qn_rtn(ready)) == ("9011", request.qn, QnRtn.READY)
+    assert set_time.cn == "1012" and set_time.mn == GOOD[0] and set_time.reply_requested
+    fields = command_fields(set_time)
+    told = datetime.strptime(fields["SystemTime"], "%Y%m%d%H%M%S").replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+    assert before - 1 <= told.timestamp() <= time.time() + 1 and fields["PolId"] == "a34004"
+    assert stored(engine) == 0

@@ -6,8 +6,11 @@ An hour is anchored once it is over (its end + ``delay``), by the listener's bac
 (``anchor_hour``, e.g. an operator closing the current hour early: readings of that hour that arrive afterwards
 are stored but not covered by the anchor — ``anchored_count`` says how many are). The result lands in
 ``station_hours``: the hour's AQI, level and primary pollutants, status ``anchored`` with tx hash, block and the
-last reading id covered, or ``failed`` with the reason. A node that cannot be reached leaves the hour ``open``
-so the next run retries it.
+last reading id covered, or ``failed`` with the reason. Each hour stands alone: whatever one hour raises, it is
+``failed`` with that reason and the job goes on with the next. A node that cannot be reached leaves the hour
+``open`` so the next run retries it (that station's later hours wait: the contract takes its hours in order). A
+``failed`` hour is not retried by the job; an operator may retry it (``anchor_hour``) as long as no later hour of
+the station is anchored.
 """
 
 from __future__ import annotations
@@ -72,9 +75,20 @@ class HourAnchorer:
                 station_hours.c.status == "open", station_hours.c.hour + 1 <= limit,
             ).order_by(station_hours.c.mn, station_hours.c.hour)).all()
         done = 0
+        waiting: set[str] = set()  # stations whose hour waits for the node: their later hours wait too
         for mn, hour in due:
-            if self.anchor_hour(mn, hour).get("status") == "anchored":
+            if mn in waiting:
+                continue
+            try:
+                status = self.anchor_hour(mn, hour).get("status")
+            except Exception:  # the database failed: this hour stays open, the others go on
+                log.exception("HJ 212: anchoring %s hour %d could not be recorded; retried at the next run", mn, hour)
+                waiting.add(mn)
+                continue
+            if status == "anchored":
                 done += 1
+            elif status == "open":
+                waiting.add(mn)  # the contract takes a station's hours in order: never skip past this one
         return done
 
     def anchor_hour(self, mn: str, hour: int) -> dict[str, Any]:
@@ -85,8 +99,8 @@ class HourAnchorer:
         if current.get("status") == "anchored":  # never downgraded by a repeated request
             return {**current, "already_anchored": True}
         now = self.clock()
-        packets, last_id = hour_packets(self.engine, mn, hour, until=now - 2)
         try:
+            packets, last_id = hour_packets(self.engine, mn, hour, until=now - 2)
             if not packets:
                 raise ShanchengError(f"station {mn} has no stored reading in hour {hour}")
             batch = HourBatch.from_packets(mn, hour, packets, tz=self.tz)
@@ -97,6 +111,11 @@ class HourAnchorer:
         except ShanchengError as exc:
             reason = str(exc).splitlines()[0][:500]
             log.warning("HJ 212: anchoring %s hour %d failed: %s", mn, hour, reason)
+            self._save(mn, hour, key, status="failed", error=reason, updated_at=now)
+            return self._row(mn, hour)
+        except Exception as exc:  # a bug must not stop the job: this hour fails with its reason, the next goes on
+            log.exception("HJ 212: anchoring %s hour %d failed", mn, hour)
+            reason = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500]
             self._save(mn, hour, key, status="failed", error=reason, updated_at=now)
             return self._row(mn, hour)
         top = batch.aqi

@@ -3,14 +3,18 @@
 Per connection, frames are cut out of the byte stream whatever the TCP segmentation (:mod:`.frames`), split
 packets (PNUM/PNO) are reassembled, the length, CRC and header are validated, then MN, PW and ST against the
 station registry. A refused frame is answered with CN 9011 and its QnRtn (9 wrong CRC, 4 unknown MN, 3 wrong PW,
-...) when its QN/PW/MN can be read, and counts against the connection: after ``max_bad_frames`` it is closed. An
-accepted data packet (CN 2011/2051/2061/2031) is queued to a single writer that commits batches of packets
-(readings, station hours, alerts) in one transaction each; only then is the 9014 data answer sent, when the
-packet's Flag asks for it — an acknowledged packet is stored.
+2 a numeric item that is not a number, ...) when its QN/PW/MN can be read, and counts against the connection:
+after ``max_bad_frames`` it is closed. An accepted data packet (CN 2011/2051/2061/2031) is queued to a single
+writer that commits groups of packets (:mod:`.ingest`); only then is the 9014 data answer sent, when the packet's
+Flag asks for it — an acknowledged packet is stored. A time calibration request (CN 1013) is answered with the
+gateway's time (CN 1012); an operator's commands go to a connected station with ``Hj212Listener.send_command``
+(:mod:`.control`).
 
 Limits that keep one bad client from disturbing the others: idle timeout, a deadline for completing a frame
-(slowloris), the maximum frame size, connections in total and per address, and a bounded queue to the writer
-(a producer faster than the disk is slowed down by TCP back-pressure, not by memory).
+(slowloris), a deadline for the first packet that authenticates, the maximum frame size, connections in total and
+per address (when full, the oldest connection that never authenticated makes room), failed passwords across
+connections (:mod:`.guard`), pending split bytes per connection and in all with a deadline per split message,
+and a bounded queue to the writer (a producer faster than the disk is slowed down by TCP back-pressure).
 
 >>> handle = start(services)            # doctest: +SKIP  (the gateway does this when settings.hj212 is set)
 >>> handle.listener.port               # doctest: +SKIP
@@ -30,57 +34,59 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
-from shancheng.apps.db import insert_ignoring_duplicates
+from shancheng.apps.hj212.anchoring import HourAnchorer
+from shancheng.apps.hj212.control import CommandLog, SentCommand, operator_commands
 from shancheng.apps.hj212.frames import StreamFramer, frame_bytes, parse_checked
-from shancheng.apps.hj212.registry import StationRegistry
+from shancheng.apps.hj212.guard import AuthGuard, address_key
+from shancheng.apps.hj212.ingest import Accepted, ListenerStats, PacketStore, value_problem, values_of
+from shancheng.apps.hj212.registry import StationRegistry, load_pepper
 from shancheng.apps.hj212.settings import Hj212Settings
-from shancheng.apps.hj212.store import alerts, readings, station_hours
-from shancheng.sdk.envmon.aqi import HJ212_POLLUTANTS, AQIError, iaqi
-from shancheng.sdk.envmon.hj212 import HJ212Error, Packet, QnRtn, SplitAssembler, ack_9014, qn_rtn_9011
+from shancheng.sdk.envmon.hj212 import (
+    HJ212Error,
+    Packet,
+    QnRtn,
+    SplitAssembler,
+    ack_9014,
+    command,
+    command_fields,
+    qn_rtn_9011,
+    set_time_1012,
+)
+from shancheng.sdk.errors import InvalidInput, ShanchengError
+from shancheng.sdk.files import read_password
 
-if TYPE_CHECKING:
-    from shancheng.apps.hj212.anchoring import HourAnchorer
-
-__all__ = ["DATA_CNS", "Hj212Listener", "ListenerHandle", "ListenerStats", "start"]
+__all__ = ["DATA_CNS", "Hj212Listener", "ListenerHandle", "ListenerStats", "StationNotConnected", "start"]
 
 log = logging.getLogger("shancheng.hj212")
 
 #: the commands whose packets carry readings
 DATA_CNS = frozenset({"2011", "2051", "2061", "2031"})
-_VALUE_KIND = {"2011": "Rtd", "2051": "Avg", "2061": "Avg", "2031": "Avg"}
-_NUMERIC_KINDS = ("Rtd", "Avg", "Min", "Max", "Cou")
 _QUEUE_LIMIT = 20_000
+_REFUSED_AS = {QnRtn.WRONG_MN: "unknown MN", QnRtn.WRONG_PW: "wrong PW", QnRtn.WRONG_ST: "wrong ST"}
 
 
-@dataclass
-class ListenerStats:
-    """Counters of a running listener (read them from the loop thread or accept a torn read)."""
+@dataclass(eq=False)
+class _Conn:
+    """One station connection: where from, since when, as which stations it has authenticated."""
 
-    connections: int = 0
-    refused_connections: int = 0
-    accepted: int = 0
-    stored: int = 0
-    duplicates: int = 0
-    acks: int = 0
-    refusals: Counter[int] = field(default_factory=Counter)
-    closed_bad: int = 0
-    closed_timeout: int = 0
-    alerts: int = 0
+    address: str
+    key: str
+    task: asyncio.Task[None]
+    writer: asyncio.StreamWriter
+    opened: float
+    authenticated: set[str] = field(default_factory=set)
+    #: the PW each station authenticated with (the platform's commands to it carry it back)
+    passwords: dict[str, str] = field(default_factory=dict)
+    close_now: bool = False
 
 
-@dataclass
-class _Accepted:
-    packet: Packet
-    data: str
-    data_time: int
-    values: dict[str, dict[str, Any]]
-    writer: asyncio.StreamWriter | None
-    reply: bytes | None
+class StationNotConnected(ShanchengError):
+    """A command for a station that has no authenticated connection to the listener."""
 
 
 class _Refused(Exception):
@@ -100,11 +106,18 @@ class Hj212Listener:
         self.clock = clock
         self.stats = ListenerStats()
         self.tz = ZoneInfo(settings.timezone)
+        self.guard = AuthGuard(max_per_address=settings.max_auth_failures_per_address,
+                               max_per_station=settings.max_auth_failures_per_station, window=settings.auth_window,
+                               lockout=settings.lockout, max_lockout=settings.max_lockout,
+                               trust_ttl=settings.trust_ttl)
         self._server: asyncio.Server | None = None
-        self._queue: asyncio.Queue[_Accepted] | None = None
+        self._queue: asyncio.Queue[Accepted] | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._conns: set[asyncio.Task[None]] = set()
+        self._conns: dict[asyncio.Task[None], _Conn] = {}
         self._per_address: Counter[str] = Counter()
+        self._split_bytes = 0  # pending split parts of all connections
+        self.commands = CommandLog()
+        self._last_qn_ms = 0
         self._db = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="hj212-writer")
         self._anchor_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="hj212-anchor")
         self.port = settings.port
@@ -139,85 +152,216 @@ class Hj212Listener:
 
     # ------------------------------------------------------------------ connections
 
+    def _admit(self, key: str) -> bool:
+        """Room for one more connection from ``key``: when the listener or the address is full, the oldest
+        connection that never authenticated (of that address, when the address is full) is closed for it."""
+        s = self.settings
+        for full, candidates in ((self._per_address[key] >= s.max_connections_per_address,
+                                  [c for c in self._conns.values() if c.key == key]),
+                                 (len(self._conns) >= s.max_connections, list(self._conns.values()))):
+            if not full:
+                continue
+            idle = [c for c in candidates if not c.authenticated]
+            if not idle:
+                return False
+            self._release(min(idle, key=lambda c: c.opened))
+            self.stats.evicted += 1
+        return True
+
+    def _release(self, conn: _Conn) -> None:
+        """Forget ``conn`` (at once, so its slot is free) and close it."""
+        if self._conns.pop(conn.task, None) is None:
+            return
+        self._per_address[conn.key] -= 1
+        if self._per_address[conn.key] <= 0:
+            del self._per_address[conn.key]
+        conn.writer.close()
+        if conn.task is not asyncio.current_task():
+            conn.task.cancel()
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         address = str(peer[0]) if isinstance(peer, tuple) else "?"
-        if (len(self._conns) >= self.settings.max_connections
-                or self._per_address[address] >= self.settings.max_connections_per_address):
+        key = address_key(address)
+        task = asyncio.current_task()
+        assert task is not None
+        if not self._admit(key):
             self.stats.refused_connections += 1
             writer.close()
             return
-        task = asyncio.current_task()
-        assert task is not None
-        self._conns.add(task)
-        self._per_address[address] += 1
+        conn = _Conn(address=address, key=key, task=task, writer=writer, opened=time.monotonic())
+        self._conns[task] = conn
+        self._per_address[key] += 1
         self.stats.connections += 1
+        splits = SplitAssembler(max_messages=self.settings.max_split_messages,
+                                max_parts=self.settings.max_split_messages * 64,
+                                max_bytes=self.settings.max_split_bytes)
         try:
-            await self._connection(reader, writer)
+            await self._connection(reader, conn, splits)
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
-            self._conns.discard(task)
-            self._per_address[address] -= 1
-            if self._per_address[address] <= 0:
-                del self._per_address[address]
-            writer.close()
+            self._split_bytes -= splits.pending_bytes
+            self._release(conn)
 
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _connection(self, reader: asyncio.StreamReader, conn: _Conn, splits: SplitAssembler) -> None:
         s = self.settings
         framer = StreamFramer(max_frame_bytes=s.max_frame_bytes)
-        splits = SplitAssembler(max_messages=s.max_split_messages, max_parts=s.max_split_messages * 64)
         assert self._queue is not None
         bad = 0
         partial_since: float | None = None
         while True:
-            timeout = s.idle_timeout
+            now = time.monotonic()
+            deadlines = [now + s.idle_timeout]
             if partial_since is not None:
-                timeout = min(timeout, max(0.0, partial_since + s.frame_timeout - time.monotonic()))
+                deadlines.append(partial_since + s.frame_timeout)
+            if not conn.authenticated:
+                deadlines.append(conn.opened + s.auth_timeout)
+            if splits.oldest is not None:
+                deadlines.append(splits.oldest + s.split_timeout)
             try:
-                chunk = await asyncio.wait_for(reader.read(65536), timeout)
+                chunk = await asyncio.wait_for(reader.read(65536), max(0.0, min(deadlines) - now))
             except TimeoutError:
-                self.stats.closed_timeout += 1
-                return
+                chunk = None
+            for part in self._expire_splits(splits):
+                bad += 1
+                self._refuse(HJ212Error(f"split message not complete within {s.split_timeout:g} s",
+                                        QnRtn.REJECTED, part._fields()), conn.writer)
+            if chunk is None:
+                if not conn.authenticated and time.monotonic() >= conn.opened + s.auth_timeout:
+                    self.stats.closed_unauthenticated += 1
+                    return
+                if (partial_since is not None and time.monotonic() >= partial_since + s.frame_timeout) or (
+                        time.monotonic() >= now + s.idle_timeout):
+                    self.stats.closed_timeout += 1
+                    return
+                continue  # a split message expired: answered above
             if not chunk:
                 return
             for item in framer.feed(chunk):
                 try:
                     if isinstance(item, HJ212Error):
                         raise _Refused(item)
-                    accepted = self._accept(item, splits, writer)
+                    accepted = self._accept(item, splits, conn)
                 except _Refused as refused:
                     bad += 1
-                    self._refuse(refused.error, writer)
-                    if bad >= s.max_bad_frames:
-                        self.stats.closed_bad += 1
-                        await _drain(writer)
+                    self._refuse(refused.error, conn.writer)
+                    if bad >= s.max_bad_frames or conn.close_now:
+                        if not conn.close_now:
+                            self.stats.closed_bad += 1
+                        await _drain(conn.writer)
                         return
                     continue
                 if accepted is not None:
                     await self._queue.put(accepted)
             partial_since = (partial_since or time.monotonic()) if framer.buffered else None
 
-    def _accept(self, frame: bytes, splits: SplitAssembler, writer: asyncio.StreamWriter) -> _Accepted | None:
+    def _expire_splits(self, splits: SplitAssembler) -> list[Packet]:
+        before = splits.pending_bytes
+        dropped = splits.expire(self.settings.split_timeout)
+        self._split_bytes += splits.pending_bytes - before
+        return dropped
+
+    def _accept(self, frame: bytes, splits: SplitAssembler, conn: _Conn) -> Accepted | None:
         try:
             packet = parse_checked(frame)
-            code = self.registry.check(packet.mn, packet.pw, packet.st)
-            if code != QnRtn.READY:
-                what = {QnRtn.WRONG_MN: "unknown MN", QnRtn.WRONG_PW: "wrong PW", QnRtn.WRONG_ST: "wrong ST"}
-                raise HJ212Error(what.get(code, "refused"), code, packet._fields())
-            whole = splits.add(packet)
+            self._authenticate(packet, conn)
+            whole = self._reassemble(packet, splits)
         except HJ212Error as exc:
             raise _Refused(exc) from None
+        except Exception as exc:  # one packet's bug must not stall the station: refused, logged
+            log.exception("HJ 212: accepting a frame from %s failed", conn.address)
+            raise _Refused(HJ212Error(f"internal error: {type(exc).__name__}", QnRtn.UNKNOWN)) from None
         if whole is None:
             return None
-        if whole.cn not in DATA_CNS:
-            # equipment status and the like: answered, not stored as readings
-            if whole.reply_requested:
-                self._write(writer, frame_bytes(ack_9014(whole)))
+        if whole.cn == "1013":
+            self._calibrate_time(whole, conn)
             return None
+        if self.commands.answer(whole, self.clock()):
+            log.info("HJ 212: station %s answered command %s with CN %s", whole.mn, whole.qn, whole.cn)
+        if whole.cn not in DATA_CNS:
+            # equipment status, answers to the platform's commands and the like: answered, not stored as readings
+            if whole.reply_requested:
+                self._write(conn.writer, frame_bytes(ack_9014(whole)))
+            return None
+        problem = value_problem(whole)
+        if problem is not None:
+            raise _Refused(HJ212Error(f"{problem} (HJ 212 numbers are decimals)", QnRtn.REJECTED, whole._fields()))
         data_time = self._data_time(whole)
-        return _Accepted(whole, whole.data().decode("ascii"), data_time, _values(whole), writer,
-                         frame_bytes(ack_9014(whole)) if whole.reply_requested else None)
+        return Accepted(whole, whole.data().decode("ascii"), data_time, values_of(whole), conn.writer,
+                        frame_bytes(ack_9014(whole)) if whole.reply_requested else None)
+
+    def send_command(self, mn: str, cn: str, fields: dict[str, str]) -> SentCommand:
+        """Send command ``cn`` (an operator's: :data:`.control.operator_commands`) to station ``mn`` on its newest
+        authenticated connection (call on the listener's loop: ``ListenerHandle.call``); refused when the command
+        or its fields are not the table's, or the station is not connected."""
+        if cn not in operator_commands:
+            raise InvalidInput(f"CN {cn} is not a command a platform sends to a station")
+        station = self.registry.get(mn)
+        connected = [c for c in self._conns.values() if mn in c.authenticated and not c.writer.is_closing()]
+        if station is None or not connected:
+            raise StationNotConnected(f"station {mn} is not connected to this gateway's listener")
+        conn = max(connected, key=lambda c: c.opened)
+        packet = command(cn, qn=self._new_qn(), st=station.st, pw=conn.passwords[mn], mn=mn, fields=fields)
+        sent = SentCommand(mn=mn, qn=packet.qn, cn=cn, fields=dict(fields), sent_at=self.clock())
+        self.commands.add(sent)
+        self._write(conn.writer, frame_bytes(packet))
+        log.info("HJ 212: sent command %s (%s) QN %s to station %s", cn, packet.cp.text(), packet.qn, mn)
+        return sent
+
+    def _new_qn(self) -> str:
+        """A QN for a command of the platform: the gateway's time in the stations' zone, unique per listener."""
+        ms = max(int(self.clock() * 1000), self._last_qn_ms + 1)
+        self._last_qn_ms = ms
+        return datetime.fromtimestamp(ms / 1000, self.tz).strftime("%Y%m%d%H%M%S") + f"{ms % 1000:03d}"
+
+    def _calibrate_time(self, request: Packet, conn: _Conn) -> None:
+        """A station asks for the time (CN 1013): request answer (9011 QnRtn 1) when asked, then set its clock to
+        the gateway's (CN 1012, in the station's time zone)."""
+        try:
+            command_fields(request)
+        except HJ212Error as exc:
+            raise _Refused(exc) from None
+        if request.reply_requested:
+            self._write(conn.writer, frame_bytes(qn_rtn_9011(request, QnRtn.READY)))
+        self._write(conn.writer, frame_bytes(set_time_1012(request, self.clock(), self.tz, qn=self._new_qn())))
+        self.stats.time_calibrations += 1
+
+    def _authenticate(self, packet: Packet, conn: _Conn) -> None:
+        """MN, PW and ST against the registry, through the guard unless this connection already authenticated as
+        this station (its packets are then always checked: an attack never cuts off a connected station)."""
+        mn = packet.mn
+        if mn not in conn.authenticated and not self.guard.admit(conn.address, mn):
+            conn.close_now = True
+            wait = self.guard.locked_for(conn.address, mn)
+            raise HJ212Error(f"too many failed passwords; try again in {wait:.0f} s", QnRtn.REJECTED,
+                             packet._fields())
+        code = self.registry.check(mn, packet.pw, packet.st, cn=packet.cn)
+        if code == QnRtn.READY:
+            if mn not in conn.authenticated:
+                self.guard.succeeded(conn.address, mn)
+                conn.authenticated.add(mn)
+            conn.passwords[mn] = packet.pw
+            return
+        if code in (QnRtn.WRONG_PW, QnRtn.WRONG_MN):
+            self.stats.auth_failures += 1
+            locked = self.guard.failed(conn.address, mn, registered=code == QnRtn.WRONG_PW)
+            if locked is not None:
+                self.stats.lockouts += 1
+                log.warning("HJ 212 alert: too many failed passwords (last: station %s from %s); %s locked out "
+                            "for %.0f s", mn, conn.address, locked, self.guard.locked_for(conn.address, mn))
+        raise HJ212Error(_REFUSED_AS.get(code, "refused"), code, packet._fields())
+
+    def _reassemble(self, packet: Packet, splits: SplitAssembler) -> Packet | None:
+        size = len(packet.data()) if packet.split else 0
+        if size and self._split_bytes + size > self.settings.max_split_bytes_total:
+            raise HJ212Error("the listener holds too many pending split parts; send the message again later",
+                             QnRtn.REJECTED, packet._fields())
+        before = splits.pending_bytes
+        try:
+            return splits.add(packet)
+        finally:
+            self._split_bytes += splits.pending_bytes - before
 
     def _data_time(self, packet: Packet) -> int:
         text = packet.cp.data_time
@@ -252,6 +396,7 @@ class Hj212Listener:
         assert self._queue is not None
         queue = self._queue
         loop = asyncio.get_running_loop()
+        store = PacketStore(engine=self.engine, stats=self.stats, limits=self.settings.limits, clock=self.clock)
         while True:
             batch = [await queue.get()]
             deadline = loop.time() + self.settings.flush_interval
@@ -269,71 +414,20 @@ class Hj212Listener:
                 except TimeoutError:
                     break
             try:
-                await loop.run_in_executor(self._db, self._store, batch)
-            except Exception:
-                log.exception("HJ 212: storing %d packets failed; they are not acknowledged", len(batch))
-            else:
-                for item in batch:
+                outcome = await loop.run_in_executor(self._db, store.store, batch)
+                for item in outcome.stored:
                     if item.reply is not None and item.writer is not None:
                         self._write(item.writer, item.reply)
                         self.stats.acks += 1
+                for item in outcome.refused:
+                    if item.writer is not None:
+                        self._refuse(HJ212Error("the platform could not store this packet", QnRtn.REJECTED,
+                                                item.packet._fields()), item.writer)
+            except Exception:  # the writer never dies: these packets stay unanswered (resent)
+                log.exception("HJ 212: storing %d packets failed; they are not acknowledged", len(batch))
             finally:
                 for _ in batch:
                     queue.task_done()
-
-    def _store(self, batch: list[_Accepted]) -> None:
-        now = self.clock()
-        seen: set[tuple[str, str, str]] = set()
-        rows = []
-        hours = set()
-        alert_rows: list[dict[str, Any]] = []
-        for item in batch:
-            p = item.packet
-            key = (p.mn, p.qn, p.cn)
-            if key in seen:
-                self.stats.duplicates += 1
-                continue
-            seen.add(key)
-            rows.append({"mn": p.mn, "qn": p.qn, "cn": p.cn, "data_time": item.data_time, "received_at": now,
-                         "codes": "," + ",".join(item.values) + ",", "values": item.values, "data": item.data})
-            hours.add((p.mn, item.data_time // 3600))
-            alert_rows += self._alerts(p.mn, item.data_time, item.values, now)
-        with self.engine.begin() as conn:
-            result = conn.execute(insert_ignoring_duplicates(self.engine, readings), rows)
-            conn.execute(insert_ignoring_duplicates(self.engine, station_hours),
-                         [{"mn": mn, "hour": hour, "reading_count": 0, "status": "open", "updated_at": now}
-                          for mn, hour in sorted(hours)])
-            if alert_rows:
-                conn.execute(insert_ignoring_duplicates(self.engine, alerts), alert_rows)
-        inserted = result.rowcount if result.rowcount is not None and result.rowcount >= 0 else len(rows)
-        self.stats.duplicates += len(rows) - inserted
-        self.stats.stored += inserted
-        self.stats.accepted += len(batch)
-        self.stats.alerts += len(alert_rows)
-        for a in alert_rows:
-            log.warning("HJ 212 alert: station %s %s=%s at %s (%s above %s)", a["mn"], a["code"], a["value"],
-                        a["data_time"], a["kind"], a["threshold"])
-
-    def _alerts(self, mn: str, data_time: int, values: dict[str, dict[str, Any]], now: float) -> list[dict[str, Any]]:
-        out = []
-        for code, entry in values.items():
-            value = entry.get("value")
-            if not isinstance(value, float) or entry.get("Flag", "N") != "N":
-                continue
-            pollutant = HJ212_POLLUTANTS.get(code)
-            if pollutant is not None:
-                try:
-                    score = iaqi(pollutant, "1h", value)
-                except AQIError:
-                    score = iaqi(pollutant, "24h", value)  # SO2 1h above 800: scored on 24h breakpoints
-                if score > 100:
-                    out.append({"mn": mn, "data_time": data_time, "code": code, "kind": "iaqi", "value": value,
-                                "iaqi": score, "threshold": 100.0, "created_at": now})
-            limit = self.settings.limits.get(code)
-            if limit is not None and value > limit:
-                out.append({"mn": mn, "data_time": data_time, "code": code, "kind": "limit", "value": value,
-                            "iaqi": None, "threshold": limit, "created_at": now})
-        return out
 
     # ------------------------------------------------------------------ hourly anchoring
 
@@ -343,31 +437,9 @@ class Hj212Listener:
         while True:
             try:
                 await loop.run_in_executor(self._anchor_pool, self.anchorer.anchor_closed_hours)
-            except Exception:
+            except Exception:  # the job goes on at the next interval
                 log.exception("HJ 212: the hourly anchoring job failed; it retries at the next interval")
             await asyncio.sleep(self.settings.anchor_check_interval)
-
-
-def _values(packet: Packet) -> dict[str, dict[str, Any]]:
-    """Per pollutant code: its numeric items (Rtd/Avg/Min/Max/Cou as floats), Flag, and ``value`` (the Rtd of
-    a real-time packet, the Avg otherwise)."""
-    out: dict[str, dict[str, Any]] = {}
-    for key, text in packet.cp.items():
-        code, sep, kind = key.rpartition("-")
-        if not sep or not code:
-            continue
-        entry = out.setdefault(code, {})
-        if kind in _NUMERIC_KINDS:
-            try:
-                entry[kind] = float(text)
-            except ValueError:
-                entry[kind] = None
-        else:
-            entry[kind] = text
-    main = _VALUE_KIND[packet.cn]
-    for entry in out.values():
-        entry["value"] = entry.get(main)
-    return out
 
 
 async def _drain(writer: asyncio.StreamWriter) -> None:
@@ -430,10 +502,6 @@ class ListenerHandle:
 def start(services: Any) -> ListenerHandle:
     """Start the listener of a gateway (``services.settings.hj212`` set): registry and station keys under the
     gateway's data folder, the anchorer on the gateway's client; ``services.extras["hj212"]`` is the handle."""
-    from shancheng.apps.hj212.anchoring import HourAnchorer
-    from shancheng.apps.hj212.registry import load_pepper
-    from shancheng.sdk.files import read_password
-
     settings = services.settings
     hj212 = settings.hj212 if isinstance(settings.hj212, Hj212Settings) else Hj212Settings.model_validate(settings.hj212)
     data_dir = Path(settings.data_dir)

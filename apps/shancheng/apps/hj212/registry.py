@@ -31,11 +31,21 @@ from shancheng.sdk.envmon.hj212 import ST_CODES, QnRtn
 from shancheng.sdk.errors import InvalidInput
 from shancheng.sdk.files import read_small_file, write_private_file
 
-__all__ = ["Station", "StationRegistry", "load_pepper"]
+__all__ = ["PASSWORD_ALPHABET", "Station", "StationRegistry", "generate_password", "load_pepper"]
 
 _MN = re.compile(r"[0-9A-Za-z]{1,24}")
 _PW = re.compile(r"[0-9A-Za-z]{1,9}")
 _CODE = re.compile(r"[0-9A-Za-z]{1,8}")
+_ANSWER_CNS = frozenset({"9011", "9012", "9013", "9014"})
+
+
+#: the characters of a generated station password: HJ 212's PW is at most 9 letters or digits
+PASSWORD_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def generate_password() -> str:
+    """A new station password: 9 random letters or digits (62^9, about 2^53; a 6-digit PW is 2^20)."""
+    return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(9))
 
 
 @dataclass(frozen=True)
@@ -107,14 +117,15 @@ class StationRegistry:
     def all(self) -> list[Station]:
         return sorted(self._cache.values(), key=lambda s: s.mn)
 
-    def check(self, mn: str, password: str, st: str) -> int:
-        """The QnRtn for a packet's (MN, PW, ST): READY, WRONG_MN (unknown or inactive), WRONG_PW or WRONG_ST."""
+    def check(self, mn: str, password: str, st: str, *, cn: str = "") -> int:
+        """The QnRtn for a packet's (MN, PW, ST): READY, WRONG_MN (unknown or inactive), WRONG_PW or WRONG_ST.
+        The station's answers to the platform's commands (CN 9011-9014) carry the system code ST 91."""
         station = self._cache.get(mn)
         if station is None or not station.active:
             return QnRtn.WRONG_MN
         if not hmac.compare_digest(self._hash(mn, password), station.password_hash):
             return QnRtn.WRONG_PW
-        if st != station.st:
+        if st != station.st and not (st == "91" and cn in _ANSWER_CNS):
             return QnRtn.WRONG_ST
         return QnRtn.READY
 

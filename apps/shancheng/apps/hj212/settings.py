@@ -36,8 +36,25 @@ class Hj212Settings(BaseModel):
     max_connections_per_address: int = Field(default=32, ge=1)
     #: refused frames (bad CRC, unknown MN, garbage, ...) a connection may send before it is closed
     max_bad_frames: int = Field(default=5, ge=1)
-    #: split messages (PNUM/PNO) a connection may have pending
+    #: a connection must send a packet that authenticates (a registered MN with its PW) within this many seconds;
+    #: when the listener is full, a new connection evicts the oldest connection that has not authenticated
+    auth_timeout: float = Field(default=30.0, gt=0)
+    #: split messages (PNUM/PNO) a connection may have pending, their bytes per connection and in all, and the
+    #: time a split message has to complete
     max_split_messages: int = Field(default=16, ge=1)
+    max_split_bytes: int = Field(default=256 * 1024, ge=MAX_FRAME_LENGTH)
+    max_split_bytes_total: int = Field(default=32 * 1024 * 1024, ge=MAX_FRAME_LENGTH)
+    split_timeout: float = Field(default=60.0, gt=0)
+    #: failed passwords counted across connections over ``auth_window`` seconds, per source address (any MN) and
+    #: per station from addresses it never authenticated from; reaching a limit locks for ``lockout`` seconds,
+    #: doubling up to ``max_lockout`` (see :mod:`.guard`: the station's own addresses keep working)
+    auth_window: float = Field(default=600.0, gt=0)
+    max_auth_failures_per_address: int = Field(default=10, ge=1)
+    max_auth_failures_per_station: int = Field(default=20, ge=1)
+    lockout: float = Field(default=300.0, gt=0)
+    max_lockout: float = Field(default=3600.0, gt=0)
+    #: how long an address the station authenticated from stays trusted for it
+    trust_ttl: float = Field(default=30 * 86400.0, gt=0)
     #: readings from further in the future than this (station clock ahead) are refused
     max_clock_skew: float = Field(default=300.0, ge=0)
     #: the writer commits what has arrived as soon as its previous commit is done (a group commit: packets that

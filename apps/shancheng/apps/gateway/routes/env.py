@@ -5,24 +5,28 @@ Reads: station_operator, regulator, auditor, admin. ``POST /api/v1/stations`` (a
 listener's registry AND on chain (``EnvMonitoring.registerStation``) with a new SM2 key the gateway keeps for it.
 ``POST .../hours/{hour}/anchor`` (admin, station_operator) anchors an hour at once; ``GET .../verify`` rebuilds the
 hour from the stored packets and checks it against the chain (``EnvMonitoring.verify_hour``).
+``POST .../commands`` (admin, station_operator) sends an HJ 212-2017 command to a connected station (audited).
 """
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from shancheng.apps.gateway.app import Services
+from shancheng.apps.gateway.audit import AUDIT_DETAIL
 from shancheng.apps.gateway.deps import Principal, get_services, require
 from shancheng.apps.gateway.pagination import Cursor, Limit, Page, paginate_query
 from shancheng.apps.gateway.problems import Problem
 from shancheng.apps.hj212.anchoring import HourAnchorer, hour_packets
-from shancheng.apps.hj212.listener import ListenerHandle
-from shancheng.apps.hj212.registry import Station
+from shancheng.apps.hj212.control import SentCommand
+from shancheng.apps.hj212.listener import ListenerHandle, StationNotConnected
+from shancheng.apps.hj212.registry import Station, generate_password
 from shancheng.apps.hj212.store import alerts, readings, station_hours
 from shancheng.sdk.crypto import SM2PrivateKey
 from shancheng.sdk.domain.envmon import EnvMonitoring, HourBatch, StationSpec
@@ -56,11 +60,18 @@ class StationOut(BaseModel):
     tx_hash: str | None
 
 
+class StationCreated(StationOut):
+    #: the station's HJ 212 PW when the gateway generated it (shown this once: only its HMAC is kept)
+    password: str | None = None
+
+
 class StationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mn: str = Field(pattern=r"^[0-9A-Za-z]{1,24}$")
-    password: str = Field(pattern=r"^[0-9A-Za-z]{1,9}$", description="the station's HJ 212 PW")
+    password: str | None = Field(default=None, pattern=r"^[0-9A-Za-z]{1,9}$",
+                                 description="the station's HJ 212 PW; omitted: the gateway generates 9 random "
+                                             "letters and digits and answers it once")
     st: str = Field(pattern=r"^(21|22|23|31|32)$")
     name: str = Field(default="", max_length=200)
     pollutants: list[Annotated[str, Field(pattern=r"^[0-9A-Za-z]{1,8}$")]] = Field(min_length=1, max_length=32)
@@ -106,7 +117,7 @@ class AlertOut(BaseModel):
     data_time: int
     code: str
     kind: str
-    value: float
+    value: float | None
     iaqi: int | None
     threshold: float
     created_at: float
@@ -137,9 +148,10 @@ def list_stations(_: Reader, services: Svc) -> list[StationOut]:
     return [_station_out(s) for s in _listener(services).listener.registry.all()]
 
 
-@router.post("/stations", response_model=StationOut, status_code=201)
-def register_station(body: StationIn, principal: Admin, services: Svc) -> StationOut:
-    """Register a station: a new SM2 key (kept by the gateway), ``EnvMonitoring.registerStation``, the registry."""
+@router.post("/stations", response_model=StationCreated, status_code=201)
+def register_station(body: StationIn, principal: Admin, services: Svc) -> StationCreated:
+    """Register a station: a new SM2 key (kept by the gateway), ``EnvMonitoring.registerStation``, the registry.
+    Without a ``password`` the gateway generates one and answers it in this response only."""
     registry = _listener(services).listener.registry
     if registry.get(body.mn) is not None:
         raise Problem(status=409, detail=f"station {body.mn} is already registered", type_suffix="station-exists")
@@ -150,11 +162,13 @@ def register_station(body: StationIn, principal: Admin, services: Svc) -> Statio
     if env.station(body.mn) is not None:
         raise Problem(status=409, detail=f"station {body.mn} is already registered on chain", type_suffix="station-exists")
     registry.store_key(body.mn, key)
-    env.register_station(spec)
-    station = registry.add(mn=body.mn, password=body.password, st=body.st, org=principal.org,
+    env.register_station(spec, station_key=key)  # the new key proves possession on chain
+    password = body.password if body.password is not None else generate_password()
+    station = registry.add(mn=body.mn, password=password, st=body.st, org=principal.org,
                            pollutants=body.pollutants, public_key=key.public_key(), name=body.name,
                            lat_e6=int(body.latitude * 1_000_000), lon_e6=int(body.longitude * 1_000_000))
-    return _station_out(station)
+    return StationCreated(**_station_out(station).model_dump(),
+                          password=password if body.password is None else None)
 
 
 @router.get("/stations/{mn}", response_model=StationOut)
@@ -178,7 +192,7 @@ def list_readings(mn: MN, _: Reader, services: Svc, limit: Limit = 50, cursor: C
         query = query.where(readings.c.codes.contains(f",{code},"))
 
     def item(row: Any) -> ReadingOut:
-        values = dict(row["values"])
+        values = _finite(row["values"])
         if code is not None:
             values = {code: values[code]} if code in values else {}
         return ReadingOut(id=row["id"], mn=row["mn"], qn=row["qn"], cn=row["cn"], data_time=row["data_time"],
@@ -188,16 +202,28 @@ def list_readings(mn: MN, _: Reader, services: Svc, limit: Limit = 50, cursor: C
                           descending=True)
 
 
+def _finite_number(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _finite(values: Any) -> dict[str, dict[str, Any]]:
+    """Stored values as JSON can carry them: a non-finite number (stored before values were checked) is null."""
+    if not isinstance(values, dict):
+        return {}
+    return {str(code): {k: _finite_number(v) for k, v in entry.items()}
+            for code, entry in values.items() if isinstance(entry, dict)}
+
+
 def _hour_out(row: Any, services: Any, tz: Any) -> HourOut:
     mn, hour = row["mn"], row["hour"]
     aqi, iaqi, count = row["aqi"], row["iaqi"], row["reading_count"]
     primary = [p for p in (row["primary_pollutants"] or "").split(",") if p]
     if row["status"] != "anchored":  # the hour's AQI so far, from the stored packets
-        packets, _ = hour_packets(services.engine, mn, hour)
-        count = len(packets)
         try:
+            packets, _ = hour_packets(services.engine, mn, hour)
+            count = len(packets)
             batch = HourBatch.from_packets(mn, hour, packets, tz=tz)
-        except ShanchengError:
+        except (ShanchengError, ValueError):  # no AQI so far (no scored value, or a stored packet is unreadable)
             batch = None
         if batch is not None:
             aqi, iaqi = batch.aqi, {p.code: p.iaqi for p in batch.pollutants}
@@ -260,14 +286,64 @@ def verify_hour(mn: MN, hour: Hour, _: Reader, services: Svc) -> dict[str, Any]:
     if row is None or row["status"] != "anchored":
         raise Problem(status=404, detail=f"hour {hour} of station {mn} is not anchored", type_suffix="not-anchored")
     handle = _listener(services)
-    packets, _last = hour_packets(services.engine, mn, hour, up_to_id=row["last_reading_id"])
     try:
+        packets, _last = hour_packets(services.engine, mn, hour, up_to_id=row["last_reading_id"])
         result = EnvMonitoring(services.client).verify_hour(mn, hour, packets, tz=handle.listener.tz)
-    except (VerificationError, InvalidInput) as exc:
+    except (VerificationError, InvalidInput, ValueError) as exc:  # ValueError: a stored packet is unreadable
         return {"verified": False, "mn": mn, "hour": hour, "reason": str(exc).splitlines()[0][:500]}
     return {"verified": True, "mn": mn, "hour": hour, "reading_count": result.reading_count,
             "merkle_root": "0x" + result.merkle_root.hex(), "aqi": result.aqi, "block_number": result.block_number,
             "signature_checked_on_chain": result.signature_checked_on_chain}
+
+
+class CommandIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cn: str = Field(pattern=r"^[0-9]{4}$", description="an HJ 212-2017 command a platform sends, e.g. 1062")
+    fields: dict[Annotated[str, Field(pattern=r"^[0-9A-Za-z-]{1,24}$")],
+                 Annotated[str, Field(pattern=r"^[0-9A-Za-z.:-]{0,64}$")]] = Field(default_factory=dict, max_length=16)
+
+
+class CommandOut(BaseModel):
+    mn: str
+    qn: str
+    cn: str
+    fields: dict[str, str]
+    sent_at: float
+    answers: list[dict[str, Any]]
+
+
+def _command_out(sent: SentCommand) -> CommandOut:
+    return CommandOut(mn=sent.mn, qn=sent.qn, cn=sent.cn, fields=sent.fields, sent_at=sent.sent_at,
+                      answers=[dict(a) for a in sent.answers])
+
+
+@router.post("/stations/{mn}/commands", response_model=CommandOut, status_code=202)
+def send_command(mn: MN, body: CommandIn, request: Request, _: Operator, services: Svc) -> CommandOut:
+    """Send a command of the HJ 212-2017 table to the connected station (reverse control: set the real-time
+    interval, calibrate, sample now, ...); its answers (9011 QnRtn, uploads, 9012 ExeRtn) show at
+    ``GET .../commands/{qn}``. 409 when the station is not connected."""
+    _station(services, mn)
+    handle = _listener(services)
+    try:
+        sent: SentCommand = handle.call(lambda: handle.listener.send_command(mn, body.cn, dict(body.fields)))
+    except StationNotConnected as exc:
+        raise Problem(status=409, detail=str(exc), type_suffix="station-not-connected") from None
+    setattr(request.state, AUDIT_DETAIL, f"HJ 212 command CN {sent.cn} QN {sent.qn} to station {mn}: "
+            + (";".join(f"{k}={v}" for k, v in sent.fields.items()) or "no fields"))
+    return _command_out(sent)
+
+
+@router.get("/stations/{mn}/commands/{qn}", response_model=CommandOut)
+def get_command(mn: MN, qn: Annotated[str, Path(pattern=r"^[0-9]{17}$")], _: Reader, services: Svc) -> CommandOut:
+    """A command sent to the station and what it answered so far (kept in the listener's memory)."""
+    _station(services, mn)
+    handle = _listener(services)
+    sent = handle.call(lambda: handle.listener.commands.get(mn, qn))
+    if sent is None:
+        raise Problem(status=404, detail=f"no command {qn} was sent to station {mn} (since the listener started)",
+                      type_suffix="no-command")
+    return _command_out(sent)
 
 
 @router.get("/alerts", response_model=Page[AlertOut])
@@ -278,4 +354,5 @@ def list_alerts(_: Reader, services: Svc, limit: Limit = 50, cursor: Cursor = No
     if mn is not None:
         query = query.where(alerts.c.mn == mn)
     return paginate_query(services.engine, query, alerts.c.id, limit=limit, cursor=cursor,
-                          item=lambda row: AlertOut(**row), descending=True)
+                          item=lambda row: AlertOut(**{**row, "value": _finite_number(row["value"])}),
+                          descending=True)
