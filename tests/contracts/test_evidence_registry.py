@@ -1,64 +1,30 @@
-"""EvidenceRegistry: CMEVI single anchors, supersede/revoke, batch anchors with sequence and root chaining."""
+"""EvidenceRegistry: CMEVI single anchors, supersede/revoke, batch anchors with sequence and root chaining
+(records in each organisation's namespace: test_evidence_namespaces.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from _evidence_support import (
+    ACTIVE,
+    HOSPITAL,
+    KIND,
+    REVOKED,
+    SUPERSEDED,
+    ZERO,
+    anchor,
+    h,
+    item,
+    revoke_fn,
+    sign_anchor,
+    supersede_item,
+    tag,
+)
 from eth_abi import encode
 from eth_utils.crypto import keccak
 
-from shancheng.sdk.crypto import sm3
-from shancheng.testing import GENESIS_ORGS, Staff, System
-
-ZERO = b"\x00" * 32
-ACTIVE, SUPERSEDED, REVOKED = 1, 2, 3
-KIND = sm3(b"kind:medical-record")
-
-
-def h(label: str) -> bytes:
-    return sm3(label.encode())
-
-
-def tag(system: System, name: str) -> bytes:
-    return getattr(system.evidence.functions, name)().call()
-
-
-def sign_anchor(system: System, author: Staff, id_: bytes, commitment: bytes, kind: bytes = KIND) -> tuple[bytes, bytes]:
-    ev = system.evidence
-    return system.sign(author, ["bytes32", "uint256", "address", "bytes32", "bytes32", "bytes32"],
-                       [tag(system, "EVIDENCE_TAG"), system.chain_id, ev.address, id_, commitment, kind])
-
-
-def anchor(system: System, id_: bytes, commitment: bytes, *, author: str = "hospital_operator", sender: str = "hospital",
-           metadata: str = "", signature: tuple[bytes, bytes] | None = None) -> Any:
-    member = system.staff(author)
-    r, s = signature or sign_anchor(system, member, id_, commitment)
-    return system.transact(system.evidence.functions.evidence(id_, commitment, KIND, metadata, member.address, r, s),
-                           sender)
-
-
-def item(system: System, id_: bytes, commitment: bytes, author: str = "hospital_operator", metadata: str = "") -> tuple:
-    member = system.staff(author)
-    r, s = sign_anchor(system, member, id_, commitment)
-    return (id_, commitment, KIND, metadata, member.address, r, s)
-
-
-def supersede_item(system: System, old: bytes, new: bytes, commitment: bytes, author: str = "hospital_operator",
-                   metadata: str = "v2") -> tuple:
-    member = system.staff(author)
-    r, s = system.sign(member, ["bytes32", "uint256", "address", "bytes32", "bytes32", "bytes32", "bytes32"],
-                       [tag(system, "SUPERSEDE_TAG"), system.chain_id, system.evidence.address, old, new, commitment,
-                        KIND])
-    return (new, commitment, KIND, metadata, member.address, r, s)
-
-
-def revoke_fn(system: System, old: bytes, rid: bytes, reason: bytes, author: str = "hospital_operator") -> Any:
-    member = system.staff(author)
-    r, s = system.sign(member, ["bytes32", "uint256", "address", "bytes32", "bytes32", "bytes32"],
-                       [tag(system, "REVOKE_TAG"), system.chain_id, system.evidence.address, old, rid, reason])
-    return system.evidence.functions.revoke(old, rid, reason, member.address, r, s)
-
+from shancheng.testing import GENESIS_ORGS, System
 
 SOURCE_TAG = keccak(b"shancheng.evidence.source.v1")
 
@@ -112,12 +78,14 @@ def test_anchor_and_cmevi_lookups(system: System) -> None:
     r, s = sign_anchor(system, author, id_, c)  # a fresh signature differs (random nonce) but has the same shape
     assert (event["id"], event["commitment"], event["author"], event["orgId"]) == (id_, c, author.address, 1)
     assert len(event["r"]) == len(r) == 32 and len(event["s"]) == len(s) == 32
-    assert ev.functions.existsOfId(id_).call() is True
+    assert ev.functions.existsOfId(HOSPITAL, id_).call() is True
     assert ev.functions.existsOfHash(c).call() is True
-    assert ev.functions.existsOfId(h("nope")).call() is False
+    assert ev.functions.existsOfId(HOSPITAL, h("nope")).call() is False
     assert ev.functions.existsOfHash(h("nope")).call() is False
-    rec = ev.functions.findById(id_).call()
-    assert rec == ev.functions.findByHash(c).call()
+    rec = ev.functions.findById(HOSPITAL, id_).call()
+    assert [rec] == ev.functions.findByHash(c).call()
+    assert rec == ev.functions.findByHashOf(HOSPITAL, c).call()
+    assert ev.functions.ownersOfHash(c).call() == [HOSPITAL]
     block = system.w3.eth.get_block(receipt["blockNumber"])
     assert rec == (id_, c, KIND, author.address, 1, ACTIVE, receipt["blockNumber"], block["timestamp"], ZERO, ZERO,
                    '{"dept":"ER"}')
@@ -126,9 +94,12 @@ def test_anchor_and_cmevi_lookups(system: System) -> None:
 
 def test_lookups_of_unknown_records_revert(system: System) -> None:
     with system.expect_revert("Evidence: unknown id"):
-        system.evidence.functions.findById(h("nope")).call()
+        system.evidence.functions.findById(HOSPITAL, h("nope")).call()
     with system.expect_revert("Evidence: unknown hash"):
         system.evidence.functions.findByHash(h("nope")).call()
+    with system.expect_revert("Evidence: unknown hash"):
+        system.evidence.functions.findByHashOf(HOSPITAL, h("nope")).call()
+    assert system.evidence.functions.ownersOfHash(h("nope")).call() == []
 
 
 @pytest.mark.parametrize(
@@ -192,7 +163,7 @@ def test_author_signature_is_checked_where_the_precompile_exists(system: System)
         receipt = anchor(system, id_, c, signature=forged)
         (event,) = system.events(receipt, system.evidence, "EvidenceAnchored")
         assert (event["r"], event["s"]) == forged
-    assert system.evidence.functions.existsOfId(id_).call() is True
+    assert system.evidence.functions.existsOfId(HOSPITAL, id_).call() is True
 
 
 def test_evidence_batch(system: System) -> None:
@@ -201,13 +172,13 @@ def test_evidence_batch(system: System) -> None:
     receipt = system.transact(ev.functions.evidenceBatch(items), "hospital")
     assert [e["id"] for e in system.events(receipt, ev, "EvidenceAnchored")] == [h(f"b{i}") for i in range(3)]
     assert ev.functions.recordCount().call() == 3
-    assert ev.functions.findById(h("b2")).call()[10] == "m2"
+    assert ev.functions.findById(HOSPITAL, h("b2")).call()[10] == "m2"
     with system.expect_revert("Evidence: empty batch"):
         system.transact(ev.functions.evidenceBatch([]), "hospital")
     dup = [item(system, h("c0"), h("c0-c")), item(system, h("c0"), h("c1-c"))]
     with system.expect_revert("Evidence: id exists"):
         system.transact(ev.functions.evidenceBatch(dup), "hospital")
-    assert ev.functions.existsOfId(h("c0")).call() is False  # all or nothing
+    assert ev.functions.existsOfId(HOSPITAL, h("c0")).call() is False  # all or nothing
     with system.expect_revert("Evidence: not a member account"):
         system.transact(ev.functions.evidenceBatch(items), system.outsider)
 
@@ -218,11 +189,12 @@ def test_supersede_appends_a_linked_record(system: System) -> None:
     anchor(system, h("v1"), h("v1-c"))
     receipt = system.transact(ev.functions.supersede(h("v1"), supersede_item(system, h("v1"), h("v2"), h("v2-c"))),
                               "hospital")
-    assert system.events(receipt, ev, "EvidenceSuperseded") == [{"oldId": h("v1"), "newId": h("v2")}]
-    old, new = ev.functions.findById(h("v1")).call(), ev.functions.findById(h("v2")).call()
+    assert system.events(receipt, ev, "EvidenceSuperseded") == [{"orgId": HOSPITAL, "oldId": h("v1"),
+                                                                  "newId": h("v2")}]
+    old, new = ev.functions.findById(HOSPITAL, h("v1")).call(), ev.functions.findById(HOSPITAL, h("v2")).call()
     assert (old[1], old[5], old[9]) == (h("v1-c"), SUPERSEDED, h("v2"))  # the old content is unchanged
     assert (new[1], new[5], new[8], new[10]) == (h("v2-c"), ACTIVE, h("v1"), "v2")
-    assert ev.functions.findByHash(h("v1-c")).call()[0] == h("v1")
+    assert ev.functions.findByHash(h("v1-c")).call()[0][0] == h("v1")
     with system.expect_revert("Evidence: record superseded"):
         system.transact(ev.functions.supersede(h("v1"), supersede_item(system, h("v1"), h("v3"), h("v3-c"))),
                         "hospital")
@@ -234,8 +206,9 @@ def test_revoke_appends_a_revocation_record(system: System) -> None:
     ev = system.evidence
     anchor(system, h("r1"), h("r1-c"))
     receipt = system.transact(revoke_fn(system, h("r1"), h("rev1"), h("reason")), "hospital")
-    assert system.events(receipt, ev, "EvidenceRevoked") == [{"id": h("r1"), "revocationId": h("rev1")}]
-    old, rev = ev.functions.findById(h("r1")).call(), ev.functions.findById(h("rev1")).call()
+    assert system.events(receipt, ev, "EvidenceRevoked") == [{"orgId": HOSPITAL, "id": h("r1"),
+                                                               "revocationId": h("rev1")}]
+    old, rev = ev.functions.findById(HOSPITAL, h("r1")).call(), ev.functions.findById(HOSPITAL, h("rev1")).call()
     assert (old[5], old[9]) == (REVOKED, h("rev1"))
     assert (rev[1], rev[2], rev[5], rev[8]) == (h("reason"), ev.functions.REVOCATION_KIND().call(), ACTIVE, h("r1"))
     with system.expect_revert("Evidence: record revoked"):
@@ -254,11 +227,13 @@ def test_supersede_and_revoke_refusals(system: System) -> None:
         system.transact(ev.functions.supersede(h("zz"), supersede_item(system, h("zz"), h("n"), h("n-c"))), "hospital")
     with system.expect_revert("Evidence: unknown id"):
         system.transact(revoke_fn(system, h("zz"), h("n"), h("n-c")), "hospital")
-    with system.expect_revert("Evidence: not record owner"):
+    # another organisation's id is not in the sender's namespace: unknown there
+    with system.expect_revert("Evidence: unknown id"):
         system.transact(ev.functions.supersede(h("o1"), supersede_item(system, h("o1"), h("n"), h("n-c"),
                                                                        author="hospital2_operator")), "hospital2")
-    with system.expect_revert("Evidence: not record owner"):
+    with system.expect_revert("Evidence: unknown id"):
         system.transact(revoke_fn(system, h("o1"), h("n"), h("n-c"), author="hospital2_operator"), "hospital2")
+    assert system.evidence.functions.findById(HOSPITAL, h("o1")).call()[5] == ACTIVE
     with system.expect_revert("Evidence: not a member account"):
         system.transact(revoke_fn(system, h("o1"), h("n"), h("n-c")), system.outsider)
     with system.expect_revert("Evidence: id exists"):

@@ -9,6 +9,12 @@ import {GmCrypto} from "./lib/GmCrypto.sol";
 ///   `existsOfHash`, `existsOfId`, `findByHash`, `findById` (ids and hashes are bytes32; a string id is
 ///   mapped to bytes32 by the SDK).
 ///
+///   Records live in their organisation's namespace: a record is keyed by (orgId, id), orgId being the sending
+///   organisation, so no organisation can take, block or answer for another's id. The same commitment may be
+///   anchored by several organisations (each once): `findByHash` returns one record per organisation that
+///   anchored it, in the order they first did, so proof of existence never names a front-runner as the only
+///   owner. The revocation kind is reserved: only `revoke` writes a record of that kind.
+///
 ///   Single anchors are signed by their author, an active staff member of the sending organisation:
 ///     M = SM3(abi.encode(EVIDENCE_TAG, chainid, this, id, commitment, kind))
 ///   supersede and revoke add a new record that points at the old one (the old record is never changed,
@@ -71,6 +77,13 @@ contract EvidenceRegistry {
         uint64 treeSize;
     }
 
+    /// @dev the organisations that anchored a commitment: the first inline (one slot for the common case),
+    ///   the later ones in _laterOwners[commitment][1 .. count - 1]
+    struct Owners {
+        uint64 count;
+        uint64 first;
+    }
+
     struct BatchAnchor {
         bytes32 root;
         uint64 treeSize;
@@ -81,8 +94,10 @@ contract EvidenceRegistry {
 
     IGovernance public immutable governance;
 
-    mapping(bytes32 => Record) private _records;
-    mapping(bytes32 => bytes32) private _idByCommitment;
+    mapping(uint64 => mapping(bytes32 => Record)) private _records; // org => id => record
+    mapping(bytes32 => mapping(uint64 => bytes32)) private _idOfCommitment; // commitment => org => id
+    mapping(bytes32 => Owners) private _owners; // commitment => who anchored it, in first-anchor order
+    mapping(bytes32 => mapping(uint256 => uint64)) private _laterOwners;
     mapping(bytes32 => Source) private _sources;
     mapping(bytes32 => mapping(uint64 => BatchAnchor)) private _anchors;
     uint256 public recordCount;
@@ -98,8 +113,8 @@ contract EvidenceRegistry {
         bytes32 r,
         bytes32 s
     );
-    event EvidenceSuperseded(bytes32 indexed oldId, bytes32 indexed newId);
-    event EvidenceRevoked(bytes32 indexed id, bytes32 indexed revocationId);
+    event EvidenceSuperseded(uint64 indexed orgId, bytes32 indexed oldId, bytes32 indexed newId);
+    event EvidenceRevoked(uint64 indexed orgId, bytes32 indexed id, bytes32 indexed revocationId);
     event BatchAnchored(
         bytes32 indexed sourceId,
         uint64 indexed sequence,
@@ -141,33 +156,61 @@ contract EvidenceRegistry {
         }
     }
 
+    /// @notice True when any organisation anchored `commitment`.
     function existsOfHash(bytes32 commitment) external view returns (bool) {
-        return _idByCommitment[commitment] != 0;
+        return _owners[commitment].count != 0;
     }
 
-    function existsOfId(bytes32 id) external view returns (bool) {
-        return _records[id].status != Status.None;
+    /// @notice True when organisation `orgId` holds a record `id`.
+    function existsOfId(uint64 orgId, bytes32 id) external view returns (bool) {
+        return _records[orgId][id].status != Status.None;
     }
 
-    function findById(bytes32 id) public view returns (Record memory) {
-        Record memory rec = _records[id];
+    /// @notice Record `id` of organisation `orgId`.
+    function findById(uint64 orgId, bytes32 id) public view returns (Record memory) {
+        Record memory rec = _records[orgId][id];
         require(rec.status != Status.None, "Evidence: unknown id");
         rec.id = id; // the key, not stored twice
         return rec;
     }
 
-    function findByHash(bytes32 commitment) external view returns (Record memory) {
-        bytes32 id = _idByCommitment[commitment];
+    /// @notice Every organisation's record of `commitment` (one per organisation), in the order the
+    ///   organisations first anchored it.
+    function findByHash(bytes32 commitment) external view returns (Record[] memory records) {
+        uint64[] memory owners = ownersOfHash(commitment);
+        require(owners.length != 0, "Evidence: unknown hash");
+        records = new Record[](owners.length);
+        for (uint256 i = 0; i < owners.length; i++) {
+            records[i] = findById(owners[i], _idOfCommitment[commitment][owners[i]]);
+        }
+    }
+
+    /// @notice Organisation `orgId`'s record of `commitment`.
+    function findByHashOf(uint64 orgId, bytes32 commitment) external view returns (Record memory) {
+        bytes32 id = _idOfCommitment[commitment][orgId];
         require(id != 0, "Evidence: unknown hash");
-        return findById(id);
+        return findById(orgId, id);
+    }
+
+    /// @notice The organisations that anchored `commitment`, in the order they first did (empty if none).
+    function ownersOfHash(bytes32 commitment) public view returns (uint64[] memory owners) {
+        Owners memory o = _owners[commitment];
+        owners = new uint64[](o.count);
+        if (o.count != 0) {
+            owners[0] = o.first;
+        }
+        for (uint256 i = 1; i < o.count; i++) {
+            owners[i] = _laterOwners[commitment][i];
+        }
     }
 
     // ------------------------------------------------------------------ supersede / revoke
-    /// @notice Supersede `oldId` by the new record `next` (same organisation; the old record stays, linked).
+    /// @notice Supersede the sender organisation's record `oldId` by the new record `next` (the old record
+    ///   stays, linked).
     function supersede(bytes32 oldId, EvidenceInput calldata next) external {
         uint64 orgId = _senderOrg();
-        Record storage old = _replaceable(oldId, orgId);
-        _checkNew(next.id, next.commitment);
+        Record storage old = _replaceable(orgId, oldId);
+        _checkNew(orgId, next.id, next.commitment, next.kind);
         _checkAuthor(
             GmCrypto.available(),
             orgId,
@@ -179,10 +222,11 @@ contract EvidenceRegistry {
         old.status = Status.Superseded;
         old.successor = next.id;
         _store(orgId, next.id, next.commitment, next.kind, next.metadata, next.author, oldId, next.r, next.s);
-        emit EvidenceSuperseded(oldId, next.id);
+        emit EvidenceSuperseded(orgId, oldId, next.id);
     }
 
-    /// @notice Revoke `oldId` with a new revocation record carrying the commitment of the reason.
+    /// @notice Revoke the sender organisation's record `oldId` with a new revocation record carrying the
+    ///   commitment of the reason (the only way to write a record of REVOCATION_KIND).
     function revoke(
         bytes32 oldId,
         bytes32 revocationId,
@@ -192,8 +236,8 @@ contract EvidenceRegistry {
         bytes32 s
     ) external {
         uint64 orgId = _senderOrg();
-        Record storage old = _replaceable(oldId, orgId);
-        _checkNew(revocationId, reasonCommitment);
+        Record storage old = _replaceable(orgId, oldId);
+        _checkNewRecord(orgId, revocationId, reasonCommitment);
         _checkAuthor(
             GmCrypto.available(),
             orgId,
@@ -205,7 +249,7 @@ contract EvidenceRegistry {
         old.status = Status.Revoked;
         old.successor = revocationId;
         _store(orgId, revocationId, reasonCommitment, REVOCATION_KIND, "", author, oldId, r, s);
-        emit EvidenceRevoked(oldId, revocationId);
+        emit EvidenceRevoked(orgId, oldId, revocationId);
     }
 
     // ------------------------------------------------------------------ batch anchors
@@ -311,22 +355,29 @@ contract EvidenceRegistry {
         bytes32 r,
         bytes32 s
     ) private {
-        _checkNew(id, commitment);
+        _checkNew(orgId, id, commitment, kind);
         _checkAuthor(gm, orgId, author, abi.encode(EVIDENCE_TAG, block.chainid, address(this), id, commitment, kind), r, s);
         _store(orgId, id, commitment, kind, metadata, author, 0, r, s);
     }
 
-    function _checkNew(bytes32 id, bytes32 commitment) private view {
-        require(id != 0, "Evidence: zero id");
-        require(commitment != 0, "Evidence: zero commitment");
-        require(_records[id].status == Status.None, "Evidence: id exists");
-        require(_idByCommitment[commitment] == 0, "Evidence: commitment exists");
+    /// @dev a record the sender anchors or supersedes with: never of the reserved revocation kind
+    function _checkNew(uint64 orgId, bytes32 id, bytes32 commitment, bytes32 kind) private view {
+        require(kind != REVOCATION_KIND, "Evidence: revocation kind is reserved for revoke");
+        _checkNewRecord(orgId, id, commitment);
     }
 
-    function _replaceable(bytes32 oldId, uint64 orgId) private view returns (Record storage old) {
-        old = _records[oldId];
+    /// @dev ids and commitments are unique within the organisation's namespace only
+    function _checkNewRecord(uint64 orgId, bytes32 id, bytes32 commitment) private view {
+        require(id != 0, "Evidence: zero id");
+        require(commitment != 0, "Evidence: zero commitment");
+        require(_records[orgId][id].status == Status.None, "Evidence: id exists");
+        require(_idOfCommitment[commitment][orgId] == 0, "Evidence: commitment exists");
+    }
+
+    /// @dev another organisation's ids are not in the sender's namespace: they are unknown here
+    function _replaceable(uint64 orgId, bytes32 oldId) private view returns (Record storage old) {
+        old = _records[orgId][oldId];
         require(old.status != Status.None, "Evidence: unknown id");
-        require(old.orgId == orgId, "Evidence: not record owner");
         require(old.status != Status.Superseded, "Evidence: record superseded");
         require(old.status != Status.Revoked, "Evidence: record revoked");
         require(old.kind != REVOCATION_KIND, "Evidence: revocation is final");
@@ -357,7 +408,7 @@ contract EvidenceRegistry {
         bytes32 r,
         bytes32 s
     ) private {
-        Record storage rec = _records[id];
+        Record storage rec = _records[orgId][id];
         rec.commitment = commitment;
         rec.kind = kind;
         rec.author = author;
@@ -369,7 +420,14 @@ contract EvidenceRegistry {
         if (bytes(metadata).length != 0) {
             rec.metadata = metadata;
         }
-        _idByCommitment[commitment] = id;
+        _idOfCommitment[commitment][orgId] = id;
+        Owners storage owners = _owners[commitment];
+        if (owners.count == 0) {
+            owners.first = orgId;
+        } else {
+            _laterOwners[commitment][owners.count] = orgId;
+        }
+        owners.count += 1;
         recordCount += 1;
         emit EvidenceAnchored(id, commitment, kind, author, orgId, replaces, metadata, r, s);
     }
