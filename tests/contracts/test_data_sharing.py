@@ -7,6 +7,34 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from _data_sharing_support import (
+    ANALYZE,
+    AUTH,
+    AUTH2,
+    COLLECT,
+    DESTROY,
+    DS,
+    DS2,
+    EXCHANGE,
+    MANAGE,
+    OPEN,
+    PROCESS,
+    PRODUCT,
+    PUBLIC_AUTH,
+    SETTLE,
+    SHARE,
+    STORE,
+    TRANSMIT,
+    ZERO,
+    bit,
+    collect,
+    dsl,
+    grant,
+    log,
+    nid,
+    record,
+    share,
+)
 from _env_sharing_support import activity_preimage, sign_preimage, suspend_org, verify_preimage
 
 from shancheng.sdk.client import Contract
@@ -14,79 +42,6 @@ from shancheng.sdk.crypto import InvalidSignature, sm3
 from shancheng.sdk.domain._common import ChainEvent, receipt_events
 from shancheng.sdk.domain.prov import DATA_SHARING_EVENTS, Provenance
 from shancheng.testing import STAFF_COURIER, STAFF_OPERATOR, System
-
-COLLECT, TRANSMIT, STORE, PROCESS, MANAGE, EXCHANGE, SHARE, OPEN, ANALYZE, SETTLE, DESTROY = range(1, 12)
-STEP_NAMES = {1: "collect", 2: "transmit", 3: "store", 4: "process", 5: "manage", 6: "exchange", 7: "share",
-              8: "open", 9: "analyze", 10: "settle", 11: "destroy"}
-ZERO = b"\0" * 32
-DS = sm3(b"dataset: district air quality readings 2024")
-DS2 = sm3(b"dataset: clinic visits 2024")
-PRODUCT = sm3(b"data product: PM2.5 vs visits correlation")
-AUTH = sm3(b"authorisation 1")
-AUTH2 = sm3(b"authorisation 2")
-DAY = 86400
-
-
-def bit(*steps: int) -> int:
-    mask = 0
-    for step in steps:
-        mask |= 1 << step
-    return mask
-
-
-def dsl(system: System) -> Any:
-    return system.contract("DataSharingLog")
-
-
-_counter = iter(range(1, 1_000_000))
-
-
-def record(system: System, step: int, dataset: bytes = DS, version: int = 1, *, staff: str = "department_operator",
-           **over: Any) -> tuple:
-    now = system.now()
-    fields = {
-        "id": sm3(b"activity %d" % next(_counter)),
-        "step": step,
-        "dataset": dataset,
-        "version": version,
-        "started": now - 120,
-        "ended": now,
-        "plan": ZERO,
-        "recipient": 0,
-        "informed_by": ZERO,
-        "detail": sm3(b"off-chain record of the activity"),
-        "staff": system.staff(staff).address,
-        "generated": ZERO,
-        "commitment": ZERO,
-    }
-    fields.update(over)
-    return tuple(fields.values())
-
-
-def log(system: System, rec: tuple, sender: str = "department", *, signer: str | None = None,
-        sig: tuple[bytes, bytes] | None = None) -> Any:
-    contract = dsl(system)
-    staff = next(m for m in system.staff_members.values() if m.address == rec[10]) if signer is None else system.staff(signer)
-    r, s = sig or sign_preimage(staff.key, activity_preimage(system.chain_id, contract.address, rec))
-    return system.transact(contract.functions.logActivity(rec, r, s), sender)
-
-
-def collect(system: System, dataset: bytes = DS, sender: str = "department", staff: str = "department_operator") -> Any:
-    rec = record(system, COLLECT, ZERO, 0, staff=staff, generated=dataset, commitment=sm3(b"content of " + dataset))
-    return log(system, rec, sender)
-
-
-def grant(system: System, auth: bytes = AUTH, dataset: bytes = DS, recipient: str | int = "department2",
-          steps: int = bit(SHARE, ANALYZE), expires_in: int = 30 * DAY, sender: str = "department") -> Any:
-    recipient_id = system.org(recipient).id if isinstance(recipient, str) else recipient
-    g = (auth, dataset, recipient_id, 7, sm3(b"purpose: air quality / health study"), steps, system.now() + expires_in)
-    return system.transact(dsl(system).functions.grantAuthorisation(g), sender)
-
-
-def share(system: System, step: int = SHARE, plan: bytes = AUTH, recipient: str | int = "department2",
-          dataset: bytes = DS, sender: str = "department") -> Any:
-    recipient_id = system.org(recipient).id if isinstance(recipient, str) else recipient
-    return log(system, record(system, step, dataset, plan=plan, recipient=recipient_id), sender)
 
 
 @pytest.fixture
@@ -321,8 +276,8 @@ def test_authorised_share_exchange_and_open_record_recipients(collected: System)
     grant(system, AUTH2, recipient="hospital", steps=bit(EXCHANGE, OPEN))
     share(system, EXCHANGE, AUTH2, "hospital")
     share(system, OPEN, AUTH2, "hospital")
-    grant(system, sm3(b"public"), recipient=0, steps=bit(OPEN))
-    share(system, OPEN, sm3(b"public"), 0)
+    grant(system, PUBLIC_AUTH, recipient=0, steps=bit(OPEN))
+    share(system, OPEN, PUBLIC_AUTH, 0)
     share(system)  # a second share to the same recipient lists it once
     assert contract.functions.recipientsOf(DS).call() == [system.org("department2").id, system.org("hospital").id, 0]
 
@@ -332,13 +287,13 @@ def test_share_without_a_valid_authorisation_is_refused(collected: System) -> No
     grant(system)  # share + analyze to department2
     grant(system, AUTH2, recipient="hospital", steps=bit(ANALYZE))
     collect(system, DS2)
-    grant(system, sm3(b"ds2"), dataset=DS2)
+    grant(system, nid("department", b"ds2"), dataset=DS2)
     with system.expect_revert("DSL: authorisation required"):
         share(system, plan=ZERO)
     with system.expect_revert("DSL: unknown authorisation"):
         share(system, plan=sm3(b"forged"))
     with system.expect_revert("DSL: authorisation is for another dataset"):
-        share(system, plan=sm3(b"ds2"))
+        share(system, plan=nid("department", b"ds2"))
     with system.expect_revert("DSL: authorisation is for another recipient"):
         share(system, recipient="hospital")
     with system.expect_revert("DSL: authorisation does not cover this step"):
@@ -367,8 +322,8 @@ def test_share_to_a_suspended_org_is_refused(collected: System) -> None:
         with system.expect_revert("DSL: recipient org inactive"):
             share(system, step, plan)
     assert dsl(system).functions.recipientsOf(DS).call() == [system.org("department2").id]
-    grant(system, sm3(b"public"), recipient=0, steps=bit(OPEN))
-    share(system, OPEN, sm3(b"public"), 0)  # opening to the public is not a share to an org
+    grant(system, PUBLIC_AUTH, recipient=0, steps=bit(OPEN))
+    share(system, OPEN, PUBLIC_AUTH, 0)  # opening to the public is not a share to an org
 
 
 def test_expired_authorisation_is_refused_after_time_travel(collected: System) -> None:

@@ -29,6 +29,18 @@ import {GmCrypto} from "./lib/GmCrypto.sol";
 ///     9 ANALYZE        as PROCESS
 ///    10 SETTLE         owner or recipient of the share it is informed by (informedBy)
 ///    11 DESTROY        owner only; invalidates the dataset (every version): later use is refused
+///
+///   Derived data stays under its source owner's control. A dataset derived by a recipient from another
+///   organisation's dataset records its source and the authorisation (plan) it was derived under; a dataset
+///   derived from a controlled one inherits that control. Every step on a controlled dataset (and every grant on
+///   it) needs each authorisation up the chain to be live — unrevoked, unexpired, its dataset not destroyed —
+///   and, for a step an authorisation may cover (process, exchange, share, open, analyze), to cover that step
+///   (a grant: every step it grants). So revoking the plan or destroying the source freezes every derivative:
+///   only DESTROY is left to its owner. A derived commitment equal to its source version's is refused. At most
+///   MAX_CONTROL_DEPTH authorisations govern a dataset (the checks walk that chain).
+///
+///   Identifiers (dataset, activity, authorisation) are in the creating organisation's namespace: their first
+///   8 bytes are its org id (big-endian), so no member can claim an id another organisation is about to use.
 contract DataSharingLog {
     bytes32 public constant ACTIVITY_TAG = keccak256("shancheng.datasharing.Activity.v1");
 
@@ -48,6 +60,8 @@ contract DataSharingLog {
         uint16((1 << PROCESS) | (1 << EXCHANGE) | (1 << SHARE) | (1 << OPEN) | (1 << ANALYZE));
     /// @notice the recipient "org" of an authorisation that opens a dataset to the public
     uint64 public constant PUBLIC = 0;
+    /// @notice the most authorisations of other organisations that may govern one dataset
+    uint8 public constant MAX_CONTROL_DEPTH = 8;
 
     struct Dataset {
         uint64 ownerOrg;
@@ -55,6 +69,10 @@ contract DataSharingLog {
         uint64 createdAt;
         uint64 destroyedAt; // 0 while not destroyed
         bytes32 destroyedBy; // the DESTROY activity
+        bytes32 derivedFrom; // the dataset it was derived from (0 for a collected dataset)
+        bytes32 sourcePlan; // the source owner's authorisation it was derived under (0: derived by the source's owner)
+        bytes32 controlPlan; // the nearest authorisation of another org that governs it (0: nobody else's control)
+        uint8 controlDepth; // how many authorisations govern it (the length of the controlPlan chain)
     }
 
     struct DatasetVersion {
@@ -172,6 +190,7 @@ contract DataSharingLog {
         require(callerOrg == ds.ownerOrg, "DSL: caller org is not the dataset owner");
         require(ds.destroyedAt == 0, "DSL: dataset destroyed");
         require(g.authorisationId != bytes32(0), "DSL: authorisation id is zero");
+        _checkNamespace(g.authorisationId, callerOrg);
         require(_authorisations[g.authorisationId].grantedAt == 0, "DSL: authorisation id already used");
         require(
             g.allowedSteps != 0 && g.allowedSteps & ~AUTHORISABLE_STEPS == 0, "DSL: bad authorisation step scope"
@@ -183,6 +202,7 @@ contract DataSharingLog {
             require(governance.orgActive(g.recipientOrg), "DSL: recipient org inactive");
         }
         require(g.expiresAt > block.timestamp, "DSL: expiry not in the future");
+        _checkControl(ds.controlPlan, g.allowedSteps); // no more than the source owners allowed
         _authorisations[g.authorisationId] = Authorisation({
             datasetId: g.datasetId,
             recipientOrg: g.recipientOrg,
@@ -226,6 +246,7 @@ contract DataSharingLog {
         require(governance.orgRoles(callerOrg) & Roles.ORG_DEPARTMENT != 0, "DSL: caller org is not a department");
         require(a.step >= COLLECT && a.step <= DESTROY, "DSL: unknown lifecycle step");
         require(a.activityId != bytes32(0), "DSL: activity id is zero");
+        _checkNamespace(a.activityId, callerOrg);
         require(_activities[a.activityId].loggedAt == 0, "DSL: activity id already used");
         require(a.startedAt <= a.endedAt && a.endedAt <= block.timestamp, "DSL: bad activity time range");
         if (a.informedBy != bytes32(0)) {
@@ -300,12 +321,49 @@ contract DataSharingLog {
         return _activities[activityId];
     }
 
+    /// @notice The organisation whose namespace `id` is in (its first 8 bytes, big-endian).
+    function namespaceOf(bytes32 id) public pure returns (uint64) {
+        return uint64(bytes8(id));
+    }
+
+    /// @notice True when a derived dataset is frozen: an authorisation governing it was revoked or expired, or
+    ///   its dataset destroyed (only DESTROY is left to the derivative's owner).
+    function frozen(bytes32 datasetId) external view returns (bool) {
+        return bytes(_controlFault(_datasets[datasetId].controlPlan, 0)).length != 0;
+    }
+
     // ------------------------------------------------------------------ internals
 
     function _callerOrg() internal view returns (uint64 orgId) {
         orgId = governance.orgOfAccount(msg.sender);
         require(orgId != 0, "DSL: caller is not a member account");
         require(governance.orgActive(orgId), "DSL: caller org inactive");
+    }
+
+    function _checkNamespace(bytes32 id, uint64 org) internal pure {
+        require(namespaceOf(id) == org, "DSL: id not in the caller org's namespace");
+    }
+
+    /// @dev every authorisation governing a dataset (from its controlPlan up the chain) must be live and cover
+    ///   `steps` (a mask; 0 checks liveness only)
+    function _checkControl(bytes32 plan, uint16 steps) internal view {
+        string memory fault = _controlFault(plan, steps);
+        require(bytes(fault).length == 0, fault);
+    }
+
+    /// @dev why the chain of authorisations from `plan` does not allow `steps` now ("" when it does); the chain
+    ///   is at most MAX_CONTROL_DEPTH long (enforced when a dataset is derived)
+    function _controlFault(bytes32 plan, uint16 steps) internal view returns (string memory) {
+        for (uint256 i = 0; plan != bytes32(0) && i < MAX_CONTROL_DEPTH; i++) {
+            Authorisation storage au = _authorisations[plan];
+            Dataset storage source = _datasets[au.datasetId];
+            if (au.revokedAt != 0) return "DSL: source authorisation revoked";
+            if (block.timestamp >= au.expiresAt) return "DSL: source authorisation expired";
+            if (source.destroyedAt != 0) return "DSL: source dataset destroyed";
+            if (au.allowedSteps & steps != steps) return "DSL: source authorisation does not cover this step";
+            plan = source.controlPlan;
+        }
+        return "";
     }
 
     function _checkStaff(ActivityRecord calldata a, uint64 callerOrg, bytes32 r, bytes32 s)
@@ -343,6 +401,10 @@ contract DataSharingLog {
         bool owner = callerOrg == ds.ownerOrg;
         bool derives = step == PROCESS || step == ANALYZE;
         bool shares = step == SHARE || step == EXCHANGE || step == OPEN;
+        if (step != DESTROY) {
+            // a derivative moves only while its source owners allow it; destroying it is always its owner's
+            _checkControl(ds.controlPlan, (uint16(1) << step) & AUTHORISABLE_STEPS);
+        }
 
         if (derives && !owner) {
             _checkPlan(a, callerOrg);
@@ -376,11 +438,16 @@ contract DataSharingLog {
 
         if (a.generatedDataset != bytes32(0)) {
             require(derives, "DSL: step generates no dataset");
+            require(
+                a.generatedCommitment != _versions[a.datasetId][a.version].commitment,
+                "DSL: derived commitment equals the source's"
+            );
             if (a.generatedDataset == a.datasetId) {
                 require(owner, "DSL: only the owner versions a dataset");
                 _newVersion(a, ds);
             } else {
                 _newDataset(a, callerOrg);
+                _recordControl(a, ds, owner);
             }
         } else if (shares) {
             if (!_isRecipient[a.datasetId][a.recipientOrg]) {
@@ -406,8 +473,25 @@ contract DataSharingLog {
         require(block.timestamp < au.expiresAt, "DSL: authorisation expired");
     }
 
+    /// @dev a derived dataset records its source and plan, and inherits the source's control; one derived by a
+    ///   recipient is governed by the plan it was derived under, on top of what governs the source
+    function _recordControl(ActivityRecord calldata a, Dataset storage source, bool byOwner) internal {
+        Dataset storage derived = _datasets[a.generatedDataset];
+        derived.derivedFrom = a.datasetId;
+        if (byOwner) {
+            derived.controlPlan = source.controlPlan;
+            derived.controlDepth = source.controlDepth;
+        } else {
+            require(source.controlDepth < MAX_CONTROL_DEPTH, "DSL: derivation chain too deep");
+            derived.sourcePlan = a.plan;
+            derived.controlPlan = a.plan;
+            derived.controlDepth = source.controlDepth + 1;
+        }
+    }
+
     function _newDataset(ActivityRecord calldata a, uint64 ownerOrg) internal {
         bytes32 id = a.generatedDataset;
+        _checkNamespace(id, ownerOrg);
         require(_datasets[id].ownerOrg == 0, "DSL: dataset already exists");
         require(a.generatedCommitment != bytes32(0), "DSL: empty commitment");
         _datasets[id] = Dataset({
@@ -415,7 +499,11 @@ contract DataSharingLog {
             latestVersion: 1,
             createdAt: uint64(block.timestamp),
             destroyedAt: 0,
-            destroyedBy: bytes32(0)
+            destroyedBy: bytes32(0),
+            derivedFrom: bytes32(0),
+            sourcePlan: bytes32(0),
+            controlPlan: bytes32(0),
+            controlDepth: 0
         });
         _recordVersion(a, id, 1);
         emit DatasetCreated(id, ownerOrg, a.activityId);
