@@ -62,6 +62,8 @@ def test_collect_share_derive_destroy_and_provenance(world: GatewayWorld, depart
     product = derived["generated"]["dataset_id"]
     ok(steward.post(f"/api/v1/datasets/{dataset}/activities", json={"step": "destroy"}))
 
+    product_view = ok(steward.get(f"/api/v1/datasets/{product}"), 200)
+    assert (product_view["derived_from"], product_view["source_plan"]) == (dataset, None)  # the owner's own product
     graph = ok(steward.get(f"/api/v1/datasets/{product}/provenance"), 200)
     kinds = {n["id"]: n["kind"] for n in graph["nodes"]}
     assert kinds[f"sc:dataset/{product[2:]}/v1"] == "entity"
@@ -87,6 +89,7 @@ def test_collect_share_derive_destroy_and_provenance(world: GatewayWorld, depart
         assert time.monotonic() < deadline, "the indexer did not catch up within 60 s"
         time.sleep(0.2)
     assert info["recipients"] == [hospital] and info["destroyed_at"] is not None
+    assert info["derived_from"] is None and info["frozen"] is False
     assert info["indexed_block"] >= 0
     assert info["authorisations"] == [auth["authorisation_id"]]
     events = [e["event"] for e in info["events"]]
@@ -109,3 +112,21 @@ def test_roles_and_readers_are_checked(world: GatewayWorld, department: GatewayW
     assert both.status_code == 422
     assert steward.get("/api/v1/datasets/0x1234/provenance").status_code == 422
     assert steward.delete("/api/v1/authorisations/0x" + "66" * 32).status_code == 404
+
+
+def test_ids_outside_the_organisations_namespace_are_refused(world: GatewayWorld, department: GatewayWorld,
+                                                             steward: Any) -> None:
+    """A steward cannot claim an id in another organisation's namespace (its first 8 bytes are the org id)."""
+    foreign = "0x" + world.services.org_id.to_bytes(8, "big").hex() + "77" * 24
+    refused = steward.post("/api/v1/datasets", json={"content": {"commitment": "0x" + "88" * 32},
+                                                     "dataset_id": foreign})
+    assert refused.status_code == 400 and "namespace" in refused.text
+    own = "0x" + department.services.org_id.to_bytes(8, "big").hex() + "77" * 24
+    collected = ok(steward.post("/api/v1/datasets", json={"content": {"commitment": "0x" + "88" * 32},
+                                                          "dataset_id": own}))
+    assert collected["generated"]["dataset_id"] == own
+    refused = steward.post("/api/v1/authorisations", json={
+        "dataset_id": own, "recipient_org": world.services.org_id, "steps": ["share"],
+        "expires_at": now(department) + DAY, "purpose_code": 1, "purpose": {"commitment": "0x" + "99" * 32},
+        "authorisation_id": foreign})
+    assert refused.status_code == 400 and "namespace" in refused.text

@@ -12,7 +12,7 @@ from prov.model import ProvDocument
 from shancheng.sdk.client import Client
 from shancheng.sdk.crypto import SM2PrivateKey, sm3
 from shancheng.sdk.domain import DomainRefused, StaffRole, doc_commitment, new_salt, register_staff, staff_address
-from shancheng.sdk.domain.datasharing import PUBLIC, DataSharing, Step
+from shancheng.sdk.domain.datasharing import PUBLIC, DataSharing, Step, namespaced_id
 from shancheng.sdk.domain.prov import NAMESPACE
 from shancheng.sdk.errors import InvalidInput, InvalidSignature
 
@@ -237,3 +237,32 @@ def test_a_recorded_staff_signature_verifies_off_chain(parties: Parties) -> None
     tampered = result.record.model_copy(update={"generated_commitment": sm3(b"other")})
     with pytest.raises(InvalidSignature):
         s.verify_activity(tampered, result.r, result.s)
+
+
+def test_ids_are_made_and_checked_in_the_organisations_namespace(parties: Parties, lifecycle: Lifecycle) -> None:
+    p, s, lc = parties, parties.sharing, lifecycle
+    prefix = p.department.to_bytes(8, "big")
+    assert all(i[:8] == prefix for i in (lc.dataset, lc.product, lc.auth, lc.collect, lc.share, lc.derive))
+    assert namespaced_id(p.department, sm3(b"x")) == prefix + sm3(b"x")[:24]
+    foreign = namespaced_id(p.hospital)
+    with pytest.raises(InvalidInput, match="namespace"):
+        s.collect(commitment=sm3(b"z"), staff=p.operator, dataset_id=foreign)
+    with pytest.raises(InvalidInput, match="namespace"):
+        s.grant_authorisation(lc.product, recipient_org=p.auditor, steps={Step.SHARE}, expires_at=p.now() + DAY,
+                              purpose_code=1, purpose_commitment=sm3(b"p"), authorisation_id=foreign)
+    with pytest.raises(InvalidInput, match="namespace"):
+        s.log_activity(Step.STORE, staff=p.operator, dataset_id=lc.product, activity_id=foreign)
+    assert s.dataset(foreign) is None
+
+
+def test_an_owners_own_product_records_its_source_and_is_under_no_one_elses_control(parties: Parties,
+                                                                                      lifecycle: Lifecycle) -> None:
+    s, lc = parties.sharing, lifecycle
+    product = s.dataset(lifecycle.product)
+    assert product is not None
+    assert (product.derived_from, product.source_plan, product.control_plan) == (lc.dataset, None, None)
+    source = s.dataset(lc.dataset)
+    assert source is not None and source.derived_from is None
+    assert s.frozen(lc.product) is False  # the owner's own product: destroying its source does not freeze it
+    with pytest.raises(DomainRefused, match="DSL: derived commitment equals the source's"):
+        s.derive(lc.product, commitment=sm3(b"PM2.5 vs visits correlation"), staff=parties.operator)

@@ -16,8 +16,15 @@ events into a :class:`~shancheng.sdk.domain.prov.Provenance` (where from, who re
 The staff member signs M = SM3(abi.encode(ACTIVITY_TAG, chain id, contract, record)) with
 ``ACTIVITY_TAG = keccak256("shancheng.datasharing.Activity.v1")`` (the contract's ``activityPreimage``); the
 contract checks it where the GM precompile exists and records it for an off-chain check elsewhere
-(:meth:`DataSharing.verify_activity`). Identifiers (dataset, activity, authorisation) are 32 bytes; left out,
-they are drawn from a CSPRNG.
+(:meth:`DataSharing.verify_activity`). Identifiers (dataset, activity, authorisation) are 32 bytes in the creating
+organisation's namespace: the first 8 bytes are its org id (big-endian), the contract refuses any other, so no
+member can claim an id another organisation is about to use (:func:`namespaced_id`; left out, the other 24 bytes
+are drawn from a CSPRNG).
+
+Derived data stays under its source owner's control: a dataset a recipient derives from another organisation's
+dataset records the authorisation it was derived under, and every later step on it (and on what is derived from
+it) needs that authorisation live and, for process, exchange, share, open and analyze, covering the step;
+revoking it or destroying the source freezes the derivative (:meth:`DataSharing.frozen`; only destroy is left).
 """
 
 from __future__ import annotations
@@ -63,6 +70,7 @@ __all__ = [
     "Destruction",
     "Step",
     "activity_preimage",
+    "namespaced_id",
 ]
 
 ACTIVITY_TAG = keccak(b"shancheng.datasharing.Activity.v1")
@@ -75,6 +83,7 @@ AUTHORISABLE_STEPS = frozenset({Step.PROCESS, Step.EXCHANGE, Step.SHARE, Step.OP
 PUBLIC = 0
 ZERO32 = bytes(32)
 _UINT64 = 1 << 64
+_NAMESPACE_BYTES = 8
 
 
 def activity_preimage(chain_id: int, contract: bytes | str, record: tuple[Any, ...]) -> bytes:
@@ -85,11 +94,31 @@ def activity_preimage(chain_id: int, contract: bytes | str, record: tuple[Any, .
     return encode(["bytes32", "uint256", "address", ACTIVITY_RECORD_TYPE], [ACTIVITY_TAG, chain_id, address, record])
 
 
+def namespaced_id(org_id: int, entropy: bytes | None = None) -> bytes:
+    """A 32-byte data-sharing id in organisation ``org_id``'s namespace: the org id (8 bytes, big-endian) and 24
+    bytes of ``entropy`` (its first 24 bytes; e.g. a hash of an off-chain id) or, left out, of a CSPRNG."""
+    if not 0 < org_id < _UINT64:
+        raise InvalidInput("an organisation id is a positive 64-bit integer")
+    tail = secrets.token_bytes(32 - _NAMESPACE_BYTES) if entropy is None else bytes(entropy[:32 - _NAMESPACE_BYTES])
+    if len(tail) != 32 - _NAMESPACE_BYTES:
+        raise InvalidInput(f"an id needs {32 - _NAMESPACE_BYTES} bytes of entropy")
+    return org_id.to_bytes(_NAMESPACE_BYTES, "big") + tail
+
+
 def _id32(value: bytes | None, what: str) -> bytes:
-    if value is None:
-        return secrets.token_bytes(32)
     if not isinstance(value, bytes) or len(value) != 32 or value == ZERO32:
         raise InvalidInput(f"{what} must be 32 non-zero bytes")
+    return value
+
+
+def _new_id(value: bytes | None, what: str, org_id: int) -> bytes:
+    """``value`` checked to be in ``org_id``'s namespace, or a fresh id there."""
+    if value is None:
+        return namespaced_id(org_id)
+    _id32(value, what)
+    if int.from_bytes(value[:_NAMESPACE_BYTES], "big") != org_id:
+        raise InvalidInput(f"{what} must start with this organisation's id ({org_id}, 8 bytes big-endian): "
+                           "ids are in their owner's namespace")
     return value
 
 
@@ -135,12 +164,19 @@ class ActivityRecord(_Model):
 
 
 class Dataset(_Model):
+    """A dataset as the contract holds it. A derived one names its source (``derived_from``); one a recipient
+    derived from another organisation's data names the authorisation it was derived under (``source_plan``);
+    ``control_plan`` is the nearest authorisation of another organisation that governs it (None: nobody's)."""
+
     dataset_id: bytes
     owner_org: int
     latest_version: int
     created_at: int
     destroyed_at: int | None
     destroyed_by: bytes | None
+    derived_from: bytes | None = None
+    source_plan: bytes | None = None
+    control_plan: bytes | None = None
 
 
 class DatasetVersion(_Model):
@@ -201,6 +237,10 @@ class ActivityResult:
         return self.record.activity_id
 
 
+def _or_none(word: bytes) -> bytes | None:
+    return None if bytes(word) == ZERO32 else bytes(word)
+
+
 def _steps_mask(steps: Iterable[Step | int]) -> int:
     mask = 0
     for step in steps:
@@ -234,7 +274,7 @@ class DataSharing:
         """Grant ``recipient_org`` (:data:`PUBLIC` for an open-only authorisation) the ``steps`` on
         ``dataset_id`` until ``expires_at`` (unix seconds) for purpose ``purpose_code``; ``purpose_commitment``
         is the commitment of the off-chain purpose / agreement text (``doc_commitment``). Caller: the owner."""
-        auth = _id32(authorisation_id, "an authorisation id")
+        auth = _new_id(authorisation_id, "an authorisation id", self.client.org_id)
         if len(purpose_commitment) != 32:
             raise InvalidInput("the purpose commitment must be 32 bytes")
         if not 0 <= purpose_code < 1 << 32:
@@ -294,7 +334,7 @@ class DataSharing:
             v = version
         now = self._block_time()
         record = ActivityRecord(
-            activity_id=_id32(activity_id, "an activity id"), step=step, dataset_id=ds, version=v,
+            activity_id=_new_id(activity_id, "an activity id", self.client.org_id), step=step, dataset_id=ds, version=v,
             started_at=now if started_at is None else started_at, ended_at=now if ended_at is None else ended_at,
             plan=plan or ZERO32, recipient_org=recipient_org, informed_by=informed_by or ZERO32,
             detail=detail or ZERO32, staff=staff_address(staff), generated_dataset=generated_dataset or ZERO32,
@@ -304,7 +344,8 @@ class DataSharing:
     def collect(self, *, commitment: bytes, staff: StaffSigner, dataset_id: bytes | None = None,
                 detail: bytes | None = None) -> ActivityResult:
         """Collect a new dataset (version 1, owned by this department) with content ``commitment``."""
-        return self.log_activity(Step.COLLECT, staff=staff, generated_dataset=_id32(dataset_id, "a dataset id"),
+        return self.log_activity(Step.COLLECT, staff=staff,
+                                 generated_dataset=_new_id(dataset_id, "a dataset id", self.client.org_id),
                                  generated_commitment=commitment, detail=detail)
 
     def share(self, dataset_id: bytes, *, recipient_org: int, plan: bytes, staff: StaffSigner,
@@ -324,9 +365,10 @@ class DataSharing:
         dataset instead (owner only), pass ``new_dataset_id=dataset_id``."""
         if step not in (Step.PROCESS, Step.ANALYZE):
             raise InvalidInput(f"{step.label} derives nothing (process, analyze do)")
+        generated = (dataset_id if new_dataset_id == dataset_id
+                     else _new_id(new_dataset_id, "a dataset id", self.client.org_id))
         return self.log_activity(step, staff=staff, dataset_id=dataset_id, version=version, plan=plan,
-                                 informed_by=informed_by, detail=detail,
-                                 generated_dataset=_id32(new_dataset_id, "a dataset id"),
+                                 informed_by=informed_by, detail=detail, generated_dataset=generated,
                                  generated_commitment=commitment)
 
     def settle(self, dataset_id: bytes, *, share_activity: bytes, staff: StaffSigner,
@@ -351,7 +393,14 @@ class DataSharing:
         if not t[0]:
             return None
         return Dataset(dataset_id=dataset_id, owner_org=t[0], latest_version=t[1], created_at=t[2],
-                       destroyed_at=t[3] or None, destroyed_by=bytes(t[4]) if t[3] else None)
+                       destroyed_at=t[3] or None, destroyed_by=bytes(t[4]) if t[3] else None,
+                       derived_from=_or_none(t[5]), source_plan=_or_none(t[6]), control_plan=_or_none(t[7]))
+
+    def frozen(self, dataset_id: bytes) -> bool:
+        """True when an authorisation governing the (derived) dataset was revoked or expired, or the dataset it
+        authorised destroyed: every step but destroy is refused."""
+        (frozen,) = self.client.view(self.contract, "frozen", dataset_id)
+        return bool(frozen)
 
     def dataset_version(self, dataset_id: bytes, version: int) -> DatasetVersion | None:
         (t,) = self.client.view(self.contract, "datasetVersion", dataset_id, version)

@@ -3,7 +3,10 @@ steward, authorisations (the PROV plans) granted and revoked by the owner, and p
 W3C PROV-JSON).
 
 Writes need the data_steward role and the steward's staff key (an OPERATOR of the organisation in Governance);
-reads are open to the dataset's owner, the organisations that received it, regulators and auditors.
+reads are open to the dataset's owner, the organisations that received it, regulators and auditors. Ids given by
+the caller (dataset, new dataset, authorisation) must be in this organisation's namespace (first 8 bytes: its org
+id); left out, the gateway makes them. A dataset derived from another organisation's data stays under that owner's
+control: the dataset view says what it was derived from, under which plan, and whether it is frozen.
 """
 
 from __future__ import annotations
@@ -129,6 +132,11 @@ class DatasetOut(BaseModel):
     latest_version: int
     created_at: int
     destroyed_at: int | None
+    derived_from: str | None = Field(description="the dataset it was derived from (null: collected)")
+    source_plan: str | None = Field(description="the source owner's authorisation it was derived under (null: "
+                                                "derived by the source's owner, or collected)")
+    frozen: bool = Field(description="an authorisation governing it was revoked or expired, or its source "
+                                     "destroyed: only destroy is left")
     recipients: list[int]
     authorisations: list[str]
     events: list[SharingEventOut]
@@ -268,7 +276,10 @@ def get_dataset(who: Anyone, services: ServicesDep, dataset_id: DatasetId,
     indexed = indexer.indexed_block if isinstance(indexer, Indexer) else -1  # before the events: a lower bound
     events = indexer.sharing(dataset_id, limit=limit) if isinstance(indexer, Indexer) else []
     return DatasetOut(dataset_id=_hex(ds), owner_org=dataset.owner_org, latest_version=dataset.latest_version,
-                      created_at=dataset.created_at, destroyed_at=dataset.destroyed_at, recipients=recipients,
+                      created_at=dataset.created_at, destroyed_at=dataset.destroyed_at,
+                      derived_from=None if dataset.derived_from is None else _hex(dataset.derived_from),
+                      source_plan=None if dataset.source_plan is None else _hex(dataset.source_plan),
+                      frozen=sharing.frozen(ds), recipients=recipients,
                       authorisations=[_hex(a) for a in sharing.authorisations_of(ds)],
                       events=[SharingEventOut(**e.to_json()) for e in events], indexed_block=indexed)
 
