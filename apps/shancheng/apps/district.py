@@ -492,13 +492,13 @@ class District:
                 if any(s["mn"] == mn for s in self.state["stations"]):
                     continue
                 self._say(f"registering station {mn} ({name}) ...")
-                password = f"{secrets.randbelow(10**6):06d}"
-                answer = http.post("/api/v1/stations", json={
-                    "mn": mn, "password": password, "st": "22", "name": name, "pollutants": list(POLLUTANTS),
+                answer = http.post("/api/v1/stations", json={  # the gateway generates the password (9 chars)
+                    "mn": mn, "st": "22", "name": name, "pollutants": list(POLLUTANTS),
                     "latitude": lat, "longitude": lon})
                 if answer.status_code != 201:
                     raise ShanchengError(f"registering station {mn} failed: {answer.status_code} "
                                          f"{answer.text[:300]}")
+                password = answer.json()["password"]
                 self.state["stations"].append({"mn": mn, "password": password, "name": name})
                 self._save()
 
