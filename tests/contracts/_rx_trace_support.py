@@ -21,6 +21,7 @@ from shancheng.sdk.domain.prescriptions import (
     rx_transition_message,
     sign_rx_transition,
 )
+from shancheng.sdk.domain.rx_pickup import new_pickup_code, pickup_key_hash, pickup_public_key, sign_pickup
 
 DAY = 86_400
 CST = 8 * 3600  # the rules' clock: China Standard Time, UTC+8
@@ -44,11 +45,22 @@ def move_to_morning(system: Any) -> int:
     return system.advance_time(target - now)
 
 
+def rx_id_in(label: str, org_id: int) -> bytes:
+    """A stand-in prescription id in organisation ``org_id``'s namespace (its id in the first 8 bytes)."""
+    return org_id.to_bytes(8, "big") + sm3(b"test-rx:" + label.encode())[:24]
+
+
 @dataclass
 class RxDriver:
-    """Signs and sends prescription transitions as named staff of named organisations."""
+    """Signs and sends prescription transitions as named staff of named organisations. It keeps the pickup code
+    the hospital gave the patient for each prescription it circulated (``codes``) and claims with it."""
 
     system: Any
+    codes: dict[bytes, str] = field(default_factory=dict)
+
+    def id(self, label: str, org: str = "hospital") -> bytes:
+        """A prescription id of ``org``'s namespace for ``label``."""
+        return rx_id_in(label, self.system.org(org).id)
 
     @property
     def contract(self) -> Any:
@@ -78,6 +90,7 @@ class RxDriver:
         terms: tuple = ORDINARY_TERMS,
         valid_days: int = 3,
         delivery_org: int = 0,
+        pickup_key: bytes | None = None,
     ) -> RxContext:
         """The Context a signature for ``function`` covers, built from the record as the signer sees it and
         the change the transition makes (the contract's own view is not used: the tests prove it agrees)."""
@@ -88,8 +101,10 @@ class RxDriver:
         current = tuple(
             rec[k] for k in ("validDays", "supplyDays", "flags", "longSupplyReason", "maxReptCnt", "minIntervalSeconds")
         )
-        ctx = RxContext(rec["version"], rec["nonce"], rec["reptdCnt"], rec["deliveryOrg"], current)
-        return next_context(transition, ctx, terms=terms, valid_days=valid_days, delivery_org=delivery_org)
+        key = self.contract.functions.pickupKeyOf(rx_id).call()
+        ctx = RxContext(rec["version"], rec["nonce"], rec["reptdCnt"], rec["deliveryOrg"], current, pickup_key_hash(key))
+        return next_context(transition, ctx, terms=terms, valid_days=valid_days, delivery_org=delivery_org,
+                            pickup_key=pickup_key)
 
     def signature(
         self, staff: str, rx_id: bytes, transition: Transition, doc: bytes, context: RxContext
@@ -112,17 +127,28 @@ class RxDriver:
         logistics: str = "logistics",
         context: RxContext | None = None,
         sig: tuple[str, bytes, bytes] | None = None,
+        pickup_code: str | None = None,
+        pickup: tuple[bytes, bytes] | None = None,
     ) -> Any:
         """Send ``function`` from ``sender`` signed by ``staff``; returns the receipt (or raises on revert).
 
         The signature covers ``context`` (default: what the transition authorises, :meth:`context`); ``sig``
-        replaces the signature altogether."""
+        replaces the signature altogether. A circulate or recall sets the pickup key of ``pickup_code`` (default:
+        the code kept for this prescription, a fresh one for a recall) and keeps the code; a claim signs with the
+        kept code (or ``pickup_code``) for the sender's organisation unless ``pickup`` gives the proof."""
         transition = FUNCTION_TRANSITION[function]
         doc = self.doc(f"{function}:{rx_id.hex()}") if doc is None else doc
         delivery_org = self.system.org(logistics).id
+        key = None
+        if function in ("circulate", "recall"):
+            if pickup_code is None:
+                pickup_code = new_pickup_code() if function == "recall" else self.codes.get(rx_id, new_pickup_code())
+            self.codes[rx_id] = pickup_code
+            key = pickup_public_key(rx_id, pickup_code)
         if sig is None:
             if context is None:
-                context = self.context(function, rx_id, terms=terms, valid_days=valid_days, delivery_org=delivery_org)
+                context = self.context(function, rx_id, terms=terms, valid_days=valid_days, delivery_org=delivery_org,
+                                       pickup_key=key)
             sig = self.signature(staff, rx_id, transition, doc, context)
         fn = getattr(self.contract.functions, function)
         if function in ("issue", "reissue"):
@@ -131,9 +157,29 @@ class RxDriver:
             bound = fn(rx_id, valid_days, doc, sig)
         elif function == "consign":
             bound = fn(rx_id, delivery_org, doc, sig)
+        elif key is not None:
+            bound = fn(rx_id, doc, key, sig)
+        elif function == "claim":
+            bound = fn(rx_id, doc, pickup or self.pickup_proof(rx_id, sender, pickup_code), sig)
         else:
             bound = fn(rx_id, doc, sig)
         return self.system.transact(bound, sender)
+
+    def pickup_proof(self, rx_id: bytes, pharmacy: str | int, code: str | None = None, *,
+                     nonce: int | None = None) -> tuple[bytes, bytes]:
+        """The pickup key's signature for ``pharmacy``'s claim (an org name or an org id) at the current nonce."""
+        if isinstance(pharmacy, int):
+            org_id = pharmacy
+        elif pharmacy in self.system.orgs:
+            org_id = self.system.org(pharmacy).id
+        else:  # an account address
+            org_id = int(self.system.governance.functions.orgOfAccount(pharmacy).call())
+        if nonce is None:
+            nonce = int(self.record(rx_id)["nonce"])
+        if code is None:  # a prescription never circulated: any code (the contract refuses the claim first)
+            code = self.codes.get(rx_id) or new_pickup_code()
+        return sign_pickup(rx_id, code, chain_id=self.system.chain_id,
+                           contract=self.contract.address, pharmacy_org=org_id, nonce=nonce)
 
     def events(self, receipt: Any, name: str = "RxTransition") -> list[dict[str, Any]]:
         return self.system.events(receipt, self.contract, name)

@@ -10,9 +10,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from _env_sharing_support import activity_preimage, code8, fixed_key, mn_id, public64, sign_preimage
+from _env_sharing_support import (
+    activity_preimage,
+    code8,
+    fixed_key,
+    mn_id,
+    public64,
+    sign_preimage,
+    station_pop_preimage,
+)
 
 from shancheng.sdk.crypto import sm3
+from shancheng.sdk.domain.datasharing import namespaced_id
 from shancheng.testing import System, build_system, make_pyevm
 
 HOUR = 3600
@@ -30,19 +39,29 @@ def align_time(*systems: System) -> int:
     return target // HOUR
 
 
+def dsl_id(system: System, org: str, label: bytes) -> bytes:
+    """A data-sharing id in ``org``'s namespace (DataSharingLog refuses ids outside the creating org's)."""
+    return namespaced_id(system.org(org).id, sm3(label))
+
+
 def unsigned_script(system: System, hour: int) -> list[int]:
-    """Registry and authorisation calls: no signature check anywhere (the setup's collect is not compared)."""
+    """Registry and authorisation calls: no signature check anywhere (the setup's collect and station registration
+    are not compared)."""
     env, dsl = system.contract("EnvMonitoring"), system.contract("DataSharingLog")
     spec = (MN, 22, 29_557_000, 106_577_000, b"wm7b2".ljust(12, b"\0"), 500103, system.org("monitoring").id,
             public64(fixed_key("station")))
-    now, zero, ds, auth = hour * HOUR, b"\0" * 32, sm3(b"ds"), sm3(b"auth")  # times fixed by the aligned hour
+    now, zero = hour * HOUR, b"\0" * 32  # times fixed by the aligned hour
+    ds, auth = dsl_id(system, "department", b"ds"), dsl_id(system, "department", b"auth")
     operator = system.staff("department_operator")
-    collect = (sm3(b"act"), COLLECT, zero, 0, now - 60, now, zero, 0, zero, sm3(b"d"), operator.address, ds, sm3(b"c"))
+    collect = (dsl_id(system, "department", b"act"), COLLECT, zero, 0, now - 60, now, zero, 0, zero, sm3(b"d"),
+               operator.address, ds, sm3(b"c"))
     r, s = sign_preimage(operator.key, activity_preimage(system.chain_id, dsl.address, collect))
     system.transact(dsl.functions.logActivity(collect, r, s), "department")
     grant = (auth, ds, system.org("department2").id, 1, sm3(b"p"), 1 << SHARE, now + 86400)
-    receipts = [system.transact(env.functions.registerStation(spec), "monitoring"),
-                system.transact(env.functions.deactivateStation(MN), "regulator"),
+    # the registration checks the station key's proof of possession with SM2: set-up, not compared
+    pop = sign_preimage(fixed_key("station"), station_pop_preimage(system.chain_id, env.address, spec[6], MN, spec[7]))
+    system.transact(env.functions.registerStation(spec, pop), "monitoring")
+    receipts = [system.transact(env.functions.deactivateStation(spec[6], MN), "regulator"),
                 system.transact(dsl.functions.grantAuthorisation(grant), "department"),
                 system.transact(dsl.functions.revokeAuthorisation(auth), "department")]
     return [int(r["gasUsed"]) for r in receipts]
@@ -53,7 +72,7 @@ def signed_script(system: System, hour: int) -> list[int]:
     env, dsl = system.contract("EnvMonitoring"), system.contract("DataSharingLog")
     spec = (MN, 22, 29_557_000, 106_577_000, b"wm7b2".ljust(12, b"\0"), 500103, system.org("monitoring").id,
             public64(fixed_key("station")))
-    receipts = [system.transact(env.functions.registerStation(spec), "monitoring")]
+    receipts = [system.transact(env.functions.registerStation(spec, (R, S)), "monitoring")]
     pollutants = [(code8("a34002"), 1, 3, 2, 155), (code8("a34004"), 1, 3, 2, 40)]
     for h in (hour, hour + 3):
         if h > hour:
@@ -61,23 +80,23 @@ def signed_script(system: System, hour: int) -> list[int]:
         batch = (h, sm3(b"root %d" % h), 60, h * HOUR, h * HOUR, 1, pollutants)
         receipts.append(system.transact(env.functions.anchorHour(MN, batch, R, S), "monitoring"))
     staff1, staff2 = system.staff("department_operator").address, system.staff("department2_operator").address
-    ds, auth, zero = sm3(b"ds"), sm3(b"auth"), b"\0" * 32
+    ds, auth, zero = dsl_id(system, "department", b"ds"), dsl_id(system, "department", b"auth"), b"\0" * 32
     now = (hour + 3) * HOUR  # fixed by the aligned hour, not read from the chain: identical calldata
     dept2 = system.org("department2").id
 
     def rec(n: int, step: int, used: bytes, version: int, staff: str, **kw: object) -> tuple:
-        f = {"plan": zero, "recipient": 0, "informed": zero, "gen": zero, "com": zero}
+        f = {"plan": zero, "recipient": 0, "informed": zero, "gen": zero, "com": zero, "org": "department"}
         f.update(kw)
-        return (sm3(b"act %d" % n), step, used, version, now - 60, now, f["plan"], f["recipient"], f["informed"],
-                sm3(b"detail"), staff, f["gen"], f["com"])
+        return (dsl_id(system, str(f["org"]), b"act %d" % n), step, used, version, now - 60, now, f["plan"],
+                f["recipient"], f["informed"], sm3(b"detail"), staff, f["gen"], f["com"])
 
     calls = [
         (dsl.functions.logActivity(rec(1, COLLECT, zero, 0, staff1, gen=ds, com=sm3(b"c")), R, S), "department"),
         (dsl.functions.grantAuthorisation((auth, ds, dept2, 1, sm3(b"p"), 1 << SHARE | 1 << ANALYZE, now + 86400)),
          "department"),
         (dsl.functions.logActivity(rec(2, SHARE, ds, 1, staff1, plan=auth, recipient=dept2), R, S), "department"),
-        (dsl.functions.logActivity(rec(3, ANALYZE, ds, 1, staff2, plan=auth, gen=sm3(b"p"), com=sm3(b"c2")), R, S),
-         "department2"),
+        (dsl.functions.logActivity(rec(3, ANALYZE, ds, 1, staff2, plan=auth, gen=dsl_id(system, "department2", b"p"),
+                                       com=sm3(b"c2"), org="department2"), R, S), "department2"),
         (dsl.functions.revokeAuthorisation(auth), "department"),
         (dsl.functions.logActivity(rec(4, DESTROY, ds, 1, staff1), R, S), "department"),
     ]

@@ -28,6 +28,7 @@ from shancheng.sdk.domain.prescriptions import (
     staff_address,
     verify_rx_transition,
 )
+from shancheng.sdk.domain.rx_pickup import pickup_key_hash, pickup_public_key
 from shancheng.sdk.errors import InvalidSignature
 
 STAFF_PHARMACIST = 1 << 1
@@ -36,10 +37,6 @@ STAFF_COURIER = 1 << 4
 ORG_DISTRIBUTOR = 1 << 3
 ORG_LOGISTICS = 1 << 4
 REPEAT_TERMS = (3, 7, FLAG_REPEAT, 0, 2, 3600)  # 3 days, 2 fills, 1 hour apart
-
-
-def rx_id(label: str) -> bytes:
-    return sm3(b"test-rx:" + label.encode())
 
 
 @pytest.fixture
@@ -76,7 +73,7 @@ def assert_forged_refused(system, rx: RxDriver, send: Callable[[], Any], staff: 
 
 
 def test_in_store_flow_walks_the_state_machine_and_every_event_verifies(system, rx: RxDriver) -> None:
-    rid = rx_id("in-store")
+    rid = rx.id("in-store")
     receipts = rx.to_state(rid, RxState.DISPENSED)
     events = [ev for receipt in receipts for ev in rx.events(receipt)]
     assert [(ev["from"], ev["to"]) for ev in events] == [
@@ -107,7 +104,7 @@ def test_in_store_flow_walks_the_state_machine_and_every_event_verifies(system, 
 
 
 def test_delivery_flow_by_a_logistics_courier(system, rx: RxDriver) -> None:
-    rid = rx_id("delivery")
+    rid = rx.id("delivery")
     rx.to_state(rid, RxState.CHECKED)
     with system.expect_revert("Rx: org is not a logistics provider"):
         rx.call("pickUp", "pharmacy", "pharmacist", rid)
@@ -140,7 +137,7 @@ def test_delivery_flow_by_a_logistics_courier(system, rx: RxDriver) -> None:
 
 
 def test_contract_builds_the_same_message_preimage_as_the_signers(system, rx: RxDriver) -> None:
-    rid, doc = rx_id("preimage"), rx.doc("x")
+    rid, doc = rx.id("preimage"), rx.doc("x")
     ctx = RxContext(7, 12, 2, system.org("logistics").id, (3, 30, FLAG_REPEAT, 1, 3, 3600))
     fns = rx.contract.functions
     on_chain = bytes(fns.transitionPreimage(rid, int(Transition.CHECK), doc, ctx.as_tuple()).call())
@@ -154,16 +151,17 @@ def test_contract_builds_the_same_message_preimage_as_the_signers(system, rx: Rx
             fns.transitionMessage(rid, int(Transition.CHECK), doc, ctx.as_tuple()).call()
     # the contract's view of the next context agrees with the one the signers build from the record
     rx.to_state(rid, RxState.CLAIMED, terms=REPEAT_TERMS)
-    on_chain_ctx = RxContext.from_event(dict(zip(("version", "nonce", "fill", "deliveryOrg", "terms"),
+    on_chain_ctx = RxContext.from_event(dict(zip(("version", "nonce", "fill", "deliveryOrg", "terms", "pickupKey"),
                                                  fns.contextOf(rid).call(), strict=True)))
-    assert on_chain_ctx == rx.context("release", rid) == RxContext(1, 4, 0, 0, REPEAT_TERMS)
+    pickup_key = pickup_key_hash(pickup_public_key(rid, rx.codes[rid]))
+    assert on_chain_ctx == rx.context("release", rid) == RxContext(1, 4, 0, 0, REPEAT_TERMS, pickup_key)
 
 
 # ------------------------------------------------------------------------------ SM2 signatures
 
 
 def test_bad_staff_signature_reverts_on_chain_or_is_recorded_for_off_chain_rejection(system, rx: RxDriver) -> None:
-    rid, doc = rx_id("bad-sig"), rx.doc("issue")
+    rid, doc = rx.id("bad-sig"), rx.doc("issue")
     doctor = system.staff("doctor")
     # signed over the right fields but by a key that is not the doctor's registered key
     impostor = SM2PrivateKey.generate()
@@ -183,7 +181,7 @@ def test_bad_staff_signature_reverts_on_chain_or_is_recorded_for_off_chain_rejec
 
 
 def test_signature_is_bound_to_transition_context_and_document(system, rx: RxDriver) -> None:
-    rid = rx_id("binding")
+    rid = rx.id("binding")
     rx.call("issue", "hospital", "doctor", rid)
     doc = rx.doc("review")
     ctx = rx.context("approve", rid)
@@ -215,7 +213,7 @@ def test_signature_is_bound_to_transition_context_and_document(system, rx: RxDri
 
 
 def test_issue_is_refused_for_every_wrong_actor(system, rx: RxDriver) -> None:
-    rid = rx_id("issue-actors")
+    rid = rx.id("issue-actors")
     stranger = SM2PrivateKey.generate()
     doc = rx.doc("issue")
     unknown = sign_rx_transition(
@@ -225,7 +223,7 @@ def test_issue_is_refused_for_every_wrong_actor(system, rx: RxDriver) -> None:
     cases = [
         ("pharmacy", "doctor", None, "Rx: org is not a hospital"),
         (system.outsider, "doctor", None, "Rx: sender is not a member account"),
-        ("hospital2", "doctor", None, "Rx: staff not of the acting org"),
+        ("hospital2", "doctor2", None, "Rx: id not in the hospital's namespace"),
         ("hospital", "doctor2", None, "Rx: staff not of the acting org"),
         ("hospital", "hospital_operator", None, "Rx: staff lacks the role"),
         ("hospital", "doctor", unknown, "Rx: unknown staff"),
@@ -233,6 +231,8 @@ def test_issue_is_refused_for_every_wrong_actor(system, rx: RxDriver) -> None:
     for sender, staff, sig, reason in cases:
         with system.expect_revert(reason):
             rx.call("issue", sender, staff, rid, doc=doc, sig=sig)
+    with system.expect_revert("Rx: staff not of the acting org"):
+        rx.call("issue", "hospital2", "doctor", rx.id("issue-actors", "hospital2"), doc=doc)
     system.transact(system.governance.functions.deactivateStaff(system.staff("doctor_b").address), "hospital")
     with system.expect_revert("Rx: staff not active"):
         rx.call("issue", "hospital", "doctor_b", rid, doc=doc)
@@ -260,7 +260,7 @@ def test_issue_is_refused_for_every_wrong_actor(system, rx: RxDriver) -> None:
 )
 def test_issue_terms_are_refused_when_they_break_a_rule(system, rx: RxDriver, terms, reason) -> None:
     with system.expect_revert(reason):
-        rx.call("issue", "hospital", "doctor", rx_id("terms"), terms=terms)
+        rx.call("issue", "hospital", "doctor", rx.id("terms"), terms=terms)
 
 
 def test_issue_terms_within_the_rules_are_accepted(system, rx: RxDriver) -> None:
@@ -273,7 +273,7 @@ def test_issue_terms_within_the_rules_are_accepted(system, rx: RxDriver) -> None
         REPEAT_TERMS,
     ]
     for i, terms in enumerate(allowed):
-        rid = rx_id(f"terms-ok-{i}")
+        rid = rx.id(f"terms-ok-{i}")
         receipt = rx.call("issue", "hospital", "doctor", rid, terms=terms)
         (ev,) = rx.events(receipt, "RxTerms")
         got = ev["terms"]
@@ -282,7 +282,7 @@ def test_issue_terms_within_the_rules_are_accepted(system, rx: RxDriver) -> None
 
 
 def test_no_personal_data_only_commitments_on_chain(system, rx: RxDriver) -> None:
-    rid = rx_id("privacy")
+    rid = rx.id("privacy")
     doc = sm3(b"salt" + "张三 110101199001011234 高血压".encode())
     receipt = rx.call("issue", "hospital", "doctor", rid, doc=doc)
     tx = system.w3.eth.get_transaction(receipt["transactionHash"])
@@ -294,7 +294,7 @@ def test_no_personal_data_only_commitments_on_chain(system, rx: RxDriver) -> Non
 
 
 def test_review_is_refused_for_every_wrong_actor(system, rx: RxDriver) -> None:
-    rid = rx_id("review-actors")
+    rid = rx.id("review-actors")
     with system.expect_revert("Rx: unknown prescription"):
         rx.call("approve", "pharmacy", "pharmacist", rid)
     rx.call("issue", "hospital", "doctor", rid)
@@ -319,7 +319,7 @@ def test_review_is_refused_for_every_wrong_actor(system, rx: RxDriver) -> None:
 
 
 def test_rejected_prescription_is_reissued_as_a_new_version_and_reviewed_again(system, rx: RxDriver) -> None:
-    rid = rx_id("reissue")
+    rid = rx.id("reissue")
     rx.call("issue", "hospital", "doctor", rid)
     with system.expect_revert("Rx: not rejected"):
         rx.call("reissue", "hospital", "doctor", rid)
@@ -357,7 +357,7 @@ def test_rejected_prescription_is_reissued_as_a_new_version_and_reviewed_again(s
 
 
 def test_circulate_only_by_the_issuing_hospital(system, rx: RxDriver) -> None:
-    rid = rx_id("circulate")
+    rid = rx.id("circulate")
     rx.call("issue", "hospital", "doctor", rid)
     with system.expect_revert("Rx: not approved"):
         rx.call("circulate", "hospital", "doctor", rid)
@@ -371,7 +371,7 @@ def test_circulate_only_by_the_issuing_hospital(system, rx: RxDriver) -> None:
 
 
 def test_claim_locks_to_the_pharmacy_until_it_releases(system, rx: RxDriver) -> None:
-    rid = rx_id("claim")
+    rid = rx.id("claim")
     rx.to_state(rid, RxState.APPROVED)
     with system.expect_revert("Rx: not circulating"):
         rx.call("claim", "pharmacy", "pharmacist", rid)
@@ -403,7 +403,7 @@ def test_claim_locks_to_the_pharmacy_until_it_releases(system, rx: RxDriver) -> 
 
 
 def test_dispensing_and_checking_need_different_people(system, rx: RxDriver) -> None:
-    rid = rx_id("four-checks")
+    rid = rx.id("four-checks")
     rx.to_state(rid, RxState.CLAIMED)
     with system.expect_revert("Rx: not dispensing"):
         rx.call("check", "pharmacy", "checker", rid)
@@ -434,7 +434,7 @@ def test_dispensing_and_checking_need_different_people(system, rx: RxDriver) -> 
 
 
 def test_single_use_prescription_cannot_be_dispensed_twice(system, rx: RxDriver) -> None:
-    rid = rx_id("single-use")
+    rid = rx.id("single-use")
     rx.to_state(rid, RxState.DISPENSED)
     with system.expect_revert("Rx: already dispensed"):
         rx.call("dispense", "pharmacy", "dispenser", rid)
@@ -446,7 +446,7 @@ def test_single_use_prescription_cannot_be_dispensed_twice(system, rx: RxDriver)
 
 
 def test_repeat_prescription_fills_up_to_its_count_with_the_minimum_interval(system, rx: RxDriver) -> None:
-    rid = rx_id("repeat")
+    rid = rx.id("repeat")
     rx.to_state(rid, RxState.DISPENSED, terms=REPEAT_TERMS)
     first_fill = rx.record(rid)["lastFillAt"]
     with system.expect_revert("Rx: repeat interval not reached"):
@@ -472,7 +472,7 @@ def test_repeat_prescription_fills_up_to_its_count_with_the_minimum_interval(sys
 
 
 def test_repeat_fill_continues_at_the_same_pharmacy(system, rx: RxDriver) -> None:
-    rid = rx_id("repeat-same")
+    rid = rx.id("repeat-same")
     rx.to_state(rid, RxState.DISPENSED, terms=REPEAT_TERMS)
     system.advance_time(3600)
     with system.expect_revert("Rx: not the claiming pharmacy"):
@@ -488,7 +488,7 @@ def test_repeat_fill_continues_at_the_same_pharmacy(system, rx: RxDriver) -> Non
 
 @pytest.mark.parametrize("state", [RxState.SIGNED, RxState.APPROVED, RxState.CIRCULATED, RxState.CLAIMED])
 def test_prescribing_doctor_revokes_before_dispensing(system, rx: RxDriver, state: RxState) -> None:
-    rid = rx_id(f"revoke-{state.name}")
+    rid = rx.id(f"revoke-{state.name}")
     rx.to_state(rid, state)
     with system.expect_revert("Rx: only the prescribing doctor"):
         rx.call("revoke", "hospital", "doctor_b", rid)
@@ -507,7 +507,7 @@ def test_prescribing_doctor_revokes_before_dispensing(system, rx: RxDriver, stat
 
 
 def test_revoke_is_refused_once_dispensing_started(system, rx: RxDriver) -> None:
-    rid = rx_id("revoke-late")
+    rid = rx.id("revoke-late")
     rx.to_state(rid, RxState.DISPENSING)
     with system.expect_revert("Rx: cannot revoke after dispensing"):
         rx.call("revoke", "hospital", "doctor", rid)
@@ -517,7 +517,7 @@ def test_revoke_is_refused_once_dispensing_started(system, rx: RxDriver) -> None
 
 
 def test_validity_ends_at_midnight_of_the_issue_day_and_anyone_may_expire(system, rx: RxDriver) -> None:
-    rid = rx_id("expiry")
+    rid = rx.id("expiry")
     receipt = rx.call("issue", "hospital", "doctor", rid)
     issued_at = system.w3.eth.get_block(receipt["blockNumber"])["timestamp"]
     (terms,) = rx.events(receipt, "RxTerms")
@@ -547,7 +547,7 @@ def test_validity_ends_at_midnight_of_the_issue_day_and_anyone_may_expire(system
 
 
 def test_doctor_extends_validity_to_at_most_three_days(system, rx: RxDriver) -> None:
-    rid = rx_id("extend")
+    rid = rx.id("extend")
     receipt = rx.call("issue", "hospital", "doctor", rid)
     (terms,) = rx.events(receipt, "RxTerms")
     end_1 = terms["validEnd"]
@@ -573,7 +573,7 @@ def test_doctor_extends_validity_to_at_most_three_days(system, rx: RxDriver) -> 
 
 
 def test_a_fill_under_way_completes_after_validity_but_cannot_be_expired(system, rx: RxDriver) -> None:
-    rid = rx_id("in-flight")
+    rid = rx.id("in-flight")
     rx.to_state(rid, RxState.DISPENSING)
     system.advance_time(2 * DAY)
     with system.expect_revert("Rx: cannot expire in this state"):
@@ -584,7 +584,7 @@ def test_a_fill_under_way_completes_after_validity_but_cannot_be_expired(system,
 
 
 def test_repeat_prescription_with_fills_left_expires_after_validity(system, rx: RxDriver) -> None:
-    rid = rx_id("repeat-expiry")
+    rid = rx.id("repeat-expiry")
     rx.to_state(rid, RxState.DISPENSED, terms=REPEAT_TERMS)
     system.advance_time(3 * DAY)
     with system.expect_revert("Rx: validity ended"):
@@ -594,7 +594,7 @@ def test_repeat_prescription_with_fills_left_expires_after_validity(system, rx: 
 
 
 def test_suspended_pharmacy_cannot_act(system, rx: RxDriver) -> None:
-    rid = rx_id("suspended")
+    rid = rx.id("suspended")
     rx.to_state(rid, RxState.CIRCULATED)
     gov = system.governance
     target = system.org("pharmacy2").id
@@ -616,7 +616,7 @@ def test_suspended_pharmacy_cannot_act(system, rx: RxDriver) -> None:
 def test_hole6_doctor_signature_cannot_extend_validity_twice(system, rx: RxDriver) -> None:
     """Issue 8, hole 6: one extension signature extended validity twice. It now covers the new validity and
     the nonce: it extends once, to the length the doctor chose."""
-    rid = rx_id("hole6-extend")
+    rid = rx.id("hole6-extend")
     rx.call("issue", "hospital", "doctor", rid)  # valid 1 day
     doc = rx.doc("extend")
     to_two = rx.signature("doctor", rid, Transition.EXTEND, doc, rx.context("extendValidity", rid, valid_days=2))
@@ -643,7 +643,7 @@ def test_hole6_doctor_signature_cannot_extend_validity_twice(system, rx: RxDrive
 def test_hole6_fill_signatures_cannot_be_replayed_for_later_fills(system, rx: RxDriver) -> None:
     """Issue 8, hole 6: fills 2 and 3 of a 3-fill prescription were recorded by the pharmacy account alone,
     replaying fill 1's signatures (bypassing checker != dispenser). Signatures now cover the fill and the nonce."""
-    rid = rx_id("hole6-fills")
+    rid = rx.id("hole6-fills")
     rx.to_state(rid, RxState.CLAIMED, terms=(3, 7, FLAG_REPEAT, 0, 3, 3600))
     fill_1 = {}
     for function, staff in (("dispense", "dispenser"), ("check", "checker"), ("handOver", "pharmacist")):
@@ -673,7 +673,7 @@ def test_hole6_fill_signatures_cannot_be_replayed_for_later_fills(system, rx: Rx
 
 def test_hole6_no_signature_is_accepted_twice(system, rx: RxDriver) -> None:
     """Issue 8, hole 6: a claim signed once cannot claim again after a release (the nonce moved on)."""
-    rid = rx_id("hole6-nonce")
+    rid = rx.id("hole6-nonce")
     rx.to_state(rid, RxState.CIRCULATED)
     doc = rx.doc("claim")
     sig = rx.signature("pharmacist", rid, Transition.CLAIM, doc, rx.context("claim", rid))
@@ -687,7 +687,7 @@ def test_hole6_no_signature_is_accepted_twice(system, rx: RxDriver) -> None:
 def test_hole6_issue_terms_the_doctor_did_not_sign_are_refused(system, rx: RxDriver) -> None:
     """Issue 8, hole 6: issue accepted maxReptCnt 255 and supplyDays 200 that the doctor never signed; the
     signature now covers every term (and a re-issue's new terms)."""
-    rid = rx_id("hole6-terms")
+    rid = rx.id("hole6-terms")
     doc = rx.doc("issue")
     signed = rx.signature("doctor", rid, Transition.ISSUE, doc, rx.context("issue", rid, terms=ORDINARY_TERMS))
     inflated = (1, 200, FLAG_REPEAT, 1, 255, 0)  # within the rules, with a long-supply reason: only the signature stops it
@@ -716,7 +716,7 @@ def test_hole6_only_the_logistics_org_the_pharmacy_named_picks_up(system, rx: Rx
     pharmacy now names the org in a signed transition (consign) and only that org picks up and delivers."""
     change_roles(system, "distributor", ORG_DISTRIBUTOR | ORG_LOGISTICS)  # a second logistics provider
     system.register_staff("courier_b", "distributor", STAFF_COURIER)
-    rid = rx_id("hole6-logistics")
+    rid = rx.id("hole6-logistics")
     rx.to_state(rid, RxState.CHECKED)
     with system.expect_revert("Rx: no logistics org named"):
         rx.call("pickUp", "distributor", "courier_b", rid)
