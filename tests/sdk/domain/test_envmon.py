@@ -16,6 +16,7 @@ from shancheng.sdk.client import Contract, Receipt
 from shancheng.sdk.crypto import SM2PrivateKey
 from shancheng.sdk.domain import DomainError, DomainRefused
 from shancheng.sdk.domain._common import receipt_events
+from shancheng.sdk.domain.env_messages import mn_bytes
 from shancheng.sdk.domain.envmon import (
     CHINA_STANDARD_TIME,
     EnvMonitoring,
@@ -24,7 +25,6 @@ from shancheng.sdk.domain.envmon import (
     StationSpec,
     _gap,
     hour_of,
-    mn_bytes,
     readings_root,
 )
 from shancheng.sdk.envmon.hj212 import CP, Packet, parse_frame
@@ -124,7 +124,7 @@ def register(env: EnvMonitoring, key: SM2PrivateKey, st_type: int = 22) -> tuple
     mn = new_mn()
     station = env.register_station(StationSpec(mn=mn, st_type=st_type, latitude=Decimal("29.557"),
                                                longitude=Decimal("106.577"), geohash="wm7b2", area_code=500103,
-                                               public_key=key.public_key().to_bytes()))
+                                               public_key=key.public_key().to_bytes()), station_key=key)
     assert (station.mn, station.operator_org, station.active, station.area_code) == (
         mn, env.client.org_id, True, 500103)
     assert (station.latitude, station.longitude, station.geohash) == (Decimal("29.557"), Decimal("106.577"), "wm7b2")
@@ -205,7 +205,9 @@ def test_a_wrong_station_key_is_refused_readably_and_rotation_moves_the_key(env:
         env.anchor_hour(mn, batch, station_key=other)
     assert refused.value.reason == "Env: invalid station signature"
     assert "\n" not in str(refused.value) and "Env: invalid station signature" in str(refused.value)
-    env.rotate_station_key(mn, new_key=rotated)
+    with pytest.raises(DomainRefused, match="Env: invalid old key consent"):
+        env.rotate_station_key(mn, old_key=other, new_key=rotated)  # the operator alone cannot swap the device key
+    env.rotate_station_key(mn, old_key=key, new_key=rotated)
     assert env.station(mn).public_key == rotated.public_key().to_bytes()[1:]  # type: ignore[union-attr]
     with pytest.raises(DomainRefused, match="invalid station signature"):
         env.anchor_hour(mn, batch, station_key=key)  # the old key no longer signs
@@ -225,13 +227,16 @@ def test_deactivated_and_unknown_stations(env: EnvMonitoring) -> None:
         env.anchor_hour(mn, HourBatch.from_packets(mn, hour, hour_packets(mn, hour)), station_key=key)
     with pytest.raises(DomainRefused, match="Env: station already registered"):
         env.register_station(StationSpec(mn=mn, st_type=22, latitude=Decimal(0), longitude=Decimal(0),
-                                         public_key=key.public_key().to_bytes()))
+                                         public_key=key.public_key().to_bytes()), station_key=key)
     unknown = new_mn()
     assert env.station(unknown) is None and env.anchor_of(unknown, hour) is None
     assert env.last_anchored_hour(unknown) is None
     with pytest.raises(DomainError, match="unknown station"):
         env.missing_hours(unknown)
-    assert mn in env.stations()
+    assert (env.client.org_id, mn) in env.stations()
+    with pytest.raises(InvalidInput, match="not the key being registered"):
+        env.register_station(StationSpec(mn=new_mn(), st_type=22, latitude=Decimal(0), longitude=Decimal(0),
+                                          public_key=key.public_key().to_bytes()), station_key=SM2PrivateKey.generate())
 
 
 def test_gap_logs_decode_as_typed_events() -> None:
@@ -240,7 +245,8 @@ def test_gap_logs_decode_as_typed_events() -> None:
     contract = Contract.load("EnvMonitoring", address="0x" + "00" * 19 + "07")
     mn = new_mn()
     log = {"address": contract.address_hex, "topics": ["0x" + contract.event_topic("Gap").hex(),
-                                                       "0x" + mn_bytes(mn).ljust(32, b"\0").hex()],
+                                                       "0x" + mn_bytes(mn).ljust(32, b"\0").hex(),
+                                                       "0x" + (7).to_bytes(32, "big").hex()],  # the operator org
            "data": "0x" + encode(["uint64", "uint64"], [480_000, 480_002]).hex(), "blockNumber": "0x2a",
            "logIndex": "0x0", "transactionHash": "0x" + "ab" * 32}
     receipt = Receipt(bytes(32), 42, bytes(32), 0, 1, 21000, (log,), None)

@@ -28,6 +28,8 @@ from shancheng.sdk.domain import (
     staff_address,
     verify_rx_transition,
 )
+from shancheng.sdk.domain.prescriptions import new_rx_id
+from shancheng.sdk.domain.rx_pickup import InvalidPickupCode, new_pickup_code
 
 pytestmark = pytest.mark.network
 
@@ -77,8 +79,9 @@ class World:
     def to_claimed(self, **changes: Any) -> bytes:
         rid = self.hospital.issue(document(**changes), doctor=self.doctor).rx_id
         self.pharmacy.approve(rid, REVIEW, pharmacist=self.pharmacist)
-        self.hospital.circulate(rid, staff=self.doctor)
-        self.pharmacy.claim(rid, staff=self.pharmacist)
+        code = self.hospital.circulate(rid, staff=self.doctor).pickup_code
+        assert code is not None
+        self.pharmacy.claim(rid, code, staff=self.pharmacist)
         return rid
 
     def to_checked(self, **changes: Any) -> bytes:
@@ -105,13 +108,18 @@ def test_a_prescription_walks_issue_to_dispensed_and_history_names_every_actor(w
     rx = Prescription.parse(document())
     issued = world.hospital.issue(rx, doctor=world.doctor)
     rid = issued.rx_id
-    assert rid == rx_id_of(world.hospital.client.org_id, rx.hosp_rxno)
+    # the id is in the hospital's namespace and not derived from anything a rival could know
+    assert rid[:8] == world.hospital.client.org_id.to_bytes(8, "big")
+    assert rid != rx_id_of(world.hospital.client.org_id, rx.hosp_rxno)
     assert issued.state is RxState.SIGNED and issued.salt is not None
     assert issued.doc_commitment == doc_commitment(rx, issued.salt), "the chain holds the document's commitment"
+    approved = world.pharmacy.approve(rid, REVIEW, pharmacist=world.pharmacist)
+    circulated = world.hospital.circulate(rid, staff=world.doctor)
+    assert circulated.pickup_code is not None and len(circulated.pickup_code) == 19  # XXXX-XXXX-XXXX-XXXX
     steps = [
-        world.pharmacy.approve(rid, REVIEW, pharmacist=world.pharmacist),
-        world.hospital.circulate(rid, staff=world.doctor),
-        world.pharmacy.claim(rid, staff=world.pharmacist),
+        approved,
+        circulated,
+        world.pharmacy.claim(rid, circulated.pickup_code.lower(), staff=world.pharmacist),
         world.pharmacy.dispense(rid, dispenser=world.dispenser),
         world.pharmacy.check(rid, checker=world.checker),
         world.pharmacy.hand_over(rid, staff=world.pharmacist),
@@ -258,7 +266,7 @@ def test_a_signature_by_an_unregistered_key_is_refused(world: World) -> None:
 def test_a_transition_from_the_wrong_state_is_refused(world: World) -> None:
     rid = world.hospital.issue(document(), doctor=world.doctor).rx_id
     with pytest.raises(DomainRefused, match="Rx: not circulating"):
-        world.pharmacy.claim(rid, staff=world.pharmacist)
+        world.pharmacy.claim(rid, new_pickup_code(), staff=world.pharmacist)
     with pytest.raises(DomainRefused, match="Rx: already exists"):
         world.hospital.issue(document(), doctor=world.doctor, rx_id=rid)
 
@@ -320,11 +328,36 @@ def test_signed_steps_are_unsupported_on_a_chain_without_the_gm_precompile() -> 
         try:
             assert not client.capabilities.gm_precompile
             flow = Prescriptions(client)
-            rid = rx_id_of(client.org_id, "RX-ANVIL")
+            rid = new_rx_id(client.org_id)
             assert flow.state(rid) is RxState.NONE, "reads work on any chain"
             height = client.block_number()
             with pytest.raises(UnsupportedOnChain, match="unsupported on this chain.*no GM precompile"):
-                flow.issue(document(hosp_rxno="RX-ANVIL"), doctor=SM2PrivateKey.generate())
+                flow.issue(document(hosp_rxno="RX-ANVIL"), doctor=SM2PrivateKey.generate(), rx_id=rid)
             assert client.block_number() == height and flow.state(rid) is RxState.NONE
         finally:
             client.close()
+
+
+def test_only_the_pharmacy_given_the_pickup_code_claims_and_the_hospital_may_recall(world: World) -> None:
+    rid = world.hospital.issue(document(), doctor=world.doctor).rx_id
+    world.pharmacy.approve(rid, REVIEW, pharmacist=world.pharmacist)
+    code = world.hospital.circulate(rid, staff=world.doctor).pickup_code
+    assert code is not None
+    with pytest.raises(DomainRefused, match="Rx: wrong pickup code"):
+        world.pharmacy.claim(rid, new_pickup_code(), staff=world.pharmacist)
+    with pytest.raises(InvalidPickupCode):
+        world.pharmacy.claim(rid, "12345", staff=world.pharmacist)
+    world.pharmacy.claim(rid, code, staff=world.pharmacist)
+    recalled = world.hospital.recall(rid, staff=world.doctor)
+    assert recalled.state is RxState.CIRCULATED and recalled.pickup_code not in (None, code)
+    assert world.hospital.get(rid).pharmacy_org == 0
+    with pytest.raises(DomainRefused, match="Rx: wrong pickup code"):
+        world.pharmacy.claim(rid, code, staff=world.pharmacist)  # the old code stopped working
+    assert recalled.pickup_code is not None
+    assert world.pharmacy.claim(rid, recalled.pickup_code, staff=world.pharmacist).state is RxState.CLAIMED
+
+
+def test_a_hospital_issues_only_in_its_own_namespace(world: World) -> None:
+    rival_id = new_rx_id(world.pharmacy.client.org_id)
+    with pytest.raises(DomainRefused, match="Rx: id not in the hospital's namespace"):
+        world.hospital.issue(document(), doctor=world.doctor, rx_id=rival_id)

@@ -16,10 +16,8 @@ packets checks them against the chain with :meth:`EnvMonitoring.verify_hour`.
 
 Recipes (what is signed, what is committed):
 
-- **Anchor message**: the station's SM2 key (default user ID) signs M = SM3(``anchor_preimage``) with
-  ``anchor_preimage = abi.encode(ANCHOR_TAG, chain id, contract, mn, batch)``, ``ANCHOR_TAG =
-  keccak256("shancheng.env.HourlyBatch.v1")`` (as the contract's ``anchorPreimage`` view).
-- **Key rotation**: the new key signs M = SM3(abi.encode(KEY_ROTATION_TAG, chain id, contract, mn, old key)).
+- **Stations** live in their operator organisation's namespace (reads default to the client's own); registration,
+  anchor and key-rotation messages: :mod:`shancheng.sdk.domain.env_messages`.
 - **Readings commitment** (``merkleRoot``): one leaf per distinct reading, the HJ 212 data segment exactly as
   received (``Packet.data()``: what the frame's CRC covers), leaves ordered by (DataTime, QN, bytes), identical
   re-sent packets counted once; the root is the RFC 9162 tree over SM3 (:mod:`shancheng.sdk.merkle`).
@@ -27,7 +25,10 @@ Recipes (what is signed, what is committed):
 - **Summaries**: per pollutant over the readings whose flag is ``N`` (or absent): CN 2011 uses ``-Rtd``, CN
   2051/2061 ``-Avg`` (and ``-Min``/``-Max`` where given); values x 1000 as integers (min rounded down, max up,
   average half-even). IAQI of the hour's average on the HJ 633 1 h breakpoints (PM on 24 h), table
-  ``HJ633_2012`` (contract table 1) by default; other codes (temperature, noise...) have IAQI 0.
+  ``HJ633_2012`` (contract table 1) by default; other codes (temperature, noise...) have IAQI 0. Values that
+  cannot be scored (``-9999``, a negative concentration, a non-number: :mod:`shancheng.sdk.envmon.values`) are
+  left out like flagged ones; SO2 above 800 µg/m³ with no 24 h average given scores the hour's average on the
+  24 h breakpoints.
 """
 
 from __future__ import annotations
@@ -36,17 +37,16 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Literal
 
-from eth_abi.abi import encode
-from eth_hash.auto import keccak
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..client import Client, Contract, JsonRpcError, Receipt
-from ..crypto import SM2PublicKey, sm3
+from ..crypto import sm3
 from ..envmon.aqi import HJ212_POLLUTANTS, AQIError, iaqi
 from ..envmon.hj212 import HJ212Error, Packet, parse_frame
+from ..envmon.values import scored_value
 from ..errors import InvalidInput, InvalidSignature, VerificationError
 from ..merkle import MerkleTree
 from ._common import (
@@ -59,14 +59,19 @@ from ._common import (
     sign_staff_message,
     verify_preimage_signature,
 )
+from .env_messages import (
+    anchor_preimage,
+    code8,
+    key_rotation_preimage,
+    mn_bytes,
+    mn_text,
+    public_key64,
+    station_pop_preimage,
+)
 
 __all__ = [
-    "ANCHOR_TAG",
     "CHINA_STANDARD_TIME",
-    "HOURLY_BATCH_TYPE",
     "IAQI_TABLES",
-    "KEY_ROTATION_TAG",
-    "POLLUTANT_TYPE",
     "AnchorResult",
     "EnvMonitoring",
     "Exceedance",
@@ -79,20 +84,11 @@ __all__ = [
     "PollutantSummary",
     "Station",
     "StationSpec",
-    "anchor_preimage",
-    "code8",
     "hour_of",
-    "key_rotation_preimage",
-    "mn_bytes",
-    "public_key64",
     "readings_root",
     "verify_preimage_signature",
 ]
 
-ANCHOR_TAG = keccak(b"shancheng.env.HourlyBatch.v1")
-KEY_ROTATION_TAG = keccak(b"shancheng.env.station-key-rotation.v1")
-POLLUTANT_TYPE = "(bytes8,int64,int64,int64,uint16)"
-HOURLY_BATCH_TYPE = f"(uint64,bytes32,uint32,uint64,uint64,uint8,{POLLUTANT_TYPE}[])"
 #: HJ 633 breakpoint tables by name (:mod:`shancheng.sdk.envmon.aqi`) and their number in the contract
 IAQI_TABLES: dict[str, int] = {"HJ633_2012": 1, "HJ633_2026": 2}
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
@@ -103,58 +99,6 @@ _DATA_CNS = {"2011": "Rtd", "2051": "Avg", "2061": "Avg"}
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 _ST_TYPES = (21, 22, 23, 31, 32)
 _GEOHASH = set("0123456789bcdefghjkmnpqrstuvwxyz")
-
-
-# ------------------------------------------------------------------------------------------------ recipes
-
-
-def mn_bytes(mn: str) -> bytes:
-    """The ``bytes24`` station key of an HJ 212 MN: 1-24 ASCII letters/digits, zero-padded on the right."""
-    if not isinstance(mn, str) or not 1 <= len(mn) <= 24 or not mn.isascii() or not mn.isalnum():
-        raise InvalidInput(f"MN {str(mn)[:40]!r} is not 1-24 ASCII letters or digits (HJ 212)")
-    return mn.encode("ascii").ljust(24, b"\0")
-
-
-def _mn_text(raw: bytes) -> str:
-    return bytes(raw).rstrip(b"\0").decode("ascii", "replace")
-
-
-def code8(code: str) -> bytes:
-    """The ``bytes8`` form of an HJ 212 pollutant code such as ``a34004`` (ASCII, zero-padded)."""
-    if not isinstance(code, str) or not 1 <= len(code) <= 8 or not code.isascii() or not code.isprintable():
-        raise InvalidInput(f"pollutant code {str(code)[:20]!r} is not 1-8 printable ASCII characters")
-    return code.encode("ascii").ljust(8, b"\0")
-
-
-def _address(contract: bytes | str) -> bytes:
-    if isinstance(contract, str):
-        try:
-            contract = bytes.fromhex(contract.removeprefix("0x"))
-        except ValueError:
-            raise InvalidInput("a contract address must be 0x and 40 hex digits") from None
-    if len(contract) != 20:
-        raise InvalidInput("a contract address must be 20 bytes")
-    return bytes(contract)
-
-
-def anchor_preimage(chain_id: int, contract: bytes | str, mn: bytes, batch: tuple[Any, ...]) -> bytes:
-    """abi.encode(ANCHOR_TAG, chain id, contract, mn, batch): the station signs M = SM3 of these bytes."""
-    return encode(["bytes32", "uint256", "address", "bytes24", HOURLY_BATCH_TYPE],
-                  [ANCHOR_TAG, chain_id, _address(contract), mn, batch])
-
-
-def key_rotation_preimage(chain_id: int, contract: bytes | str, mn: bytes, old_public_key: bytes) -> bytes:
-    """What a new station key signs (M = SM3 of these bytes) to replace ``old_public_key`` (64 bytes x||y)."""
-    return encode(["bytes32", "uint256", "address", "bytes24", "bytes"],
-                  [KEY_ROTATION_TAG, chain_id, _address(contract), mn, old_public_key])
-
-
-def public_key64(key: StaffSigner | SM2PublicKey | bytes) -> bytes:
-    """A station key as the contract stores it: 64 bytes x||y (from a signer, a public key, or 64/65 bytes)."""
-    if isinstance(key, bytes | bytearray):
-        return SM2PublicKey.from_bytes(bytes(key) if len(key) != 64 else b"\x04" + bytes(key)).to_bytes()[1:]
-    pub = key if isinstance(key, SM2PublicKey) else key.public_key()
-    return pub.to_bytes()[1:]
 
 
 def hour_of(packet: Packet, *, tz: tzinfo = CHINA_STANDARD_TIME) -> int:
@@ -270,16 +214,6 @@ class PollutantSummary(_Model):
                    avg_milli=t[3], iaqi=t[4])
 
 
-def _milli(value: str, what: str) -> Decimal:
-    try:
-        number = Decimal(value)
-    except InvalidOperation:
-        raise InvalidInput(f"{what}: {value[:20]!r} is not a number") from None
-    if not number.is_finite():
-        raise InvalidInput(f"{what}: {value[:20]!r} is not a finite number")
-    return number * 1000
-
-
 class HourBatch(_Model):
     """One station-hour as anchored (the contract's ``HourlyBatch``), built with :meth:`from_packets`."""
 
@@ -364,15 +298,15 @@ def _summaries(packets: Sequence[Packet], table: str, so2_24h: Decimal | str | N
         flags = packet.cp.values("Flag")
         mins, maxs = packet.cp.values("Min"), packet.cp.values("Max")
         for code, text in packet.cp.values(kind).items():
-            if flags.get(code, "N") != "N":
-                continue  # maintenance, fault, calibration...: committed in the root, not scored
-            what = f"packet {packet.qn} {code}-{kind}"
-            value = _milli(text, what)
-            values.setdefault(code, []).append(value)
-            lows.setdefault(code, []).append(_milli(mins[code], what) if code in mins else value)
-            highs.setdefault(code, []).append(_milli(maxs[code], what) if code in maxs else value)
+            value = scored_value(code, text) if flags.get(code, "N") == "N" else None
+            if value is None:
+                continue  # flagged (maintenance, fault...), missing or unusable: committed in the root, not scored
+            low, high = scored_value(code, mins.get(code, "")), scored_value(code, maxs.get(code, ""))
+            values.setdefault(code, []).append(value * 1000)
+            lows.setdefault(code, []).append((value if low is None else low) * 1000)
+            highs.setdefault(code, []).append((value if high is None else high) * 1000)
     if not values:
-        raise InvalidInput("no reading with a normal (N) flag to summarise")
+        raise InvalidInput("no value to summarise (every value is flagged other than N, -9999 or unusable)")
     if len(values) > MAX_POLLUTANTS:
         raise InvalidInput(f"{len(values)} pollutants in one hour; the contract takes at most {MAX_POLLUTANTS}")
     out = []
@@ -384,8 +318,9 @@ def _summaries(packets: Sequence[Packet], table: str, so2_24h: Decimal | str | N
         if code in HJ212_POLLUTANTS:
             name = HJ212_POLLUTANTS[code]
             try:
+                # SO2 above 800 with no 24 h average given: the hour's average on the 24 h breakpoints
                 score = iaqi(name, "1h", avg / 1000, version=table,
-                             fallback=so2_24h if name == "SO2" else None)
+                             fallback=(avg / 1000 if so2_24h is None else so2_24h) if name == "SO2" else None)
             except AQIError as exc:
                 raise InvalidInput(f"{code} ({name}): {exc}") from None
         out.append(PollutantSummary(code=code, min_milli=lo, max_milli=hi, avg_milli=mean, iaqi=score))
@@ -478,7 +413,7 @@ class HourMismatch(VerificationError):
 
 def _anchored(event: ChainEvent) -> HourAnchored:
     a = event.args
-    mn = _mn_text(a["mn"])
+    mn = mn_text(a["mn"])
     return HourAnchored(mn=mn, hour=a["hour"], batch=HourBatch.from_abi(mn, a["batch"]), aqi=a["aqi"],
                         r=bytes(a["r"]), s=bytes(a["s"]), signature_verified=a["signatureVerified"],
                         block_number=event.block_number, transaction_hash=event.transaction_hash)
@@ -486,12 +421,12 @@ def _anchored(event: ChainEvent) -> HourAnchored:
 
 def _gap(event: ChainEvent) -> Gap:
     a = event.args
-    return Gap(mn=_mn_text(a["mn"]), from_hour=a["fromHour"], to_hour=a["toHour"], block_number=event.block_number)
+    return Gap(mn=mn_text(a["mn"]), from_hour=a["fromHour"], to_hour=a["toHour"], block_number=event.block_number)
 
 
 def _exceedance(event: ChainEvent) -> Exceedance:
     a = event.args
-    return Exceedance(mn=_mn_text(a["mn"]), hour=a["hour"], code=bytes(a["code"]).rstrip(b"\0").decode("ascii"),
+    return Exceedance(mn=mn_text(a["mn"]), hour=a["hour"], code=bytes(a["code"]).rstrip(b"\0").decode("ascii"),
                       iaqi=a["iaqi"], max_milli=a["max"], block_number=event.block_number)
 
 
@@ -508,34 +443,60 @@ class EnvMonitoring:
         self.client = client
         self.contract: Contract = client.contract("EnvMonitoring")
 
+    def _org(self, operator_org: int | None) -> int:
+        return self.client.org_id if operator_org is None else operator_org
+
     # -- registry --------------------------------------------------------------------------------
-    def register_station(self, spec: StationSpec) -> Station:
-        """Register a station (operator org: ``spec.operator_org`` or the client's); returns it as stored."""
-        operator = spec.operator_org or self.client.org_id
-        send_checked(self.client, self.contract.call("registerStation", spec.to_abi(operator)))
-        station = self.station(spec.mn)
+    def register_station(self, spec: StationSpec, *, station_key: StaffSigner) -> Station:
+        """Register a station (operator org: ``spec.operator_org`` or the client's) with ``station_key``'s proof
+        of possession (its public key must be ``spec.public_key``); returns it as stored."""
+        operator = self._org(spec.operator_org)
+        if public_key64(station_key) != spec.public_key:
+            raise InvalidInput(f"station {spec.mn}: the signing key is not the key being registered")
+        preimage = station_pop_preimage(self.client.chain_id, self.contract.address, operator, mn_bytes(spec.mn),
+                                        spec.public_key)
+        _, r, s = sign_staff_message(station_key, sm3(preimage))
+        send_checked(self.client, self.contract.call("registerStation", spec.to_abi(operator), (r, s)))
+        station = self.station(spec.mn, operator_org=operator)
         assert station is not None  # the transaction succeeded
         return station
 
-    def deactivate_station(self, mn: str) -> Receipt:
-        """Deactivate a station for good (no further anchors)."""
-        return send_checked(self.client, self.contract.call("deactivateStation", mn_bytes(mn)))
+    def deactivate_station(self, mn: str, *, operator_org: int | None = None) -> Receipt:
+        """Deactivate a station for good (no further anchors): the operator's own, or any as a regulator."""
+        return send_checked(self.client, self.contract.call("deactivateStation", self._org(operator_org),
+                                                            mn_bytes(mn)))
 
-    def rotate_station_key(self, mn: str, *, new_key: StaffSigner) -> Receipt:
-        """Replace the station's SM2 key by ``new_key``, which signs its proof of possession (the rotation message
-        names the key it replaces, so the proof serves this rotation only)."""
-        current = self.station(mn)
+    def rotate_station_key(self, mn: str, *, old_key: StaffSigner, new_key: StaffSigner) -> Receipt:
+        """Replace the station's SM2 key by ``new_key``: both keys sign the rotation (the old key consents, the
+        new key proves possession; the message names both, so the signatures serve this rotation only)."""
+        r1, s1, r2, s2, new = self._rotation(self.client.org_id, mn, new_key, old_key)
+        return send_checked(self.client, self.contract.call("rotateStationKey", mn_bytes(mn), new, (r1, s1),
+                                                            (r2, s2)))
+
+    def replace_station_key(self, operator_org: int, mn: str, *, new_key: StaffSigner) -> Receipt:
+        """As a regulator, replace a lost or compromised station key by ``new_key`` (its proof of possession)."""
+        r, s, _, _, new = self._rotation(operator_org, mn, new_key, None)
+        return send_checked(self.client, self.contract.call("replaceStationKey", operator_org, mn_bytes(mn), new,
+                                                            (r, s)))
+
+    def _rotation(self, operator_org: int, mn: str, new_key: StaffSigner,
+                  old_key: StaffSigner | None) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+        current = self.station(mn, operator_org=operator_org)
         if current is None:
-            raise DomainError(f"station {mn} is not registered")
-        preimage = key_rotation_preimage(self.client.chain_id, self.contract.address, mn_bytes(mn),
-                                         current.public_key)
-        _, r, s = sign_staff_message(new_key, sm3(preimage))
-        return send_checked(self.client, self.contract.call("rotateStationKey", mn_bytes(mn), public_key64(new_key),
-                                                            r, s))
+            raise DomainError(f"station {mn} of organisation {operator_org} is not registered")
+        new = public_key64(new_key)
+        message = sm3(key_rotation_preimage(self.client.chain_id, self.contract.address, operator_org, mn_bytes(mn),
+                                            current.public_key, new))
+        _, r1, s1 = sign_staff_message(new_key, message)
+        if old_key is None:
+            return r1, s1, bytes(32), bytes(32), new
+        _, r2, s2 = sign_staff_message(old_key, message)
+        return r1, s1, r2, s2, new
 
     # -- anchors ---------------------------------------------------------------------------------
-    def anchor_preimage(self, batch: HourBatch) -> bytes:
-        return anchor_preimage(self.client.chain_id, self.contract.address, mn_bytes(batch.mn), batch.to_abi())
+    def anchor_preimage(self, batch: HourBatch, *, operator_org: int | None = None) -> bytes:
+        return anchor_preimage(self.client.chain_id, self.contract.address, self._org(operator_org),
+                               mn_bytes(batch.mn), batch.to_abi())
 
     def anchor_hour(self, mn: str, batch: HourBatch, *, station_key: StaffSigner) -> AnchorResult:
         """Sign ``batch`` with the station's SM2 key and anchor it; returns the receipt and the decoded events."""
@@ -550,58 +511,64 @@ class EnvMonitoring:
                             exceedances=tuple(_exceedance(e) for e in events if e.name == "Exceedance"))
 
     # -- reads -----------------------------------------------------------------------------------
-    def station(self, mn: str) -> Station | None:
-        """The station, or None when ``mn`` was never registered."""
-        (t,) = self.client.view(self.contract, "station", mn_bytes(mn))
+    def station(self, mn: str, *, operator_org: int | None = None) -> Station | None:
+        """The station ``mn`` of ``operator_org`` (default: the client's organisation), or None when that
+        operator never registered it."""
+        (t,) = self.client.view(self.contract, "station", self._org(operator_org), mn_bytes(mn))
         return Station.from_abi(mn, t) if t[6] else None
 
-    def stations(self) -> list[str]:
-        """Every registered MN, in registration order."""
+    def stations(self) -> list[tuple[int, str]]:
+        """Every registered station as (operator org, MN), in registration order."""
         (count,) = self.client.view(self.contract, "stationCount")
-        return [_mn_text(self.client.view(self.contract, "stationAt", i)[0]) for i in range(int(count))]
+        refs = [self.client.view(self.contract, "stationAt", i)[0] for i in range(int(count))]
+        return [(int(ref[0]), mn_text(ref[1])) for ref in refs]
 
-    def anchor_of(self, mn: str, hour: int) -> HourAnchor | None:
+    def anchor_of(self, mn: str, hour: int, *, operator_org: int | None = None) -> HourAnchor | None:
         """The anchor of ``hour``, or None when that hour was never anchored."""
-        (t,) = self.client.view(self.contract, "anchorOf", mn_bytes(mn), hour)
+        (t,) = self.client.view(self.contract, "anchorOf", self._org(operator_org), mn_bytes(mn), hour)
         if not t[5]:
             return None
         return HourAnchor(merkle_root=bytes(t[0]), reading_count=t[1], first_reading_at=t[2], last_reading_at=t[3],
                           aqi=t[4], anchored_at=t[5])
 
-    def last_anchored_hour(self, mn: str) -> int | None:
-        hour, anything = self.client.view(self.contract, "lastAnchoredHour", mn_bytes(mn))
+    def last_anchored_hour(self, mn: str, *, operator_org: int | None = None) -> int | None:
+        hour, anything = self.client.view(self.contract, "lastAnchoredHour", self._org(operator_org), mn_bytes(mn))
         return int(hour) if anything else None
 
-    def missing_hours(self, mn: str) -> int:
+    def missing_hours(self, mn: str, *, operator_org: int | None = None) -> int:
         """Hours never anchored from registration to the current hour (counted gaps plus the silence since)."""
         try:
-            (n,) = self.client.view(self.contract, "missingHoursNow", mn_bytes(mn))
+            (n,) = self.client.view(self.contract, "missingHoursNow", self._org(operator_org), mn_bytes(mn))
         except JsonRpcError as exc:
             raise DomainError(f"station {mn}: {exc.message.removeprefix('execution reverted: ')}") from None
         return int(n)
 
-    def anchors(self, mn: str, *, from_block: int = 0) -> list[HourAnchored]:
+    def anchors(self, mn: str, *, operator_org: int | None = None, from_block: int = 0) -> list[HourAnchored]:
         """The station's ``HourAnchored`` events, in chain order."""
-        return [_anchored(e) for e in self._events("HourAnchored", mn, from_block)]
+        return [_anchored(e) for e in self._events("HourAnchored", mn, operator_org, from_block)]
 
-    def gaps(self, mn: str, *, from_block: int = 0) -> list[Gap]:
-        return [_gap(e) for e in self._events("Gap", mn, from_block)]
+    def gaps(self, mn: str, *, operator_org: int | None = None, from_block: int = 0) -> list[Gap]:
+        return [_gap(e) for e in self._events("Gap", mn, operator_org, from_block)]
 
-    def exceedances(self, mn: str, *, from_block: int = 0) -> list[Exceedance]:
-        return [_exceedance(e) for e in self._events("Exceedance", mn, from_block)]
+    def exceedances(self, mn: str, *, operator_org: int | None = None, from_block: int = 0) -> list[Exceedance]:
+        return [_exceedance(e) for e in self._events("Exceedance", mn, operator_org, from_block)]
 
-    def _events(self, name: str, mn: str, from_block: int) -> list[ChainEvent]:
-        return fetch_events(self.client, self.contract, (name,), topics=(mn_bytes(mn).ljust(32, b"\0"),),
-                            from_block=from_block)
+    def _events(self, name: str, mn: str, operator_org: int | None, from_block: int) -> list[ChainEvent]:
+        org = self._org(operator_org)
+        events = fetch_events(self.client, self.contract, (name,), topics=(mn_bytes(mn).ljust(32, b"\0"),),
+                              from_block=from_block)
+        return [e for e in events if e.args["operatorOrg"] == org]
 
     # -- audit -----------------------------------------------------------------------------------
-    def verify_hour(self, mn: str, hour: int, packets: Iterable[Packet | bytes], *, from_block: int = 0,
-                    tz: tzinfo = CHINA_STANDARD_TIME, so2_24h: Decimal | str | None = None) -> HourVerification:
+    def verify_hour(self, mn: str, hour: int, packets: Iterable[Packet | bytes], *, operator_org: int | None = None,
+                    from_block: int = 0, tz: tzinfo = CHINA_STANDARD_TIME,
+                    so2_24h: Decimal | str | None = None) -> HourVerification:
         """Check raw packets against the anchored hour: the batch rebuilt from them (readings root, count,
         times, every pollutant summary and IAQI, with the anchored IAQI table) must equal the signed batch of the
         ``HourAnchored`` event, and the recorded station signature must verify with the station's key at that
         block. Raises :class:`HourMismatch` (or :class:`InvalidSignature`); never returns False."""
-        found = [a for a in self._events("HourAnchored", mn, from_block) if a.args["hour"] == hour]
+        org = self._org(operator_org)
+        found = [a for a in self._events("HourAnchored", mn, org, from_block) if a.args["hour"] == hour]
         if not found:
             raise DomainError(f"hour {hour} of station {mn} is not anchored")
         event = _anchored(found[0])
@@ -613,9 +580,10 @@ class EnvMonitoring:
                 show = (lambda v: v.hex()) if field == "merkle_root" else repr
                 raise HourMismatch(f"station {mn} hour {hour}: the packets give {field} {show(mine)[:120]}, the "
                                    f"anchor holds {show(theirs)[:120]}", field=field, computed=mine, anchored=theirs)
-        (station,) = self.client.view(self.contract, "station", mn_bytes(mn), block=event.block_number)
+        (station,) = self.client.view(self.contract, "station", org, mn_bytes(mn), block=event.block_number)
         try:
-            verify_preimage_signature(bytes(station[14]), self.anchor_preimage(anchored), event.r, event.s)
+            verify_preimage_signature(bytes(station[14]), self.anchor_preimage(anchored, operator_org=org), event.r,
+                                      event.s)
         except InvalidSignature:
             raise InvalidSignature(f"the station signature of {mn} hour {hour} does not verify with the station "
                                    f"key at block {event.block_number}") from None

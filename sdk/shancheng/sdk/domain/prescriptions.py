@@ -6,8 +6,12 @@ its commitment, its terms and the state machine of the domain notes (``domain/pr
 
 ``M = SM3(abi.encode(RX_TRANSITION_TAG, chain_id, contract, rx_id, transition, doc_commitment, context))``
 
-with ``context = (version, nonce, fill, delivery_org, terms)`` as it stands once the transition is applied
-(:class:`RxContext`): every term the signature authorises, and a nonce every signed transition advances.
+with ``context = (version, nonce, fill, delivery_org, terms, pickup_key)`` as it stands once the transition is
+applied (:class:`RxContext`): every term the signature authorises, and a nonce every signed transition advances.
+
+Ids live in the issuing hospital's namespace (the first 8 bytes are its organisation id; :func:`new_rx_id` draws
+the rest at random), and a claim needs the patient's pickup code (:mod:`~shancheng.sdk.domain.rx_pickup`):
+:meth:`Prescriptions.circulate` returns the code for the patient, :meth:`Prescriptions.claim` takes it.
 
 >>> rx = Prescription.parse({"hosp_rxno": "RX0001", "rx_type_code": "1", "prsc_time": "2024-06-15T09:00:00+08:00",
 ...     "valid_days": 1, "drugs": [{"med_list_codg": "XA01", "drug_genname": "amoxicillin", "drug_dosform": "capsule",
@@ -25,38 +29,51 @@ On a chain (``client`` a connected :class:`~shancheng.sdk.client.Client` of a ho
     flow = Prescriptions(client)
     step = flow.issue(rx, doctor=doctor_key)            # -> RxStep(state=SIGNED, rx_id=..., salt=...)
     pharmacy_flow.approve(step.rx_id, Review(...), pharmacist=pharmacist_key)
+    code = flow.circulate(step.rx_id, staff=doctor_key).pickup_code   # give it to the patient
+    pharmacy_flow.claim(step.rx_id, code, staff=pharmacist_key)        # the pharmacy the patient chose
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from decimal import Decimal
-from enum import IntEnum
 from typing import Any, Self, TypeVar
 
-from eth_abi.abi import encode
-from eth_hash.auto import keccak
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..client import Client, Contract, Receipt
-from ..crypto import SM2PublicKey, signature_from_raw, sm3
 from ..errors import InvalidInput
 from ._common import (
-    ChainEvent,
     DomainError,
     StaffSigner,
-    checksum_address,
     doc_commitment,
     fetch_events,
     new_salt,
     receipt_events,
     require_gm,
     send_checked,
-    sign_staff_message,
     staff_address,
 )
+from .rx_messages import (
+    CONTEXT_TYPE,
+    FUNCTION_OF,
+    RX_ID_TAG,
+    RX_TRANSITION_TAG,
+    TERMS_TYPE,
+    RxContext,
+    RxState,
+    Transition,
+    new_rx_id,
+    next_context,
+    rx_id_of,
+    rx_transition_message,
+    rx_transition_preimage,
+    sign_rx_transition,
+    verify_rx_transition,
+)
+from .rx_pickup import format_pickup_code, new_pickup_code, pickup_public_key, sign_pickup
+from .rx_records import RxEvent, RxRecord, RxStep
 
 __all__ = [
     "CONTEXT_TYPE",
@@ -80,6 +97,7 @@ __all__ = [
     "RxStep",
     "RxTerms",
     "Transition",
+    "new_rx_id",
     "next_context",
     "rx_id_of",
     "rx_transition_message",
@@ -89,9 +107,6 @@ __all__ = [
     "verify_rx_transition",
 ]
 
-RX_TRANSITION_TAG = keccak(b"shancheng.rx.transition.v2")
-#: the domain tag of prescription ids (:func:`rx_id_of`)
-RX_ID_TAG = keccak(b"shancheng.rx.id.v1")
 
 FLAG_ONLINE = 1  # issued through the internet-diagnosis channel
 FLAG_EMERGENCY = 2  # emergency prescription: supply at most 3 days
@@ -106,177 +121,9 @@ MAX_DRUG_LINES = 20
 _ZERO32 = bytes(32)
 _M = TypeVar("_M", bound=BaseModel)
 
-#: Terms(validDays, supplyDays, flags, longSupplyReason, maxReptCnt, minIntervalSeconds)
-TERMS_TYPE = "(uint8,uint16,uint8,uint8,uint8,uint32)"
-CONTEXT_TYPE = f"(uint16,uint16,uint8,uint64,{TERMS_TYPE})"
-
-
-class RxState(IntEnum):
-    """PrescriptionFlow.State."""
-
-    NONE = 0
-    SIGNED = 1
-    APPROVED = 2
-    REJECTED = 3
-    CIRCULATED = 4
-    CLAIMED = 5
-    DISPENSING = 6
-    CHECKED = 7
-    DISPENSED = 8
-    DELIVERING = 9
-    DELIVERED = 10
-    REVOKED = 11
-    EXPIRED = 12
-
-
-class Transition(IntEnum):
-    """PrescriptionFlow.Transition: what a staff signature covers."""
-
-    ISSUE = 0
-    APPROVE = 1
-    REJECT = 2
-    REISSUE = 3
-    CIRCULATE = 4
-    CLAIM = 5
-    RELEASE = 6
-    DISPENSE = 7
-    CHECK = 8
-    HAND_OVER = 9
-    PICK_UP = 10
-    DELIVER = 11
-    REVOKE = 12
-    EXPIRE = 13
-    EXTEND = 14
-    CONSIGN = 15
-
-
-#: contract function of each transition
-FUNCTION_OF = {
-    Transition.ISSUE: "issue", Transition.REISSUE: "reissue", Transition.APPROVE: "approve",
-    Transition.REJECT: "reject", Transition.CIRCULATE: "circulate", Transition.CLAIM: "claim",
-    Transition.RELEASE: "release", Transition.DISPENSE: "dispense", Transition.CHECK: "check",
-    Transition.HAND_OVER: "handOver", Transition.PICK_UP: "pickUp", Transition.DELIVER: "deliver",
-    Transition.REVOKE: "revoke", Transition.EXTEND: "extendValidity", Transition.CONSIGN: "consign",
-    Transition.EXPIRE: "expire",
-}
-
 
 class InvalidPrescription(InvalidInput):
     """A prescription document or term that breaks a rule; refused before any transaction."""
-
-
-# ------------------------------------------------------------------------------------------ message recipes
-
-
-@dataclass(frozen=True)
-class RxContext:
-    """What a transition signature authorises besides id, transition and document (PrescriptionFlow.Context),
-    as it stands once the transition is applied. ``terms`` is the 6-tuple of :data:`TERMS_TYPE`."""
-
-    version: int
-    nonce: int
-    fill: int
-    delivery_org: int
-    terms: tuple[int, int, int, int, int, int]
-
-    def as_tuple(self) -> tuple[int, int, int, int, tuple[int, ...]]:
-        return (self.version, self.nonce, self.fill, self.delivery_org, tuple(self.terms))
-
-    @classmethod
-    def from_event(cls, signed: Any) -> RxContext:
-        """From the ``signed`` field of an RxTransition event: a tuple (as eth-abi decodes it) or a mapping by
-        field name (as web3 decodes it)."""
-        if isinstance(signed, Mapping):
-            terms = signed["terms"]
-            values = tuple(terms.values()) if isinstance(terms, Mapping) else tuple(terms)
-            return cls(int(signed["version"]), int(signed["nonce"]), int(signed["fill"]), int(signed["deliveryOrg"]),
-                       _terms6(values))
-        version, nonce, fill, delivery_org, terms = signed
-        return cls(int(version), int(nonce), int(fill), int(delivery_org), _terms6(tuple(terms)))
-
-
-def _terms6(values: Sequence[Any]) -> tuple[int, int, int, int, int, int]:
-    if len(values) != 6:
-        raise InvalidInput("prescription terms are six integers")
-    a, b, c, d, e, f = (int(v) for v in values)
-    return (a, b, c, d, e, f)
-
-
-def rx_transition_preimage(chain_id: int, contract: str | bytes, rx_id: bytes, transition: Transition,
-                           doc_commitment: bytes, context: RxContext) -> bytes:
-    """The SM3 preimage of the message M a staff member signs for a prescription transition."""
-    return encode(
-        ["bytes32", "uint256", "address", "bytes32", "uint8", "bytes32", CONTEXT_TYPE],
-        [RX_TRANSITION_TAG, chain_id, contract, rx_id, int(transition), doc_commitment, context.as_tuple()],
-    )
-
-
-def rx_transition_message(chain_id: int, contract: str | bytes, rx_id: bytes, transition: Transition,
-                          doc_commitment: bytes, context: RxContext) -> bytes:
-    """M = SM3(preimage): the 32 bytes the staff member signs (SM2, default user ID)."""
-    return sm3(rx_transition_preimage(chain_id, contract, rx_id, transition, doc_commitment, context))
-
-
-def sign_rx_transition(key: StaffSigner, chain_id: int, contract: str | bytes, rx_id: bytes, transition: Transition,
-                       doc_commitment: bytes, context: RxContext) -> tuple[str, bytes, bytes]:
-    """The StaffSignature tuple (staff SM2 address, r, s) of ``key`` for a transition."""
-    message = rx_transition_message(chain_id, contract, rx_id, transition, doc_commitment, context)
-    return sign_staff_message(key, message)
-
-
-def verify_rx_transition(public_key: bytes | SM2PublicKey, chain_id: int, contract: str | bytes,
-                         event_args: Mapping[str, Any]) -> None:
-    """Check an RxTransition event's signature off chain from the event alone (the stock-EVM path, where the
-    contract only records it); raises :class:`~shancheng.sdk.errors.InvalidSignature`."""
-    message = rx_transition_message(chain_id, contract, event_args["rxId"], Transition(event_args["transition"]),
-                                    event_args["docCommitment"], RxContext.from_event(event_args["signed"]))
-    key = public_key if isinstance(public_key, SM2PublicKey) else SM2PublicKey.from_bytes(public_key)
-    key.verify(signature_from_raw(event_args["r"] + event_args["s"]), message)
-
-
-def next_context(transition: Transition, current: RxContext, *, terms: Sequence[int] | None = None,
-                 valid_days: int | None = None, delivery_org: int | None = None) -> RxContext:
-    """The Context a signature for ``transition`` covers, from the record's ``current`` Context (ignored for
-    an issue) and the change the transition makes: an issue or re-issue sets ``terms`` (and a new version),
-    an extension ``valid_days``, a dispense starts the next fill, a consign names ``delivery_org``."""
-    if transition is Transition.ISSUE:
-        return RxContext(1, 0, 0, 0, _terms6(_required(terms, "terms")))
-    if transition is Transition.REISSUE:
-        return RxContext(current.version + 1, current.nonce, current.fill, current.delivery_org,
-                         _terms6(_required(terms, "terms")))
-    if transition is Transition.EXTEND:
-        days = _required(valid_days, "valid_days")
-        return RxContext(current.version, current.nonce, current.fill, current.delivery_org,
-                         (days, *current.terms[1:]))
-    if transition is Transition.DISPENSE:
-        return RxContext(current.version, current.nonce, current.fill + 1, 0, current.terms)
-    if transition is Transition.CONSIGN:
-        return RxContext(current.version, current.nonce, current.fill, _required(delivery_org, "delivery_org"),
-                         current.terms)
-    return current
-
-
-def _required(value: Any, name: str) -> Any:
-    if value is None:
-        raise InvalidInput(f"{name} is needed for this transition's context")
-    return value
-
-
-def rx_id_of(hospital_org: int, hosp_rxno: str) -> bytes:
-    """The on-chain id of prescription ``hosp_rxno`` of hospital organisation ``hospital_org``:
-    ``SM3(abi.encode(RX_ID_TAG, uint64 hospital_org, string hosp_rxno))``.
-
-    A prescription number is not personal data; the id lets a pharmacy holding the slip (hospital, number) find
-    the prescription, and two hospitals' equal numbers never collide.
-
-    >>> rx_id_of(1, "RX0001").hex()[:16] == rx_id_of(1, "RX0001").hex()[:16] != rx_id_of(2, "RX0001").hex()[:16]
-    True
-    """
-    if not isinstance(hosp_rxno, str) or not 0 < len(hosp_rxno) <= 40:
-        raise InvalidInput("hosp_rxno must be 1 to 40 characters")
-    if not 0 < hospital_org < 2**64:
-        raise InvalidInput("hospital_org must be an organisation id (1 to 2**64 - 1)")
-    return sm3(encode(["bytes32", "uint64", "string"], [RX_ID_TAG, hospital_org, hosp_rxno]))
 
 
 # ------------------------------------------------------------------------------------------ documents
@@ -443,116 +290,6 @@ def _parse(cls: type[_M], data: Mapping[str, Any], what: str) -> _M:
         raise InvalidPrescription(f"invalid {what}: {where}: {message}") from None
 
 
-# ------------------------------------------------------------------------------------------ chain views
-
-
-class _Out(BaseModel):
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
-
-
-class RxRecord(_Out):
-    """The on-chain PrescriptionFlow.Prescription struct of one id."""
-
-    hospital_org: int
-    pharmacy_org: int
-    version: int
-    nonce: int
-    state: RxState
-    flags: int
-    valid_days: int
-    max_rept_cnt: int
-    reptd_cnt: int
-    long_supply_reason: int
-    supply_days: int
-    min_interval_seconds: int
-    doctor: str
-    valid_end: int  # first second (Unix time) at which it is no longer valid
-    last_fill_at: int
-    dispenser: str
-    delivery_org: int
-    doc_commitment: bytes
-
-    @field_validator("doctor", "dispenser", mode="before")
-    @classmethod
-    def _checksum(cls, value: Any) -> Any:
-        return checksum_address(value) if isinstance(value, str) else value
-
-    @property
-    def terms(self) -> tuple[int, int, int, int, int, int]:
-        return (self.valid_days, self.supply_days, self.flags, self.long_supply_reason, self.max_rept_cnt,
-                self.min_interval_seconds)
-
-    def context(self) -> RxContext:
-        """The Context as the record stands (before the next transition)."""
-        return RxContext(self.version, self.nonce, self.reptd_cnt, self.delivery_org, self.terms)
-
-    @classmethod
-    def from_struct(cls, value: Sequence[Any]) -> RxRecord:
-        names = ("hospital_org", "pharmacy_org", "version", "nonce", "state", "flags", "valid_days", "max_rept_cnt",
-                 "reptd_cnt", "long_supply_reason", "supply_days", "min_interval_seconds", "doctor", "valid_end",
-                 "last_fill_at", "dispenser", "delivery_org", "doc_commitment")
-        return cls.model_validate(dict(zip(names, value, strict=True)))
-
-
-class RxStep(_Out):
-    """The outcome of one transition: the final receipt, the prescription's new state, the document
-    commitment the signature covered and the salt behind it (keep it with the document; None when the caller
-    gave the commitment or no document)."""
-
-    rx_id: bytes
-    transition: Transition
-    state: RxState
-    doc_commitment: bytes
-    salt: bytes | None
-    staff: str | None
-    receipt: Receipt
-
-
-class RxEvent(_Out):
-    """One event of a prescription's history, in chain order: ``kind`` is ``"transition"`` (RxTransition),
-    ``"terms"`` (RxTerms, on issue and re-issue) or ``"extended"`` (RxValidityExtended)."""
-
-    kind: str
-    rx_id: bytes
-    block_number: int
-    log_index: int
-    transaction_hash: bytes
-    transition: Transition | None = None
-    from_state: RxState | None = None
-    to_state: RxState | None = None
-    acting_org: int | None = None
-    staff: str | None = None
-    doc_commitment: bytes | None = None
-    signed: RxContext | None = None
-    r: bytes | None = None
-    s: bytes | None = None
-    sm2_verified: bool | None = None
-    version: int | None = None
-    doctor: str | None = None
-    valid_end: int | None = None
-    terms: tuple[int, int, int, int, int, int] | None = None
-    valid_days: int | None = None
-
-    @field_validator("staff", "doctor", mode="before")
-    @classmethod
-    def _checksum(cls, value: Any) -> Any:
-        return checksum_address(value) if isinstance(value, str) else value
-
-    @classmethod
-    def from_chain(cls, event: ChainEvent) -> RxEvent:
-        a = event.args
-        where = {"rx_id": a["rxId"], "block_number": event.block_number, "log_index": event.log_index,
-                 "transaction_hash": event.transaction_hash}
-        if event.name == "RxTransition":
-            return cls(kind="transition", transition=Transition(a["transition"]), from_state=RxState(a["from"]),
-                       to_state=RxState(a["to"]), acting_org=a["actingOrg"], staff=a["staff"],
-                       doc_commitment=a["docCommitment"], signed=RxContext.from_event(a["signed"]), r=a["r"],
-                       s=a["s"], sm2_verified=a["sm2Verified"], **where)
-        if event.name == "RxTerms":
-            return cls(kind="terms", version=a["version"], doctor=a["doctor"], valid_end=a["validEnd"],
-                       terms=_terms6(a["terms"]), **where)
-        return cls(kind="extended", valid_days=a["validDays"], valid_end=a["validEnd"], **where)
-
 
 # ------------------------------------------------------------------------------------------ the client
 
@@ -580,8 +317,14 @@ class Prescriptions:
 
     # -- reads -------------------------------------------------------------------------------------
     def rx_id(self, hosp_rxno: str, *, hospital_org: int | None = None) -> bytes:
-        """The id of ``hosp_rxno`` of ``hospital_org`` (default: the client's organisation), :func:`rx_id_of`."""
+        """The deterministic id of ``hosp_rxno`` of ``hospital_org`` (default: the client's organisation),
+        :func:`rx_id_of`."""
         return rx_id_of(self.client.org_id if hospital_org is None else hospital_org, hosp_rxno)
+
+    def context(self, rx_id: bytes) -> RxContext:
+        """The Context as the record stands on chain (before the next transition)."""
+        (ctx,) = self.client.view(self.contract, "contextOf", _id(rx_id))
+        return RxContext.from_event(ctx)
 
     def get(self, rx_id: bytes) -> RxRecord:
         """The on-chain record of ``rx_id`` (state NONE when unknown)."""
@@ -600,10 +343,10 @@ class Prescriptions:
     # -- the doctor --------------------------------------------------------------------------------
     def issue(self, prescription: Prescription | Mapping[str, Any], *, doctor: StaffSigner,
               rx_id: bytes | None = None, salt: bytes | None = None) -> RxStep:
-        """Issue (sign) a new prescription: (none) -> SIGNED. ``rx_id`` defaults to :meth:`rx_id` of its
-        ``hosp_rxno``; the step's salt is fresh unless given."""
+        """Issue (sign) a new prescription: (none) -> SIGNED. ``rx_id`` defaults to a fresh :func:`new_rx_id` of
+        the client's organisation; the step's salt is fresh unless given."""
         rx = Prescription.parse(prescription)
-        rid = self.rx_id(rx.hosp_rxno) if rx_id is None else _id(rx_id)
+        rid = new_rx_id(self.client.org_id) if rx_id is None else _id(rx_id)
         terms = rx.terms().as_tuple()
         salt = new_salt() if salt is None else salt
         doc = doc_commitment(rx, salt)
@@ -618,7 +361,7 @@ class Prescriptions:
         terms = rx.terms().as_tuple()
         salt = new_salt() if salt is None else salt
         doc = doc_commitment(rx, salt)
-        ctx = next_context(Transition.REISSUE, self.get(rid).context(), terms=terms)
+        ctx = next_context(Transition.REISSUE, self.context(rid), terms=terms)
         return self._step(Transition.REISSUE, rid, doctor, doc, salt, ctx, (rid, doc, terms))
 
     def extend_validity(self, rx_id: bytes, valid_days: int, *, doctor: StaffSigner, record: _Document | None = None,
@@ -627,11 +370,11 @@ class Prescriptions:
         if isinstance(valid_days, bool) or not isinstance(valid_days, int) or not 1 <= valid_days <= MAX_VALID_DAYS:
             raise InvalidPrescription("valid_days must be 1 to 3 days")
         rid = _id(rx_id)
-        current = self.get(rid)
-        if valid_days <= current.valid_days:
-            raise InvalidPrescription(f"validity can only be extended: it is {current.valid_days} day(s) already")
+        current = self.context(rid)
+        if valid_days <= current.terms[0]:
+            raise InvalidPrescription(f"validity can only be extended: it is {current.terms[0]} day(s) already")
         doc, salt = _commit(record, salt)
-        ctx = next_context(Transition.EXTEND, current.context(), valid_days=valid_days)
+        ctx = next_context(Transition.EXTEND, current, valid_days=valid_days)
         return self._step(Transition.EXTEND, rid, doctor, doc, salt, ctx, (rid, valid_days, doc))
 
     def revoke(self, rx_id: bytes, *, doctor: StaffSigner, record: _Document | None = None,
@@ -651,19 +394,31 @@ class Prescriptions:
         return self._simple(Transition.REJECT, rx_id, pharmacist, Review.parse(review), salt)
 
     # -- circulation and dispensing ----------------------------------------------------------------
-    def circulate(self, rx_id: bytes, *, staff: StaffSigner, record: _Document | None = None,
-                  salt: bytes | None = None) -> RxStep:
-        """The issuing hospital releases it for circulation: APPROVED -> CIRCULATED."""
-        return self._simple(Transition.CIRCULATE, rx_id, staff, record, salt)
+    def circulate(self, rx_id: bytes, *, staff: StaffSigner, pickup_code: str | None = None,
+                  record: _Document | None = None, salt: bytes | None = None) -> RxStep:
+        """The issuing hospital releases it for circulation: APPROVED -> CIRCULATED. The step's
+        ``pickup_code`` (fresh unless given) is for the patient: only a pharmacy holding it can claim."""
+        return self._keyed(Transition.CIRCULATE, rx_id, staff, pickup_code, record, salt)
 
-    def claim(self, rx_id: bytes, *, staff: StaffSigner, record: _Document | None = None,
+    def recall(self, rx_id: bytes, *, staff: StaffSigner, pickup_code: str | None = None,
+               record: _Document | None = None, salt: bytes | None = None) -> RxStep:
+        """The issuing hospital takes back a claim no fill is under way for (or a circulating prescription whose
+        code leaked) with a new pickup code: CIRCULATED, CLAIMED -> CIRCULATED."""
+        return self._keyed(Transition.RECALL, rx_id, staff, pickup_code, record, salt)
+
+    def claim(self, rx_id: bytes, pickup_code: str, *, staff: StaffSigner, record: _Document | None = None,
               salt: bytes | None = None) -> RxStep:
-        """The pharmacy the patient chose claims it: CIRCULATED -> CLAIMED."""
-        return self._simple(Transition.CLAIM, rx_id, staff, record, salt)
+        """The pharmacy the patient chose (and gave ``pickup_code`` to) claims it: CIRCULATED -> CLAIMED."""
+        rid = _id(rx_id)
+        doc, salt = _commit(record, salt)
+        ctx = next_context(Transition.CLAIM, self.context(rid))
+        proof = sign_pickup(rid, pickup_code, chain_id=self.client.chain_id, contract=self.contract.address,
+                            pharmacy_org=self.client.org_id, nonce=ctx.nonce)
+        return self._step(Transition.CLAIM, rid, staff, doc, salt, ctx, (rid, doc, proof))
 
     def release(self, rx_id: bytes, *, staff: StaffSigner, record: _Document | None = None,
                 salt: bytes | None = None) -> RxStep:
-        """The claiming pharmacy gives it back: CLAIMED -> CIRCULATED."""
+        """The claiming pharmacy gives it back: CLAIMED -> CIRCULATED (the pickup code stays the same)."""
         return self._simple(Transition.RELEASE, rx_id, staff, record, salt)
 
     def dispense(self, rx_id: bytes, *, dispenser: StaffSigner, record: _Document | None = None,
@@ -688,7 +443,7 @@ class Prescriptions:
             raise InvalidInput("logistics_org must be an organisation id")
         rid = _id(rx_id)
         doc, salt = _commit(record, salt)
-        ctx = next_context(Transition.CONSIGN, self.get(rid).context(), delivery_org=logistics_org)
+        ctx = next_context(Transition.CONSIGN, self.context(rid), delivery_org=logistics_org)
         return self._step(Transition.CONSIGN, rid, staff, doc, salt, ctx, (rid, logistics_org, doc))
 
     def pick_up(self, rx_id: bytes, *, courier: StaffSigner, record: _Document | None = None,
@@ -713,8 +468,18 @@ class Prescriptions:
                 salt: bytes | None) -> RxStep:
         rid = _id(rx_id)
         doc, salt = _commit(record, salt)
-        ctx = next_context(transition, self.get(rid).context())
+        ctx = next_context(transition, self.context(rid))
         return self._step(transition, rid, signer, doc, salt, ctx, (rid, doc))
+
+    def _keyed(self, transition: Transition, rx_id: bytes, signer: StaffSigner, pickup_code: str | None,
+               record: _Document | None, salt: bytes | None) -> RxStep:
+        rid = _id(rx_id)
+        code = format_pickup_code(new_pickup_code() if pickup_code is None else pickup_code)
+        key = pickup_public_key(rid, code)
+        doc, salt = _commit(record, salt)
+        ctx = next_context(transition, self.context(rid), pickup_key=key)
+        step = self._step(transition, rid, signer, doc, salt, ctx, (rid, doc, key))
+        return step.model_copy(update={"pickup_code": code})
 
     def _step(self, transition: Transition, rx_id: bytes, signer: StaffSigner, doc: bytes, salt: bytes | None,
               ctx: RxContext, args: tuple[Any, ...]) -> RxStep:
@@ -734,7 +499,7 @@ class Prescriptions:
 
 def _id(rx_id: bytes) -> bytes:
     if not isinstance(rx_id, bytes) or len(rx_id) != 32 or rx_id == _ZERO32:
-        raise InvalidInput("a prescription id is 32 bytes, not zero (see rx_id_of)")
+        raise InvalidInput("a prescription id is 32 bytes, not zero (see new_rx_id)")
     return rx_id
 
 
