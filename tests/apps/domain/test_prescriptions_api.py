@@ -33,6 +33,8 @@ def document(**changes: Any) -> dict[str, Any]:
 #: a repeat prescription of two fills with no minimum interval (min_inrv_days may be 0: the document rules and the
 #: contract only ask a repeat prescription for at least 2 fills)
 REPEAT = {"rept_flag": True, "max_rept_cnt": 2, "min_inrv_days": 0}
+#: rx id -> the pickup code the hospital gave the patient (the patient keeps it across fills)
+CODES: dict[str, str] = {}
 
 
 class Staff:
@@ -76,10 +78,18 @@ def test_a_prescription_walks_its_lifecycle_through_two_gateways(world: GatewayW
     issued = reply.json()
     rx = issued["rx_id"]
     assert issued["state"] == "SIGNED" and issued["transition"] == "issue" and len(issued["salt"]) == 66
+    assert rx[2:18] == f"{world.services.org_id:016x}"  # in the hospital's namespace
 
     assert step(staff, world, "ph-zhao", rx, "approve", {"review": REVIEW})["state"] == "APPROVED"
-    assert step(staff, world, "dr-li", rx, "circulate")["state"] == "CIRCULATED"
-    assert step(staff, pharmacy, "ph-sun", rx, "claim")["state"] == "CLAIMED"
+    circulated = step(staff, world, "dr-li", rx, "circulate")
+    assert circulated["state"] == "CIRCULATED" and len(circulated["pickup_code"]) == 19
+    # the patient shows the code at the pharmacy they chose; without it the pharmacy cannot claim
+    missing = step(staff, pharmacy, "ph-sun", rx, "claim", status=422)
+    assert missing["type"].endswith("/missing-pickup-code"), missing
+    assert step(staff, pharmacy, "ph-sun", rx, "claim", {"pickup_code": "12345"}, status=422)["type"].endswith(
+        "/bad-pickup-code")
+    assert step(staff, pharmacy, "ph-sun", rx, "claim",
+                {"pickup_code": circulated["pickup_code"]})["state"] == "CLAIMED"
     assert step(staff, pharmacy, "dp-qian", rx, "dispense")["state"] == "DISPENSING"
 
     same = step(staff, pharmacy, "dp-qian", rx, "check", status=422)  # 四查十对: not by the dispenser
@@ -144,7 +154,7 @@ def test_roles_and_organisations_are_refused(world: GatewayWorld, pharmacy: Gate
     hidden = pharmacy.client(token=staff.tokens["ph-sun"]).get(f"/api/v1/prescriptions/{rx}")
     assert hidden.status_code == 404
     # the pharmacy's pharmacist may not approve at the pharmacy what it cannot claim yet: the contract says why
-    early = step(staff, pharmacy, "ph-sun", rx, "claim", status=422)
+    early = step(staff, pharmacy, "ph-sun", rx, "claim", {"pickup_code": "0000-0000-0000-0000"}, status=422)
     assert "Rx:" in early["detail"]
     bad = staff.post(world, "ph-zhao", f"/api/v1/prescriptions/{rx}/approve", {"review": {"rx_chk_stas_codg": 1}})
     assert bad.status_code == 422 and bad.json()["type"].endswith("/validation")
@@ -187,8 +197,9 @@ def claimed_repeat(world: GatewayWorld, pharmacy: GatewayWorld, staff: Staff) ->
     rx: str = reply.json()["rx_id"]
     assert fills(read(world, staff, "dr-li", rx)) == ("SIGNED", 0, 2, 0)  # nothing holds the first fill back
     assert step(staff, world, "ph-zhao", rx, "approve", {"review": REVIEW})["state"] == "APPROVED"
-    assert step(staff, world, "dr-li", rx, "circulate")["state"] == "CIRCULATED"
-    assert step(staff, pharmacy, "ph-sun", rx, "claim")["state"] == "CLAIMED"
+    code = step(staff, world, "dr-li", rx, "circulate")["pickup_code"]
+    assert step(staff, pharmacy, "ph-sun", rx, "claim", {"pickup_code": code})["state"] == "CLAIMED"
+    CODES[rx] = code
     return rx
 
 
@@ -250,6 +261,21 @@ def test_a_repeat_prescription_with_a_fill_left_is_released_to_circulation(world
     late = step(staff, world, "dr-li", rx, "revoke", status=422)
     assert "Rx: cannot revoke after dispensing" in late["detail"], late
 
-    assert step(staff, pharmacy, "ph-sun", rx, "claim")["state"] == "CLAIMED"
+    assert step(staff, pharmacy, "ph-sun", rx, "claim", {"pickup_code": CODES[rx]})["state"] == "CLAIMED"
     fill(staff, pharmacy, rx)
     assert fills(read(world, staff, "dr-li", rx)) == ("DISPENSED", 2, 2, None)
+
+
+def test_the_hospital_recalls_a_claim_and_only_the_new_code_claims(world: GatewayWorld, pharmacy: GatewayWorld,
+                                                                     staff: Staff) -> None:
+    rx = claimed_repeat(world, pharmacy, staff)
+    old = CODES[rx]
+    refused = step(staff, pharmacy, "ph-sun", rx, "recall", status=422)  # only the issuing hospital recalls
+    assert "Rx: org is not a hospital" in refused["detail"], refused
+    recalled = step(staff, world, "dr-li", rx, "recall")
+    assert recalled["state"] == "CIRCULATED" and recalled["pickup_code"] not in (None, old)
+    assert read(world, staff, "dr-li", rx)["pharmacy_org"] == 0
+    stale = step(staff, pharmacy, "ph-sun", rx, "claim", {"pickup_code": old}, status=422)
+    assert "Rx: wrong pickup code" in stale["detail"], stale
+    assert step(staff, pharmacy, "ph-sun", rx, "claim",
+                {"pickup_code": recalled["pickup_code"].lower()})["state"] == "CLAIMED"

@@ -11,6 +11,7 @@ import base64
 import copy
 import itertools
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -179,8 +180,10 @@ def test_a_prescription_walks_its_lifecycle_by_clicking_as_four_staff(hospital, 
     reviewer.press("approve", "APPROVED", **REVIEW)
     doctor.open(rx)
     doctor.press("circulate", "CIRCULATED")
+    code = doctor.page.locator("#rx-pickup-code").inner_text()  # for the patient, shown once
+    assert re.fullmatch(r"([0-9A-Z]{4}-){3}[0-9A-Z]{4}", code), code
     pharmacist.open(rx)  # a circulating prescription is visible to any pharmacy
-    pharmacist.press("claim", "CLAIMED")
+    pharmacist.press("claim", "CLAIMED", pickup_code=code)  # the code the patient showed
     dispenser.open(rx)
     dispenser.press("dispense", "DISPENSING")
     # 四查十对: the dispenser may not check their own dispensing; the contract's reason is shown, state unchanged

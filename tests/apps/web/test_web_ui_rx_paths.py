@@ -2,7 +2,9 @@
 logistics) on one real solo node: a pharmacist rejects and the doctor re-issues; the prescribing doctor revokes a
 claimed prescription (after the pharmacy released and claimed it again); the doctor extends validity; a checked
 prescription is consigned to the logistics organisation, whose courier picks it up and delivers it; a repeat
-prescription is dispensed twice (the second fill from DISPENSED), and one with a fill left is released to circulation.
+prescription is dispensed twice (the second fill from DISPENSED), and one with a fill left is released to circulation,
+recalled by the hospital with a new pickup code and claimed with it. Every claim types the pickup code the doctor's
+page showed after circulating (the patient carries it to the pharmacy they chose).
 Each path: the buttons each role is offered, the state and the timeline after each click, one refusal by the
 contract (shown as an error, the state unchanged), a screenshot of its end state and no console errors."""
 
@@ -63,6 +65,13 @@ def timeline(desk: Desk) -> list[tuple[str | None, str | None]]:
 
 def no_actions(desk: Desk) -> None:
     expect(desk.page.locator("#rx-actions")).to_have_count(0)
+
+
+def pickup_code(desk: Desk) -> str:
+    """The pickup code the page showed after a circulate or recall (XXXX-XXXX-XXXX-XXXX)."""
+    shown = desk.page.locator("#rx-pickup-code")
+    expect(shown).to_have_text(re.compile(r"^([0-9A-Z]{4}-){3}[0-9A-Z]{4}$"))
+    return shown.inner_text()
 
 
 # -- reject, then re-issue ----------------------------------------------------------------------------------------
@@ -135,24 +144,25 @@ def test_the_prescribing_doctor_revokes_a_claimed_prescription_and_no_other_doct
     doctor.open(rx)
     expect(doctor.buttons()).to_have_text(["流转", "延长有效期", "撤销"])
     doctor.step("circulate", "CIRCULATED")
-    expect(doctor.buttons()).to_have_text(["延长有效期", "撤销"])
+    code = pickup_code(doctor)  # the hospital gives it to the patient, who shows it at the pharmacy they chose
+    expect(doctor.buttons()).to_have_text(["收回换码", "延长有效期", "撤销"])
 
     pharmacist.open(rx)
     expect(pharmacist.buttons()).to_have_text(["认领"])
-    pharmacist.step("claim", "CLAIMED")
+    pharmacist.step("claim", "CLAIMED", pickup_code=code)
     expect(pharmacist.page.locator("#rx-pharmacy")).to_contain_text("pharmacy")
     expect(pharmacist.buttons()).to_have_text(["开始调配", "释放"])
     # the pharmacy gives it back to circulation, then claims it again
     pharmacist.step("release", "CIRCULATED")
     expect(pharmacist.page.locator("#rx-pharmacy")).to_have_text("无")
     expect(pharmacist.buttons()).to_have_text(["认领"])
-    pharmacist.step("claim", "CLAIMED")
+    pharmacist.step("claim", "CLAIMED", pickup_code=code)
     dispenser.open(rx)
     expect(dispenser.buttons()).to_have_text(["开始调配"])  # releasing is the pharmacist's
 
     # another doctor of the same hospital is offered revoke (by role) but the contract refuses them
     colleague.open(rx)
-    expect(colleague.buttons()).to_have_text(["延长有效期", "撤销"])
+    expect(colleague.buttons()).to_have_text(["收回换码", "延长有效期", "撤销"])
     colleague.refused("revoke", "Rx: only the prescribing doctor")
     doctor.open(rx)
     doctor.step("revoke", "REVOKED")
@@ -242,8 +252,9 @@ def test_a_checked_prescription_is_consigned_and_delivered_by_the_logistics_cour
     reviewer.step("approve", "APPROVED", **REVIEW)
     doctor.open(rx)
     doctor.step("circulate", "CIRCULATED")
+    code = pickup_code(doctor)  # the hospital gives it to the patient, who shows it at the pharmacy they chose
     pharmacist.open(rx)
-    pharmacist.step("claim", "CLAIMED")
+    pharmacist.step("claim", "CLAIMED", pickup_code=code)
     dispenser.open(rx)
     dispenser.step("dispense", "DISPENSING")
     pharmacist.open(rx)
@@ -333,8 +344,9 @@ def test_a_repeat_prescription_is_dispensed_twice_and_then_offers_nothing(hospit
     reviewer.step("approve", "APPROVED", **REVIEW)
     doctor.open(rx)
     doctor.step("circulate", "CIRCULATED")
+    code = pickup_code(doctor)  # the hospital gives it to the patient, who shows it at the pharmacy they chose
     pharmacist.open(rx)
-    pharmacist.step("claim", "CLAIMED")
+    pharmacist.step("claim", "CLAIMED", pickup_code=code)
     fill_once(dispenser, pharmacist, rx, 1, "CLAIMED")
 
     # between the fills (DISPENSED, one fill left): the pharmacy may start the next fill or release it, the doctor
@@ -344,7 +356,7 @@ def test_a_repeat_prescription_is_dispensed_twice_and_then_offers_nothing(hospit
     late.open(rx)
     expect(late.buttons()).to_have_text(["开始调配"])
     doctor.open(rx)
-    expect(doctor.buttons()).to_have_text(["延长有效期"])
+    expect(doctor.buttons()).to_have_text(["收回换码", "延长有效期"])
     fills_shown(doctor, 1, 2, "第 1/2 次")
     shot(pharmacist.page, "prescription-repeat-between-fills")
 
@@ -375,7 +387,8 @@ def test_a_repeat_prescription_is_dispensed_twice_and_then_offers_nothing(hospit
         desk.guard.assert_clean()
 
 
-def test_a_repeat_prescription_with_a_fill_left_is_released_and_claimed_again(hospital, pharmacy, urls, launch):
+def test_a_repeat_prescription_with_a_fill_left_is_released_recalled_and_claimed_with_the_new_code(
+        hospital, pharmacy, urls, launch):
     hospital_url, pharmacy_url = url_of(urls, "hospital", hospital), url_of(urls, "pharmacy", pharmacy)
     doctor = Desk(launch, hospital_url, hospital, "dr-rel-du", "doctor")
     reviewer = Desk(launch, hospital_url, hospital, "ph-rel-kong", "pharmacist")
@@ -386,9 +399,10 @@ def test_a_repeat_prescription_with_a_fill_left_is_released_and_claimed_again(ho
     reviewer.step("approve", "APPROVED", **REVIEW)
     doctor.open(rx)
     doctor.step("circulate", "CIRCULATED")
-    expect(doctor.buttons()).to_have_text(["延长有效期", "撤销"])  # before any fill the doctor may revoke
+    code = pickup_code(doctor)  # the hospital gives it to the patient, who shows it at the pharmacy they chose
+    expect(doctor.buttons()).to_have_text(["收回换码", "延长有效期", "撤销"])  # before any fill the doctor may revoke
     pharmacist.open(rx)
-    pharmacist.step("claim", "CLAIMED")
+    pharmacist.step("claim", "CLAIMED", pickup_code=code)
     fill_once(dispenser, pharmacist, rx, 1, "CLAIMED")
 
     # the patient takes the second fill elsewhere: the pharmacy releases it from DISPENSED
@@ -398,17 +412,23 @@ def test_a_repeat_prescription_with_a_fill_left_is_released_and_claimed_again(ho
     expect(pharmacist.buttons()).to_have_text(["认领"])
     # circulating again after a fill: the doctor may extend it but not revoke it (the contract refuses that)
     doctor.open(rx)
-    expect(doctor.buttons()).to_have_text(["延长有效期"])
+    expect(doctor.buttons()).to_have_text(["收回换码", "延长有效期"])
     doctor.step("extend", "CIRCULATED", valid_days="2")
+    # the patient lost the slip: the hospital recalls it with a new code, and the old one stops working
+    doctor.step("recall", "CIRCULATED")
+    new_code = pickup_code(doctor)
+    assert new_code != code
 
     pharmacist.open(rx)
-    pharmacist.step("claim", "CLAIMED")
+    pharmacist.refused("claim", "Rx: wrong pickup code", pickup_code=code)
+    pharmacist.step("claim", "CLAIMED", pickup_code=new_code.lower())
     expect(pharmacist.buttons()).to_have_text(["开始调配", "释放"])
     fill_once(dispenser, pharmacist, rx, 2, "CLAIMED")
     no_actions(pharmacist)
     cycle = [("dispense", "DISPENSING"), ("check", "CHECKED"), ("hand_over", "DISPENSED")]
     expected = [("issue", "SIGNED"), ("approve", "APPROVED"), ("circulate", "CIRCULATED"), ("claim", "CLAIMED"),
-                *cycle, ("release", "CIRCULATED"), ("extend", "CIRCULATED"), ("claim", "CLAIMED"), *cycle]
+                *cycle, ("release", "CIRCULATED"), ("extend", "CIRCULATED"), ("recall", "CIRCULATED"), ("claim", "CLAIMED"),
+                *cycle]
     assert timeline(pharmacist) == expected
     assert "⟦" not in pharmacist.page.content()
     shot(pharmacist.page, "prescription-repeat-released-refilled")

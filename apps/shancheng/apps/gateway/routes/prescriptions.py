@@ -2,9 +2,13 @@
 the state with its timeline (from the indexer; from the chain when the indexer lags), and lists.
 
 Who may do what (the gateway role; the contract checks the staff key's role and the organisation again):
-issue, reissue, extend, revoke — doctor; approve, reject — pharmacist; circulate — doctor or pharmacist (the issuing
-hospital); claim, release — pharmacist or pharmacy; dispense, check, hand_over, consign — pharmacist or dispenser
-(check by a different person than dispense); pick_up, deliver — courier; expire — any signed-in principal.
+issue, reissue, extend, revoke — doctor; approve, reject — pharmacist; circulate, recall — doctor or pharmacist (the
+issuing hospital); claim, release — pharmacist or pharmacy; dispense, check, hand_over, consign — pharmacist or
+dispenser (check by a different person than dispense); pick_up, deliver — courier; expire — any signed-in principal.
+
+The patient's choice binds the claim: circulate (and recall, which takes a claim back with a new code) answers with a
+``pickup_code`` for the patient — the gateway keeps no copy; the chain holds only a key derived from it. The pharmacy
+the patient shows it to claims with it (``claim`` needs ``pickup_code``); nobody else can.
 
 A repeat prescription (rept_flag, max_rept_cnt fills, min_inrv_days between the starts of two fills) is dispensed
 again, or released to circulation, from DISPENSED or DELIVERED while fills are left: the same transitions, which the
@@ -30,6 +34,7 @@ from shancheng.sdk.domain.prescriptions import (
     RxStep,
     Transition,
 )
+from shancheng.sdk.domain.rx_pickup import InvalidPickupCode, normalise_pickup_code
 
 from ..deps import Principal, current_principal, get_services, require
 from ..indexer import IndexedEvent, Indexer
@@ -38,12 +43,13 @@ from ..problems import Problem
 
 router = APIRouter(prefix="/api/v1/prescriptions", tags=["prescriptions"])
 
-TransitionName = Literal["approve", "reject", "reissue", "extend", "revoke", "circulate", "claim", "release",
+TransitionName = Literal["approve", "reject", "reissue", "extend", "revoke", "circulate", "recall", "claim", "release",
                          "dispense", "check", "hand_over", "consign", "pick_up", "deliver", "expire"]
 #: gateway roles allowed per transition (the contract checks the staff key's Governance role as well)
 ROLES_OF: dict[str, tuple[str, ...]] = {
     "issue": ("doctor",), "reissue": ("doctor",), "extend": ("doctor",), "revoke": ("doctor",),
     "approve": ("pharmacist",), "reject": ("pharmacist",), "circulate": ("doctor", "pharmacist"),
+    "recall": ("doctor", "pharmacist"),
     "claim": ("pharmacist", "pharmacy"), "release": ("pharmacist", "pharmacy"),
     "dispense": ("pharmacist", "dispenser"), "check": ("pharmacist", "dispenser"),
     "hand_over": ("pharmacist", "dispenser"), "consign": ("pharmacist", "dispenser"),
@@ -60,7 +66,8 @@ RxId = Annotated[str, Path(pattern=HEX32, description="the prescription id (0x a
 
 
 class IssueIn(BaseModel):
-    """A new prescription (national field names); ``rx_id`` defaults to the hospital's id of its hosp_rxno."""
+    """A new prescription (national field names); ``rx_id`` defaults to a fresh random id in the hospital's
+    namespace (an id given must start with the hospital's organisation id, as 16 hex digits)."""
 
     prescription: Prescription
     rx_id: str | None = Field(default=None, pattern=HEX32)
@@ -69,9 +76,11 @@ class IssueIn(BaseModel):
 class TransitionIn(BaseModel):
     """What a transition needs besides the acting staff member: a review (approve, reject), the re-issued
     prescription (reissue), the new validity (extend), the logistics organisation (consign), an off-chain record
-    whose commitment the signature covers (optional, any step)."""
+    whose commitment the signature covers (optional, any step), the patient's pickup code (claim)."""
 
     review: Review | None = None
+    pickup_code: str | None = Field(default=None, max_length=40,
+                                    description="the code the patient was given at circulation (claim)")
     prescription: Prescription | None = None
     valid_days: int | None = Field(default=None, ge=1, le=3)
     logistics_org: int | None = Field(default=None, ge=1, le=2**63)
@@ -90,6 +99,8 @@ class StepOut(BaseModel):
     salt: str | None
     tx_hash: str
     block_number: int
+    pickup_code: str | None = Field(default=None, description="circulate and recall: the code for the patient, "
+                                                               "shown once (only a key derived from it is on chain)")
 
 
 class TimelineItem(BaseModel):
@@ -156,7 +167,7 @@ def _step_out(step: RxStep) -> StepOut:
     return StepOut(rx_id=_hex(step.rx_id), transition=step.transition.name.lower(), state=step.state.name,
                    staff=step.staff, doc_commitment=_hex(step.doc_commitment),
                    salt=None if step.salt is None else _hex(step.salt), tx_hash=_hex(step.receipt.transaction_hash),
-                   block_number=step.receipt.block_number)
+                   block_number=step.receipt.block_number, pickup_code=step.pickup_code)
 
 
 def _allowed(principal: Principal, transition: str) -> None:
@@ -197,6 +208,14 @@ def step(who: Anyone, services: ServicesDep, rx_id: RxId, transition: Transition
         if body.valid_days is None:
             raise Problem(status=422, detail="extend needs valid_days", type_suffix="missing-valid-days")
         return _step_out(flow.extend_validity(rid, body.valid_days, doctor=signer, record=record))
+    if transition == "claim":
+        if not body.pickup_code:
+            raise Problem(status=422, detail="claim needs the patient's pickup_code", type_suffix="missing-pickup-code")
+        try:
+            code = normalise_pickup_code(body.pickup_code)
+        except InvalidPickupCode as exc:
+            raise Problem(status=422, detail=str(exc), type_suffix="bad-pickup-code") from None
+        return _step_out(flow.claim(rid, code, staff=signer, record=record))
     if transition == "consign":
         if body.logistics_org is None:
             raise Problem(status=422, detail="consign needs logistics_org", type_suffix="missing-logistics-org")
@@ -204,7 +223,7 @@ def step(who: Anyone, services: ServicesDep, rx_id: RxId, transition: Transition
     steps = {
         "revoke": lambda: flow.revoke(rid, doctor=signer, record=record),
         "circulate": lambda: flow.circulate(rid, staff=signer, record=record),
-        "claim": lambda: flow.claim(rid, staff=signer, record=record),
+        "recall": lambda: flow.recall(rid, staff=signer, record=record),
         "release": lambda: flow.release(rid, staff=signer, record=record),
         "dispense": lambda: flow.dispense(rid, dispenser=signer, record=record),
         "check": lambda: flow.check(rid, checker=signer, record=record),

@@ -4,7 +4,9 @@
 // API: routes/prescriptions.py — PrescriptionOut {rx_id, state, hospital_org, pharmacy_org, delivery_org,
 // fills_used, fills_allowed, next_fill_at, timeline:
 // [{kind: transition|terms|extended, transition, from_state, to_state, acting_org, staff, block_time, tx_hash, ...}]},
-// StepOut {rx_id, transition, state, staff, salt, tx_hash, block_number}, Page[{rx_id, state, last_block}].
+// StepOut {rx_id, transition, state, staff, salt, tx_hash, block_number, pickup_code}, Page[{rx_id, state, last_block}].
+// The patient's choice binds the claim: circulate and recall answer with a pickup code that this page shows the
+// hospital's staff once, to hand to the patient; the pharmacist the patient shows it to types it into the claim form.
 import { api, errorText, formatTime, h, items, short, t, table } from '../core.js';
 
 // state -> the transitions offered from it: [path segment (the API's transition name), gateway roles that may
@@ -14,15 +16,18 @@ const REVIEW = ['phar_prac_cert_no', 'rx_chk_stas_codg', 'rx_chk_opnn'];
 const REVOKE = ['revoke', ['doctor']];
 // the prescribing doctor extends validity while the prescription waits for its fill (the contract's waiting states)
 const EXTEND = ['extend', ['doctor'], ['valid_days']];
+// the issuing hospital takes a claim back (no fill under way), or replaces a leaked code: a new pickup code
+const RECALL = ['recall', ['doctor', 'pharmacist']];
 // a repeat prescription with fills left, after a fill (DISPENSED or DELIVERED): the claiming pharmacy starts the next
 // fill or releases it to circulation, and the doctor may extend validity; offered only while fills are left
-const NEXT_FILL = [['dispense', ['pharmacist', 'dispenser']], ['release', ['pharmacist', 'pharmacy']], EXTEND];
+const NEXT_FILL = [['dispense', ['pharmacist', 'dispenser']], ['release', ['pharmacist', 'pharmacy']], RECALL, EXTEND];
 export const TRANSITIONS = {
   SIGNED: [['approve', ['pharmacist'], REVIEW], ['reject', ['pharmacist'], REVIEW], EXTEND, REVOKE],
   REJECTED: [['reissue', ['doctor'], ['prescription']], EXTEND, REVOKE],
   APPROVED: [['circulate', ['doctor', 'pharmacist']], EXTEND, REVOKE],
-  CIRCULATED: [['claim', ['pharmacist', 'pharmacy']], EXTEND, REVOKE],
-  CLAIMED: [['dispense', ['pharmacist', 'dispenser']], ['release', ['pharmacist', 'pharmacy']], EXTEND, REVOKE],
+  CIRCULATED: [['claim', ['pharmacist', 'pharmacy'], ['pickup_code']], RECALL, EXTEND, REVOKE],
+  CLAIMED: [['dispense', ['pharmacist', 'dispenser']], ['release', ['pharmacist', 'pharmacy']], RECALL, EXTEND,
+    REVOKE],
   DISPENSING: [['check', ['pharmacist', 'dispenser']]],
   // consign names the logistics org (CHECKED stays CHECKED); its courier picks up: CHECKED -> DELIVERING
   CHECKED: [['hand_over', ['pharmacist', 'dispenser']], ['consign', ['pharmacist', 'dispenser'], ['logistics_org']],
@@ -52,7 +57,8 @@ function actionsFor(rx, me) {
   const fills = fillsOf(rx);
   if (AFTER_A_FILL.has(rx.state) && fills.used >= fills.allowed) return []; // every fill used: terminal
   return (TRANSITIONS[rx.state] || []).filter(([name, roles]) => roles.includes(me.role)
-    && !(name === 'revoke' && fills.used > 0));
+    && !(name === 'revoke' && fills.used > 0)
+    && !(name === 'recall' && me.org_id !== rx.hospital_org)); // only the issuing hospital recalls
 }
 
 // "fill 1 of 2" (a fill under way counts: it has started), "no fill yet (2 allowed)"; and, with fills left after one,
@@ -106,6 +112,14 @@ function stepNote(step) {
     t('rx.step_done', { step: t(`rx.do.${step.transition}`), state: t(`rx.state.${step.state}`) }), ' ',
     h('code', { title: step.tx_hash }, short(step.tx_hash, 8)),
     step.salt ? h('span', {}, ` · ${t('rx.salt')}: `, h('code', { class: 'salt' }, step.salt)) : null);
+}
+
+// the pickup code of a circulate or recall, shown once: the gateway keeps no copy
+function pickupNote(step) {
+  return h('div', { class: 'card pickup', id: 'rx-pickup', role: 'status' },
+    h('h4', { i18n: 'rx.pickup_code' }),
+    h('p', {}, h('code', { id: 'rx-pickup-code', class: 'pickup-code' }, step.pickup_code)),
+    h('p', { class: 'hint', i18n: 'rx.pickup_hint' }));
 }
 
 function issueForm(navigate) {
@@ -180,7 +194,10 @@ export async function rxPage(main, { params, me, navigate }) {
     return;
   }
   out.append(h('h3', {}, `${t('rx.id')}: `, h('code', { id: 'rx-shown-id' }, rx.rx_id)));
-  if (lastStep && lastStep.rx_id === rx.rx_id) out.append(stepNote(lastStep));
+  if (lastStep && lastStep.rx_id === rx.rx_id) {
+    out.append(stepNote(lastStep));
+    if (lastStep.pickup_code) out.append(pickupNote(lastStep));
+  }
   out.append(
     h('p', {}, `${t('rx.current')}: `, h('strong', { id: 'rx-state', 'data-state': rx.state }, t(`rx.state.${rx.state}`))),
     h('dl', { class: 'summary' },
