@@ -12,6 +12,9 @@ Key files:
 - Ethereum: an encrypted JSON keystore (version 3, scrypt or pbkdf2; what geth, Foundry's ``cast wallet`` and
   eth-account write). :func:`write_eth_keystore` writes one (scrypt), mode 0600.
 
+Key-derivation costs are the key file's to choose, so they are capped before any derivation, for both formats: scrypt
+at 256 MiB of memory (geth's standard keystore), PBKDF2 at 10,000,000 iterations.
+
 Plaintext key files are refused: keys stay encrypted at rest.
 """
 
@@ -26,7 +29,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from ..crypto import SM2PrivateKey, SM2PublicKey
-from ..crypto.pem import MAX_PEM_LEN, MIN_PASSWORD_LEN, pem_blocks
+from ..crypto.pem import MAX_PEM_LEN, MIN_PASSWORD_LEN, check_pbkdf2_cost, check_scrypt_cost, pem_blocks
 from ..errors import InvalidInput, InvalidKey, WrongPassword
 from ..files import read_small_file, write_private_file
 from ..merkle import NoteSigner
@@ -58,8 +61,10 @@ def _load_eth(path: str | Path, password: bytes) -> LocalAccount:
         keystore = json.loads(data)
     except (ValueError, UnicodeDecodeError):
         raise InvalidKey(f"the Ethereum key file {path} is not an encrypted JSON keystore") from None
-    if not isinstance(keystore, dict) or not isinstance(keystore.get("crypto", keystore.get("Crypto")), dict):
+    crypto = keystore.get("crypto", keystore.get("Crypto")) if isinstance(keystore, dict) else None
+    if not isinstance(crypto, dict):
         raise InvalidKey(f"the Ethereum key file {path} is not an encrypted JSON keystore (no 'crypto' object)")
+    _check_keystore_kdf(crypto, path)
     try:
         key = Account.decrypt(keystore, password.decode("utf-8", "surrogateescape"))
     except ValueError as exc:
@@ -70,6 +75,24 @@ def _load_eth(path: str | Path, password: bytes) -> LocalAccount:
         raise InvalidKey(f"the Ethereum keystore {path} is malformed (field {exc})") from None
     account: LocalAccount = Account.from_key(key)
     return account
+
+
+def _check_keystore_kdf(crypto: dict[str, Any], path: str | Path) -> None:
+    """The keystore's KDF and its cost, checked before eth-account derives anything."""
+    kdf, params = crypto.get("kdf"), crypto.get("kdfparams")
+    if not isinstance(params, dict) or params.get("dklen") != 32 or type(params.get("dklen")) is not int:
+        raise InvalidKey(f"the Ethereum keystore {path} has malformed kdfparams (dklen must be 32)")
+    try:
+        if kdf == "scrypt":
+            check_scrypt_cost(params.get("n", 0), params.get("r", 0), params.get("p", 0))
+        elif kdf == "pbkdf2":
+            if params.get("prf") != "hmac-sha256":
+                raise InvalidKey(f"unsupported PBKDF2 PRF {str(params.get('prf'))[:40]!r}")
+            check_pbkdf2_cost(params.get("c", 0))
+        else:
+            raise InvalidKey(f"unsupported key derivation function {str(kdf)[:40]!r}")
+    except InvalidKey as exc:
+        raise InvalidKey(f"the Ethereum keystore {path}: {exc}") from None
 
 
 def write_eth_keystore(path: str | Path, key: bytes | str | LocalAccount, password: bytes | str, *,

@@ -32,10 +32,14 @@ from ..errors import InvalidInput, InvalidKey, WrongPassword
 from . import _der
 
 __all__ = [
+    "MAX_PBKDF2_ITERATIONS",
+    "MAX_SCRYPT_MEMORY",
     "MIN_PASSWORD_LEN",
     "SCRYPT_N",
     "SCRYPT_P",
     "SCRYPT_R",
+    "check_pbkdf2_cost",
+    "check_scrypt_cost",
     "decrypt_pkcs8",
     "encrypt_pkcs8",
     "load_private_pkcs8",
@@ -51,8 +55,22 @@ _SALT_LEN = 16
 MIN_PASSWORD_LEN = 8  # bytes, for keys we encrypt (reading accepts any non-empty password other tools used)
 
 MAX_PEM_LEN = 64 * 1024
-_MAX_SCRYPT_MEMORY = 256 * 1024 * 1024  # 128 * r * N * p bytes
-_MAX_PBKDF2_ITERATIONS = 10_000_000
+MAX_SCRYPT_MEMORY = 256 * 1024 * 1024  # 128 * r * N * p bytes (geth's standard keystore: N = 2**18, r = 8, p = 1)
+MAX_PBKDF2_ITERATIONS = 10_000_000
+
+
+def check_scrypt_cost(n: int, r: int, p: int) -> None:
+    """Refuse scrypt parameters that are malformed or cost more than :data:`MAX_SCRYPT_MEMORY`, before any
+    derivation (a key file's parameters are the attacker's to choose: values from JSON are checked to be integers)."""
+    if any(type(v) is not int for v in (n, r, p)) or n < 2 or n & (n - 1) or r < 1 or p < 1 \
+            or 128 * r * n * p > MAX_SCRYPT_MEMORY:
+        raise InvalidKey(f"scrypt parameters out of bounds (N={str(n)[:20]}, r={str(r)[:20]}, p={str(p)[:20]})")
+
+
+def check_pbkdf2_cost(iterations: int) -> None:
+    """Refuse a PBKDF2 iteration count that is not 1 .. :data:`MAX_PBKDF2_ITERATIONS`, before any derivation."""
+    if type(iterations) is not int or not 1 <= iterations <= MAX_PBKDF2_ITERATIONS:
+        raise InvalidKey(f"PBKDF2 iteration count out of bounds ({str(iterations)[:20]})")
 
 _OID_PBES2 = "1.2.840.113549.1.5.13"
 _OID_SCRYPT = "1.3.6.1.4.1.11591.4.11"
@@ -157,8 +175,7 @@ def _derive(kdf_oid: str, kdf_params: bytes, password: bytes, key_len: int) -> b
             raise InvalidKey("malformed scrypt parameters")
         salt = items[0][1]
         n, r, p = (_der.parse_integer(v) for _, v in items[1:4])
-        if n < 2 or n & (n - 1) or r < 1 or p < 1 or 128 * r * n * p > _MAX_SCRYPT_MEMORY:
-            raise InvalidKey(f"scrypt parameters out of bounds (N={n}, r={r}, p={p})")
+        check_scrypt_cost(n, r, p)
         return Scrypt(salt=salt, length=key_len, n=n, r=r, p=p).derive(password)
     if kdf_oid == _OID_PBKDF2:
         if len(items) < 2 or items[0][0] != _der.OCTET_STRING or items[1][0] != _der.INTEGER:
@@ -172,8 +189,7 @@ def _derive(kdf_oid: str, kdf_params: bytes, password: bytes, key_len: int) -> b
                 if prf_oid not in _PRFS:
                     raise InvalidKey(f"unsupported PBKDF2 PRF {prf_oid}")
                 prf = _PRFS[prf_oid]
-        if not 1 <= iterations <= _MAX_PBKDF2_ITERATIONS:
-            raise InvalidKey(f"PBKDF2 iteration count out of bounds ({iterations})")
+        check_pbkdf2_cost(iterations)
         return PBKDF2HMAC(algorithm=prf(), length=key_len, salt=salt, iterations=iterations).derive(password)
     raise InvalidKey(f"unsupported key derivation function {kdf_oid}")
 
