@@ -16,7 +16,7 @@ from _batcher_checks import add_from_threads, check_exactly_once, genesis_verifi
 
 from shancheng.sdk import Client
 from shancheng.sdk.chainproof import GenesisFile
-from shancheng.sdk.client import BatcherClosed, Identity
+from shancheng.sdk.client import BatcherClosed, Identity, LogLocked
 from shancheng.sdk.client.store import StoreError, open_store
 from shancheng.testing.postgres import PostgresServer, postgres_fixture
 from shancheng.testing.solo import PASSWORD, SoloNode
@@ -95,6 +95,8 @@ def test_the_batcher_process_killed_mid_batch_loses_no_returned_record(world: Wo
                 if len(ids) >= 300:  # several sealed-and-anchored batches of 64, and mid-batch
                     break
         assert len(ids) == 300, child.stderr.read() if child.stderr else ""
+        with pytest.raises(LogLocked, match="PostgreSQL advisory lock"):  # the child's batcher holds the log
+            world.client.batcher(store=url, origin=origin)
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
@@ -137,6 +139,22 @@ def test_postgres_crashing_mid_batch_loses_no_returned_record(world: World) -> N
         assert again.size >= max(ids) + 1, "every id whose add() returned was committed before the crash"
         ids += again.add_many([{"n": "after"}], kind="prescription")
         again.flush(timeout=120)
+        world.check(again, ids)
+
+
+def test_a_second_batcher_on_a_log_in_postgres_is_refused_and_nothing_is_lost(world: World) -> None:
+    url, origin = world.pg.create_database(), "hospital.example/log/pg-two-batchers"
+    with world.client.batcher(store=url, origin=origin, max_age=0.1) as first:
+        ids = first.add_many([{"n": n} for n in range(6)], kind="prescription")
+        with pytest.raises(LogLocked, match="open in another batcher"):
+            world.client.batcher(store=url, origin=origin, max_age=0.1)
+        with world.client.batcher(store=url, origin=origin + "/other", max_age=0.1):
+            pass  # another log of the same database is its own
+        ids += first.add_many([{"n": n} for n in range(6, 9)], kind="prescription")
+        first.flush(timeout=60)
+    with world.client.batcher(store=url, origin=origin, max_age=0.1) as again:  # closed: the lock is free again
+        ids += again.add_many([{"n": "again"}], kind="prescription")
+        again.flush(timeout=60)
         world.check(again, ids)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ShanchengError
+from .loglock import FileLogLock, PostgresLogLock
 from .store import BatchRow, RecordRow, StoreError, _batch, _record
 
 __all__ = ["SqlAlchemyStore"]
@@ -61,6 +62,25 @@ class SqlAlchemyStore:
             raise StoreError(f"cannot open the store {self._safe(url)}: {str(exc).splitlines()[0][:300]}") from None
         self.url = self._safe(url)
         self._lock = threading.Lock()
+        self._log_locks: dict[str, FileLogLock | PostgresLogLock] = {}
+
+    def lock_log(self, origin: str) -> None:
+        """One batcher per log: a PostgreSQL advisory lock, or a lock file next to an SQLite database; other
+        databases are refused (a log they hold could be written by two batchers at once)."""
+        if origin in self._log_locks:
+            return
+        url = self._engine.url
+        if url.get_backend_name() == "postgresql":
+            self._log_locks[origin] = PostgresLogLock(self._engine, origin, sa=self._sa)
+        elif url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            self._log_locks[origin] = FileLogLock(url.database, origin)
+        elif url.get_backend_name() != "sqlite":
+            raise StoreError(f"the store {self.url}: one batcher per log is enforced on PostgreSQL and SQLite only")
+
+    def unlock_log(self, origin: str) -> None:
+        lock = self._log_locks.pop(origin, None)
+        if lock is not None:
+            lock.release()
 
     @staticmethod
     def _safe(url: str) -> str:
@@ -164,4 +184,6 @@ class SqlAlchemyStore:
         return None if row is None else _batch(tuple(row))
 
     def close(self) -> None:
+        for origin in list(self._log_locks):
+            self.unlock_log(origin)
         self._engine.dispose()

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from ..errors import InvalidInput, ShanchengError
+from .loglock import FileLogLock
 
 __all__ = [
     "BatchRow",
@@ -73,6 +74,8 @@ class BatchRow:
 
 
 class Store(Protocol):
+    def lock_log(self, origin: str) -> None: ...  # one batcher per log: LogLocked for the second
+    def unlock_log(self, origin: str) -> None: ...
     def open_log(self, origin: str, org_key: bytes) -> None: ...
     def append_records(self, origin: str, rows: Sequence[RecordRow]) -> None: ...
     def record(self, origin: str, seq: int) -> RecordRow | None: ...
@@ -135,6 +138,17 @@ class SqliteStore:
             raise StoreError(f"cannot open the SQLite store {path}: {exc}") from None
         self.path = path
         self._lock = threading.Lock()
+        self._log_locks: dict[str, FileLogLock] = {}
+
+    def lock_log(self, origin: str) -> None:
+        """Take the log's lock file (a store in memory is this process's alone: nothing to lock)."""
+        if self.path != ":memory:" and origin not in self._log_locks:
+            self._log_locks[origin] = FileLogLock(self.path, origin)
+
+    def unlock_log(self, origin: str) -> None:
+        lock = self._log_locks.pop(origin, None)
+        if lock is not None:
+            lock.release()
 
     def _write(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         with self._lock:
@@ -215,6 +229,8 @@ class SqliteStore:
         return _batch(rows[0]) if rows else None
 
     def close(self) -> None:
+        for origin in list(self._log_locks):
+            self.unlock_log(origin)
         with self._lock:
             self._db.close()
 
