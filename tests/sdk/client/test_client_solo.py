@@ -26,6 +26,7 @@ from shancheng.sdk.client import (
     Batcher,
     ChainMismatch,
     Identity,
+    LogLocked,
     NodeUnavailable,
     write_eth_keystore,
 )
@@ -263,6 +264,38 @@ def test_anchoring_the_same_checkpoint_twice_returns_the_existing_anchor(world):
         client.anchor_checkpoint(origin, sequence=1, tree_size=4, root=sm3(b"another root"), prev_root=b"\0" * 32)
 
 
+def test_a_second_batcher_on_the_same_log_is_refused_and_nothing_is_lost(world):
+    origin = world.origin("two-batchers")
+    for store in (world.store("two-batchers"), f"sqlite+pysqlite:///{world.tmp / 'two-batchers-sa.db'}"):
+        with world.client.batcher(store=store, origin=origin, max_age=0.1) as first:
+            ids = first.add_many([{"n": n} for n in range(5)], kind="prescription")
+            with pytest.raises(LogLocked, match="open in another batcher"):
+                world.client.batcher(store=store, origin=origin, max_age=0.1)
+            with world.client.batcher(store=store, origin=origin + "/other", max_age=0.1):
+                pass  # another log of the same store is its own
+            ids += first.add_many([{"n": n} for n in range(5, 9)], kind="prescription")
+            first.flush(timeout=60)
+        with world.client.batcher(store=store, origin=origin, max_age=0.1) as again:  # closed: free again
+            ids += again.add_many([{"n": "again"}], kind="prescription")
+            again.flush(timeout=60)
+            world.check_exactly_once(again, ids)
+        origin = world.origin("two-batchers")
+
+
+def test_after_an_anchor_conflict_the_batcher_refuses_records_at_once(world):
+    origin = world.origin("conflict")
+    with world.client.batcher(store=world.store("conflict-a"), origin=origin, max_age=0.1) as first:
+        first.add({"n": 1}, kind="prescription")
+        first.flush(timeout=60)
+    # a second store on the same log: its checkpoint 1 is another tree, refused by what the chain holds
+    with world.client.batcher(store=world.store("conflict-b"), origin=origin, max_age=0.1) as second:
+        second.add({"n": "other"}, kind="prescription")
+        with pytest.raises(AnchorConflict, match="another writer"):
+            second.flush(timeout=60)
+        with pytest.raises(AnchorConflict, match="no more records are accepted"):
+            second.add({"n": "more"}, kind="prescription")
+
+
 # ------------------------------------------------------------------------------------------------ crashes
 
 
@@ -291,6 +324,8 @@ def test_the_batcher_process_killed_mid_batch_loses_no_returned_record(world):
     try:
         ids = _read_ids(child, 400)  # well past several sealed-and-anchored batches of 64, and mid-batch
         assert len(ids) == 400, child.stderr.read() if child.stderr else ""
+        with pytest.raises(LogLocked, match="lock file"):  # the child's batcher holds the log
+            world.client.batcher(store=f"sqlite:///{store}", origin=origin)
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)

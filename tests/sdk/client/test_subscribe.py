@@ -200,12 +200,15 @@ def test_the_blocking_form_and_the_async_iterator_resume_from_the_checkpoint(wor
 
 
 @pytest.mark.network
-def test_a_range_the_node_refuses_as_too_large_is_split(world):
-    """A proxy in front of the node refuses eth_getLogs over more than 2 blocks, as a node with a small
-    max_log_block_range does (a fault injected on purpose); the subscription splits and misses nothing."""
-    origin = world.origin("split")
-    anchor_burst(world.client, origin, 1, 5)
-    anchor_burst(world.client, origin, 6, 8)
+def test_a_range_the_node_refuses_as_too_large_is_split(request, tmp_path):
+    """A proxy in front of an Ethereum node (anvil: on Shancheng events come from proven receipts, not eth_getLogs)
+    refuses eth_getLogs over more than 2 blocks, as a node with a small max_log_block_range does (a fault injected
+    on purpose); the subscription splits and misses nothing."""
+    anvil_client = request.getfixturevalue("anvil")
+    upstream_url = anvil_client.rpc.urls[0]
+    origin = "hospital.example/log/sub-split"
+    anchor_burst(anvil_client, origin, 1, 5)
+    anchor_burst(anvil_client, origin, 6, 8)
     ranges: list[tuple[int, int]] = []
 
     class Proxy(http.server.BaseHTTPRequestHandler):
@@ -222,7 +225,7 @@ def test_a_range_the_node_refuses_as_too_large_is_split(world):
                         "code": -32005, "message": f"query spans {hi - lo + 1} blocks; the limit is 2: split the "
                                                    "range"}}).encode()
                     return self._send(reply)
-            upstream = urllib.request.Request(world.node.url, data=body, headers={"Content-Type": "application/json"})
+            upstream = urllib.request.Request(upstream_url, data=body, headers={"Content-Type": "application/json"})
             with urllib.request.urlopen(upstream, timeout=30) as answer:
                 self._send(answer.read())
 
@@ -239,11 +242,15 @@ def test_a_range_the_node_refuses_as_too_large_is_split(world):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        client = world.connect(f"http://127.0.0.1:{server.server_address[1]}")
+        client = Client.connect(f"http://127.0.0.1:{server.server_address[1]}", identity=anvil_client.identity,
+                                confirmations=ANVIL_CONFIRMATIONS, contracts={
+                                    "EvidenceRegistry": anvil_client.registry.address,
+                                    "Governance": anvil_client.governance.address})
         last = client.find_anchor(origin, 8).block_number
         events: list[Event] = []
-        sub = client.subscribe(world.filter(origin), events.append, checkpoint=world.checkpoint("split"),
-                               name="split", batch_blocks=50, start=False)
+        log_filter = LogFilter.for_event(client.registry, "BatchAnchored", indexed=[client.source_id(origin)])
+        sub = client.subscribe(log_filter, events.append, checkpoint=tmp_path / "split.db", name="split",
+                               batch_blocks=50, poll_interval=0.05, start=False)
         sub.run(until=last)
         sub.close()
         assert sequences(events) == list(range(1, 9))

@@ -28,6 +28,8 @@ from .client import (
 )
 from .contracts import Call, Contract
 from .identity import Identity, write_eth_keystore
+from .loglock import LogLocked
+from .proofs import ProofFailed
 from .rpc import JsonRpcError, MalformedReply, NodeUnavailable, RpcClient
 from .store import StoreError, open_store
 from .subscribe import (
@@ -61,12 +63,14 @@ __all__ = [
     "JsonRpcError",
     "Lag",
     "LogFilter",
+    "LogLocked",
     "MalformedReply",
     "NodeUnavailable",
     "NotAnchoredYet",
     "NotFinal",
     "PendingTransaction",
     "Position",
+    "ProofFailed",
     "Receipt",
     "RpcClient",
     "SourceHead",

@@ -13,6 +13,12 @@ Durability: :meth:`Batcher.add` returns once the record is committed to the stor
 records that were not sealed yet and anchors every sealed checkpoint exactly once: before sending, it looks the
 ``(source, sequence)`` up on chain, and the registry refuses a sequence twice.
 
+Nothing is final until it is proven: on Shancheng a checkpoint is stored as anchored only once the transaction the
+batcher signed and its receipt, with the ``BatchAnchored`` log, are proven under a block whose commit certificate
+verifies against the genesis file (:mod:`~shancheng.sdk.client.proofs`); a node whose answers fail is dropped and
+the transaction re-sent to the others. One batcher per log: a second one is refused (:class:`LogLocked`); after an
+:class:`AnchorConflict` (another writer anchored this log's sequence) :meth:`Batcher.add` fails at once.
+
 Two kinds of record:
 
 - **org-attested** (no ``author``): the leaf names the organisation's key as the author; the checkpoint signature
@@ -35,7 +41,7 @@ import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Self
 
 from ..crypto import DEFAULT_UID, SM2PrivateKey, SM2PublicKey
 from ..errors import InvalidInput, InvalidSignature, ShanchengError
@@ -43,13 +49,16 @@ from ..evidence import EvidencePackage, InclusionProof
 from ..evidence.package import LEAF_PREFIX
 from ..merkle import Checkpoint, MerkleTree, leaf_hash
 from ..records import STATEMENT_PREFIX, Commitment, RecordStatement, SignedRecord, commit_salted
-from .client import Anchor, AnchorConflict, PendingTransaction
+from .anchors import Anchor, AnchorConflict
+from .client import PendingTransaction
+from .loglock import LogLocked
+from .proofs import poll_proven
 from .store import ANCHORED, SEALED, SENT, BatchRow, RecordRow, Store, open_store
 
 if TYPE_CHECKING:
     from .client import Client
 
-__all__ = ["Batcher", "BatcherClosed", "NotAnchoredYet", "StatementSigner"]
+__all__ = ["Batcher", "BatcherClosed", "LogLocked", "NotAnchoredYet", "StatementSigner"]
 
 _log = logging.getLogger("shancheng.sdk.batcher")
 ZERO_ROOT = b"\0" * 32
@@ -107,6 +116,13 @@ class Batcher:
         self._kinds: set[str] = set()
         self._authors: set[bytes] = {self._org_key_bytes}
         self.store: Store = open_store(store) if isinstance(store, str) else store
+        try:
+            self.store.lock_log(origin)  # one batcher per log: the second is refused here
+        except BaseException:
+            if isinstance(store, str):
+                self.store.close()
+            raise
+        self._conflict: AnchorConflict | None = None  # another writer anchored this log: no more records
         self.store.open_log(origin, self._org_key_bytes)
 
         # recovery: the durable log, its sealed checkpoints and their anchoring
@@ -167,6 +183,7 @@ class Batcher:
             if self._sign_pool is not None:
                 self._sign_pool.shutdown(wait=True)
                 self._sign_pool = None
+        self.store.unlock_log(self.origin)
 
     def __enter__(self) -> Self:
         return self
@@ -296,6 +313,8 @@ class Batcher:
         return await asyncio.to_thread(self.add, record, kind=kind, salt=salt, author=author, uid=uid)
 
     def _check_open(self) -> None:
+        if self._conflict is not None:
+            raise AnchorConflict(f"{self._conflict} (no more records are accepted)")
         if self._closed:
             raise BatcherClosed("the batcher is closed")
         if self._failure is not None:
@@ -364,6 +383,13 @@ class Batcher:
                 self._advance_anchors()
                 backoff = 0.0
                 self.last_error = None
+            except AnchorConflict as exc:
+                self._conflict = exc
+                self.last_error = str(exc)
+                _log.error("anchoring %s stopped: %s", self.origin, exc)
+                with self._state:
+                    self._state.notify_all()
+                return
             except ShanchengError as exc:
                 self.last_error = str(exc)
                 _log.warning("anchoring %s: %s (retrying)", self.origin, exc)
@@ -419,11 +445,10 @@ class Batcher:
                 self.store.set_batch_state(self.origin, batch.row.sequence, SENT, tx_hash=batch.pending.transaction_hash)
             if batch.pending is None:
                 continue
-            receipt = client.poll(batch.pending)
-            if receipt is None:
-                continue
-            if receipt.status == 1:
-                self._mark_anchored(batch, client.anchor_from_receipt(self.origin, receipt, batch.row.sequence))
+            done = self._final(batch.pending, batch.row.sequence)
+            if isinstance(done, Anchor):
+                self._mark_anchored(batch, done)
+            if done is not False:
                 continue
             # reverted: anchored meanwhile by an earlier send (recovery), or behind a failed predecessor
             batch.pending = None
@@ -435,6 +460,19 @@ class Batcher:
             if batch.failures >= 5:
                 raise AnchorConflict(f"anchorBatch of {self.origin!r} sequence {batch.row.sequence} reverted "
                                      f"{batch.failures} times; the registry's head is {client.source_head(self.origin)}")
+
+    def _final(self, pending: PendingTransaction, sequence: int) -> Anchor | Literal[False] | None:
+        """The anchor of ``pending`` once final (proven on Shancheng), False if it reverted, None while not final."""
+        client = self.client
+        if client.capabilities.chain_proofs:
+            proven = poll_proven(client, pending)
+            if proven is None or proven.status != 1:
+                return None if proven is None else False
+            return client.proven_anchor(self.origin, sequence, proven, url=client.rpc.current_url)
+        receipt = client.poll(pending)
+        if receipt is None or receipt.status != 1:
+            return None if receipt is None else False
+        return client.anchor_from_receipt(self.origin, receipt, sequence)
 
     def flush(self, *, timeout: float = 120.0) -> None:
         """Seal every durable record now and return once every sealed checkpoint is anchored and final."""
@@ -452,6 +490,8 @@ class Batcher:
                 while self._anchored_size < target:
                     if self._failure is not None:
                         raise BatcherClosed(f"the batcher's store failed: {self._failure}")
+                    if self._conflict is not None:
+                        raise self._conflict
                     left = deadline - time.monotonic()
                     if left <= 0:
                         raise NotAnchoredYet(

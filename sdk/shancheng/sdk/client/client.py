@@ -17,14 +17,15 @@ What it does for you:
 - **Chain detection**: a Shancheng node answers ``shancheng_nodeInfo``; anything else is a foreign Ethereum chain,
   on which SM2 commit certificates, the GM precompile and chain proofs are reported unavailable
   (:class:`Capabilities`), never faked.
-- **Failover** between the given URLs on connection errors (:class:`~shancheng.sdk.client.rpc.RpcClient`).
+- **Failover** between the URLs on connection errors and away from a node that failed a proof (``RpcClient``).
 - **Nonces** for many threads (:class:`~shancheng.sdk.client.nonces.NonceManager`).
 - **Finality**: :meth:`Client.send` returns once the block is final: on Shancheng when its commit certificate
   exists (verified against the genesis file's validators when the client was given the genesis), elsewhere after
   ``confirmations`` blocks. The signed transaction is kept until its receipt and sent again if the node lost it
   (a node restart empties its pool).
-- **Idempotent anchoring**: :meth:`Client.anchor_checkpoint` looks ``(source, sequence)`` up on chain first and
-  returns the existing anchor instead of sending it twice.
+- **Idempotent, proven anchoring**: :meth:`Client.anchor_checkpoint` looks ``(source, sequence)`` up on chain first
+  and returns the existing anchor instead of sending it twice; on Shancheng an anchor counts only once its
+  transaction and receipt are proven under a certified block (:mod:`~shancheng.sdk.client.proofs`).
 """
 
 from __future__ import annotations
@@ -53,9 +54,11 @@ from ..evidence.chain import (
     verify_validator_changes,
 )
 from ..evidence.governance import org_name_slot, package_state_slots
+from .anchors import Anchor, AnchorConflict, NotFinal, SourceHead, check_anchor
 from .contracts import ABI_NAMES, Call, Contract
 from .identity import Identity
 from .nonces import NonceManager
+from .proofs import ProofFailed, ProvenTransaction, certified_block, poll_proven, prove_transaction, proven_anchor
 from .rpc import METHOD_NOT_FOUND, JsonRpcError, NodeUnavailable, RpcClient
 
 if TYPE_CHECKING:
@@ -97,14 +100,6 @@ class TransactionReverted(ShanchengError):
     """A transaction was included but its execution failed (receipt status 0)."""
 
 
-class NotFinal(ShanchengError):
-    """A transaction did not become final within the time given."""
-
-
-class AnchorConflict(ShanchengError):
-    """The chain holds another checkpoint for the same (source, sequence): two writers share one log."""
-
-
 @dataclass(frozen=True)
 class Capabilities:
     """What the connected chain guarantees; everything Shancheng-specific is False on a foreign chain."""
@@ -141,29 +136,6 @@ class PendingTransaction:
     transaction_hash: bytes
     first_sent: float
     last_sent: float
-
-
-@dataclass(frozen=True)
-class SourceHead:
-    org_id: int
-    sequence: int
-    tree_size: int
-    root: bytes
-
-
-@dataclass(frozen=True)
-class Anchor:
-    """A checkpoint anchored by ``EvidenceRegistry.anchorBatch``."""
-
-    origin: str
-    source_id: bytes
-    sequence: int
-    root: bytes
-    tree_size: int
-    prev_root: bytes
-    org_id: int
-    block_number: int
-    transaction_hash: bytes
 
 
 def _hex(data: bytes) -> str:
@@ -393,7 +365,7 @@ class Client:
             return None
         if reply is None:
             if time.monotonic() - pending.last_sent >= self._opt.resubmit_after:
-                self._resend(pending)
+                self.resend(pending)
             return None
         if not isinstance(reply, dict):
             raise InvalidInput("eth_getTransactionReceipt: the reply is not an object")
@@ -466,13 +438,18 @@ class Client:
         self._history = (changes, history)
         return history
 
-    def _resend(self, pending: PendingTransaction) -> None:
+    @property
+    def resubmit_after(self) -> float:
+        return self._opt.resubmit_after
+
+    def resend(self, pending: PendingTransaction) -> None:
+        """Send ``pending`` again to every node (one may have swallowed it)."""
         pending.last_sent = time.monotonic()
-        try:
-            self.rpc.call("eth_sendRawTransaction", [_hex(pending.raw)])
-        except NodeUnavailable:
-            return
-        except JsonRpcError as exc:
+        answers = self.rpc.broadcast("eth_sendRawTransaction", [_hex(pending.raw)])
+        errors = [a for _, a in answers if isinstance(a, JsonRpcError)]
+        if len(errors) < len(answers) or not errors:
+            return  # accepted somewhere (or no node answered: tried again later)
+        for exc in errors:
             text = exc.message.lower()
             if "already known" in text:
                 return
@@ -483,7 +460,7 @@ class Client:
                         "another transaction of the same account"
                     ) from None
                 return
-            raise TransactionRefused(f"re-sending {_hex(pending.transaction_hash)} was refused: {exc.message}") from None
+        raise TransactionRefused(f"re-sending {_hex(pending.transaction_hash)} was refused: {errors[0].message}")
 
     def wait(self, pending: PendingTransaction, *, timeout: float = 120.0, check: bool = True) -> Receipt:
         """Poll until ``pending`` is final (re-sending it if a node restart lost it); with ``check`` a failed
@@ -514,21 +491,33 @@ class Client:
         return SourceHead(int(org), int(seq), int(size), bytes(root))
 
     def find_anchor(self, origin: str, sequence: int) -> Anchor | None:
-        """The anchor of ``(origin, sequence)`` of this organisation's log if the chain has it, else None."""
+        """The anchor of ``(origin, sequence)`` of this organisation's log if the chain has it, else None. On
+        Shancheng what the node points to (``batchAnchor``, the log's transaction) is proven final before it counts
+        (:func:`~shancheng.sdk.client.proofs.prove_transaction`); a node that cannot prove it is marked bad."""
         source = self.source_id(origin)
-        try:
-            root, size, prev, org, number, _ts = self.view(self.registry, "batchAnchor", source, sequence)
-        except JsonRpcError:
-            return None  # "Evidence: unknown batch"
-        logs = self.rpc.call("eth_getLogs", [{
-            "address": self.registry.address_hex, "fromBlock": hex(number), "toBlock": hex(number),
-            "topics": [_hex(BATCH_ANCHORED_TOPIC), _hex(source), _hex(sequence.to_bytes(32, "big"))],
-        }])
-        if not isinstance(logs, list) or len(logs) != 1:
-            raise InvalidInput(f"block {number} should hold exactly one BatchAnchored log of source "
-                               f"{_hex(source)} sequence {sequence}")
-        tx_hash = _bytes(logs[0].get("transactionHash"), "log transactionHash", 32)
+        with self.rpc.pinned() as url:
+            try:
+                root, size, prev, org, number, _ts = self.view(self.registry, "batchAnchor", source, sequence)
+            except JsonRpcError:
+                return None  # "Evidence: unknown batch"
+            logs = self.rpc.call("eth_getLogs", [{
+                "address": self.registry.address_hex, "fromBlock": hex(number), "toBlock": hex(number),
+                "topics": [_hex(BATCH_ANCHORED_TOPIC), _hex(source), _hex(sequence.to_bytes(32, "big"))],
+            }])
+            if not isinstance(logs, list) or len(logs) != 1:
+                raise InvalidInput(f"block {number} should hold exactly one BatchAnchored log of source "
+                                   f"{_hex(source)} sequence {sequence}")
+            tx_hash = _bytes(logs[0].get("transactionHash"), "log transactionHash", 32)
+            if self.capabilities.chain_proofs:
+                proven = prove_transaction(self, tx_hash, claimed=True)
+                if proven is None:
+                    raise NotFinal(f"the anchor of {origin!r} sequence {sequence} is not certified yet")
+                return self.proven_anchor(origin, sequence, proven, url=url)
         return Anchor(origin, source, sequence, bytes(root), int(size), bytes(prev), int(org), int(number), tx_hash)
+
+    def proven_anchor(self, origin: str, sequence: int, proven: ProvenTransaction, *, url: str) -> Anchor:
+        return proven_anchor(self, proven, origin=origin, source_id=self.source_id(origin),
+                             registry=self.registry.address, sequence=sequence, url=url)
 
     def anchor_call(self, origin: str, *, sequence: int, tree_size: int, root: bytes, prev_root: bytes) -> Call:
         """The ``anchorBatch`` call of a checkpoint, SM2-signed by the organisation's key."""
@@ -559,26 +548,21 @@ class Client:
 
     def check_anchor(self, anchor: Anchor, *, tree_size: int, root: bytes) -> Anchor:
         """``anchor`` if it is of this checkpoint; :class:`AnchorConflict` otherwise."""
-        if anchor.root != root or anchor.tree_size != tree_size:
-            raise AnchorConflict(
-                f"sequence {anchor.sequence} of log {anchor.origin!r} is anchored with tree size {anchor.tree_size} "
-                f"and root {anchor.root.hex()[:16]}…, not this checkpoint's {tree_size} / {root.hex()[:16]}…; "
-                "another writer uses this log"
-            )
-        return anchor
+        return check_anchor(anchor, tree_size=tree_size, root=root)
 
     def wait_final_block(self, block_number: int, block_hash: bytes | None = None, *, timeout: float = 120.0) -> None:
-        """Return once ``block_number`` is final (certificate, or confirmations)."""
+        """Return once ``block_number`` is final (a commit certificate, verified with the pinned genesis file and of
+        ``block_hash`` when given; or confirmations). A node whose certificate fails is marked bad."""
         deadline = time.monotonic() + timeout
         while True:
             try:
                 if self.capabilities.commit_certificates:
-                    if self.rpc.call("shancheng_getCommit", [hex(block_number)]) is not None:
+                    if certified_block(self, block_number, block_hash) is not None:
                         return
                 elif self.block_number() - block_number + 1 >= self._opt.confirmations:
                     return
-            except NodeUnavailable:
-                pass
+            except (NodeUnavailable, ProofFailed):
+                pass  # a node that failed the proof is dropped: the next try asks another
             if time.monotonic() >= deadline:
                 raise NotFinal(f"block {block_number} was not final within {timeout:.0f} s")
             time.sleep(self._opt.poll_interval)
@@ -592,6 +576,9 @@ class Client:
             self.wait_final_block(existing.block_number, timeout=timeout)
             return self.check_anchor(existing, tree_size=tree_size, root=root)
         call = self.anchor_call(origin, sequence=sequence, tree_size=tree_size, root=root, prev_root=prev_root)
+        if self.capabilities.chain_proofs:
+            return self._anchor_proven(origin, sequence, self.submit(call), tree_size=tree_size, root=root,
+                                       timeout=timeout)
         receipt = self.send(call, timeout=timeout, check=False)
         if receipt.status != 1:
             existing = self.find_anchor(origin, sequence)  # another send of the same checkpoint won the race
@@ -600,6 +587,19 @@ class Client:
             raise TransactionReverted(f"anchorBatch of {origin!r} sequence {sequence} reverted in block "
                                       f"{receipt.block_number}")
         return self.anchor_from_receipt(origin, receipt, sequence)
+
+    def _anchor_proven(self, origin: str, sequence: int, pending: PendingTransaction, *, tree_size: int, root: bytes,
+                       timeout: float) -> Anchor:
+        deadline = time.monotonic() + timeout
+        while (proven := poll_proven(self, pending)) is None:
+            if time.monotonic() >= deadline:
+                raise NotFinal(f"anchorBatch {_hex(pending.transaction_hash)} was not proven final in {timeout:.0f} s")
+            time.sleep(self._opt.poll_interval)
+        existing = self.find_anchor(origin, sequence) if proven.status != 1 else None  # another send won the race
+        if proven.status != 1 and existing is None:
+            raise TransactionReverted(f"anchorBatch of {origin!r} sequence {sequence} reverted in {proven.block_number}")
+        anchor = existing or self.proven_anchor(origin, sequence, proven, url=self.rpc.current_url)
+        return self.check_anchor(anchor, tree_size=tree_size, root=root)
 
     # -- evidence packages -------------------------------------------------------------------------
     def governance_state_proof(self, block_number: int, author: SM2PublicKey) -> dict[str, Any]:

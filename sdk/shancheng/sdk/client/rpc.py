@@ -6,21 +6,26 @@
 
 A call goes to the endpoint that answered last; on a connection error, a timeout or an HTTP 5xx status it moves on
 to the next one, so each call tries every endpoint once before :class:`NodeUnavailable` is raised. An error
-*reply* (the node answered with a JSON-RPC error) is not a failover reason: it raises :class:`JsonRpcError`. Replies
+*reply* (the node answered with a JSON-RPC error) is not a failover reason: it raises :class:`JsonRpcError`.
+An endpoint whose answer failed a proof is marked bad (:meth:`RpcClient.mark_bad`: a one-line warning, a count in
+:attr:`RpcClient.lies`) and is no longer tried; :meth:`RpcClient.pinned` sends a group of calls to one endpoint
+only, so a failed proof names the node that served it. Replies
 are parsed by :func:`shancheng.sdk.strict_json.loads` with a size and a depth limit, so a hostile endpoint cannot
 exhaust the caller. Connections are kept alive per thread and endpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import itertools
 import json
+import logging
 import random
 import threading
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .. import strict_json
@@ -39,6 +44,7 @@ MAX_REPLY_DEPTH = 64
 MAX_ENDPOINTS = 64
 METHOD_NOT_FOUND = -32601
 LIMIT_EXCEEDED = -32005  # "limit exceeded" (geth, Infura, the Shancheng node)
+_log = logging.getLogger("shancheng.sdk.rpc")
 
 
 class JsonRpcError(ShanchengError):
@@ -115,6 +121,8 @@ class RpcClient:
             raise InvalidInput("busy_wait must be 0 to 600 seconds")
         self.busy_wait = float(busy_wait)
         self._current = 0
+        self._bad: dict[int, str] = {}  # endpoint index -> why its answers are no longer believed
+        self.lies = 0  # answers that failed a proof (a metric: mark_bad calls)
         self._lock = threading.Lock()
         self._local = threading.local()
         self._ids = itertools.count(1)
@@ -125,7 +133,80 @@ class RpcClient:
 
     @property
     def current_url(self) -> str:
-        return self._endpoints[self._current].url
+        pinned = self._local.__dict__.get("pinned")
+        return self._endpoints[self._current if pinned is None else pinned].url
+
+    @property
+    def bad_nodes(self) -> dict[str, str]:
+        """URL -> the proof its answer failed, for each endpoint dropped from the failover set."""
+        with self._lock:
+            return {self._endpoints[i].url: why for i, why in self._bad.items()}
+
+    def mark_bad(self, url: str, reason: str) -> None:
+        """Drop ``url`` from the failover set: one of its answers failed a proof (it lied, or serves another chain).
+        Logs one warning line and counts it in :attr:`lies`; later calls go to the other endpoints."""
+        reason = " ".join(str(reason).split())[:300]
+        with self._lock:
+            index = next((i for i, e in enumerate(self._endpoints) if e.url == url), None)
+            if index is None:
+                return
+            self.lies += 1
+            first = index not in self._bad
+            self._bad[index] = reason
+            if self._current == index:
+                good = [i for i in range(len(self._endpoints)) if i not in self._bad]
+                if good:
+                    self._current = good[0]
+        if first:
+            _log.warning("node %s dropped from the failover set: its answer failed a proof: %s", url, reason)
+
+    @contextlib.contextmanager
+    def pinned(self) -> Iterator[str]:
+        """Within the block, this thread's calls go to one endpoint only (the current one; no failover: a connection
+        error raises :class:`NodeUnavailable`), so everything a proof is built from comes from the node it names.
+        Yields that endpoint's URL."""
+        if self._local.__dict__.get("pinned") is not None:
+            yield self.current_url
+            return
+        with self._lock:
+            if not self._good_indices():
+                raise NodeUnavailable("every node's answers failed a proof: " + "; ".join(
+                    f"{self._endpoints[i].url}: {why}" for i, why in self._bad.items()))
+            index = self._current
+        self._local.pinned = index
+        try:
+            yield self._endpoints[index].url
+        finally:
+            self._local.pinned = None
+
+    def _good_indices(self) -> list[int]:
+        return [i for i in range(len(self._endpoints)) if i not in self._bad]
+
+    def rotate(self) -> None:
+        """Ask the next good endpoint from now on (a node that withholds what others may have)."""
+        with self._lock:
+            good = self._good_indices()
+            later = [i for i in good if i > self._current]
+            if good:
+                self._current = (later or good)[0]
+
+    def broadcast(self, method: str, params: Sequence[Any] = ()) -> list[tuple[str, Any]]:
+        """``method(params)`` on every good endpoint (a transaction one node may swallow): (url, result or the
+        :class:`ShanchengError` it raised) for each."""
+        out: list[tuple[str, Any]] = []
+        before = self._local.__dict__.get("pinned")
+        with self._lock:
+            indices = self._good_indices()
+        for index in indices:
+            url = self._endpoints[index].url
+            self._local.pinned = index
+            try:
+                out.append((url, self.call(method, params)))
+            except ShanchengError as exc:
+                out.append((url, exc))
+            finally:
+                self._local.pinned = before
+        return out
 
     # -- transport -------------------------------------------------------------------------------
     def _connection(self, index: int) -> http.client.HTTPConnection:
@@ -174,16 +255,20 @@ class RpcClient:
     def _post(self, body: bytes, what: str) -> tuple[str, Any]:
         """POST ``body`` to the current endpoint, failing over; returns (url, parsed reply)."""
         n = len(self._endpoints)
-        start = self._current
+        pinned = self._local.__dict__.get("pinned")
+        with self._lock:
+            order = [(self._current + k) % n for k in range(n)] if pinned is None else [pinned]
+            order = [i for i in order if i not in self._bad or i == pinned]
+        if not order:
+            raise NodeUnavailable(f"no node is left to ask {what}: every node's answers failed a proof")
         reasons = []
-        for k in range(n):
-            index = (start + k) % n
+        for index in order:
             try:
                 raw = self._post_once(index, body)
             except (TimeoutError, OSError, http.client.HTTPException) as exc:
                 reasons.append(f"{self._endpoints[index].url}: {type(exc).__name__}: {exc}".rstrip(": "))
                 continue
-            if index != self._current:
+            if index != self._current and pinned is None:
                 with self._lock:
                     self._current = index
             url = self._endpoints[index].url

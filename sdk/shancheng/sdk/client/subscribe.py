@@ -14,7 +14,10 @@ How it works:
 - **Final blocks only.** On Shancheng a block is final once its SM2 commit certificate exists
   (``shancheng_getCommit``; verified against the genesis validators when the client was given the genesis file);
   on another chain once it is ``confirmations`` deep.
-- **Bounded reads.** Logs are read with ``eth_getLogs`` over at most ``batch_blocks`` blocks at a time; a range the
+- **Proven events (Shancheng).** Events come from receipts proven under certified blocks, and each block's matching
+  events are proven complete (:mod:`~shancheng.sdk.client.proven_events`): a node can neither add an event nor hide
+  one. A node whose answer fails a proof is dropped from the failover set and the subscription goes on with another.
+- **Bounded reads (other chains).** Logs are read with ``eth_getLogs`` over at most ``batch_blocks`` blocks at a time; a range the
   node refuses as too large (or that returns more than ``MAX_LOGS_PER_REPLY`` logs) is split in halves.
 - **Checkpoint after the handler.** After ``handler(event)`` returns, the position ``(block_number, block_hash,
   log_index)`` is written durably (SQLite WAL with ``synchronous=FULL``, or any SQLAlchemy database, or your own
@@ -33,22 +36,30 @@ import asyncio
 import hashlib
 import json
 import random
-import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import astuple, dataclass, replace
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Protocol, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from eth_abi.abi import encode
 
 from ..chainproof import CommitCertificate
 from ..errors import InvalidInput, ShanchengError, VerificationError
+from .checkpoints import (
+    MAX_NAME_LENGTH,
+    Checkpoint,
+    Position,
+    SavedPosition,
+    SubscriptionError,
+    open_checkpoint,
+)
 from .contracts import Contract, _events
+from .proofs import ProofFailed
+from .proven_events import read_proven_range
 from .rpc import JsonRpcError, MalformedReply, NodeUnavailable
-from .sqlstore import SqlAlchemyStore, _sqlalchemy
 
 if TYPE_CHECKING:
     from .client import Client
@@ -72,13 +83,8 @@ MAX_TOPIC_POSITIONS = 4
 MAX_TOPIC_ALTERNATIVES = 64
 MAX_BATCH_BLOCKS = 10_000
 MAX_LOGS_PER_REPLY = 10_000
-MAX_NAME_LENGTH = 200
 State = Literal["running", "backing-off", "stopped", "failed"]
 OnError = Literal["stop", "retry"]
-
-
-class SubscriptionError(ShanchengError):
-    """A subscription cannot go on (bad checkpoint, undecodable log, a block the node cannot list)."""
 
 
 class CheckpointMismatch(SubscriptionError, VerificationError):
@@ -98,168 +104,6 @@ class HandlerFailed(SubscriptionError):
 
 class _Transient(ShanchengError):
     """A node answered with something that may change on another try or another node (it is behind)."""
-
-
-# -- positions and checkpoints -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Position:
-    """How far a subscription got: every matching log up to ``(block_number, log_index)`` is processed;
-    ``log_index`` None means the whole block is."""
-
-    block_number: int
-    block_hash: bytes
-    log_index: int | None = None
-
-    def covers(self, block_number: int, log_index: int) -> bool:
-        """True when the log at ``(block_number, log_index)`` is at or before this position."""
-        if block_number != self.block_number:
-            return block_number < self.block_number
-        return self.log_index is None or log_index <= self.log_index
-
-
-@dataclass(frozen=True)
-class SavedPosition:
-    """A checkpoint row: the position and the fingerprint of the filter it was written for."""
-
-    position: Position
-    filter_id: bytes
-
-
-class Checkpoint(Protocol):
-    """Where a subscription keeps its position, per subscription name; ``save`` is durable when it returns."""
-
-    def load(self, name: str) -> SavedPosition | None: ...
-    def save(self, name: str, position: Position, *, filter_id: bytes) -> None: ...
-    def close(self) -> None: ...
-
-
-_TABLE = """CREATE TABLE IF NOT EXISTS shancheng_subscriptions (
-    name TEXT PRIMARY KEY, filter_id BLOB NOT NULL, block_number INTEGER NOT NULL, block_hash BLOB NOT NULL,
-    log_index INTEGER, updated REAL NOT NULL)"""
-
-
-class SqliteCheckpoint:
-    """Positions in one SQLite file (WAL journal, ``synchronous=FULL``: a save is on disk when it returns)."""
-
-    def __init__(self, path: str | Path) -> None:
-        path = str(path)
-        if path != ":memory:" and not Path(path).parent.is_dir():
-            raise SubscriptionError(f"the checkpoint's folder {Path(path).parent} does not exist")
-        try:
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute(_TABLE)
-        except sqlite3.Error as exc:
-            raise SubscriptionError(f"cannot open the checkpoint {path}: {exc}") from None
-        self.path = path
-        self._lock = threading.Lock()
-
-    def load(self, name: str) -> SavedPosition | None:
-        with self._lock:
-            try:
-                row = self._db.execute("SELECT filter_id, block_number, block_hash, log_index FROM "
-                                       "shancheng_subscriptions WHERE name = ?", (name,)).fetchone()
-            except sqlite3.Error as exc:
-                raise SubscriptionError(f"reading the checkpoint {self.path} failed: {exc}") from None
-        return None if row is None else _saved(row)
-
-    def save(self, name: str, position: Position, *, filter_id: bytes) -> None:
-        with self._lock:
-            try:
-                self._db.execute(
-                    "INSERT INTO shancheng_subscriptions (name, filter_id, block_number, block_hash, log_index, "
-                    "updated) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET filter_id = excluded.filter_id, "
-                    "block_number = excluded.block_number, block_hash = excluded.block_hash, "
-                    "log_index = excluded.log_index, updated = excluded.updated",
-                    (name, filter_id, position.block_number, position.block_hash, position.log_index, time.time()))
-            except sqlite3.Error as exc:
-                raise SubscriptionError(f"writing the checkpoint {self.path} failed: {exc}") from None
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-
-class SqlAlchemyCheckpoint:
-    """Positions in any SQLAlchemy database (``postgresql+psycopg://…``; the extra ``shancheng-sdk[sql]``); each
-    save is one committed transaction."""
-
-    def __init__(self, url: str) -> None:
-        sa = self._sa = _sqlalchemy()
-        self._table = sa.Table(
-            "shancheng_subscriptions", sa.MetaData(),
-            sa.Column("name", sa.String(MAX_NAME_LENGTH), primary_key=True),
-            sa.Column("filter_id", sa.LargeBinary, nullable=False),
-            sa.Column("block_number", sa.BigInteger, nullable=False),
-            sa.Column("block_hash", sa.LargeBinary, nullable=False), sa.Column("log_index", sa.BigInteger),
-            sa.Column("updated", sa.Float, nullable=False),
-        )
-        self.url = SqlAlchemyStore._safe(url)
-        try:
-            self._engine = sa.create_engine(url)
-            self._table.metadata.create_all(self._engine)
-        except sa.exc.SQLAlchemyError as exc:
-            raise SubscriptionError(f"cannot open the checkpoint {self.url}: {str(exc).splitlines()[0][:300]}") \
-                from None
-
-    def _run(self, fn: Callable[[Any], Any]) -> Any:
-        try:
-            with self._engine.begin() as conn:
-                return fn(conn)
-        except self._sa.exc.SQLAlchemyError as exc:
-            raise SubscriptionError(f"the checkpoint {self.url} failed: {str(exc).splitlines()[0][:300]}") from None
-
-    def load(self, name: str) -> SavedPosition | None:
-        t = self._table
-        q = self._sa.select(t.c.filter_id, t.c.block_number, t.c.block_hash, t.c.log_index).where(t.c.name == name)
-        row = self._run(lambda conn: conn.execute(q).first())
-        return None if row is None else _saved(tuple(row))
-
-    def save(self, name: str, position: Position, *, filter_id: bytes) -> None:
-        t = self._table
-        values = {"filter_id": filter_id, "block_number": position.block_number, "block_hash": position.block_hash,
-                  "log_index": position.log_index, "updated": time.time()}
-
-        def go(conn: Any) -> None:
-            if conn.execute(t.update().where(t.c.name == name).values(**values)).rowcount == 0:
-                conn.execute(t.insert().values(name=name, **values))
-
-        self._run(go)
-
-    def close(self) -> None:
-        self._engine.dispose()
-
-
-def _saved(row: Sequence[Any]) -> SavedPosition:
-    filter_id, number, block_hash, log_index = row
-    return SavedPosition(Position(int(number), bytes(block_hash), None if log_index is None else int(log_index)),
-                         bytes(filter_id))
-
-
-def open_checkpoint(target: str | Path | Checkpoint) -> Checkpoint:
-    """A checkpoint from a file path, a ``sqlite:///path`` URL, any SQLAlchemy URL, or a :class:`Checkpoint`
-    object (returned as it is).
-
-    >>> cp = open_checkpoint("sqlite:///:memory:")
-    >>> cp.load("anchors") is None
-    True
-    """
-    if isinstance(target, Path):
-        return SqliteCheckpoint(target)
-    if not isinstance(target, str):
-        if all(callable(getattr(target, m, None)) for m in ("load", "save", "close")):
-            return target
-        raise InvalidInput("checkpoint must be a path, a database URL or an object with load/save/close")
-    if not target or len(target) > 4096:
-        raise InvalidInput("checkpoint must be a path or URL of 1 to 4096 characters")
-    if target.startswith("sqlite:///"):
-        return SqliteCheckpoint(target[len("sqlite:///"):])
-    if "://" not in target:
-        return SqliteCheckpoint(target)
-    return SqlAlchemyCheckpoint(target)
 
 
 # -- filters and events ------------------------------------------------------------------------------------------
@@ -598,7 +442,7 @@ class Subscription:
             while not self._stop.is_set():
                 try:
                     batch = await asyncio.to_thread(self._next_batch)
-                except (NodeUnavailable, JsonRpcError, MalformedReply, _Transient) as exc:
+                except (NodeUnavailable, JsonRpcError, MalformedReply, _Transient, ProofFailed) as exc:
                     await asyncio.sleep(self._backing_off(exc))
                     continue
                 self._recovered()
@@ -629,7 +473,7 @@ class Subscription:
                     break
                 try:
                     batch = self._next_batch()
-                except (NodeUnavailable, JsonRpcError, MalformedReply, _Transient) as exc:
+                except (NodeUnavailable, JsonRpcError, MalformedReply, _Transient, ProofFailed) as exc:
                     self._stop.wait(self._backing_off(exc))
                     continue
                 self._recovered()
@@ -773,10 +617,24 @@ class Subscription:
             self._caught_up_at = time.monotonic()
             return None
         last = min(head, first + self.batch_blocks - 1)
-        logs = self._logs(first, last)
+        if self.client.capabilities.chain_proofs:  # Shancheng: every event proven, the range proven complete
+            proven = read_proven_range(self.client, first, last, addresses=self.filter.addresses,
+                                       topics=self.filter.topics, up_to=head)
+            if proven is None:
+                raise _Transient(f"{self.client.rpc.current_url} has no certificate of block {last} yet")
+            logs, end, end_hash = proven
+            return self._new_events([self._decoded(*astuple(log)) for log in logs]), Position(end, end_hash)
+        events = self._new_events([self._event(log, first, last) for log in self._logs(first, last)])
+        end_hash = events[-1].block_hash if events and events[-1].block_number == last else self._block_hash(last)
+        if last == head and self._head_hash is not None and end_hash != self._head_hash:
+            raise VerificationError(f"block {last} from {self.client.rpc.current_url} is not the block its commit "
+                                    "certificate signs")
+        return events, Position(last, end_hash, None)
+
+    def _new_events(self, candidates: list[Event]) -> list[Event]:
+        """The events not covered by the checkpoint, in chain order; the first after a resume may be a duplicate."""
         events: list[Event] = []
-        for log in logs:
-            event = self._event(log, first, last)
+        for event in candidates:
             if self._position is not None and self._position.covers(event.block_number, event.log_index):
                 continue
             if events and (event.block_number, event.log_index) <= (events[-1].block_number, events[-1].log_index):
@@ -785,11 +643,7 @@ class Subscription:
                 event = _replace_duplicate(event)
                 self._resumed = False
             events.append(event)
-        end_hash = events[-1].block_hash if events and events[-1].block_number == last else self._block_hash(last)
-        if last == head and self._head_hash is not None and end_hash != self._head_hash:
-            raise VerificationError(f"block {last} from {self.client.rpc.current_url} is not the block its commit "
-                                    "certificate signs")
-        return events, Position(last, end_hash, None)
+        return events
 
     def _logs(self, first: int, last: int) -> list[dict[str, Any]]:
         """``eth_getLogs`` over [first, last], split in halves while the node says the answer is too large."""
@@ -828,19 +682,21 @@ class Subscription:
         topics_raw = log.get("topics")
         if not isinstance(topics_raw, list) or len(topics_raw) > 4:
             raise MalformedReply("log topics must be a list of at most 4")
-        topics = tuple(_b(t, "log topic", 32) for t in topics_raw)
-        data = _b(log.get("data"), "log data")
+        return self._decoded(number, _b(log.get("blockHash"), "log blockHash", 32),
+                             _b(log.get("transactionHash"), "log transactionHash", 32),
+                             _q(log.get("transactionIndex"), "log transactionIndex"), _q(log.get("logIndex"), "log logIndex"),
+                             _b(log.get("address"), "log address", 20), tuple(_b(t, "log topic", 32) for t in topics_raw),
+                             _b(log.get("data"), "log data"))
+
+    def _decoded(self, number: int, block_hash: bytes, tx_hash: bytes, tx_index: int, log_index: int, address: bytes,
+                 topics: tuple[bytes, ...], data: bytes) -> Event:
         try:
             name, decoded = self.filter.decode(topics, data)
         except Exception as exc:  # noqa: BLE001 - eth-abi raises many kinds for data that is not the event
             raise SubscriptionError(f"the log at block {number} does not decode as the filter's event: {exc}") \
                 from None
-        return Event(block_number=number, block_hash=_b(log.get("blockHash"), "log blockHash", 32),
-                     tx_hash=_b(log.get("transactionHash"), "log transactionHash", 32),
-                     tx_index=_q(log.get("transactionIndex"), "log transactionIndex"),
-                     log_index=_q(log.get("logIndex"), "log logIndex"),
-                     address=_b(log.get("address"), "log address", 20), topics=topics, data=data, event=name,
-                     decoded=decoded)
+        return Event(block_number=number, block_hash=block_hash, tx_hash=tx_hash, tx_index=tx_index,
+                     log_index=log_index, address=address, topics=topics, data=data, event=name, decoded=decoded)
 
 
 def _replace_duplicate(event: Event) -> Event:
