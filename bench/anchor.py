@@ -3,6 +3,9 @@
 - org-attested: records added (salted SM3 commitment, statement, leaf hash, durable SQLite commit) and sealed into
   4,096-record checkpoints anchored with anchorBatch, until the last checkpoint's block is final; the reference is
   the commitment + statement + leaf hashing + tree of the same records alone. Target: >= 20,000 records/s.
+- the proofs on the anchoring path: the same run with the receipt believed as the node gives it (as before the
+  batcher proved anchors; a client told the chain offers no proofs), next to the proven run; and the time of one
+  proof (receipt + transaction proof, certificate, header commitment), paid once per anchored checkpoint.
 - author-signed: each record SM2-signed by its author and verified by the batcher, from one thread and from four
   (staff members adding at once: their signing overlaps the group commit of the others' records); the reference is
   SM2 sign + verify alone, on one thread. Target: >= 0.7 x the reference.
@@ -13,6 +16,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -28,6 +32,7 @@ from _reference import rate
 
 from shancheng.sdk import Client
 from shancheng.sdk.client import Identity, RpcClient
+from shancheng.sdk.client.proofs import prove_transaction
 from shancheng.sdk.client.rpc import NodeUnavailable
 from shancheng.sdk.crypto import SM2PrivateKey
 from shancheng.sdk.evidence.package import leaf_data
@@ -89,6 +94,11 @@ def main() -> int:
 
             ref_org = reference_org_rate(ORG_RECORDS // 4)
             org_rate = org_attested_rate(client, f"sqlite:///{tmp / 'org.db'}", "bench.example/log/org")
+            believing = Client.connect(url, identity=identity, genesis=tmp / "node" / "genesis.json")
+            believing.capabilities = dataclasses.replace(believing.capabilities, chain_proofs=False)
+            unproven_rate = org_attested_rate(believing, f"sqlite:///{tmp / 'org-unproven.db'}",
+                                              "bench.example/log/org-unproven")
+            proof_ms = proof_time(client, f"sqlite:///{tmp / 'org.db'}", "bench.example/log/org")
             with PostgresServer.start() as pg:
                 pg_rate = org_attested_rate(client, pg.create_database("bench"), "bench.example/log/org-pg")
 
@@ -106,6 +116,8 @@ def main() -> int:
     print(f"Evidence batcher to a solo node, end to end (accepted -> anchored and final), batches of {BATCH}")
     print(f"  org-attested   records/s {org_rate:8.0f}   reference (commitment+leaf+tree) {ref_org:8.0f}   "
           f"ratio {org_rate / ref_org:5.2f}   target >= 20000/s")
+    print(f"  org-attested, receipt believed (no proofs, before)  records/s {unproven_rate:8.0f}   proven / believed "
+          f"{org_rate / unproven_rate:5.2f}   one anchor's proof {proof_ms:.1f} ms (once per {BATCH} records)")
     print(f"  org-attested, PostgreSQL store  records/s {pg_rate:8.0f}   (no target)")
     for label, value in (("1 thread ", signed_rate), ("4 threads", signed_rate4)):
         print(f"  author-signed, {label} records/s {value:8.0f}   reference (SM2 sign+verify, 1 thread) "
@@ -123,6 +135,16 @@ def org_attested_rate(client: Client, store: str, origin: str) -> float:
             batcher.add_many([RECORD] * 512, kind="prescription")
         batcher.flush(timeout=300)
         return ORG_RECORDS / (time.perf_counter() - start)
+
+
+def proof_time(client: Client, store: str, origin: str) -> float:
+    """Milliseconds to prove one anchored checkpoint's transaction and receipt under its certified block."""
+    with client.batcher(store=store, origin=origin) as batcher:
+        hashes = [b.tx_hash for b in batcher.store.batches(origin) if b.tx_hash is not None]
+    start = time.perf_counter()
+    for tx_hash in hashes:
+        assert prove_transaction(client, tx_hash) is not None
+    return (time.perf_counter() - start) * 1000 / len(hashes)
 
 
 def author_signed_rate(client: Client, author: SM2PrivateKey, store: Path, *, threads: int) -> float:
