@@ -233,8 +233,8 @@ def _vote_in_validator(ledgers: list[Ledger], genesis: Genesis) -> tuple[int, by
     """Org 0 proposes NEW_VALIDATOR in block 1 on each ledger (with its own yes vote); returns the height of the
     next block and org 1's yes vote, which passes it (2 of 3 organisations)."""
     key64 = NEW_VALIDATOR.to_bytes()[1:]
-    propose = _governance(genesis, MEMBERS[0], 0, "proposeAddValidator(bytes,bytes32,uint64)",
-                          ["bytes", "bytes32", "uint64"], [key64, NEW_CONSENSUS, 3])
+    propose = _governance(genesis, MEMBERS[0], 0, "proposeAddValidator(bytes,bytes32,uint64,bytes20)",
+                          ["bytes", "bytes32", "uint64", "bytes20"], [key64, NEW_CONSENSUS, 3, b"\x0b" * 20])
     vote = _governance(genesis, MEMBERS[1], 0, "vote(uint256,bool)", ["uint256", "bool"], [1, True])
     for ledger in ledgers:
         proposed = next_block(ledger, [propose], timestamp=genesis.timestamp + 1)

@@ -20,9 +20,15 @@ def key64(label: str) -> bytes:
     return deterministic_sm2_key(label).public_key().to_bytes()[1:]
 
 
-def val(label: str, power: int = 1) -> tuple[bytes, bytes, int]:
-    """A genesis validator (node key, consensus key, power) as the constructor takes it."""
-    return (key64(label), deterministic_consensus_key(label), power)
+def node_id(label: str) -> bytes:
+    """A fixed CometBFT node id (20 bytes) per label."""
+    return sm3(b"shancheng-test-node-id:" + label.encode())[:20]
+
+
+def val(label: str, power: int = 1, node: bytes = bytes(20)) -> tuple[bytes, bytes, int, bytes]:
+    """A genesis validator (node key, consensus key, power, CometBFT node id; zero: unbound) as the constructor
+    takes it."""
+    return (key64(label), deterministic_consensus_key(label), power, node)
 
 
 def pop(system: System, label: str, name: str, roles: int, accounts: list[str], **context: Any) -> tuple[bytes, bytes]:

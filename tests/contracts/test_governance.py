@@ -18,6 +18,7 @@ from _governance_support import (
     admit_fn,
     consents,
     key64,
+    node_id,
     pass_proposal,
     pop,
     propose,
@@ -57,7 +58,7 @@ def test_genesis_state(system: System) -> None:
     deploy_receipt = system.deployment.receipts["Governance"]
     added = system.events(deploy_receipt, gov, "ValidatorAdded")
     assert [e["effectiveHeight"] for e in added] == [deploy_receipt["blockNumber"]] * 4
-    assert [(e["nodeKey"], e["consensusKey"], e["power"]) for e in added] == [val(f"validator:{i}") for i in range(4)]
+    assert [(e["nodeKey"], e["consensusKey"], e["power"]) for e in added] == [val(f"validator:{i}")[:3] for i in range(4)]
 
 
 def _genesis_org(name: str, account: str, key: bytes | None = None, roles: int = ORG_HOSPITAL) -> tuple:
@@ -76,9 +77,9 @@ def _genesis_org(name: str, account: str, key: bytes | None = None, roles: int =
         ([_genesis_org("", "0x" + "11" * 20)], [val("v")], "Gov: empty name"),
         ([_genesis_org("a", "0x" + "11" * 20), _genesis_org("b", "0x" + "22" * 20, key=key64("org:a"))], [val("v")],
          "Gov: key already registered"),
-        ([_genesis_org("a", "0x" + "11" * 20)], [val("v"), (key64("w"), val("v")[1], 1)],
+        ([_genesis_org("a", "0x" + "11" * 20)], [val("v"), (key64("w"), val("v")[1], 1, bytes(20))],
          "Gov: consensus key already used"),
-        ([_genesis_org("a", "0x" + "11" * 20)], [(key64("v"), b"\0" * 32, 1)], "Gov: zero consensus key"),
+        ([_genesis_org("a", "0x" + "11" * 20)], [(key64("v"), b"\0" * 32, 1, bytes(20))], "Gov: zero consensus key"),
         ([_genesis_org("a", "0x" + "11" * 20)], [val("v", power=0)], "Gov: invalid validator power"),
         ([_genesis_org("a", "0x" + "11" * 20)], [val("v", power=MAX_POWER + 1)], "Gov: invalid validator power"),
     ],
@@ -426,7 +427,7 @@ def test_single_member_consortium(system: System) -> None:
 def test_validator_changes_carry_keys_power_and_the_effective_height(system: System) -> None:
     gov = system.governance
     node, consensus = key64("validator:new"), deterministic_consensus_key("validator:new")
-    receipt = pass_proposal(system, gov.functions.proposeAddValidator(node, consensus, 7))
+    receipt = pass_proposal(system, gov.functions.proposeAddValidator(node, consensus, 7, node_id("node")))
     (added,) = system.events(receipt, gov, "ValidatorAdded")
     assert added == {"nodeKey": node, "consensusKey": consensus, "power": 7,
                      "effectiveHeight": receipt["blockNumber"] + DELAY}
@@ -434,7 +435,8 @@ def test_validator_changes_carry_keys_power_and_the_effective_height(system: Sys
     assert gov.functions.isValidator(node).call() is True
     assert gov.functions.validatorInfo(node).call() == [consensus, 7]
     with system.expect_revert("Gov: validator exists"):
-        system.transact(gov.functions.proposeAddValidator(node, deterministic_consensus_key("other"), 1), "hospital")
+        system.transact(gov.functions.proposeAddValidator(node, deterministic_consensus_key("other"), 1,
+                                                          node_id("other")), "hospital")
     first = key64("validator:0")
     receipt = pass_proposal(system, gov.functions.proposeRemoveValidator(first))
     (removed,) = system.events(receipt, gov, "ValidatorRemoved")
@@ -452,7 +454,7 @@ PEER_A, PEER_B = b"\xaa" * 20, bytes.fromhex("0123456789abcdef0123456789abcdef01
 
 def test_genesis_bootstrap_takes_the_peer_allow_list(system: System) -> None:
     founder = system.spare_accounts[0]
-    gov = system.deploy_contract("Governance", [_genesis_org("a", founder)], [val("v")], [PEER_A, PEER_B])
+    gov = system.deploy_contract("Governance", [_genesis_org("a", founder)], [val("v", node=PEER_A)], [PEER_A, PEER_B])
     assert gov.functions.isPeerAllowed(PEER_A).call() is True
     assert gov.functions.isPeerAllowed(PEER_B).call() is True
     assert gov.functions.isPeerAllowed(b"\xbb" * 20).call() is False
@@ -468,7 +470,8 @@ def test_genesis_bootstrap_takes_the_peer_allow_list(system: System) -> None:
 )
 def test_genesis_refuses_a_bad_peer_list(system: System, peers: list, reason: str) -> None:
     with system.expect_revert(reason):
-        system.deploy_contract("Governance", [_genesis_org("a", system.spare_accounts[0])], [val("v")], peers)
+        system.deploy_contract("Governance", [_genesis_org("a", system.spare_accounts[0])], [val("v", node=PEER_A)],
+                              peers)
 
 
 def test_peers_are_allowed_and_removed_by_a_two_thirds_vote(system: System) -> None:
@@ -523,7 +526,8 @@ def test_two_open_proposals_to_allow_one_peer_execute_once(system: System) -> No
 @pytest.mark.parametrize("key", [b"", b"\x02" * 33, b"\x01" * 64], ids=["empty", "compressed", "off-curve"])
 def test_validator_key_must_be_a_valid_sm2_key(system: System, key: bytes) -> None:
     with system.expect_revert("Gov: invalid SM2 key"):
-        system.transact(system.governance.functions.proposeAddValidator(key, deterministic_consensus_key("x"), 1),
+        system.transact(system.governance.functions.proposeAddValidator(key, deterministic_consensus_key("x"), 1,
+                                                                        node_id("x")),
                         "hospital")
 
 
@@ -542,13 +546,15 @@ def test_add_validator_refuses_bad_consensus_key_or_power(
     gov = system.governance
     consensus = deterministic_consensus_key("validator:new") if consensus is None else consensus
     with system.expect_revert(reason):
-        system.transact(gov.functions.proposeAddValidator(key64("validator:new"), consensus, power), "hospital")
+        system.transact(gov.functions.proposeAddValidator(key64("validator:new"), consensus, power,
+                                                          node_id("validator:new")), "hospital")
 
 
 def test_the_largest_power_is_accepted(system: System) -> None:
     gov = system.governance
     node = key64("validator:heavy")
-    pass_proposal(system, gov.functions.proposeAddValidator(node, deterministic_consensus_key("heavy"), MAX_POWER))
+    pass_proposal(system, gov.functions.proposeAddValidator(node, deterministic_consensus_key("heavy"), MAX_POWER,
+                                                            node_id("heavy")))
     assert gov.functions.validatorInfo(node).call() == [deterministic_consensus_key("heavy"), MAX_POWER]
 
 
@@ -558,12 +564,13 @@ def test_consensus_key_reuse_attack_is_refused(system: System) -> None:
     gov = system.governance
     taken = deterministic_consensus_key("validator:1")
     with system.expect_revert("Gov: consensus key already used"):
-        system.transact(gov.functions.proposeAddValidator(key64("validator:new"), taken, 1), "hospital")
+        system.transact(gov.functions.proposeAddValidator(key64("validator:new"), taken, 1, node_id("new")), "hospital")
     first, first_consensus = key64("validator:0"), deterministic_consensus_key("validator:0")
     pass_proposal(system, gov.functions.proposeRemoveValidator(first))
     with system.expect_revert("Gov: consensus key already used"):
-        system.transact(gov.functions.proposeAddValidator(key64("validator:new"), first_consensus, 1), "hospital")
-    receipt = pass_proposal(system, gov.functions.proposeAddValidator(first, first_consensus, 3))
+        system.transact(gov.functions.proposeAddValidator(key64("validator:new"), first_consensus, 1, node_id("new")),
+                        "hospital")
+    receipt = pass_proposal(system, gov.functions.proposeAddValidator(first, first_consensus, 3, node_id("first")))
     (added,) = system.events(receipt, gov, "ValidatorAdded")
     assert (added["nodeKey"], added["consensusKey"], added["power"]) == (first, first_consensus, 3)
 
@@ -572,8 +579,8 @@ def test_two_open_proposals_for_one_consensus_key_execute_once(system: System) -
     """Checks run again at execution: the second proposal's deciding vote reverts."""
     gov = system.governance
     consensus = deterministic_consensus_key("contested")
-    first = propose(system, gov.functions.proposeAddValidator(key64("validator:a"), consensus, 1))
-    second = propose(system, gov.functions.proposeAddValidator(key64("validator:b"), consensus, 1))
+    first = propose(system, gov.functions.proposeAddValidator(key64("validator:a"), consensus, 1, node_id("a")))
+    second = propose(system, gov.functions.proposeAddValidator(key64("validator:b"), consensus, 1, node_id("b")))
     voters = [v for v in VOTERS if v != "hospital"]
     for name in voters[: NEEDED - 2]:
         system.transact(gov.functions.vote(first, True), name)
@@ -792,7 +799,8 @@ def _every_member_call(system: System) -> dict[str, Any]:
         "proposeSuspendOrg": gov.functions.proposeSuspendOrg(2),
         "proposeChangeRoles": gov.functions.proposeChangeRoles(2, ORG_HOSPITAL),
         "proposeAddValidator": gov.functions.proposeAddValidator(key64("validator:new"),
-                                                                 deterministic_consensus_key("validator:new"), 1),
+                                                                 deterministic_consensus_key("validator:new"), 1,
+                                                                 node_id("validator:new")),
         "proposeRemoveValidator": gov.functions.proposeRemoveValidator(key64("validator:0")),
         "vote": gov.functions.vote(1, True),
         "execute": gov.functions.execute(1),

@@ -76,6 +76,8 @@ def _set(path, value):
         (("validators", 0, "power"), (1 << 40) + 1, "$.validators[0].power"),
         (("validators", 0, "power"), True, "$.validators[0].power"),
         (("validators", 0, "power"), 1.0, "$.validators[0].power"),
+        (("validators", 0, "node_id"), "AA" * 20, "$.validators[0].node_id: must be a CometBFT node id"),
+        (("validators", 0, "node_id"), "00" * 20, "$.validators[0].node_id: must not be zero"),
         (("organisations", 0, "accounts", 0), "0x12", "$.organisations[0].accounts[0]"),
         (("organisations", 0, "roles"), True, "$.organisations[0].roles"),
         (("system_contracts",), {"Governance": "0x" + "33" * 20}, "missing 'EvidenceRegistry'"),
@@ -134,7 +136,7 @@ def test_the_nodes_genesis_writer_and_the_sdk_reader_agree():
 
     written = Genesis.create(
         chain_id=20251124, timestamp=1764000000,
-        validators=[GenesisValidator("node-1", VALIDATORS[0], CONSENSUS[0], 5)],
+        validators=[GenesisValidator("node-1", VALIDATORS[0], CONSENSUS[0], 5, b"\xbb" * 20)],
         organisations=[GenesisOrganisation("Hospital A", 1, ORG_KEY, (b"\x11" * 20,))],
         peers=[b"\xaa" * 20],
     )
@@ -142,6 +144,7 @@ def test_the_nodes_genesis_writer_and_the_sdk_reader_agree():
     assert read.peers == written.peers == (b"\xaa" * 20,)
     assert read.genesis_hash == written.genesis_hash and read.validator_keys == (VALIDATORS[0],)
     assert (read.validators[0].consensus_key, read.validators[0].power) == (CONSENSUS[0], 5)
+    assert read.validators[0].node_id == b"\xbb" * 20
     assert read.evidence_registry == written.system_contracts["EvidenceRegistry"]
     assert read.governance == written.system_contracts["Governance"]
     assert read.fingerprint == written.fingerprint == GenesisFile.load(json.dumps(written.to_json())).fingerprint

@@ -60,8 +60,8 @@ def _call(signature: str, types: list[str], args: list[Any]) -> bytes:
 
 
 def _add(i: int, power: int) -> bytes:
-    return _call("proposeAddValidator(bytes,bytes32,uint64)", ["bytes", "bytes32", "uint64"],
-                 [KEYS[i].public_key().to_bytes()[1:], CONSENSUS[i], power])
+    return _call("proposeAddValidator(bytes,bytes32,uint64,bytes20)", ["bytes", "bytes32", "uint64", "bytes20"],
+                 [KEYS[i].public_key().to_bytes()[1:], CONSENSUS[i], power, bytes([0x40 + i]) * 20])
 
 
 def _remove(i: int) -> bytes:

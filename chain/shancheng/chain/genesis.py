@@ -141,6 +141,13 @@ class Genesis:
             raise GenesisError("a peer node id appears twice")
         if any(len(p) != 20 or p == bytes(20) for p in self.peers):
             raise GenesisError("a peer node id must be 20 bytes, not all zero")
+        node_ids = [v.node_id for v in self.validators if v.node_id]
+        if any(len(n) != 20 or n == bytes(20) for n in node_ids):
+            raise GenesisError("a validator's node id must be 20 bytes, not all zero")
+        if len(set(node_ids)) != len(node_ids):
+            raise GenesisError("a validator node id appears twice")
+        if self.peers and len(node_ids) != len(self.validators):
+            raise GenesisError("with a peer allow-list, every validator needs its node id (it joins the list)")
 
     def initialize(self, db: AtomicDatabaseAPI) -> Any:
         """Write the genesis state and block into ``db``; refuse if the hash differs from the file's."""
@@ -186,7 +193,8 @@ class Genesis:
             for o in self.organisations
         ]
         validators = [
-            GenesisValidatorSpec(v.public_key.to_bytes(), v.consensus_key, v.power).as_abi() for v in self.validators
+            GenesisValidatorSpec(v.public_key.to_bytes(), v.consensus_key, v.power, v.node_id).as_abi()
+            for v in self.validators
         ]
         args = encode(get_abi_input_types(ctor),  # type: ignore[arg-type]  # a constructor ABI entry
                    [founders, validators, list(self.peers)])
@@ -221,6 +229,7 @@ class Genesis:
                     "public_key": v.public_key.to_bytes().hex(),
                     "consensus_key": "0x" + v.consensus_key.hex(),
                     "power": v.power,
+                    **({"node_id": v.node_id.hex()} if v.node_id else {}),
                 }
                 for v in self.validators
             ],

@@ -80,18 +80,22 @@ class GenesisOrg:
 @dataclass(frozen=True)
 class GenesisValidatorSpec:
     """A genesis validator: SM2 node key (signs commit certificates), CometBFT ed25519 consensus key (32 bytes),
-    voting power (1 .. 2**40)."""
+    voting power (1 .. 2**40), the CometBFT node id (20 bytes) it runs on: it joins the peer allow-list with the
+    validator. The node id may be empty only in a genesis without a peer allow-list."""
 
     public_key: bytes
     consensus_key: bytes
     power: int = 1
+    node_id: bytes = b""
 
-    def as_abi(self) -> tuple[bytes, bytes, int]:
+    def as_abi(self) -> tuple[bytes, bytes, int, bytes]:
         if len(self.consensus_key) != 32:
             raise DeploymentError("a validator's consensus key must be a 32-byte ed25519 public key")
         if not 1 <= self.power <= 1 << 40:
             raise DeploymentError("a validator's power must be 1 .. 2**40")
-        return (_key64(self.public_key), bytes(self.consensus_key), self.power)
+        if self.node_id and (len(self.node_id) != 20 or not any(self.node_id)):
+            raise DeploymentError("a validator's node id must be 20 bytes, not all zero")
+        return (_key64(self.public_key), bytes(self.consensus_key), self.power, bytes(self.node_id) or bytes(20))
 
 
 @dataclass(frozen=True)

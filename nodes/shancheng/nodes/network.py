@@ -156,7 +156,8 @@ def init_network(
         chain_id=chain_id,
         timestamp=int(time.time()),
         validators=[
-            GenesisValidator(name=names[k], public_key=sm2_keys[k].public_key(), consensus_key=consensus[k], power=1)
+            GenesisValidator(name=names[k], public_key=sm2_keys[k].public_key(), consensus_key=consensus[k], power=1,
+                             node_id=bytes.fromhex(ids[k]))
             for k in range(validators)
         ],
         organisations=organisations,

@@ -44,6 +44,11 @@ def comet_address(consensus_key: bytes) -> bytes:
     return hashlib.sha256(consensus_key).digest()[:20]
 
 
+def node_id(label: str) -> bytes:
+    """A stand-in CometBFT node id (20 bytes) for the node of validator ``label``."""
+    return hashlib.sha256(b"abci-test-node:" + label.encode()).digest()[:20]
+
+
 def account(label: str) -> Any:
     return Account.from_key(sm3(b"abci-test-account:" + label.encode()))
 
@@ -91,7 +96,7 @@ def make_genesis(n_validators: int, *, powers: list[int] | None = None) -> Genes
         timestamp=int(time.time()) - 10_000,
         validators=[
             GenesisValidator(name=f"v{i}", public_key=sm2_key(f"v{i}").public_key(),
-                             consensus_key=ed25519_public(f"v{i}"), power=powers[i])
+                             consensus_key=ed25519_public(f"v{i}"), power=powers[i], node_id=node_id(f"v{i}"))
             for i in range(n_validators)
         ],
         organisations=[

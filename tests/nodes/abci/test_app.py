@@ -15,6 +15,7 @@ from _abci_harness import (
     addr,
     ed25519_public,
     make_genesis,
+    node_id,
     sign_tx,
     timestamp,
 )
@@ -295,8 +296,8 @@ def test_a_validator_added_by_governance_signs_from_h_plus_2_and_a_removed_one_s
         newcomer = net.nodes[4]
         a, b = MEMBERS
         propose = sign_tx(a, 0, to=gov, gas=1_000_000, data=_gov_call(
-            "proposeAddValidator(bytes,bytes32,uint64)", ["bytes", "bytes32", "uint64"],
-            [newcomer.sm2.public_key().to_bytes()[1:], newcomer.consensus_key, 2]))
+            "proposeAddValidator(bytes,bytes32,uint64,bytes20)", ["bytes", "bytes32", "uint64", "bytes20"],
+            [newcomer.sm2.public_key().to_bytes()[1:], newcomer.consensus_key, 2, node_id("v4")]))
         net.run_height([propose])
         vote = sign_tx(b, 0, to=gov, gas=1_000_000, data=_gov_call("vote(uint256,bool)", ["uint256", "bool"], [1, True]))
         h = net.height

@@ -297,7 +297,7 @@ def test_governance_adds_a_validator_that_signs_from_h_plus_2(net: Network, gene
     node4 = net.nodes["node4"]
     key = bytes.fromhex(node4.sm2_public_key)
     executed = _pass_proposal(net, lambda gov: gov.functions.proposeAddValidator(
-        key, bytes.fromhex(node4.consensus_key[2:]), 1))
+        key, bytes.fromhex(node4.consensus_key[2:]), 1, bytes.fromhex(node4.node_id)))
     net.wait_height(executed + 4, timeout=60)
     before = _vset(net, "node0", executed + 1)
     after = _vset(net, "node0", executed + 2)

@@ -35,6 +35,9 @@ import {OrgAccounts} from "./governance/OrgAccounts.sol";
 ///   any staff member's key) is refused.
 ///   The peer allow-list holds the CometBFT node ids (20 bytes: the first 20 bytes of SHA-256 of the node's
 ///   ed25519 p2p key) of every node, validator or observer, that the nodes let connect; it changes by vote.
+///   Each validator is bound to the node id it runs on, which is on the allow-list for as long as it is a
+///   validator: adding the validator allows its node, removing that peer is refused (a vote cannot split the
+///   network). Only a genesis without an allow-list (a network that does not filter peers) has unbound validators.
 contract Governance is IGovernance, OrgAccounts {
     /// @dev a founding member in the genesis bootstrap
     struct GenesisOrg {
@@ -44,11 +47,13 @@ contract Governance is IGovernance, OrgAccounts {
         address[] accounts;
     }
 
-    /// @dev a genesis validator: SM2 node key (64 bytes x||y), ed25519 consensus key, voting power
+    /// @dev a genesis validator: SM2 node key (64 bytes x||y), ed25519 consensus key, voting power, CometBFT node
+    ///   id (may be 0 only in a genesis without a peer allow-list)
     struct GenesisValidator {
         bytes nodeKey;
         bytes32 consensusKey;
         uint64 power;
+        bytes20 nodeId;
     }
 
     // ---------------------------------------------------------------- genesis
@@ -61,14 +66,17 @@ contract Governance is IGovernance, OrgAccounts {
             _checkNewOrg(f.name, f.roles, f.publicKey, f.accounts, 0);
             _admit(f.name, f.roles, f.publicKey, f.accounts);
         }
-        for (uint256 i = 0; i < genesisValidators.length; i++) {
-            GenesisValidator memory v = genesisValidators[i];
-            _checkNewValidator(v.nodeKey, v.consensusKey, v.power);
-            _addValidator(v.nodeKey, v.consensusKey, v.power, block.number);
-        }
         for (uint256 i = 0; i < peers.length; i++) {
             _checkAllowPeer(peers[i]);
             _allowPeer(peers[i]);
+        }
+        for (uint256 i = 0; i < genesisValidators.length; i++) {
+            GenesisValidator memory v = genesisValidators[i];
+            _checkNewValidator(v.nodeKey, v.consensusKey, v.power);
+            if (v.nodeId != bytes20(0) || peers.length != 0) {
+                _checkValidatorNode(v.nodeId);
+            }
+            _addValidator(v.nodeKey, v.consensusKey, v.power, v.nodeId, block.number);
         }
     }
 
@@ -134,6 +142,13 @@ contract Governance is IGovernance, OrgAccounts {
         }
         ValidatorInfo storage info = _validatorInfo[h];
         return (info.consensusKey, info.power);
+    }
+
+    /// @notice The CometBFT node id a current validator runs on (0 for a key that is not a validator, or a genesis
+    ///   validator of a network without a peer allow-list).
+    function validatorNodeId(bytes calldata nodeKey) external view returns (bytes20) {
+        bytes32 h = keccak256(nodeKey);
+        return _validatorIndex[h] == 0 ? bytes20(0) : _validatorInfo[h].nodeId;
     }
 
     /// @notice True when the CometBFT node id `nodeId` is on the peer allow-list.
@@ -247,13 +262,15 @@ contract Governance is IGovernance, OrgAccounts {
     }
 
     /// @notice Propose a validator: its SM2 node key (64 bytes x||y), its CometBFT ed25519 consensus key (never
-    ///   used by another validator before) and its voting power (1 .. MAX_VALIDATOR_POWER).
-    function proposeAddValidator(bytes calldata nodeKey, bytes32 consensusKey, uint64 power)
+    ///   used by another validator before), its voting power (1 .. MAX_VALIDATOR_POWER) and the CometBFT node id
+    ///   it runs on (non-zero, no current validator's): the node joins the peer allow-list with it, if not on it.
+    function proposeAddValidator(bytes calldata nodeKey, bytes32 consensusKey, uint64 power, bytes20 nodeId)
         external
         returns (uint256)
     {
         _checkNewValidator(nodeKey, consensusKey, power);
-        return _propose(Kind.AddValidator, abi.encode(nodeKey, consensusKey, power), 0, 0);
+        _checkValidatorNode(nodeId);
+        return _propose(Kind.AddValidator, abi.encode(nodeKey, consensusKey, power, nodeId), 0, 0);
     }
 
     function proposeRemoveValidator(bytes calldata nodeKey) external returns (uint256) {
@@ -267,7 +284,8 @@ contract Governance is IGovernance, OrgAccounts {
         return _propose(Kind.AllowPeer, abi.encode(nodeId), 0, 0);
     }
 
-    /// @notice Propose removing the CometBFT node id `nodeId` from the peer allow-list.
+    /// @notice Propose removing the CometBFT node id `nodeId` from the peer allow-list; refused while a current
+    ///   validator runs on it (remove the validator first), so no vote can cut a validator off the network.
     function proposeRemovePeer(bytes20 nodeId) external returns (uint256) {
         _checkRemovePeer(nodeId);
         return _propose(Kind.RemovePeer, abi.encode(nodeId), 0, 0);
@@ -381,9 +399,11 @@ contract Governance is IGovernance, OrgAccounts {
             _orgs[orgId].roles = roles;
             emit OrgRolesChanged(orgId, roles);
         } else if (kind == Kind.AddValidator) {
-            (bytes memory key, bytes32 consensusKey, uint64 power) = abi.decode(payload, (bytes, bytes32, uint64));
+            (bytes memory key, bytes32 consensusKey, uint64 power, bytes20 nodeId) =
+                abi.decode(payload, (bytes, bytes32, uint64, bytes20));
             _checkNewValidator(key, consensusKey, power);
-            _addValidator(key, consensusKey, power, block.number + VALIDATOR_CHANGE_DELAY);
+            _checkValidatorNode(nodeId);
+            _addValidator(key, consensusKey, power, nodeId, block.number + VALIDATOR_CHANGE_DELAY);
         } else if (kind == Kind.RemoveValidator) {
             bytes memory key = abi.decode(payload, (bytes));
             _checkRemoveValidator(key);
@@ -498,6 +518,12 @@ contract Governance is IGovernance, OrgAccounts {
 
     function _checkRemovePeer(bytes20 nodeId) private view {
         require(_peers[nodeId], "Gov: unknown peer");
+        require(_validatorNodes[nodeId] == 0, "Gov: peer runs a validator");
+    }
+
+    function _checkValidatorNode(bytes20 nodeId) private view {
+        require(nodeId != bytes20(0), "Gov: zero node id");
+        require(_validatorNodes[nodeId] == 0, "Gov: node runs a validator");
     }
 
     function _allowPeer(bytes20 nodeId) private {
@@ -506,12 +532,21 @@ contract Governance is IGovernance, OrgAccounts {
         emit PeerAllowed(nodeId);
     }
 
-    function _addValidator(bytes memory key, bytes32 consensusKey, uint64 power, uint256 effectiveHeight) private {
+    /// @dev a validator's node (if bound) is on the allow-list for as long as it is a validator
+    function _addValidator(bytes memory key, bytes32 consensusKey, uint64 power, bytes20 nodeId, uint256 effectiveHeight)
+        private
+    {
         bytes32 h = keccak256(key);
         _validators.push(key);
         _validatorIndex[h] = _validators.length;
-        _validatorInfo[h] = ValidatorInfo({consensusKey: consensusKey, power: power});
+        _validatorInfo[h] = ValidatorInfo({consensusKey: consensusKey, power: power, nodeId: nodeId});
         _consensusKeyOwner[consensusKey] = h;
+        if (nodeId != bytes20(0)) {
+            _validatorNodes[nodeId] += 1;
+            if (!_peers[nodeId]) {
+                _allowPeer(nodeId);
+            }
+        }
         emit ValidatorAdded(key, consensusKey, power, effectiveHeight);
     }
 
@@ -527,6 +562,10 @@ contract Governance is IGovernance, OrgAccounts {
         _validators.pop();
         delete _validatorIndex[h];
         bytes32 consensusKey = _validatorInfo[h].consensusKey;
+        bytes20 nodeId = _validatorInfo[h].nodeId;
+        if (nodeId != bytes20(0)) {
+            _validatorNodes[nodeId] -= 1;
+        }
         delete _validatorInfo[h];
         emit ValidatorRemoved(key, consensusKey, block.number + VALIDATOR_CHANGE_DELAY);
     }

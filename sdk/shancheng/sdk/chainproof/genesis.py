@@ -63,12 +63,14 @@ MAX_POWER = 1 << 40
 @dataclass(frozen=True)
 class GenesisValidator:
     """A genesis validator: its SM2 key (signs commit certificates), its CometBFT consensus key (32-byte ed25519
-    public key) and its voting power (1 .. 2**40)."""
+    public key), its voting power (1 .. 2**40) and the CometBFT node id (20 bytes) it runs on, which Governance
+    keeps on the peer allow-list while it is a validator (empty only in a genesis without an allow-list)."""
 
     name: str
     public_key: SM2PublicKey
     consensus_key: bytes
     power: int = 1
+    node_id: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,18 @@ def _address(value: Any, path: str) -> bytes:
     if not isinstance(value, str) or not _ADDRESS.fullmatch(value):
         raise GenesisError(f"{path}: must be an address, 0x and 40 hex digits")
     return bytes.fromhex(value[2:])
+
+
+def _node_id(value: Any, path: str) -> bytes:
+    if not isinstance(value, str) or not _NODE_ID.fullmatch(value):
+        raise GenesisError(f"{path}: must be a CometBFT node id, 40 lowercase hex digits")
+    if value == "0" * 40:
+        raise GenesisError(f"{path}: must not be zero")
+    return bytes.fromhex(value)
+
+
+def _validator_node_id(value: Any, path: str) -> bytes:
+    return b"" if value is None else _node_id(value, path)
 
 
 def _list(value: Any, path: str, *, min_len: int) -> list[Any]:
@@ -173,6 +187,7 @@ class GenesisFile:
                     "public_key": v.public_key.to_bytes().hex(),
                     "consensus_key": "0x" + v.consensus_key.hex(),
                     "power": _canonical_int(v.power),
+                    **({"node_id": v.node_id.hex()} if v.node_id else {}),
                 }
                 for v in self.validators
             ],
@@ -228,7 +243,7 @@ class GenesisFile:
         seen_consensus: set[bytes] = set()
         for i, v in enumerate(_list(obj["validators"], "$.validators", min_len=1)):
             path = f"$.validators[{i}]"
-            _object(v, path, {"name", "public_key", "consensus_key"}, optional=frozenset({"power"}))
+            _object(v, path, {"name", "public_key", "consensus_key"}, optional=frozenset({"power", "node_id"}))
             power = _uint(v.get("power", 1), path + ".power", bits=41)
             if not 1 <= power <= MAX_POWER:
                 raise GenesisError(f"{path}.power: must be 1 .. 2^40")
@@ -237,6 +252,7 @@ class GenesisFile:
                 _key(v["public_key"], path + ".public_key"),
                 strict_json.hexbytes(v["consensus_key"], path + ".consensus_key", size=32, error=GenesisError),
                 power,
+                _validator_node_id(v.get("node_id"), path + ".node_id"),
             )
             if validator.public_key.to_bytes() in seen_keys:
                 raise GenesisError(f"{path}.public_key: the same validator key is listed twice")
@@ -263,15 +279,13 @@ class GenesisFile:
         peers: list[bytes] = []
         seen_peers: set[bytes] = set()
         for i, node_id in enumerate(_list(obj.get("peers", []), "$.peers", min_len=0)):
-            if not isinstance(node_id, str) or not _NODE_ID.fullmatch(node_id):
-                raise GenesisError(f"$.peers[{i}]: must be a CometBFT node id, 40 lowercase hex digits")
-            peer = bytes.fromhex(node_id)
+            peer = _node_id(node_id, f"$.peers[{i}]")
             if peer in seen_peers:
                 raise GenesisError(f"$.peers[{i}]: the same node id is listed twice")
-            if peer == bytes(20):
-                raise GenesisError(f"$.peers[{i}]: must not be zero")
             seen_peers.add(peer)
             peers.append(peer)
+        if len({v.node_id for v in validators if v.node_id}) != sum(1 for v in validators if v.node_id):
+            raise GenesisError("$.validators: the same node_id is listed twice")
         contracts = obj["system_contracts"]
         if not isinstance(contracts, dict) or len(contracts) > 64:
             raise GenesisError("$.system_contracts: must be an object of at most 64 contracts")

@@ -69,6 +69,7 @@ abstract contract GovernanceBase {
     struct ValidatorInfo {
         bytes32 consensusKey;
         uint64 power;
+        bytes20 nodeId; // the validator's CometBFT node id (0: not bound, only for a genesis without an allow-list)
     }
 
     // ---------------------------------------------------------------- state (order frozen, append only)
@@ -96,6 +97,7 @@ abstract contract GovernanceBase {
     ///   changes are signed over it, so none is valid twice.
     mapping(address => uint256) public accountNonce;
     mapping(address => uint256) internal _reservedBy; // account => the proposal naming it (admission, replacement)
+    mapping(bytes20 => uint256) internal _validatorNodes; // CometBFT node id => how many current validators run on it
 
     // ---------------------------------------------------------------- events
     event OrgAdmitted(uint64 indexed orgId, string name, uint256 roles, bytes publicKey, address[] accounts);
