@@ -78,6 +78,17 @@ def single_anchor(system: System) -> Any:
     return system.transact(system.evidence.functions.evidence(*_anchor_args(system, 0)), "hospital")
 
 
+@operation("evidence anchor (a commitment another org anchored first)")
+def single_anchor_shared_commitment(system: System) -> Any:
+    ev = system.evidence
+    id_, c, kind = sm3(b"id-rival"), sm3(b"c0"), sm3(b"kind")
+    rival = system.staff("hospital2_operator")
+    r, s = _sign("hospital2_operator", ["bytes32", "uint256", "address", "bytes32", "bytes32", "bytes32"],
+                 [ev.functions.EVIDENCE_TAG().call(), system.chain_id, ev.address, id_, c, kind])
+    system.transact(ev.functions.evidence(id_, c, kind, "", rival.address, r, s), "hospital2")
+    return system.transact(ev.functions.evidence(*_anchor_args(system, 0)), "hospital")
+
+
 @operation("evidence batch of 10 (CMEVI evidenceBatch)")
 def evidence_batch(system: System) -> Any:
     items = [_anchor_args(system, i) for i in range(10)]
@@ -139,6 +150,57 @@ def gov_register_staff(system: System) -> Any:
     return system.transact(gov.functions.registerStaff(nurse.address, nurse.public_key, roles, r, s), "hospital")
 
 
+@operation("governance vote no (recounted over active orgs)")
+def gov_vote_no(system: System) -> Any:
+    system.transact(system.governance.functions.proposeChangeRoles(1, 3), "regulator")
+    return system.transact(system.governance.functions.vote(1, False), "auditor")
+
+
+def _account_change(system: System, org: str, account: str, add: bool) -> tuple[bytes, bytes]:
+    """The org key's signature over Governance.accountChangePreimage, signed once for every EVM."""
+    gov = system.governance
+    return _sign("org:" + org, ["bytes32", "uint256", "address", "uint64", "address", "bool", "uint256"],
+                 [gov.functions.ACCOUNT_CHANGE_TAG().call(), system.chain_id, gov.address, system.org(org).id, account,
+                  add, gov.functions.accountNonce(account).call()])
+
+
+def _add_account(system: System) -> Any:
+    gov, extra = system.governance, system.spare_accounts[0]
+    consent = system.consent(extra, system.org("hospital").public_key)  # secp256k1: deterministic (RFC 6979)
+    r, s = _account_change(system, "hospital", extra, True)
+    return system.transact(gov.functions.addAccount(extra, consent, r, s), "hospital")
+
+
+@operation("governance add account (its consent + org key)")
+def gov_add_account(system: System) -> Any:
+    return _add_account(system)
+
+
+@operation("governance remove another account (org key)")
+def gov_remove_account(system: System) -> Any:
+    _add_account(system)
+    extra = system.spare_accounts[0]
+    r, s = _account_change(system, "hospital", extra, False)
+    return system.transact(system.governance.functions.removeAccount(extra, r, s), "hospital")
+
+
+@operation("governance propose replace accounts (1 consent)")
+def gov_propose_replace_accounts(system: System) -> Any:
+    gov, new = system.governance, system.spare_accounts[0]
+    consent = system.consent(new, system.org("auditor").public_key)
+    return system.transact(gov.functions.proposeReplaceAccounts(system.org("auditor").id, [new], [consent]),
+                           "regulator")
+
+
+@operation("governance propose rotate org key (proof of possession)")
+def gov_propose_rotate_key(system: System) -> Any:
+    gov, org = system.governance, system.org("auditor").id
+    new = deterministic_sm2_key("org:bench-rotated").public_key().to_bytes()[1:]
+    r, s = _sign("org:bench-rotated", ["bytes32", "uint256", "address", "uint64", "bytes"],
+                 [gov.functions.KEY_ROTATION_TAG().call(), system.chain_id, gov.address, org, new])
+    return system.transact(gov.functions.proposeRotateOrgKey(org, new, r, s), "regulator")
+
+
 # Domain operations (prescription steps, 200-code drug batch move, ...) are added below by their owners,
 # one @operation function each, when the contracts are in SYSTEM_CONTRACTS.
 
@@ -156,44 +218,64 @@ def _at_bench_time(system: System) -> int:
     return system.now()
 
 
+def _register_bench_station(system: System, signer: str = "bench-station") -> tuple[Any, bytes]:
+    """The bench station, registered in the monitoring operator's namespace with its key's proof of possession."""
+    env = system.contract("EnvMonitoring")
+    key = deterministic_sm2_key("staff:" + signer).public_key().to_bytes()[1:]
+    operator = system.org("monitoring").id
+    spec = (_MN, 22, 29_557_000, 106_577_000, b"wm7b2".ljust(12, b"\0"), 500103, operator, key)
+    pop = _sign(signer, ["bytes32", "uint256", "address", "uint64", "bytes24", "bytes"],
+                [env.functions.STATION_POP_TAG().call(), system.chain_id, env.address, operator, _MN, key])
+    return system.transact(env.functions.registerStation(spec, pop), "monitoring"), key
+
+
+@operation("env station registration (proof of possession)")
+def env_register(system: System) -> Any:
+    _at_bench_time(system)
+    return _register_bench_station(system)[0]
+
+
 @operation("env hourly anchor (6 pollutants, 2 exceedances)")
 def env_anchor(system: System) -> Any:
     env = system.contract("EnvMonitoring")
     now = _at_bench_time(system)
-    station_key = deterministic_sm2_key("staff:bench-station").public_key().to_bytes()[1:]
-    spec = (_MN, 22, 29_557_000, 106_577_000, b"wm7b2".ljust(12, b"\0"), 500103, system.org("monitoring").id,
-            station_key)
-    system.transact(env.functions.registerStation(spec), "monitoring")
+    _register_bench_station(system)
     hour = now // 3600
     pollutants = tuple((code.encode().ljust(8, b"\0"), lo, hi, avg, iaqi) for code, lo, hi, avg, iaqi in (
         ("a05024", 80_000, 120_000, 96_000, 38), ("a21004", 90_000, 130_000, 110_000, 55),
         ("a21005", 600, 900, 720, 9), ("a21026", 6_000, 9_000, 8_000, 3),
         ("a34002", 180_000, 300_000, 260_000, 155), ("a34004", 100_000, 150_000, 120_000, 158)))
     batch = (hour, sm3(b"readings"), 720, hour * 3600, hour * 3600 + 5, 1, pollutants)
-    r, s = _sign("bench-station", ["bytes32", "uint256", "address", "bytes24", _HOURLY_BATCH],
-                 [env.functions.ANCHOR_TAG().call(), system.chain_id, env.address, _MN, batch])
+    r, s = _sign("bench-station", ["bytes32", "uint256", "address", "uint64", "bytes24", _HOURLY_BATCH],
+                 [env.functions.ANCHOR_TAG().call(), system.chain_id, env.address, system.org("monitoring").id, _MN,
+                  batch])
     return system.transact(env.functions.anchorHour(_MN, batch, r, s), "monitoring")
 
 
-@operation("env station key rotation (proof of possession)")
+@operation("env station key rotation (both keys sign)")
 def env_rotate_key(system: System) -> Any:
     env = system.contract("EnvMonitoring")
     _at_bench_time(system)
-    old = deterministic_sm2_key("staff:bench-station").public_key().to_bytes()[1:]
+    _, old = _register_bench_station(system)
     new = deterministic_sm2_key("staff:bench-station-2").public_key().to_bytes()[1:]
-    spec = (_MN, 22, 29_557_000, 106_577_000, b"wm7b2".ljust(12, b"\0"), 500103, system.org("monitoring").id, old)
-    system.transact(env.functions.registerStation(spec), "monitoring")
-    r, s = _sign("bench-station-2", ["bytes32", "uint256", "address", "bytes24", "bytes"],
-                 [env.functions.KEY_ROTATION_TAG().call(), system.chain_id, env.address, _MN, old])
-    return system.transact(env.functions.rotateStationKey(_MN, new, r, s), "monitoring")
+    message = (["bytes32", "uint256", "address", "uint64", "bytes24", "bytes", "bytes"],
+               [env.functions.KEY_ROTATION_TAG().call(), system.chain_id, env.address, system.org("monitoring").id,
+                _MN, old, new])
+    by_new, by_old = _sign("bench-station-2", *message), _sign("bench-station", *message)
+    return system.transact(env.functions.rotateStationKey(_MN, new, by_new, by_old), "monitoring")
 
 
 # ----------------------------------------------------------------------------------------- data-sharing log
+def _dsl_id(system: System, org: str, label: bytes) -> bytes:
+    """A data-sharing id in ``org``'s namespace (its org id in the first 8 bytes)."""
+    return system.org(org).id.to_bytes(8, "big") + sm3(label)[:24]
+
+
 def _activity(system: System, n: int, step: int, dataset: bytes, version: int, staff: str, sender: str,
               plan: bytes = ZERO, recipient: int = 0, generated: bytes = ZERO, commitment: bytes = ZERO) -> Any:
     dsl = system.contract("DataSharingLog")
-    record = (sm3(b"activity %d" % n), step, dataset, version, _BENCH_TIME - 60, _BENCH_TIME, plan, recipient, ZERO,
-              sm3(b"detail %d" % n), system.staff(staff).address, generated, commitment)
+    record = (_dsl_id(system, sender, b"activity %d" % n), step, dataset, version, _BENCH_TIME - 60, _BENCH_TIME,
+              plan, recipient, ZERO, sm3(b"detail %d" % n), system.staff(staff).address, generated, commitment)
     r, s = _sign(staff, ["bytes32", "uint256", "address", _ACTIVITY],
                  [dsl.functions.ACTIVITY_TAG().call(), system.chain_id, dsl.address, record])
     return system.transact(dsl.functions.logActivity(record, r, s), sender)
@@ -202,42 +284,77 @@ def _activity(system: System, n: int, step: int, dataset: bytes, version: int, s
 def _collected_and_granted(system: System) -> None:
     dsl = system.contract("DataSharingLog")
     _at_bench_time(system)
-    _activity(system, 1, 1, ZERO, 0, "department_operator", "department", generated=sm3(b"ds"),
-              commitment=sm3(b"content"))
-    grant = (sm3(b"auth"), sm3(b"ds"), system.org("department2").id, 1, sm3(b"purpose"), 1 << 7 | 1 << 9,
-             _BENCH_TIME + 30 * 86400)
+    _activity(system, 1, 1, ZERO, 0, "department_operator", "department",
+              generated=_dsl_id(system, "department", b"ds"), commitment=sm3(b"content"))
+    grant = (_dsl_id(system, "department", b"auth"), _dsl_id(system, "department", b"ds"),
+             system.org("department2").id, 1, sm3(b"purpose"), 1 << 7 | 1 << 9, _BENCH_TIME + 30 * 86400)
     system.transact(dsl.functions.grantAuthorisation(grant), "department")
 
 
 @operation("data-sharing collect (new dataset)")
 def dsl_collect(system: System) -> Any:
     _at_bench_time(system)
-    return _activity(system, 1, 1, ZERO, 0, "department_operator", "department", generated=sm3(b"ds"),
-                     commitment=sm3(b"content"))
+    return _activity(system, 1, 1, ZERO, 0, "department_operator", "department",
+                     generated=_dsl_id(system, "department", b"ds"), commitment=sm3(b"content"))
 
 
 @operation("data-sharing share (authorised)")
 def dsl_share(system: System) -> Any:
     _collected_and_granted(system)
-    return _activity(system, 2, 7, sm3(b"ds"), 1, "department_operator", "department", plan=sm3(b"auth"),
-                     recipient=system.org("department2").id)
+    return _activity(system, 2, 7, _dsl_id(system, "department", b"ds"), 1, "department_operator", "department",
+                     plan=_dsl_id(system, "department", b"auth"), recipient=system.org("department2").id)
 
 
 @operation("data-sharing destroy")
 def dsl_destroy(system: System) -> Any:
     _collected_and_granted(system)
-    _activity(system, 2, 7, sm3(b"ds"), 1, "department_operator", "department", plan=sm3(b"auth"),
+    ds = _dsl_id(system, "department", b"ds")
+    _activity(system, 2, 7, ds, 1, "department_operator", "department", plan=_dsl_id(system, "department", b"auth"),
               recipient=system.org("department2").id)
-    return _activity(system, 3, 11, sm3(b"ds"), 1, "department_operator", "department")
+    return _activity(system, 3, 11, ds, 1, "department_operator", "department")
+
+
+def _derived_by_recipient(system: System) -> Any:
+    """department2 analyses the department's dataset into its own product under the plan (analyze + share)."""
+    _collected_and_granted(system)
+    return _activity(system, 2, 9, _dsl_id(system, "department", b"ds"), 1, "department2_operator", "department2",
+                     plan=_dsl_id(system, "department", b"auth"), generated=_dsl_id(system, "department2", b"p"),
+                     commitment=sm3(b"product"))
+
+
+@operation("data-sharing derive (recipient, under the plan)")
+def dsl_derive(system: System) -> Any:
+    return _derived_by_recipient(system)
+
+
+@operation("data-sharing share of a derivative (source plan checked)")
+def dsl_share_derivative(system: System) -> Any:
+    _derived_by_recipient(system)
+    dsl = system.contract("DataSharingLog")
+    product, onward = _dsl_id(system, "department2", b"p"), _dsl_id(system, "department2", b"onward")
+    grant = (onward, product, system.org("hospital").id, 1, sm3(b"purpose"), 1 << 7, _BENCH_TIME + 86400)
+    system.transact(dsl.functions.grantAuthorisation(grant), "department2")
+    return _activity(system, 3, 7, product, 1, "department2_operator", "department2", plan=onward,
+                     recipient=system.org("hospital").id)
 
 
 # ----------------------------------------------------------------------------------------- prescriptions
-_RX_ID = sm3(b"bench-rx")
+_RX_LOCAL = sm3(b"bench-rx")[:24]  # after the issuing hospital's 8-byte organisation id (its namespace)
 _RX_TERMS = (1, 5, 0, 0, 0, 0)  # valid on the day of issue, 5 days' supply, no flags
 _RX_TRANSITION = {"issue": 0, "approve": 1, "reject": 2, "reissue": 3, "circulate": 4, "claim": 5, "release": 6,
                   "dispense": 7, "check": 8, "handOver": 9, "pickUp": 10, "deliver": 11, "revoke": 12,
-                  "extendValidity": 14, "consign": 15}
-_RX_CONTEXT = "(uint16,uint16,uint8,uint64,(uint8,uint16,uint8,uint8,uint8,uint32))"
+                  "extendValidity": 14, "consign": 15, "recall": 16}
+_RX_CONTEXT = "(uint16,uint16,uint8,uint64,(uint8,uint16,uint8,uint8,uint8,uint32),bytes32)"
+
+
+def _rx_id(system: System) -> bytes:
+    return system.org("hospital").id.to_bytes(8, "big") + _RX_LOCAL
+
+
+def _pickup_key(function: str) -> Any:
+    """The pickup key the hospital sets at circulate (a new one at recall); a claim signs with it as
+    "bench-pickup-circulate" (the key a real patient's code derives, shancheng.sdk.domain.rx_pickup)."""
+    return deterministic_sm2_key("staff:bench-pickup-" + function)
 #: the usual path: (function, sending org, acting staff)
 _RX_PATH = (("issue", "hospital", "doctor"), ("approve", "pharmacy", "pharmacist"),
             ("circulate", "hospital", "doctor"), ("claim", "pharmacy", "pharmacist"),
@@ -248,8 +365,10 @@ def _rx_step(system: System, function: str, sender: str, staff: str) -> Any:
     """One SM2-signed prescription transition: M = SM3(abi.encode(TAG, chain, contract, rxId, transition, doc,
     Context)), the Context as the transition leaves it (docs/contracts.md)."""
     rx = system.contract("PrescriptionFlow")
-    version, nonce, fill, delivery_org, terms = rx.functions.contextOf(_RX_ID).call()
+    rx_id = _rx_id(system)
+    version, nonce, fill, delivery_org, terms, pickup_hash = rx.functions.contextOf(rx_id).call()
     logistics = system.org("logistics").id
+    pickup = _pickup_key(function).public_key().to_bytes()[1:]
     if function in ("issue", "reissue"):
         version, terms = version + 1, _RX_TERMS
     elif function == "dispense":
@@ -258,21 +377,30 @@ def _rx_step(system: System, function: str, sender: str, staff: str) -> Any:
         delivery_org = logistics
     elif function == "extendValidity":
         terms = (3, *terms[1:])
-    context = (version, nonce, fill, delivery_org, tuple(terms))
+    elif function in ("circulate", "recall"):
+        pickup_hash = keccak(pickup)
+    context = (version, nonce, fill, delivery_org, tuple(terms), pickup_hash)
     doc = sm3(b"bench-rx-doc:%d:" % version + function.encode())
     r, s = _sign(staff, ["bytes32", "uint256", "address", "bytes32", "uint8", "bytes32", _RX_CONTEXT],
-                 [rx.functions.TRANSITION_TAG().call(), system.chain_id, rx.address, _RX_ID, _RX_TRANSITION[function],
+                 [rx.functions.TRANSITION_TAG().call(), system.chain_id, rx.address, rx_id, _RX_TRANSITION[function],
                   doc, context])
     sig = (system.staff(staff).address, r, s)
     fn = getattr(rx.functions, function)
     if function in ("issue", "reissue"):
-        call = fn(_RX_ID, doc, _RX_TERMS, sig)
+        call = fn(rx_id, doc, _RX_TERMS, sig)
     elif function == "consign":
-        call = fn(_RX_ID, logistics, doc, sig)
+        call = fn(rx_id, logistics, doc, sig)
     elif function == "extendValidity":
-        call = fn(_RX_ID, 3, doc, sig)
+        call = fn(rx_id, 3, doc, sig)
+    elif function in ("circulate", "recall"):
+        call = fn(rx_id, doc, pickup, sig)
+    elif function == "claim":  # the pickup key of the circulation signs for the claiming pharmacy and the nonce
+        proof = _sign("bench-pickup-circulate", ["bytes32", "uint256", "address", "bytes32", "uint64", "uint16"],
+                      [rx.functions.PICKUP_TAG().call(), system.chain_id, rx.address, rx_id, system.org(sender).id,
+                       nonce])
+        call = fn(rx_id, doc, proof, sig)
     else:
-        call = fn(_RX_ID, doc, sig)
+        call = fn(rx_id, doc, sig)
     return system.transact(call, sender)
 
 
@@ -339,6 +467,12 @@ def rx_release(system: System) -> Any:
     return _rx_step(system, "release", "pharmacy", "pharmacist")
 
 
+@operation("prescription recall (hospital, new pickup code)")
+def rx_recall(system: System) -> Any:
+    _rx_path_until(system, "claim")
+    return _rx_step(system, "recall", "hospital", "doctor")
+
+
 @operation("prescription extend validity (to 3 days)")
 def rx_extend(system: System) -> Any:
     _rx_path_until(system, "issue")
@@ -355,7 +489,7 @@ def rx_revoke(system: System) -> Any:
 def rx_expire(system: System) -> Any:
     _rx_path_until(system, "circulate")
     system.advance_time(86_400)
-    return system.transact(system.contract("PrescriptionFlow").functions.expire(_RX_ID), "regulator")
+    return system.transact(system.contract("PrescriptionFlow").functions.expire(_rx_id(system)), "regulator")
 
 
 # ----------------------------------------------------------------------------------------- drug trace
