@@ -4,76 +4,38 @@ gateway behind it must not show those values as verified."""
 
 from __future__ import annotations
 
-import http.client
-import json
-import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from shancheng.apps.gateway.blockproof import header_of
-from shancheng.testing import free_port
 from shancheng.testing.gateway import GatewayWorld
+from shancheng.testing.lying_proxy import FORWARD, Forward, LyingProxy
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
 Rewrite = Callable[[dict[str, Any]], None]
 
 
-class RewritingProxy:
+class RewritingProxy(LyingProxy):
     """A JSON-RPC proxy that passes every call to the node and lets ``rewrite`` edit the block objects it answers."""
 
     def __init__(self, upstream: str) -> None:
-        self.upstream = urllib.parse.urlsplit(upstream)
+        super().__init__(upstream)
         self.rewrite: Rewrite | None = None
-        proxy = self
+        self.lie = self._rewrite_blocks
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                raw = proxy._forward(body)
-                request = json.loads(body)
-                if proxy.rewrite is not None and isinstance(request, dict) and request.get("method") in (
-                        "eth_getBlockByNumber", "eth_getBlockByHash"):
-                    reply = json.loads(raw)
-                    if isinstance(reply.get("result"), dict):
-                        proxy.rewrite(reply["result"])
-                        raw = json.dumps(reply).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-        self.port = free_port()
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _forward(self, body: bytes) -> bytes:
-        conn = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=30)
-        try:
-            conn.request("POST", self.upstream.path or "/", body=body, headers={"Content-Type": "application/json"})
-            return conn.getresponse().read()
-        finally:
-            conn.close()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+    def _rewrite_blocks(self, method: str, params: list[Any], forward: Forward) -> Any:
+        rewrite = self.rewrite
+        if rewrite is None or method not in ("eth_getBlockByNumber", "eth_getBlockByHash"):
+            return FORWARD
+        result = forward(method, params)
+        if isinstance(result, dict):
+            rewrite(result)
+        return result
 
 
 @pytest.fixture(scope="module")
@@ -81,20 +43,17 @@ def proxied(world: GatewayWorld, tmp_path_factory: pytest.TempPathFactory) -> It
                                                                                                RewritingProxy]]:
     """A second gateway of the same node, reaching it only through the proxy; a few anchored records first, so the
     latest blocks hold transactions."""
-    proxy = RewritingProxy(world.node.url)
     folder: Path = tmp_path_factory.mktemp("gw-proxied")
-    try:
-        with GatewayWorld.start(folder, node=world.node, node_urls=[proxy.url]) as behind:
-            http = behind.client(token=behind.token("doctor"))
-            ids = [http.post("/api/v1/evidence/records", json={"record": {"n": i}, "kind": "note"}).json()["id"]
-                   for i in range(3)]
-            deadline = time.monotonic() + 60
-            while any(http.get(f"/api/v1/evidence/records/{i}").json().get("status") != "anchored" for i in ids):
-                assert time.monotonic() < deadline, "the records were not anchored"
-                time.sleep(0.2)
-            yield behind, proxy
-    finally:
-        proxy.close()
+    with RewritingProxy(world.node.url) as proxy, GatewayWorld.start(folder, node=world.node,
+                                                                     node_urls=[proxy.url]) as behind:
+        http = behind.client(token=behind.token("doctor"))
+        ids = [http.post("/api/v1/evidence/records", json={"record": {"n": i}, "kind": "note"}).json()["id"]
+               for i in range(3)]
+        deadline = time.monotonic() + 60
+        while any(http.get(f"/api/v1/evidence/records/{i}").json().get("status") != "anchored" for i in ids):
+            assert time.monotonic() < deadline, "the records were not anchored"
+            time.sleep(0.2)
+        yield behind, proxy
 
 
 def blocks(world: GatewayWorld) -> list[dict[str, Any]]:

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 import rlp
 from _batcher_checks import check_exactly_once, genesis_verifier
-from _lying_proxy import FORWARD, Forward, LyingProxy
 from eth_abi.abi import encode
 from eth_hash.auto import keccak
 
@@ -23,6 +22,7 @@ from shancheng.sdk.chainproof import CommitCertificate, GenesisFile
 from shancheng.sdk.client import Anchor, Batcher, Identity, LogFilter, NotFinal
 from shancheng.sdk.crypto import SM2PrivateKey, sm3
 from shancheng.sdk.evidence.chain import BATCH_ANCHORED_TOPIC
+from shancheng.testing.lying_proxy import FORWARD, Forward, LyingProxy
 from shancheng.testing.solo import SoloNode
 
 pytestmark = pytest.mark.network
