@@ -153,14 +153,14 @@ class PacketStore:
 
     def _commit(self, batch: list[Accepted]) -> None:
         now = self.clock()
-        seen: set[tuple[str, str, str]] = set()
+        seen: set[tuple[str, str, str, int]] = set()
         rows = []
         hours = set()
         alert_rows: list[dict[str, Any]] = []
         duplicates = 0
         for item in batch:
             p = item.packet
-            key = (p.mn, p.qn, p.cn)
+            key = (p.mn, p.qn, p.cn, item.data_time)  # history uploads share their request's QN
             if key in seen:
                 duplicates += 1
                 continue

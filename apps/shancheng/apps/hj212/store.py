@@ -4,7 +4,8 @@
 anchor commits to exactly these packets, so an auditor can recompute it), the time it reports (``data_time``,
 unix seconds) and its values as JSON. ``station_hours`` holds, per station and unix hour (seconds // 3600), the
 AQI of the hour (HJ 633) and its anchoring status: ``open`` (readings arriving), ``anchored`` (tx hash, block,
-the id of the last reading the anchor covers) or ``failed`` (the reason).
+the id of the last reading the anchor covers, and ``gaps``: what it lacks after a backfill attempt) or ``failed``
+(the reason).
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ readings = Table(
     Column("values", JSON, nullable=False),
     #: the data segment as received (ASCII), what the hourly anchor commits to
     Column("data", Text, nullable=False),
-    UniqueConstraint("mn", "qn", "cn", name="uq_readings_mn_qn_cn"),
+    #: history uploads answering one request share its QN: one row per (MN, QN, CN, DataTime)
+    UniqueConstraint("mn", "qn", "cn", "data_time", name="uq_readings_mn_qn_cn_data_time"),
     Index("ix_readings_mn_data_time", "mn", "data_time"),
 )
 
@@ -84,6 +86,11 @@ station_hours = Table(
     Column("last_reading_id", BigInteger, nullable=True),
     Column("error", String(500), nullable=True),
     Column("updated_at", Float, nullable=False),
+    #: the history request (CN 2061 with BeginTime/EndTime) sent for an hour with gaps, and when (:mod:`.backfill`)
+    Column("backfill_qn", String(17), nullable=True),
+    Column("backfill_at", Float, nullable=True),
+    #: what an anchored hour still lacks after its backfill attempt (NULL: complete)
+    Column("gaps", String(500), nullable=True),
 )
 
 alerts = Table(
