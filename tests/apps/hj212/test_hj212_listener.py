@@ -281,3 +281,74 @@ def test_a_time_calibration_request_is_answered_with_the_gateways_time(listener:
     told = datetime.strptime(fields["SystemTime"], "%Y%m%d%H%M%S").replace(tzinfo=ZoneInfo("Asia/Shanghai"))
     assert before - 1 <= told.timestamp() <= time.time() + 1 and fields["PolId"] == "a34004"
     assert stored(engine) == 0
+
+
+def test_history_uploads_sharing_their_requests_qn_are_each_stored_once(listener: ListenerHandle,
+                                                                         engine: Engine) -> None:
+    """A station answers a history request with one packet per hour, all with the request's QN: each is stored
+    (one row per MN, QN, CN and DataTime), and an upload sent again is stored once."""
+    sim = station(0)
+    hour = int(time.time() // 3600 * 3600)
+    for start in (hour - 7200, hour - 3600, hour):
+        sim.hourly(start, {"a34004": [30.0, 33.0], "a34002": [50.0, 52.0]})
+    tz = ZoneInfo("Asia/Shanghai")
+    fields = {"BeginTime": datetime.fromtimestamp(hour - 7200, tz).strftime("%Y%m%d%H%M%S"),
+              "EndTime": datetime.fromtimestamp(hour - 1, tz).strftime("%Y%m%d%H%M%S")}
+
+    async def go() -> tuple[Packet, int]:
+        conn = await sim.connect("127.0.0.1", listener.port)
+        await conn.send(sim.realtime())  # authenticates the connection
+        assert (await conn.reply()).cn == "9014"  # type: ignore[union-attr]
+        await asyncio.to_thread(listener.call, lambda: listener.listener.send_command(GOOD[0], "2061", fields))
+        request = await conn.reply()
+        assert request is not None
+        uploaded = await conn.answer_history(request)
+        await conn.answer_history(request)  # the whole answer again (say, its 9014s were lost)
+        await asyncio.sleep(0.5)
+        await conn.close()
+        return request, uploaded
+
+    request, uploaded = run(go())
+    assert request.cn == "2061" and command_fields(request) == fields and uploaded == 2
+    with engine.connect() as conn:
+        rows = conn.execute(select(readings.c.qn, readings.c.data_time).where(readings.c.cn == "2061")
+                            .order_by(readings.c.data_time)).all()
+    assert [tuple(r) for r in rows] == [(request.qn, hour - 7200), (request.qn, hour - 3600)]
+    sent = listener.call(lambda: listener.listener.commands.get(GOOD[0], request.qn))
+    assert sent.settled == "ExeRtn 1"
+    assert listener.call(lambda: listener.listener.history_outcome(GOOD[0], request.qn)) == "ExeRtn 1"
+
+
+def test_a_running_simulated_station_answers_a_history_request_from_its_samples(listener: ListenerHandle,
+                                                                                engine: Engine) -> None:
+    """The simulator's sending loop answers the platform's CN 2061 request meanwhile, with the hourly record it
+    builds from the real-time samples it kept (as a data logger does); its own packets are all acknowledged."""
+    sim = station(0)
+    hour = int(time.time() // 3600 * 3600)
+    while time.time() - hour < 3:  # every sample in one hour
+        time.sleep(0.5)
+        hour = int(time.time() // 3600 * 3600)
+    tz = ZoneInfo("Asia/Shanghai")
+    fields = {"BeginTime": datetime.fromtimestamp(hour, tz).strftime("%Y%m%d%H%M%S"),
+              "EndTime": datetime.fromtimestamp(hour + 3599, tz).strftime("%Y%m%d%H%M%S")}
+
+    async def go() -> tuple[int, str]:
+        conn = await sim.connect("127.0.0.1", listener.port)
+        assert (await conn.run(rate=0, count=3)).acked == 3
+        sent = await asyncio.to_thread(listener.call,
+                                       lambda: listener.listener.send_command(GOOD[0], "2061", fields))
+        acked = (await conn.run(rate=20, count=5)).acked
+        await asyncio.sleep(0.5)
+        await conn.close()
+        return acked, sent.qn
+
+    acked, qn = run(go())
+    assert acked == 5
+    with engine.connect() as conn:
+        row = conn.execute(select(readings).where(readings.c.cn == "2061")).mappings().one()
+    recorded = list(sim.recorded)
+    built = next(n for n, p in enumerate(recorded) if p.cn == "2061")  # when the request was answered
+    samples = [float(p.cp.values("Rtd")["a34004"]) for p in recorded[:built]]
+    assert (row["qn"], row["data_time"]) == (qn, hour) and len(samples) >= 3
+    assert row["values"]["a34004"]["Avg"] == round(sum(samples) / len(samples), 1)
+    assert listener.call(lambda: listener.listener.history_outcome(GOOD[0], qn)) == "ExeRtn 1"

@@ -11,6 +11,10 @@ last reading id covered, or ``failed`` with the reason. Each hour stands alone: 
 ``open`` so the next run retries it (that station's later hours wait: the contract takes its hours in order). A
 ``failed`` hour is not retried by the job; an operator may retry it (``anchor_hour``) as long as no later hour of
 the station is anchored.
+
+Before the job anchors an hour that is not complete (no hourly record), it asks the station for the hour's history
+and waits for it up to ``backfill_timeout`` (:mod:`.backfill`); the hour is then anchored complete, or with its
+gaps named in ``station_hours.gaps``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, and_, select, update
 
+from shancheng.apps.hj212.backfill import HOURLY_CN, HistorySource, history_fields, missing_records
+from shancheng.apps.hj212.control import StationNotConnected
 from shancheng.apps.hj212.registry import StationRegistry
 from shancheng.apps.hj212.store import readings, station_hours
 from shancheng.sdk.client import Client, NodeUnavailable
@@ -37,6 +43,8 @@ log = logging.getLogger("shancheng.hj212")
 #: the commands whose packets an hourly batch covers (what HourBatch.from_packets accepts)
 ANCHORED_CNS = ("2011", "2051", "2061")
 HOUR = 3600
+#: the job's answer for an hour whose history request is pending
+_WAIT = object()
 
 
 def hour_packets(engine: Engine, mn: str, hour: int, *, up_to_id: int | None = None,
@@ -59,11 +67,15 @@ class HourAnchorer:
     """Anchors station hours through the gateway's client (the organisation that operates the stations)."""
 
     def __init__(self, *, engine: Engine, client: Client, registry: StationRegistry, delay: float = 120.0,
-                 timezone: str = "Asia/Shanghai", clock: Callable[[], float] = time.time) -> None:
+                 backfill_timeout: float = 600.0, timezone: str = "Asia/Shanghai",
+                 clock: Callable[[], float] = time.time) -> None:
         self.engine = engine
         self.env = EnvMonitoring(client)
         self.registry = registry
         self.delay = delay
+        self.backfill_timeout = backfill_timeout
+        #: where history requests go (set by the listener when it starts; None: hours are anchored as they are)
+        self.history: HistorySource | None = None
         self.tz = ZoneInfo(timezone)
         self.clock = clock
 
@@ -80,7 +92,11 @@ class HourAnchorer:
             if mn in waiting:
                 continue
             try:
-                status = self.anchor_hour(mn, hour).get("status")
+                note = self._backfill(mn, hour)
+                if note is _WAIT:
+                    waiting.add(mn)  # its later hours wait too; other stations go on
+                    continue
+                status = self.anchor_hour(mn, hour, backfill=note if isinstance(note, str) else None).get("status")
             except Exception:  # the database failed: this hour stays open, the others go on
                 log.exception("HJ 212: anchoring %s hour %d could not be recorded; retried at the next run", mn, hour)
                 waiting.add(mn)
@@ -91,15 +107,44 @@ class HourAnchorer:
                 waiting.add(mn)  # the contract takes a station's hours in order: never skip past this one
         return done
 
-    def anchor_hour(self, mn: str, hour: int) -> dict[str, Any]:
+    def _backfill(self, mn: str, hour: int) -> object:
+        """For the job: ``None`` when the hour is complete (or there is no listener to ask), :data:`_WAIT` while
+        its history request is pending, else how the backfill attempt ended (named with the hour's gaps)."""
+        if self.history is None or not missing_records(self.engine, mn, hour):
+            return None
+        row = self._row(mn, hour)
+        now = self.clock()
+        qn = row.get("backfill_qn")
+        if qn is None:
+            try:
+                qn = self.history.request(mn, HOURLY_CN, history_fields(hour, self.tz))
+            except StationNotConnected:
+                return "no backfill: the station is not connected"
+            except (ShanchengError, TimeoutError, RuntimeError) as exc:  # not sent (the listener stopping, ...)
+                log.warning("HJ 212: asking %s for hour %d's history failed: %s", mn, hour, exc)
+                return f"no backfill: the request could not be sent ({type(exc).__name__})"
+            self._save(mn, hour, (station_hours.c.mn == mn, station_hours.c.hour == hour), backfill_qn=qn,
+                       backfill_at=now, updated_at=now)
+            log.info("HJ 212: hour %d of %s has gaps; asked the station for its history (QN %s)", hour, mn, qn)
+            return _WAIT
+        ended = self.history.outcome(mn, qn)
+        if ended is not None:
+            return f"backfill QN {qn}: the station answered {ended}"
+        if now >= (row.get("backfill_at") or 0.0) + self.backfill_timeout:
+            return f"backfill QN {qn}: no answer within {self.backfill_timeout:g} s"
+        return _WAIT
+
+    def anchor_hour(self, mn: str, hour: int, *, backfill: str | None = None) -> dict[str, Any]:
         """Anchor station ``mn``'s ``hour`` now; returns its ``station_hours`` row (refused: status failed; an hour
-        anchored before: unchanged, with ``already_anchored``)."""
+        anchored before: unchanged, with ``already_anchored``). An hour that is not complete is anchored with its
+        gaps named, and ``backfill`` (how its backfill attempt ended; none: none was made)."""
         key = (station_hours.c.mn == mn, station_hours.c.hour == hour)
         current = self._row(mn, hour)
         if current.get("status") == "anchored":  # never downgraded by a repeated request
             return {**current, "already_anchored": True}
         now = self.clock()
         try:
+            missing = missing_records(self.engine, mn, hour)  # before reading the packets: what is read is covered
             packets, last_id = hour_packets(self.engine, mn, hour, until=now - 2)
             if not packets:
                 raise ShanchengError(f"station {mn} has no stored reading in hour {hour}")
@@ -118,6 +163,7 @@ class HourAnchorer:
             reason = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500]
             self._save(mn, hour, key, status="failed", error=reason, updated_at=now)
             return self._row(mn, hour)
+        gaps = "; ".join([*missing, backfill or "no backfill attempted"])[:500] if missing else None
         top = batch.aqi
         primary = [p.code for p in batch.pollutants if top > 50 and p.iaqi == top]
         self._save(mn, hour, key, status="anchored", error=None, updated_at=now, aqi=top,
@@ -125,7 +171,7 @@ class HourAnchorer:
                    iaqi={p.code: p.iaqi for p in batch.pollutants}, reading_count=len(packets),
                    anchored_count=batch.reading_count, last_reading_id=last_id,
                    tx_hash="0x" + result.receipt.transaction_hash.hex(), block_number=result.receipt.block_number,
-                   merkle_root="0x" + batch.merkle_root.hex())
+                   merkle_root="0x" + batch.merkle_root.hex(), gaps=gaps)
         log.info("HJ 212: anchored %s hour %d (%d readings, AQI %d) in block %d", mn, hour, batch.reading_count,
                  top, result.receipt.block_number)
         return self._row(mn, hour)

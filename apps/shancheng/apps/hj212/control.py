@@ -14,12 +14,17 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from shancheng.sdk.envmon.hj212 import COMMANDS, Packet
+from shancheng.sdk.envmon.hj212 import COMMANDS, Packet, QnRtn
+from shancheng.sdk.errors import ShanchengError
 
-__all__ = ["CommandLog", "SentCommand", "operator_commands"]
+__all__ = ["CommandLog", "SentCommand", "StationNotConnected", "operator_commands"]
 
 #: the commands an operator may send (the platform's side of the table, answers excluded)
 operator_commands = frozenset(cn for cn, row in COMMANDS.items() if row.sender == "platform" and cn[0] != "9")
+
+
+class StationNotConnected(ShanchengError):
+    """A command for a station that has no authenticated connection to the listener."""
 
 
 @dataclass
@@ -31,6 +36,10 @@ class SentCommand:
     sent_at: float
     #: what the station answered, in order: {"cn", "at", and "QnRtn", "ExeRtn" or the uploaded fields}
     answers: list[dict[str, Any]] = field(default_factory=list)
+    #: how the station ended the command (``"QnRtn 2"`` for a refused request, ``"ExeRtn 1"``, ...), and the
+    #: listener's count of queued packets at that answer (its uploads before it are stored once that many are)
+    settled: str | None = None
+    settled_seq: int = 0
 
 
 class CommandLog:
@@ -48,10 +57,18 @@ class CommandLog:
     def get(self, mn: str, qn: str) -> SentCommand | None:
         return self._sent.get((mn, qn))
 
-    def answer(self, packet: Packet, at: float) -> bool:
-        """Record ``packet`` if it answers a command sent to its station (same MN and QN); True when it did."""
+    def answer(self, packet: Packet, at: float, seq: int = 0) -> bool:
+        """Record ``packet`` if it answers a command sent to its station (same MN and QN); True when it did.
+        ``seq``: how many packets the listener has queued for storing so far."""
         sent = self._sent.get((packet.mn, packet.qn))
         if sent is None or packet.cn not in ("9011", "9012", sent.cn):
             return False
         sent.answers.append({"cn": packet.cn, "at": at, **dict(list(packet.cp.items())[:64])})
+        ended = None
+        if packet.cn == "9011" and packet.cp.get("QnRtn") != str(QnRtn.READY):
+            ended = f"QnRtn {(packet.cp.get('QnRtn') or '?')[:8]}"
+        elif packet.cn == "9012":
+            ended = f"ExeRtn {(packet.cp.get('ExeRtn') or '?')[:8]}"
+        if ended is not None and sent.settled is None:
+            sent.settled, sent.settled_seq = ended, seq
         return True

@@ -40,7 +40,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 
 from shancheng.apps.hj212.anchoring import HourAnchorer
-from shancheng.apps.hj212.control import CommandLog, SentCommand, operator_commands
+from shancheng.apps.hj212.backfill import LoopHistory, call_on_loop
+from shancheng.apps.hj212.control import CommandLog, SentCommand, StationNotConnected, operator_commands
 from shancheng.apps.hj212.frames import StreamFramer, frame_bytes, parse_checked
 from shancheng.apps.hj212.guard import AuthGuard, address_key
 from shancheng.apps.hj212.ingest import Accepted, ListenerStats, PacketStore, value_problem, values_of
@@ -57,7 +58,7 @@ from shancheng.sdk.envmon.hj212 import (
     qn_rtn_9011,
     set_time_1012,
 )
-from shancheng.sdk.errors import InvalidInput, ShanchengError
+from shancheng.sdk.errors import InvalidInput
 from shancheng.sdk.files import read_password
 
 __all__ = ["DATA_CNS", "Hj212Listener", "ListenerHandle", "ListenerStats", "StationNotConnected", "start"]
@@ -83,10 +84,6 @@ class _Conn:
     #: the PW each station authenticated with (the platform's commands to it carry it back)
     passwords: dict[str, str] = field(default_factory=dict)
     close_now: bool = False
-
-
-class StationNotConnected(ShanchengError):
-    """A command for a station that has no authenticated connection to the listener."""
 
 
 class _Refused(Exception):
@@ -117,6 +114,8 @@ class Hj212Listener:
         self._per_address: Counter[str] = Counter()
         self._split_bytes = 0  # pending split parts of all connections
         self.commands = CommandLog()
+        self._queued = 0  # packets queued for the writer so far ...
+        self._written = 0  # ... and handled by it (stored or refused)
         self._last_qn_ms = 0
         self._db = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="hj212-writer")
         self._anchor_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="hj212-anchor")
@@ -130,6 +129,8 @@ class Hj212Listener:
                                                   limit=self.settings.max_frame_bytes)
         self.port = self._server.sockets[0].getsockname()[1]
         self._tasks.append(asyncio.create_task(self._writer(), name="hj212-writer"))
+        if self.anchorer is not None:  # the job asks stations for the history of hours with gaps
+            self.anchorer.history = LoopHistory(asyncio.get_running_loop(), self._send_history, self.history_outcome)
         if self.anchorer is not None and self.settings.anchor_check_interval > 0:
             self._tasks.append(asyncio.create_task(self._anchor_job(), name="hj212-anchor"))
         log.info("HJ 212 listener on %s:%d", self.settings.host, self.port)
@@ -254,6 +255,7 @@ class Hj212Listener:
                     continue
                 if accepted is not None:
                     await self._queue.put(accepted)
+                    self._queued += 1
             partial_since = (partial_since or time.monotonic()) if framer.buffered else None
 
     def _expire_splits(self, splits: SplitAssembler) -> list[Packet]:
@@ -277,7 +279,7 @@ class Hj212Listener:
         if whole.cn == "1013":
             self._calibrate_time(whole, conn)
             return None
-        if self.commands.answer(whole, self.clock()):
+        if self.commands.answer(whole, self.clock(), self._queued):
             log.info("HJ 212: station %s answered command %s with CN %s", whole.mn, whole.qn, whole.cn)
         if whole.cn not in DATA_CNS:
             # equipment status, answers to the platform's commands and the like: answered, not stored as readings
@@ -308,6 +310,19 @@ class Hj212Listener:
         self._write(conn.writer, frame_bytes(packet))
         log.info("HJ 212: sent command %s (%s) QN %s to station %s", cn, packet.cp.text(), packet.qn, mn)
         return sent
+
+    def _send_history(self, mn: str, cn: str, fields: dict[str, str]) -> str:
+        return self.send_command(mn, cn, fields).qn
+
+    def history_outcome(self, mn: str, qn: str) -> str | None:
+        """How station ``mn`` ended command ``qn`` (``"ExeRtn 100"``, ...), once every packet it sent before that
+        answer is stored; ``None`` while it has not (on the listener's loop)."""
+        sent = self.commands.get(mn, qn)
+        if sent is None:
+            return "no answer recorded (the listener restarted, or forgot the command)"
+        if sent.settled is None or self._written < sent.settled_seq:
+            return None
+        return sent.settled
 
     def _new_qn(self) -> str:
         """A QN for a command of the platform: the gateway's time in the stations' zone, unique per listener."""
@@ -426,6 +441,7 @@ class Hj212Listener:
             except Exception:  # the writer never dies: these packets stay unanswered (resent)
                 log.exception("HJ 212: storing %d packets failed; they are not acknowledged", len(batch))
             finally:
+                self._written += len(batch)
                 for _ in batch:
                     queue.task_done()
 
@@ -482,16 +498,7 @@ class ListenerHandle:
 
     def call(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` on the listener's loop and return its result (e.g. to read consistent stats)."""
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-
-        def run() -> None:
-            try:
-                future.set_result(fn())
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
-                future.set_exception(exc)
-
-        self._loop.call_soon_threadsafe(run)
-        return future.result(30)
+        return call_on_loop(self._loop, fn)
 
     def stop(self) -> None:
         if self._thread.is_alive():
@@ -509,7 +516,8 @@ def start(services: Any) -> ListenerHandle:
     registry = StationRegistry(services.engine, pepper=load_pepper(data_dir / "hj212.pepper"),
                                keys_dir=data_dir / "stations", key_password=password)
     anchorer = HourAnchorer(engine=services.engine, client=services.client, registry=registry,
-                            delay=hj212.anchor_delay)
+                            delay=hj212.anchor_delay, backfill_timeout=hj212.backfill_timeout,
+                            timezone=hj212.timezone)
     handle = ListenerHandle(Hj212Listener(settings=hj212, engine=services.engine, registry=registry,
                                           anchorer=anchorer))
     services.extras["hj212"] = handle

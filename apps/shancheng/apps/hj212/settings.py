@@ -65,5 +65,8 @@ class Hj212Settings(BaseModel):
     #: anchor every closed hour (its end + ``anchor_delay`` has passed) of every station; 0 disables the job
     anchor_check_interval: float = Field(default=60.0, ge=0)
     anchor_delay: float = Field(default=120.0, ge=0)
+    #: how long a closed hour without its hourly record waits for the station to answer the history request the
+    #: job sends it (:mod:`.backfill`) before it is anchored with its gaps named
+    backfill_timeout: float = Field(default=600.0, ge=0)
     #: per pollutant code, a limit value (the code's unit) above which a reading raises an alert
     limits: dict[str, float] = Field(default_factory=dict)

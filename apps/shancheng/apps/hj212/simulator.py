@@ -12,6 +12,9 @@ Over a socket (inside an event loop)::
     conn = await station.connect("127.0.0.1", 9212)
     result = await conn.run(rate=10, count=100)      # waits for each 9014 answer; result.latencies
     await conn.close()
+
+The station keeps what it builds (``recorded``, the last 4,096 packets) and answers the platform's history request
+(CN 2031/2051/2061 with BeginTime/EndTime) from it: ``await conn.answer_history(request)``.
 """
 
 from __future__ import annotations
@@ -19,15 +22,28 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from shancheng.apps.hj212.frames import StreamFramer, frame_bytes, parse_checked
-from shancheng.sdk.envmon.hj212 import CP, FLAG_REPLY, FLAG_SPLIT, MAX_FRAME_LENGTH, HJ212Error, Packet
+from shancheng.sdk.envmon.hj212 import (
+    CP,
+    FLAG_REPLY,
+    FLAG_SPLIT,
+    MAX_FRAME_LENGTH,
+    ExeRtn,
+    HJ212Error,
+    Packet,
+    QnRtn,
+    command_fields,
+    exe_rtn_9012,
+    qn_rtn_9011,
+)
 
-__all__ = ["AIR_POLLUTANTS", "RunResult", "Station", "StationConnection"]
+__all__ = ["AIR_POLLUTANTS", "HISTORY_CNS", "RunResult", "Station", "StationConnection"]
 
 #: typical urban values (µg/m³; CO mg/m³) and their spread
 AIR_POLLUTANTS: dict[str, tuple[float, float]] = {
@@ -39,6 +55,8 @@ AIR_POLLUTANTS: dict[str, tuple[float, float]] = {
     "a21005": (0.7, 0.15),  # CO
 }
 _VERSION_2017 = 1 << 2
+#: the history requests a station answers (daily, minute, hourly data)
+HISTORY_CNS = ("2031", "2051", "2061")
 
 
 @dataclass
@@ -58,6 +76,8 @@ class Station:
         self._rng = random.Random(self.seed)
         self._last_qn_ms = 0
         self._level = {code: base for code, (base, _) in self.pollutants.items()}
+        #: the data packets the station built, sent or not (what it answers history requests from)
+        self.recorded: deque[Packet] = deque(maxlen=4096)
 
     @property
     def flag(self) -> int:
@@ -85,7 +105,7 @@ class Station:
         for code in self.pollutants:
             value = values[code] if values is not None and code in values else self._next_value(code)
             groups.append(((f"{code}-Rtd", _fmt(value, code)), (f"{code}-Flag", "N")))
-        return Packet(self._qn(at), self.st, "2011", self.password, self.mn, self.flag, CP(tuple(groups)))
+        return self._record(Packet(self._qn(at), self.st, "2011", self.password, self.mn, self.flag, CP(tuple(groups))))
 
     def hourly(self, hour_start: float, samples: Mapping[str, Sequence[float]]) -> Packet:
         """A CN 2061 packet for the hour beginning at ``hour_start`` from per-code samples (Avg/Min/Max)."""
@@ -94,7 +114,32 @@ class Station:
             avg = sum(values) / len(values)
             groups.append(((f"{code}-Avg", _fmt(avg, code)), (f"{code}-Min", _fmt(min(values), code)),
                            (f"{code}-Max", _fmt(max(values), code)), (f"{code}-Flag", "N")))
-        return Packet(self._qn(time.time()), self.st, "2061", self.password, self.mn, self.flag, CP(tuple(groups)))
+        return self._record(Packet(self._qn(time.time()), self.st, "2061", self.password, self.mn, self.flag,
+                                   CP(tuple(groups))))
+
+    def _record(self, packet: Packet) -> Packet:
+        self.recorded.append(packet)
+        return packet
+
+    def history(self, request: Packet) -> list[Packet]:
+        """The recorded packets a history request (CN 2031/2051/2061, BeginTime/EndTime) asks for, as the uploads
+        answering it: the request's QN, the station's Flag. For CN 2061 the hourly record of an hour it kept
+        real-time samples of is built from them, as a data logger does."""
+        fields = command_fields(request)
+        begin, end = fields["BeginTime"], fields["EndTime"]
+        if request.cn == "2061":  # hours it kept real-time samples of but built no hourly record for: built now
+            have = {p.cp.data_time for p in self.recorded if p.cn == "2061"}
+            samples: dict[str, dict[str, list[float]]] = {}
+            for p in list(self.recorded):
+                start = (p.cp.data_time or "")[:10] + "0000"
+                if p.cn == "2011" and begin <= start <= end and start not in have:
+                    for code, text in p.cp.values("Rtd").items():
+                        samples.setdefault(start, {}).setdefault(code, []).append(float(text))
+            for start, values in sorted(samples.items()):
+                moment = datetime.strptime(start, "%Y%m%d%H%M%S").replace(tzinfo=self._tz)
+                self.hourly(moment.timestamp(), values)
+        return [Packet(request.qn, p.st, p.cn, p.pw, p.mn, p.flag, p.cp) for p in self.recorded
+                if p.cn == request.cn and begin <= (p.cp.data_time or "") <= end]
 
     @staticmethod
     def split(packet: Packet, parts: int) -> list[Packet]:
@@ -159,9 +204,25 @@ class StationConnection:
                 self._replies.append(parse_checked(item))
         return self._replies.pop(0)
 
+    async def answer_history(self, request: Packet, *, timeout: float = 10.0, wait_acks: bool = True) -> int:
+        """Answer the platform's history request as HJ 212 has it: 9011 QnRtn 1, the recorded packets in its range
+        with its QN (each waiting for its 9014 when the station asks for answers and ``wait_acks``), then 9012
+        ExeRtn 1, or ExeRtn 100 when it recorded none. Returns how many packets were uploaded."""
+        await self.send(qn_rtn_9011(request, QnRtn.READY))
+        uploads = self.station.history(request)
+        for packet in uploads:
+            await self.send(packet)
+            if packet.reply_requested and wait_acks:
+                answer = await self.reply(timeout)
+                if answer is None or answer.cn != "9014":
+                    raise ConnectionError(f"the platform answered the upload with {answer and answer.cn}")
+        await self.send(exe_rtn_9012(request, ExeRtn.SUCCESS if uploads else ExeRtn.NO_DATA))
+        return len(uploads)
+
     async def run(self, *, rate: float, count: int, parts: int = 1, window: int = 1) -> RunResult:
         """Send ``count`` real-time packets at ``rate`` per second (0: as fast as answers come), keeping at most
-        ``window`` unanswered; every answer is matched to its packet's QN (9014 acked, 9011 refused)."""
+        ``window`` unanswered; every answer is matched to its packet's QN (9014 acked, 9011 refused); a history
+        request of the platform met meanwhile is answered (:meth:`answer_history`)."""
         result = RunResult()
         pending: dict[str, float] = {}
         start = time.monotonic()
@@ -176,6 +237,9 @@ class StationConnection:
             answer = await self.reply()
             if answer is None:
                 raise ConnectionError(f"the platform closed the connection after {result.acked} answers")
+            if answer.cn in HISTORY_CNS and answer.mn == self.station.mn:  # the platform asks for history
+                await self.answer_history(answer, wait_acks=False)  # (the 9014s of the uploads are skipped below)
+                continue
             sent_at = pending.pop(answer.qn, None)
             if sent_at is None:
                 continue

@@ -108,6 +108,8 @@ class HourOut(BaseModel):
     block_number: int | None
     merkle_root: str | None
     error: str | None
+    #: what an anchored hour lacks after its backfill attempt (None: complete)
+    gaps: str | None
     verify: str
 
 
@@ -234,7 +236,7 @@ def _hour_out(row: Any, services: Any, tz: Any) -> HourOut:
                    band_en=band.name_en if band else None, colour=band.colour if band else None,
                    primary_pollutants=primary, iaqi=iaqi, status=row["status"], anchored=row["status"] == "anchored",
                    anchored_count=row["anchored_count"], tx_hash=row["tx_hash"], block_number=row["block_number"],
-                   merkle_root=row["merkle_root"], error=row["error"],
+                   merkle_root=row["merkle_root"], error=row["error"], gaps=row["gaps"],
                    verify=f"/api/v1/stations/{mn}/hours/{hour}/verify")
 
 
