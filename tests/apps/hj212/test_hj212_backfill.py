@@ -191,3 +191,55 @@ def test_a_silent_station_does_not_hold_up_other_stations(world: GatewayWorld) -
     qn = anchorer._row(silent, hour)["backfill_qn"]
     assert views[silent]["gaps"] == (f"hourly record (CN 2061) missing; backfill QN {qn}: no answer within "
                                      f"{BACKFILL_TIMEOUT:g} s")
+
+
+
+def test_an_hour_a_station_missed_entirely_is_asked_for_once_it_is_back_before_its_later_hours(
+        world: GatewayWorld) -> None:
+    """The station's link was down for a whole hour (nothing stored for it, so no row of its own): once the station
+    is back, the job finds the hole between its hours and asks for that hour's history before it anchors the later
+    hour; what the station uploads is stored under the request; an hour whose history is lost too fails with both
+    reasons named, and the later hour is anchored after it. (The earlier hours predate the stations' registration,
+    which the contract refuses to anchor: anchoring a backfilled hour is shown by the first test of this module.)"""
+    mn, lost = "ENVBACKFILL0000000000006", "ENVBACKFILL0000000000007"
+    sims = {m: _station(world, m) for m in (mn, lost)}
+    anchorer = _anchorer(world)
+    start = _into_the_hour()
+    hour = start // 3600
+    port = world.services.extras["hj212"].port
+    requests: dict[str, Packet] = {}
+
+    async def go() -> None:
+        for m, sim in sims.items():
+            conn = await sim.connect("127.0.0.1", port)
+            for packet in (sim.hourly(start - 2 * 3600, {"a34004": [20.0, 22.0]}),  # two hours ago: complete
+                           sim.hourly(start, {"a34004": [30.0, 31.0]})):              # this hour: complete
+                await conn.send(packet)
+                assert (await conn.reply()).cn == "9014"  # type: ignore[union-attr]
+            sim.hourly(start - 3600, {"a34004": [25.0, 26.0]})  # the hour between: recorded, never sent
+            if m == lost:
+                sim.recorded.clear()  # ... and then lost by the data logger as well
+            with _later(anchorer, 3600 + anchorer.delay):
+                await asyncio.to_thread(anchorer.anchor_closed_hours)
+                request = await conn.reply()  # the hole is asked for before the later hour is anchored
+                assert request is not None
+                requests[m] = request
+                assert anchorer._row(m, hour)["status"] == "open"
+                await conn.answer_history(request)
+                await _job_until(anchorer, m, hour, "anchored")
+            await conn.close()
+
+    run(go())
+    begin, end = (datetime.fromtimestamp(t, TZ).strftime("%Y%m%d%H%M%S") for t in (start - 3600, start - 1))
+    for m in sims:
+        assert command_fields(requests[m]) == {"BeginTime": begin, "EndTime": end}
+        assert anchorer._row(m, hour - 1)["backfill_qn"] == requests[m].qn
+        assert anchorer._row(m, hour)["status"] == "anchored"
+    with world.services.engine.connect() as db:
+        stored = db.execute(select(readings.c.qn, readings.c.data_time).where(
+            readings.c.mn == mn, readings.c.cn == "2061", readings.c.data_time == start - 3600)).all()
+    assert [tuple(r) for r in stored] == [(requests[mn].qn, start - 3600)]  # the missed hour's record, backfilled
+    hole = anchorer._row(lost, hour - 1)
+    assert hole["status"] == "failed" and hole["error"] == (
+        f"station {lost} has no stored reading in hour {hour - 1} (backfill QN {requests[lost].qn}: the station "
+        "answered ExeRtn 100)")

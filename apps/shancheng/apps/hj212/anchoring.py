@@ -14,11 +14,14 @@ the station is anchored.
 
 Before the job anchors an hour that is not complete (no hourly record), it asks the station for the hour's history
 and waits for it up to ``backfill_timeout`` (:mod:`.backfill`); the hour is then anchored complete, or with its
-gaps named in ``station_hours.gaps``.
+gaps named in ``station_hours.gaps``. An hour in which a station sent nothing at all (its link was down) is found
+as a hole between two of its hours with readings, within the last :data:`MISSED_HOURS_WINDOW` hours: the job opens
+it and asks for its history like any other; if nothing arrives it fails with that reason.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -27,6 +30,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, and_, select, update
 
+from shancheng.apps.db import insert_ignoring_duplicates
 from shancheng.apps.hj212.backfill import HOURLY_CN, HistorySource, history_fields, missing_records
 from shancheng.apps.hj212.control import StationNotConnected
 from shancheng.apps.hj212.registry import StationRegistry
@@ -37,7 +41,7 @@ from shancheng.sdk.envmon.aqi import band_for
 from shancheng.sdk.envmon.hj212 import Packet, parse_data
 from shancheng.sdk.errors import ShanchengError
 
-__all__ = ["ANCHORED_CNS", "HourAnchorer", "hour_packets"]
+__all__ = ["ANCHORED_CNS", "MISSED_HOURS_WINDOW", "HourAnchorer", "hour_packets"]
 
 log = logging.getLogger("shancheng.hj212")
 #: the commands whose packets an hourly batch covers (what HourBatch.from_packets accepts)
@@ -45,6 +49,8 @@ ANCHORED_CNS = ("2011", "2051", "2061")
 HOUR = 3600
 #: the job's answer for an hour whose history request is pending
 _WAIT = object()
+#: how far back (hours) the job looks for hours in which a station sent nothing (bounds its work per run)
+MISSED_HOURS_WINDOW = 7 * 24
 
 
 def hour_packets(engine: Engine, mn: str, hour: int, *, up_to_id: int | None = None,
@@ -82,6 +88,7 @@ class HourAnchorer:
     def anchor_closed_hours(self) -> int:
         """Anchor every open hour that is over (end + delay), oldest first; returns how many were anchored."""
         limit = (self.clock() - self.delay) // HOUR  # hours whose end + delay has passed: hour + 1 <= limit
+        self._open_missed_hours(int(limit))
         with self.engine.connect() as conn:
             due = conn.execute(select(station_hours.c.mn, station_hours.c.hour).where(
                 station_hours.c.status == "open", station_hours.c.hour + 1 <= limit,
@@ -106,6 +113,29 @@ class HourAnchorer:
             elif status == "open":
                 waiting.add(mn)  # the contract takes a station's hours in order: never skip past this one
         return done
+
+    def _open_missed_hours(self, limit: int) -> None:
+        """Open a ``station_hours`` row for every hour, within the window, that lies between two hours of a station
+        with readings but has none itself: an hour the station missed entirely, so the job asks for its history
+        before it anchors the later hours (the contract takes a station's hours in order)."""
+        with self.engine.connect() as conn:
+            known = conn.execute(select(station_hours.c.mn, station_hours.c.hour, station_hours.c.status).where(
+                station_hours.c.hour >= limit - MISSED_HOURS_WINDOW, station_hours.c.hour < limit,
+            ).order_by(station_hours.c.mn, station_hours.c.hour)).all()
+        settled: dict[str, int] = {}  # per station its latest anchored or failed hour: no hole opens before it
+        for mn, hour, status in known:
+            if status != "open":
+                settled[mn] = hour
+        holes: list[dict[str, Any]] = []
+        now = self.clock()
+        for (mn, hour, _), (next_mn, next_hour, _) in itertools.pairwise(known):
+            if mn == next_mn:
+                holes += [{"mn": mn, "hour": h, "reading_count": 0, "status": "open", "updated_at": now}
+                          for h in range(max(hour, settled.get(mn, hour)) + 1, next_hour)]
+        if holes:
+            with self.engine.begin() as conn:
+                conn.execute(insert_ignoring_duplicates(self.engine, station_hours), holes)
+            log.info("HJ 212: %d hour(s) without any reading opened for backfill", len(holes))
 
     def _backfill(self, mn: str, hour: int) -> object:
         """For the job: ``None`` when the hour is complete (or there is no listener to ask), :data:`_WAIT` while
@@ -147,7 +177,8 @@ class HourAnchorer:
             missing = missing_records(self.engine, mn, hour)  # before reading the packets: what is read is covered
             packets, last_id = hour_packets(self.engine, mn, hour, until=now - 2)
             if not packets:
-                raise ShanchengError(f"station {mn} has no stored reading in hour {hour}")
+                raise ShanchengError(f"station {mn} has no stored reading in hour {hour}"
+                                     + (f" ({backfill})" if backfill else ""))
             batch = HourBatch.from_packets(mn, hour, packets, tz=self.tz)
             result = self.env.anchor_hour(mn, batch, station_key=self.registry.station_key(mn))
         except NodeUnavailable as exc:
