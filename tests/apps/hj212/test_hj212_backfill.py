@@ -44,9 +44,12 @@ def _station(world: GatewayWorld, mn: str) -> Station:
     return Station(mn=mn, password="246810", pollutants={"a34004": (30.0, 3.0)})
 
 
-def _into_the_hour(seconds: float = 10) -> int:
-    """Wait until ``seconds`` into the current hour (every reading of a test in one hour); the hour's start."""
+def _into_the_hour(seconds: float = 10, *, room: float = 150) -> int:
+    """Wait until ``seconds`` into an hour that has at least ``room`` seconds left (every reading of a test in one
+    hour, even when the test starts just before the hour turns); that hour's start."""
     start = int(time.time() // 3600 * 3600)
+    if start + 3600 - time.time() < room:
+        start += 3600
     while time.time() - start < seconds:
         time.sleep(1)
     return start
