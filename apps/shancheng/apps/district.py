@@ -472,7 +472,7 @@ class District:
         from shancheng.apps.gateway.settings import GatewaySettings
         from shancheng.apps.gateway.staffkeys import StaffKeys
         from shancheng.sdk.crypto import SM2PrivateKey
-        from shancheng.sdk.domain._common import register_staff
+        from shancheng.sdk.domain import register_staff
 
         settings = GatewaySettings.load(self.gateway_dir(org) / "gateway.toml")
         keys = StaffKeys(directory=settings.staff_keys_dir, password=settings.password())

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, model_validator
 
-from shancheng.sdk.domain._common import doc_commitment, new_salt
+from shancheng.sdk.domain import doc_commitment, new_salt
 from shancheng.sdk.domain.datasharing import ActivityResult, Authorisation, DataSharing, Step
 
 from ..deps import Principal, current_principal, get_services, require
