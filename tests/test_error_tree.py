@@ -1,4 +1,4 @@
-"""One error tree (issue 9): every error the project defines derives from ``ShanchengError``, no two share a
+"""One error tree: every error the project defines derives from ``ShanchengError``, no two share a
 name across the layers, a user meets one-line messages, and the RPC layer maps errors to JSON-RPC codes in one
 table (``shancheng.nodes.rpc.errors.RPC_ERRORS``).
 
@@ -18,7 +18,7 @@ from collections import defaultdict
 import pytest
 from test_imports import ROOT, _modules
 
-from shancheng.chain.ledger import CallFailed, ExecutionReverted
+from shancheng.chain.calls import CallFailed, ExecutionReverted
 from shancheng.chain.state_proofs import StateProofBuildError, state_proof
 from shancheng.chain.trie import MissingNode, NodeStore
 from shancheng.contracts import build
@@ -29,7 +29,14 @@ from shancheng.nodes.rpc.errors import RPC_ERRORS, ExecutionFailed, RpcError, rp
 from shancheng.nodes.rpc.filters import FilterNotFound, FilterTable
 from shancheng.nodes.rpc.params import InvalidParams, parse_quantity
 from shancheng.sdk import strict_json
-from shancheng.sdk.errors import InvalidInput, RootMismatchError, ShanchengError
+from shancheng.sdk.errors import (
+    InvalidInput,
+    InvalidKey,
+    KeyMaterialError,
+    RootMismatchError,
+    ShanchengError,
+    WrongPassword,
+)
 
 
 def _error_classes() -> list[type[BaseException]]:
@@ -55,12 +62,12 @@ def test_the_packages_define_errors_at_all() -> None:
 
 
 @pytest.mark.parametrize("cls", ERRORS, ids=lambda c: f"{c.__module__}.{c.__qualname__}")
-def test_issue9_every_error_derives_from_shancheng_error(cls: type[BaseException]) -> None:
+def test_every_error_derives_from_shancheng_error(cls: type[BaseException]) -> None:
     """``except ShanchengError`` catches every error the project raises on purpose."""
     assert issubclass(cls, ShanchengError), f"{cls.__module__}.{cls.__qualname__} is not a ShanchengError"
 
 
-def test_issue9_no_two_errors_share_a_name_across_layers() -> None:
+def test_no_two_errors_share_a_name_across_layers() -> None:
     """Before: ``AdmissionError`` (mempool, RPC backend) and ``ExecutionReverted`` (ledger, RPC backend) twice."""
     by_name: dict[str, list[str]] = defaultdict(list)
     for cls in ERRORS:
@@ -68,7 +75,13 @@ def test_issue9_no_two_errors_share_a_name_across_layers() -> None:
     assert {name: where for name, where in by_name.items() if len(where) > 1} == {}
 
 
-def test_issue9_the_rpc_backend_raises_the_one_admission_error_and_the_one_execution_reverted() -> None:
+def test_error_names_are_plain_words() -> None:
+    """No error is named around a builtin with a trailing underscore (the key errors' base was ``KeyError_``)."""
+    assert [cls.__qualname__ for cls in ERRORS if cls.__qualname__.endswith("_")] == []
+    assert issubclass(InvalidKey, KeyMaterialError) and issubclass(WrongPassword, KeyMaterialError)
+
+
+def test_the_rpc_backend_raises_the_one_admission_error_and_the_one_execution_reverted() -> None:
     assert backend.AdmissionError is AdmissionError
     assert backend.ExecutionReverted is ExecutionReverted
     assert backend.ExecutionFailed is ExecutionFailed is CallFailed
@@ -87,7 +100,7 @@ def _raised(run: object) -> BaseException:
     return info.value
 
 
-def test_issue9_user_facing_errors_are_one_line() -> None:
+def test_user_facing_errors_are_one_line() -> None:
     """A sample of errors produced by the real code paths: every ``str()`` is one non-empty line."""
     compiler_output = "Warning: Unused function parameter.\n --> W.sol:3:27:\n  |\n3 | contract W ..."
     samples = [
@@ -110,7 +123,7 @@ def test_issue9_user_facing_errors_are_one_line() -> None:
     assert str(samples[2]) == f"trie node 0x{'01' * 32} is not in the store"  # not KeyError's quoted repr
 
 
-def test_issue9_a_compiler_report_goes_to_diagnostics_not_into_the_message(tmp_path, monkeypatch) -> None:
+def test_a_compiler_report_goes_to_diagnostics_not_into_the_message(tmp_path, monkeypatch) -> None:
     """Before: ``BuildError("compiler warnings are not allowed:\\n<solc's multi-line report>")``."""
     src = tmp_path / "src"
     src.mkdir()
@@ -125,7 +138,7 @@ def test_issue9_a_compiler_report_goes_to_diagnostics_not_into_the_message(tmp_p
     assert "unused" in info.value.diagnostics()["output"].lower()
 
 
-def test_issue9_diagnostics_are_typed_facts() -> None:
+def test_diagnostics_are_typed_facts() -> None:
     mismatch = RootMismatchError(size=7, computed=b"\x01" * 32, expected=b"\x02" * 32)
     assert mismatch.diagnostics() == {"size": 7, "computed": b"\x01" * 32, "expected": b"\x02" * 32}
     with pytest.raises(MissingNode) as info:
@@ -138,7 +151,7 @@ def test_issue9_diagnostics_are_typed_facts() -> None:
     assert ShanchengError("plain").diagnostics() == {}
 
 
-def test_issue9_one_table_maps_errors_to_json_rpc_codes() -> None:
+def test_one_table_maps_errors_to_json_rpc_codes() -> None:
     reverted = rpc_error(ExecutionReverted(_revert_data("not a member")))
     assert reverted is not None
     assert reverted.to_json() == {"code": 3, "message": "execution reverted: not a member",
@@ -160,7 +173,7 @@ def test_issue9_one_table_maps_errors_to_json_rpc_codes() -> None:
     assert rpc_error(ArtifactNotFound("no artifact")) is None
 
 
-def test_issue9_the_rpc_layer_has_no_scattered_except_to_rpc_error_pairs() -> None:
+def test_the_rpc_layer_has_no_scattered_except_to_rpc_error_pairs() -> None:
     """Every class of the table is mapped only there: no RPC handler catches one to re-raise it as an RpcError
     (before: ``except AdmissionError: raise RpcError(...)``, ``except ExecutionReverted: raise revert_error(...)``,
     ``except StateProofBuildError: raise RpcError(-32000, ...)`` in methods.py)."""

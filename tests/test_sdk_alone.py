@@ -82,6 +82,18 @@ def test_a_tampered_copy_of_the_vector_is_refused(where):
         verify_package(json.dumps(_tampered(where)), genesis=GenesisFile.load(GENESIS))
 
 
+def test_the_offline_verifier_loads_no_network_code():
+    """Verifying a package needs the genesis file alone: the verifier's modules bring in no client, no web3 and no
+    HTTP library (fetching what a package carries lives in ``shancheng.sdk.client``)."""
+    code = (
+        "import sys; import shancheng.sdk.evidence, shancheng.sdk.evidence.chain, shancheng.sdk.cli.evidence; "
+        "print(sorted(m for m in sys.modules if m.startswith(('shancheng.sdk.client', 'web3', 'requests', "
+        "'urllib3', 'httpx', 'aiohttp'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 # ---------------------------------------------------------------------------------- the SDK wheel in a fresh venv
 
 

@@ -51,7 +51,7 @@ def dev_genesis(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home / "genesis.json"
 
 
-def test_hole8_node_init_node_key_is_0600_in_a_0700_home(tmp_path, pw, dev_genesis):
+def test_node_init_node_key_is_0600_in_a_0700_home(tmp_path, pw, dev_genesis):
     """Hole 8: `node init --node-key K` copied the validator key as 0644 into a 0755 home."""
     key = tmp_path / "validator.pem"
     assert shancheng("keys", "new", "--out", str(key), "--password-file", str(pw)).returncode == 0
@@ -67,7 +67,7 @@ def test_hole8_node_init_node_key_is_0600_in_a_0700_home(tmp_path, pw, dev_genes
     assert show.returncode == 0, show.stderr
 
 
-def test_hole8_node_init_refuses_a_node_key_that_is_not_a_private_key(tmp_path, dev_genesis):
+def test_node_init_refuses_a_node_key_that_is_not_a_private_key(tmp_path, dev_genesis):
     """Hole 8: `--node-key` copied any file (here a genesis file) into the home as the validator key."""
     home = tmp_path / "home"
     out = shancheng("node", "init", "--genesis", str(dev_genesis), "--node-key", str(dev_genesis), "--home", str(home))
@@ -79,7 +79,7 @@ def test_hole8_node_init_refuses_a_node_key_that_is_not_a_private_key(tmp_path, 
     assert out.returncode == 2 and "larger than" in out.stderr and not home.exists(), out.stderr
 
 
-def test_hole8_dev_home_and_its_private_files_are_owner_only(dev_genesis):
+def test_dev_home_and_its_private_files_are_owner_only(dev_genesis):
     """Hole 8: the home the tool creates holds the validator key, its password and dev keys: 0700 / 0600."""
     home = dev_genesis.parent
     assert mode(home) == 0o700
@@ -88,7 +88,7 @@ def test_hole8_dev_home_and_its_private_files_are_owner_only(dev_genesis):
     assert "ENCRYPTED PRIVATE KEY" in (home / "node-key.pem").read_text()
 
 
-def test_hole8_keys_new_force_over_a_0644_file_leaves_0600(tmp_path, pw):
+def test_keys_new_force_over_a_0644_file_leaves_0600(tmp_path, pw):
     """Hole 8: `--force` truncated an existing 0644 file and kept its mode: the new key was world-readable."""
     out_file = tmp_path / "k.pem"
     out_file.write_text("old world-readable key\n")
@@ -103,7 +103,7 @@ def test_hole8_keys_new_force_over_a_0644_file_leaves_0600(tmp_path, pw):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
 
 
-def test_hole8_keys_new_force_replaces_a_symlink_and_never_writes_its_target(tmp_path, pw):
+def test_keys_new_force_replaces_a_symlink_and_never_writes_its_target(tmp_path, pw):
     """Hole 8: `--force` followed a symlink at the key path and overwrote the link's target."""
     victim = tmp_path / "victim.txt"
     victim.write_text("someone else's file\n")
@@ -117,7 +117,7 @@ def test_hole8_keys_new_force_replaces_a_symlink_and_never_writes_its_target(tmp
     assert mode(link) == 0o600 and "ENCRYPTED PRIVATE KEY" in link.read_text()
 
 
-def test_hole8_dangling_symlink_is_refused_without_force_and_its_target_never_created(tmp_path, pw):
+def test_dangling_symlink_is_refused_without_force_and_its_target_never_created(tmp_path, pw):
     """Hole 8: a dangling symlink at the key path: refused without --force; with --force the key went to the
     link's target (a file of the attacker's choosing), now the link itself is replaced."""
     target = tmp_path / "elsewhere" / "attacker-reads-this.pem"
@@ -133,7 +133,7 @@ def test_hole8_dangling_symlink_is_refused_without_force_and_its_target_never_cr
     assert not link.is_symlink() and mode(link) == 0o600
 
 
-def test_hole8_keys_new_creates_a_missing_folder_0700(tmp_path, pw):
+def test_keys_new_creates_a_missing_folder_0700(tmp_path, pw):
     """Hole 8: key files belong in owner-only folders; a folder the tool creates is 0700."""
     out_file = tmp_path / "new" / "keys" / "org.pem"
     out = shancheng("keys", "new", "--out", str(out_file), "--password-file", str(pw))
@@ -143,7 +143,7 @@ def test_hole8_keys_new_creates_a_missing_folder_0700(tmp_path, pw):
     assert into_dir.returncode == 2 and "is a folder" in into_dir.stderr, into_dir.stderr
 
 
-def test_hole8_the_api_refuses_an_unencrypted_key_unless_asked_unsafely(tmp_path):
+def test_the_api_refuses_an_unencrypted_key_unless_asked_unsafely(tmp_path):
     """Hole 8: the password rules hold in the API, not only in `keys new`."""
     key = SM2PrivateKey.generate()
     with pytest.raises(InvalidInput, match="unencrypted"):
@@ -157,7 +157,7 @@ def test_hole8_the_api_refuses_an_unencrypted_key_unless_asked_unsafely(tmp_path
     assert mode(tmp_path / "k.pem") == 0o600
 
 
-def test_hole8_write_private_file_is_exactly_0600_under_a_permissive_umask(tmp_path):
+def test_write_private_file_is_exactly_0600_under_a_permissive_umask(tmp_path):
     """Hole 8: a private file's mode does not depend on the umask or on a file that was there before."""
     old = os.umask(0)
     try:

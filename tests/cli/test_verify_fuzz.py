@@ -80,13 +80,13 @@ def test_the_good_package_verifies_through_the_console_script(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("body", ["[" * 800_000, '{"a":' * 160_000, "[" * 400_000 + "]" * 400_000])
-def test_hole3_an_800kb_nested_package_is_refused_not_a_segfault(tmp_path: Path, body: str) -> None:
+def test_an_800kb_nested_package_is_refused_not_a_segfault(tmp_path: Path, body: str) -> None:
     assert len(body) >= 800_000
     message = one_line_refusal(verify_file(tmp_path, body))
     assert "nested deeper than" in message
 
 
-def test_hole3_a_deep_record_file_is_refused_not_a_segfault(tmp_path: Path) -> None:
+def test_a_deep_record_file_is_refused_not_a_segfault(tmp_path: Path) -> None:
     (tmp_path / "pkg.json").write_text(GOOD_TEXT)
     (tmp_path / "record.json").write_text("[" * 800_000)
     out = shancheng("evidence", "verify", str(tmp_path / "pkg.json"), "--checkpoint-key", VKEY,
@@ -103,14 +103,14 @@ def _with_raw(doc: dict[str, Any], raw_members: str) -> str:
     return text[:-1] + (", " if doc else "") + raw_members + "}"
 
 
-def test_hole10_a_duplicated_chain_key_is_refused_not_read_as_null(tmp_path: Path) -> None:
+def test_a_duplicated_chain_key_is_refused_not_read_as_null(tmp_path: Path) -> None:
     doc = {k: v for k, v in GOOD.items() if k != "chain"}
     attack = _with_raw(doc, '"chain": {"anchor": {"block_number": 1}}, "chain": null')
     assert json.loads(attack)["chain"] is None  # what plain json reads: the chain proof silently gone
     assert "duplicate key 'chain'" in one_line_refusal(verify_file(tmp_path, attack))
 
 
-def test_hole10_any_duplicated_key_is_refused_even_with_the_same_value(tmp_path: Path) -> None:
+def test_any_duplicated_key_is_refused_even_with_the_same_value(tmp_path: Path) -> None:
     key = min(GOOD)
     doc = {k: v for k, v in GOOD.items() if k != key}
     attack = _with_raw(doc, f"{json.dumps(key)}: {json.dumps(GOOD[key])}, {json.dumps(key)}: {json.dumps(GOOD[key])}")
@@ -118,7 +118,7 @@ def test_hole10_any_duplicated_key_is_refused_even_with_the_same_value(tmp_path:
     assert f"duplicate key {key!r}" in one_line_refusal(verify_file(tmp_path, attack))
 
 
-def test_hole10_version_true_is_not_an_integer(tmp_path: Path) -> None:
+def test_version_true_is_not_an_integer(tmp_path: Path) -> None:
     attack = json.dumps({**GOOD, "version": True})
     assert "version" in one_line_refusal(verify_file(tmp_path, attack))
     for version in (True, float(GOOD["version"]), str(GOOD["version"])):  # true == 1 and 2.0 == 2 in Python
@@ -138,7 +138,7 @@ def test_fuzz_finding_a_package_naming_a_checkpoint_signer_it_was_not_signed_by_
             verify_package(json.dumps(doc), checkpoint_keys=[SIGNER.verifier])
 
 
-def test_hole10_a_5000_digit_integer_is_refused_with_exit_1_not_70(tmp_path: Path) -> None:
+def test_a_5000_digit_integer_is_refused_with_exit_1_not_70(tmp_path: Path) -> None:
     attack = json.dumps({**GOOD, "version": "HUGE"}).replace('"HUGE"', "9" * 5000)
     assert "more than 80 digits" in one_line_refusal(verify_file(tmp_path, attack))
 

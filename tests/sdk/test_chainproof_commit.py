@@ -71,7 +71,7 @@ def test_signatures_bind_height_and_block():
             _verify(CommitCertificate.from_json({**cert.to_json(), **change}))
 
 
-def test_hole5_certificate_of_chain_a_does_not_verify_for_chain_b_with_same_id_and_validators():
+def test_certificate_of_chain_a_does_not_verify_for_chain_b_with_same_id_and_validators():
     """Hole 5: validators did not sign the chain's identity, so chain A's certificate passed for chain B."""
     cert_a = _cert([(i, KEYS[i]) for i in range(4)])
     _verify(cert_a)  # genuine on chain A
@@ -83,7 +83,7 @@ def test_hole5_certificate_of_chain_a_does_not_verify_for_chain_b_with_same_id_a
         _verify(relabelled, identity=OTHER)
 
 
-def test_hole5_the_signed_message_binds_the_chain_identity():
+def test_the_signed_message_binds_the_chain_identity():
     """Hole 5: M must change with the chain identity and nothing else may stand in for it."""
     args = (CHAIN, 12, 0, BLOCK, 1_764_000_012_345)
     m_a = precommit_message(*args, chain_identity=IDENTITY)
@@ -105,7 +105,7 @@ def test_verify_requires_chain_id_and_chain_identity():
         cert.verify(PUBS, chain_identity=IDENTITY)  # type: ignore[call-arg]
 
 
-def test_hole5_v1_certificate_json_is_refused():
+def test_v1_certificate_json_is_refused():
     """Hole 5: a v1 certificate (no chain identity signed) must not be accepted in any form."""
     v2 = _cert([(i, KEYS[i]) for i in range(3)]).to_json()
     v1 = {k: v for k, v in v2.items() if k not in ("version", "chain_identity")}

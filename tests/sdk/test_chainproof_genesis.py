@@ -222,13 +222,13 @@ ATTACKER_KEY = SM2PrivateKey.generate().public_key()
         (("peers",), ["0123456789abcdef0123456789abcdef01234567", "aa" * 20]),  # order
     ],
 )
-def test_hole9_every_genesis_field_changes_the_fingerprint(path, value):
+def test_every_genesis_field_changes_the_fingerprint(path, value):
     """Hole 9: a genesis file with a replaced field (e.g. the attacker's validator key) and the original
     genesis_hash kept must not pass as the same chain: its fingerprint differs."""
     assert _fingerprint(_set(path, value)) != _fingerprint(GOOD)
 
 
-def test_hole9_validator_and_organisation_order_change_the_fingerprint():
+def test_validator_and_organisation_order_change_the_fingerprint():
     """Hole 9: the validator index is a position in the list, so reordering is a different chain."""
     doc = copy.deepcopy(GOOD)
     doc["validators"][0], doc["validators"][1] = doc["validators"][1], doc["validators"][0]
@@ -248,13 +248,13 @@ def test_fingerprint_of_integers_beyond_the_exact_json_range():
     assert _fingerprint(roles) != _fingerprint(_set(("organisations", 0, "roles"), (1 << 255) | 2))
 
 
-def test_hole10_duplicate_keys_in_a_genesis_file_are_refused():
+def test_duplicate_keys_in_a_genesis_file_are_refused():
     text = json.dumps(GOOD)[:-1] + ', "chain_id": 7}'
     with pytest.raises(GenesisError, match="duplicate key 'chain_id'"):
         GenesisFile.load(text)
 
 
-def test_hole9_certificate_resigned_for_a_genesis_with_a_replaced_validator_key_is_refused():
+def test_certificate_resigned_for_a_genesis_with_a_replaced_validator_key_is_refused():
     """Hole 9: an attacker swaps the validator key in genesis.json (keeping genesis_hash) and re-signs the
     commit certificate with their key.  Against the published genesis the certificate fails whichever identity
     it claims; with the doctored file the fingerprint is not the published one, which the auditor compares."""

@@ -152,7 +152,7 @@ def test_absent_slot_and_absent_account_are_proven_absent(world):
     assert eoa.account.code_hash == keccak(b"") and eoa.account.storage_root == EMPTY_TRIE_ROOT
 
 
-def test_hole4_a_forged_claim_about_governance_state_is_refused(world):
+def test_a_forged_claim_about_governance_state_is_refused(world):
     """Each claimed field must be the proven one: an attacker who edits an honest answer (to make a
     revoked staff key read as active, or to swap an org's key) gets a refusal, never other values."""
     slots = _slots(world)

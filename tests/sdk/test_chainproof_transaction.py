@@ -70,7 +70,7 @@ def test_each_transaction_is_proven_and_its_hash_is_the_ethereum_hash(block):
     assert types[0] >= 0xC0 and types[1:] == [2, 1]  # legacy RLP list, then typed envelopes
 
 
-def test_hole9_a_changed_anchoring_transaction_or_index_does_not_verify(block):
+def test_a_changed_anchoring_transaction_or_index_does_not_verify(block):
     header = _header(block)
     honest = transaction_proof(block, 1)
     raw = bytes.fromhex(honest["transaction"][2:])

@@ -67,7 +67,7 @@ def test_packages_match_the_published_schema(good):
         jsonschema.validate(bad, SCHEMA)
 
 
-def test_hole1_without_a_trust_root_nothing_is_valid(good):
+def test_without_a_trust_root_nothing_is_valid(good):
     """Neither a genesis file nor a pinned checkpoint key: refused, however consistent the package is."""
     with pytest.raises(UntrustedPackage, match="no trust root"):
         verify_package(json.dumps(good))

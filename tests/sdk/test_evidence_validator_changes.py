@@ -29,12 +29,12 @@ from shancheng.chain.receipt_proofs import receipt_proof
 from shancheng.chain.state_proofs import state_proof
 from shancheng.chain.transaction_proofs import transaction_proof
 from shancheng.sdk.chainproof import CommitCertificate, CommitError, GenesisFile, ValidatorSet
+from shancheng.sdk.client.validator_history import fetch_validator_changes
 from shancheng.sdk.crypto import SM2PrivateKey, signature_to_raw, sm3
 from shancheng.sdk.evidence import EvidenceBatch, PackageError, attach_chain_proof, source_id_of, verify_package
 from shancheng.sdk.evidence.chain import (
     ChainProofError,
     checkpoint_anchor_message,
-    fetch_validator_changes,
     origin_hash,
 )
 from shancheng.sdk.evidence.governance import org_name_slot, package_state_slots

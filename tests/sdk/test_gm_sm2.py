@@ -210,7 +210,7 @@ def test_key_file_errors_are_precise():
 
 
 @pytest.mark.parametrize("password", [b"x", b"1234567", "short", b""])
-def test_hole8_to_pem_refuses_a_short_password(password):
+def test_to_pem_refuses_a_short_password(password):
     """Hole 8: `to_pem()` encrypted a key under a 1-byte password (only `keys new` enforced 8)."""
     with pytest.raises(InvalidInput, match="password"):
         KEY.to_pem(password)
@@ -219,7 +219,7 @@ def test_hole8_to_pem_refuses_a_short_password(password):
     assert SM2PrivateKey.from_pem(KEY.to_pem(b"12345678"), b"12345678").to_int() == KEY.to_int()
 
 
-def test_hole8_to_pem_never_writes_plaintext_without_the_unsafe_call():
+def test_to_pem_never_writes_plaintext_without_the_unsafe_call():
     """Hole 8: `to_pem()` without a password returned a plaintext key; that now needs the unsafe-named method."""
     with pytest.raises(InvalidInput, match="password is required"):
         KEY.to_pem(None)  # type: ignore[arg-type]

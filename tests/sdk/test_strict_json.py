@@ -73,13 +73,13 @@ def test_an_escaped_backslash_before_a_quote_does_end_the_string() -> None:
     assert "nested deeper" in refused(r'["\\", ' + "[" * 9 + "]" * 9 + "]", max_depth=8)
 
 
-def test_hole3_deep_text_after_an_unterminated_string_cannot_hide_nesting() -> None:
+def test_deep_text_after_an_unterminated_string_cannot_hide_nesting() -> None:
     """An unterminated string swallows the rest of the text, but the brackets before it still count."""
     assert "nested deeper" in refused("[" * 100_000 + '"abc')
     assert "not valid JSON" in refused('["abc' + "[" * 100_000)  # the scanner never goes past the open string
 
 
-def test_hole3_a_200kb_body_of_brackets_is_refused_with_py_evm_loaded() -> None:
+def test_a_200kb_body_of_brackets_is_refused_with_py_evm_loaded() -> None:
     """The attack ran in a process that had imported py-evm (recursion limit 100,000): SIGSEGV, exit 139."""
     code = (
         "import sys, eth  # py-evm: lifts the recursion limit\n"
@@ -124,7 +124,7 @@ def test_the_depth_check_is_linear_time() -> None:
         ('{"\\u0061": 1, "a": 2}', "a"),  # an escape spells the same key
     ],
 )
-def test_hole10_duplicate_keys_are_refused_at_any_depth(doc: str, key: str) -> None:
+def test_duplicate_keys_are_refused_at_any_depth(doc: str, key: str) -> None:
     assert refused(doc) == f"doc: duplicate key {key!r}"
 
 
@@ -134,7 +134,7 @@ def test_booleans_stay_booleans() -> None:
     assert type(value["version"]) is bool and type(value["n"]) is int  # type: ignore[index]
 
 
-def test_hole10_a_5000_digit_integer_is_refused_not_an_uncaught_error() -> None:
+def test_a_5000_digit_integer_is_refused_not_an_uncaught_error() -> None:
     assert "more than 80 digits" in refused("1" * 5000)
     assert "more than 80 digits" in refused('{"version": ' + "9" * 5000 + "}")
     assert "more than 80 digits" in refused("-" + "1" * 81)

@@ -16,7 +16,7 @@ __all__ = [
     "InvalidKey",
     "InvalidProof",
     "InvalidSignature",
-    "KeyError_",
+    "KeyMaterialError",
     "RootMismatchError",
     "ShanchengError",
     "VerificationError",
@@ -75,16 +75,15 @@ class CommitmentMismatch(VerificationError):
     """A record and salt do not reproduce the committed value."""
 
 
-class KeyError_(ShanchengError):
-    """Base for key handling problems (named with a trailing underscore to
-    avoid shadowing the builtin :class:`KeyError`)."""
+class KeyMaterialError(ShanchengError):
+    """Base for problems with key material: a key that cannot be parsed, a key file that will not decrypt."""
 
 
-class InvalidKey(KeyError_, ValueError):
+class InvalidKey(KeyMaterialError, ValueError):
     """Key material that cannot be parsed or is not an SM2 key."""
 
 
-class WrongPassword(KeyError_):
+class WrongPassword(KeyMaterialError):
     """An encrypted key file could not be decrypted with the given password."""
 
 

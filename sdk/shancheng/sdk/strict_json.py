@@ -21,7 +21,7 @@ import re
 from itertools import accumulate
 from typing import Any
 
-__all__ = ["MAX_FLOAT_LEN", "MAX_INT_DIGITS", "fields", "hexbytes", "loads", "uint"]
+__all__ = ["MAX_FLOAT_LEN", "MAX_INT_DIGITS", "fields", "hexbytes", "loads", "to_hex", "uint"]
 
 MAX_INT_DIGITS = 80
 MAX_FLOAT_LEN = 64
@@ -174,3 +174,12 @@ def hexbytes(value: Any, path: str, *, error: type[Exception], size: int | None 
         shape = f"0x and {2 * size} hex digits" if size is not None else f"0x-prefixed hex of at most {limit} bytes"
         raise error(f"{path} must be {shape}")
     return bytes.fromhex(value[2:])
+
+
+def to_hex(data: bytes) -> str:
+    """``data`` as JSON hex: ``0x`` and two lowercase hex digits a byte (what :func:`hexbytes` reads back).
+
+    >>> to_hex(b"\\x01\\xff")
+    '0x01ff'
+    """
+    return "0x" + data.hex()

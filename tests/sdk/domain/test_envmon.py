@@ -15,18 +15,18 @@ from eth_abi.abi import encode
 from shancheng.sdk.client import Contract, Receipt
 from shancheng.sdk.crypto import SM2PrivateKey
 from shancheng.sdk.domain import DomainError, DomainRefused
-from shancheng.sdk.domain._common import receipt_events
-from shancheng.sdk.domain.env_messages import mn_bytes
 from shancheng.sdk.domain.envmon import (
     CHINA_STANDARD_TIME,
     EnvMonitoring,
     HourBatch,
     HourMismatch,
     StationSpec,
-    _gap,
     hour_of,
     readings_root,
 )
+from shancheng.sdk.domain.envmon.messages import mn_bytes
+from shancheng.sdk.domain.envmon.models import gap_of
+from shancheng.sdk.domain.events import receipt_events
 from shancheng.sdk.envmon.hj212 import CP, Packet, parse_frame
 from shancheng.sdk.errors import InvalidInput
 
@@ -251,5 +251,5 @@ def test_gap_logs_decode_as_typed_events() -> None:
            "logIndex": "0x0", "transactionHash": "0x" + "ab" * 32}
     receipt = Receipt(bytes(32), 42, bytes(32), 0, 1, 21000, (log,), None)
     (event,) = receipt_events(contract, receipt, ("Gap",))
-    gap = _gap(event)
+    gap = gap_of(event)
     assert (gap.mn, gap.from_hour, gap.to_hour, gap.block_number) == (mn, 480_000, 480_002, 42)

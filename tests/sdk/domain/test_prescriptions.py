@@ -29,7 +29,7 @@ from shancheng.sdk.domain import (
     verify_rx_transition,
 )
 from shancheng.sdk.domain.prescriptions import new_rx_id
-from shancheng.sdk.domain.rx_pickup import InvalidPickupCode, new_pickup_code
+from shancheng.sdk.domain.prescriptions.pickup import InvalidPickupCode, new_pickup_code
 
 pytestmark = pytest.mark.network
 

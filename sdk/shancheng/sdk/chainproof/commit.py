@@ -25,6 +25,7 @@ from typing import Any
 from .. import strict_json
 from ..crypto import SM2PrivateKey, SM2PublicKey, sm3
 from ..errors import InvalidInput, InvalidSignature, VerificationError
+from ..strict_json import to_hex
 
 __all__ = [
     "CERTIFICATE_VERSION",
@@ -166,11 +167,11 @@ class CommitCertificate:
     def to_json(self) -> dict[str, Any]:
         return {
             "version": CERTIFICATE_VERSION,
-            "chain_identity": "0x" + self.chain_identity.hex(),
+            "chain_identity": to_hex(self.chain_identity),
             "chain_id": self.chain_id,
             "height": self.height,
             "round": self.round,
-            "block_hash": "0x" + self.block_hash.hex(),
+            "block_hash": to_hex(self.block_hash),
             "signatures": [
                 {
                     "validator_index": s.validator_index,

@@ -24,6 +24,7 @@ import rfc8785
 from .. import strict_json
 from ..crypto import SM2PublicKey, sm3
 from ..errors import InvalidInput, InvalidKey
+from ..strict_json import to_hex
 
 __all__ = [
     "FINGERPRINT_DOMAIN",
@@ -167,7 +168,7 @@ class GenesisFile:
     @property
     def fingerprint_hex(self) -> str:
         """:attr:`fingerprint` as ``0x`` and 64 lowercase hex digits, for printing and pinning."""
-        return "0x" + self.fingerprint.hex()
+        return to_hex(self.fingerprint)
 
     def canonical_json(self) -> dict[str, Any]:
         """The document re-serialised from the parsed fields: lowercase hex ("0x" + 40 for addresses, "0x" + 64
@@ -185,7 +186,7 @@ class GenesisFile:
                 {
                     "name": v.name,
                     "public_key": v.public_key.to_bytes().hex(),
-                    "consensus_key": "0x" + v.consensus_key.hex(),
+                    "consensus_key": to_hex(v.consensus_key),
                     "power": _canonical_int(v.power),
                     **({"node_id": v.node_id.hex()} if v.node_id else {}),
                 }
@@ -196,15 +197,15 @@ class GenesisFile:
                     "name": o.name,
                     "roles": _canonical_int(o.roles),
                     "public_key": o.public_key.to_bytes().hex(),
-                    "accounts": ["0x" + a.hex() for a in o.accounts],
+                    "accounts": [to_hex(a) for a in o.accounts],
                 }
                 for o in self.organisations
             ],
             "peers": [node_id.hex() for node_id in self.peers],
-            "deployer": "0x" + self.deployer.hex(),
-            "system_contracts": {name: "0x" + address.hex() for name, address in self.system_contracts.items()},
+            "deployer": to_hex(self.deployer),
+            "system_contracts": {name: to_hex(address) for name, address in self.system_contracts.items()},
             "artifacts_hash": self.artifacts_hash.hex(),
-            "genesis_hash": "0x" + self.genesis_hash.hex(),
+            "genesis_hash": to_hex(self.genesis_hash),
         }
 
     @property

@@ -209,10 +209,6 @@ def decode_receipt(raw: bytes) -> Receipt:
         raise ReceiptProofError(f"receipt is not valid RLP: {exc}") from exc
 
 
-def _hex(value: Any, what: str, *, limit: int) -> bytes:
-    return strict_json.hexbytes(value, f"receipt proof {what}", limit=limit, error=ReceiptProofError)
-
-
 def _index(value: Any, what: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << 63:
         raise ReceiptProofError(f"receipt proof {what} must be a non-negative integer")
@@ -230,9 +226,10 @@ def parse_receipt_proof(obj: Any) -> tuple[bytes, int, int, bytes, bytes, list[b
         block_hash,
         _index(obj["block_number"], "block_number"),
         _index(obj["transaction_index"], "transaction_index"),
-        _hex(obj["header"], "header", limit=MAX_HEADER_SIZE),
-        _hex(obj["receipt"], "receipt", limit=MAX_RECEIPT_SIZE),
-        [_hex(n, f"proof node {i}", limit=MAX_RECEIPT_SIZE + 64) for i, n in enumerate(nodes)],
+        strict_json.hexbytes(obj["header"], "receipt proof header", limit=MAX_HEADER_SIZE, error=ReceiptProofError),
+        strict_json.hexbytes(obj["receipt"], "receipt proof receipt", limit=MAX_RECEIPT_SIZE, error=ReceiptProofError),
+        [strict_json.hexbytes(n, f"receipt proof proof node {i}", limit=MAX_RECEIPT_SIZE + 64, error=ReceiptProofError)
+         for i, n in enumerate(nodes)],
     )
 
 

@@ -162,7 +162,8 @@ def verify_storage_proof(storage_root: bytes, slot: bytes, proof: Sequence[bytes
 
 
 # -- the JSON form (eth_getProof) ----------------------------------------------------------------------------
-def _hex(value: Any, what: str, *, size: int | None = None, limit: int = MAX_NODE_SIZE) -> bytes:
+def _proof_bytes(value: Any, what: str, *, size: int | None = None, limit: int = MAX_NODE_SIZE) -> bytes:
+    """The JSON hex field ``what`` of a proof (:func:`~shancheng.sdk.strict_json.hexbytes`), of ``size`` bytes."""
     raw = strict_json.hexbytes(value, f"state proof {what}", limit=limit, error=StateProofError)
     if size is not None and len(raw) != size:
         raise StateProofError(f"state proof {what} must be {size} bytes")
@@ -181,7 +182,7 @@ def _quantity(value: Any, what: str, *, bits: int = 256) -> int:
 def _nodes(value: Any, what: str) -> list[bytes]:
     if not isinstance(value, list) or len(value) > MAX_PROOF_NODES:
         raise StateProofError(f"state proof {what} must be a list of at most {MAX_PROOF_NODES} nodes")
-    return [_hex(n, f"{what} node {i}") for i, n in enumerate(value)]
+    return [_proof_bytes(n, f"{what} node {i}") for i, n in enumerate(value)]
 
 
 def parse_eip1186(obj: Any) -> tuple[bytes, list[bytes], list[tuple[bytes, int, list[bytes]]]]:
@@ -189,7 +190,7 @@ def parse_eip1186(obj: Any) -> tuple[bytes, list[bytes], list[tuple[bytes, int, 
 
     The claimed account fields are checked by :func:`verify_eip1186`; here only their form."""
     strict_json.fields(obj, "state proof", _FIELDS, error=StateProofError)
-    address = _hex(obj["address"], "address", size=20)
+    address = _proof_bytes(obj["address"], "address", size=20)
     account_proof = _nodes(obj["accountProof"], "accountProof")
     slots = obj["storageProof"]
     if not isinstance(slots, list) or len(slots) > MAX_STORAGE_PROOFS:
@@ -199,7 +200,7 @@ def parse_eip1186(obj: Any) -> tuple[bytes, list[bytes], list[tuple[bytes, int, 
     for i, entry in enumerate(slots):
         what = f"storageProof[{i}]"
         strict_json.fields(entry, f"state proof {what}", _SLOT_FIELDS, error=StateProofError)
-        key = _hex(entry["key"], f"{what}.key", size=32)
+        key = _proof_bytes(entry["key"], f"{what}.key", size=32)
         if key in seen:
             raise StateProofError(f"state proof {what}.key 0x{key.hex()} is listed twice")
         seen.add(key)
@@ -215,8 +216,8 @@ def verify_eip1186(obj: Any, state_root: bytes) -> ProvenAccount:
     # the claimed fields' form is checked before any proof is walked
     balance = _quantity(obj["balance"], "balance")
     nonce = _quantity(obj["nonce"], "nonce", bits=64)
-    code_hash = _hex(obj["codeHash"], "codeHash", size=32)
-    storage_hash = _hex(obj["storageHash"], "storageHash", size=32)
+    code_hash = _proof_bytes(obj["codeHash"], "codeHash", size=32)
+    storage_hash = _proof_bytes(obj["storageHash"], "storageHash", size=32)
     try:
         account = verify_account_proof(state_root, address, account_proof)
     except TrieProofError as exc:

@@ -85,10 +85,6 @@ def verify_transaction_proof(transactions_root: bytes, index: int, raw_tx: bytes
     return keccak(raw_tx)
 
 
-def _hex(value: Any, what: str, *, limit: int) -> bytes:
-    return strict_json.hexbytes(value, f"transaction proof {what}", limit=limit, error=TransactionProofError)
-
-
 def parse_transaction_proof(obj: Any) -> ParsedTransactionProof:
     """Strictly parse the JSON form."""
     strict_json.fields(obj, "transaction proof", _FIELDS, error=TransactionProofError)
@@ -102,8 +98,10 @@ def parse_transaction_proof(obj: Any) -> ParsedTransactionProof:
         block_number=strict_json.uint(obj["block_number"], "transaction proof block_number", error=TransactionProofError),
         transaction_index=strict_json.uint(obj["transaction_index"], "transaction proof transaction_index",
                                      error=TransactionProofError),
-        transaction=_hex(obj["transaction"], "transaction", limit=MAX_TRANSACTION_SIZE),
-        proof=[_hex(n, f"proof node {i}", limit=MAX_TRANSACTION_SIZE + 64) for i, n in enumerate(nodes)],
+        transaction=strict_json.hexbytes(obj["transaction"], "transaction proof transaction",
+                                         limit=MAX_TRANSACTION_SIZE, error=TransactionProofError),
+        proof=[strict_json.hexbytes(n, f"transaction proof proof node {i}", limit=MAX_TRANSACTION_SIZE + 64,
+                                    error=TransactionProofError) for i, n in enumerate(nodes)],
     )
 
 

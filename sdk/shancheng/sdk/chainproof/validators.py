@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from .. import strict_json
 from ..crypto import SM2PublicKey, sm3
 from ..errors import InvalidInput, InvalidKey
+from ..strict_json import to_hex
 
 if TYPE_CHECKING:
     from .genesis import GenesisFile
@@ -98,7 +99,7 @@ class Validator:
     def to_json(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "public_key": self.sm2_key.to_bytes().hex(),
-            "consensus_key": "0x" + self.consensus_key.hex(),
+            "consensus_key": to_hex(self.consensus_key),
             "power": self.power,
         }
         if self.name:

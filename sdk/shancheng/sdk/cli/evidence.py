@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from typing import Any
 
@@ -22,9 +21,11 @@ from ..evidence.package import MAX_PACKAGE_SIZE
 from ..files import read_small_file
 from ..merkle import NoteVerifier
 from ..records import MAX_RECORD_SIZE, SCHEME_HMAC, SCHEME_SALTED
+from ..strict_json import to_hex
 
 EXIT_INVALID = 1
 EXIT_USAGE = 2
+_MAX_SECRET_SIZE = 2048  # bytes of a salt or an HMAC key given in hex (the key file holds at most 4096 digits)
 
 
 class UsageError(InvalidInput):
@@ -59,11 +60,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     v.set_defaults(func=cmd_verify)
 
 
-def _hex(value: str, what: str) -> bytes:
-    value = value.strip()
-    if not re.fullmatch(r"(?:[0-9a-fA-F]{2})+", value):
+def _hex_argument(value: str, what: str, *, limit: int) -> bytes:
+    """A hex command-line argument (no ``0x``) of 1 to ``limit`` bytes."""
+    data = strict_json.hexbytes("0x" + value.strip(), what, limit=limit, error=UsageError)
+    if not data:
         raise UsageError(f"{what} must be hex")
-    return bytes.fromhex(value)
+    return data
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -75,10 +77,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
                                  what=f"record file {args.record}", error=UsageError, max_size=MAX_RECORD_SIZE)
         elif args.salt or args.hmac_key_file:
             raise UsageError("--salt and --hmac-key-file need --record")
-        salt = _hex(args.salt, "--salt") if args.salt else None
+        salt = _hex_argument(args.salt, "--salt", limit=_MAX_SECRET_SIZE) if args.salt else None
         hmac_key = None
         if args.hmac_key_file:
-            hmac_key = _hex(read_small_file(args.hmac_key_file, limit=4096, what="HMAC key file").decode(), "HMAC key")
+            hmac_key = _hex_argument(read_small_file(args.hmac_key_file, limit=4096, what="HMAC key file").decode(),
+                                     "HMAC key", limit=_MAX_SECRET_SIZE)
         checkpoint_keys = [NoteVerifier.from_vkey(v) for v in args.checkpoint_key] if args.checkpoint_key else None
         authors = (
             [SM2PublicKey.from_pem(read_small_file(p, limit=MAX_PEM_LEN, what="author key")) for p in args.author_key]
@@ -92,9 +95,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if args.genesis_fingerprint:
             if genesis is None:
                 raise UsageError("--genesis-fingerprint needs --genesis FILE")
-            fingerprint = _hex(args.genesis_fingerprint.removeprefix("0x"), "--genesis-fingerprint")
-            if len(fingerprint) != 32:
-                raise UsageError("--genesis-fingerprint must be 32 bytes (64 hex digits)")
+            fingerprint = strict_json.hexbytes("0x" + args.genesis_fingerprint.strip().removeprefix("0x"),
+                                               "--genesis-fingerprint", size=32, error=UsageError)
         if genesis is None and not checkpoint_keys and not args.unsafe_trust_package_checkpoint_key:
             raise UsageError(
                 "no trust root: pass --genesis FILE (a chain-anchored package) or --checkpoint-key VKEY (pinned log key)"
@@ -149,14 +151,14 @@ def _result_json(result: VerifiedEvidence) -> dict[str, Any]:
         "anchor": None
         if anchor is None
         else {
-            "chain_identity": "0x" + anchor.chain_identity.hex(),
+            "chain_identity": to_hex(anchor.chain_identity),
             "organisation": {"id": anchor.org.org_id, "name": anchor.org.name},
-            "author": None if anchor.author is None else {"staff": "0x" + anchor.author.address.hex()},
-            "source_id": "0x" + anchor.source_id.hex(),
+            "author": None if anchor.author is None else {"staff": to_hex(anchor.author.address)},
+            "source_id": to_hex(anchor.source_id),
             "sequence": anchor.sequence,
-            "transaction_hash": "0x" + anchor.transaction_hash.hex(),
+            "transaction_hash": to_hex(anchor.transaction_hash),
             "block_number": anchor.receipt.block_number,
-            "block_hash": "0x" + anchor.receipt.block_hash.hex(),
+            "block_hash": to_hex(anchor.receipt.block_hash),
             "timestamp": anchor.receipt.timestamp,
             "transaction_index": anchor.receipt.transaction_index,
             "signers": anchor.signers,

@@ -18,6 +18,7 @@ from ..crypto import SM2PrivateKey, SM2PublicKey
 from ..crypto.pem import MAX_PEM_LEN, pem_blocks
 from ..errors import InvalidInput, InvalidKey
 from ..files import MIN_PASSWORD_LEN, read_password, read_small_file, write_private_file
+from ..strict_json import to_hex
 
 log = logging.getLogger("shancheng.keys")
 
@@ -110,7 +111,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         "encrypted": encrypted,
         "private_key_checked": checked,
         "public_key": pub.to_bytes().hex(),
-        "sm3_address": "0x" + pub.sm3_address().hex(),
+        "sm3_address": to_hex(pub.sm3_address()),
         "public_key_pem": pub.to_pem().decode(),
     }
     if args.json:

@@ -1,10 +1,16 @@
 """Domain clients over the system contracts: e-prescriptions (:class:`Prescriptions`), drug traceability
-(:class:`DrugTrace`), environment monitoring (``EnvMonitoring``) and data-sharing logs (``DataSharing``).
+(:class:`DrugTrace`), environment monitoring (:class:`EnvMonitoring`) and data-sharing logs (:class:`DataSharing`).
 
 Each wraps one organisation's :class:`~shancheng.sdk.client.Client`: typed pydantic inputs validated before any
 transaction, the staff SM2 signatures the contracts check, readable refusals (:class:`DomainRefused` carries the
 contract's reason) and typed events read back from the chain. Personal data never goes on chain, only
 commitments (:func:`doc_commitment`).
+
+The clients are packages split the same way (``models``, the ``messages`` staff sign, the ``client``):
+:mod:`.prescriptions`, :mod:`.drugtrace`, :mod:`.envmon`; beside them :mod:`.datasharing` with its PROV fold
+(:mod:`.prov`) and :mod:`.membership` (organisation accounts). What they share: :mod:`.staff` (roles, staff signers,
+registration), :mod:`.documents` (commitments), :mod:`.transactions` (sending, refusals) and :mod:`.events`
+(events read back from the chain).
 
 >>> from shancheng.sdk.domain import Prescriptions, StaffRole, register_staff, rx_id_of
 >>> len(rx_id_of(1, "RX0001"))
@@ -21,23 +27,8 @@ See ``docs/sdk-domain.md`` and ``docs/sdk-env-sharing.md``.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
-from ._common import (
-    ChainEvent,
-    DomainError,
-    DomainRefused,
-    OrgRole,
-    StaffRole,
-    StaffSigner,
-    UnsupportedOnChain,
-    doc_commitment,
-    new_salt,
-    register_staff,
-    require_gm,
-    staff_address,
-)
+from .datasharing import DataSharing
+from .documents import doc_commitment, new_salt
 from .drugtrace import (
     BatchResult,
     CodeRefusal,
@@ -50,6 +41,8 @@ from .drugtrace import (
     trace_code_commitment,
     trace_unit_key,
 )
+from .envmon import EnvMonitoring
+from .events import ChainEvent, fetch_events, receipt_events
 from .prescriptions import (
     InvalidPrescription,
     Prescription,
@@ -66,9 +59,16 @@ from .prescriptions import (
     sign_rx_transition,
     verify_rx_transition,
 )
-
-#: the other domain clients, imported on first use (their modules are written separately)
-_LAZY = {"EnvMonitoring": ".envmon", "DataSharing": ".datasharing"}
+from .staff import (
+    OrgRole,
+    StaffRole,
+    StaffSigner,
+    register_staff,
+    sign_staff_message,
+    staff_address,
+    verify_preimage_signature,
+)
+from .transactions import DomainError, DomainRefused, UnsupportedOnChain, require_gm, send_checked
 
 __all__ = [
     "BatchResult",
@@ -99,26 +99,20 @@ __all__ = [
     "UnitState",
     "UnsupportedOnChain",
     "doc_commitment",
+    "fetch_events",
     "new_salt",
     "normalise_trace_code",
+    "receipt_events",
     "register_staff",
     "require_gm",
     "rx_id_of",
+    "send_checked",
     "sign_rx_transition",
+    "sign_staff_message",
     "staff_address",
     "trace_code_commitment",
     "trace_unit_key",
+    "verify_preimage_signature",
     "verify_rx_transition",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        try:
-            module = importlib.import_module(_LAZY[name], __name__)
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}{_LAZY[name]}":
-                raise
-            raise AttributeError(f"shancheng.sdk.domain.{name} is not available in this build") from None
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

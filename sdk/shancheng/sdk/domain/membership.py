@@ -35,7 +35,7 @@ from eth_utils.address import to_checksum_address
 from ..client import Client, Receipt
 from ..crypto import SM2PrivateKey, signature_to_raw, sm3
 from ..errors import InvalidInput
-from ._common import send_checked
+from .transactions import send_checked
 
 __all__ = [
     "ACCOUNT_CHANGE_TAG",

@@ -36,7 +36,8 @@ from prov.constants import PROV
 from prov.model import Namespace, ProvDocument
 
 from ..errors import InvalidInput
-from ._common import ChainEvent
+from ..strict_json import to_hex
+from .events import ChainEvent
 
 __all__ = [
     "DATA_SHARING_EVENTS",
@@ -378,7 +379,7 @@ class Provenance:
         for act in activities:
             attrs: dict[str, Any] = {"prov:type": _SC[act.step.label], "sc:detail": act.detail.hex(),
                                      "sc:signatureVerifiedOnChain": act.signature_verified,
-                                     "sc:block": act.block_number, "sc:transaction": "0x" + act.transaction_hash.hex()}
+                                     "sc:block": act.block_number, "sc:transaction": to_hex(act.transaction_hash)}
             if act.recipient_org is not None:
                 attrs["sc:recipientOrg"] = act.recipient_org
             doc.activity(_activity_id(act.activity_id), _time(act.started_at), _time(act.ended_at), attrs)
@@ -437,8 +438,8 @@ class Provenance:
         for entity in entities:
             eid = _entity_id((entity.dataset_id, entity.version))
             nodes[eid] = {"id": eid, "kind": "entity", "label": f"{entity.dataset_id.hex()[:8]} v{entity.version}",
-                          "dataset": "0x" + entity.dataset_id.hex(), "version": entity.version,
-                          "commitment": "0x" + entity.commitment.hex(), "destroyed": entity.invalidated_by is not None}
+                          "dataset": to_hex(entity.dataset_id), "version": entity.version,
+                          "commitment": to_hex(entity.commitment), "destroyed": entity.invalidated_by is not None}
             edge(eid, org(entity.attributed_to), "wasAttributedTo")
             if entity.derived_from is not None and entity.derived_from in keys:
                 edge(eid, _entity_id(entity.derived_from), "wasDerivedFrom")
@@ -476,7 +477,7 @@ def _entity_id(key: EntityKey) -> str:
 
 
 def _dataset_ref(dataset_id: bytes) -> str:
-    return "0x" + dataset_id.hex()
+    return to_hex(dataset_id)
 
 
 def _activity_id(activity_id: bytes) -> str:

@@ -14,24 +14,22 @@ Every refusal is an :class:`EPCISError` naming the JSON path of the problem.
 >>> event = doc.events[0]
 >>> event.trace_codes, event.biz_step, drug_trace_operation(event)
 (('https://id.gs1.org/01/06901234567892/21/A1B2C3D4E5',), 'shipping', 'ship')
+
+Modules: :mod:`.events` (the event types), :mod:`.documents` (documents, :func:`loads`, :func:`dumps`) and
+:mod:`.trace` (the drug-trace reading of an event).
 """
 
-from shancheng.sdk.epcis.model import (
+from shancheng.sdk.epcis.documents import MAX_DEPTH, MAX_DOCUMENT_SIZE, EPCISDocument, dumps, load_document, loads
+from shancheng.sdk.epcis.events import (
     EVENT_TYPES,
-    MAX_DEPTH,
-    MAX_DOCUMENT_SIZE,
     AggregationEvent,
     AssociationEvent,
-    EPCISDocument,
     EPCISError,
     EPCISEvent,
     ObjectEvent,
     TransactionEvent,
     TransformationEvent,
-    dumps,
     event_from_json,
-    load_document,
-    loads,
 )
 from shancheng.sdk.epcis.trace import DRUG_TRACE_OPERATIONS, cbv_term, drug_trace_operation
 

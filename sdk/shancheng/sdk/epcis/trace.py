@@ -7,7 +7,7 @@ dispositions; any other event gives ``None`` rather than a guess.
 
 from __future__ import annotations
 
-from shancheng.sdk.epcis.model import AggregationEvent, EPCISEvent, ObjectEvent
+from shancheng.sdk.epcis.events import AggregationEvent, EPCISEvent, ObjectEvent
 
 __all__ = ["DRUG_TRACE_OPERATIONS", "cbv_term", "drug_trace_operation"]
 

@@ -15,7 +15,6 @@ from .chain import (
     GenesisRequired,
     VerifiedAnchor,
     attach_chain_proof,
-    fetch_validator_changes,
     source_id_of,
     verify_validator_changes,
 )
@@ -36,7 +35,6 @@ __all__ = [
     "VerifiedAnchor",
     "VerifiedEvidence",
     "attach_chain_proof",
-    "fetch_validator_changes",
     "leaf_data",
     "source_id_of",
     "verify_package",

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +58,7 @@ from ..crypto import signature_from_raw, sm3
 from ..errors import InvalidInput, InvalidSignature, VerificationError
 from ..merkle import VerifiedCheckpoint
 from ..records import SignedRecord
+from ..strict_json import to_hex
 from .governance import ProvenOrg, ProvenStaff, read_org, read_staff
 from .package import EvidencePackage, PackageError
 
@@ -66,7 +67,6 @@ __all__ = [
     "CHECKPOINT_TAG",
     "MAX_VALIDATOR_CHANGES",
     "SOURCE_TAG",
-    "VALIDATOR_CHANGES_METHOD",
     "ChainProofError",
     "GenesisRequired",
     "ValidatorChange",
@@ -74,7 +74,6 @@ __all__ = [
     "VerifiedAnchor",
     "attach_chain_proof",
     "checkpoint_anchor_message",
-    "fetch_validator_changes",
     "origin_hash",
     "parse_validator_changes",
     "source_id_of",
@@ -93,7 +92,6 @@ _CHAIN_FIELDS = {
 _ANCHOR_FIELDS = {"source_id", "sequence", "transaction_hash"}
 _CHANGE_FIELDS = {"height", "header", "certificate", "validators"}
 MAX_VALIDATOR_CHANGES = 1024
-VALIDATOR_CHANGES_METHOD = "shancheng_validatorChanges"
 
 
 class ChainProofError(VerificationError):
@@ -173,7 +171,7 @@ class VerifiedAnchor:
 def _hash(value: Any, path: str) -> bytes:
     if not isinstance(value, str) or not _HASH.match(value):
         raise PackageError(f"{path}: must be 0x and 64 lowercase hex digits")
-    return bytes.fromhex(value[2:])
+    return strict_json.hexbytes(value, path, size=32, error=PackageError)
 
 
 @dataclass(frozen=True)
@@ -191,7 +189,7 @@ class ValidatorChange:
     def to_json(self) -> dict[str, Any]:
         return {
             "height": self.height,
-            "header": "0x" + self.header_rlp.hex(),
+            "header": to_hex(self.header_rlp),
             "certificate": self.certificate.to_json(),
             "validators": self.validators.to_json(),
         }
@@ -297,33 +295,6 @@ def verify_validator_changes(
     return ValidatorHistory(tuple(history))
 
 
-def fetch_validator_changes(
-    rpc_call: Callable[[str, list[Any]], Any], up_to: int, *, genesis: GenesisFile | None = None
-) -> list[dict[str, Any]]:
-    """The ``validator_changes`` of a package anchored in block ``up_to``, from a node's
-    ``shancheng_validatorChanges(up_to)`` (a hex quantity; every change of a block at most ``up_to``, ascending).
-
-    ``rpc_call(method, params)`` returns the JSON-RPC result.  The answer is parsed strictly and its order and
-    heights checked; with ``genesis`` each change's certificate and header commitment are verified too, so a node
-    that serves a wrong chain of changes is caught before a package carries it."""
-    result = rpc_call(VALIDATOR_CHANGES_METHOD, [hex(up_to)])
-    try:
-        changes = parse_validator_changes(result, path=VALIDATOR_CHANGES_METHOD)
-    except PackageError as exc:
-        raise ChainProofError(f"the node's answer is malformed: {exc}") from exc
-    previous = 0
-    for change in changes:
-        if not previous < change.height <= up_to:
-            raise ChainProofError(
-                f"{VALIDATOR_CHANGES_METHOD}: change heights must ascend and be 1 .. {up_to}, got {change.height} "
-                f"after {previous}"
-            )
-        previous = change.height
-    if genesis is not None:
-        verify_validator_changes(genesis, changes, up_to=up_to)
-    return [change.to_json() for change in changes]
-
-
 def attach_chain_proof(
     package: EvidencePackage,
     *,
@@ -339,13 +310,13 @@ def attach_chain_proof(
 ) -> EvidencePackage:
     """A copy of ``package`` carrying the chain part (its shape is checked; verification is the verifier's).
     ``validator_changes``: every validator-set change of a block up to the anchoring block, ascending (e.g. from
-    :func:`fetch_validator_changes`)."""
+    :func:`~shancheng.sdk.client.validator_history.fetch_validator_changes`)."""
     if len(chain_identity) != 32 or len(source_id) != 32 or len(tx_hash) != 32:
         raise InvalidInput("chain_identity, source_id and tx_hash must be 32 bytes each")
     cert = commit_certificate.to_json() if isinstance(commit_certificate, CommitCertificate) else commit_certificate
     chain = {
-        "chain_identity": "0x" + chain_identity.hex(),
-        "anchor": {"source_id": "0x" + source_id.hex(), "sequence": sequence, "transaction_hash": "0x" + tx_hash.hex()},
+        "chain_identity": to_hex(chain_identity),
+        "anchor": {"source_id": to_hex(source_id), "sequence": sequence, "transaction_hash": to_hex(tx_hash)},
         "transaction_proof": dict(transaction_proof),
         "receipt_proof": dict(receipt_proof),
         "state_proof": dict(state_proof),

@@ -19,9 +19,9 @@ from typing import Any
 from eth_abi.abi import encode
 from eth_hash.auto import keccak
 
-from ..crypto import SM2PublicKey
-from ..errors import InvalidInput
-from ._common import StaffSigner
+from ...crypto import SM2PublicKey
+from ...errors import InvalidInput
+from ..staff import StaffSigner
 
 __all__ = [
     "ANCHOR_TAG",

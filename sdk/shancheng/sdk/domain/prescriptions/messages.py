@@ -14,11 +14,11 @@ from typing import Any
 from eth_abi.abi import encode
 from eth_hash.auto import keccak
 
-from ..crypto import SM2PublicKey, signature_from_raw, sm3
-from ..errors import InvalidInput
-from ._common import StaffSigner, sign_staff_message
-from .datasharing import namespaced_id
-from .rx_pickup import pickup_key_hash
+from ...crypto import SM2PublicKey, signature_from_raw, sm3
+from ...errors import InvalidInput
+from ..datasharing.messages import namespaced_id
+from ..staff import StaffSigner, sign_staff_message
+from .pickup import pickup_key_hash
 
 __all__ = [
     "CONTEXT_TYPE",
@@ -103,7 +103,7 @@ FUNCTION_OF = {
 class RxContext:
     """What a transition signature authorises besides id, transition and document (PrescriptionFlow.Context),
     as it stands once the transition is applied. ``terms`` is the 6-tuple of :data:`TERMS_TYPE`; ``pickup_key``
-    the keccak256 of the pickup key (:func:`~shancheng.sdk.domain.rx_pickup.pickup_key_hash`), zero before
+    the keccak256 of the pickup key (:func:`~shancheng.sdk.domain.prescriptions.pickup.pickup_key_hash`), zero before
     circulation."""
 
     version: int

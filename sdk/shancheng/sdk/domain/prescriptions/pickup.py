@@ -27,10 +27,10 @@ from typing import Any
 from eth_abi.abi import encode
 from eth_hash.auto import keccak
 
-from ..crypto import SM2PrivateKey, SM2PublicKey, signature_from_raw, sm3
-from ..crypto.sm2 import SM2_CURVE_ORDER
-from ..errors import InvalidInput
-from ._common import sign_staff_message
+from ...crypto import SM2PrivateKey, SM2PublicKey, signature_from_raw, sm3
+from ...crypto.sm2 import SM2_CURVE_ORDER
+from ...errors import InvalidInput
+from ..staff import sign_staff_message
 
 __all__ = [
     "PICKUP_CODE_CHARS",

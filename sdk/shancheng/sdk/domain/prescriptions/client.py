@@ -1,28 +1,4 @@
-"""E-prescription circulation (电子处方流转) on the PrescriptionFlow contract.
-
-The prescription itself (:class:`Prescription`, national interface field names) stays off chain; the chain holds
-its commitment, its terms and the state machine of the domain notes (``domain/prescriptions.md``, see ``docs/sdk-domain.md``). Every step but
-``expire`` is SM2-signed by the acting staff member (doctor, pharmacist, dispenser, checker, courier) over
-
-``M = SM3(abi.encode(RX_TRANSITION_TAG, chain_id, contract, rx_id, transition, doc_commitment, context))``
-
-with ``context = (version, nonce, fill, delivery_org, terms, pickup_key)`` as it stands once the transition is
-applied (:class:`RxContext`): every term the signature authorises, and a nonce every signed transition advances.
-
-Ids live in the issuing hospital's namespace (the first 8 bytes are its organisation id; :func:`new_rx_id` draws
-the rest at random), and a claim needs the patient's pickup code (:mod:`~shancheng.sdk.domain.rx_pickup`):
-:meth:`Prescriptions.circulate` returns the code for the patient, :meth:`Prescriptions.claim` takes it.
-
->>> rx = Prescription.parse({"hosp_rxno": "RX0001", "rx_type_code": "1", "prsc_time": "2024-06-15T09:00:00+08:00",
-...     "valid_days": 1, "drugs": [{"med_list_codg": "XA01", "drug_genname": "amoxicillin", "drug_dosform": "capsule",
-...     "drug_spec": "0.25 g", "drug_cnt": "24", "drug_cnt_unit": "capsule", "medc_days": 4}]})
->>> rx.terms().as_tuple()
-(1, 4, 0, 0, 0, 0)
->>> Prescription.parse({**rx.model_dump(mode="json"), "valid_days": 5})
-Traceback (most recent call last):
-...
-shancheng.sdk.domain.prescriptions.InvalidPrescription: invalid prescription: valid_days: must be 1 to 3 days \
-(a prescription is valid on its day of issue; the doctor may extend it to at most 3 days)
+"""The prescription client: one organisation's steps on the PrescriptionFlow contract (:class:`Prescriptions`).
 
 On a chain (``client`` a connected :class:`~shancheng.sdk.client.Client` of a hospital)::
 
@@ -35,264 +11,39 @@ On a chain (``client`` a connected :class:`~shancheng.sdk.client.Client` of a ho
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
-from decimal import Decimal
-from typing import Any, Self, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel
 
-from ..client import Client, Contract, Receipt
-from ..errors import InvalidInput
-from ._common import (
-    DomainError,
-    StaffSigner,
-    doc_commitment,
-    fetch_events,
-    new_salt,
-    receipt_events,
-    require_gm,
-    send_checked,
-    staff_address,
-)
-from .rx_messages import (
-    CONTEXT_TYPE,
+from ...client import Client, Contract, Receipt
+from ...errors import InvalidInput
+from ..documents import doc_commitment, new_salt
+from ..events import fetch_events, receipt_events
+from ..staff import StaffSigner
+from ..transactions import DomainError, require_gm, send_checked
+from .messages import (
     FUNCTION_OF,
-    RX_ID_TAG,
-    RX_TRANSITION_TAG,
-    TERMS_TYPE,
     RxContext,
     RxState,
     Transition,
     new_rx_id,
     next_context,
     rx_id_of,
-    rx_transition_message,
-    rx_transition_preimage,
     sign_rx_transition,
-    verify_rx_transition,
 )
-from .rx_pickup import format_pickup_code, new_pickup_code, pickup_public_key, sign_pickup
-from .rx_records import RxEvent, RxRecord, RxStep
+from .models import (
+    MAX_VALID_DAYS,
+    InvalidPrescription,
+    Prescription,
+    Review,
+)
+from .pickup import format_pickup_code, new_pickup_code, pickup_public_key, sign_pickup
+from .records import RxEvent, RxRecord, RxStep
 
-__all__ = [
-    "CONTEXT_TYPE",
-    "FLAG_CONTROLLED",
-    "FLAG_EMERGENCY",
-    "FLAG_ONLINE",
-    "FLAG_REPEAT",
-    "FUNCTION_OF",
-    "RX_ID_TAG",
-    "RX_TRANSITION_TAG",
-    "TERMS_TYPE",
-    "DrugLine",
-    "InvalidPrescription",
-    "Prescription",
-    "Prescriptions",
-    "Review",
-    "RxContext",
-    "RxEvent",
-    "RxRecord",
-    "RxState",
-    "RxStep",
-    "RxTerms",
-    "Transition",
-    "new_rx_id",
-    "next_context",
-    "rx_id_of",
-    "rx_transition_message",
-    "rx_transition_preimage",
-    "sign_rx_transition",
-    "staff_address",
-    "verify_rx_transition",
-]
+__all__ = ["Prescriptions"]
 
-
-FLAG_ONLINE = 1  # issued through the internet-diagnosis channel
-FLAG_EMERGENCY = 2  # emergency prescription: supply at most 3 days
-FLAG_CONTROLLED = 4  # contains narcotics or psychotropics
-FLAG_REPEAT = 8  # [rept_flag]
-
-MAX_VALID_DAYS = 3
-MAX_SUPPLY_DAYS = 7
-MAX_EMERGENCY_SUPPLY_DAYS = 3
-MAX_INTERVAL_DAYS = (2**32 - 1) // 86_400  # minIntervalSeconds is a uint32
-MAX_DRUG_LINES = 20
 _ZERO32 = bytes(32)
-_M = TypeVar("_M", bound=BaseModel)
-
-
-class InvalidPrescription(InvalidInput):
-    """A prescription document or term that breaks a rule; refused before any transaction."""
-
-
-# ------------------------------------------------------------------------------------------ documents
-
-_FROZEN = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
-_CODE = r"^[!-~]+$"  # printable ASCII without spaces
-
-
-class RxTerms(BaseModel):
-    """PrescriptionFlow.Terms: what the doctor's signature sets (national names in brackets)."""
-
-    model_config = _FROZEN
-
-    valid_days: int = Field(ge=1, le=MAX_VALID_DAYS)  # [valid_days]
-    supply_days: int = Field(ge=1, lt=2**16)  # [medc_days], the longest among the drug lines
-    flags: int = Field(ge=0, lt=16)
-    long_supply_reason: int = Field(default=0, ge=0, lt=256)
-    max_rept_cnt: int = Field(default=0, ge=0, lt=256)  # [max_rept_cnt]
-    min_interval_seconds: int = Field(default=0, ge=0, lt=2**32)  # [min_inrv_days] in seconds
-
-    def as_tuple(self) -> tuple[int, int, int, int, int, int]:
-        return (self.valid_days, self.supply_days, self.flags, self.long_supply_reason, self.max_rept_cnt,
-                self.min_interval_seconds)
-
-    @model_validator(mode="after")
-    def _rules(self) -> Self:
-        _check_terms(self.flags, self.supply_days, self.long_supply_reason, self.max_rept_cnt,
-                     self.min_interval_seconds)
-        return self
-
-
-def _check_terms(flags: int, supply_days: int, long_reason: int, max_rept: int, interval: int) -> None:
-    """The contract's term rules (PrescriptionFlow._writeTerms), checked before any transaction."""
-    if flags & (FLAG_ONLINE | FLAG_CONTROLLED) == FLAG_ONLINE | FLAG_CONTROLLED:
-        raise ValueError("narcotics and psychotropics cannot be prescribed online")
-    limit = MAX_EMERGENCY_SUPPLY_DAYS if flags & FLAG_EMERGENCY else MAX_SUPPLY_DAYS
-    if supply_days > limit and long_reason == 0:
-        kind = "an emergency" if flags & FLAG_EMERGENCY else "a"
-        raise ValueError(f"a supply of {supply_days} days is over the {limit}-day limit of {kind} prescription: "
-                         "state a long-supply reason (chronic disease, elderly patient)")
-    if flags & FLAG_REPEAT:
-        if max_rept < 2:
-            raise ValueError("a repeat prescription needs max_rept_cnt of at least 2 fills")
-    elif max_rept > 1 or interval != 0:
-        raise ValueError("max_rept_cnt and min_inrv_days need rept_flag (a repeat prescription)")
-
-
-class DrugLine(BaseModel):
-    """One drug of a prescription (national interface names)."""
-
-    model_config = _FROZEN
-
-    med_list_codg: str = Field(min_length=1, max_length=64, pattern=_CODE)  # medical-insurance drug code
-    drug_genname: str = Field(min_length=1, max_length=128)  # generic name
-    drug_dosform: str = Field(min_length=1, max_length=64)  # dosage form
-    drug_spec: str = Field(min_length=1, max_length=128)  # specification
-    drug_cnt: Decimal = Field(gt=0, max_digits=12, decimal_places=4)  # quantity
-    drug_cnt_unit: str = Field(min_length=1, max_length=16)
-    medc_days: int = Field(ge=1, le=366)  # days of supply
-
-
-class Prescription(BaseModel):
-    """An e-prescription as the hospital keeps it off chain (national medical-insurance interface names).
-
-    Patient data appears only as ``patient_commitment`` (hex of a :func:`~shancheng.sdk.domain.doc_commitment`
-    of the patient record, whose salt the hospital keeps). Build it with :meth:`parse` for one-line errors."""
-
-    model_config = _FROZEN
-
-    hosp_rxno: str = Field(min_length=1, max_length=40, pattern=_CODE)  # the hospital's prescription number
-    init_rxno: str | None = Field(default=None, min_length=1, max_length=40, pattern=_CODE)  # of a re-issue
-    rx_type_code: str = Field(min_length=1, max_length=8, pattern=_CODE)
-    prsc_time: dt.datetime  # time of prescribing, with its UTC offset
-    valid_days: int = 1  # 1 = valid on the day of issue only; at most 3
-    rept_flag: bool = False  # a repeat prescription
-    max_rept_cnt: int = Field(default=0, ge=0, lt=256)  # fills of a repeat prescription (>= 2)
-    min_inrv_days: int = Field(default=0, ge=0, le=MAX_INTERVAL_DAYS)  # days between the starts of two fills
-    online: bool = False  # issued through the internet-diagnosis channel
-    emergency: bool = False  # supply at most 3 days
-    controlled: bool = False  # contains narcotics or psychotropics (never online)
-    long_supply_reason: int = Field(default=0, ge=0, lt=256)  # reason code for supply over the limit; 0 none
-    patient_commitment: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
-    drugs: tuple[DrugLine, ...] = Field(min_length=1, max_length=MAX_DRUG_LINES)
-
-    @field_validator("valid_days")
-    @classmethod
-    def _valid_days(cls, value: int) -> int:
-        if not 1 <= value <= MAX_VALID_DAYS:
-            raise ValueError("must be 1 to 3 days (a prescription is valid on its day of issue; the doctor may "
-                             "extend it to at most 3 days)")
-        return value
-
-    @field_validator("prsc_time")
-    @classmethod
-    def _aware(cls, value: dt.datetime) -> dt.datetime:
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError("must carry its UTC offset (e.g. +08:00)")
-        return value
-
-    @model_validator(mode="after")
-    def _rules(self) -> Self:
-        _check_terms(self.flags, self.supply_days, self.long_supply_reason, self.max_rept_cnt,
-                     self.min_inrv_days * 86_400)
-        if self.rept_flag and (self.max_rept_cnt - 1) * self.min_inrv_days >= MAX_VALID_DAYS:
-            # every fill starts while the prescription is valid, and validity ends at most 3 days after the day of
-            # issue (extensions included): later fills could never start (the contract would accept the terms)
-            raise ValueError(
-                f"a repeat prescription's fills must start within its validity (at most {MAX_VALID_DAYS} days): "
-                f"{self.max_rept_cnt} fills {self.min_inrv_days} day(s) apart need "
-                f"{(self.max_rept_cnt - 1) * self.min_inrv_days} days")
-        return self
-
-    @property
-    def supply_days(self) -> int:
-        return max(line.medc_days for line in self.drugs)
-
-    @property
-    def flags(self) -> int:
-        return ((FLAG_ONLINE if self.online else 0) | (FLAG_EMERGENCY if self.emergency else 0)
-                | (FLAG_CONTROLLED if self.controlled else 0) | (FLAG_REPEAT if self.rept_flag else 0))
-
-    def terms(self) -> RxTerms:
-        """The on-chain terms this prescription sets."""
-        return RxTerms(valid_days=self.valid_days, supply_days=self.supply_days, flags=self.flags,
-                       long_supply_reason=self.long_supply_reason,
-                       max_rept_cnt=self.max_rept_cnt if self.rept_flag else 0,
-                       min_interval_seconds=self.min_inrv_days * 86_400)
-
-    @classmethod
-    def parse(cls, data: Prescription | Mapping[str, Any]) -> Prescription:
-        """A validated prescription from a mapping (or itself); every problem is an :class:`InvalidPrescription`
-        naming the field."""
-        if isinstance(data, Prescription):
-            return data
-        return _parse(cls, data, "prescription")
-
-
-class Review(BaseModel):
-    """A pharmacist's review of a prescription (national names): certificate number, result code, opinion."""
-
-    model_config = _FROZEN
-
-    phar_prac_cert_no: str = Field(min_length=1, max_length=64, pattern=_CODE)
-    rx_chk_stas_codg: str = Field(min_length=1, max_length=8, pattern=_CODE)  # review result code
-    rx_chk_opnn: str | None = Field(default=None, max_length=1000)  # opinion
-    chk_time: dt.datetime | None = None
-
-    @classmethod
-    def parse(cls, data: Review | Mapping[str, Any]) -> Review:
-        if isinstance(data, Review):
-            return data
-        return _parse(cls, data, "review")
-
-
-def _parse(cls: type[_M], data: Mapping[str, Any], what: str) -> _M:
-    if not isinstance(data, Mapping):
-        raise InvalidPrescription(f"a {what} must be a JSON object")
-    try:
-        return cls.model_validate(dict(data))
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or what
-        message = str(err["msg"]).removeprefix("Value error, ")
-        raise InvalidPrescription(f"invalid {what}: {where}: {message}") from None
-
-
-
-# ------------------------------------------------------------------------------------------ the client
-
 _HISTORY_EVENTS = ("RxTransition", "RxTerms", "RxValidityExtended")
 _Document = BaseModel | Mapping[str, Any]
 

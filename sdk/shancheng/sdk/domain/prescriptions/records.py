@@ -8,9 +8,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from ..client import Receipt
-from ._common import ChainEvent, checksum_address
-from .rx_messages import RxContext, RxState, Transition, terms6
+from ...client import Receipt
+from ..events import ChainEvent
+from ..staff import checksum_address
+from .messages import RxContext, RxState, Transition, terms6
 
 __all__ = ["RxEvent", "RxRecord", "RxStep"]
 

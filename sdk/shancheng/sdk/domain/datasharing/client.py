@@ -1,257 +1,37 @@
-"""Data-sharing lifecycle provenance on chain (``DataSharingLog``): datasets, authorisations, signed activities.
+"""The data-sharing client: one department's lifecycle steps on the DataSharingLog contract (:class:`DataSharing`),
+their provenance, and the off-chain check of a recorded activity signature.
 
-A department logs every lifecycle step of its datasets — collect, transmit, store, process, manage, exchange,
-share, open, analyze, settle, destroy (:class:`~shancheng.sdk.domain.prov.Step`) — each signed by the acting
-staff member (an operator of the department); a share, exchange or open needs an authorisation (the PROV plan)
-granted by the dataset owner to the recipient. :meth:`DataSharing.provenance` folds the contract's PROV-shaped
-events into a :class:`~shancheng.sdk.domain.prov.Provenance` (where from, who received, PROV-JSON).
-
->>> sharing = DataSharing(department_client)                                               # doctest: +SKIP
->>> ds = sharing.collect(commitment=doc_commitment(readings, salt), staff=operator_key)     # doctest: +SKIP
->>> auth = sharing.grant_authorisation(ds.generated[0], recipient_org=7, steps={Step.SHARE},  # doctest: +SKIP
-...                                    expires_at=now + 86400, purpose_code=1, purpose_commitment=purpose)
->>> sharing.share(ds.generated[0], recipient_org=7, plan=auth.authorisation_id, staff=operator_key)  # doctest: +SKIP
->>> sharing.provenance(ds.generated[0]).to_prov_json()                                     # doctest: +SKIP
-
-The staff member signs M = SM3(abi.encode(ACTIVITY_TAG, chain id, contract, record)) with
-``ACTIVITY_TAG = keccak256("shancheng.datasharing.Activity.v1")`` (the contract's ``activityPreimage``); the
-contract checks it where the GM precompile exists and records it for an off-chain check elsewhere
-(:meth:`DataSharing.verify_activity`). Identifiers (dataset, activity, authorisation) are 32 bytes in the creating
-organisation's namespace: the first 8 bytes are its org id (big-endian), the contract refuses any other, so no
-member can claim an id another organisation is about to use (:func:`namespaced_id`; left out, the other 24 bytes
-are drawn from a CSPRNG).
-
-Derived data stays under its source owner's control: a dataset a recipient derives from another organisation's
-dataset records the authorisation it was derived under, and every later step on it (and on what is derived from
-it) needs that authorisation live and, for process, exchange, share, open and analyze, covering the step;
-revoking it or destroying the source freezes the derivative (:meth:`DataSharing.frozen`; only destroy is left).
+    sharing = DataSharing(department_client)
+    ds = sharing.collect(commitment=doc_commitment(readings, salt), staff=operator_key)
 """
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable
 
-from eth_abi.abi import encode
-from eth_hash.auto import keccak
-from eth_utils.address import to_checksum_address
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from ..client import Client, Contract, Receipt
-from ..crypto import SM2PublicKey, sm3
-from ..errors import InvalidInput, InvalidSignature
-from ._common import (
-    ChainEvent,
-    DomainError,
-    StaffSigner,
-    fetch_events,
-    receipt_events,
-    send_checked,
-    sign_staff_message,
-    staff_address,
-    verify_preimage_signature,
+from ...client import Client, Contract, Receipt
+from ...crypto import SM2PublicKey, sm3
+from ...errors import InvalidInput, InvalidSignature
+from ..events import ChainEvent, fetch_events, receipt_events
+from ..prov import DATA_SHARING_EVENTS, SHARING_STEPS, Provenance, Step
+from ..staff import StaffSigner, sign_staff_message, staff_address, verify_preimage_signature
+from ..transactions import DomainError, send_checked
+from .messages import ZERO32, _id32, _new_id, activity_preimage
+from .models import (
+    ActivityInfo,
+    ActivityRecord,
+    ActivityResult,
+    Authorisation,
+    Dataset,
+    DatasetVersion,
+    Destruction,
+    _or_none,
+    _steps_mask,
 )
-from .prov import DATA_SHARING_EVENTS, SHARING_STEPS, Provenance, Step
 
 __all__ = [
-    "ACTIVITY_RECORD_TYPE",
-    "ACTIVITY_TAG",
-    "AUTHORISABLE_STEPS",
-    "PUBLIC",
-    "ActivityInfo",
-    "ActivityRecord",
-    "ActivityResult",
-    "Authorisation",
     "DataSharing",
-    "Dataset",
-    "DatasetVersion",
-    "Destruction",
-    "Step",
-    "activity_preimage",
-    "namespaced_id",
 ]
-
-ACTIVITY_TAG = keccak(b"shancheng.datasharing.Activity.v1")
-ACTIVITY_RECORD_TYPE = (
-    "(bytes32,uint8,bytes32,uint32,uint64,uint64,bytes32,uint64,bytes32,bytes32,address,bytes32,bytes32)"
-)
-#: steps an authorisation may cover
-AUTHORISABLE_STEPS = frozenset({Step.PROCESS, Step.EXCHANGE, Step.SHARE, Step.OPEN, Step.ANALYZE})
-#: the recipient "organisation" of an open-to-the-public authorisation
-PUBLIC = 0
-ZERO32 = bytes(32)
-_UINT64 = 1 << 64
-_NAMESPACE_BYTES = 8
-
-
-def activity_preimage(chain_id: int, contract: bytes | str, record: tuple[Any, ...]) -> bytes:
-    """abi.encode(ACTIVITY_TAG, chain id, contract, record): the staff member signs M = SM3 of these bytes."""
-    address = bytes.fromhex(contract.removeprefix("0x")) if isinstance(contract, str) else bytes(contract)
-    if len(address) != 20:
-        raise InvalidInput("a contract address must be 20 bytes")
-    return encode(["bytes32", "uint256", "address", ACTIVITY_RECORD_TYPE], [ACTIVITY_TAG, chain_id, address, record])
-
-
-def namespaced_id(org_id: int, entropy: bytes | None = None) -> bytes:
-    """A 32-byte data-sharing id in organisation ``org_id``'s namespace: the org id (8 bytes, big-endian) and 24
-    bytes of ``entropy`` (its first 24 bytes; e.g. a hash of an off-chain id) or, left out, of a CSPRNG."""
-    if not 0 < org_id < _UINT64:
-        raise InvalidInput("an organisation id is a positive 64-bit integer")
-    tail = secrets.token_bytes(32 - _NAMESPACE_BYTES) if entropy is None else bytes(entropy[:32 - _NAMESPACE_BYTES])
-    if len(tail) != 32 - _NAMESPACE_BYTES:
-        raise InvalidInput(f"an id needs {32 - _NAMESPACE_BYTES} bytes of entropy")
-    return org_id.to_bytes(_NAMESPACE_BYTES, "big") + tail
-
-
-def _id32(value: bytes | None, what: str) -> bytes:
-    if not isinstance(value, bytes) or len(value) != 32 or value == ZERO32:
-        raise InvalidInput(f"{what} must be 32 non-zero bytes")
-    return value
-
-
-def _new_id(value: bytes | None, what: str, org_id: int) -> bytes:
-    """``value`` checked to be in ``org_id``'s namespace, or a fresh id there."""
-    if value is None:
-        return namespaced_id(org_id)
-    _id32(value, what)
-    if int.from_bytes(value[:_NAMESPACE_BYTES], "big") != org_id:
-        raise InvalidInput(f"{what} must start with this organisation's id ({org_id}, 8 bytes big-endian): "
-                           "ids are in their owner's namespace")
-    return value
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ActivityRecord(_Model):
-    """One activity exactly as the staff member signs it (the contract's ``ActivityRecord``)."""
-
-    activity_id: bytes = Field(min_length=32, max_length=32)
-    step: Step
-    dataset_id: bytes = Field(default=ZERO32, min_length=32, max_length=32)
-    version: int = Field(default=0, ge=0, lt=1 << 32)
-    started_at: int = Field(ge=0, lt=_UINT64)
-    ended_at: int = Field(ge=0, lt=_UINT64)
-    plan: bytes = Field(default=ZERO32, min_length=32, max_length=32)
-    recipient_org: int = Field(default=0, ge=0, lt=_UINT64)
-    informed_by: bytes = Field(default=ZERO32, min_length=32, max_length=32)
-    detail: bytes = Field(default=ZERO32, min_length=32, max_length=32)
-    staff: str
-    generated_dataset: bytes = Field(default=ZERO32, min_length=32, max_length=32)
-    generated_commitment: bytes = Field(default=ZERO32, min_length=32, max_length=32)
-
-    @field_validator("staff")
-    @classmethod
-    def _staff(cls, value: str) -> str:
-        try:
-            return str(to_checksum_address(value))
-        except ValueError:
-            raise ValueError("staff must be a 20-byte address (0x and 40 hex digits)") from None
-
-    def to_abi(self) -> tuple[Any, ...]:
-        return (self.activity_id, int(self.step), self.dataset_id, self.version, self.started_at, self.ended_at,
-                self.plan, self.recipient_org, self.informed_by, self.detail, self.staff, self.generated_dataset,
-                self.generated_commitment)
-
-    @classmethod
-    def from_abi(cls, t: Sequence[Any]) -> ActivityRecord:
-        return cls(activity_id=bytes(t[0]), step=Step(t[1]), dataset_id=bytes(t[2]), version=t[3], started_at=t[4],
-                   ended_at=t[5], plan=bytes(t[6]), recipient_org=t[7], informed_by=bytes(t[8]), detail=bytes(t[9]),
-                   staff=t[10], generated_dataset=bytes(t[11]), generated_commitment=bytes(t[12]))
-
-
-class Dataset(_Model):
-    """A dataset as the contract holds it. A derived one names its source (``derived_from``); one a recipient
-    derived from another organisation's data names the authorisation it was derived under (``source_plan``);
-    ``control_plan`` is the nearest authorisation of another organisation that governs it (None: nobody's)."""
-
-    dataset_id: bytes
-    owner_org: int
-    latest_version: int
-    created_at: int
-    destroyed_at: int | None
-    destroyed_by: bytes | None
-    derived_from: bytes | None = None
-    source_plan: bytes | None = None
-    control_plan: bytes | None = None
-
-
-class DatasetVersion(_Model):
-    dataset_id: bytes
-    version: int
-    commitment: bytes
-    generated_by: bytes
-    derived_from_dataset: bytes | None
-    derived_from_version: int | None
-    generated_at: int
-
-
-class Authorisation(_Model):
-    """A sharing authorisation (the PROV plan) as the contract holds it; ``valid`` is the contract's
-    ``authorisationValid`` at the time of the read."""
-
-    authorisation_id: bytes
-    dataset_id: bytes
-    recipient_org: int
-    purpose_code: int
-    allowed_steps: frozenset[Step]
-    granted_at: int
-    expires_at: int
-    revoked_at: int | None
-    purpose_commitment: bytes
-    valid: bool
-
-
-class ActivityInfo(_Model):
-    activity_id: bytes
-    step: Step
-    org: int
-    recipient_org: int
-    logged_at: int
-    dataset_id: bytes
-
-
-class Destruction(_Model):
-    dataset_id: bytes
-    destroyed_at: int
-    activity_id: bytes
-
-
-@dataclass(frozen=True)
-class ActivityResult:
-    """A logged activity: the record as signed, the staff signature, whether the chain checked it, the final
-    receipt, and the dataset version it generated (if any)."""
-
-    record: ActivityRecord
-    r: bytes
-    s: bytes
-    signature_verified: bool
-    receipt: Receipt
-    generated: tuple[bytes, int] | None
-
-    @property
-    def activity_id(self) -> bytes:
-        return self.record.activity_id
-
-
-def _or_none(word: bytes) -> bytes | None:
-    return None if bytes(word) == ZERO32 else bytes(word)
-
-
-def _steps_mask(steps: Iterable[Step | int]) -> int:
-    mask = 0
-    for step in steps:
-        s = Step(step)
-        if s not in AUTHORISABLE_STEPS:
-            raise InvalidInput(f"an authorisation cannot cover {s.label}; it covers "
-                               f"{', '.join(x.label for x in sorted(AUTHORISABLE_STEPS))}")
-        mask |= 1 << s
-    if not mask:
-        raise InvalidInput("an authorisation must cover at least one step")
-    return mask
 
 
 class DataSharing:
