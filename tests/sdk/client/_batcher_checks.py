@@ -1,4 +1,5 @@
-"""Checks shared by the batcher tests on every store and chain: each returned id is anchored exactly once."""
+"""Checks shared by the batcher tests on every store and chain: each returned id is anchored exactly once, and one
+batcher per log."""
 
 from __future__ import annotations
 
@@ -6,17 +7,20 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from shancheng.sdk import Client
-from shancheng.sdk.client import Batcher
+from shancheng.sdk.client import Batcher, LogLocked
 from shancheng.sdk.evidence import verify_package
 from shancheng.sdk.evidence.chain import BATCH_ANCHORED_TOPIC
+from shancheng.sdk.strict_json import to_hex
 
 
 def anchored_logs(client: Client, origin: str) -> list[dict[str, Any]]:
     """Every BatchAnchored log of ``origin`` (of the client's organisation) on chain."""
     logs = client.rpc.call("eth_getLogs", [{
         "address": client.registry.address_hex, "fromBlock": "0x0", "toBlock": "latest",
-        "topics": ["0x" + BATCH_ANCHORED_TOPIC.hex(), "0x" + client.source_id(origin).hex()],
+        "topics": [to_hex(BATCH_ANCHORED_TOPIC), to_hex(client.source_id(origin))],
     }])
     assert isinstance(logs, list)
     return logs
@@ -72,3 +76,22 @@ def add_from_threads(batcher: Batcher, *, threads: int, per_thread: int) -> dict
 def genesis_verifier(genesis: Any) -> Callable[..., Any]:
     """``verify`` for a Shancheng chain: the genesis file alone is the trust root."""
     return lambda package, **kw: verify_package(package, genesis=genesis, **kw)
+
+
+def check_one_batcher_per_log(client: Client, store: str, origin: str,
+                              check: Callable[[Batcher, list[int]], None]) -> None:
+    """A second batcher on ``origin`` in ``store`` is refused while the first is open (another log of the same store
+    is not), nothing the first accepted is lost, and once it is closed the log opens again; ``check(batcher, ids)``
+    then checks every id is anchored exactly once."""
+    with client.batcher(store=store, origin=origin, max_age=0.1) as first:
+        ids = first.add_many([{"n": n} for n in range(5)], kind="prescription")
+        with pytest.raises(LogLocked, match="open in another batcher"):
+            client.batcher(store=store, origin=origin, max_age=0.1)
+        with client.batcher(store=store, origin=origin + "/other", max_age=0.1):
+            pass  # another log of the same store is its own
+        ids += first.add_many([{"n": n} for n in range(5, 9)], kind="prescription")
+        first.flush(timeout=60)
+    with client.batcher(store=store, origin=origin, max_age=0.1) as again:  # closed: the lock is free again
+        ids += again.add_many([{"n": "again"}], kind="prescription")
+        again.flush(timeout=60)
+        check(again, ids)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _batcher_checks import add_from_threads, anchored_logs, check_exactly_once
+from _batcher_checks import add_from_threads, anchored_logs, check_exactly_once, check_one_batcher_per_log
 
 from shancheng.sdk import Client
 from shancheng.sdk.chainproof import GenesisFile
@@ -31,7 +31,7 @@ from shancheng.sdk.client import (
     write_eth_keystore,
 )
 from shancheng.sdk.crypto import DEFAULT_UID, SM2PrivateKey, sm3
-from shancheng.sdk.domain._common import StaffRole, register_staff
+from shancheng.sdk.domain.staff import StaffRole, register_staff
 from shancheng.sdk.errors import InvalidInput, InvalidKey, InvalidSignature, WrongPassword
 from shancheng.sdk.evidence import verify_package
 from shancheng.sdk.records import Commitment
@@ -120,7 +120,8 @@ def test_connect_fails_over_from_a_dead_url(world):
     dead = f"http://127.0.0.1:{free_port()}"
     client = Client.connect([dead, world.node.url], identity=world.identity, genesis=world.genesis)
     assert client.rpc.current_url == world.node.url
-    assert client.block_number() >= 0
+    head = client.block_number()  # a block the node has: its number read back from the block itself
+    assert int(client.rpc.call("eth_getBlockByNumber", [hex(head), False])["number"], 16) == head
     with pytest.raises(NodeUnavailable, match="no node answered"):
         Client.connect([dead], identity=world.identity, timeout=2)
 
@@ -265,21 +266,8 @@ def test_anchoring_the_same_checkpoint_twice_returns_the_existing_anchor(world):
 
 
 def test_a_second_batcher_on_the_same_log_is_refused_and_nothing_is_lost(world):
-    origin = world.origin("two-batchers")
     for store in (world.store("two-batchers"), f"sqlite+pysqlite:///{world.tmp / 'two-batchers-sa.db'}"):
-        with world.client.batcher(store=store, origin=origin, max_age=0.1) as first:
-            ids = first.add_many([{"n": n} for n in range(5)], kind="prescription")
-            with pytest.raises(LogLocked, match="open in another batcher"):
-                world.client.batcher(store=store, origin=origin, max_age=0.1)
-            with world.client.batcher(store=store, origin=origin + "/other", max_age=0.1):
-                pass  # another log of the same store is its own
-            ids += first.add_many([{"n": n} for n in range(5, 9)], kind="prescription")
-            first.flush(timeout=60)
-        with world.client.batcher(store=store, origin=origin, max_age=0.1) as again:  # closed: free again
-            ids += again.add_many([{"n": "again"}], kind="prescription")
-            again.flush(timeout=60)
-            world.check_exactly_once(again, ids)
-        origin = world.origin("two-batchers")
+        check_one_batcher_per_log(world.client, store, world.origin("two-batchers"), world.check_exactly_once)
 
 
 def test_after_an_anchor_conflict_the_batcher_refuses_records_at_once(world):

@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _batcher_checks import add_from_threads, check_exactly_once, genesis_verifier
+from _batcher_checks import add_from_threads, check_exactly_once, check_one_batcher_per_log, genesis_verifier
 
 from shancheng.sdk import Client
 from shancheng.sdk.chainproof import GenesisFile
-from shancheng.sdk.client import BatcherClosed, Identity, LogLocked
-from shancheng.sdk.client.store import StoreError, open_store
+from shancheng.sdk.client import BatcherClosed, Identity, LogLocked, StoreError, open_store
 from shancheng.testing.postgres import PostgresServer, postgres_fixture
 from shancheng.testing.solo import PASSWORD, SoloNode
 
@@ -144,18 +143,7 @@ def test_postgres_crashing_mid_batch_loses_no_returned_record(world: World) -> N
 
 def test_a_second_batcher_on_a_log_in_postgres_is_refused_and_nothing_is_lost(world: World) -> None:
     url, origin = world.pg.create_database(), "hospital.example/log/pg-two-batchers"
-    with world.client.batcher(store=url, origin=origin, max_age=0.1) as first:
-        ids = first.add_many([{"n": n} for n in range(6)], kind="prescription")
-        with pytest.raises(LogLocked, match="open in another batcher"):
-            world.client.batcher(store=url, origin=origin, max_age=0.1)
-        with world.client.batcher(store=url, origin=origin + "/other", max_age=0.1):
-            pass  # another log of the same database is its own
-        ids += first.add_many([{"n": n} for n in range(6, 9)], kind="prescription")
-        first.flush(timeout=60)
-    with world.client.batcher(store=url, origin=origin, max_age=0.1) as again:  # closed: the lock is free again
-        ids += again.add_many([{"n": "again"}], kind="prescription")
-        again.flush(timeout=60)
-        world.check(again, ids)
+    check_one_batcher_per_log(world.client, url, origin, world.check)
 
 
 def test_a_store_that_cannot_be_reached_fails_without_showing_its_password(postgres: PostgresServer) -> None:

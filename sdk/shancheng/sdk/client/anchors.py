@@ -1,13 +1,18 @@
-"""Anchors of an organisation's log on chain, and the errors of anchoring (a leaf module: the client, the proofs and
-the batcher share it)."""
+"""Anchors of an organisation's log on chain, the errors of anchoring, and reading an anchor from a receipt (a leaf
+module: the client, the proofs and the batcher share it)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import ShanchengError
+from ..errors import InvalidInput, ShanchengError
+from ..evidence.chain import BATCH_ANCHORED_TOPIC
+from ..strict_json import hexbytes, to_hex
+from .transactions import Receipt
 
-__all__ = ["Anchor", "AnchorConflict", "NotFinal", "SourceHead", "check_anchor"]
+__all__ = ["Anchor", "AnchorConflict", "NotFinal", "SourceHead", "anchor_in_receipt", "check_anchor"]
+
+_MAX_LOG_DATA = 32 * 1024 * 1024  # a reply is at most 64 MiB of JSON
 
 
 class NotFinal(ShanchengError):
@@ -50,3 +55,22 @@ def check_anchor(anchor: Anchor, *, tree_size: int, root: bytes) -> Anchor:
             "another writer uses this log"
         )
     return anchor
+
+
+def anchor_in_receipt(receipt: Receipt, *, origin: str, source_id: bytes, sequence: int, registry: bytes) -> Anchor:
+    """The anchor of ``(source_id, sequence)`` in the ``BatchAnchored`` log of ``registry`` that ``receipt`` holds;
+    :class:`~shancheng.sdk.errors.InvalidInput` when it holds none."""
+    topics = [BATCH_ANCHORED_TOPIC, source_id, sequence.to_bytes(32, "big")]
+    for log in receipt.logs:
+        if hexbytes(log.get("address"), "log address", error=InvalidInput, size=20) != registry:
+            continue
+        if [hexbytes(t, "log topic", error=InvalidInput, size=32) for t in log.get("topics", [])] != topics:
+            continue
+        data = hexbytes(log.get("data"), "log data", error=InvalidInput, limit=_MAX_LOG_DATA)
+        if len(data) != 6 * 32:
+            break
+        words = [data[i:i + 32] for i in range(0, 192, 32)]
+        return Anchor(origin, source_id, sequence, words[0], int.from_bytes(words[1], "big"), words[2],
+                      int.from_bytes(words[3], "big"), receipt.block_number, receipt.transaction_hash)
+    raise InvalidInput(f"the receipt of {to_hex(receipt.transaction_hash)} has no BatchAnchored log for "
+                       f"sequence {sequence}")

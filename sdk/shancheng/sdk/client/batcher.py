@@ -41,7 +41,7 @@ import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol, Self
+from typing import Any, Literal, Protocol, Self
 
 from ..crypto import DEFAULT_UID, SM2PrivateKey, SM2PublicKey
 from ..errors import InvalidInput, InvalidSignature, ShanchengError
@@ -50,13 +50,12 @@ from ..evidence.package import LEAF_PREFIX
 from ..merkle import Checkpoint, MerkleTree, leaf_hash
 from ..records import STATEMENT_PREFIX, Commitment, RecordStatement, SignedRecord, commit_salted
 from .anchors import Anchor, AnchorConflict
-from .client import PendingTransaction
+from .chain_client import ChainClient
 from .loglock import LogLocked
 from .proofs import poll_proven
-from .store import ANCHORED, SEALED, SENT, BatchRow, RecordRow, Store, open_store
-
-if TYPE_CHECKING:
-    from .client import Client
+from .store import ANCHORED, SEALED, SENT, BatchRow, RecordRow, Store
+from .stores import open_store
+from .transactions import PendingTransaction
 
 __all__ = ["Batcher", "BatcherClosed", "LogLocked", "NotAnchoredYet", "StatementSigner"]
 
@@ -97,7 +96,7 @@ class _Batch:
 class Batcher:
     """See the module docstring. Made by :meth:`shancheng.sdk.Client.batcher`."""
 
-    def __init__(self, client: Client, *, store: str | Store, origin: str, max_records: int = 4096,
+    def __init__(self, client: ChainClient, *, store: str | Store, origin: str, max_records: int = 4096,
                  max_age: float = 1.0, start: bool = True) -> None:
         if isinstance(max_records, bool) or not isinstance(max_records, int) or not 1 <= max_records <= MAX_RECORDS_LIMIT:
             raise InvalidInput(f"max_records must be an integer from 1 to {MAX_RECORDS_LIMIT}")
@@ -400,7 +399,7 @@ class Batcher:
                 backoff = min(max(backoff * 2, 0.2), 5.0)
             with self._state:
                 if not self._closed:
-                    self._state.wait(timeout=max(backoff, self.client._opt.poll_interval))
+                    self._state.wait(timeout=max(backoff, self.client.poll_interval))
 
     def _mark_anchored(self, batch: _Batch, anchor: Anchor) -> None:
         self.client.check_anchor(anchor, tree_size=batch.row.tree_size, root=batch.row.root)

@@ -19,8 +19,9 @@ from eth_abi.abi import decode, encode
 from eth_hash.auto import keccak
 
 from ..errors import InvalidInput
+from ..strict_json import hexbytes, to_hex
 
-__all__ = ["ABI_NAMES", "Call", "Contract", "abi_of"]
+__all__ = ["ABI_NAMES", "AbiEvent", "Call", "Contract", "abi_of", "events_of"]
 
 #: the contracts whose ABIs the SDK ships
 ABI_NAMES = ("DataSharingLog", "DrugTrace", "EnvMonitoring", "EvidenceRegistry", "Governance", "PrescriptionFlow")
@@ -70,7 +71,9 @@ class _Function:
 
 
 @dataclass(frozen=True)
-class _Event:
+class AbiEvent:
+    """An event of a shipped ABI: its name, topic 0 and its indexed and data arguments as ``(name, type)``."""
+
     name: str
     topic: bytes
     indexed: tuple[tuple[str, str], ...]  # (name, type)
@@ -88,16 +91,14 @@ class Contract:
     @classmethod
     def load(cls, name: str, *, address: bytes | str) -> Contract:
         if isinstance(address, str):
-            if not address.startswith("0x") or len(address) != 42:
-                raise InvalidInput(f"contract address {address!r} must be 0x and 40 hex digits")
-            address = bytes.fromhex(address[2:])
+            address = hexbytes(address, f"contract address {address[:50]!r}", error=InvalidInput, size=20)
         if len(address) != 20:
             raise InvalidInput("a contract address must be 20 bytes")
         return cls(name, bytes(address), abi_of(name))
 
     @property
     def address_hex(self) -> str:
-        return "0x" + self.address.hex()
+        return to_hex(self.address)
 
     def _function(self, fn: str) -> _Function:
         return _functions(self.name)[fn] if fn in _functions(self.name) else _missing(self.name, fn)
@@ -121,11 +122,11 @@ class Contract:
         return tuple(decode(list(self._function(fn).outputs), data))
 
     def event_topic(self, event: str) -> bytes:
-        return _events(self.name)[event].topic
+        return events_of(self.name)[event].topic
 
     def decode_event(self, event: str, topics: list[bytes], data: bytes) -> dict[str, Any]:
         """The arguments of one ``event`` log (topics without topic 0 checked against the event)."""
-        ev = _events(self.name)[event]
+        ev = events_of(self.name)[event]
         if not topics or topics[0] != ev.topic or len(topics) != 1 + len(ev.indexed):
             raise InvalidInput(f"the log is not a {self.name}.{event} event")
         out: dict[str, Any] = {}
@@ -156,14 +157,19 @@ def _functions(name: str) -> dict[str, _Function]:
 
 
 @cache
-def _events(name: str) -> dict[str, _Event]:
-    out: dict[str, _Event] = {}
+def events_of(name: str) -> dict[str, AbiEvent]:
+    """The events of contract ``name``'s shipped ABI, by name.
+
+    >>> events_of("EvidenceRegistry")["BatchAnchored"].topic.hex()[:8]
+    '7cad31ad'
+    """
+    out: dict[str, AbiEvent] = {}
     for entry in abi_of(name):
         if entry.get("type") != "event":
             continue
         params = entry.get("inputs", [])
         signature = f"{entry['name']}({','.join(_type(p) for p in params)})"
-        out[entry["name"]] = _Event(
+        out[entry["name"]] = AbiEvent(
             entry["name"],
             keccak(signature.encode()),
             tuple((p["name"], _type(p)) for p in params if p.get("indexed")),

@@ -150,10 +150,6 @@ class Identity:
         return str(self.account.address)
 
     @property
-    def address_bytes(self) -> bytes:
-        return bytes.fromhex(self.address[2:])
-
-    @property
     def sm2_public_key(self) -> SM2PublicKey:
         return self.sm2_key.public_key()
 

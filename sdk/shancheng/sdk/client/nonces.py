@@ -2,7 +2,7 @@
 the node's ``pending`` count when the node says a nonce is too low (another writer used the account, or the node
 restarted and lost its pool).
 
->>> nonces = NonceManager(lambda address: 7)
+>>> nonces = SenderNonces(lambda address: 7)
 >>> with nonces.reserve("0xabc") as slot:
 ...     slot.nonce
 7
@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-__all__ = ["NonceManager", "NonceSlot"]
+__all__ = ["NonceSlot", "SenderNonces"]
 
 
 class NonceSlot:
@@ -30,8 +30,9 @@ class NonceSlot:
         self.used = True
 
 
-class NonceManager:
-    """Next nonces per sender; ``pending_count(address)`` reads the node's ``eth_getTransactionCount(pending)``."""
+class SenderNonces:
+    """Hands out the next nonce of each sender, one transaction at a time per sender; ``pending_count(address)``
+    reads the node's ``eth_getTransactionCount(pending)``."""
 
     def __init__(self, pending_count: Callable[[str], int]) -> None:
         self._pending_count = pending_count
@@ -59,13 +60,12 @@ class NonceManager:
             if slot.used:
                 self._next[key] = slot.nonce + 1
 
-    def resync(self, address: str) -> int:
+    def resync(self, address: str) -> None:
         """Forget the cached nonce of ``address``; the next reservation reads the node's pending count.
         Must not be called while holding a reservation of the same address (use :meth:`resync_locked`)."""
         key = address.lower()
         with self._lock(key):
             self._next.pop(key, None)
-        return 0
 
     def resync_locked(self, address: str, slot: NonceSlot) -> None:
         """Inside a reservation: re-read the pending count into ``slot``."""

@@ -22,6 +22,7 @@ import itertools
 import json
 import logging
 import random
+import re
 import threading
 import time
 import urllib.parse
@@ -37,6 +38,7 @@ __all__ = [
     "MalformedReply",
     "NodeUnavailable",
     "RpcClient",
+    "quantity",
 ]
 
 DEFAULT_MAX_REPLY_BYTES = 64 * 1024 * 1024
@@ -45,6 +47,21 @@ MAX_ENDPOINTS = 64
 METHOD_NOT_FOUND = -32601
 LIMIT_EXCEEDED = -32005  # "limit exceeded" (geth, Infura, the Shancheng node)
 _log = logging.getLogger("shancheng.sdk.rpc")
+
+
+_QUANTITY = re.compile(r"0x[0-9a-fA-F]+")
+
+
+def quantity(value: Any, what: str, *, error: type[Exception] | None = None, digits: int = 64) -> int:
+    """A JSON-RPC hex quantity (``0x`` and 1 to ``digits`` hex digits) as an integer; anything else raises
+    ``error`` (:class:`MalformedReply` by default).
+
+    >>> quantity("0x1a", "eth_blockNumber")
+    26
+    """
+    if not isinstance(value, str) or len(value) > 2 + digits or not _QUANTITY.fullmatch(value):
+        raise (error or MalformedReply)(f"{what}: expected a hex quantity, got {str(value)[:40]!r}")
+    return int(value, 16)
 
 
 class JsonRpcError(ShanchengError):
@@ -293,19 +310,6 @@ class RpcClient:
                     raise
             time.sleep(delay * (0.5 + random.random()))  # jitter (not a secret)
             delay = min(delay * 2, 0.5)
-
-    def call_until(self, method: str, params: Sequence[Any] = (), *, deadline: float, backoff: float = 0.2) -> Any:
-        """Like :meth:`call`, but keeps trying while every endpoint is unavailable until ``deadline``
-        (``time.monotonic()``), with a capped exponential backoff: for waits that must outlive a node restart."""
-        delay = backoff
-        while True:
-            try:
-                return self.call(method, params)
-            except NodeUnavailable:
-                if time.monotonic() + delay > deadline:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
 
     def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
         """Several calls in one HTTP request; results in order; the first error reply raises :class:`JsonRpcError`."""

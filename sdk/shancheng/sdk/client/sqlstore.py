@@ -1,6 +1,6 @@
-"""The batcher's store on any SQLAlchemy database (PostgreSQL, MySQL, SQLite...): the optional extra
-``pip install 'shancheng-sdk[sql]'``. Same tables and semantics as :class:`~shancheng.sdk.client.store.SqliteStore`;
-each write is one transaction, committed before it returns.
+"""The batcher's store and subscriptions' checkpoints on any SQLAlchemy database (PostgreSQL, MySQL, SQLite...): the
+optional extra ``pip install 'shancheng-sdk[sql]'``. Same tables and semantics as
+:class:`~shancheng.sdk.client.sqlite_store.SqliteStore`; each write is one transaction, committed before it returns.
 
 >>> store = SqlAlchemyStore("postgresql+psycopg://evidence@db/evidence")   # doctest: +SKIP
 """
@@ -8,12 +8,15 @@ each write is one transaction, committed before it returns.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ShanchengError
+from .checkpoints import MAX_NAME_LENGTH, Position, SavedPosition, SubscriptionError, saved_position
 from .loglock import FileLogLock, PostgresLogLock
-from .store import BatchRow, RecordRow, StoreError, _batch, _record
+from .sqlite_store import Purpose
+from .store import BatchRow, RecordRow, StoreError, batch_row, record_row
 
 __all__ = ["SqlAlchemyStore"]
 
@@ -27,11 +30,15 @@ def _sqlalchemy() -> Any:
 
 
 class SqlAlchemyStore:
-    """A batcher store over an SQLAlchemy engine (see the module docstring)."""
+    """A batcher's store (``purpose="store"``, errors :class:`StoreError`) or subscriptions' checkpoints
+    (``purpose="checkpoint"``, errors :class:`SubscriptionError`) over an SQLAlchemy engine (see the module
+    docstring)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, purpose: Purpose = "store") -> None:
         sa = _sqlalchemy()
         self._sa = sa
+        self.purpose = purpose
+        self._error: type[ShanchengError] = StoreError if purpose == "store" else SubscriptionError
         meta = sa.MetaData()
         blob, text = sa.LargeBinary, sa.Text
         self._logs = sa.Table("shancheng_logs", meta, sa.Column("origin", sa.String(255), primary_key=True),
@@ -55,11 +62,20 @@ class SqlAlchemyStore:
             sa.Column("state", sa.String(16), nullable=False), sa.Column("sealed", sa.Float, nullable=False),
             sa.Column("tx_hash", blob), sa.Column("block_number", sa.BigInteger), sa.Column("anchored", sa.Float),
         )
+        self._subscriptions = sa.Table(
+            "shancheng_subscriptions", meta,
+            sa.Column("name", sa.String(MAX_NAME_LENGTH), primary_key=True),
+            sa.Column("filter_id", blob, nullable=False), sa.Column("block_number", sa.BigInteger, nullable=False),
+            sa.Column("block_hash", blob, nullable=False), sa.Column("log_index", sa.BigInteger),
+            sa.Column("updated", sa.Float, nullable=False),
+        )
+        tables = [self._logs, self._records, self._batches] if purpose == "store" else [self._subscriptions]
         try:
             self._engine = sa.create_engine(url)
-            meta.create_all(self._engine)
+            meta.create_all(self._engine, tables=tables)
         except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"cannot open the store {self._safe(url)}: {str(exc).splitlines()[0][:300]}") from None
+            raise self._error(f"cannot open the {purpose} {self._safe(url)}: {str(exc).splitlines()[0][:300]}") \
+                from None
         self.url = self._safe(url)
         self._lock = threading.Lock()
         self._log_locks: dict[str, FileLogLock | PostgresLogLock] = {}
@@ -97,7 +113,7 @@ class SqlAlchemyStore:
             with self._lock, (self._engine.begin() if write else self._engine.connect()) as conn:
                 return fn(conn)
         except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"the store {self.url} failed: {str(exc).splitlines()[0][:300]}") from None
+            raise self._error(f"the {self.purpose} {self.url} failed: {str(exc).splitlines()[0][:300]}") from None
 
     def open_log(self, origin: str, org_key: bytes) -> None:
         t = self._logs
@@ -128,7 +144,7 @@ class SqlAlchemyStore:
         t = self._records
         q = self._sa.select(*self._record_cols()).where(t.c.origin == origin, t.c.seq == seq)
         row = self._run(lambda conn: conn.execute(q).first(), write=False)
-        return None if row is None else _record(tuple(row))
+        return None if row is None else record_row(tuple(row))
 
     def record_count(self, origin: str) -> int:
         t = self._records
@@ -174,14 +190,32 @@ class SqlAlchemyStore:
     def batches(self, origin: str) -> list[BatchRow]:
         t = self._batches
         q = self._sa.select(*self._batch_cols()).where(t.c.origin == origin).order_by(t.c.sequence)
-        return [_batch(tuple(r)) for r in self._run(lambda conn: conn.execute(q).all(), write=False)]
+        return [batch_row(tuple(r)) for r in self._run(lambda conn: conn.execute(q).all(), write=False)]
 
     def batch_of(self, origin: str, seq: int) -> BatchRow | None:
         t = self._batches
         q = (self._sa.select(*self._batch_cols()).where(t.c.origin == origin, t.c.tree_size > seq)
              .order_by(t.c.sequence).limit(1))
         row = self._run(lambda conn: conn.execute(q).first(), write=False)
-        return None if row is None else _batch(tuple(row))
+        return None if row is None else batch_row(tuple(row))
+
+    # -- the subscriptions' checkpoints (purpose "checkpoint") ------------------------------------------------
+    def load(self, name: str) -> SavedPosition | None:
+        t = self._subscriptions
+        q = self._sa.select(t.c.filter_id, t.c.block_number, t.c.block_hash, t.c.log_index).where(t.c.name == name)
+        row = self._run(lambda conn: conn.execute(q).first(), write=False)
+        return None if row is None else saved_position(tuple(row))
+
+    def save(self, name: str, position: Position, *, filter_id: bytes) -> None:
+        t = self._subscriptions
+        values = {"filter_id": filter_id, "block_number": position.block_number, "block_hash": position.block_hash,
+                  "log_index": position.log_index, "updated": time.time()}
+
+        def go(conn: Any) -> None:
+            if conn.execute(t.update().where(t.c.name == name).values(**values)).rowcount == 0:
+                conn.execute(t.insert().values(name=name, **values))
+
+        self._run(go, write=True)
 
     def close(self) -> None:
         for origin in list(self._log_locks):
