@@ -353,7 +353,7 @@ def _rx_id(system: System) -> bytes:
 
 def _pickup_key(function: str) -> Any:
     """The pickup key the hospital sets at circulate (a new one at recall); a claim signs with it as
-    "bench-pickup-circulate" (the key a real patient's code derives, shancheng.sdk.domain.rx_pickup)."""
+    "bench-pickup-circulate" (the key a real patient's code derives, shancheng.sdk.domain.prescriptions.pickup)."""
     return deterministic_sm2_key("staff:bench-pickup-" + function)
 #: the usual path: (function, sending org, acting staff)
 _RX_PATH = (("issue", "hospital", "doctor"), ("approve", "pharmacy", "pharmacist"),

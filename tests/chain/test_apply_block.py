@@ -18,18 +18,19 @@ from eth_abi import encode
 from eth_account import Account
 from eth_utils import function_signature_to_4byte_selector as selector
 
-from shancheng.chain.genesis import Genesis, GenesisOrganisation, GenesisValidator
-from shancheng.chain.ledger import (
+from shancheng.chain.execution import (
     CODE_BAD_NONCE,
     CODE_INVALID,
     CODE_NO_ROOM,
     CODE_NOT_MEMBER,
     CODE_OK,
     CODE_REFUSED,
-    Ledger,
     LedgerConflict,
 )
+from shancheng.chain.genesis import Genesis, GenesisOrganisation, GenesisValidator
+from shancheng.chain.ledger import Ledger
 from shancheng.chain.validity import TransactionInvalid, check_transaction
+from shancheng.nodes.producer import SoloProducer
 from shancheng.sdk.chainproof import CommitCertificate, GenesisFile, ValidatorSet, ValidatorUpdate, header_commitment
 from shancheng.sdk.crypto import SM2PrivateKey
 from shancheng.sdk.errors import InvalidInput
@@ -163,8 +164,8 @@ def test_the_solo_producer_builds_the_block_apply_block_builds(genesis, tmp_path
     solo = Ledger.open(tmp_path / "solo", genesis, follow_validator_updates=False)
     seam = Ledger.open(tmp_path / "seam", genesis)
     try:
-        built = solo.build_block([CancunTransactionBuilder.decode(r) for r in raws], validator_key=NODE,
-                                 timestamp=genesis.timestamp + 9)
+        built = SoloProducer(solo, NODE).build_block([CancunTransactionBuilder.decode(r) for r in raws],
+                                                     timestamp=genesis.timestamp + 9)
         outcome = seam.apply_block(raws, height=1, timestamp=genesis.timestamp + 9,
                                    proposer=NODE.public_key().sm3_address())
         assert built.block.hash == outcome.block.hash

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from shancheng.chain.genesis import Genesis, GenesisOrganisation, GenesisValidator
 from shancheng.chain.ledger import Ledger
+from shancheng.nodes.producer import SoloProducer
 from shancheng.sdk.crypto import SM2PrivateKey
 
 CHAIN_ID = 4243
@@ -80,7 +81,7 @@ def test_random_storage_work_builds_the_blocks_stock_py_evm_builds(tmp_path, blo
                 nonce += 1
             plan.append(txs)
         for number, txs in enumerate(plan, start=1):
-            built = ledger.build_block(txs, validator_key=NODE, timestamp=GENESIS.timestamp + number)
+            built = SoloProducer(ledger, NODE).build_block(txs, timestamp=GENESIS.timestamp + number)
             assert not built.dropped and len(built.block.transactions) == len(txs)
             assert [r.state_root for r in built.receipts] == expected_status[number - 1]  # reverts where asked
             assert stock.mine_like(built.block.header, txs).header == built.block.header, f"block {number} differs"

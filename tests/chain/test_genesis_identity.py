@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 
+from shancheng.chain.committed import _META_FINGERPRINT
 from shancheng.chain.genesis import Genesis, GenesisError, GenesisOrganisation, GenesisValidator
-from shancheng.chain.ledger import _META_FINGERPRINT, Ledger
+from shancheng.chain.ledger import Ledger
 from shancheng.chain.storage import LevelDB
+from shancheng.nodes.producer import SoloProducer
 from shancheng.sdk.chainproof import CommitError, GenesisFile
 from shancheng.sdk.crypto import SM2PrivateKey
 
@@ -57,7 +59,7 @@ def _tampered(genesis: Genesis, tamper: Callable[[dict[str, Any]], None]) -> Gen
 
 
 @pytest.mark.parametrize("tamper", TAMPERS.values(), ids=TAMPERS.keys())
-def test_hole9_fresh_database_refuses_a_tampered_genesis_with_the_original_hash(genesis, tamper, tmp_path):
+def test_fresh_database_refuses_a_tampered_genesis_with_the_original_hash(genesis, tamper, tmp_path):
     """Hole 9: the genesis hash the node recomputes from the file's contents differs from the file's."""
     with pytest.raises(GenesisError, match="computes genesis hash 0x[0-9a-f]{64} from the genesis file"):
         Ledger.open(tmp_path / "db", _tampered(genesis, tamper))
@@ -67,7 +69,7 @@ def test_hole9_fresh_database_refuses_a_tampered_genesis_with_the_original_hash(
 
 
 @pytest.mark.parametrize("tamper", TAMPERS.values(), ids=TAMPERS.keys())
-def test_hole9_existing_database_refuses_a_tampered_genesis_by_its_fingerprint(genesis, tamper, tmp_path):
+def test_existing_database_refuses_a_tampered_genesis_by_its_fingerprint(genesis, tamper, tmp_path):
     """Hole 9: a database initialised from the real file pins its fingerprint; a doctored file is refused."""
     Ledger.open(tmp_path / "db", genesis).close()
     forged = _tampered(genesis, tamper)
@@ -80,7 +82,7 @@ def test_hole9_existing_database_refuses_a_tampered_genesis_by_its_fingerprint(g
     Ledger.open(tmp_path / "db", genesis).close()
 
 
-def test_hole9_a_renamed_validator_is_another_genesis_file_for_an_existing_database(genesis, tmp_path):
+def test_a_renamed_validator_is_another_genesis_file_for_an_existing_database(genesis, tmp_path):
     """Hole 9: fields outside the genesis state (a validator's name) are pinned by the fingerprint too."""
     Ledger.open(tmp_path / "db", genesis).close()
     doc = genesis.to_json()
@@ -90,7 +92,7 @@ def test_hole9_a_renamed_validator_is_another_genesis_file_for_an_existing_datab
 
 
 @pytest.mark.parametrize("tamper", TAMPERS.values(), ids=TAMPERS.keys())
-def test_hole9_database_without_a_stored_fingerprint_checks_the_file_then_pins_it(genesis, tamper, tmp_path):
+def test_database_without_a_stored_fingerprint_checks_the_file_then_pins_it(genesis, tamper, tmp_path):
     """Hole 9: a database initialised before fingerprints were stored only knew the genesis hash; the node
     rebuilds the state the file implies before pinning the file's fingerprint."""
     Ledger.open(tmp_path / "db", genesis).close()
@@ -105,7 +107,7 @@ def test_hole9_database_without_a_stored_fingerprint_checks_the_file_then_pins_i
         Ledger.open(tmp_path / "db", _tampered(genesis, tamper))
 
 
-def test_hole5_blocks_are_certified_for_this_genesis_only(genesis, tmp_path):
+def test_blocks_are_certified_for_this_genesis_only(genesis, tmp_path):
     """Hole 5: the node signs its genesis fingerprint; the certificate fails for another chain that has the
     same chain id and the same validator."""
     other = Genesis.create(
@@ -114,7 +116,7 @@ def test_hole5_blocks_are_certified_for_this_genesis_only(genesis, tmp_path):
     )
     ledger = Ledger.open(tmp_path / "db", genesis)
     try:
-        ledger.build_block([], validator_key=NODE)
+        SoloProducer(ledger, NODE).build_block([])
         cert = ledger.commit_certificate(1)
     finally:
         ledger.close()

@@ -13,11 +13,13 @@ from eth.db.atomic import AtomicDB
 from eth.vm.forks.cancun.transactions import CancunTransactionBuilder
 from eth_account import Account
 
+from shancheng.chain.calls import ExecutionReverted
 from shancheng.chain.genesis import Genesis, GenesisError, GenesisOrganisation, GenesisValidator
-from shancheng.chain.ledger import ExecutionReverted, Ledger
+from shancheng.chain.ledger import Ledger
 from shancheng.chain.precompiles import GmCancunVM
 from shancheng.chain.vm import ZeroBaseFeeCancunVM
 from shancheng.contracts.artifacts import load
+from shancheng.nodes.producer import SoloProducer
 from shancheng.sdk.chainproof import CommitError, GenesisFile
 from shancheng.sdk.crypto import SM2PrivateKey
 from shancheng.sdk.errors import InvalidInput
@@ -28,6 +30,11 @@ HOSPITAL_KEY = SM2PrivateKey.generate()
 MEMBER = Account.create()
 MEMBER2 = Account.create()
 OUTSIDER = Account.create()
+
+
+def _build(ledger, transactions, **options):
+    """The solo producer's next block (executed, certified by NODE and committed)."""
+    return SoloProducer(ledger, NODE).build_block(transactions, **options)
 
 
 def addr(account) -> bytes:
@@ -88,7 +95,7 @@ def test_a_database_refuses_another_genesis(ledger, genesis, tmp_path):
 
 def test_blocks_execute_members_drop_outsiders_and_carry_a_commit(ledger):
     txs = [sign(MEMBER, i) for i in range(5)] + [sign(OUTSIDER, 0), sign(MEMBER2, 0), sign(MEMBER, 9)]
-    built = ledger.build_block(txs, validator_key=NODE)
+    built = _build(ledger, txs)
     assert [tx.hash for tx in built.block.transactions] == [tx.hash for tx in txs[:5]] + [txs[6].hash]
     reasons = {tx.hash: reason for tx, reason in built.dropped}
     assert "not an account of an active member" in reasons[txs[5].hash]
@@ -143,7 +150,7 @@ def test_blocks_are_the_blocks_stock_py_evm_builds(ledger, genesis):
     ]
     stock = StockChain(genesis)
     for number, txs in enumerate(blocks, start=1):
-        built = ledger.build_block(txs, validator_key=NODE, timestamp=genesis.timestamp + 5 * number)
+        built = _build(ledger, txs, timestamp=genesis.timestamp + 5 * number)
         assert len(built.block.transactions) == len(txs) and not built.dropped
         theirs = stock.mine_like(built.block.header, txs)
         assert theirs.header == built.block.header, f"block {number}"
@@ -178,18 +185,16 @@ def test_membership_answers_follow_governance_changes(ledger, genesis):
         return sign(MEMBER, ledger.nonce(addr(MEMBER)), to=gov, data=sel(fn) + args, gas=300_000)
 
     assert not ledger.is_account_allowed(addr(extra))
-    built = ledger.build_block([sign(extra, 0)], validator_key=NODE)
+    built = _build(ledger, [sign(extra, 0)])
     assert "not an account of an active member" in built.dropped[0][1]
-    added = ledger.build_block([governance("addAccount(address,bytes,bytes32,bytes32)", add=True, nonce=0)],
-                               validator_key=NODE)
+    added = _build(ledger, [governance("addAccount(address,bytes,bytes32,bytes32)", add=True, nonce=0)])
     assert added.receipts[0].state_root == b"\x01"
     assert ledger.is_account_allowed(addr(extra))
-    assert len(ledger.build_block([sign(extra, 0)], validator_key=NODE).block.transactions) == 1
-    removed = ledger.build_block([governance("removeAccount(address,bytes32,bytes32)", add=False, nonce=1)],
-                                 validator_key=NODE)
+    assert len(_build(ledger, [sign(extra, 0)]).block.transactions) == 1
+    removed = _build(ledger, [governance("removeAccount(address,bytes32,bytes32)", add=False, nonce=1)])
     assert removed.receipts[0].state_root == b"\x01"
     assert not ledger.is_account_allowed(addr(extra))
-    built = ledger.build_block([sign(extra, 1)], validator_key=NODE)
+    built = _build(ledger, [sign(extra, 1)])
     assert not built.block.transactions and "not an account of an active member" in built.dropped[0][1]
 
 
@@ -202,8 +207,8 @@ def test_peer_answers_follow_governance_votes(ledger, genesis):
     gov, node_id = genesis.system_contracts["Governance"], bytes.fromhex("0123456789abcdef0123456789abcdef01234567")
 
     def call(account, data: bytes) -> None:
-        assert ledger.build_block([sign(account, ledger.nonce(addr(account)), to=gov, data=data, gas=500_000)],
-                                  validator_key=NODE).receipts[0].state_root == b"\x01"
+        built = _build(ledger, [sign(account, ledger.nonce(addr(account)), to=gov, data=data, gas=500_000)])
+        assert built.receipts[0].state_root == b"\x01"
 
     def passes(fn: str) -> None:
         call(MEMBER, sel(fn) + encode(["bytes20"], [node_id]))  # one of two orgs: not yet
@@ -226,15 +231,15 @@ def test_base_fee_stays_zero_under_full_blocks(ledger):
     for _ in range(2):
         n = ledger.nonce(addr(MEMBER))
         txs = [sign(MEMBER, n + i, to=None, data=burner_init, gas=4_000_000) for i in range(4)]
-        built = ledger.build_block(txs, validator_key=NODE)
+        built = _build(ledger, txs)
         assert built.block.header.gas_used > ledger.genesis.gas_limit // 2
         assert built.block.header.base_fee_per_gas == 0
     assert ledger.head.base_fee_per_gas == 0
 
 
 def test_timestamps_increase_and_blocks_chain(ledger):
-    first = ledger.build_block([], validator_key=NODE, timestamp=100)  # clock far behind genesis
-    second = ledger.build_block([], validator_key=NODE, timestamp=100)
+    first = _build(ledger, [], timestamp=100)  # clock far behind genesis
+    second = _build(ledger, [], timestamp=100)
     assert first.block.header.timestamp > ledger.genesis.timestamp
     assert second.block.header.timestamp == first.block.header.timestamp + 1
     assert second.block.header.parent_hash == first.block.hash
@@ -281,10 +286,9 @@ def test_log_index_matches_a_full_scan(ledger, genesis):
         rs = signature_to_raw(HOSPITAL_KEY.sign(m))
         data = fn + encode(["bytes32", "uint64", "bytes32", "uint64", "bytes32", "bytes32", "bytes32"],
                            [origin, seq, root, seq * 10, prev, rs[:32], rs[32:]])
-        built = ledger.build_block([sign(MEMBER, ledger.nonce(addr(MEMBER)), to=registry, data=data, gas=500_000)],
-                                   validator_key=NODE)
+        built = _build(ledger, [sign(MEMBER, ledger.nonce(addr(MEMBER)), to=registry, data=data, gas=500_000)])
         assert built.receipts[0].state_root == b"\x01" and built.receipts[0].logs, "anchorBatch should succeed"
-        ledger.build_block([], validator_key=NODE)  # an empty block in between
+        _build(ledger, [])  # an empty block in between
     everything = ledger.logs(0, ledger.latest_number())
     assert len(everything) == 6
     by_address = ledger.logs(0, ledger.latest_number(), [registry])

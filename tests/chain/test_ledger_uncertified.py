@@ -10,6 +10,7 @@ import time
 import pytest
 
 from shancheng.chain.genesis import Genesis, GenesisOrganisation, GenesisValidator
+from shancheng.nodes.producer import SoloProducer
 from shancheng.sdk.chainproof import CommitCertificate
 from shancheng.sdk.crypto import SM2PrivateKey
 from shancheng.sdk.errors import InvalidInput
@@ -39,7 +40,7 @@ def commit_empty(ledger, certificates=None):
 
 
 def test_heights_committed_without_a_certificate_are_listed_until_one_is_stored(ledger):
-    ledger.build_block([], validator_key=NODE)  # solo: certified in the block's own batch
+    SoloProducer(ledger, NODE).build_block([])  # solo: certified in the block's own batch
     assert ledger.uncertified_heights(10) == []
     for _ in range(4):
         commit_empty(ledger)  # blocks 2..5, none certified yet

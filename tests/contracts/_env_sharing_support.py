@@ -11,10 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from shancheng.sdk.crypto import SM2PrivateKey, sm3
-from shancheng.sdk.domain._common import sign_staff_message
-from shancheng.sdk.domain._common import verify_preimage_signature as verify_preimage  # noqa: F401
 from shancheng.sdk.domain.datasharing import ACTIVITY_RECORD_TYPE, ACTIVITY_TAG, activity_preimage  # noqa: F401
-from shancheng.sdk.domain.env_messages import (  # noqa: F401 - re-exported for the tests
+from shancheng.sdk.domain.envmon.messages import (  # noqa: F401 - re-exported for the tests
     ANCHOR_TAG,
     HOURLY_BATCH_TYPE,
     KEY_ROTATION_TAG,
@@ -26,7 +24,9 @@ from shancheng.sdk.domain.env_messages import (  # noqa: F401 - re-exported for 
     public_key64,
     station_pop_preimage,
 )
-from shancheng.sdk.domain.env_messages import mn_bytes as mn_id  # noqa: F401
+from shancheng.sdk.domain.envmon.messages import mn_bytes as mn_id  # noqa: F401
+from shancheng.sdk.domain.staff import sign_staff_message
+from shancheng.sdk.domain.staff import verify_preimage_signature as verify_preimage  # noqa: F401
 from shancheng.testing import deterministic_sm2_key as fixed_key  # noqa: F401 - re-exported for the tests
 
 

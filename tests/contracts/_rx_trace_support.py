@@ -21,7 +21,7 @@ from shancheng.sdk.domain.prescriptions import (
     rx_transition_message,
     sign_rx_transition,
 )
-from shancheng.sdk.domain.rx_pickup import new_pickup_code, pickup_key_hash, pickup_public_key, sign_pickup
+from shancheng.sdk.domain.prescriptions.pickup import new_pickup_code, pickup_key_hash, pickup_public_key, sign_pickup
 
 DAY = 86_400
 CST = 8 * 3600  # the rules' clock: China Standard Time, UTC+8

@@ -39,7 +39,7 @@ from _env_sharing_support import activity_preimage, sign_preimage, suspend_org, 
 
 from shancheng.sdk.client import Contract
 from shancheng.sdk.crypto import InvalidSignature, sm3
-from shancheng.sdk.domain._common import ChainEvent, receipt_events
+from shancheng.sdk.domain.events import ChainEvent, receipt_events
 from shancheng.sdk.domain.prov import DATA_SHARING_EVENTS, Provenance
 from shancheng.testing import STAFF_COURIER, STAFF_OPERATOR, System
 

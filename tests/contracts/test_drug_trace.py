@@ -57,7 +57,7 @@ def test_trace_code_shapes_are_validated_before_committing() -> None:
 # ------------------------------------------------------------------------------ hole 7: codes bound to their maker
 
 
-def test_hole7_another_maker_cannot_squat_a_makers_future_codes(system, trace: TraceDriver) -> None:
+def test_another_maker_cannot_squat_a_makers_future_codes(system, trace: TraceDriver) -> None:
     """Issue 8, hole 7: a second manufacturer registered the first maker's future serials and the real maker's
     registration then failed. Units are now keyed by (maker, code), derived on chain from the sender's org."""
     change_roles(system, "distributor", ORG_DISTRIBUTOR | ORG_MANUFACTURER)  # a second manufacturer

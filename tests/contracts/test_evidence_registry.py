@@ -294,7 +294,7 @@ def test_source_id_is_derived_from_the_org_and_the_origin(system: System) -> Non
     assert (event["sourceId"], event["orgId"]) == (source_id(system, "hospital", origin), 1)
 
 
-def test_hole2_an_org_cannot_squat_another_orgs_source(system: System) -> None:
+def test_an_org_cannot_squat_another_orgs_source(system: System) -> None:
     """Hole 2: any member could claim an unclaimed sourceId first (here: org B anchoring under org A's origin
     string before A), after which A's anchors reverted "not source owner". The source id is now derived from
     the sending org: B gets its own source and A's log keeps working."""

@@ -290,7 +290,7 @@ def test_admission_proof_of_possession(system: System) -> None:
     assert signs(key64("org:x"), (r, s), preimage) is system.gm  # the proof the chain accepted verifies off chain
 
 
-def test_hole2_admission_proof_replayed_for_another_org_is_refused(system: System) -> None:
+def test_admission_proof_replayed_for_another_org_is_refused(system: System) -> None:
     """Hole 2: org X's proof of possession, replayed in a proposal for org Y with the same key but another
     name and accounts, once covered only the key and was accepted. It now binds name, roles and accounts."""
     gov = system.governance
@@ -312,7 +312,7 @@ def test_hole2_admission_proof_replayed_for_another_org_is_refused(system: Syste
         assert gov.functions.proposalCount().call() == 1
 
 
-def test_hole2_admission_proof_from_another_chain_or_contract_is_refused(system: System) -> None:
+def test_admission_proof_from_another_chain_or_contract_is_refused(system: System) -> None:
     """Hole 2: a proof of possession made for another chain id or another Governance contract is refused."""
     gov = system.governance
     new = system.spare_accounts[0]
@@ -331,7 +331,7 @@ def test_hole2_admission_proof_from_another_chain_or_contract_is_refused(system:
     assert signs(key64("org:x"), pop(system, "org:x", "x", ORG_HOSPITAL, [new]), preimage)
 
 
-def test_hole2_admitting_an_org_with_an_existing_key_is_refused(system: System) -> None:
+def test_admitting_an_org_with_an_existing_key_is_refused(system: System) -> None:
     """Hole 2: keys were not unique across orgs, so a newly admitted org could hold a member's key (and sign
     its checkpoints). Now an org key or staff key already registered is refused, also at execution."""
     gov = system.governance
@@ -662,7 +662,7 @@ def test_every_genesis_key_has_one_owner(system: System) -> None:
     assert gov.functions.keyOwner(key64("validator:0")).call() == 0  # node keys are not org keys
 
 
-def test_hole2_registering_a_registered_key_as_staff_is_refused(system: System) -> None:
+def test_registering_a_registered_key_as_staff_is_refused(system: System) -> None:
     """Hole 2: an org could register another org's org key, or another org's staff key, as its own staff
     member (and so sign as it). A key belongs to one org now; even an org's own org key is no staff key."""
     gov = system.governance
@@ -687,7 +687,7 @@ def test_hole2_registering_a_registered_key_as_staff_is_refused(system: System) 
     assert gov.functions.staffInfo(system.staff("doctor").address).call()[0] == system.org("hospital").id
 
 
-def test_hole2_staff_registration_needs_a_proof_of_possession_where_the_precompile_exists(system: System) -> None:
+def test_staff_registration_needs_a_proof_of_possession_where_the_precompile_exists(system: System) -> None:
     """Hole 2: registerStaff took any key without proof that the staff member holds it. The staff key now
     signs (org, address, roles, chain, contract); a proof for anything else is refused on chain."""
     gov = system.governance

@@ -16,7 +16,7 @@ import pytest
 from _rx_trace_support import RxDriver, move_to_morning
 
 from shancheng.sdk.domain.prescriptions import RxState, Transition, verify_rx_transition
-from shancheng.sdk.domain.rx_pickup import new_pickup_code, pickup_public_key, verify_claim_proof
+from shancheng.sdk.domain.prescriptions.pickup import new_pickup_code, pickup_public_key, verify_claim_proof
 from shancheng.sdk.errors import InvalidSignature
 
 

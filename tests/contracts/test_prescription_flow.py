@@ -28,7 +28,7 @@ from shancheng.sdk.domain.prescriptions import (
     staff_address,
     verify_rx_transition,
 )
-from shancheng.sdk.domain.rx_pickup import pickup_key_hash, pickup_public_key
+from shancheng.sdk.domain.prescriptions.pickup import pickup_key_hash, pickup_public_key
 from shancheng.sdk.errors import InvalidSignature
 
 STAFF_PHARMACIST = 1 << 1
@@ -613,7 +613,7 @@ def test_suspended_pharmacy_cannot_act(system, rx: RxDriver) -> None:
 # ------------------------------------------------------------------------------ hole 6: what a signature authorises
 
 
-def test_hole6_doctor_signature_cannot_extend_validity_twice(system, rx: RxDriver) -> None:
+def test_doctor_signature_cannot_extend_validity_twice(system, rx: RxDriver) -> None:
     """Issue 8, hole 6: one extension signature extended validity twice. It now covers the new validity and
     the nonce: it extends once, to the length the doctor chose."""
     rid = rx.id("hole6-extend")
@@ -640,7 +640,7 @@ def test_hole6_doctor_signature_cannot_extend_validity_twice(system, rx: RxDrive
     assert rx.record(rid)["validDays"] == 3
 
 
-def test_hole6_fill_signatures_cannot_be_replayed_for_later_fills(system, rx: RxDriver) -> None:
+def test_fill_signatures_cannot_be_replayed_for_later_fills(system, rx: RxDriver) -> None:
     """Issue 8, hole 6: fills 2 and 3 of a 3-fill prescription were recorded by the pharmacy account alone,
     replaying fill 1's signatures (bypassing checker != dispenser). Signatures now cover the fill and the nonce."""
     rid = rx.id("hole6-fills")
@@ -671,7 +671,7 @@ def test_hole6_fill_signatures_cannot_be_replayed_for_later_fills(system, rx: Rx
     assert rx.record(rid)["reptdCnt"] == 2 and rx.state(rid) == RxState.DISPENSED
 
 
-def test_hole6_no_signature_is_accepted_twice(system, rx: RxDriver) -> None:
+def test_no_signature_is_accepted_twice(system, rx: RxDriver) -> None:
     """Issue 8, hole 6: a claim signed once cannot claim again after a release (the nonce moved on)."""
     rid = rx.id("hole6-nonce")
     rx.to_state(rid, RxState.CIRCULATED)
@@ -684,7 +684,7 @@ def test_hole6_no_signature_is_accepted_twice(system, rx: RxDriver) -> None:
     assert rx.state(rid) == RxState.CIRCULATED
 
 
-def test_hole6_issue_terms_the_doctor_did_not_sign_are_refused(system, rx: RxDriver) -> None:
+def test_issue_terms_the_doctor_did_not_sign_are_refused(system, rx: RxDriver) -> None:
     """Issue 8, hole 6: issue accepted maxReptCnt 255 and supplyDays 200 that the doctor never signed; the
     signature now covers every term (and a re-issue's new terms)."""
     rid = rx.id("hole6-terms")
@@ -711,7 +711,7 @@ def test_hole6_issue_terms_the_doctor_did_not_sign_are_refused(system, rx: RxDri
     assert rx.record(rid)["supplyDays"] == 3
 
 
-def test_hole6_only_the_logistics_org_the_pharmacy_named_picks_up(system, rx: RxDriver) -> None:
+def test_only_the_logistics_org_the_pharmacy_named_picks_up(system, rx: RxDriver) -> None:
     """Issue 8, hole 6: a logistics org the pharmacy never named picked up a checked prescription. The claiming
     pharmacy now names the org in a signed transition (consign) and only that org picks up and delivers."""
     change_roles(system, "distributor", ORG_DISTRIBUTOR | ORG_LOGISTICS)  # a second logistics provider

@@ -20,7 +20,7 @@ from eth.exceptions import Revert
 from eth.vm.spoof import SpoofTransaction
 from eth_tester import PyEVMBackend
 
-from shancheng.chain.ledger import CallFailed, estimate_gas
+from shancheng.chain.calls import CallFailed, estimate_gas
 from shancheng.chain.precompiles import gm_cancun_vm
 from shancheng.chain.state_proofs import state_proof
 from shancheng.chain.transaction_proofs import transaction_proof

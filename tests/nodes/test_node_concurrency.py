@@ -60,14 +60,14 @@ def _within(seconds: float, fn: Callable[[], Any]) -> Any:
 def _pause_builds(node: Node) -> tuple[threading.Event, threading.Event]:
     """The injected fault: the node's next block build stops before it starts until ``release`` is set."""
     started, release = threading.Event(), threading.Event()
-    real_build = node.ledger.build_block
+    real_build = node.producer.build_block
 
     def paused_build(*args: Any, **kwargs: Any) -> Any:
         started.set()
         assert release.wait(60), "the test never released the build"
         return real_build(*args, **kwargs)
 
-    node.ledger.build_block = paused_build  # type: ignore[method-assign]
+    node.producer.build_block = paused_build  # type: ignore[method-assign]
     return started, release
 
 

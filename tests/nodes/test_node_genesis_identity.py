@@ -64,7 +64,7 @@ def _home_with(dev_home: Path, tmp_path: Path, *, initialised: bool,
 
 @pytest.mark.parametrize("tamper", TAMPERS.values(), ids=TAMPERS.keys())
 @pytest.mark.parametrize("initialised", [False, True], ids=["fresh-db", "existing-db"])
-def test_hole9_node_start_refuses_a_tampered_genesis_that_kept_its_hash(dev_home, tmp_path, capsys, tamper,
+def test_node_start_refuses_a_tampered_genesis_that_kept_its_hash(dev_home, tmp_path, capsys, tamper,
                                                                           initialised):
     """Hole 9: the attacker's genesis.json (original genesis_hash kept) must not start a node."""
     home, genuine, forged = _home_with(dev_home, tmp_path, initialised=initialised, tamper=tamper)
@@ -79,7 +79,7 @@ def test_hole9_node_start_refuses_a_tampered_genesis_that_kept_its_hash(dev_home
         assert err.startswith("error: this node computes genesis hash 0x") and "from the genesis file" in err
 
 
-def test_hole9_the_console_script_refuses_a_replaced_validator_key_in_one_line(dev_home, tmp_path):
+def test_the_console_script_refuses_a_replaced_validator_key_in_one_line(dev_home, tmp_path):
     """Hole 9 end to end: the installed `shancheng` script, a real process, on a database the genuine file made."""
     home, genuine, forged = _home_with(dev_home, tmp_path, initialised=True, tamper=_validator_key)
     script = Path(sys.executable).parent / "shancheng"

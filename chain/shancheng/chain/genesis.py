@@ -30,7 +30,7 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from shancheng.contracts.artifacts import load
-from shancheng.contracts.deploy import GOVERNANCE, SYSTEM_CONTRACTS, GenesisOrg, GenesisValidatorSpec
+from shancheng.contracts.deploy import GOVERNANCE, SYSTEM_CONTRACTS, organisation_abi, validator_abi
 from shancheng.sdk.chainproof.genesis import (
     MAX_ENTRIES,
     GenesisError,
@@ -187,15 +187,8 @@ class Genesis:
 
         gov = load(GOVERNANCE)
         ctor = next(x for x in gov.abi if x["type"] == "constructor")
-        founders = [  # the same encoding the deploy routine uses on any EVM
-            GenesisOrg(o.name, o.roles, o.public_key.to_bytes(), tuple(to_checksum_address(a) for a in o.accounts))
-            .as_abi()
-            for o in self.organisations
-        ]
-        validators = [
-            GenesisValidatorSpec(v.public_key.to_bytes(), v.consensus_key, v.power, v.node_id).as_abi()
-            for v in self.validators
-        ]
+        founders = [organisation_abi(o) for o in self.organisations]  # the deploy routine's encoding on any EVM
+        validators = [validator_abi(v) for v in self.validators]
         args = encode(get_abi_input_types(ctor),  # type: ignore[arg-type]  # a constructor ABI entry
                    [founders, validators, list(self.peers)])
         addresses[GOVERNANCE] = deploy(GOVERNANCE, bytes.fromhex(gov.bytecode.removeprefix("0x")) + args)

@@ -1,7 +1,7 @@
 """Transaction validity that needs no state: the one place every path checks it.
 
 The mempool (admission, the JSON-RPC ``eth_sendRawTransaction``), the ABCI application (CheckTx,
-PrepareProposal, ProcessProposal) and :meth:`shancheng.chain.ledger.Ledger.apply_block` all call
+PrepareProposal, ProcessProposal) and :meth:`shancheng.chain.execution.BlockExecutor.execute` all call
 :func:`check_transaction`, so a transaction one of them accepts the others accept too. Checked, in this
 order, each with its own reason slug and message (messages start like go-ethereum's so Ethereum tools
 recognise them):

@@ -3,9 +3,15 @@
 Governance is deployed first with the genesis bootstrap (founding organisations, validators and peers); every other
 system contract follows in the order of :data:`SYSTEM_CONTRACTS`, each constructed with the governance address.
 
->>> from shancheng.contracts.deploy import GenesisOrg, GenesisSpec, deploy
->>> spec = GenesisSpec(orgs=(GenesisOrg(name="Hospital A", roles=1, public_key=key64, accounts=(addr,)),),  # doctest: +SKIP
-...                    validators=(GenesisValidatorSpec(public_key=node_key64, consensus_key=ed25519_pub32),))
+The founding organisations and validators are the SDK's genesis types
+(:class:`~shancheng.sdk.chainproof.genesis.GenesisOrganisation`, :class:`~shancheng.sdk.chainproof.genesis.GenesisValidator`);
+:func:`organisation_abi` and :func:`validator_abi` are their form as Governance's constructor arguments.
+
+>>> from shancheng.contracts.deploy import GenesisSpec, deploy
+>>> from shancheng.sdk.chainproof.genesis import GenesisOrganisation, GenesisValidator
+>>> spec = GenesisSpec(  # doctest: +SKIP
+...     organisations=(GenesisOrganisation("Hospital A", 1, org_key.public_key(), (account,)),),
+...     validators=(GenesisValidator("node-1", node_key.public_key(), ed25519_pub32),))
 >>> deployment = deploy(w3, deployer=addr, genesis=spec)        # doctest: +SKIP
 >>> deployment["EvidenceRegistry"]                               # doctest: +SKIP
 '0x...'
@@ -20,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from eth_utils.address import to_checksum_address
 
 from shancheng.contracts.artifacts import load
+from shancheng.sdk.chainproof.genesis import GenesisOrganisation, GenesisValidator
 from shancheng.sdk.errors import ShanchengError
 
 if TYPE_CHECKING:
@@ -32,10 +39,10 @@ __all__ = [
     "SYSTEM_CONTRACTS",
     "Deployment",
     "DeploymentError",
-    "GenesisOrg",
     "GenesisSpec",
-    "GenesisValidatorSpec",
     "deploy",
+    "organisation_abi",
+    "validator_abi",
 ]
 
 GOVERNANCE = "Governance"
@@ -64,46 +71,32 @@ def _key64(key: bytes) -> bytes:
     return key
 
 
-@dataclass(frozen=True)
-class GenesisOrg:
-    """A founding member organisation: role mask (Roles.sol flags), SM2 public key, transaction accounts."""
-
-    name: str
-    roles: int
-    public_key: bytes
-    accounts: tuple[str, ...]
-
-    def as_abi(self) -> tuple[str, int, bytes, list[str]]:
-        return (self.name, self.roles, _key64(self.public_key), list(self.accounts))
+def organisation_abi(organisation: GenesisOrganisation) -> tuple[str, int, bytes, list[str]]:
+    """A founding member organisation (role mask of Roles.sol flags, SM2 public key, transaction accounts) as
+    Governance's constructor takes it."""
+    return (organisation.name, organisation.roles, _key64(organisation.public_key.to_bytes()),
+            [to_checksum_address(a) for a in organisation.accounts])
 
 
-@dataclass(frozen=True)
-class GenesisValidatorSpec:
-    """A genesis validator: SM2 node key (signs commit certificates), CometBFT ed25519 consensus key (32 bytes),
-    voting power (1 .. 2**40), the CometBFT node id (20 bytes) it runs on: it joins the peer allow-list with the
-    validator. The node id may be empty only in a genesis without a peer allow-list."""
-
-    public_key: bytes
-    consensus_key: bytes
-    power: int = 1
-    node_id: bytes = b""
-
-    def as_abi(self) -> tuple[bytes, bytes, int, bytes]:
-        if len(self.consensus_key) != 32:
-            raise DeploymentError("a validator's consensus key must be a 32-byte ed25519 public key")
-        if not 1 <= self.power <= 1 << 40:
-            raise DeploymentError("a validator's power must be 1 .. 2**40")
-        if self.node_id and (len(self.node_id) != 20 or not any(self.node_id)):
-            raise DeploymentError("a validator's node id must be 20 bytes, not all zero")
-        return (_key64(self.public_key), bytes(self.consensus_key), self.power, bytes(self.node_id) or bytes(20))
+def validator_abi(validator: GenesisValidator) -> tuple[bytes, bytes, int, bytes]:
+    """A genesis validator (SM2 node key, ed25519 consensus key, power, CometBFT node id) as Governance's
+    constructor takes it; the node id may be empty only in a genesis without a peer allow-list."""
+    if len(validator.consensus_key) != 32:
+        raise DeploymentError("a validator's consensus key must be a 32-byte ed25519 public key")
+    if not 1 <= validator.power <= 1 << 40:
+        raise DeploymentError("a validator's power must be 1 .. 2**40")
+    if validator.node_id and (len(validator.node_id) != 20 or not any(validator.node_id)):
+        raise DeploymentError("a validator's node id must be 20 bytes, not all zero")
+    return (_key64(validator.public_key.to_bytes()), bytes(validator.consensus_key), validator.power,
+            bytes(validator.node_id) or bytes(20))
 
 
 @dataclass(frozen=True)
 class GenesisSpec:
     """Founding organisations, the validators and the peer allow-list (CometBFT node ids, 20 bytes each)."""
 
-    orgs: tuple[GenesisOrg, ...]
-    validators: tuple[GenesisValidatorSpec, ...]
+    organisations: tuple[GenesisOrganisation, ...]
+    validators: tuple[GenesisValidator, ...]
     peers: tuple[bytes, ...] = ()
 
     def peers_abi(self) -> list[bytes]:
@@ -171,12 +164,13 @@ def deploy(
     ``deployer`` is an address the node holds unlocked or an eth-account ``LocalAccount``. ``contracts``
     defaults to :data:`SYSTEM_CONTRACTS`; names without a committed artifact are an error.
     """
-    if not genesis.orgs or not genesis.validators:
+    if not genesis.organisations or not genesis.validators:
         raise DeploymentError("a genesis needs at least one founding organisation and one validator")
     gov_art = load(GOVERNANCE)
     gov_factory = w3.eth.contract(abi=gov_art.abi, bytecode=gov_art.bytecode)
     builder = gov_factory.constructor(
-        [o.as_abi() for o in genesis.orgs], [v.as_abi() for v in genesis.validators], genesis.peers_abi()
+        [organisation_abi(o) for o in genesis.organisations], [validator_abi(v) for v in genesis.validators],
+        genesis.peers_abi(),
     )
     receipts = {GOVERNANCE: _send(w3, deployer, builder)}
     governance = _created(receipts[GOVERNANCE])

@@ -20,7 +20,8 @@ from typing import Any, TypeVar
 from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI
 from eth_utils.address import to_checksum_address
 
-from shancheng.chain.ledger import RPC_GAS_CAP, Ledger
+from shancheng.chain.calls import RPC_GAS_CAP
+from shancheng.chain.ledger import Ledger
 from shancheng.chain.receipt_proofs import receipt_proof
 from shancheng.chain.state_proofs import state_proof
 from shancheng.chain.transaction_proofs import transaction_proof

@@ -35,7 +35,7 @@ from multiprocessing.connection import Connection
 from types import FrameType
 from typing import Any
 
-from shancheng.chain.ledger import CallFailed, ExecutionReverted
+from shancheng.chain.calls import CallFailed, ExecutionReverted
 from shancheng.sdk.errors import ShanchengError
 
 __all__ = ["CallAborted", "CallPool"]
@@ -86,8 +86,8 @@ class _Worker:
 
 
 class CallPool:
-    """``workers`` worker processes running :func:`shancheng.chain.ledger.execute_call` and
-    :func:`~shancheng.chain.ledger.estimate_gas` over ``db`` (the node's committed database)."""
+    """``workers`` worker processes running :func:`shancheng.chain.calls.execute_call` and
+    :func:`~shancheng.chain.calls.estimate_gas` over ``db`` (the node's committed database)."""
 
     def __init__(self, db: Any, chain_id: int, *, workers: int, timeout: float, gas_cap: int, nice: int = 10) -> None:
         if workers < 1:
@@ -293,7 +293,7 @@ def _job(chain_class: Any, db: Any, job: tuple[Any, ...]) -> tuple[Any, ...]:
     from eth.db.atomic import AtomicDB
     from eth.exceptions import HeaderNotFound
 
-    from shancheng.chain.ledger import estimate_gas, execute_call
+    from shancheng.chain.calls import estimate_gas, execute_call
 
     kind, tx, block_hash, gas_cap, _ = job
     db.overlay.clear()

@@ -3,7 +3,8 @@
 The embedded default for ``shancheng dev``, the demo and fast tests, producing the same formats as the
 consortium network: the node builds a block whenever transactions are pending (checked every
 ``block_interval`` seconds), or every ``heartbeat`` seconds if configured, through the ledger's
-execution seam (``apply_block``), signs its commit certificate and commits both in one atomic write. Its
+execution seam (``apply_block``), signs its commit certificate and commits both in one atomic write
+(:class:`shancheng.nodes.producer.SoloProducer`). Its
 validator set is the genesis set (Governance's validator votes execute, but a one-validator development
 chain does not follow them). The reads are :class:`shancheng.nodes.backend.ReadBackend`'s.
 
@@ -33,12 +34,14 @@ from typing import Any
 from eth.abc import SignedTransactionAPI
 from eth_utils.address import to_checksum_address
 
-from shancheng.chain.ledger import RPC_GAS_CAP, BuiltBlock, Ledger
+from shancheng.chain.calls import RPC_GAS_CAP
+from shancheng.chain.ledger import Ledger
 from shancheng.sdk.crypto import SM2PrivateKey
 from shancheng.sdk.errors import InvalidInput
 
 from .backend import ReadBackend
 from .mempool import Mempool, ReplacementPolicy
+from .producer import BuiltBlock, SoloProducer
 from .rpc.server import RpcPolicy, RpcServer
 
 __all__ = ["Node", "NodeConfig"]
@@ -115,6 +118,7 @@ class Node(ReadBackend):
         self.config = config
         self._key = validator_key
         self._validator_index = validators.index(validator_key.public_key())
+        self.producer = SoloProducer(ledger, validator_key, validator_index=self._validator_index)
         self._build_lock = threading.Lock()
         self._pool_lock = threading.RLock()
         self._head_state = _HeadState(ledger)
@@ -137,7 +141,7 @@ class Node(ReadBackend):
                 txs = self.mempool.select(gas_limit=self.ledger.genesis.gas_limit)
             if not txs and not force:
                 return None
-            built = self.ledger.build_block(txs, validator_key=self._key, validator_index=self._validator_index)
+            built = self.producer.build_block(txs)
             with self._pool_lock:
                 self._head_state.new_head()
                 self.mempool.remove_included(built.block.transactions)
@@ -267,7 +271,7 @@ class Node(ReadBackend):
         return 0
 
     def coinbase(self) -> bytes:
-        return bytes(self._key.public_key().sm3_address())  # what build_block writes as the header's coinbase
+        return self.producer.coinbase
 
     def mining(self) -> bool:
         return self._stop is not None and not self._stop.is_set()  # the block producer runs until stop

@@ -34,6 +34,7 @@ from shancheng.nodes.abci.certificates import (
 )
 from shancheng.nodes.abci.proto import crypto_pb, pb
 from shancheng.nodes.abci.server import tx_proto_size
+from shancheng.nodes.producer import SoloProducer
 from shancheng.sdk.chainproof import GenesisFile
 from shancheng.sdk.chainproof.validators import ValidatorSet, header_commitment
 from shancheng.sdk.crypto import SM2PrivateKey
@@ -373,7 +374,7 @@ def test_the_solo_producer_and_the_abci_app_execute_the_same_transactions_identi
             height = app_ledger.latest_number()
             header = app_ledger.header_by_number(height)
             decoded = [CancunTransactionBuilder.decode(raw) for raw in txs]
-            built = solo.build_block(decoded, validator_key=SM2PrivateKey.generate(), timestamp=header.timestamp)
+            built = SoloProducer(solo, SM2PrivateKey.generate()).build_block(decoded, timestamp=header.timestamp)
             assert built.block.number == height and built.block.header.timestamp == header.timestamp
             assert [tx.hash for tx in built.block.transactions] == [tx.hash for tx in app_ledger.block_by_number(
                 height).transactions]

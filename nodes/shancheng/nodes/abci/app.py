@@ -33,7 +33,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shancheng.chain.ledger import BlockOutcome, Ledger
+from shancheng.chain.execution import BlockOutcome
+from shancheng.chain.ledger import Ledger
 from shancheng.chain.validity import TransactionInvalid, check_transaction
 from shancheng.sdk.chainproof import CommitCertificate
 from shancheng.sdk.crypto import SM2PrivateKey

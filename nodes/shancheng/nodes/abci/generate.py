@@ -141,7 +141,7 @@ def _protoc_version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from shancheng.nodes.cometbft import COMETBFT_VERSION
+    from shancheng.nodes.cometbft.binary import COMETBFT_VERSION
 
     parser = argparse.ArgumentParser(prog="python -m shancheng.nodes.abci.generate", description=__doc__.split("\n")[0])
     parser.add_argument("--cometbft-version", default=f"v{COMETBFT_VERSION}")

@@ -19,7 +19,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from eth.abc import BlockAPI, ReceiptAPI, SignedTransactionAPI
 
-from shancheng.chain.ledger import ExecutionReverted, LogRecord  # one log shape from the index to the wire
+from shancheng.chain.calls import ExecutionReverted
+from shancheng.chain.log_index import LogRecord  # one log shape from the index to the wire
 from shancheng.nodes.mempool import AdmissionError
 from shancheng.nodes.rpc.errors import ExecutionFailed
 

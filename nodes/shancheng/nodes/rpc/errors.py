@@ -14,10 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from shancheng.chain.ledger import CallFailed, ExecutionReverted
+from shancheng.chain.calls import CallFailed, ExecutionReverted
 from shancheng.chain.state_proofs import StateProofBuildError
 from shancheng.nodes.mempool import AdmissionError
 from shancheng.sdk.errors import ShanchengError
+from shancheng.sdk.strict_json import to_hex
 
 __all__ = ["RPC_ERRORS", "ExecutionFailed", "InvalidParams", "RpcError", "revert_error", "rpc_error"]
 
@@ -55,10 +56,6 @@ class InvalidParams(RpcError):
 ExecutionFailed = CallFailed
 
 
-def _hex(data: bytes) -> str:
-    return "0x" + data.hex()
-
-
 def revert_error(exc: ExecutionReverted) -> RpcError:
     """Code 3 with the revert data, the reason decoded into the message as geth and anvil do."""
     message = "execution reverted"
@@ -70,7 +67,7 @@ def revert_error(exc: ExecutionReverted) -> RpcError:
             message = f"execution reverted: {reason}"
         except (UnicodeDecodeError, ValueError):
             pass
-    return RpcError(3, message, _hex(data))
+    return RpcError(3, message, to_hex(data))
 
 
 def _admission(exc: AdmissionError) -> RpcError:

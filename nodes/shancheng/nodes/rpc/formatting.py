@@ -9,8 +9,9 @@ import rlp  # type: ignore[import-untyped]
 from eth._utils.address import generate_contract_address
 from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
 
-from shancheng.chain.ledger import log_record, logs_of_block
+from shancheng.chain.log_index import log_record, logs_of_block
 from shancheng.nodes.rpc.backend import LogRecord
+from shancheng.sdk.strict_json import to_hex
 
 __all__ = [
     "format_block",
@@ -18,7 +19,6 @@ __all__ = [
     "format_log",
     "format_receipt",
     "format_transaction",
-    "hexb",
     "hexq",
     "logs_of_block",
 ]
@@ -29,26 +29,22 @@ def hexq(value: int) -> str:
     return hex(int(value))
 
 
-def hexb(value: bytes) -> str:
-    return "0x" + bytes(value).hex()
-
-
 def format_header(header: BlockHeaderAPI) -> dict[str, Any]:
     """The header fields of a block object (also the payload of a ``newHeads`` notification)."""
     out: dict[str, Any] = {
         "number": hexq(header.block_number),
-        "hash": hexb(header.hash),
-        "parentHash": hexb(header.parent_hash),
-        "nonce": hexb(header.nonce),
-        "mixHash": hexb(header.mix_hash),
-        "sha3Uncles": hexb(header.uncles_hash),
-        "logsBloom": hexb(header.bloom.to_bytes(256, "big")),
-        "transactionsRoot": hexb(header.transaction_root),
-        "stateRoot": hexb(header.state_root),
-        "receiptsRoot": hexb(header.receipt_root),
-        "miner": hexb(header.coinbase),
+        "hash": to_hex(header.hash),
+        "parentHash": to_hex(header.parent_hash),
+        "nonce": to_hex(header.nonce),
+        "mixHash": to_hex(header.mix_hash),
+        "sha3Uncles": to_hex(header.uncles_hash),
+        "logsBloom": to_hex(header.bloom.to_bytes(256, "big")),
+        "transactionsRoot": to_hex(header.transaction_root),
+        "stateRoot": to_hex(header.state_root),
+        "receiptsRoot": to_hex(header.receipt_root),
+        "miner": to_hex(header.coinbase),
         "difficulty": hexq(header.difficulty),
-        "extraData": hexb(header.extra_data),
+        "extraData": to_hex(header.extra_data),
         "gasLimit": hexq(header.gas_limit),
         "gasUsed": hexq(header.gas_used),
         "timestamp": hexq(header.timestamp),
@@ -57,7 +53,7 @@ def format_header(header: BlockHeaderAPI) -> dict[str, Any]:
     for attr, key in (("withdrawals_root", "withdrawalsRoot"), ("parent_beacon_block_root", "parentBeaconBlockRoot")):
         value = getattr(header, attr, None)
         if value is not None:
-            out[key] = hexb(value)
+            out[key] = to_hex(value)
     for attr, key in (("blob_gas_used", "blobGasUsed"), ("excess_blob_gas", "excessBlobGas")):
         value = getattr(header, attr, None)
         if value is not None:
@@ -72,7 +68,7 @@ def format_block(block: BlockAPI, *, full: bool) -> dict[str, Any]:
     if full:
         out["transactions"] = [format_transaction(tx, block, i) for i, tx in enumerate(block.transactions)]
     else:
-        out["transactions"] = [hexb(tx.hash) for tx in block.transactions]
+        out["transactions"] = [to_hex(tx.hash) for tx in block.transactions]
     out["uncles"] = []
     if "withdrawalsRoot" in out:
         out["withdrawals"] = []
@@ -87,17 +83,17 @@ def format_transaction(tx: SignedTransactionAPI, block: BlockAPI | None, index: 
     """A transaction object; ``block`` None for a pending transaction."""
     kind = _tx_type(tx)
     out: dict[str, Any] = {
-        "hash": hexb(tx.hash),
+        "hash": to_hex(tx.hash),
         "type": hexq(kind),
         "nonce": hexq(tx.nonce),
-        "blockHash": hexb(block.hash) if block is not None else None,
+        "blockHash": to_hex(block.hash) if block is not None else None,
         "blockNumber": hexq(block.number) if block is not None else None,
         "transactionIndex": hexq(index) if block is not None and index is not None else None,
-        "from": hexb(tx.sender),
-        "to": hexb(tx.to) if tx.to else None,
+        "from": to_hex(tx.sender),
+        "to": to_hex(tx.to) if tx.to else None,
         "value": hexq(tx.value),
         "gas": hexq(tx.gas),
-        "input": hexb(tx.data),
+        "input": to_hex(tx.data),
         "r": hexq(tx.r),
         "s": hexq(tx.s),
     }
@@ -112,7 +108,7 @@ def format_transaction(tx: SignedTransactionAPI, block: BlockAPI | None, index: 
         out["yParity"] = hexq(y_parity)
         out["chainId"] = hexq(tx.chain_id or 0)
         out["accessList"] = [
-            {"address": hexb(addr), "storageKeys": [hexb(int(k).to_bytes(32, "big")) for k in keys]}
+            {"address": to_hex(addr), "storageKeys": [to_hex(int(k).to_bytes(32, "big")) for k in keys]}
             for addr, keys in tx.access_list
         ]
         if kind == 1:
@@ -133,12 +129,12 @@ def effective_gas_price(tx: SignedTransactionAPI, block: BlockAPI | None) -> int
 
 def format_log(log: LogRecord) -> dict[str, Any]:
     return {
-        "address": hexb(log.address),
-        "topics": [hexb(t) for t in log.topics],
-        "data": hexb(log.data),
+        "address": to_hex(log.address),
+        "topics": [to_hex(t) for t in log.topics],
+        "data": to_hex(log.data),
         "blockNumber": hexq(log.block_number),
-        "blockHash": hexb(log.block_hash),
-        "transactionHash": hexb(log.transaction_hash),
+        "blockHash": to_hex(log.block_hash),
+        "transactionHash": to_hex(log.transaction_hash),
         "transactionIndex": hexq(log.transaction_index),
         "logIndex": hexq(log.log_index),
         "removed": False,
@@ -154,20 +150,20 @@ def format_receipt(block: BlockAPI, receipts: Sequence[ReceiptAPI], index: int) 
     own_logs = [log_record(block, index, log, first_log + i) for i, log in enumerate(receipt.logs)]
     contract = None
     if not tx.to:
-        contract = hexb(generate_contract_address(tx.sender, tx.nonce))
+        contract = to_hex(generate_contract_address(tx.sender, tx.nonce))
     return {
-        "transactionHash": hexb(tx.hash),
+        "transactionHash": to_hex(tx.hash),
         "transactionIndex": hexq(index),
-        "blockHash": hexb(block.hash),
+        "blockHash": to_hex(block.hash),
         "blockNumber": hexq(block.number),
-        "from": hexb(tx.sender),
-        "to": hexb(tx.to) if tx.to else None,
+        "from": to_hex(tx.sender),
+        "to": to_hex(tx.to) if tx.to else None,
         "cumulativeGasUsed": hexq(receipt.gas_used),
         "gasUsed": hexq(receipt.gas_used - previous),
         "effectiveGasPrice": hexq(effective_gas_price(tx, block)),
         "contractAddress": contract,
         "logs": [format_log(log) for log in own_logs],
-        "logsBloom": hexb(receipt.bloom.to_bytes(256, "big")),
+        "logsBloom": to_hex(receipt.bloom.to_bytes(256, "big")),
         "status": "0x1" if receipt.state_root == b"\x01" else "0x0",
         "type": hexq(_tx_type(tx)),
     }

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from eth.vm.forks.cancun.transactions import CancunTransactionBuilder
 from eth_utils.crypto import keccak
 
-from shancheng.chain.ledger import log_matches
+from shancheng.chain.log_index import log_matches
 from shancheng.nodes.mempool import check_nonce_limit
 from shancheng.nodes.rpc.backend import LogRecord, NodeBackend
 from shancheng.nodes.rpc.filters import FilterTable, PollFilter
@@ -24,7 +24,6 @@ from shancheng.nodes.rpc.formatting import (
     format_log,
     format_receipt,
     format_transaction,
-    hexb,
     hexq,
 )
 from shancheng.nodes.rpc.params import (
@@ -43,6 +42,7 @@ from shancheng.nodes.rpc.params import (
     parse_quantity,
     parse_storage_keys,
 )
+from shancheng.sdk.strict_json import to_hex
 
 __all__ = ["METHODS", "REQUIRED", "Limits", "Method", "Param", "RpcApi", "log_matches"]
 
@@ -204,7 +204,7 @@ class RpcApi:
         if ref.block_hash is not None:
             block = self.backend.block_by_hash(ref.block_hash)
             if block is None:
-                raise RpcError(-32000, f"header for hash {hexb(ref.block_hash)} not found")
+                raise RpcError(-32000, f"header for hash {to_hex(ref.block_hash)} not found")
             return int(block.number)
         if ref.tag is not None:
             return {"earliest": 0, "pending": None}.get(ref.tag, latest)
@@ -223,11 +223,11 @@ class RpcApi:
         return self.backend.client_version
 
     def sha3(self, data: bytes) -> str:
-        return hexb(keccak(data))
+        return to_hex(keccak(data))
 
     def coinbase(self) -> str:
         """The address this node puts in its blocks' ``miner`` field (the validator's SM3 address)."""
-        return hexb(self.backend.coinbase())
+        return to_hex(self.backend.coinbase())
 
     def mining(self) -> bool:
         """True while this node produces blocks (a validator that is running)."""
@@ -330,11 +330,11 @@ class RpcApi:
         if tx.chain_id is not None and tx.chain_id != self.backend.chain_id:
             raise RpcError(-32000, f"invalid chain id {tx.chain_id}: this chain is {self.backend.chain_id}")
         check_nonce_limit(tx)  # "nonce has max value" (an AdmissionError), whatever the backend's pool would say
-        return hexb(self.backend.send_raw_transaction(raw))  # a refusal (AdmissionError) maps in RPC_ERRORS
+        return to_hex(self.backend.send_raw_transaction(raw))  # a refusal (AdmissionError) maps in RPC_ERRORS
 
     # -- state ---------------------------------------------------------------------------------------
     def call(self, tx: dict[str, Any], ref: BlockRef) -> str:
-        return hexb(self._execute(self.backend.call, tx, ref))
+        return to_hex(self._execute(self.backend.call, tx, ref))
 
     def estimate_gas(self, tx: dict[str, Any], ref: BlockRef) -> str:
         return hexq(self._execute(self.backend.estimate_gas, tx, ref))
@@ -354,10 +354,10 @@ class RpcApi:
         return hexq(self.backend.balance(address, self.resolve(ref)))
 
     def get_code(self, address: bytes, ref: BlockRef) -> str:
-        return hexb(self.backend.code(address, self.resolve(ref)))
+        return to_hex(self.backend.code(address, self.resolve(ref)))
 
     def get_storage_at(self, address: bytes, slot: int, ref: BlockRef) -> str:
-        return hexb(self.backend.storage_at(address, slot, self.resolve(ref)).to_bytes(32, "big"))
+        return to_hex(self.backend.storage_at(address, slot, self.resolve(ref)).to_bytes(32, "big"))
 
     def get_proof(self, address: bytes, keys: list[bytes], ref: BlockRef) -> dict[str, Any]:
         # a state the database does not hold (StateProofBuildError) maps in RPC_ERRORS to "missing trie node"
@@ -412,7 +412,7 @@ class RpcApi:
             for n in range(flt.cursor, last + 1):
                 block = self.backend.block_by_number(n)
                 if block is not None:
-                    hashes.append(hexb(block.hash))
+                    hashes.append(to_hex(block.hash))
             flt.cursor = max(flt.cursor, last + 1)
             return hashes
         assert flt.spec is not None
