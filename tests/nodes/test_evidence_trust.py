@@ -17,22 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eth_abi.abi import encode
 from eth_utils.crypto import keccak
 from web3 import Web3
 
-from shancheng.contracts.artifacts import load
-from shancheng.nodes.devnet import (
-    AnchoredBatch,
-    Member,
-    anchor_batch,
-    dev_member,
-    fetch_chain_proof,
-    send_call,
-    wait_for_rpc,
-)
+from shancheng.nodes.devnet import anchor_batch, dev_client, wait_for_rpc
 from shancheng.sdk.chainproof import CommitCertificate, GenesisFile
-from shancheng.sdk.crypto import SM2PrivateKey, signature_to_raw, sm3
+from shancheng.sdk.client import Client
+from shancheng.sdk.crypto import SM2PrivateKey
+from shancheng.sdk.domain import StaffRole, register_staff
 from shancheng.sdk.errors import InvalidInput, VerificationError
 from shancheng.sdk.evidence import (
     ChainProofError,
@@ -48,8 +40,6 @@ from shancheng.testing import free_port
 pytestmark = pytest.mark.network
 
 ORIGIN = "district.example/log/hosp-001"
-STAFF_DOCTOR = 1 << 0
-STAFF_POP_TAG = keccak(b"shancheng.governance.staff-key-possession.v1")
 
 
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -60,46 +50,34 @@ def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
 
 
 class World:
-    """A dev node with a hospital log anchored; builds packages for the attacks."""
+    """A dev node with a hospital log anchored; builds packages for the attacks. Each organisation is an SDK
+    client, as the gateway and ``shancheng dev`` are."""
 
-    def __init__(self, home: Path, w3: Web3) -> None:
+    def __init__(self, home: Path, url: str) -> None:
         self.home = home
-        self.w3 = w3
         self.genesis = GenesisFile.load(home / "genesis.json")
-        self.hospital = dev_member(w3, home, "hospital")
-        self.pharmacy = dev_member(w3, home, "pharmacy")
-        self.governance = w3.eth.contract(address=Web3.to_checksum_address(self.genesis.governance),
-                                          abi=load("Governance").abi)
+        self.hospital = dev_client(url, home, "hospital")
+        self.pharmacy = dev_client(url, home, "pharmacy")
 
-    def register_staff(self, org: Member, key: SM2PrivateKey, roles: int = STAFF_DOCTOR) -> None:
-        pub = key.public_key()
-        staff = Web3.to_checksum_address(pub.sm3_address())
-        message = sm3(encode(["bytes32", "uint256", "address", "uint64", "address", "uint256", "bytes"],
-                             [STAFF_POP_TAG, self.genesis.chain_id, self.governance.address, org.org_id, staff, roles,
-                              pub.to_bytes()[1:]]))
-        raw = signature_to_raw(key.sign(message))
-        call = self.governance.functions.registerStaff(staff, pub.to_bytes()[1:], roles, raw[:32], raw[32:])
-        assert send_call(self.w3, self.genesis, org.account, call)["status"] == 1
+    def register_staff(self, org: Client, key: SM2PrivateKey, roles: int = StaffRole.DOCTOR) -> None:
+        assert register_staff(org, key, roles).status == 1
 
-    def deactivate_staff(self, org: Member, key: SM2PrivateKey) -> None:
-        staff = Web3.to_checksum_address(key.public_key().sm3_address())
-        assert send_call(self.w3, self.genesis, org.account,
-                         self.governance.functions.deactivateStaff(staff))["status"] == 1
+    def deactivate_staff(self, org: Client, key: SM2PrivateKey) -> None:
+        staff = key.public_key().sm3_address()
+        assert org.send(org.governance.call("deactivateStaff", staff), check=False).status == 1
 
-    def log(self, org: Member, origin: str, authors: list[SM2PrivateKey]) -> EvidenceBatch:
-        batch = EvidenceBatch(origin=origin, signer=NoteSigner("district.example/gw", org.sm2_key))
+    def log(self, org: Client, origin: str, authors: list[SM2PrivateKey]) -> EvidenceBatch:
+        batch = EvidenceBatch(origin=origin, signer=NoteSigner("district.example/gw", org.identity.sm2_key))
         for author in authors:
             commitment, _ = commit_salted({"hosp_rxno": f"RX{batch.size:04d}"})
             batch.add(RecordStatement("prescription", origin, batch.size, commitment).sign(author))
         batch.checkpoint()
         return batch
 
-    def anchored_package(self, org: Member, batch: EvidenceBatch, index: int, author: SM2PrivateKey,
-                         anchored: AnchoredBatch | None = None) -> dict[str, Any]:
-        anchored = anchored or anchor_batch(self.w3, self.genesis, org, batch)
-        attach = fetch_chain_proof(self.w3, self.genesis, anchored, org_id=org.org_id,
-                                   org_key=org.sm2_key.public_key(), author=author.public_key())
-        return json.loads(attach(batch.package(index)).dumps())
+    def anchored_package(self, org: Client, batch: EvidenceBatch, index: int) -> dict[str, Any]:
+        """``org`` anchors ``batch`` now; package ``index`` of it with that chain part (the state proof covers
+        ``org`` and the package's author)."""
+        return json.loads(org.attach_chain_proof(batch.package(index), anchor_batch(org, batch)).dumps())
 
 
 @pytest.fixture(scope="module")
@@ -113,9 +91,11 @@ def world(tmp_path_factory):
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
-        w3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{port}", request_kwargs={"timeout": 30}))
         wait_for_rpc(f"http://127.0.0.1:{port}", proc)
-        yield World(home, w3)
+        world = World(home, f"http://127.0.0.1:{port}")
+        yield world
+        world.hospital.close()
+        world.pharmacy.close()
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
@@ -126,8 +106,8 @@ def good(world):
     """A genuine package: the hospital's log, a record by one of its active doctors."""
     doctor = SM2PrivateKey.generate()
     world.register_staff(world.hospital, doctor)
-    batch = world.log(world.hospital, ORIGIN, [doctor, world.hospital.sm2_key, doctor])
-    return {"package": world.anchored_package(world.hospital, batch, 0, doctor), "batch": batch, "doctor": doctor}
+    batch = world.log(world.hospital, ORIGIN, [doctor, world.hospital.identity.sm2_key, doctor])
+    return {"package": world.anchored_package(world.hospital, batch, 0), "batch": batch, "doctor": doctor}
 
 
 def _verify(world: World, package: dict[str, Any], **kw: Any) -> Any:
@@ -145,7 +125,7 @@ def test_a_genuine_package_names_the_org_author_block_and_chain(world, good):
 
 
 # ----------------------------------------------------------------------------------------------- hole 1
-def test_hole1_a_package_without_chain_proofs_is_invalid_with_the_genesis(world, tmp_path):
+def test_a_package_without_chain_proofs_is_invalid_with_the_genesis(world, tmp_path):
     """An attacker's own author and checkpoint keys under the real gateway's name, `chain: null`."""
     attacker = SM2PrivateKey.generate()
     batch = EvidenceBatch(origin=ORIGIN, signer=NoteSigner("district.example/gw", attacker))
@@ -165,37 +145,34 @@ def test_hole1_a_package_without_chain_proofs_is_invalid_with_the_genesis(world,
     assert unsafe.returncode == 0 and json.loads(unsafe.stdout)["unsafe"] is True
     assert json.loads(unsafe.stdout)["summary"].startswith("UNSAFE")
     # a pinned key that is not the attacker's refuses it
-    real = NoteSigner("district.example/gw", world.hospital.sm2_key).verifier.to_vkey()
+    real = NoteSigner("district.example/gw", world.hospital.identity.sm2_key).verifier.to_vkey()
     pinned = cli("evidence", "verify", str(path), "--checkpoint-key", real)
     assert pinned.returncode == 1 and "not signed by a trusted key" in pinned.stderr
 
 
 # ----------------------------------------------------------------------------------------------- hole 2
-def test_hole2_another_org_anchoring_the_same_origin_gets_its_own_source(world, good):
+def test_another_org_anchoring_the_same_origin_gets_its_own_source(world, good):
     """The pharmacy anchors a batch claiming the hospital's log name: it is the pharmacy's log, named as such,
     and the hospital's next anchor still works (no squatting)."""
-    fake = world.log(world.pharmacy, ORIGIN, [world.pharmacy.sm2_key])
-    package = world.anchored_package(world.pharmacy, fake, 0, world.pharmacy.sm2_key)
+    fake = world.log(world.pharmacy, ORIGIN, [world.pharmacy.identity.sm2_key])
+    package = world.anchored_package(world.pharmacy, fake, 0)
     assert package["chain"]["anchor"]["source_id"] != good["package"]["chain"]["anchor"]["source_id"]
     summary = _verify(world, package).summary()
     assert "log owned by 'pharmacy'" in summary and "'hospital'" not in summary
     more = world.log(world.hospital, ORIGIN, [good["doctor"]] * 4)
-    assert anchor_batch(world.w3, world.genesis, world.hospital, more).sequence >= 1
+    assert anchor_batch(world.hospital, more).sequence >= 1
 
 
-def test_hole2_a_package_cannot_borrow_another_orgs_anchor(world, good):
+def test_a_package_cannot_borrow_another_orgs_anchor(world, good):
     """The pharmacy anchors the hospital's own checkpoint root under the hospital's origin and grafts that chain
     part onto the hospital's package: the checkpoint signer is not the pharmacy's registered key."""
     batch = good["batch"]
-    anchored = anchor_batch(world.w3, world.genesis, world.pharmacy, batch)
-    attach = fetch_chain_proof(world.w3, world.genesis, anchored, org_id=world.pharmacy.org_id,
-                               org_key=world.pharmacy.sm2_key.public_key(), author=good["doctor"].public_key())
-    grafted = json.loads(attach(batch.package(0)).dumps())
+    grafted = world.anchored_package(world.pharmacy, batch, 0)  # the doctor's record, the pharmacy's anchor
     with pytest.raises(ChainProofError, match="checkpoint signer's key is not the registered SM2 key of 'pharmacy'"):
         _verify(world, grafted)
 
 
-def test_hole2_a_claimed_source_id_must_be_the_anchoring_orgs(world, good):
+def test_a_claimed_source_id_must_be_the_anchoring_orgs(world, good):
     pkg = copy.deepcopy(good["package"])
     pkg["chain"]["anchor"]["source_id"] = "0x" + keccak(b"another source").hex()
     with pytest.raises(ChainProofError, match="no BatchAnchored log for source"):
@@ -203,38 +180,38 @@ def test_hole2_a_claimed_source_id_must_be_the_anchoring_orgs(world, good):
 
 
 # ----------------------------------------------------------------------------------------------- hole 4
-def test_hole4_a_made_up_author_key_is_refused(world):
+def test_a_made_up_author_key_is_refused(world):
     stranger = SM2PrivateKey.generate()
     batch = world.log(world.hospital, "district.example/log/hosp-002", [stranger])
     with pytest.raises(ChainProofError, match="neither the key of 'hospital' nor a staff key"):
-        _verify(world, world.anchored_package(world.hospital, batch, 0, stranger))
+        _verify(world, world.anchored_package(world.hospital, batch, 0))
 
 
-def test_hole4_a_deactivated_staff_key_is_refused(world):
+def test_a_deactivated_staff_key_is_refused(world):
     nurse = SM2PrivateKey.generate()
     world.register_staff(world.hospital, nurse)
     world.deactivate_staff(world.hospital, nurse)
     batch = world.log(world.hospital, "district.example/log/hosp-003", [nurse])
     with pytest.raises(ChainProofError, match="was not active at the anchoring block"):
-        _verify(world, world.anchored_package(world.hospital, batch, 0, nurse))
+        _verify(world, world.anchored_package(world.hospital, batch, 0))
 
 
-def test_hole4_another_orgs_staff_key_is_refused(world):
+def test_another_orgs_staff_key_is_refused(world):
     pharmacist = SM2PrivateKey.generate()
     world.register_staff(world.pharmacy, pharmacist)
     batch = world.log(world.hospital, "district.example/log/hosp-004", [pharmacist])
     with pytest.raises(ChainProofError, match=f"staff key of org {world.pharmacy.org_id}, not of 'hospital'"):
-        _verify(world, world.anchored_package(world.hospital, batch, 0, pharmacist))
+        _verify(world, world.anchored_package(world.hospital, batch, 0))
 
 
 def _resign(statement: dict[str, Any], key: SM2PrivateKey) -> str:
     return base64.b64encode(RecordStatement.from_json(statement).sign(key).signature).decode()
 
 
-def test_hole4_two_records_with_one_number_cannot_both_verify(world, good):
+def test_two_records_with_one_number_cannot_both_verify(world, good):
     """A log with two statements numbered #7: the batcher refuses it, and a hand-built tree is refused by the
     verifier (the sequence must be the leaf index)."""
-    batch = EvidenceBatch(origin=ORIGIN, signer=NoteSigner("gw", world.hospital.sm2_key))
+    batch = EvidenceBatch(origin=ORIGIN, signer=NoteSigner("gw", world.hospital.identity.sm2_key))
     commitment = commit_salted({"x": 1})[0]
     with pytest.raises(InvalidInput, match="is not the next leaf index"):
         batch.add(RecordStatement("prescription", ORIGIN, 7, commitment).sign(good["doctor"]))
@@ -245,7 +222,7 @@ def test_hole4_two_records_with_one_number_cannot_both_verify(world, good):
         _verify(world, pkg)
 
 
-def test_hole4_a_record_of_another_log_is_refused(world, good):
+def test_a_record_of_another_log_is_refused(world, good):
     pkg = copy.deepcopy(good["package"])
     pkg["record"]["source"] = "district.example/log/other"
     pkg["author"]["signature"] = _resign(pkg["record"], good["doctor"])
@@ -253,7 +230,7 @@ def test_hole4_a_record_of_another_log_is_refused(world, good):
         _verify(world, pkg)
 
 
-def test_hole4_another_staff_member_cannot_claim_authorship(world, good):
+def test_another_staff_member_cannot_claim_authorship(world, good):
     """A second active doctor of the same hospital re-signs the first doctor's statement: the leaf binds the
     author key, so the inclusion proof fails."""
     other = SM2PrivateKey.generate()
@@ -274,7 +251,7 @@ def _other_chain(world: World, **changes: Any) -> GenesisFile:
     return GenesisFile.from_json(doc)
 
 
-def test_hole5_a_package_from_another_chain_with_the_same_validators_is_refused(world, good):
+def test_a_package_from_another_chain_with_the_same_validators_is_refused(world, good):
     other = _other_chain(world, timestamp=world.genesis.timestamp + 1)  # same chain id and validators
     assert other.chain_id == world.genesis.chain_id and other.validator_keys == world.genesis.validator_keys
     with pytest.raises(ChainProofError, match="the package is for the chain 0x"):
@@ -287,7 +264,7 @@ def test_hole5_a_package_from_another_chain_with_the_same_validators_is_refused(
 
 # ----------------------------------------------------------------------------------------------- hole 9
 @pytest.mark.parametrize("field", ["validator key", "timestamp", "organisation name"])
-def test_hole9_a_genesis_file_edited_with_its_hash_kept_is_refused(world, good, field):
+def test_a_genesis_file_edited_with_its_hash_kept_is_refused(world, good, field):
     doc = json.loads((world.home / "genesis.json").read_text())
     attacker = SM2PrivateKey.generate()
     if field == "validator key":
@@ -317,7 +294,7 @@ def test_hole9_a_genesis_file_edited_with_its_hash_kept_is_refused(world, good, 
             _verify(world, pkg, genesis=edited, genesis_fingerprint=world.genesis.fingerprint)
 
 
-def test_hole9_the_anchoring_transaction_hash_is_proven(world, good):
+def test_the_anchoring_transaction_hash_is_proven(world, good):
     pkg = copy.deepcopy(good["package"])
     tx = bytearray(bytes.fromhex(pkg["chain"]["anchor"]["transaction_hash"][2:]))
     tx[5] ^= 1
@@ -326,7 +303,7 @@ def test_hole9_the_anchoring_transaction_hash_is_proven(world, good):
         _verify(world, pkg)
 
 
-def test_hole9_the_cli_prints_and_pins_the_fingerprint(world, good, tmp_path):
+def test_the_cli_prints_and_pins_the_fingerprint(world, good, tmp_path):
     path = tmp_path / "p.json"
     path.write_text(json.dumps(good["package"]))
     genesis = str(world.home / "genesis.json")

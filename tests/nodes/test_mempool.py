@@ -314,7 +314,7 @@ def _cancel(sign: Signer, system: System, sender: str, nonce: int, **fields: Any
     return sign(sender, nonce, to=system.account(sender), value=0, **fields)
 
 
-def test_issue10_a_tx_stuck_behind_a_gap_is_cancelled_for_free_after_the_minimum_age(
+def test_a_tx_stuck_behind_a_gap_is_cancelled_for_free_after_the_minimum_age(
         system: System, state: ChainState, sign: Signer) -> None:
     """The hole (issue 10, point 7): on a zero-fee chain a pending transaction could never be replaced or
     cancelled — a replacement needed a 10 % higher non-zero fee that zero balances cannot pay. Now the sender
@@ -336,7 +336,7 @@ def test_issue10_a_tx_stuck_behind_a_gap_is_cancelled_for_free_after_the_minimum
     assert chosen[1].value == 0 and chosen[1].to == addr(system, "hospital")
 
 
-def test_issue10_free_replacements_are_bounded_per_sender_and_nonce(system: System, state: ChainState,
+def test_free_replacements_are_bounded_per_sender_and_nonce(system: System, state: ChainState,
                                                                      sign: Signer) -> None:
     """The abuse bound of free replacement: at most ``max_free`` per (sender, nonce) while the slot is pooled
     (a fee bump neither needs nor resets the count); other slots have their own count."""
@@ -358,7 +358,7 @@ def test_issue10_free_replacements_are_bounded_per_sender_and_nonce(system: Syst
     refused(none, sign("hospital", 0, value=2).raw_transaction, CODE_TX_INVALID, "replacement_limit", "limit (0)")
 
 
-def test_issue10_a_tx_stuck_behind_a_gap_expires_after_the_lifetime(system: System, state: ChainState,
+def test_a_tx_stuck_behind_a_gap_expires_after_the_lifetime(system: System, state: ChainState,
                                                                     sign: Signer) -> None:
     """The other half of point 7: a transaction behind a nonce gap stayed forever. It is dropped once
     ``lifetime`` has passed since its slot was filled (a replacement does not extend it), at selection and
@@ -379,7 +379,7 @@ def test_issue10_a_tx_stuck_behind_a_gap_expires_after_the_lifetime(system: Syst
     assert late not in pool and ready in pool and pool.pending_gas == 21_000
 
 
-def test_issue10_replacement_policy_refuses_nonsense(system: System, state: ChainState) -> None:
+def test_replacement_policy_refuses_nonsense(system: System, state: ChainState) -> None:
     assert ReplacementPolicy() == ReplacementPolicy(min_age=1.0, max_free=3, lifetime=600.0)  # the README defaults
     for bad in ({"min_age": -1}, {"min_age": float("nan")}, {"max_free": -1}, {"max_free": 2.5},
                 {"lifetime": 0}, {"lifetime": float("inf")}):
@@ -396,7 +396,7 @@ def test_issue10_replacement_policy_refuses_nonsense(system: System, state: Chai
 
 
 @pytest.mark.parametrize("offset", [0, 1, 2**70])
-def test_issue10_nonce_max_is_reported_as_nonce_max_not_as_a_bad_signature(pool: Mempool, sign: Signer,
+def test_nonce_max_is_reported_as_nonce_max_not_as_a_bad_signature(pool: Mempool, sign: Signer,
                                                                           offset: int) -> None:
     """The hole (issue 10, point 8): nonce 2^64-1 was refused as "invalid sender" (py-evm's validate() fails on
     it); go-ethereum says "nonce has max value"."""

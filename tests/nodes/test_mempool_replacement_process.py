@@ -30,7 +30,7 @@ def _send(node: NodeProcess, raw: str) -> dict[str, Any]:
     return node.rpc("eth_sendRawTransaction", raw)
 
 
-def test_issue10_a_member_cancels_a_stuck_transaction_for_free_and_the_cancel_is_mined(tmp_path: Path) -> None:
+def test_a_member_cancels_a_stuck_transaction_for_free_and_the_cancel_is_mined(tmp_path: Path) -> None:
     """The hole: on this zero-fee chain a pending transaction could never be replaced or cancelled (a
     replacement needed a 10 % higher non-zero fee), so a transaction stuck behind a nonce gap stayed forever.
     Now: a too-early replacement and one over the limit are refused with clear JSON-RPC errors; a 0-value

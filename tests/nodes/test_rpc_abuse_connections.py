@@ -26,8 +26,8 @@ from web3 import Web3
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
-from shancheng.nodes.devnet import _port_free
 from shancheng.sdk.crypto import sm3
+from shancheng.sdk.host.ports import port_free
 from shancheng.testing import free_port
 
 pytestmark = pytest.mark.network
@@ -164,7 +164,7 @@ def slow_wave(node: Node, n: int) -> list[socket.socket]:
     return socks
 
 
-def test_hole2_slow_http_clients_are_cut_and_capped_while_the_node_serves(node: Node) -> None:
+def test_slow_http_clients_are_cut_and_capped_while_the_node_serves(node: Node) -> None:
     """Issue 10 point 2: half-sent headers and bodies were held for more than 140 s, until fds ran out."""
     for sock in slow_wave(node, 80):  # warm-up: the first connections grow the allocator's arenas
         closed_by_server(sock, 30)
@@ -208,7 +208,7 @@ def test_hole2_slow_http_clients_are_cut_and_capped_while_the_node_serves(node: 
     assert "Traceback" not in node.output()
 
 
-def test_hole3_websocket_connections_and_subscriptions_are_capped_and_released(node: Node) -> None:
+def test_websocket_connections_and_subscriptions_are_capped_and_released(node: Node) -> None:
     """Issue 10 point 3: 2,000 WebSocket connections from one client were accepted; ~21 KB per subscription
     stayed after the clients closed."""
     with contextlib.ExitStack() as stack:
@@ -241,7 +241,7 @@ def test_hole3_websocket_connections_and_subscriptions_are_capped_and_released(n
         assert json.loads(conn.recv(timeout=10))["result"].startswith("0x")
 
 
-def test_hole6_a_client_resetting_mid_body_leaves_no_traceback(node: Node) -> None:
+def test_a_client_resetting_mid_body_leaves_no_traceback(node: Node) -> None:
     """Issue 10 point 6: a client that disconnected mid-body put a ConnectionResetError traceback in the log."""
     before = node.output()
     for _ in range(20):
@@ -265,7 +265,7 @@ def _time_wait_on(port: int) -> bool:
     return False
 
 
-def test_hole5_a_node_killed_with_sigkill_starts_again_at_once_on_the_same_ports(tmp_path: Path) -> None:
+def test_a_node_killed_with_sigkill_starts_again_at_once_on_the_same_ports(tmp_path: Path) -> None:
     """Issue 10 point 5: after a crash, `port 8545 in use` for 30-57 s while only TIME_WAIT sockets remained."""
     home = tmp_path / "node"
     cli("node", "init", "--dev", "--home", str(home))
@@ -290,12 +290,13 @@ def test_hole5_a_node_killed_with_sigkill_starts_again_at_once_on_the_same_ports
         while not _time_wait_on(first.port) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert _time_wait_on(first.port)
-        assert _port_free(first.port) and _port_free(first.ws_port)  # `shancheng dev`'s check agrees
+        # `shancheng dev`'s check agrees
+        assert port_free("127.0.0.1", first.port) and port_free("127.0.0.1", first.ws_port)
         again = Node(home, {}, port=first.port, ws_port=first.ws_port).start()
         try:
             assert "in use" not in again.output()
             assert rpc(again.url, "eth_blockNumber").json()["result"].startswith("0x")
-            assert not _port_free(again.port)  # a port a node listens on is still refused
+            assert not port_free("127.0.0.1", again.port)  # a port a node listens on is still refused
         finally:
             again.kill()
     finally:
@@ -321,7 +322,7 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def test_hole1_a_token_protected_node_refuses_without_or_with_a_wrong_token(guarded: Node) -> None:
+def test_a_token_protected_node_refuses_without_or_with_a_wrong_token(guarded: Node) -> None:
     """Issue 10 point 1: anyone who could reach the RPC could use it; now a deployment can require tokens."""
     for headers in ({}, bearer("wrong"), bearer(TOKEN_A + "x"), {"Authorization": f"Basic {TOKEN_A}"}):
         answer = rpc(guarded.url, "eth_chainId", headers=headers)
@@ -337,7 +338,7 @@ def test_hole1_a_token_protected_node_refuses_without_or_with_a_wrong_token(guar
         assert json.loads(conn.recv(timeout=10))["result"] == hex(2026)
 
 
-def test_hole1_a_client_over_its_rate_is_limited_while_another_is_served(guarded: Node) -> None:
+def test_a_client_over_its_rate_is_limited_while_another_is_served(guarded: Node) -> None:
     """Issue 10 point 1: one client could take the whole node; now each client has a token bucket."""
     time.sleep(2.5)  # both buckets refill (5 a second, burst 10)
     batch = [{"jsonrpc": "2.0", "id": i, "method": "eth_blockNumber", "params": []} for i in range(30)]
@@ -351,7 +352,7 @@ def test_hole1_a_client_over_its_rate_is_limited_while_another_is_served(guarded
     assert served["result"].startswith("0x")
 
 
-def test_hole8_cors_preflight_only_for_allowed_origins(guarded: Node) -> None:
+def test_cors_preflight_only_for_allowed_origins(guarded: Node) -> None:
     """Issue 10 point 8: no CORS configuration for browser dapps (and none must mean none)."""
     preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
     ok = requests.options(guarded.url, headers={"Origin": "https://ui.example.org", **preflight}, timeout=30)
@@ -380,7 +381,7 @@ def test_cors_is_off_by_default(node: Node) -> None:
     assert answer.status_code == 403 and "Access-Control-Allow-Origin" not in answer.headers
 
 
-def test_hole2_accept_errors_are_logged_once_per_period_without_traceback() -> None:
+def test_accept_errors_are_logged_once_per_period_without_traceback() -> None:
     """Issue 10 point 2: out of file descriptors, `socket.accept() out of system resource` was logged 1,791 times
     (about 10,000 traceback lines)."""
     import logging

@@ -28,7 +28,7 @@ from shancheng.testing.loadgen import (
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
 
-def test_issue10_ten_heavy_calls_do_not_starve_block_number_or_a_members_transaction() -> None:
+def test_ten_heavy_calls_do_not_starve_block_number_or_a_members_transaction() -> None:
     """Ten clients keep 30M-gas loop calls in flight; eth_blockNumber still answers (p99 < 1 s) and a
     member's transactions become final (< 10 s each)."""
     with dev_node("max_heavy_per_client = 32") as node:
@@ -51,7 +51,7 @@ HEAVY = 10
 HEAVY_PER_ADDRESS = 2  # under the default max_heavy_per_client = 4
 
 
-def test_issue10_show_it_heavy_calls_and_2000_slow_clients_with_default_limits_rss_returns_to_baseline() -> None:
+def test_heavy_calls_and_2000_slow_clients_with_default_limits_rss_returns_to_baseline() -> None:
     """Issue 10, "Show it": with the node's default limits, ten 30M-gas eth_calls in flight and 2,000 slow
     HTTP clients (half-sent headers and half-sent bodies, 50 per loopback source address): eth_blockNumber keeps
     answering (p99 < 2 s), a member's transaction becomes final (< 20 s), clients beyond the total cap of 1,024
@@ -107,7 +107,7 @@ def _warm_up(rpc: Rpc, loop: str) -> None:
     assert rpc("eth_call", [{"to": loop, "gas": hex(30_000)}, "latest"])["error"]["message"] == "out of gas"
 
 
-def test_issue10_a_heavy_call_is_abandoned_at_the_time_limit_and_the_worker_serves_on() -> None:
+def test_a_heavy_call_is_abandoned_at_the_time_limit_and_the_worker_serves_on() -> None:
     """geth's --rpc.evmtimeout: a 30M-gas loop (15–20 s of py-evm) ends with a JSON-RPC error after
     evm_timeout seconds, and the next call on the same workers is answered at once."""
     with dev_node("evm_timeout = 1.0\ncall_workers = 1") as node:
@@ -126,7 +126,7 @@ def test_issue10_a_heavy_call_is_abandoned_at_the_time_limit_and_the_worker_serv
         rpc.close()
 
 
-def test_issue10_the_gas_cap_bounds_calls_and_estimates() -> None:
+def test_the_gas_cap_bounds_calls_and_estimates() -> None:
     """geth's --rpc.gascap: a call asking for 30M gas runs with the cap; an estimate searches up to it."""
     with dev_node("gas_cap = 200000") as node:
         loop = deploy_loop(node)

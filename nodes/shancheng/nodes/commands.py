@@ -18,17 +18,15 @@ import json
 import logging
 import secrets
 import sys
-import time
 import tomllib
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from eth_account import Account
-
-from shancheng.chain.genesis import Genesis, GenesisOrganisation, GenesisValidator
-from shancheng.chain.ledger import RPC_GAS_CAP, Ledger
+from shancheng.chain.calls import RPC_GAS_CAP
+from shancheng.chain.genesis import Genesis
+from shancheng.chain.ledger import Ledger
 from shancheng.chain.storage import StorageError
 from shancheng.nodes.rpc import client as rpc_client
 from shancheng.sdk.cli.keys import load_key_file, write_key_file
@@ -37,25 +35,15 @@ from shancheng.sdk.crypto.pem import MAX_PEM_LEN, pem_blocks
 from shancheng.sdk.errors import InvalidInput, InvalidKey, ShanchengError
 from shancheng.sdk.files import make_private_folder, read_password, read_small_file, write_private_file
 
+from .cometbft.rpc import CometRpc
+from .devgenesis import DEV_CHAIN_ID, dev_genesis
 from .mempool import ReplacementPolicy
+from .network_home import is_network_home, load_node_config
 from .node import Node, NodeConfig
 from .rpc.guard import RpcPolicy
 
 log = logging.getLogger("shancheng.node")
 
-DEV_CHAIN_ID = 2026
-#: The demo member organisations of a development network: (name, Roles.ORG_* flag).
-DEV_ORGANISATIONS = (
-    ("hospital", 1 << 0),
-    ("pharmacy", 1 << 1),
-    ("manufacturer", 1 << 2),
-    ("distributor", 1 << 3),
-    ("logistics", 1 << 4),
-    ("monitoring", 1 << 5),
-    ("regulator", 1 << 6),
-    ("auditor", 1 << 7),
-    ("department", 1 << 8),
-)
 CONFIG_TEMPLATE = """# Shancheng node configuration
 [rpc]
 host = "127.0.0.1"
@@ -129,53 +117,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     status.set_defaults(func=cmd_status)
 
 
-def _dev_genesis(chain_id: int) -> tuple[Genesis, SM2PrivateKey, list[dict[str, Any]]]:
-    """A one-validator development genesis.  The validator's ed25519 consensus key is derived from its SM2 node
-    key (seed = SM3("shancheng/dev-consensus-key/v1" ‖ the SM2 private scalar)), so it is never stored apart."""
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
-    from shancheng.sdk.crypto import sm3
-
-    node_key = SM2PrivateKey.generate()
-    seed = sm3(b"shancheng/dev-consensus-key/v1" + node_key.to_int().to_bytes(32, "big"))
-    consensus_key = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    organisations, accounts = dev_organisations()
-    genesis = Genesis.create(
-        chain_id=chain_id,
-        timestamp=int(time.time()),
-        validators=[GenesisValidator("node-1", node_key.public_key(), consensus_key)],
-        organisations=organisations,
-    )
-    return genesis, node_key, accounts
-
-
-def dev_organisations() -> tuple[list[GenesisOrganisation], list[dict[str, Any]]]:
-    """The demo member organisations (``DEV_ORGANISATIONS``) with fresh keys, and their ``dev-accounts.json``
-    entries (name, role, address, private keys) — development only."""
-    accounts: list[dict[str, Any]] = []
-    organisations = []
-    for name, role in DEV_ORGANISATIONS:
-        sm2 = SM2PrivateKey.generate()
-        acct = Account.create()
-        organisations.append(
-            GenesisOrganisation(
-                name=name, roles=role, public_key=sm2.public_key(), accounts=(bytes.fromhex(acct.address[2:]),)
-            )
-        )
-        accounts.append(
-            {
-                "name": name,
-                "role": role,
-                "address": acct.address,
-                "private_key": "0x" + bytes(acct.key).hex(),
-                "sm2_private_key": f"{sm2.to_int():064x}",
-                "sm2_public_key": sm2.public_key().to_bytes().hex(),
-            }
-        )
-    return organisations, accounts
-
-
 def _read_node_key_file(path: str) -> bytes:
     """The bytes of --node-key (bounded), which must be a PEM private key file."""
     data = read_small_file(path, limit=MAX_PEM_LEN, what="node key file")
@@ -199,7 +140,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         genesis = Genesis.load(args.genesis)
     make_private_folder(home)  # a home the tool creates is 0700: it holds the validator key
     if args.dev:
-        genesis, node_key, accounts = _dev_genesis(args.chain_id)
+        genesis, node_key, accounts = dev_genesis(args.chain_id)
         password = secrets.token_urlsafe(24).encode()
         write_private_file(home / "node-key.password", password + b"\n")
         write_key_file(home / "node-key.pem", node_key, password)
@@ -265,8 +206,7 @@ def _call_limits(rpc: dict[str, Any]) -> dict[str, Any]:
 
 def _start_network_node(args: argparse.Namespace, home: Path) -> int:
     """``node start`` of a network node home (``shancheng network init``): the app, CometBFT and JSON-RPC."""
-    from .netnode import NetNode, NetNodeConfig
-    from .network import load_node_config
+    from .netnode import NetNode, NetNodeConfig  # here: a solo node does not load the ABCI machinery
 
     cfg = load_node_config(home)
     rpc, net = cfg.get("rpc", {}), cfg["network"]
@@ -311,8 +251,6 @@ def _start_network_node(args: argparse.Namespace, home: Path) -> int:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    from .network import is_network_home
-
     home = Path(args.home)
     if is_network_home(home):
         return _start_network_node(args, home)
@@ -366,8 +304,6 @@ def _rpc(url: str, method: str, params: list[Any]) -> Any:
 
 def _comet(url: str, method: str) -> dict[str, Any]:
     """A CometBFT RPC result (``status``, ``consensus_state``...), {} when CometBFT does not answer."""
-    from .cometbft import CometRpc
-
     try:
         result = CometRpc(url, timeout=5).call(method)
     except ShanchengError:
@@ -402,8 +338,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     if url is None:
         port = 8545
         if args.home:
-            from .network import is_network_home, load_node_config
-
             home = Path(args.home)
             cfg = load_node_config(home) if is_network_home(home) else _load_config(home)
             port = int(cfg.get("rpc", {}).get("http_port", 8545))

@@ -44,7 +44,8 @@ import rlp  # type: ignore[import-untyped]
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from shancheng.chain.ledger import RPC_GAS_CAP, Ledger
+from shancheng.chain.calls import RPC_GAS_CAP
+from shancheng.chain.ledger import Ledger
 from shancheng.sdk.crypto import SM2PrivateKey
 from shancheng.sdk.errors import InvalidInput, ShanchengError
 
@@ -54,10 +55,12 @@ from .abci.certificates import VoteExtension, sign_extension
 from .abci.proto import pb
 from .abci.server import AbciServer, Application
 from .backend import ReadBackend
-from .cometbft import CometProcess, CometRpc, CometRpcError
+from .cometbft.errors import CometRpcError
+from .cometbft.process import CometProcess
+from .cometbft.rpc import CometRpc
 from .mempool import CODE_POOL_LIMIT, CODE_TX_INVALID, CODE_TX_REJECTED, AdmissionError
 from .metrics import AppMetrics, MetricsServer
-from .network import ABCI_SOCKET, COMET_HOME
+from .network_home import ABCI_SOCKET, COMET_HOME
 from .rpc.server import RpcPolicy, RpcServer
 
 __all__ = ["FAULT_POINTS", "UNSAFE_BYZANTINE_BEHAVIOURS", "NetNode", "NetNodeConfig"]

@@ -347,18 +347,17 @@ def test_governance_removes_a_validator_whose_signature_stops_counting(net: Netw
 # -- evidence after validator changes ---------------------------------------------------------------------------------
 def test_a_package_anchored_after_validator_changes_verifies_with_the_genesis_alone(net: Network,
                                                                                     tmp_path: Path) -> None:
-    from shancheng.nodes.devnet import chain_anchor
+    from shancheng.nodes.devnet import chain_anchor, dev_client
     from shancheng.sdk.cli.demo import run_demo
-    from shancheng.sdk.crypto import SM2PrivateKey
     from shancheng.sdk.evidence import EvidencePackage
     from shancheng.sdk.evidence.verify import verify_package
 
-    w3 = net.w3("node1")
-    hospital = next(a for a in net.dev_accounts() if a["name"] == "hospital")
-    org_key = SM2PrivateKey.from_int(int(hospital["sm2_private_key"], 16))
+    client = dev_client(net.nodes["node1"].url, net.root, "hospital")
+    org_key = client.identity.sm2_key
     out = tmp_path / "demo"
     run_demo(out, origin="shancheng.test/network/changes", author=org_key, log_key=org_key,
-             anchor=chain_anchor(w3, net.root, "hospital"), genesis=net.genesis_path)
+             anchor=chain_anchor(client), genesis=net.genesis_path)
+    client.close()
     path = out / "packages" / "prescription.json"
     package = json.loads(path.read_text())
     assert [c["height"] for c in package["chain"]["validator_changes"]] == [

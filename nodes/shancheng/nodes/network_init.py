@@ -32,24 +32,23 @@ from typing import Any
 from shancheng.chain.genesis import Genesis, GenesisValidator
 from shancheng.sdk.cli.keys import write_key_file
 from shancheng.sdk.crypto import SM2PrivateKey
-from shancheng.sdk.errors import InvalidInput, ShanchengError
-from shancheng.sdk.files import make_private_folder, read_small_file, write_private_file
+from shancheng.sdk.errors import InvalidInput
+from shancheng.sdk.files import make_private_folder, write_private_file
 
 from .abci.app import comet_chain_id
-from .cometbft import GenesisValidatorEntry, init_home, show_node_id, validator_public_key, write_config, write_genesis
+from .cometbft.home import (
+    GenesisValidatorEntry,
+    init_home,
+    show_node_id,
+    validator_public_key,
+    write_config,
+    write_genesis,
+)
+from .devgenesis import DEV_CHAIN_ID, dev_organisations  # the same demo members as a development node's
+from .network_home import ABCI_SOCKET, COMET_HOME, NODE_CONFIG
 
-__all__ = [
-    "NODE_CONFIG",
-    "NetworkNode",
-    "init_network",
-    "is_network_home",
-    "load_node_config",
-    "register",
-]
+__all__ = ["NetworkNode", "init_network", "register"]
 
-NODE_CONFIG = "node.toml"
-COMET_HOME = "cometbft"
-ABCI_SOCKET = "abci.sock"
 DEFAULT_BASE_PORT = 26600
 MAX_NODES = 64
 #: a unix socket's path must fit sockaddr_un.sun_path (108 bytes with its NUL)
@@ -74,10 +73,6 @@ cometbft_rpc = "http://127.0.0.1:{comet_rpc_port}"
 # Prometheus text of the app (heights, transactions, certificates, CheckTx refusals): http://{host}:{metrics_port}/metrics
 metrics_port = {metrics_port}
 """
-
-
-class NetworkError(ShanchengError):
-    """A network folder or node home that cannot be created or used."""
 
 
 @dataclass(frozen=True)
@@ -121,8 +116,6 @@ def init_network(
 
     ``timeout_propose_ms`` is how long a validator waits for a proposal before it prevotes nil (CometBFT's
     default 3 s): what a height whose proposer is down costs. Test networks on one machine use less."""
-    from .commands import dev_organisations  # the same demo members as a development node's
-
     count = validators + observers
     if not 1 <= validators <= MAX_NODES or not 0 <= observers <= MAX_NODES or count > MAX_NODES:
         raise InvalidInput(f"--validators must be 1..{MAX_NODES} and --observers 0..{MAX_NODES} ({MAX_NODES} nodes)")
@@ -220,26 +213,6 @@ def init_network(
     return nodes
 
 
-# -- reading a node home ------------------------------------------------------------------------------------
-def is_network_home(home: Path) -> bool:
-    """True when ``home`` is a node of a network folder (``node.toml`` and CometBFT's home), not a solo node."""
-    return (home / NODE_CONFIG).is_file() and (home / COMET_HOME / "config" / "genesis.json").is_file()
-
-
-def load_node_config(home: Path) -> dict[str, Any]:
-    """``node.toml`` of a network node home, parsed (bounded)."""
-    import tomllib
-
-    path = home / NODE_CONFIG
-    try:
-        cfg = tomllib.loads(read_small_file(str(path), limit=64 * 1024, what="node config").decode())
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
-        raise InvalidInput(f"{path} is not valid TOML: {exc}") from exc
-    if not isinstance(cfg.get("network"), dict):
-        raise InvalidInput(f"{path} has no [network] table")
-    return cfg
-
-
 # -- the command ------------------------------------------------------------------------------------------
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     net = subparsers.add_parser("network", help="create the files of a consortium network (CometBFT validators)")
@@ -262,8 +235,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from .commands import DEV_CHAIN_ID
-
     ips = [a.strip() for a in args.ips.split(",")] if args.ips else None
     if not 0 <= args.empty_blocks_interval <= 3600:
         raise InvalidInput("--empty-blocks-interval must be 0..3600 seconds")
