@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from shancheng.apps.gateway.app import Services
+from shancheng.apps.gateway.app import start_services
 from shancheng.apps.gateway.indexer import TABLES, Indexer, trace_events
 from shancheng.sdk import Client
 from shancheng.sdk.domain.drugtrace import DrugTrace, nmpa_codes
@@ -59,15 +59,15 @@ def indexed(world: GatewayWorld, up_to: int) -> list[tuple[int, int, str]]:
 def test_a_restart_resumes_without_gaps_or_duplicates(world: GatewayWorld, tmp_path: Path) -> None:
     trace = manufacturer(world, tmp_path / "keys")
     first = register_some(trace, 2)
-    indexer = world.services.extras["indexer"]
+    indexer = world.services.indexer
     wait_indexed(indexer, first)
     before = indexed(world, first)
     assert before == chain_logs(world, first) and len(before) >= 2 * 4  # 3 UnitEvents + 1 TraceBatch per batch
 
     world.services.close()  # the gateway stops; events keep coming
     stopped = register_some(trace, 3)
-    world.services = Services.start(world.settings)
-    indexer = world.services.extras["indexer"]
+    world.services = start_services(world.settings)
+    indexer = world.services.indexer
     last = register_some(trace, 1)
     wait_indexed(indexer, max(stopped, last))
     after = indexed(world, last)

@@ -67,7 +67,7 @@ def _later(anchorer: HourAnchorer, seconds: float) -> Iterator[None]:
 
 
 def _anchorer(world: GatewayWorld) -> HourAnchorer:
-    anchorer = world.services.extras["hj212"].listener.anchorer
+    anchorer = world.services.hj212.listener.anchorer
     assert anchorer is not None
     return anchorer
 
@@ -105,7 +105,7 @@ def test_an_hour_without_its_hourly_record_is_backfilled_and_anchored_complete(w
     hour = start // 3600
 
     async def go() -> tuple[Packet, int]:
-        conn = await sim.connect("127.0.0.1", world.services.extras["hj212"].port)
+        conn = await sim.connect("127.0.0.1", world.services.hj212.port)
         await _realtime(conn, 2)
         sim.hourly(start, {"a34004": [30.0, 34.0]})  # recorded by the station, never sent (its link was down)
         with _later(anchorer, 3600 + anchorer.delay):
@@ -138,7 +138,7 @@ def test_a_station_that_cannot_answer_gets_its_hour_anchored_with_its_gaps_named
     hour = _into_the_hour() // 3600
 
     async def go() -> dict[str, Any]:
-        conn = await sim.connect("127.0.0.1", world.services.extras["hj212"].port)
+        conn = await sim.connect("127.0.0.1", world.services.hj212.port)
         await _realtime(conn, 2)
         with _later(anchorer, 3600 + anchorer.delay):
             await asyncio.to_thread(anchorer.anchor_closed_hours)
@@ -164,7 +164,7 @@ def test_a_silent_station_does_not_hold_up_other_stations(world: GatewayWorld) -
     anchorer = _anchorer(world)
     start = _into_the_hour()
     hour = start // 3600
-    port = world.services.extras["hj212"].port
+    port = world.services.hj212.port
 
     async def go() -> None:
         conns = {mn: await sim.connect("127.0.0.1", port) for mn, sim in sims.items()}
@@ -209,7 +209,7 @@ def test_an_hour_a_station_missed_entirely_is_asked_for_once_it_is_back_before_i
     anchorer = _anchorer(world)
     start = _into_the_hour()
     hour = start // 3600
-    port = world.services.extras["hj212"].port
+    port = world.services.hj212.port
     requests: dict[str, Packet] = {}
 
     async def go() -> None:

@@ -43,7 +43,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayWorld]:
 
 def feed(world: GatewayWorld, count: int, *, high: bool = False) -> list[str]:
     """``count`` real-time packets (the last one with PM2.5 at 180 when ``high``), acknowledged; their QNs."""
-    port = world.services.extras["hj212"].port
+    port = world.services.hj212.port
     sim = Station(mn=MN, password="654321", pollutants={c: (0.7, 0.1) if c == "a21005" else (20.0, 2.0) for c in POLLUTANTS})
     hour_start = time.time() // 3600 * 3600
     while time.time() - hour_start < 20:  # keep every reading inside this hour, a few seconds in the past
@@ -149,7 +149,7 @@ def test_readings_hours_anchor_verify_and_alerts(world: GatewayWorld) -> None:
 
 def test_the_background_job_anchors_closed_hours(world: GatewayWorld, tmp_path: Path) -> None:
     """An hour that is over is anchored by the job without anyone asking (clock moved on by the anchorer)."""
-    handle = world.services.extras["hj212"]
+    handle = world.services.hj212
     anchorer = handle.listener.anchorer
     second = "ENVAPI000000000000000002"
     admin = world.client(token=world.token("admin"))
@@ -187,7 +187,7 @@ def _wait_into_the_hour(seconds: float) -> None:
 
 
 def test_every_hour_is_anchored_or_failed_with_its_reason_and_no_endpoint_answers_500(world: GatewayWorld) -> None:
-    handle = world.services.extras["hj212"]
+    handle = world.services.hj212
     anchorer = handle.listener.anchorer
     admin = world.client(token=world.token("admin"))
     operator = world.client(token=world.token("station_operator"))
@@ -270,7 +270,7 @@ _FUZZED_MN = itertools.count(1)
 @given(drawn=specs, seed=st.integers(0, 2**32 - 1))
 def test_fuzzed_traffic_is_answered_and_every_hour_is_anchored_or_failed_with_its_reason(
         world: GatewayWorld, drawn: list[Spec], seed: int) -> None:
-    handle = world.services.extras["hj212"]
+    handle = world.services.hj212
     admin = world.client(token=world.token("admin"))
     mn = f"FUZZ{next(_FUZZED_MN):020d}"
     created = admin.post("/api/v1/stations", json={"mn": mn, "st": "22", "pollutants": POLLUTANTS})
@@ -286,7 +286,7 @@ def test_fuzzed_traffic_is_answered_and_every_hour_is_anchored_or_failed_with_it
 
 
 def test_an_operator_commands_a_connected_station_and_the_command_is_audited(world: GatewayWorld) -> None:
-    handle = world.services.extras["hj212"]
+    handle = world.services.hj212
     admin = world.client(token=world.token("admin"))
     operator = world.client(token=world.token("station_operator"))
     mn = "ENVCOMMAND00000000000001"

@@ -1,6 +1,6 @@
-"""The gateway application: :class:`Services` (the connections and background jobs of one organisation's gateway)
-and :func:`create_app` (the FastAPI app with every router, problem handlers, limits, authentication, CSRF and
-idempotency).
+"""The gateway's composition root: :func:`start_services` builds the :class:`~.services.Services` of one
+organisation's gateway (connections, stores, background jobs) and :func:`create_app` assembles the FastAPI app
+(every router, problem handlers, limits, authentication, CSRF, idempotency, audit).
 
 >>> settings = GatewaySettings.load("gateway.toml")            # doctest: +SKIP
 >>> app = create_app(settings)                                 # Services start in the app's lifespan
@@ -11,142 +11,122 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
-import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI
-from sqlalchemy.engine import Engine
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import Scope
 
 from shancheng.sdk import Client
 from shancheng.sdk.chainproof import GenesisFile
-from shancheng.sdk.client import Batcher, Identity
+from shancheng.sdk.client import Identity
 from shancheng.sdk.errors import InvalidInput
 
 from ..db import make_engine, migrate, store_url
 from ..hj212.listener import start as start_listener
 from . import problems
-from .audit import AuditLog, check_general_origin
-from .audit import install as install_audit
+from .audit import AuditLog, AuditMiddleware, check_general_origin
 from .auth import ApiTokens, Authenticator, Sm2Keys
+from .deps import running_services
 from .idempotency import IdempotencyStore
 from .indexer import start as start_indexer
 from .limits import UnauthenticatedLimit
 from .middleware import GatewayMiddleware
+from .oidc import OidcClient
+from .routes.audit import router as audit_router
+from .routes.auth import router as auth_router
+from .routes.env import router as env_router
+from .routes.evidence import router as evidence_router
+from .routes.network import router as network_router
+from .routes.orgs import router as orgs_router
+from .routes.prescriptions import router as prescriptions_router
+from .routes.sharing import router as sharing_router
+from .routes.trace import router as trace_router
+from .routes.ui import router as ui_router
 from .security import SecurityHeaders
+from .services import Services
 from .sessions import BrowserSessions, ensure_secret, session_cookie_name
 from .settings import GatewaySettings
 from .staffkeys import StaffKeys
 
-__all__ = ["Services", "create_app"]
+__all__ = ["ROUTERS", "create_app", "start_services"]
 
-_log = logging.getLogger("shancheng.apps.gateway")
-ROUTERS = ("auth", "evidence", "network", "audit", "prescriptions", "trace", "sharing", "env", "ui")
+#: every router of the gateway, in the order they are included (the UI's pages last)
+ROUTERS = (auth_router, evidence_router, network_router, orgs_router, audit_router, prescriptions_router,
+           trace_router, sharing_router, env_router, ui_router)
 
 
-@dataclass
-class Services:
-    """What a running gateway holds (see the module docstring); build it with :meth:`start`."""
+def start_services(settings: GatewaySettings) -> Services:
+    """Connect to the nodes, migrate the store, open the batcher and the audit log, start the background jobs
+    (audit anchoring, the indexer, the HJ 212 listener when configured)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secret = ensure_secret(settings.session_secret_file)
+    password = settings.password()
+    identity = Identity.from_key_files(sm2_key=settings.sm2_key, eth_key=settings.eth_key, password=password)
+    genesis = GenesisFile.load(settings.genesis)
+    client = Client.connect(settings.node_urls, identity=identity, genesis=genesis)
+    closers: list[Callable[[], None]] = [client.close]
+    try:
+        org_id = client.org_id
+        (name,) = client.view(client.governance, "orgName", org_id)
+        if name != settings.org:
+            raise InvalidInput(f"the key files are of organisation {name!r}, the configuration names "
+                               f"{settings.org!r}")
+        engine = make_engine(settings.database_url)
+        closers.append(engine.dispose)
+        migrate(engine)
+        batcher = client.batcher(store=store_url(settings.database_url),
+                                 origin=check_general_origin(settings.evidence_origin),
+                                 max_age=settings.batch_max_age)
+        closers.insert(0, batcher.close)
+        pepper = hashlib.sha256(b"shancheng-gateway/token-pepper\n" + secret).digest()
+        tokens = ApiTokens(engine, pepper=pepper, org=settings.org, org_id=org_id)
 
-    settings: GatewaySettings
-    client: Client
-    engine: Engine
-    batcher: Batcher
-    audit: AuditLog
-    org_id: int
-    genesis: GenesisFile
-    tokens: ApiTokens
-    sm2_keys: Sm2Keys
-    sessions: BrowserSessions
-    authenticator: Authenticator
-    idempotency: IdempotencyStore
-    staff_keys: StaffKeys
-    session_secret: bytes
-    extras: dict[str, Any] = field(default_factory=dict)
-    jobs: list[Any] = field(default_factory=list)  # background jobs: each has .stop()
+        def token_active(token_id: str) -> bool:
+            info = tokens.get(token_id)
+            return info is not None and info.org == settings.org and info.active
 
-    @classmethod
-    def start(cls, settings: GatewaySettings) -> Services:
-        """Connect to the nodes, migrate the store, open the batcher and the audit log, start the background jobs
-        (audit anchoring, the indexer, the HJ 212 listener when configured)."""
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        secret = ensure_secret(settings.session_secret_file)
-        password = settings.password()
-        identity = Identity.from_key_files(sm2_key=settings.sm2_key, eth_key=settings.eth_key, password=password)
-        genesis = GenesisFile.load(settings.genesis)
-        client = Client.connect(settings.node_urls, identity=identity, genesis=genesis)
-        closers: list[Callable[[], None]] = [client.close]
-        try:
-            org_id = client.org_id
-            (name,) = client.view(client.governance, "orgName", org_id)
-            if name != settings.org:
-                raise InvalidInput(f"the key files are of organisation {name!r}, the configuration names "
-                                   f"{settings.org!r}")
-            engine = make_engine(settings.database_url)
-            closers.append(engine.dispose)
-            migrate(engine)
-            batcher = client.batcher(store=store_url(settings.database_url),
-                                     origin=check_general_origin(settings.evidence_origin),
-                                     max_age=settings.batch_max_age)
-            closers.insert(0, batcher.close)
-            pepper = hashlib.sha256(b"shancheng-gateway/token-pepper\n" + secret).digest()
-            tokens = ApiTokens(engine, pepper=pepper, org=settings.org, org_id=org_id)
-
-            def token_active(token_id: str) -> bool:
-                info = tokens.get(token_id)
-                return info is not None and info.org == settings.org and info.active
-
-            sessions = BrowserSessions(engine, org=settings.org, org_id=org_id, token_active=token_active)
-            sm2 = Sm2Keys(engine, org=settings.org, org_id=org_id, window=settings.signature_window)
-            # the audit heads go to their own log (origin shancheng/audit-heads/<org>), which nothing else writes
-            audit = AuditLog.open(engine, org=settings.org, client=client, store=store_url(settings.database_url),
-                                  max_age=settings.batch_max_age)
-            closers.insert(0, audit.close)
-            services = cls(
-                settings=settings, client=client, engine=engine, batcher=batcher, audit=audit, org_id=org_id,
-                genesis=genesis, tokens=tokens, sm2_keys=sm2, sessions=sessions,
-                authenticator=Authenticator(tokens=tokens, sm2=sm2, session_principal=sessions,
-                                            oidc_issuer=settings.oidc.issuer if settings.oidc else None),
-                idempotency=IdempotencyStore(engine), staff_keys=StaffKeys(directory=settings.staff_keys_dir,
-                                                                           password=password),
-                session_secret=secret,
-            )
-        except BaseException:
-            for close in closers:
-                with contextlib.suppress(Exception):
-                    close()
-            raise
-        try:
-            services._start_jobs()
-        except BaseException:
-            services.close()
-            raise
-        return services
-
-    def _start_jobs(self) -> None:
-        self.jobs.append(self.audit.start_anchoring(self.settings.audit_anchor_interval))
-        self.jobs.append(start_indexer(self))
-        if self.settings.hj212 is not None:
-            handle = start_listener(self)
-            self.extras["hj212"] = handle
-            self.jobs.append(handle)
-
-    def close(self) -> None:
-        """Stop the background jobs (newest first), the batcher, the client and the engine."""
-        while self.jobs:
-            job = self.jobs.pop()
-            try:
-                job.stop()
-            except Exception:  # noqa: BLE001 - keep closing the rest
-                _log.exception("stopping %r failed", job)
-        for close in (self.audit.close, self.batcher.close, self.client.close, self.engine.dispose):
-            try:
+        sessions = BrowserSessions(engine, org=settings.org, org_id=org_id, token_active=token_active)
+        sm2 = Sm2Keys(engine, org=settings.org, org_id=org_id, window=settings.signature_window)
+        # the audit heads go to their own log (origin shancheng/audit-heads/<org>), which nothing else writes
+        audit = AuditLog.open(engine, org=settings.org, client=client, store=store_url(settings.database_url),
+                              max_age=settings.batch_max_age)
+        closers.insert(0, audit.close)
+        oidc = settings.oidc
+        services = Services(
+            settings=settings, client=client, engine=engine, batcher=batcher, audit=audit, org_id=org_id,
+            genesis=genesis, tokens=tokens, sm2_keys=sm2, sessions=sessions,
+            authenticator=Authenticator(tokens=tokens, sm2=sm2, session_principal=sessions,
+                                        oidc_issuer=oidc.issuer if oidc else None),
+            idempotency=IdempotencyStore(engine), staff_keys=StaffKeys(directory=settings.staff_keys_dir,
+                                                                       password=password),
+            session_secret=secret,
+            oidc=OidcClient(oidc, redirect_uri=settings.public_url + "/auth/callback") if oidc else None,
+        )
+    except BaseException:
+        for close in closers:
+            with contextlib.suppress(Exception):
                 close()
-            except Exception:  # noqa: BLE001 - keep closing the rest
-                _log.exception("closing %r failed", close)
+        raise
+    try:
+        _start_jobs(services)
+    except BaseException:
+        services.close()
+        raise
+    return services
+
+
+def _start_jobs(services: Services) -> None:
+    settings = services.settings
+    services.jobs.append(services.audit.start_anchoring(settings.audit_anchor_interval))
+    services.indexer = start_indexer(engine=services.engine, client=services.client,
+                                     checkpoint=store_url(settings.database_url))
+    services.jobs.append(services.indexer)
+    if settings.hj212 is not None:
+        services.hj212 = start_listener(settings.hj212, engine=services.engine, client=services.client,
+                                        data_dir=settings.data_dir, password_file=settings.password_file)
+        services.jobs.append(services.hj212)
 
 
 def create_app(settings: GatewaySettings, *, services: Services | None = None) -> FastAPI:
@@ -157,9 +137,7 @@ def create_app(settings: GatewaySettings, *, services: Services | None = None) -
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = services is None
         if own:
-            import anyio.to_thread
-
-            app.state.services = await anyio.to_thread.run_sync(Services.start, settings)
+            app.state.services = await anyio.to_thread.run_sync(start_services, settings)
         try:
             yield
         finally:
@@ -174,14 +152,13 @@ def create_app(settings: GatewaySettings, *, services: Services | None = None) -
                               "environmental monitoring, audit. Errors are RFC 9457 problem details.")
     app.state.services = services
     app.state.settings = settings
-    for name in ROUTERS:
-        router = importlib.import_module(f"shancheng.apps.gateway.routes.{name}").router
+    for router in ROUTERS:
         app.include_router(router)
     problems.install(app)
     app.add_middleware(GatewayMiddleware)
     # outside GatewayMiddleware, so CSRF refusals, 413s and idempotent replays are recorded too; it reads
     # request.state.principal (set inside) when the response starts
-    install_audit(app)
+    app.add_middleware(AuditMiddleware, audit=_audit_log)
     # outside the audit middleware: a source that keeps sending unauthenticated requests is answered 429 before
     # they reach the audit log
     app.add_middleware(UnauthenticatedLimit, rate=settings.unauthenticated_rate,
@@ -192,3 +169,8 @@ def create_app(settings: GatewaySettings, *, services: Services | None = None) -
                        https_only=settings.secure_cookies)
     app.add_middleware(SecurityHeaders)  # outermost: every response carries the security headers
     return app
+
+
+def _audit_log(scope: Scope) -> AuditLog | None:
+    services = running_services(scope.get("app"))
+    return None if services is None else services.audit

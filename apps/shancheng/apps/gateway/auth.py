@@ -25,9 +25,10 @@ import re
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from pydantic import computed_field
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -35,7 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from shancheng.sdk.crypto import SM2PrivateKey, SM2PublicKey, hmac_sm3, sm3
 from shancheng.sdk.errors import InvalidInput, InvalidSignature, ShanchengError
 
-from .deps import ROLES, Principal
+from .principal import ROLES, Principal
 from .problems import Problem
 from .tables import api_tokens, sm2_keys, sm2_nonces
 
@@ -79,14 +80,14 @@ class TokenInfo:
     expires_at: float | None
     revoked_at: float | None
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def active(self) -> bool:
+        """Neither revoked nor expired."""
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > time.time())
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "subject": self.subject, "org": self.org, "role": self.role, "label": self.label,
-                "created_by": self.created_by, "created_at": self.created_at, "expires_at": self.expires_at,
-                "revoked_at": self.revoked_at, "active": self.active}
+        return {**asdict(self), "active": self.active}
 
 
 class ApiTokens:

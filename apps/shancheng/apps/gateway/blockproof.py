@@ -28,6 +28,7 @@ from shancheng.sdk.chainproof.mpt import EMPTY_TRIE_ROOT, verify_trie_proof_or_a
 from shancheng.sdk.chainproof.receipt import decode_header
 from shancheng.sdk.chainproof.transaction import parse_transaction_proof, verify_transaction_proof_json
 from shancheng.sdk.errors import InvalidInput, ShanchengError
+from shancheng.sdk.strict_json import to_hex
 
 __all__ = ["header_of", "proven_count", "verified_header"]
 
@@ -110,7 +111,7 @@ def _proves_at(header: BlockHeader, tx_hash: Any, index: int, rpc: Rpc, pool: di
         parsed = parse_transaction_proof(answer)
     except (ShanchengError, ValueError, TypeError):
         return False
-    if "0x" + proven.hex() != str(tx_hash).lower() or parsed.transaction_index != index:
+    if to_hex(proven) != str(tx_hash).lower() or parsed.transaction_index != index:
         return False
     pool.update((keccak(node), node) for node in parsed.proof)
     return True

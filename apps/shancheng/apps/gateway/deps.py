@@ -1,4 +1,5 @@
-"""FastAPI dependencies of the gateway's routers: the acting principal, role checks, the services.
+"""FastAPI dependencies of the gateway's routers: the acting principal, role checks, the services
+(:data:`ServicesDep`, the one way a router gets the running gateway's :class:`~.services.Services`).
 
 The gateway's middleware authenticates every request once (API token, SM2-signed request or browser session; see
 :mod:`shancheng.apps.gateway.auth`) and leaves the result in ``request.state.principal`` (a :class:`Principal` or
@@ -7,61 +8,41 @@ None); the dependencies below read it.
 >>> from fastapi import APIRouter, Depends
 >>> router = APIRouter()
 >>> @router.get("/api/v1/example")
-... def example(who: Principal = Depends(require("doctor", "admin"))) -> dict[str, str]:
-...     return {"subject": who.subject}
+... def example(services: ServicesDep, who: Principal = Depends(require("doctor", "admin"))) -> dict[str, str]:
+...     return {"subject": who.subject, "org": services.settings.org}
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 
+from .principal import ROLES, Principal
 from .problems import Problem
+from .services import Services
 
-if TYPE_CHECKING:
-    from .app import Services
-
-__all__ = ["ROLES", "Principal", "current_principal", "get_services", "optional_principal", "require"]
-
-ROLES = ("admin", "doctor", "pharmacist", "dispenser", "courier", "manufacturer", "distributor", "pharmacy",
-         "station_operator", "data_steward", "regulator", "auditor")
-
-Via = Literal["token", "sm2", "session"]
+__all__ = ["ROLES", "Principal", "ServicesDep", "current_principal", "get_services", "optional_principal",
+           "require", "running_services"]
 
 
-@dataclass(frozen=True)
-class Principal:
-    """Who acts: a subject of the gateway's organisation with one role, and how it authenticated."""
-
-    subject: str
-    org: str
-    org_id: int
-    role: str
-    via: Via
-    token_id: str | None = None
-    #: the credential used, as the audit log records it: ``token:<id>``, ``sm2:<key id>``, ``session:token:<id>``
-    #: (a browser session made from a token) or ``oidc:<issuer> <subject>``
-    credential: str | None = None
-    #: who created this credential in the subject's name through the API (an administrator), None when the subject
-    #: created it or it was provisioned on the gateway's host: a delegated credential never signs with the subject's
-    #: staff key
-    delegated_by: str | None = None
-
-    @property
-    def key(self) -> str:
-        """A stable name of this principal (idempotency keys and audit entries are scoped by it)."""
-        return f"{self.org}/{self.subject}/{self.role}"
+def running_services(app: Any) -> Services | None:
+    """The services of the gateway ``app`` (an ASGI app built by :func:`~.app.create_app`), None before it starts."""
+    services = getattr(getattr(app, "state", None), "services", None)
+    return services if isinstance(services, Services) else None
 
 
 def get_services(request: Request) -> Services:
-    """The running gateway's :class:`~shancheng.apps.gateway.app.Services`."""
-    services: Services | None = getattr(request.app.state, "services", None)
+    """The running gateway's :class:`~shancheng.apps.gateway.services.Services` (503 problem before it starts)."""
+    services = running_services(request.app)
     if services is None:
         raise Problem(status=503, title="Starting", detail="the gateway is not started", type_suffix="starting")
     return services
+
+
+#: the running gateway's services, as a router's parameter: ``def route(services: ServicesDep) -> ...``
+ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 def optional_principal(request: Request) -> Principal | None:

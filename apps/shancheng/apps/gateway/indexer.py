@@ -2,9 +2,9 @@
 DataSharingLog) that fills query tables, so prescription timelines, custody trails and sharing histories are served
 from the gateway's database (fast, paged) instead of scanning logs per request.
 
->>> indexer = start(services)                # a daemon thread; the checkpoint lives in the gateway database
+>>> indexer = start(engine=engine, client=client, checkpoint=store_url(database_url))  # doctest: +SKIP
 >>> indexer.timeline(rx_id)                  # the prescription's events in chain order  # doctest: +SKIP
->>> indexer.stop()
+>>> indexer.stop()                                             # doctest: +SKIP
 
 Delivery is at least once (the SDK subscription checkpoints after the handler), and the handler is idempotent:
 every row is keyed by its log's ``(block_number, log_index)`` and written with "insert, or nothing if present", so
@@ -17,20 +17,17 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Annotated, Any
 
+from pydantic import Field
 from sqlalchemy import BigInteger, Column, Engine, Index, Integer, String, Table, Text, func, or_, select, tuple_
 
-from shancheng.sdk.client import Contract, Event, LogFilter, Subscription
-from shancheng.sdk.client.contracts import abi_of
+from shancheng.sdk.client import Client, Contract, Event, LogFilter, Subscription
+from shancheng.sdk.client.contracts import abi_of, events_of
 from shancheng.sdk.errors import InvalidInput
+from shancheng.sdk.strict_json import to_hex
 
-from ..db import insert_ignoring_duplicates, metadata, store_url, upsert_if_newer
-
-if TYPE_CHECKING:
-    from shancheng.sdk import Client
-
-    from .app import Services
+from ..db import insert_ignoring_duplicates, metadata, upsert_if_newer
 
 __all__ = ["DOMAIN_CONTRACTS", "IndexedEvent", "Indexer", "indexed_event", "rx_summaries", "start",
            "summarise_transition"]
@@ -110,27 +107,24 @@ _KEYS: dict[str, tuple[str | None, str | None, str | None]] = {
 
 @dataclass(frozen=True)
 class IndexedEvent:
-    """One indexed log: where it is on chain, which event, its keys and every decoded argument."""
+    """One indexed log: where it is on chain, which event, its keys and every decoded argument (the API leaves out
+    the keys: they are among the arguments)."""
 
     block_number: int
     log_index: int
     tx_hash: str
     block_time: int | None
     event: str
-    key: str | None
-    key2: str | None
-    org: int | None
+    key: Annotated[str | None, Field(exclude=True)]
+    key2: Annotated[str | None, Field(exclude=True)]
+    org: Annotated[int | None, Field(exclude=True)]
     args: dict[str, Any]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"block_number": self.block_number, "log_index": self.log_index, "tx_hash": self.tx_hash,
-                "block_time": self.block_time, "event": self.event, "args": self.args}
 
 
 def jsonable(value: Any) -> Any:
     """A decoded ABI value as JSON: bytes as 0x-hex, tuples as lists, integers beyond 2^53 as strings."""
     if isinstance(value, bytes | bytearray):
-        return "0x" + bytes(value).hex()
+        return to_hex(bytes(value))
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -157,7 +151,7 @@ def _hex_key(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, bytes | bytearray):
-        return "0x" + bytes(value).hex()
+        return to_hex(bytes(value))
     return str(value)
 
 
@@ -186,9 +180,7 @@ class Indexer:
 
     # -- the subscription --------------------------------------------------------------------------
     def log_filter(self) -> LogFilter:
-        from shancheng.sdk.client.contracts import _events
-
-        pairs = [(c, e) for n, c in self.contracts.items() for e in _events(n)]
+        pairs = [(c, e) for n, c in self.contracts.items() for e in events_of(n)]
         topics = sorted({c.event_topic(e) for c, e in pairs})
         return LogFilter(address=list(self.contracts.values()), topics=[topics], events=pairs)
 
@@ -237,7 +229,7 @@ class Indexer:
         key, key2, org = _KEYS.get(event.event, (None, None, None))
         return {
             "block_number": event.block_number, "log_index": event.log_index,
-            "tx_hash": "0x" + event.tx_hash.hex(), "block_time": self._block_time(event.block_number),
+            "tx_hash": to_hex(event.tx_hash), "block_time": self._block_time(event.block_number),
             "event": event.event,
             "key": _hex_key(event.decoded.get(key)) if key else None,
             "key2": _hex_key(event.decoded.get(key2)) if key2 else None,
@@ -315,13 +307,10 @@ def _norm(value: str) -> str:
     return text
 
 
-def start(services: Services) -> Indexer:
-    """Start the gateway's indexer (checkpoint in the gateway database) and keep it in ``services.extras``."""
-    indexer = Indexer(engine=services.engine, client=services.client,
-                      checkpoint=store_url(services.settings.database_url))
-    indexer.start()
-    services.extras["indexer"] = indexer
-    return indexer
+def start(*, engine: Engine, client: Client, checkpoint: str) -> Indexer:
+    """Start an indexer writing to ``engine``'s tables, its subscription checkpoint in the store ``checkpoint``
+    (the gateway's database: :func:`shancheng.apps.db.store_url`)."""
+    return Indexer(engine=engine, client=client, checkpoint=checkpoint).start()
 
 
 def rx_summaries(engine: Engine, *, org: int | None = None, state: int | None = None, after: str | None = None,

@@ -15,9 +15,10 @@ import hashlib
 import hmac
 import secrets
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
+import anyio.to_thread
 import httpx
 from fastapi import Request
 from fastapi.responses import RedirectResponse
@@ -25,12 +26,10 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from .deps import ROLES
+from .principal import ROLES
 from .problems import Problem
+from .sessions import BrowserSessions
 from .settings import OidcSettings
-
-if TYPE_CHECKING:
-    from .app import Services
 
 __all__ = ["IdTokenClaims", "OidcClient", "begin_login", "finish_login", "pkce_challenge"]
 
@@ -144,22 +143,16 @@ class OidcClient:
         return claims
 
 
-def _client(request: Request, services: Services) -> OidcClient:
-    config = services.settings.oidc
-    if config is None:
+def _configured(client: OidcClient | None) -> OidcClient:
+    if client is None:
         raise Problem(status=404, detail="this gateway has no OpenID Connect sign-in configured",
                       type_suffix="oidc-not-configured")
-    client: OidcClient | None = services.extras.get("oidc")
-    if client is None:
-        client = OidcClient(config, redirect_uri=services.settings.public_url + "/auth/callback")
-        services.extras["oidc"] = client
     return client
 
 
-async def begin_login(request: Request, services: Services) -> RedirectResponse:
-    import anyio.to_thread
-
-    client = _client(request, services)
+async def begin_login(request: Request, oidc: OidcClient | None) -> RedirectResponse:
+    """Redirect to the identity provider with a new state, nonce and PKCE verifier (kept in the session)."""
+    client = _configured(oidc)
     state, nonce, verifier = secrets.token_urlsafe(24), secrets.token_urlsafe(24), secrets.token_urlsafe(48)
     url = await anyio.to_thread.run_sync(lambda: client.authorization_url(state=state, nonce=nonce,
                                                                           verifier=verifier))
@@ -167,10 +160,11 @@ async def begin_login(request: Request, services: Services) -> RedirectResponse:
     return RedirectResponse(url, status_code=302)
 
 
-async def finish_login(request: Request, services: Services) -> RedirectResponse:
-    import anyio.to_thread
-
-    client = _client(request, services)
+async def finish_login(request: Request, oidc: OidcClient | None, *, org: str, sessions: BrowserSessions,
+                       home: str) -> RedirectResponse:
+    """Check the provider's answer and the ID token, start the browser session of ``org``'s gateway, redirect to
+    ``home``."""
+    client = _configured(oidc)
     pending = request.session.pop("oidc", None)
     params = request.query_params
     if params.get("error"):
@@ -186,14 +180,14 @@ async def finish_login(request: Request, services: Services) -> RedirectResponse
     id_token = await anyio.to_thread.run_sync(client.exchange, code, str(pending["verifier"]))
     claims = await anyio.to_thread.run_sync(lambda: client.validate(id_token, nonce=str(pending["nonce"])))
     config = client.config
-    role, org = claims.get(config.role_claim), claims.get(config.org_claim)
+    role = claims.get(config.role_claim)
     if role not in ROLES:
         raise Problem(status=403, detail=f"the identity provider gives no known role in {config.role_claim!r}",
                       type_suffix="oidc-unknown-role")
-    if org != services.settings.org:
-        raise Problem(status=403, detail=f"this gateway serves {services.settings.org}; the account is of another "
+    if claims.get(config.org_claim) != org:
+        raise Problem(status=403, detail=f"this gateway serves {org}; the account is of another "
                                          "organisation", type_suffix="another-organisation")
-    await anyio.to_thread.run_sync(lambda: services.sessions.start(
+    await anyio.to_thread.run_sync(lambda: sessions.start(
         request.session, subject=str(claims["sub"]), role=str(role), lifetime=config.session_lifetime,
         issuer=config.issuer))
-    return RedirectResponse(services.settings.public_url + "/", status_code=302)
+    return RedirectResponse(home, status_code=302)

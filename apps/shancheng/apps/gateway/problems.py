@@ -19,8 +19,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shancheng.sdk.client import NodeUnavailable, NotAnchoredYet
-from shancheng.sdk.client.client import NotFinal, TransactionRefused, TransactionReverted
+from shancheng.sdk.client import (
+    NodeUnavailable,
+    NotAnchoredYet,
+    NotFinal,
+    TransactionRefused,
+    TransactionReverted,
+)
 from shancheng.sdk.errors import InvalidInput, ShanchengError, VerificationError
 
 __all__ = ["PROBLEM_BASE", "Problem", "from_error", "install", "problem_response"]

@@ -33,7 +33,7 @@ from sqlalchemy.engine import Engine
 from shancheng.sdk.crypto import sm3
 from shancheng.sdk.errors import InvalidInput
 
-from .deps import ROLES, Principal
+from .principal import ROLES, Principal
 from .tables import browser_sessions
 
 __all__ = ["CSRF_HEADER", "BrowserSessions", "check_csrf", "csrf_token", "ensure_secret", "session_cookie_name"]
@@ -132,11 +132,6 @@ class BrowserSessions:
         with self.engine.begin() as conn:
             result = conn.execute(delete(browser_sessions).where(browser_sessions.c.id_hash == self._id_hash(sid)))
         return bool(result.rowcount)
-
-    def issuer_of(self, session: MutableMapping[str, Any]) -> str | None:
-        """The OIDC issuer of the session's sign-in (None for a token sign-in or no session)."""
-        row = self._row(session)
-        return None if row is None else row["issuer"]
 
     def _row(self, session: MutableMapping[str, Any]) -> Any:
         sid = session.get("sid")

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import tomllib
 from pathlib import Path
@@ -20,6 +19,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from shancheng.sdk.errors import InvalidInput
+
+from ..hj212.settings import Hj212Settings
 
 __all__ = ["GatewaySettings", "OidcSettings", "SettingsError"]
 
@@ -75,8 +76,8 @@ class GatewaySettings(BaseModel):
     unauthenticated_rate: float = Field(default=1.0, gt=0, le=10_000)
     unauthenticated_burst: int = Field(default=60, ge=1, le=1_000_000)
     unauthenticated_sources: int = Field(default=10_000, ge=1, le=1_000_000)
-    #: the HJ 212 listener (shancheng.apps.hj212.settings.Hj212Settings), None to run none
-    hj212: Any = None
+    #: the HJ 212 listener, None to run none
+    hj212: Hj212Settings | None = None
 
     @model_validator(mode="after")
     def _defaults(self) -> GatewaySettings:
@@ -102,15 +103,6 @@ class GatewaySettings(BaseModel):
         if not url.startswith(("http://", "https://")):
             raise ValueError("public_url must be an http(s) URL")
         return url.rstrip("/")
-
-    @field_validator("hj212", mode="before")
-    @classmethod
-    def _hj212(cls, value: Any) -> Any:
-        if value is None:
-            return None
-        module = importlib.import_module("shancheng.apps.hj212.settings")
-        model = module.Hj212Settings
-        return value if isinstance(value, model) else model.model_validate(value)
 
     @property
     def secure_cookies(self) -> bool:

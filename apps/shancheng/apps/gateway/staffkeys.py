@@ -18,7 +18,7 @@ from pathlib import Path
 from shancheng.sdk.cli.keys import load_key_file, write_key_file
 from shancheng.sdk.crypto import DEFAULT_UID, SM2PrivateKey, SM2PublicKey, sm3
 
-from .deps import Principal
+from .principal import Principal
 from .problems import Problem
 
 __all__ = ["StaffKeys", "StaffSigner"]

@@ -11,8 +11,10 @@ sent what: ``POST /api/v1/stations/{mn}/commands``).
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Annotated, Any
+
+from pydantic import ConfigDict, Field, with_config
 
 from shancheng.sdk.envmon.hj212 import COMMANDS, Packet, QnRtn
 from shancheng.sdk.errors import ShanchengError
@@ -27,8 +29,11 @@ class StationNotConnected(ShanchengError):
     """A command for a station that has no authenticated connection to the listener."""
 
 
+@with_config(ConfigDict(json_schema_serialization_defaults_required=True))
 @dataclass
 class SentCommand:
+    """A command sent to a station and what it answered so far."""
+
     mn: str
     qn: str
     cn: str
@@ -38,8 +43,12 @@ class SentCommand:
     answers: list[dict[str, Any]] = field(default_factory=list)
     #: how the station ended the command (``"QnRtn 2"`` for a refused request, ``"ExeRtn 1"``, ...), and the
     #: listener's count of queued packets at that answer (its uploads before it are stored once that many are)
-    settled: str | None = None
-    settled_seq: int = 0
+    settled: Annotated[str | None, Field(exclude=True)] = None
+    settled_seq: Annotated[int, Field(exclude=True)] = 0
+
+    def snapshot(self) -> SentCommand:
+        """A copy that later answers do not change (take it on the listener's loop)."""
+        return replace(self, fields=dict(self.fields), answers=[dict(a) for a in self.answers])
 
 
 class CommandLog:

@@ -16,7 +16,8 @@ per address (when full, the oldest connection that never authenticated makes roo
 connections (:mod:`.guard`), pending split bytes per connection and in all with a deadline per split message,
 and a bounded queue to the writer (a producer faster than the disk is slowed down by TCP back-pressure).
 
->>> handle = start(services)            # doctest: +SKIP  (the gateway does this when settings.hj212 is set)
+>>> handle = start(settings.hj212, engine=engine, client=client, data_dir=data_dir,  # doctest: +SKIP
+...               password_file=password_file)   # the gateway does this when its settings.hj212 is set
 >>> handle.listener.port               # doctest: +SKIP
 9212
 >>> handle.stop()                      # doctest: +SKIP
@@ -47,6 +48,7 @@ from shancheng.apps.hj212.guard import AuthGuard, address_key
 from shancheng.apps.hj212.ingest import Accepted, ListenerStats, PacketStore, value_problem, values_of
 from shancheng.apps.hj212.registry import StationRegistry, load_pepper
 from shancheng.apps.hj212.settings import Hj212Settings
+from shancheng.sdk import Client
 from shancheng.sdk.envmon.hj212 import (
     HJ212Error,
     Packet,
@@ -506,19 +508,14 @@ class ListenerHandle:
             self._thread.join(60)
 
 
-def start(services: Any) -> ListenerHandle:
-    """Start the listener of a gateway (``services.settings.hj212`` set): registry and station keys under the
-    gateway's data folder, the anchorer on the gateway's client; ``services.extras["hj212"]`` is the handle."""
-    settings = services.settings
-    hj212 = settings.hj212 if isinstance(settings.hj212, Hj212Settings) else Hj212Settings.model_validate(settings.hj212)
-    data_dir = Path(settings.data_dir)
-    password = read_password(str(settings.password_file), required=True)
-    registry = StationRegistry(services.engine, pepper=load_pepper(data_dir / "hj212.pepper"),
+def start(settings: Hj212Settings, *, engine: Engine, client: Client, data_dir: Path,
+          password_file: Path) -> ListenerHandle:
+    """Start the listener of a gateway: the station registry and the stations' keys under the gateway's
+    ``data_dir`` (the keys sealed with the organisation's password from ``password_file``), the anchorer on the
+    gateway's ``client``, packets in the gateway's database (``engine``)."""
+    password = read_password(str(password_file), required=True)
+    registry = StationRegistry(engine, pepper=load_pepper(data_dir / "hj212.pepper"),
                                keys_dir=data_dir / "stations", key_password=password)
-    anchorer = HourAnchorer(engine=services.engine, client=services.client, registry=registry,
-                            delay=hj212.anchor_delay, backfill_timeout=hj212.backfill_timeout,
-                            timezone=hj212.timezone)
-    handle = ListenerHandle(Hj212Listener(settings=hj212, engine=services.engine, registry=registry,
-                                          anchorer=anchorer))
-    services.extras["hj212"] = handle
-    return handle
+    anchorer = HourAnchorer(engine=engine, client=client, registry=registry, delay=settings.anchor_delay,
+                            backfill_timeout=settings.backfill_timeout, timezone=settings.timezone)
+    return ListenerHandle(Hj212Listener(settings=settings, engine=engine, registry=registry, anchorer=anchorer))

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, insert, select
 
 from shancheng.apps.hj212.store import stations
 from shancheng.sdk.crypto import SM2PrivateKey, SM2PublicKey
@@ -155,11 +155,6 @@ class StationRegistry:
         station = self.get(mn)
         assert station is not None
         return station
-
-    def set_tx_hash(self, mn: str, tx_hash: str) -> None:
-        with self._engine.begin() as conn:
-            conn.execute(update(stations).where(stations.c.mn == mn).values(tx_hash=tx_hash))
-        self.reload()
 
     # -- keys held by the gateway for its (simulated) stations
 

@@ -29,8 +29,9 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from shancheng.apps.gateway.app import Services, create_app
+from shancheng.apps.gateway.app import create_app, start_services
 from shancheng.apps.gateway.auth import sign_request
+from shancheng.apps.gateway.services import Services
 from shancheng.apps.gateway.settings import GatewaySettings
 from shancheng.sdk.crypto import SM2PrivateKey
 
@@ -91,7 +92,7 @@ class GatewayWorld:
         try:
             settings = cls.settings_for(folder / f"gateway-{org}", node, org=org, database_url=database_url,
                                         **overrides)
-            services = Services.start(settings)
+            services = start_services(settings)
         except BaseException:
             if own_node:
                 node.stop()
@@ -169,7 +170,7 @@ class GatewayWorld:
     def staff(self, subject: str, role: str, *, key: SM2PrivateKey | None = None) -> SM2PrivateKey:
         """A staff member: a new SM2 key registered in Governance for the world's organisation (staff roles only:
         doctor, pharmacist, dispenser, courier, station_operator) and enrolled in the gateway's staff key store."""
-        from shancheng.sdk.domain._common import register_staff
+        from shancheng.sdk.domain import register_staff
 
         key = key or SM2PrivateKey.generate()
         flags = STAFF_ROLE_FLAGS.get(role)

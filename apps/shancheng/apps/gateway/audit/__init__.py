@@ -32,7 +32,7 @@ from .entries import (
 from .export import ExportVerified, add_cli, main, verify_export
 from .heads import HEAD_KIND, check_general_origin, head_record, heads_origin
 from .log import EXPORT_FORMAT, AnchoringJob, AuditHead, AuditLog, AuditVerified
-from .middleware import AUDIT_DETAIL, UNAUDITED, AuditMiddleware, install
+from .middleware import AUDIT_DETAIL, UNAUDITED, AuditMiddleware
 
 __all__ = [
     "AUDIT_DETAIL",
@@ -57,7 +57,6 @@ __all__ = [
     "check_general_origin",
     "head_record",
     "heads_origin",
-    "install",
     "main",
     "outcome_of",
     "verify_export",

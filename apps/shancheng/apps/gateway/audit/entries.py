@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
+from pydantic import ConfigDict, Field, with_config
 from sqlalchemy import BigInteger, Column, Integer, SmallInteger, String, Table, Text
 
 from shancheng.sdk import strict_json
@@ -110,15 +111,17 @@ class AuditChainBroken(VerificationError):
         return {"sequence": self.sequence, "kind": self.kind}
 
 
+@with_config(ConfigDict(json_schema_serialization_defaults_required=True))
 @dataclass(frozen=True)
 class AuditEntry:
-    """One request as recorded: who (subject, role, org, via, the credential used), what (action, target), when,
-    result."""
+    """One request as recorded: who (subject, role, org, via, the credential used), what (action, target), when
+    (ms since the epoch), result, and its place in the hash chain (the API leaves out org_id: every entry of a
+    gateway's log is of its organisation)."""
 
     seq: int
     ts_ms: int
     org: str | None
-    org_id: int | None
+    org_id: Annotated[int | None, Field(exclude=True)]
     subject: str | None
     role: str | None
     via: str | None
@@ -130,8 +133,11 @@ class AuditEntry:
     detail: str | None
     prev_hash: str
     hash: str
-    v: int = ENTRY_VERSION
-    credential: str | None = None
+    v: Annotated[int, Field(description="the entry's hashed body version (1: written before credentials were "
+                                        "recorded)")] = ENTRY_VERSION
+    credential: Annotated[str | None, Field(description="the credential used: token:<id>, sm2:<key id>, "
+                                                        "session:token:<id> or oidc:<issuer> <subject> (null before "
+                                                        "it was recorded)")] = None
 
     def body(self) -> dict[str, Any]:
         """The hashed object (everything but the entry's own hash)."""

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any
 
 from anyio import to_thread
-from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shancheng.sdk.errors import ShanchengError
@@ -16,7 +15,7 @@ from shancheng.sdk.errors import ShanchengError
 from .entries import outcome_of
 from .log import AuditLog
 
-__all__ = ["AUDIT_DETAIL", "UNAUDITED", "AuditMiddleware", "install"]
+__all__ = ["AUDIT_DETAIL", "UNAUDITED", "AuditMiddleware"]
 
 _log = logging.getLogger("shancheng.apps.audit")
 
@@ -105,15 +104,3 @@ def _describe(scope: Scope) -> tuple[Any, str, str | None, str | None, str | Non
     remote = client[0] if client else None
     detail = _state(scope, AUDIT_DETAIL)
     return principal, action, target, remote, detail if isinstance(detail, str) else None
-
-
-def _services_audit(scope: Scope) -> AuditLog | None:
-    app = scope.get("app")
-    services = getattr(getattr(app, "state", None), "services", None)
-    audit = getattr(services, "audit", None)
-    return audit if isinstance(audit, AuditLog) else None
-
-
-def install(app: FastAPI) -> None:
-    """Add the audit middleware to the gateway's app (it finds the AuditLog in the app's Services)."""
-    app.add_middleware(AuditMiddleware, audit=_services_audit)

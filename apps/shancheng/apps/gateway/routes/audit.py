@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
@@ -14,8 +14,8 @@ from sqlalchemy import select
 
 from shancheng.sdk.errors import ShanchengError
 
-from ..audit import AuditChainBroken, AuditEntry, AuditLog, audit_entries, heads_origin
-from ..deps import Principal, get_services, require
+from ..audit import AuditChainBroken, AuditEntry, audit_entries, heads_origin
+from ..deps import Principal, ServicesDep, require
 from ..pagination import Cursor, Limit, Page, paginate_query
 from ..problems import Problem
 
@@ -24,29 +24,6 @@ router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 READERS = ("auditor", "regulator", "admin")
 Reader = Annotated[Principal, Depends(require(*READERS))]
 Admin = Annotated[Principal, Depends(require("admin"))]
-ServicesDep = Annotated[Any, Depends(get_services)]
-
-
-class AuditEntryOut(BaseModel):
-    """One audit entry: who, what, when (ms since the epoch), result, and its place in the hash chain."""
-
-    seq: int
-    ts_ms: int
-    org: str | None
-    subject: str | None
-    role: str | None
-    via: str | None
-    credential: str | None = Field(description="the credential used: token:<id>, sm2:<key id>, session:token:<id> or "
-                                               "oidc:<issuer> <subject> (null before it was recorded)")
-    remote: str | None
-    action: str
-    target: str | None
-    outcome: str
-    status: int
-    detail: str | None
-    prev_hash: str
-    hash: str
-    v: int = Field(description="the entry's hashed body version (1: written before credentials were recorded)")
 
 
 class AuditVerifyOut(BaseModel):
@@ -76,33 +53,21 @@ class AuditAnchorOut(BaseModel):
     final: bool
 
 
-def _audit(request_services: Any) -> AuditLog:
-    audit = request_services.audit
-    if not isinstance(audit, AuditLog):
-        raise Problem(status=503, detail="the audit log is not running", type_suffix="audit-unavailable")
-    return audit
-
-
-def _out(row: Any) -> AuditEntryOut:
-    entry = AuditEntry.from_row(row)
-    return AuditEntryOut(**{k: v for k, v in entry.__dict__.items() if k != "org_id"})
-
-
-@router.get("", response_model=Page[AuditEntryOut], summary="the audit log, in sequence order")
+@router.get("", response_model=Page[AuditEntry], summary="the audit log, in sequence order")
 def list_entries(
     who: Reader, services: ServicesDep,
     limit: Limit = 50, cursor: Cursor = None,
     subject: Annotated[str | None, Query(max_length=256)] = None,
     outcome: Annotated[Literal["ok", "refused", "rejected", "error"] | None, Query()] = None,
     order: Annotated[Literal["asc", "desc"], Query()] = "asc",
-) -> Page[AuditEntryOut]:
-    audit = _audit(services)
+) -> Page[AuditEntry]:
+    audit = services.audit
     query = select(audit_entries)
     if subject is not None:
         query = query.where(audit_entries.c.subject == subject)
     if outcome is not None:
         query = query.where(audit_entries.c.outcome == outcome)
-    return paginate_query(audit.engine, query, audit_entries.c.seq, limit=limit, cursor=cursor, item=_out,
+    return paginate_query(audit.engine, query, audit_entries.c.seq, limit=limit, cursor=cursor, item=AuditEntry.from_row,
                           descending=order == "desc")
 
 
@@ -114,7 +79,7 @@ def export(
     since: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     until: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> StreamingResponse:
-    audit = _audit(services)
+    audit = services.audit
     if since is not None and until is not None and until < since:
         raise Problem(status=400, detail="until is before since", type_suffix="bad-range")
     lines = audit.export(since=since, until=until)
@@ -133,7 +98,7 @@ def export(
 @router.get("/verify", response_model=AuditVerifyOut,
             summary="walk the hash chain and check it against the heads the chain holds")
 def verify(who: Reader, services: ServicesDep) -> AuditVerifyOut:
-    audit = _audit(services)
+    audit = services.audit
     try:
         result = audit.verify()
     except ShanchengError as exc:
@@ -151,7 +116,7 @@ def anchor(
     who: Admin, services: ServicesDep,
     wait: Annotated[bool, Query(description="return once the anchor is final")] = False,
 ) -> AuditAnchorOut | None:
-    audit = _audit(services)
+    audit = services.audit
     try:
         result = audit.anchor(wait=wait, timeout=60)
     except ShanchengError as exc:

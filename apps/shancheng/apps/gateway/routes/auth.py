@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -14,10 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from shancheng.sdk.crypto import SM2PublicKey
 from shancheng.sdk.errors import ShanchengError
 
-from ..app import Services
 from ..audit import AUDIT_DETAIL
 from ..auth import TokenInfo
-from ..deps import ROLES, Principal, current_principal, get_services, optional_principal, require
+from ..deps import ROLES, Principal, ServicesDep, current_principal, optional_principal, require
+from ..oidc import begin_login, finish_login
 from ..pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from ..problems import Problem
 from ..sessions import csrf_token
@@ -50,21 +51,11 @@ class TokenIn(BaseModel):
     label: str | None = Field(default=None, max_length=200)
 
 
-class TokenOut(BaseModel):
-    id: str
-    subject: str
-    org: str
-    role: str
-    label: str | None
-    created_by: str | None
-    created_at: float
-    expires_at: float | None
-    revoked_at: float | None
-    active: bool
+@dataclass(frozen=True)
+class TokenCreated(TokenInfo):
+    """A new API token as listed, and its secret."""
 
-
-class TokenCreated(TokenOut):
-    token: str = Field(description="the token: shown once, never stored by the gateway")
+    token: Annotated[str, Field(description="the token: shown once, never stored by the gateway")]
 
 
 class Sm2KeyIn(BaseModel):
@@ -101,12 +92,7 @@ class CsrfOut(BaseModel):
     csrf_token: str
 
 
-def _out(info: TokenInfo) -> TokenOut:
-    return TokenOut(**info.to_json())
-
-
 Admin = Annotated[Principal, Depends(require("admin"))]
-ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 @router.get("/api/v1/me", response_model=MeOut, tags=["auth"], responses=PROBLEMS)
@@ -122,11 +108,11 @@ def create_token(body: TokenIn, who: Admin, services: ServicesDep, request: Requ
     token, info = services.tokens.create(subject=body.subject, role=body.role, expires_in=body.expires_in,
                                          label=body.label, created_by=who.subject, issued_via="api")
     setattr(request.state, AUDIT_DETAIL, f"minted token {info.id} for subject {info.subject!r} role {info.role}")
-    return TokenCreated(token=token, **info.to_json())
+    return TokenCreated(**asdict(info), token=token)
 
 
-@router.get("/api/v1/tokens", response_model=Page[TokenOut], tags=["auth"], responses=PROBLEMS)
-def list_tokens(_: Admin, services: ServicesDep, limit: Limit = 50, cursor: Cursor = None) -> Page[TokenOut]:
+@router.get("/api/v1/tokens", response_model=Page[TokenInfo], tags=["auth"], responses=PROBLEMS)
+def list_tokens(_: Admin, services: ServicesDep, limit: Limit = 50, cursor: Cursor = None) -> Page[TokenInfo]:
     """The organisation's API tokens (admin), without their secrets."""
     after = decode_cursor(cursor) if cursor else None
     if after is not None and not (isinstance(after, str) and re.fullmatch(r"[0-9a-f]{16}", after)):
@@ -134,12 +120,12 @@ def list_tokens(_: Admin, services: ServicesDep, limit: Limit = 50, cursor: Curs
     rows = services.tokens.list(limit=limit + 1, after=after)
     more = len(rows) > limit
     rows = rows[:limit]
-    return Page[TokenOut](items=[_out(t) for t in rows], next_cursor=encode_cursor(rows[-1].id) if more else None)
+    return Page[TokenInfo](items=rows, next_cursor=encode_cursor(rows[-1].id) if more else None)
 
 
-@router.delete("/api/v1/tokens/{token_id}", response_model=TokenOut, tags=["auth"], responses=PROBLEMS)
+@router.delete("/api/v1/tokens/{token_id}", response_model=TokenInfo, tags=["auth"], responses=PROBLEMS)
 def revoke_token(token_id: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")], _: Admin,
-                 services: ServicesDep) -> TokenOut:
+                 services: ServicesDep) -> TokenInfo:
     """Revoke an API token (admin); sessions made from it end too."""
     info = services.tokens.get(token_id)
     if info is None or info.org != services.settings.org:
@@ -147,7 +133,7 @@ def revoke_token(token_id: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")], _: 
     services.tokens.revoke(token_id)
     revoked = services.tokens.get(token_id)
     assert revoked is not None
-    return _out(revoked)
+    return revoked
 
 
 @router.post("/api/v1/sm2-keys", response_model=Sm2KeyOut, status_code=201, tags=["auth"], responses=PROBLEMS)
@@ -222,14 +208,11 @@ def logout(request: Request, who: Annotated[Principal | None, Depends(optional_p
 @router.get("/auth/login", tags=["auth"], responses=PROBLEMS, response_class=RedirectResponse, status_code=302)
 async def login(request: Request, services: ServicesDep) -> RedirectResponse:
     """Start the OpenID Connect sign-in (redirect to the identity provider with state, nonce and PKCE)."""
-    from ..oidc import begin_login
-
-    return await begin_login(request, services)
+    return await begin_login(request, services.oidc)
 
 
 @router.get("/auth/callback", tags=["auth"], responses=PROBLEMS, response_class=RedirectResponse, status_code=302)
 async def callback(request: Request, services: ServicesDep) -> RedirectResponse:
     """The identity provider's redirect back: validates the ID token and creates the session."""
-    from ..oidc import finish_login
-
-    return await finish_login(request, services)
+    return await finish_login(request, services.oidc, org=services.settings.org, sessions=services.sessions,
+                              home=services.settings.public_url + "/")

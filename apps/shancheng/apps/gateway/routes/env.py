@@ -18,11 +18,11 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from shancheng.apps.gateway.app import Services
 from shancheng.apps.gateway.audit import AUDIT_DETAIL
-from shancheng.apps.gateway.deps import Principal, get_services, require
+from shancheng.apps.gateway.deps import Principal, ServicesDep, require
 from shancheng.apps.gateway.pagination import Cursor, Limit, Page, paginate_query
 from shancheng.apps.gateway.problems import Problem
+from shancheng.apps.gateway.services import Services
 from shancheng.apps.hj212.anchoring import HourAnchorer, hour_packets
 from shancheng.apps.hj212.control import SentCommand
 from shancheng.apps.hj212.listener import ListenerHandle, StationNotConnected
@@ -32,12 +32,12 @@ from shancheng.sdk.crypto import SM2PrivateKey
 from shancheng.sdk.domain.envmon import EnvMonitoring, HourBatch, StationSpec
 from shancheng.sdk.envmon.aqi import band_for
 from shancheng.sdk.errors import InvalidInput, ShanchengError, VerificationError
+from shancheng.sdk.strict_json import to_hex
 
 router = APIRouter(prefix="/api/v1", tags=["env"])
 
 READERS = ("station_operator", "regulator", "auditor", "admin")
 Reader = Annotated[Principal, Depends(require(*READERS))]
-Svc = Annotated[Services, Depends(get_services)]
 Admin = Annotated[Principal, Depends(require("admin"))]
 Operator = Annotated[Principal, Depends(require("admin", "station_operator"))]
 MN = Annotated[str, Path(pattern=r"^[0-9A-Za-z]{1,24}$", description="the station's HJ 212 MN")]
@@ -125,9 +125,9 @@ class AlertOut(BaseModel):
     created_at: float
 
 
-def _listener(services: Any) -> ListenerHandle:
-    handle = services.extras.get("hj212")
-    if not isinstance(handle, ListenerHandle):
+def _listener(services: Services) -> ListenerHandle:
+    handle = services.hj212
+    if handle is None:
         raise Problem(status=404, detail="this gateway runs no HJ 212 listener", type_suffix="no-hj212")
     return handle
 
@@ -138,7 +138,7 @@ def _station_out(s: Station) -> StationOut:
                       active=s.active, registered_at=s.registered_at, tx_hash=s.tx_hash)
 
 
-def _station(services: Any, mn: str) -> Station:
+def _station(services: Services, mn: str) -> Station:
     station = _listener(services).listener.registry.get(mn)
     if station is None:
         raise Problem(status=404, detail=f"no station {mn} on this gateway", type_suffix="no-station")
@@ -146,12 +146,12 @@ def _station(services: Any, mn: str) -> Station:
 
 
 @router.get("/stations", response_model=list[StationOut])
-def list_stations(_: Reader, services: Svc) -> list[StationOut]:
+def list_stations(_: Reader, services: ServicesDep) -> list[StationOut]:
     return [_station_out(s) for s in _listener(services).listener.registry.all()]
 
 
 @router.post("/stations", response_model=StationCreated, status_code=201)
-def register_station(body: StationIn, principal: Admin, services: Svc) -> StationCreated:
+def register_station(body: StationIn, principal: Admin, services: ServicesDep) -> StationCreated:
     """Register a station: a new SM2 key (kept by the gateway), ``EnvMonitoring.registerStation``, the registry.
     Without a ``password`` the gateway generates one and answers it in this response only."""
     registry = _listener(services).listener.registry
@@ -174,12 +174,12 @@ def register_station(body: StationIn, principal: Admin, services: Svc) -> Statio
 
 
 @router.get("/stations/{mn}", response_model=StationOut)
-def get_station(mn: MN, _: Reader, services: Svc) -> StationOut:
+def get_station(mn: MN, _: Reader, services: ServicesDep) -> StationOut:
     return _station_out(_station(services, mn))
 
 
 @router.get("/stations/{mn}/readings", response_model=Page[ReadingOut])
-def list_readings(mn: MN, _: Reader, services: Svc, limit: Limit = 50, cursor: Cursor = None,
+def list_readings(mn: MN, _: Reader, services: ServicesDep, limit: Limit = 50, cursor: Cursor = None,
                   from_: Annotated[int | None, Query(alias="from", ge=0, le=1 << 40)] = None, to: Time = None,
                   code: Code = None) -> Page[ReadingOut]:
     """Readings of the station in [from, to) (unix seconds), newest first, optionally only those with ``code``."""
@@ -216,7 +216,7 @@ def _finite(values: Any) -> dict[str, dict[str, Any]]:
             for code, entry in values.items() if isinstance(entry, dict)}
 
 
-def _hour_out(row: Any, services: Any, tz: Any) -> HourOut:
+def _hour_out(row: Any, services: Services, tz: Any) -> HourOut:
     mn, hour = row["mn"], row["hour"]
     aqi, iaqi, count = row["aqi"], row["iaqi"], row["reading_count"]
     primary = [p for p in (row["primary_pollutants"] or "").split(",") if p]
@@ -241,7 +241,7 @@ def _hour_out(row: Any, services: Any, tz: Any) -> HourOut:
 
 
 @router.get("/stations/{mn}/hours", response_model=Page[HourOut])
-def list_hours(mn: MN, _: Reader, services: Svc, limit: Limit = 50, cursor: Cursor = None,
+def list_hours(mn: MN, _: Reader, services: ServicesDep, limit: Limit = 50, cursor: Cursor = None,
                from_: Annotated[int | None, Query(alias="from", ge=0, le=1 << 40)] = None, to: Time = None) -> Page[HourOut]:
     """The station's hours (newest first) in [from, to) (unix seconds) with AQI, band and anchoring status."""
     _station(services, mn)
@@ -256,7 +256,7 @@ def list_hours(mn: MN, _: Reader, services: Svc, limit: Limit = 50, cursor: Curs
                           item=lambda row: _hour_out(row, services, tz), descending=True)
 
 
-def _anchorer(services: Any) -> HourAnchorer:
+def _anchorer(services: Services) -> HourAnchorer:
     anchorer = _listener(services).listener.anchorer
     if anchorer is None:
         raise Problem(status=404, detail="this gateway's listener does not anchor", type_suffix="no-anchoring")
@@ -264,7 +264,7 @@ def _anchorer(services: Any) -> HourAnchorer:
 
 
 @router.post("/stations/{mn}/hours/{hour}/anchor", response_model=HourOut)
-def anchor_hour(mn: MN, hour: Hour, _: Operator, services: Svc) -> HourOut:
+def anchor_hour(mn: MN, hour: Hour, _: Operator, services: ServicesDep) -> HourOut:
     """Anchor the hour now (an open current hour is closed early); 409 when the chain refuses it."""
     _station(services, mn)
     row = _anchorer(services).anchor_hour(mn, hour)
@@ -278,7 +278,7 @@ def anchor_hour(mn: MN, hour: Hour, _: Operator, services: Svc) -> HourOut:
 
 
 @router.get("/stations/{mn}/hours/{hour}/verify")
-def verify_hour(mn: MN, hour: Hour, _: Reader, services: Svc) -> dict[str, Any]:
+def verify_hour(mn: MN, hour: Hour, _: Reader, services: ServicesDep) -> dict[str, Any]:
     """Rebuild the anchored hour from the stored packets it covers and check it against the chain and the
     station's signature: ``{verified, ...}`` (always 200 once the hour is anchored)."""
     _station(services, mn)
@@ -294,7 +294,7 @@ def verify_hour(mn: MN, hour: Hour, _: Reader, services: Svc) -> dict[str, Any]:
     except (VerificationError, InvalidInput, ValueError) as exc:  # ValueError: a stored packet is unreadable
         return {"verified": False, "mn": mn, "hour": hour, "reason": str(exc).splitlines()[0][:500]}
     return {"verified": True, "mn": mn, "hour": hour, "reading_count": result.reading_count,
-            "merkle_root": "0x" + result.merkle_root.hex(), "aqi": result.aqi, "block_number": result.block_number,
+            "merkle_root": to_hex(result.merkle_root), "aqi": result.aqi, "block_number": result.block_number,
             "signature_checked_on_chain": result.signature_checked_on_chain}
 
 
@@ -306,50 +306,40 @@ class CommandIn(BaseModel):
                  Annotated[str, Field(pattern=r"^[0-9A-Za-z.:-]{0,64}$")]] = Field(default_factory=dict, max_length=16)
 
 
-class CommandOut(BaseModel):
-    mn: str
-    qn: str
-    cn: str
-    fields: dict[str, str]
-    sent_at: float
-    answers: list[dict[str, Any]]
+def _snapshot(sent: SentCommand | None) -> SentCommand | None:
+    return None if sent is None else sent.snapshot()
 
 
-def _command_out(sent: SentCommand) -> CommandOut:
-    return CommandOut(mn=sent.mn, qn=sent.qn, cn=sent.cn, fields=sent.fields, sent_at=sent.sent_at,
-                      answers=[dict(a) for a in sent.answers])
-
-
-@router.post("/stations/{mn}/commands", response_model=CommandOut, status_code=202)
-def send_command(mn: MN, body: CommandIn, request: Request, _: Operator, services: Svc) -> CommandOut:
+@router.post("/stations/{mn}/commands", response_model=SentCommand, status_code=202)
+def send_command(mn: MN, body: CommandIn, request: Request, _: Operator, services: ServicesDep) -> SentCommand:
     """Send a command of the HJ 212-2017 table to the connected station (reverse control: set the real-time
     interval, calibrate, sample now, ...); its answers (9011 QnRtn, uploads, 9012 ExeRtn) show at
     ``GET .../commands/{qn}``. 409 when the station is not connected."""
     _station(services, mn)
     handle = _listener(services)
     try:
-        sent: SentCommand = handle.call(lambda: handle.listener.send_command(mn, body.cn, dict(body.fields)))
+        sent: SentCommand = handle.call(lambda: handle.listener.send_command(mn, body.cn, dict(body.fields)).snapshot())
     except StationNotConnected as exc:
         raise Problem(status=409, detail=str(exc), type_suffix="station-not-connected") from None
     setattr(request.state, AUDIT_DETAIL, f"HJ 212 command CN {sent.cn} QN {sent.qn} to station {mn}: "
             + (";".join(f"{k}={v}" for k, v in sent.fields.items()) or "no fields"))
-    return _command_out(sent)
+    return sent
 
 
-@router.get("/stations/{mn}/commands/{qn}", response_model=CommandOut)
-def get_command(mn: MN, qn: Annotated[str, Path(pattern=r"^[0-9]{17}$")], _: Reader, services: Svc) -> CommandOut:
+@router.get("/stations/{mn}/commands/{qn}", response_model=SentCommand)
+def get_command(mn: MN, qn: Annotated[str, Path(pattern=r"^[0-9]{17}$")], _: Reader, services: ServicesDep) -> SentCommand:
     """A command sent to the station and what it answered so far (kept in the listener's memory)."""
     _station(services, mn)
     handle = _listener(services)
-    sent = handle.call(lambda: handle.listener.commands.get(mn, qn))
+    sent: SentCommand | None = handle.call(lambda: _snapshot(handle.listener.commands.get(mn, qn)))
     if sent is None:
         raise Problem(status=404, detail=f"no command {qn} was sent to station {mn} (since the listener started)",
                       type_suffix="no-command")
-    return _command_out(sent)
+    return sent
 
 
 @router.get("/alerts", response_model=Page[AlertOut])
-def list_alerts(_: Reader, services: Svc, limit: Limit = 50, cursor: Cursor = None,
+def list_alerts(_: Reader, services: ServicesDep, limit: Limit = 50, cursor: Cursor = None,
                 mn: Annotated[str | None, Query(pattern=r"^[0-9A-Za-z]{1,24}$")] = None) -> Page[AlertOut]:
     """Exceedance alerts, newest first (optionally of one station)."""
     query = select(alerts)

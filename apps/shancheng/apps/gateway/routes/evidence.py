@@ -12,19 +12,19 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from shancheng.sdk.client import NotAnchoredYet
 from shancheng.sdk.errors import ShanchengError
 from shancheng.sdk.evidence import CHECKS, EvidencePackage, verify_package
+from shancheng.sdk.strict_json import to_hex
 
-from ..app import Services
 from ..audit import HEAD_KIND
-from ..deps import ROLES, Principal, get_services, require
+from ..deps import ROLES, Principal, ServicesDep, require
 from ..limits import parse_json
 from ..problems import Problem
+from ..services import Services
 from .auth import PROBLEMS
 
 router = APIRouter(tags=["evidence"])
 
 WRITERS = tuple(r for r in ROLES if r not in ("regulator", "auditor"))
 RecordId = Annotated[int, Path(ge=0, le=(1 << 62))]
-ServicesDep = Annotated[Services, Depends(get_services)]
 Reader = Annotated[Principal, Depends(require(*ROLES))]
 Writer = Annotated[Principal, Depends(require(*WRITERS))]
 
@@ -79,8 +79,8 @@ def _status(services: Services, record_id: int) -> RecordOut:
     anchor: AnchorOut | None = None
     try:
         a = batcher.anchor_of(record_id)
-        anchor = AnchorOut(sequence=a.sequence, tree_size=a.tree_size, root="0x" + a.root.hex(),
-                           block_number=a.block_number, transaction_hash="0x" + a.transaction_hash.hex())
+        anchor = AnchorOut(sequence=a.sequence, tree_size=a.tree_size, root=to_hex(a.root),
+                           block_number=a.block_number, transaction_hash=to_hex(a.transaction_hash))
     except NotAnchoredYet:
         pass
     return RecordOut(id=record_id, origin=batcher.origin, kind=row.kind, status="anchored" if anchor else "pending",

@@ -25,16 +25,16 @@ from shancheng.sdk.chainproof import CommitCertificate, GenesisFile, ValidatorSe
 from shancheng.sdk.client import RpcClient
 from shancheng.sdk.errors import InvalidInput, ShanchengError
 from shancheng.sdk.evidence.chain import ValidatorHistory
+from shancheng.sdk.strict_json import to_hex
 
-from ..app import Services
 from ..blockproof import proven_count, verified_header
-from ..deps import ROLES, Principal, get_services, require
+from ..deps import ROLES, Principal, ServicesDep, require
+from ..services import Services
 from .auth import PROBLEMS
 
 router = APIRouter(tags=["network"])
 
 Reader = Annotated[Principal, Depends(require(*ROLES))]
-ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 class NodeOut(BaseModel):
@@ -125,7 +125,7 @@ def _verified(cert_json: Any, height: int, block_hash: str, validators: Validato
         if not isinstance(cert_json, dict):
             raise InvalidInput("the certificate is not an object")
         certificate = CommitCertificate.from_json(cert_json)
-        if certificate.height != height or "0x" + certificate.block_hash.hex() != block_hash.lower():
+        if certificate.height != height or to_hex(certificate.block_hash) != block_hash.lower():
             raise InvalidInput(f"the certificate is for block {certificate.height} 0x{certificate.block_hash.hex()}, "
                                f"not block {height} {block_hash}")
         certificate.verify(validators.sm2_keys(), powers=validators.powers(), chain_id=genesis.chain_id,
@@ -180,7 +180,7 @@ def network(_: Reader, services: ServicesDep, blocks: Annotated[int, Query(ge=0,
         nodes = list(pool.map(_node, urls))
     head = services.client.block_number()
     history = services.client.validator_history(head)
-    return NetworkOut(chain_id=services.client.chain_id, genesis_fingerprint="0x" + services.genesis.fingerprint.hex(),
+    return NetworkOut(chain_id=services.client.chain_id, genesis_fingerprint=to_hex(services.genesis.fingerprint),
                       org=services.settings.org, org_id=services.org_id, height=head, nodes=nodes,
                       validators=validators_out(history.at(head + 1), services.genesis),
                       validator_changes=history.changes, blocks=_blocks(services, history, head, blocks))

@@ -34,12 +34,14 @@ from shancheng.sdk.domain.prescriptions import (
     RxStep,
     Transition,
 )
-from shancheng.sdk.domain.rx_pickup import InvalidPickupCode, normalise_pickup_code
+from shancheng.sdk.domain.prescriptions.pickup import InvalidPickupCode, normalise_pickup_code
+from shancheng.sdk.strict_json import to_hex
 
-from ..deps import Principal, current_principal, get_services, require
-from ..indexer import IndexedEvent, Indexer
+from ..deps import Principal, ServicesDep, current_principal, require
+from ..indexer import IndexedEvent
 from ..pagination import Cursor, IndexedPage, Limit, decode_cursor, encode_cursor
 from ..problems import Problem
+from ..services import Services
 
 router = APIRouter(prefix="/api/v1/prescriptions", tags=["prescriptions"])
 
@@ -61,7 +63,6 @@ StateName = Literal["SIGNED", "APPROVED", "REJECTED", "CIRCULATED", "CLAIMED", "
 HEX32 = r"^0x[0-9a-fA-F]{64}$"
 Doctor = Annotated[Principal, Depends(require("doctor"))]
 Anyone = Annotated[Principal, Depends(current_principal)]
-ServicesDep = Annotated[Any, Depends(get_services)]
 RxId = Annotated[str, Path(pattern=HEX32, description="the prescription id (0x and 64 hex digits)")]
 
 
@@ -155,18 +156,14 @@ class PrescriptionSummary(BaseModel):
     last_block: int
 
 
-def _hex(data: bytes) -> str:
-    return "0x" + data.hex()
-
-
-def _flow(services: Any) -> Prescriptions:
+def _flow(services: Services) -> Prescriptions:
     return Prescriptions(services.client)
 
 
 def _step_out(step: RxStep) -> StepOut:
-    return StepOut(rx_id=_hex(step.rx_id), transition=step.transition.name.lower(), state=step.state.name,
-                   staff=step.staff, doc_commitment=_hex(step.doc_commitment),
-                   salt=None if step.salt is None else _hex(step.salt), tx_hash=_hex(step.receipt.transaction_hash),
+    return StepOut(rx_id=to_hex(step.rx_id), transition=step.transition.name.lower(), state=step.state.name,
+                   staff=step.staff, doc_commitment=to_hex(step.doc_commitment),
+                   salt=None if step.salt is None else to_hex(step.salt), tx_hash=to_hex(step.receipt.transaction_hash),
                    block_number=step.receipt.block_number, pickup_code=step.pickup_code)
 
 
@@ -247,11 +244,11 @@ def _block_times(client: Any, numbers: set[int]) -> dict[int, int]:
 def _from_chain(event: RxEvent, block_time: int | None) -> TimelineItem:
     return TimelineItem(
         kind=event.kind, block_number=event.block_number, log_index=event.log_index,  # type: ignore[arg-type]
-        tx_hash=_hex(event.transaction_hash), block_time=block_time,
+        tx_hash=to_hex(event.transaction_hash), block_time=block_time,
         transition=None if event.transition is None else event.transition.name.lower(),
         from_state=None if event.from_state is None else event.from_state.name,
         to_state=None if event.to_state is None else event.to_state.name, acting_org=event.acting_org,
-        staff=event.staff, doc_commitment=None if event.doc_commitment is None else _hex(event.doc_commitment),
+        staff=event.staff, doc_commitment=None if event.doc_commitment is None else to_hex(event.doc_commitment),
         version=event.version, valid_end=event.valid_end, valid_days=event.valid_days)
 
 
@@ -272,11 +269,6 @@ def _from_index(event: IndexedEvent) -> TimelineItem:
 
 def _checksum(address: str) -> str:
     return str(to_checksum_address(address))
-
-
-def _indexer(services: Any) -> Indexer | None:
-    indexer = services.extras.get("indexer")
-    return indexer if isinstance(indexer, Indexer) else None
 
 
 def _fills(record: RxRecord) -> tuple[int, int, int | None]:
@@ -308,7 +300,7 @@ def get_prescription(who: Anyone, services: ServicesDep, rx_id: RxId) -> Prescri
     if record.state == RxState.NONE or not _visible(who, record):
         raise Problem(status=404, detail=f"no prescription {rx_id.lower()} visible to {who.org}",
                       type_suffix="not-found")
-    indexer = _indexer(services)
+    indexer = services.indexer
     items: list[TimelineItem]
     if indexer is not None and indexer.caught_up(block):
         items, source = [], "index"
@@ -328,7 +320,7 @@ def get_prescription(who: Anyone, services: ServicesDep, rx_id: RxId) -> Prescri
         rx_id=rx_id.lower(), state=record.state.name, hospital_org=record.hospital_org,
         pharmacy_org=record.pharmacy_org, delivery_org=record.delivery_org, version=record.version,
         valid_end=record.valid_end, doctor=record.doctor, dispenser=record.dispenser,
-        doc_commitment=_hex(record.doc_commitment), fills_used=fills_used, fills_allowed=fills_allowed,
+        doc_commitment=to_hex(record.doc_commitment), fills_used=fills_used, fills_allowed=fills_allowed,
         next_fill_at=next_fill_at, timeline=items, source=source,  # type: ignore[arg-type]
         as_of_block=block)
 
@@ -341,7 +333,7 @@ def list_prescriptions(
                      Query(description="only those whose latest transition led to this state")] = None,
     limit: Limit = 50, cursor: Cursor = None,
 ) -> IndexedPage[PrescriptionSummary]:
-    indexer = _indexer(services)
+    indexer = services.indexer
     if indexer is None:
         raise Problem(status=503, detail="the indexer is not running", type_suffix="indexer-unavailable")
     after = None

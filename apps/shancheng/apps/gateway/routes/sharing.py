@@ -20,9 +20,11 @@ from pydantic import BaseModel, Field, model_validator
 
 from shancheng.sdk.domain import doc_commitment, new_salt
 from shancheng.sdk.domain.datasharing import ActivityResult, Authorisation, DataSharing, Step
+from shancheng.sdk.errors import InvalidInput
+from shancheng.sdk.strict_json import hexbytes, to_hex
 
-from ..deps import Principal, current_principal, get_services, require
-from ..indexer import Indexer
+from ..deps import Principal, ServicesDep, current_principal, require
+from ..indexer import IndexedEvent
 from ..problems import Problem
 
 router = APIRouter(prefix="/api/v1", tags=["sharing"])
@@ -31,7 +33,6 @@ HEX32 = r"^0x[0-9a-fA-F]{64}$"
 READ_ALL = ("regulator", "auditor")
 Steward = Annotated[Principal, Depends(require("data_steward"))]
 Anyone = Annotated[Principal, Depends(current_principal)]
-ServicesDep = Annotated[Any, Depends(get_services)]
 DatasetId = Annotated[str, Path(pattern=HEX32, description="the dataset id (0x and 64 hex digits)")]
 Hex32 = Annotated[str, Field(pattern=HEX32)]
 StepName = Literal["transmit", "store", "process", "manage", "exchange", "share", "open", "analyze", "settle",
@@ -115,15 +116,6 @@ class AuthorisationOut(BaseModel):
     salt: str | None = None
 
 
-class SharingEventOut(BaseModel):
-    block_number: int
-    log_index: int
-    tx_hash: str
-    block_time: int | None
-    event: str
-    args: dict[str, Any]
-
-
 class DatasetOut(BaseModel):
     """A dataset as the chain holds it, its authorisations and recipients, and its indexed events."""
 
@@ -139,16 +131,13 @@ class DatasetOut(BaseModel):
                                      "destroyed: only destroy is left")
     recipients: list[int]
     authorisations: list[str]
-    events: list[SharingEventOut]
+    events: list[IndexedEvent]
     indexed_block: int = Field(description="the events are complete up to this block (-1: no indexer yet)")
 
 
-def _hex(data: bytes) -> str:
-    return "0x" + data.hex()
-
-
-def _b(value: str | None) -> bytes | None:
-    return None if value is None else bytes.fromhex(value[2:])
+def _optional_id(value: str | None) -> bytes | None:
+    """A 32-byte id the request may give (0x and 64 hex digits, as its model checked), None when it gives none."""
+    return None if value is None else hexbytes(value, "id", error=InvalidInput, size=32)
 
 
 def _commit(content: Content | None, salts: dict[str, str], name: str) -> bytes | None:
@@ -158,26 +147,26 @@ def _commit(content: Content | None, salts: dict[str, str], name: str) -> bytes 
         return bytes.fromhex(content.commitment[2:])
     assert content.record is not None
     salt = new_salt()
-    salts[name] = _hex(salt)
+    salts[name] = to_hex(salt)
     return doc_commitment(content.record, salt)
 
 
 def _activity_out(result: ActivityResult, salts: dict[str, str]) -> ActivityOut:
     rec = result.record
-    generated = None if result.generated is None else {"dataset_id": _hex(result.generated[0]),
+    generated = None if result.generated is None else {"dataset_id": to_hex(result.generated[0]),
                                                        "version": result.generated[1]}
-    return ActivityOut(activity_id=_hex(rec.activity_id), step=rec.step.label, dataset_id=_hex(rec.dataset_id),
+    return ActivityOut(activity_id=to_hex(rec.activity_id), step=rec.step.label, dataset_id=to_hex(rec.dataset_id),
                        version=rec.version, generated=generated, signature_verified=result.signature_verified,
-                       tx_hash=_hex(result.receipt.transaction_hash), block_number=result.receipt.block_number,
+                       tx_hash=to_hex(result.receipt.transaction_hash), block_number=result.receipt.block_number,
                        salts=salts)
 
 
 def _auth_out(auth: Authorisation, salt: str | None = None) -> AuthorisationOut:
-    return AuthorisationOut(authorisation_id=_hex(auth.authorisation_id), dataset_id=_hex(auth.dataset_id),
+    return AuthorisationOut(authorisation_id=to_hex(auth.authorisation_id), dataset_id=to_hex(auth.dataset_id),
                             recipient_org=auth.recipient_org, purpose_code=auth.purpose_code,
                             steps=sorted(s.label for s in auth.allowed_steps), granted_at=auth.granted_at,
                             expires_at=auth.expires_at, revoked_at=auth.revoked_at,
-                            purpose_commitment=_hex(auth.purpose_commitment), valid=auth.valid, salt=salt)
+                            purpose_commitment=to_hex(auth.purpose_commitment), valid=auth.valid, salt=salt)
 
 
 @router.post("/datasets", response_model=ActivityOut, status_code=201, tags=["sharing"],
@@ -188,7 +177,7 @@ def collect(who: Steward, services: ServicesDep, body: DatasetIn) -> ActivityOut
     commitment = _commit(body.content, salts, "content")
     assert commitment is not None
     result = DataSharing(services.client).collect(commitment=commitment, staff=signer,
-                                                  dataset_id=_b(body.dataset_id),
+                                                  dataset_id=_optional_id(body.dataset_id),
                                                   detail=_commit(body.detail, salts, "detail"))
     return _activity_out(result, salts)
 
@@ -207,9 +196,9 @@ def log_activity(who: Steward, services: ServicesDep, dataset_id: DatasetId, bod
         if content is None:
             raise Problem(status=422, detail=f"{body.step} needs the content of the data product it generates",
                           type_suffix="missing-content")
-        result = sharing.derive(ds, commitment=content, staff=signer, step=step, plan=_b(body.plan),
-                                new_dataset_id=_b(body.new_dataset_id), version=body.version,
-                                informed_by=_b(body.informed_by), detail=detail)
+        result = sharing.derive(ds, commitment=content, staff=signer, step=step, plan=_optional_id(body.plan),
+                                new_dataset_id=_optional_id(body.new_dataset_id), version=body.version,
+                                informed_by=_optional_id(body.informed_by), detail=detail)
     elif step in (Step.EXCHANGE, Step.SHARE, Step.OPEN):
         if body.plan is None:
             raise Problem(status=422, detail=f"{body.step} needs the authorisation (plan) it is made under",
@@ -225,7 +214,7 @@ def log_activity(who: Steward, services: ServicesDep, dataset_id: DatasetId, bod
         result = sharing.destroy(ds, staff=signer, detail=detail)
     else:
         result = sharing.log_activity(step, staff=signer, dataset_id=ds, version=body.version, detail=detail,
-                                      informed_by=_b(body.informed_by))
+                                      informed_by=_optional_id(body.informed_by))
     return _activity_out(result, salts)
 
 
@@ -238,7 +227,7 @@ def grant(who: Steward, services: ServicesDep, body: AuthorisationIn) -> Authori
     auth = DataSharing(services.client).grant_authorisation(
         bytes.fromhex(body.dataset_id[2:]), recipient_org=body.recipient_org,
         steps=[Step[s.upper()] for s in body.steps], expires_at=body.expires_at, purpose_code=body.purpose_code,
-        purpose_commitment=purpose, authorisation_id=_b(body.authorisation_id))
+        purpose_commitment=purpose, authorisation_id=_optional_id(body.authorisation_id))
     return _auth_out(auth, salts.get("purpose"))
 
 
@@ -272,16 +261,16 @@ def get_dataset(who: Anyone, services: ServicesDep, dataset_id: DatasetId,
     sharing = DataSharing(services.client)
     ds = bytes.fromhex(dataset_id[2:])
     dataset, recipients = _readable(who, sharing, ds, dataset_id)
-    indexer = services.extras.get("indexer")
-    indexed = indexer.indexed_block if isinstance(indexer, Indexer) else -1  # before the events: a lower bound
-    events = indexer.sharing(dataset_id, limit=limit) if isinstance(indexer, Indexer) else []
-    return DatasetOut(dataset_id=_hex(ds), owner_org=dataset.owner_org, latest_version=dataset.latest_version,
+    indexer = services.indexer
+    indexed = indexer.indexed_block if indexer is not None else -1  # before the events: a lower bound
+    events = indexer.sharing(dataset_id, limit=limit) if indexer is not None else []
+    return DatasetOut(dataset_id=to_hex(ds), owner_org=dataset.owner_org, latest_version=dataset.latest_version,
                       created_at=dataset.created_at, destroyed_at=dataset.destroyed_at,
-                      derived_from=None if dataset.derived_from is None else _hex(dataset.derived_from),
-                      source_plan=None if dataset.source_plan is None else _hex(dataset.source_plan),
+                      derived_from=None if dataset.derived_from is None else to_hex(dataset.derived_from),
+                      source_plan=None if dataset.source_plan is None else to_hex(dataset.source_plan),
                       frozen=sharing.frozen(ds), recipients=recipients,
-                      authorisations=[_hex(a) for a in sharing.authorisations_of(ds)],
-                      events=[SharingEventOut(**e.to_json()) for e in events], indexed_block=indexed)
+                      authorisations=[to_hex(a) for a in sharing.authorisations_of(ds)],
+                      events=events, indexed_block=indexed)
 
 
 @router.get("/datasets/{dataset_id}/provenance", summary="the dataset's provenance: a graph, or W3C PROV-JSON",
@@ -296,4 +285,4 @@ def provenance(who: Anyone, services: ServicesDep, dataset_id: DatasetId,
         name = f"provenance-{dataset_id[2:18]}.json"
         return Response(prov.to_prov_json(), media_type="application/json",
                         headers={"Content-Disposition": f'inline; filename="{name}"'})
-    return Response(json.dumps({"dataset_id": _hex(ds), **prov.to_graph()}), media_type="application/json")
+    return Response(json.dumps({"dataset_id": to_hex(ds), **prov.to_graph()}), media_type="application/json")

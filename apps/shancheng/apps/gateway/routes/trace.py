@@ -25,11 +25,13 @@ from shancheng.sdk.domain.drugtrace import (
     UnitState,
     normalise_trace_code,
 )
+from shancheng.sdk.strict_json import to_hex
 
-from ..deps import Principal, current_principal, get_services, require
+from ..deps import Principal, ServicesDep, current_principal, require
 from ..indexer import IndexedEvent, Indexer, indexed_event, trace_events
 from ..pagination import Cursor, Limit, decode_cursor, encode_cursor
 from ..problems import Problem
+from ..services import Services
 
 router = APIRouter(prefix="/api/v1/trace", tags=["trace"])
 
@@ -44,7 +46,6 @@ READ_ALL = ("regulator", "auditor")
 MAX_EPCIS_BYTES = 1 << 20
 Anyone = Annotated[Principal, Depends(current_principal)]
 Importer = Annotated[Principal, Depends(require("manufacturer", "distributor", "pharmacy"))]
-ServicesDep = Annotated[Any, Depends(get_services)]
 Code = Annotated[str, Field(min_length=1, max_length=128)]
 
 
@@ -132,10 +133,6 @@ class TrailOut(BaseModel):
     as_of_block: int
 
 
-def _hex(data: bytes) -> str:
-    return "0x" + data.hex()
-
-
 class _MakerTrace(DrugTrace):
     """DrugTrace whose codes are all of one maker (an EPCIS document received from a manufacturer)."""
 
@@ -147,17 +144,17 @@ class _MakerTrace(DrugTrace):
         return self.maker
 
 
-def _trace(services: Any, maker: int | None = None) -> DrugTrace:
+def _trace(services: Services, maker: int | None = None) -> DrugTrace:
     return DrugTrace(services.client) if maker is None else _MakerTrace(services.client, maker=maker)
 
 
 def _batch_out(result: BatchResult) -> BatchOut:
     return BatchOut(operation=result.operation, bill_type=int(result.bill_type),
-                    accepted=[_hex(k) for k in result.accepted],
-                    refused=[RefusedOut(code=r.code, unit_key=_hex(r.unit_key), reason=r.reason.name, text=r.text)
+                    accepted=[to_hex(k) for k in result.accepted],
+                    refused=[RefusedOut(code=r.code, unit_key=to_hex(r.unit_key), reason=r.reason.name, text=r.text)
                              for r in result.refused],
-                    doc_ref=_hex(result.doc_ref), salt=None if result.salt is None else _hex(result.salt),
-                    tx_hash=_hex(result.receipt.transaction_hash), block_number=result.receipt.block_number)
+                    doc_ref=to_hex(result.doc_ref), salt=None if result.salt is None else to_hex(result.salt),
+                    tx_hash=to_hex(result.receipt.transaction_hash), block_number=result.receipt.block_number)
 
 
 @router.post("/epcis", response_model=EpcisOut, summary="import a GS1 EPCIS 2.0 JSON document of this organisation",
@@ -217,12 +214,12 @@ def _bill(value: int) -> BillType:
 
 def _from_chain(ev: TraceEvent) -> TrailItem:
     return TrailItem(kind=ev.kind, block_number=ev.block_number, log_index=ev.log_index,  # type: ignore[arg-type]
-                     tx_hash=_hex(ev.transaction_hash), unit_key=None if ev.unit_key is None else _hex(ev.unit_key),
+                     tx_hash=to_hex(ev.transaction_hash), unit_key=None if ev.unit_key is None else to_hex(ev.unit_key),
                      bill_type=None if ev.bill_type is None else int(ev.bill_type), acting_org=ev.acting_org,
                      counterparty=ev.counterparty, reason=None if ev.reason is None else int(ev.reason),
-                     parent=None if ev.parent is None else _hex(ev.parent),
-                     child=None if ev.child is None else _hex(ev.child), added=ev.added,
-                     doc_ref=None if ev.doc_ref is None else _hex(ev.doc_ref), accepted=ev.accepted,
+                     parent=None if ev.parent is None else to_hex(ev.parent),
+                     child=None if ev.child is None else to_hex(ev.child), added=ev.added,
+                     doc_ref=None if ev.doc_ref is None else to_hex(ev.doc_ref), accepted=ev.accepted,
                      refused_count=ev.refused_count)
 
 
@@ -255,7 +252,7 @@ def _index_trail(indexer: Indexer, key: str, after: tuple[int, int] | None, limi
     return sorted(events + batches, key=lambda e: (e.block_number, e.log_index))
 
 
-def _resolve(services: Any, code: str, maker: int | None) -> tuple[DrugTrace, str, bytes, int]:
+def _resolve(services: Services, code: str, maker: int | None) -> tuple[DrugTrace, str, bytes, int]:
     trace = _trace(services)
     try:
         normal = normalise_trace_code(code)
@@ -276,19 +273,19 @@ def trail(who: Anyone, services: ServicesDep, code: Annotated[str, Path(min_leng
         raise Problem(status=404, detail=f"no unit of code {normal} by organisation {maker_org}",
                       type_suffix="not-found")
     (own, effective, holder) = services.client.view(trace.contract, "custodyOf", key, block=block)
-    indexer = services.extras.get("indexer")
+    indexer = services.indexer
     items: list[TrailItem]
     next_cursor = None
-    if isinstance(indexer, Indexer) and indexer.caught_up(block):
+    if indexer is not None and indexer.caught_up(block):
         after = _after(cursor)
-        events = _index_trail(indexer, _hex(key), after, limit)
+        events = _index_trail(indexer, to_hex(key), after, limit)
         unit_events = [e for e in events if e.event != "TraceBatch"]
         items, source = [_from_index(e) for e in events], "index"
         if len(unit_events) == limit:
             last = unit_events[-1]
             next_cursor = encode_cursor(f"{last.block_number}.{last.log_index}")
         everything = items if after is None and next_cursor is None else [
-            _from_index(e) for e in indexer.trail(_hex(key), limit=500)]
+            _from_index(e) for e in indexer.trail(to_hex(key), limit=500)]
     else:
         items, source = [_from_chain(e) for e in trace.trail(key)], "chain"
         everything = items
@@ -297,7 +294,7 @@ def trail(who: Anyone, services: ServicesDep, code: Annotated[str, Path(min_leng
         i.counterparty for i in unit_items}
     if who.role not in READ_ALL and who.org_id not in parties:
         raise Problem(status=404, detail=f"no unit of code {normal} visible to {who.org}", type_suffix="not-found")
-    return TrailOut(code=normal, unit_key=_hex(key), maker_org=maker_org, owner=unit.owner,
+    return TrailOut(code=normal, unit_key=to_hex(key), maker_org=maker_org, owner=unit.owner,
                     custody=CustodyOut(own=UnitState(own).name, effective=UnitState(effective).name, holder=holder),
                     trail=items, next_cursor=next_cursor, source=source,  # type: ignore[arg-type]
                     as_of_block=block)

@@ -1,0 +1,82 @@
+"""What a running gateway holds: :class:`Services`, the connections, stores and background jobs of one
+organisation's gateway. :func:`shancheng.apps.gateway.app.start_services` builds it; the routers receive it through
+:data:`shancheng.apps.gateway.deps.ServicesDep`.
+
+>>> services = start_services(GatewaySettings.load("gateway.toml"))   # doctest: +SKIP
+>>> services.org_id, services.indexer is not None                       # doctest: +SKIP
+(2, True)
+>>> services.close()                                                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from sqlalchemy.engine import Engine
+
+from shancheng.sdk import Client
+from shancheng.sdk.chainproof import GenesisFile
+from shancheng.sdk.client import Batcher
+
+from ..hj212.listener import ListenerHandle
+from .audit import AuditLog
+from .auth import ApiTokens, Authenticator, Sm2Keys
+from .idempotency import IdempotencyStore
+from .indexer import Indexer
+from .oidc import OidcClient
+from .sessions import BrowserSessions
+from .settings import GatewaySettings
+from .staffkeys import StaffKeys
+
+__all__ = ["Job", "Services"]
+
+_log = logging.getLogger("shancheng.apps.gateway")
+
+
+class Job(Protocol):
+    """A background job of the gateway (audit anchoring, the indexer, the HJ 212 listener)."""
+
+    def stop(self) -> None: ...
+
+
+@dataclass
+class Services:
+    """See the module docstring; :meth:`close` stops the jobs and closes the connections."""
+
+    settings: GatewaySettings
+    client: Client
+    engine: Engine
+    batcher: Batcher
+    audit: AuditLog
+    org_id: int
+    genesis: GenesisFile
+    tokens: ApiTokens
+    sm2_keys: Sm2Keys
+    sessions: BrowserSessions
+    authenticator: Authenticator
+    idempotency: IdempotencyStore
+    staff_keys: StaffKeys
+    session_secret: bytes
+    #: OpenID Connect sign-in, None when the settings configure none
+    oidc: OidcClient | None = None
+    #: the domain events' index, None until the jobs are started
+    indexer: Indexer | None = None
+    #: the HJ 212 station listener, None when the settings configure none
+    hj212: ListenerHandle | None = None
+    jobs: list[Job] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Stop the background jobs (newest first), the batcher, the client and the engine."""
+        while self.jobs:
+            job = self.jobs.pop()
+            try:
+                job.stop()
+            except Exception:  # noqa: BLE001 - keep closing the rest
+                _log.exception("stopping %r failed", job)
+        for close in (self.audit.close, self.batcher.close, self.client.close, self.engine.dispose):
+            try:
+                close()
+            except Exception:  # noqa: BLE001 - keep closing the rest
+                _log.exception("closing %r failed", close)
