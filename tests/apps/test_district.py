@@ -1,6 +1,8 @@
-"""``shancheng district run`` as a real process: the chain, five gateways and two simulated HJ 212 stations come up,
-the printed URLs and tokens work, readings of both stations arrive, SIGINT stops everything with no process left,
-and a restart on the same home continues (chain height, readings, tokens). Plus its one-line refusals."""
+"""``shancheng district run`` as a real process: the chain, seven gateways and two simulated HJ 212 stations come up,
+the printed URLs and tokens work, readings of both stations arrive, the demo story is seeded on the first start (a
+prescription dispensed, a drug batch received, a dataset shared and analysed, anchored records, organisations named
+from the chain), SIGINT stops everything with no process left, and a restart on the same home continues (chain
+height, readings, tokens, the story told once). Plus its one-line refusals."""
 
 from __future__ import annotations
 
@@ -142,6 +144,62 @@ def _readings(http: httpx.Client, mn: str) -> int:
     return int(items[0]["id"]) if items else 0
 
 
+def _gateway(ports: dict[str, int], org: str) -> str:
+    return f"http://127.0.0.1:{ports['port'] + [o.name for o in DEMO_ORGS].index(org)}"
+
+
+def _desk(ports: dict[str, int], output: str, org: str, subject: str) -> httpx.Client:
+    """An API client of ``org``'s gateway with the printed token of ``subject``."""
+    return httpx.Client(base_url=_gateway(ports, org), timeout=60,
+                        headers={"Authorization": f"Bearer {_token(output, org, subject)}"})
+
+
+RX_WALK = ["issue", "approve", "circulate", "claim", "dispense", "check", "hand_over"]
+
+
+def _check_story(home: Path, ports: dict[str, int], output: str) -> dict[str, Any]:
+    """The demo story seeded on the first start, as its staff see it through the gateways' APIs: each chapter
+    printed with a link to a web UI page that loads, and the records behind it; organisations named from the
+    chain. Returns the story recorded in district.json."""
+    story = json.loads((home / "district.json").read_text(encoding="utf-8"))["story"]
+    assert sorted(story) == ["dataset", "drug-batch", "evidence", "prescription"], story
+    assert "示范数据 Demo story" in output
+    for told in story.values():
+        assert told["title"] in output and told["link"] in output
+        assert told["link"].startswith(tuple(_gateway(ports, o.name) + "/ui/" for o in DEMO_ORGS))
+        page = httpx.get(told["link"], timeout=30)
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    with _desk(ports, output, "pharmacy", "ph.zhang") as pharmacist:
+        rx = pharmacist.get(f"/api/v1/prescriptions/{story['prescription']['rx_id']}").raise_for_status().json()
+        assert rx["state"] == "DISPENSED"
+        assert [t["transition"] for t in rx["timeline"] if t["kind"] == "transition"] == RX_WALK
+        pharmacy = pharmacist.get("/api/v1/me").raise_for_status().json()["org_id"]
+        assert rx["pharmacy_org"] == pharmacy
+        batch = story["drug-batch"]
+        assert len(batch["codes"]) == 3
+        for code in batch["codes"]:  # commissioned by the maker, shipped to the pharmacy, received there
+            trail = pharmacist.get(f"/api/v1/trace/codes/{code}",
+                                   params={"maker": batch["maker_org"]}).raise_for_status().json()
+            assert trail["custody"]["holder"] == pharmacy and trail["maker_org"] == batch["maker_org"]
+            assert [str(e["bill_type"]) for e in trail["trail"] if e["kind"] == "unit"] == ["101", "201", "102"]
+        names = {o["id"]: o["name"] for o in pharmacist.get("/api/v1/orgs").raise_for_status().json()}
+        assert names[pharmacy] == "pharmacy" and names[batch["maker_org"]] == "manufacturer"
+        assert names[rx["hospital_org"]] == "hospital"
+        assert {o.name for o in DEMO_ORGS} <= set(names.values())
+    with _desk(ports, output, "department", "steward.he") as steward:
+        dataset = story["dataset"]["dataset_id"]
+        graph = steward.get(f"/api/v1/datasets/{dataset}/provenance").raise_for_status().json()
+        assert sorted(n["label"] for n in graph["nodes"] if n["kind"] == "activity") == ["analyze", "collect",
+                                                                                         "share"]
+    records = story["evidence"]["records"]
+    assert len(records) == 3 and story["evidence"]["anchored"] == 3
+    for record in records:
+        with _desk(ports, output, record["org"], "admin") as admin:
+            status = admin.get(f"/api/v1/evidence/records/{record['id']}").raise_for_status().json()
+            assert status["status"] == "anchored" and status["anchor"]["block_number"] > 0
+    return dict(story)
+
+
 @pytest.fixture
 def runs(tmp_path: Path) -> Iterator[list[Run]]:
     started: list[Run] = []
@@ -158,7 +216,8 @@ def test_district_runs_stops_cleanly_and_continues_after_a_restart(tmp_path: Pat
     runs.append(Run(home, ports, tmp_path / "first.log"))
     first = runs[0]
     output = first.wait_running(600)
-    for org in ("hospital", "pharmacy", "monitoring", "regulator", "auditor"):
+    assert "seeding the demo story" in output
+    for org in ("hospital", "pharmacy", "monitoring", "regulator", "auditor", "manufacturer", "department"):
         assert f"{org}  " in output
     assert f"http://127.0.0.1:{ports['port']}/docs" in output and "/auth/token-login" in output
     token = _token(output, "monitoring", "op.zhao")
@@ -177,6 +236,7 @@ def test_district_runs_stops_cleanly_and_continues_after_a_restart(tmp_path: Pat
     me = httpx.get(f"http://127.0.0.1:{ports['port']}/api/v1/me", timeout=30,
                    headers={"Authorization": f"Bearer {_token(output, 'hospital', 'dr.li')}"}).json()
     assert (me["org"], me["role"], me["subject"]) == ("hospital", "doctor", "dr.li")
+    story = _check_story(home, ports, output)
     height = RpcClient(f"http://127.0.0.1:{ports['node_port']}", timeout=10).call("eth_blockNumber")
 
     children = _descendants(first.proc.pid)
@@ -195,6 +255,12 @@ def test_district_runs_stops_cleanly_and_continues_after_a_restart(tmp_path: Pat
     second = runs[1]
     again = second.wait_running(300)
     assert "enrolling" not in again and "registering station" not in again  # set up once, kept
+    assert "seeding the demo story" not in again  # told once: the same story, printed again
+    assert _check_story(home, ports, again) == story
+    with _desk(ports, again, "hospital", "dr.li") as doctor:  # the hospital's one prescription: not issued twice
+        listed = _until("the hospital's prescriptions", lambda: doctor.get("/api/v1/prescriptions")
+                        .raise_for_status().json()["items"], 60, second.proc, lambda: second.output()[-1500:])
+        assert [p["rx_id"] for p in listed] == [story["prescription"]["rx_id"]]
     assert _token(again, "monitoring", "op.zhao") == token
     rpc = RpcClient(f"http://127.0.0.1:{ports['node_port']}", timeout=10)
     assert int(rpc.call("eth_blockNumber"), 16) >= int(height, 16)
@@ -211,10 +277,11 @@ def test_district_runs_stops_cleanly_and_continues_after_a_restart(tmp_path: Pat
 @pytest.mark.slow
 def test_the_documented_4_validator_variant_runs_and_stops_cleanly(tmp_path: Path, runs: list[Run]) -> None:
     home, ports = tmp_path / "district4", _ports(validators=4)
-    runs.append(Run(home, ports, tmp_path / "four.log", "--validators", "4"))
+    runs.append(Run(home, ports, tmp_path / "four.log", "--validators", "4", "--no-story"))
     run = runs[0]
     output = run.wait_running(900)
     assert "4 validator(s)" in output
+    assert "seeding the demo story" not in output and "示范数据" not in output  # --no-story: the network only
     regulator = f"http://127.0.0.1:{ports['port'] + [o.name for o in DEMO_ORGS].index('regulator')}"
     monitoring = f"http://127.0.0.1:{ports['port'] + [o.name for o in DEMO_ORGS].index('monitoring')}"
 
@@ -231,7 +298,12 @@ def test_the_documented_4_validator_variant_runs_and_stops_cleanly(tmp_path: Pat
         assert len(view["nodes"]) == 4 and all(n["reachable"] for n in view["nodes"]), view["nodes"]
         assert len(view["validators"]) == 4 and view["validator_changes"] == 0
         newest, *older = view["blocks"]  # a node stores a block's certificate once the next block commits
-        assert newest["certificate_error"] is None and (newest["certified"] or newest["signers"] == [])
+        assert newest["certificate_error"] is None
+        if newest["certified"]:
+            assert newest["signed_power"] * 3 > newest["total_power"] * 2, newest
+        else:  # its certificate is not stored yet: no signer and no power is claimed for it
+            assert newest["signers"] == [] and newest["signer_names"] == [] and newest["signed_power"] == 0, newest
+        assert len(older) >= 3, view["blocks"]  # at least heights 1..3 below the newest (height > 3)
         for block in older:  # each verified certificate carries more than two thirds of the power
             assert block["certified"] and block["certificate_error"] is None, block
             assert block["total_power"] == sum(v["power"] for v in view["validators"])

@@ -252,7 +252,8 @@ def test_the_drug_custody_trail_and_its_epcis_export(hospital, manufacturer, dis
     expect(rows.nth(0)).to_contain_text("生产入库")
     expect(rows.nth(5)).to_contain_text("pharmacy")  # the pharmacy sold it
     shipped = rows.nth(3).locator("td")  # the distributor (another organisation) shipped to this pharmacy
-    expect(shipped.nth(2)).to_have_text(f"机构 #{dist}")
+    expect(shipped.nth(2)).to_have_text(f"distributor (#{dist})")  # another organisation, named from the chain
+    expect(rows.nth(0).locator("td").nth(2)).to_have_text(f"manufacturer (#{maker})")
     expect(shipped.nth(3)).to_have_text(f"pharmacy (#{shop})")
     expect(page.locator("#trace-more")).to_be_hidden()  # one page holds the whole trail
     shot(page, "trace")
@@ -266,6 +267,20 @@ def test_the_drug_custody_trail_and_its_epcis_export(hospital, manufacturer, dis
     assert document["type"] == "EPCISDocument"
     assert len(document["epcisBody"]["eventList"]) >= 6
     guard.assert_clean()
+
+
+# -- organisations ----------------------------------------------------------------------------------------------
+
+def test_the_organisations_api_names_every_member_from_governance(hospital, pharmacy):
+    reader = hospital.client(token=hospital.token("auditor"))
+    orgs = ok(reader.get("/api/v1/orgs"))
+    by_name = {o["name"]: o for o in orgs}
+    assert [o["id"] for o in orgs] == list(range(1, len(orgs) + 1))
+    assert {"hospital", "pharmacy", "manufacturer", "distributor", "department"} <= set(by_name)
+    assert by_name["hospital"]["id"] == hospital.services.org_id and by_name["hospital"]["roles"] == ["hospital"]
+    assert by_name["pharmacy"]["id"] == pharmacy.services.org_id and by_name["pharmacy"]["active"] is True
+    assert by_name["department"]["roles"] == ["department"]
+    assert hospital.client().get("/api/v1/orgs").status_code == 401  # signed-in readers only
 
 
 # -- provenance -------------------------------------------------------------------------------------------------
@@ -314,6 +329,13 @@ def test_the_provenance_graph_and_its_prov_json(hospital, department, urls, laun
     assert canvas_is_drawn(page, "#prov-chart")
     expect(page.locator("#prov-counts")).to_contain_text(f"{len(graph['nodes'])} 个节点")
     expect(page.locator("#prov-nodes tbody tr")).to_have_count(len(graph["nodes"]))
+    # the organisations by their Governance names: this one (the owner) and the recipient, another organisation
+    organisations = page.locator("#prov-nodes tbody tr", has_text="机构")
+    assert {n["org"] for n in graph["nodes"] if n["kind"] == "organisation"} == {
+        department.services.org_id, hospital.services.org_id}
+    expect(organisations).to_have_count(2)
+    expect(organisations.filter(has_text=f"department (#{department.services.org_id})")).to_have_count(1)
+    expect(organisations.filter(has_text=f"hospital (#{hospital.services.org_id})")).to_have_count(1)
     shot(page, "provenance")
 
     with page.expect_download() as caught:

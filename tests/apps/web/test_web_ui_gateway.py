@@ -42,7 +42,7 @@ def _seed_station(world: GatewayWorld) -> list[int]:
     made = admin.post("/api/v1/stations", json={"mn": MN, "password": PASSWORD, "st": "22", "name": "南岸监测站",
                                                  "pollutants": CODES})
     assert made.status_code == 201, made.text
-    port = world.services.extras["hj212"].listener.port
+    port = world.services.hj212.listener.port
     now = time.time()
     hour_now = int(now // 3600)
     # the chain takes hours from the station's registration on: twelve readings in the current hour, PM rising

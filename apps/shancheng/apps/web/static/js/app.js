@@ -6,6 +6,7 @@ import { rxPage } from './pages/prescriptions.js';
 import { tracePage } from './pages/trace.js';
 import { stationsPage } from './pages/stations.js';
 import { provenancePage } from './pages/provenance.js';
+import { forgetOrgs, loadOrgs } from './orgs.js';
 
 const PAGES = {
   network: networkPage,
@@ -34,6 +35,7 @@ async function whoAmI() {
   const who = document.getElementById('who');
   const signin = document.getElementById('signin');
   const logout = document.getElementById('logout');
+  if (session.me) await loadOrgs(); else forgetOrgs();
   if (session.me) {
     const role = t(`role.${session.me.role}`);
     who.textContent = t('auth.signed_in', { subject: session.me.subject, role, org: session.me.org });

@@ -8,6 +8,7 @@
 // The patient's choice binds the claim: circulate and recall answer with a pickup code that this page shows the
 // hospital's staff once, to hand to the patient; the pharmacist the patient shows it to types it into the claim form.
 import { api, errorText, formatTime, h, items, short, t, table } from '../core.js';
+import { orgLabel } from '../orgs.js';
 
 // state -> the transitions offered from it: [path segment (the API's transition name), gateway roles that may
 // press it (routes/prescriptions.py ROLES_OF), fields of its form]
@@ -72,12 +73,6 @@ function fillsView(rx) {
     used && rx.next_fill_at ? h('dt', { i18n: 'rx.next_fill_at' }) : null,
     used && rx.next_fill_at ? h('dd', { id: 'rx-next-fill' }, formatTime(rx.next_fill_at)) : null,
   ].filter(Boolean);
-}
-
-export function orgLabel(id, me) {
-  if (id === null || id === undefined) return '—';
-  if (id === 0) return t('common.none');
-  return me && id === me.org_id ? `${me.org} (#${id})` : t('common.org_id', { id });
 }
 
 function eventTitle(e) {

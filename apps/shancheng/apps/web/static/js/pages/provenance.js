@@ -3,6 +3,7 @@
 // API: routes/sharing.py — GET /api/v1/datasets/{id}/provenance -> {dataset_id, nodes: [{id, kind, label, ...}],
 // edges: [{source, target, relation}]}; ?format=prov-json -> W3C PROV-JSON.
 import { chart, api, download, errorText, h, t, table } from '../core.js';
+import { orgLabel } from '../orgs.js';
 
 // node kinds of shancheng.sdk.domain.prov.Provenance.to_graph, in legend order, with their symbols
 export const KINDS = ['entity', 'activity', 'organisation', 'person', 'plan'];
@@ -17,7 +18,13 @@ function kindOf(node) {
   return KINDS.includes(node.kind) ? node.kind : 'entity';
 }
 
-export async function provenancePage(main, { params, navigate }) {
+// an organisation by its Governance name ("hospital (#1)"); other nodes by the label the API gives them
+function labelOf(node, me) {
+  if (node.kind === 'organisation' && Number(node.org) > 0) return orgLabel(Number(node.org), me);
+  return String(node.label ?? node.id);
+}
+
+export async function provenancePage(main, { params, me, navigate }) {
   main.append(h('h2', { i18n: 'prov.title' }));
   const input = h('input', { id: 'dataset-id', type: 'search', required: true, maxlength: 66,
     pattern: '0x[0-9a-fA-F]{64}', value: params.get('dataset') || '' });
@@ -49,10 +56,10 @@ export async function provenancePage(main, { params, navigate }) {
   out.append(h('p', { id: 'prov-counts' }, t('prov.counts', { nodes: nodes.length, edges: edges.length }), ' ', button), box,
     h('details', { id: 'prov-nodes' }, h('summary', { i18n: 'prov.node_list' }), table([
       { key: 'prov.kind', cell: (n) => t(`prov.kind.${kindOf(n)}`) },
-      { key: 'prov.label', cell: (n) => String(n.label ?? n.id) },
+      { key: 'prov.label', cell: (n) => labelOf(n, me) },
       { key: 'prov.node_id', cell: (n) => h('code', {}, String(n.id)) },
     ], nodes)));
-  const labels = Object.fromEntries(nodes.map((n) => [String(n.id), String(n.label ?? n.id)]));
+  const labels = Object.fromEntries(nodes.map((n) => [String(n.id), labelOf(n, me)]));
   await chart(box, {
     animation: false,
     tooltip: {
@@ -74,7 +81,7 @@ export async function provenancePage(main, { params, navigate }) {
       emphasis: { focus: 'adjacency', edgeLabel: { show: true } },
       lineStyle: { curveness: 0.12, opacity: 0.7 },
       categories: KINDS.map((k) => ({ name: t(`prov.kind.${k}`), symbol: SYMBOLS[k] })),
-      data: nodes.map((n) => ({ id: String(n.id), name: String(n.label ?? n.id), category: KINDS.indexOf(kindOf(n)),
+      data: nodes.map((n) => ({ id: String(n.id), name: labelOf(n, me), category: KINDS.indexOf(kindOf(n)),
         symbolSize: kindOf(n) === 'entity' ? 30 : 24 })),
       links: edges.map((e) => ({ source: String(e.source), target: String(e.target), relation: String(e.relation),
         label: { formatter: String(e.relation) } })),

@@ -3,7 +3,7 @@
 // effective, holder}, trail: [{kind: unit|refused|aggregation|batch, bill_type, acting_org, counterparty, reason,
 // parent, child, added, block_number, block_time, tx_hash}], next_cursor, source}.
 import { api, download, errorText, formatTime, h, short, t, table } from '../core.js';
-import { orgLabel } from './prescriptions.js';
+import { orgLabel } from '../orgs.js';
 
 // DrugTrace.Refusal names, by number (shancheng.sdk.domain.drugtrace.Refusal)
 const REFUSALS = ['NONE', 'UNKNOWN_CODE', 'ALREADY_REGISTERED', 'ALREADY_DISPENSED', 'TERMINAL', 'IN_TRANSIT',
