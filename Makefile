@@ -25,8 +25,13 @@ SWAGGER_UI := apps/shancheng/apps/web/static/vendor/swagger-ui
 run: system venv npm $(COMETBFT) proto web
 	$(VENV)/bin/shancheng district run --home .shancheng-district
 
+# the suite on TEST_WORKERS parallel pytest-xdist workers (most tests wait on nodes and networks, not the CPU, so
+# more workers than cores pay); tests that share a file's node or network stay together on one worker, in order
+# (tests/conftest.py). TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 4
+
 test: system venv npm $(COMETBFT) proto web
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 bench: venv npm
 	for b in bench/[!_]*.py; do $(PY) $$b || exit 1; done

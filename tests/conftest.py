@@ -1,4 +1,12 @@
-"""Shared test helpers: vector loading and the OpenSSL command line."""
+"""Shared test helpers: vector loading and the OpenSSL command line; and how the tests are shared out among
+parallel workers (``make test`` runs pytest-xdist with ``--dist loadgroup``).
+
+A test that uses a module- or class-scoped fixture (a node, a network, a gateway world started once for the
+file) runs on the same worker as every other test of its file that does, in the file's order: the fixture is
+built once and the tests see its state as they always did. Every other test goes to whichever worker is free
+(session fixtures are then built once per worker). ``@pytest.mark.xdist_group("name")`` on a test keeps it with
+the others of that name instead.
+"""
 
 from __future__ import annotations
 
@@ -37,3 +45,44 @@ def openssl() -> Any:
     version = run("version").stdout.decode()
     assert version.startswith("OpenSSL 3"), f"OpenSSL 3 is required, found {version!r}"
     return run
+
+
+SHARED_SCOPES = frozenset({"package", "module", "class"})
+#: tests kept on one worker, one after the other, although they share no fixture: node id prefix -> group
+KEPT_TOGETHER = {
+    # one mypy cache (.mypy_cache) for the five runs: run in turn, each reuses what the others checked
+    "tests/test_static_checks.py::test_mypy_strict_is_clean_on_each_distribution": "mypy-cache",
+    # the session's one dev node (tests/sdk/domain/conftest.py): spread out, each worker started its own and the
+    # folder ran no faster (61 s on one worker, 59 s on four), so it runs on one worker beside the others
+    "tests/sdk/domain/": "sdk-domain-node",
+}
+
+
+def shared_with_its_file(item: pytest.Item) -> bool:
+    """True when ``item`` uses a fixture that lives longer than one test but not the whole session."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    return any(defs[-1].scope in SHARED_SCOPES for defs in info.name2fixturedefs.values() if defs)
+
+
+def _group_names(item: pytest.Item) -> list[str]:
+    return sorted({str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                   for mark in item.iter_markers("xdist_group")})
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep the tests that share a file's fixtures on one worker (see the module docstring)."""
+    if not getattr(config.option, "loadgroup", False):  # set in pytest-xdist's workers of --dist loadgroup only
+        return
+    for item in items:
+        kept = [group for prefix, group in KEPT_TOGETHER.items() if item.nodeid.startswith(prefix)]
+        if item.get_closest_marker("xdist_group") is None and (kept or shared_with_its_file(item)):
+            item.add_marker(pytest.mark.xdist_group(kept[0] if kept else item.nodeid.split("::", 1)[0]))
+        # The scheduler reads a test's group from the suffix "@group" of its node id, which pytest-xdist 3.8 writes
+        # into ``item._nodeid``; pytest 9.2 reads the node id from ``item._id`` instead, so it is written there.
+        names = _group_names(item)
+        parse = getattr(type(getattr(item, "_id", None)), "parse", None)  # NodeId.parse where pytest has it
+        if names and "@" not in item.nodeid and callable(parse):
+            item._id = parse(f"{item.nodeid}@{'_'.join(names)}")

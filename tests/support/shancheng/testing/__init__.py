@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -37,10 +36,14 @@ from web3.types import RPCEndpoint
 
 from shancheng.chain.precompiles import gm_cancun_vm
 from shancheng.contracts.artifacts import load
-from shancheng.contracts.deploy import Deployment, GenesisOrg, GenesisSpec, GenesisValidatorSpec, deploy
+from shancheng.contracts.deploy import Deployment, GenesisSpec, deploy
+from shancheng.sdk.chainproof.genesis import GenesisOrganisation, GenesisValidator
 from shancheng.sdk.crypto import SM2PrivateKey, signature_to_raw, sm3
 from shancheng.sdk.domain.membership import sign_account_change, sign_account_consent, sign_key_rotation
 from shancheng.sdk.errors import ShanchengError
+
+from .ports import free_port as free_port  # the harness's port picks, re-exported
+from .ports import free_port_block as free_port_block
 
 REPO = Path(__file__).resolve().parents[4]  # tests/support/shancheng/testing/__init__.py
 ANVIL = REPO / "node_modules" / ".bin" / "anvil"
@@ -383,13 +386,6 @@ from web3.logs import DISCARD as _DISCARD  # web3's log-processing error policy:
 
 
 # ------------------------------------------------------------------------------------- EVMs
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1 (for anvil, nodes and RPC servers started by tests and benchmarks)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def run_anvil(
     *, chain_id: int = CHAIN_ID, gas_limit: int = GAS_LIMIT, extra_args: Sequence[str] = ()
@@ -456,17 +452,17 @@ def make_pyevm(*, gm: bool = True) -> Web3:
 
 
 def genesis_spec(accounts: Sequence[str]) -> GenesisSpec:
-    orgs = tuple(
-        GenesisOrg(name=name, roles=roles, public_key=deterministic_sm2_key("org:" + name).public_key().to_bytes()[1:],
-                   accounts=(accounts[i + 1],))
+    organisations = tuple(
+        GenesisOrganisation(name=name, roles=roles, public_key=deterministic_sm2_key("org:" + name).public_key(),
+                            accounts=(bytes.fromhex(accounts[i + 1][2:]),))
         for i, (name, roles) in enumerate(GENESIS_ORGS)
     )
     validators = tuple(
-        GenesisValidatorSpec(deterministic_sm2_key(f"validator:{i}").public_key().to_bytes()[1:],
-                             deterministic_consensus_key(f"validator:{i}"))
+        GenesisValidator(f"validator-{i}", deterministic_sm2_key(f"validator:{i}").public_key(),
+                         deterministic_consensus_key(f"validator:{i}"))
         for i in range(N_VALIDATORS)
     )
-    return GenesisSpec(orgs=orgs, validators=validators)
+    return GenesisSpec(organisations=organisations, validators=validators)
 
 
 def _harness_keys() -> dict[str, bytes]:
@@ -486,8 +482,9 @@ def build_system(name: str, w3: Web3) -> System:
     spec = genesis_spec(accounts)
     deployment = deploy(w3, accounts[0], spec)
     orgs = {
-        o.name: Org(i + 1, o.name, o.roles, deterministic_sm2_key("org:" + o.name), bytes(o.public_key), o.accounts)
-        for i, o in enumerate(spec.orgs)
+        o.name: Org(i + 1, o.name, o.roles, deterministic_sm2_key("org:" + o.name), o.public_key.to_bytes()[1:],
+                    tuple(Web3.to_checksum_address(a) for a in o.accounts))
+        for i, o in enumerate(spec.organisations)
     }
     probe = w3.eth.contract(abi=load("GmProbe").abi, bytecode=load("GmProbe").bytecode)
     probe_addr = w3.eth.wait_for_transaction_receipt(probe.constructor().transact({"from": accounts[0]}))["contractAddress"]

@@ -12,9 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +26,9 @@ from typing import Any
 from web3 import Web3
 
 from shancheng.sdk import strict_json
+
+from .ports import free_port_block
+from .solo import TEST_EVM_TIMEOUT
 
 __all__ = ["Network", "NetworkNodeProcess", "free_base_port", "local_network", "poll_until"]
 
@@ -56,24 +57,13 @@ def poll_until(condition: Callable[[], Any], *, timeout: float, interval: float 
         time.sleep(interval)
 
 
-def _port_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
+def free_base_port(nodes: int) -> int:
+    """A base port P (a multiple of 10) such that P .. P + 10 * nodes are all free on 127.0.0.1 now, from this
+    test worker's own ports (:mod:`shancheng.testing.ports`).
 
-
-def free_base_port(nodes: int, *, low: int = 20_000, high: int = 45_000) -> int:
-    """A base port P such that P .. P + 10 * nodes are all free on 127.0.0.1 now."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(low, high - PORTS_PER_NODE * nodes) // 10 * 10
-        if all(_port_free(base + i) for i in range(PORTS_PER_NODE * nodes)):
-            return base
-    raise RuntimeError("no free range of ports found for the network")
+    The candidate range is bound whole at once and released before return; the harness does not import the
+    node's own check (:func:`shancheng.sdk.host.ports.port_free`): it stays apart from the node it drives."""
+    return free_port_block(PORTS_PER_NODE * nodes, align=PORTS_PER_NODE)
 
 
 def _alive(pid: int) -> bool:
@@ -315,9 +305,10 @@ TEST_TIMEOUT_PROPOSE_MS = 1000
 def init_network(root: Path, *, validators: int, observers: int = 0, empty_blocks_interval: int = 1,
                  ips: Sequence[str] | None = None, base_port: int | None = None,
                  timeout_propose_ms: int = TEST_TIMEOUT_PROPOSE_MS, timeout_commit_ms: int = 500,
-                 call_workers: int | None = None) -> Network:
+                 call_workers: int | None = None, evm_timeout: float = TEST_EVM_TIMEOUT) -> Network:
     """``shancheng network init`` into ``root`` (free loopback ports), loaded. ``call_workers`` sets ``[rpc]
-    call_workers`` of every node (0: eth_call in the node's process, no worker processes to start)."""
+    call_workers`` of every node (0: eth_call in the node's process, no worker processes to start);
+    ``evm_timeout`` its ``[rpc] evm_timeout`` (:data:`~shancheng.testing.solo.TEST_EVM_TIMEOUT`)."""
     count = validators + observers
     args = [*CLI, "network", "init", "--validators", str(validators), "--observers", str(observers), "--out",
             str(root), "--base-port", str(base_port or free_base_port(count)),
@@ -327,10 +318,12 @@ def init_network(root: Path, *, validators: int, observers: int = 0, empty_block
         args += ["--ips", ",".join(ips)]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=180, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    if call_workers is not None:
-        for k in range(count):
-            config = root / f"node{k}" / "node.toml"
-            config.write_text(config.read_text().replace("[rpc]\n", f"[rpc]\ncall_workers = {call_workers}\n", 1))
+    extra = f"evm_timeout = {evm_timeout!r}\n" + (f"call_workers = {call_workers}\n" if call_workers is not None else "")
+    for k in range(count):
+        config = root / f"node{k}" / "node.toml"
+        text = config.read_text()
+        assert "[rpc]\n" in text, f"no [rpc] table in {config}"
+        config.write_text(text.replace("[rpc]\n", "[rpc]\n" + extra, 1))
     return load_network(root)
 
 

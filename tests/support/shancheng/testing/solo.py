@@ -21,10 +21,14 @@ from shancheng.sdk.crypto import SM2PrivateKey
 
 from . import free_port
 
-__all__ = ["PASSWORD", "SoloNode"]
+__all__ = ["PASSWORD", "TEST_EVM_TIMEOUT", "SoloNode"]
 
 #: the password of the key files the harness writes
 PASSWORD = b"correct horse battery staple"
+#: the time limit of eth_call / eth_estimateGas on the harness's nodes (``[rpc] evm_timeout``; the node's default is
+#: 5 s): a call also waits for one of the two call workers within it, and on a machine busy with parallel test
+#: workers a plain estimate has waited longer. Tests of the limit itself start their nodes with their own value.
+TEST_EVM_TIMEOUT = 60.0
 
 
 class SoloNode:
@@ -38,10 +42,15 @@ class SoloNode:
         self.proc: subprocess.Popen[bytes] | None = None
 
     @classmethod
-    def init_dev(cls, home: Path, *, block_interval: float = 0.1) -> SoloNode:
-        """``shancheng node init --dev`` into ``home`` (the demo organisations of ``dev-accounts.json``)."""
+    def init_dev(cls, home: Path, *, block_interval: float = 0.1, evm_timeout: float = TEST_EVM_TIMEOUT) -> SoloNode:
+        """``shancheng node init --dev`` into ``home`` (the demo organisations of ``dev-accounts.json``), with
+        ``[rpc] evm_timeout`` set to ``evm_timeout`` seconds."""
         subprocess.run([sys.executable, "-m", "shancheng.sdk.cli", "node", "init", "--dev", "--home", str(home)],
                        check=True, capture_output=True, timeout=120)
+        config = Path(home) / "config.toml"
+        text = config.read_text()
+        assert "[rpc]\n" in text, f"no [rpc] table in {config}"
+        config.write_text(text.replace("[rpc]\n", f"[rpc]\nevm_timeout = {evm_timeout!r}\n", 1))
         return cls(home, block_interval=block_interval)
 
     @property
