@@ -2,7 +2,7 @@
 
 The SDK may not import shancheng.contracts (tests/test_imports.py), so it ships the ABIs it binds as plain JSON;
 ``python tests/sdk/client/abi_copies.py`` regenerates them after ``shancheng contracts build``, and
-test_abi_copies.py fails while they are stale.
+test_contracts_abi_copies.py fails while they are stale.
 """
 
 from __future__ import annotations

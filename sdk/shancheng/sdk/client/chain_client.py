@@ -368,13 +368,27 @@ class ChainClient:
             if "already known" in text:
                 return
             if "nonce too low" in text:  # included meanwhile (the receipt shows next poll) or replaced
-                if self.rpc.call("eth_getTransactionReceipt", [to_hex(pending.transaction_hash)]) is None:
+                if self._replaced(pending):
                     raise TransactionRefused(
                         f"transaction {to_hex(pending.transaction_hash)} (nonce {pending.nonce}) was replaced by "
                         "another transaction of the same account"
                     ) from None
                 return
         raise TransactionRefused(f"re-sending {to_hex(pending.transaction_hash)} was refused: {errors[0].message}")
+
+    def _replaced(self, pending: PendingTransaction) -> bool:
+        """Every node said the nonce of ``pending`` is used: True when no node shows its receipt, and none did
+        since the first such answer a re-send interval ago (one node's view, or one moment, is not enough: the node
+        asked may lag behind the one that included it)."""
+        receipts = self.rpc.broadcast("eth_getTransactionReceipt", [to_hex(pending.transaction_hash)])
+        if any(isinstance(r, dict) for _, r in receipts):
+            pending.nonce_used_since = None
+            return False
+        now = time.monotonic()
+        if pending.nonce_used_since is None:
+            pending.nonce_used_since = now
+            return False
+        return now - pending.nonce_used_since >= self._opt.resubmit_after
 
     def wait(self, pending: PendingTransaction, *, timeout: float = 120.0, check: bool = True) -> Receipt:
         """Poll until ``pending`` is final (re-sending it if a node restart lost it); with ``check`` a failed

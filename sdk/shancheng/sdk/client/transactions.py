@@ -50,3 +50,7 @@ class PendingTransaction:
     transaction_hash: bytes
     first_sent: float
     last_sent: float
+    #: when a re-send first met "nonce too low" with no node showing this transaction's receipt: a node that lags
+    #: behind (or one between executing and indexing a block) shows that too, so "replaced" is concluded only when
+    #: it is still so a re-send interval later
+    nonce_used_since: float | None = None

@@ -66,7 +66,7 @@ class LyingProxy:
         finally:
             conn.close()
         if "error" in reply:
-            raise _Upstream(reply["error"])
+            raise UpstreamError(reply["error"])
         return reply["result"]
 
     def _answer(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -78,7 +78,7 @@ class LyingProxy:
                 result = self.forward(method, params)
             else:
                 self.lies_told += 1
-        except _Upstream as exc:
+        except UpstreamError as exc:
             return {"jsonrpc": "2.0", "id": id_, "error": exc.error}
         return {"jsonrpc": "2.0", "id": id_, "result": result}
 
@@ -91,7 +91,7 @@ class LyingProxy:
         self._server.server_close()
 
 
-class _Upstream(Exception):
+class UpstreamError(Exception):
     def __init__(self, error: Any) -> None:
         super().__init__(str(error))
         self.error = error

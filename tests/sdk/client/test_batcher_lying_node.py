@@ -19,10 +19,10 @@ from eth_hash.auto import keccak
 
 from shancheng.sdk import Client
 from shancheng.sdk.chainproof import CommitCertificate, GenesisFile
-from shancheng.sdk.client import Anchor, Batcher, Identity, LogFilter, NotFinal
+from shancheng.sdk.client import Anchor, Batcher, Identity, LogFilter, NotFinal, TransactionRefused
 from shancheng.sdk.crypto import SM2PrivateKey, sm3
 from shancheng.sdk.evidence.chain import BATCH_ANCHORED_TOPIC
-from shancheng.testing.lying_proxy import FORWARD, Forward, LyingProxy
+from shancheng.testing.lying_proxy import FORWARD, Forward, LyingProxy, UpstreamError
 from shancheng.testing.solo import SoloNode
 
 pytestmark = pytest.mark.network
@@ -263,3 +263,56 @@ def test_wait_final_block_accepts_no_forged_certificate(world: World, proxy: Lyi
     client = world.client(proxy.url, world.node.url)
     client.wait_final_block(world.decoy.block_number, timeout=30)  # through the honest node
     assert proxy.url in client.rpc.bad_nodes and client.rpc.lies == 1
+
+
+# -- "replaced": concluded from every node, and only when it stays so ---------------------------------------------
+
+
+def _anchor_pending(world: World, client: Client, label: str) -> Any:
+    origin = world.origin(label)
+    return client.submit(client.anchor_call(origin, sequence=1, tree_size=1, root=sm3(origin.encode()),
+                                            prev_root=ZERO))
+
+
+def test_a_node_behind_does_not_make_an_included_transaction_replaced(world: World, proxy: LyingProxy) -> None:
+    """The first node has not seen the block yet (no receipt), the second included it: both answer "nonce too
+    low" to a re-send. Asking only the first once said "replaced by another transaction"; now it is final."""
+    proxy.lie = lambda method, params, forward: None if method == "eth_getTransactionReceipt" else FORWARD
+    client = world.client(proxy.url, world.node.url)
+    pending = _anchor_pending(world, client, "behind")
+    receipt = world.honest.wait(pending)  # included and final on the node that is not behind
+    for _ in range(3):
+        client.resend(pending)  # every node: "nonce too low"; the honest one shows the receipt
+    assert pending.nonce_used_since is None
+    assert world.honest.poll(pending) == receipt
+
+
+def test_a_transaction_whose_nonce_stays_used_without_its_receipt_is_named_replaced(world: World,
+                                                                                   proxy: LyingProxy) -> None:
+    """Every node says the nonce is used and none shows the receipt: not at the first such answer (a node may be
+    between blocks), but a re-send interval later it is refused as replaced."""
+    def used(method: str, params: list[Any], forward: Forward) -> Any:
+        if method == "eth_sendRawTransaction" and pending_hash and _tx_hash(params[0]) == pending_hash[0]:
+            raise _nonce_too_low()
+        if method == "eth_getTransactionReceipt" and pending_hash and params[0] == pending_hash[0]:
+            return None
+        return FORWARD
+
+    pending_hash: list[str] = []
+    proxy.lie = used
+    client = world.client(proxy.url, resubmit_after=1.0)
+    swallow = Swallower(world.honest.registry.address)  # the transaction never reaches the node
+    proxy.lie = lambda method, params, forward: swallow(method, params, forward)
+    pending = _anchor_pending(world, client, "replaced")
+    pending_hash.append("0x" + pending.transaction_hash.hex())
+    proxy.lie = used
+    client.resend(pending)
+    client.resend(pending)
+    assert pending.nonce_used_since is not None, "the first answers only start the clock"
+    time.sleep(client.resubmit_after)
+    with pytest.raises(TransactionRefused, match="was replaced by another transaction of the same account"):
+        client.resend(pending)
+
+
+def _nonce_too_low() -> Exception:
+    return UpstreamError({"code": -32000, "message": "nonce too low"})
