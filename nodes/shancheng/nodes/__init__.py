@@ -10,7 +10,8 @@ The ledger itself — state, blocks, execution, proofs — is ``shancheng.chain`
   app's metrics (:mod:`.metrics`);
 - the commands ``shancheng node`` (:mod:`.commands`), ``shancheng network init`` (:mod:`.network_init`, the home
   layout in :mod:`.network_home`) and ``shancheng dev`` (:mod:`.devnet`, with the development genesis of
-  :mod:`.devgenesis`), and their process helpers (:mod:`.ports`, :mod:`.children`).
+  :mod:`.devgenesis`); their process helpers (free ports, children that die with their parent) are the SDK's
+  :mod:`shancheng.sdk.host`.
 
 Run a development node from the shell::
 
