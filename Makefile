@@ -27,11 +27,11 @@ run: system venv npm $(COMETBFT) proto web
 
 # the suite on TEST_WORKERS parallel pytest-xdist workers (most tests wait on nodes and networks, not the CPU, so
 # more workers than cores pay); tests that share a file's node or network stay together on one worker, in order
-# (tests/conftest.py). TEST_WORKERS=0 runs it in one process.
+# (tests/conftest.py). TEST_WORKERS=0 runs it in one process. The 20 slowest tests are listed at the end.
 TEST_WORKERS ?= 4
 
 test: system venv npm $(COMETBFT) proto web
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=20
 
 bench: venv npm
 	for b in bench/[!_]*.py; do $(PY) $$b || exit 1; done

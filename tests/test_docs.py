@@ -27,7 +27,7 @@ _CODE_PATH = re.compile(r"`((?:sdk|chain|contracts|nodes|apps|tests|bench|docs)/
 def test_repository_paths_named_in_backticks_exist():
     """A path such as `contracts/src/lib/GmCrypto.sol` in prose goes stale when files move; each must exist."""
     missing = []
-    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+    for page in [ROOT / "README.md", ROOT / "tests" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         for path in _CODE_PATH.findall(page.read_text(encoding="utf-8")):
             if not any(ROOT.glob(path.rstrip("/"))):
                 missing.append(f"{page.relative_to(ROOT)}: {path}")

@@ -45,13 +45,15 @@ def test_a_member_cancels_a_stuck_transaction_for_free_and_the_cancel_is_mined(t
         n = w3.eth.get_transaction_count(hospital.address, "pending")
         gapped = n + 1  # nonce n is not sent yet: everything at n + 1 waits behind the gap
 
-        original = _send(node, _raw(w3, hospital, gapped, to=pharmacy.address, data=b"\x01", gas=30_000))["result"]
-        cancel = _raw(w3, hospital, gapped, to=hospital.address)
+        first = _raw(w3, hospital, gapped, to=pharmacy.address, data=b"\x01", gas=30_000)
+        cancel = _raw(w3, hospital, gapped, to=hospital.address)  # signed before: sent at once after the original
+        original = _send(node, first)["result"]
         early = _send(node, cancel)["error"]
         assert early["code"] == -32000 and early["message"].startswith("replacement transaction underpriced")
         assert f"once it is {MIN_AGE:g} s old" in early["message"] and "\n" not in early["message"]
 
         replaced = [original]
+        # the minimum age is the rule under test: each replacement waits it out (and 0.1 s for the clocks)
         for data in (b"\x02", b"\x03"):  # two free replacements (different payloads), each after the minimum age
             time.sleep(MIN_AGE + 0.1)
             replaced.append(_send(node, _raw(w3, hospital, gapped, to=pharmacy.address, data=data,

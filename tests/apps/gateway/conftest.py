@@ -1,4 +1,5 @@
-"""One real solo node and a hospital gateway per test module (the gateway core's tests)."""
+"""One real solo node and a hospital gateway (services, app, HTTP client) per test module, for every test under
+tests/apps/gateway/ (audit/ and routes/ included)."""
 
 from __future__ import annotations
 

@@ -68,11 +68,18 @@ class Guard:
         assert self.errors == [], f"browser errors: {self.errors}"
 
 
+#: how long an expectation waits for the page to get there: the UI's API calls share 2 cores with the other test
+#: workers, so 5 s (Playwright's default) is not enough; what each expectation asserts is unchanged
+EXPECT_TIMEOUT_MS = 20_000
+
+
 # module scope, not session: Playwright's sync API runs an event loop in the main thread while it lives, and every
 # later test that calls asyncio.run() (nodes, SDK) would fail with "cannot be called from a running event loop"
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
     assert CHROMIUM.exists(), "Debian's chromium is needed at /usr/bin/chromium"
     profile = tmp_path_factory.mktemp("chromium-profile")
@@ -89,7 +96,9 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def launch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A factory of fresh, isolated browser contexts (one per staff member: separate cookies and storage)."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
     assert CHROMIUM.exists(), "Debian's chromium is needed at /usr/bin/chromium"
     with sync_playwright() as pw:

@@ -1,6 +1,6 @@
 """Abuse a real node over loopback: heavy eth_calls in flight, light reads and a member's transactions timed.
 
-Used by ``tests/nodes/test_rpc_under_load.py`` (generous bounds) and ``bench/rpc_under_load.py`` (figures).
+Used by ``tests/nodes/rpc/test_server_under_load.py`` (generous bounds) and ``bench/rpc_under_load.py`` (figures).
 The node is a real ``shancheng node`` process, so the clients' own Python never shares its GIL.
 """
 

@@ -50,8 +50,7 @@ def _into_the_hour(seconds: float = 10, *, room: float = 150) -> int:
     start = int(time.time() // 3600 * 3600)
     if start + 3600 - time.time() < room:
         start += 3600
-    while time.time() - start < seconds:
-        time.sleep(1)
+    time.sleep(max(0.0, start + seconds - time.time()))
     return start
 
 
@@ -88,6 +87,15 @@ async def _job_until(anchorer: HourAnchorer, mn: str, hour: int, status: str) ->
         if row["status"] == status or time.monotonic() > deadline:
             return row
         await asyncio.sleep(0.2)
+
+
+def _until_disconnected(world: GatewayWorld, mn: str, timeout: float = 10.0) -> None:
+    """Wait until the listener holds no connection of station ``mn`` (it has seen the station hang up)."""
+    handle = world.services.hj212
+    deadline = time.monotonic() + timeout
+    while handle.call(lambda: any(mn in c.authenticated for c in handle.listener._conns.values())):
+        assert time.monotonic() < deadline, f"the listener still holds station {mn}'s connection"
+        time.sleep(0.02)
 
 
 def _hour_view(world: GatewayWorld, mn: str) -> dict[str, Any]:
@@ -173,7 +181,7 @@ def test_a_silent_station_does_not_hold_up_other_stations(world: GatewayWorld) -
         await conns[complete].send(sims[complete].hourly(start, {"a34004": [30.0, 31.0]}))
         assert (await conns[complete].reply()).cn == "9014"  # type: ignore[union-attr]
         await conns.pop(gone).close()
-        await asyncio.sleep(0.3)
+        await asyncio.to_thread(_until_disconnected, world, gone)
         with _later(anchorer, 3600 + anchorer.delay):
             await asyncio.to_thread(anchorer.anchor_closed_hours)
             request = await conns[silent].reply()  # asked, and never answers

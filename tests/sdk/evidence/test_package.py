@@ -22,7 +22,7 @@ from shancheng.sdk.evidence import EvidenceBatch, EvidencePackage, PackageError,
 from shancheng.sdk.merkle import CheckpointError, NoteSigner
 from shancheng.sdk.records import RecordStatement, commit_hmac, commit_salted
 
-SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "evidence-package-v2.schema.json").read_text())
+SCHEMA = json.loads((Path(__file__).resolve().parents[3] / "docs" / "evidence-package-v2.schema.json").read_text())
 AUTHOR = SM2PrivateKey.generate()
 GATEWAY = NoteSigner("district.example/gw-1", SM2PrivateKey.generate())
 RECORDS = [{"hosp_rxno": f"RX{i:04d}", "valid_days": 3} for i in range(5)]

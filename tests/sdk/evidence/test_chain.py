@@ -2,8 +2,8 @@
 EvidenceRegistry on py-evm (GM Cancun VM), its transaction, receipt and Governance state proofs, and an SM2 commit
 certificate (v2, bound to the genesis fingerprint), verified offline with the genesis file alone — in process and
 through the ``shancheng evidence verify --genesis`` command line.  (The attacks that need a running node are in
-``tests/nodes/test_evidence_trust.py``; packages after validator-set changes in
-``test_evidence_validator_changes.py``.)  eth-tester's blocks are given the extra data every Shancheng block
+``tests/nodes/test_devnet_evidence_trust.py``; packages after validator-set changes in
+``test_chain_validator_changes.py``.)  eth-tester's blocks are given the extra data every Shancheng block
 carries, the commitment to the validator sets (here the genesis set, which never changes)."""
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from shancheng.testing import (
     make_pyevm,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SCHEMA = json.loads((ROOT / "docs" / "evidence-package-v2.schema.json").read_text())
 ORIGIN = "district.example/log/hosp-001"
 RECORDS = [{"hosp_rxno": f"RX{i:04d}", "valid_days": 3} for i in range(5)]

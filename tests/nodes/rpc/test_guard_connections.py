@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,10 @@ pytestmark = pytest.mark.network
 HEADER_TIMEOUT = BODY_TIMEOUT = 2.0
 PER_CLIENT = 100
 WS_PER_CLIENT = 5
+#: how much slower than before the abuse (measured in the same test) a read or a member's transaction may be:
+#: the tests share the cores with other test processes; a node that served the slow clients first would make
+#: them wait for the clients' timeouts
+SLOWER = 5
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -89,13 +93,57 @@ def rpc(url: str, method: str, params: list[Any] | None = None, **kw: Any) -> re
                          timeout=30, **kw)
 
 
-def settle_rss(node: Node, seconds: float = 3.0) -> int:
-    """The node's RSS once its idle-connection timers and collections had time to run."""
-    time.sleep(seconds)
-    return node.rss_kb()
+def wait_until(condition: Callable[[], bool], timeout: float, what: str, poll: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(poll)
 
 
-def member_tx_is_final(node: Node) -> None:
+def settled_rss(node: Node, window: float = 1.0, timeout: float = 30.0) -> int:
+    """The node's RSS (kB) once it has stopped falling, within 1 % over ``window`` s (its idle-connection timers
+    and collections have run)."""
+    samples: list[tuple[float, int]] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        now = time.monotonic()
+        samples = [(t, kb) for t, kb in samples if t >= now - window] + [(now, node.rss_kb())]
+        kbs = [kb for _, kb in samples]
+        if (now - samples[0][0] >= window * 0.9 and max(kbs) <= min(kbs) * 1.01) or now > deadline:
+            return kbs[-1]
+        time.sleep(0.1)
+
+
+def rss_back_to(node: Node, baseline: int, timeout: float = 30.0) -> int:
+    """The node's RSS (kB) once it is within 10 % of ``baseline``, or after ``timeout`` s if it never is."""
+    deadline = time.monotonic() + timeout
+    while (after := node.rss_kb()) > baseline * 1.10 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return after
+
+
+def open_sockets(node: Node) -> set[str]:
+    """The sockets the node's process holds open (/proc/PID/fd: ``socket:[inode]``)."""
+    assert node.proc is not None
+    sockets = set()
+    for fd in Path(f"/proc/{node.proc.pid}/fd").iterdir():
+        with contextlib.suppress(OSError):  # closed meanwhile
+            if (target := fd.readlink().name).startswith("socket:"):
+                sockets.add(target)
+    return sockets
+
+
+def accept_backlog(port: int) -> int:
+    """Connections the kernel completed on the listening ``port`` that the server has not accepted yet."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # 0A = LISTEN
+            return int(fields[4].split(":")[1], 16)  # a listening socket's rx_queue is its accept backlog
+    raise AssertionError(f"nothing listens on port {port}")
+
+
+def member_tx_is_final(node: Node, within: float = 20.0) -> float:
+    """A member's transaction is mined (within ``within`` s); the seconds it took."""
     accounts = json.loads((node.home / "dev-accounts.json").read_text())["accounts"]
     member = Account.from_key(next(a for a in accounts if a["name"] == "hospital")["private_key"])
     w3 = Web3(Web3.HTTPProvider(node.url, request_kwargs={"timeout": 30}))
@@ -103,8 +151,10 @@ def member_tx_is_final(node: Node) -> None:
           "chainId": w3.eth.chain_id, "nonce": w3.eth.get_transaction_count(member.address, "pending")}
     sent = time.monotonic()
     tx_hash = w3.eth.send_raw_transaction(member.sign_transaction(tx).raw_transaction)
-    assert w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30).status == 1
-    assert time.monotonic() - sent < 20
+    assert w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60).status == 1
+    took = time.monotonic() - sent
+    assert took < within, f"a member's transaction took {took:.1f} s to be final (bound {within:.1f} s)"
+    return took
 
 
 def connect_from(source: str, port: int) -> socket.socket:
@@ -166,23 +216,31 @@ def slow_wave(node: Node, n: int) -> list[socket.socket]:
 
 def test_slow_http_clients_are_cut_and_capped_while_the_node_serves(node: Node) -> None:
     """Issue 10 point 2: half-sent headers and bodies were held for more than 140 s, until fds ran out."""
+    def block_number_seconds() -> float:
+        asked = time.monotonic()
+        assert rpc(node.url, "eth_blockNumber").json()["result"].startswith("0x")
+        return time.monotonic() - asked
+
     for sock in slow_wave(node, 80):  # warm-up: the first connections grow the allocator's arenas
         closed_by_server(sock, 30)
         sock.close()
-    member_tx_is_final(node)
-    baseline = settle_rss(node)
+    quiet_final = member_tx_is_final(node)
+    quiet = max(block_number_seconds() for _ in range(5))  # the reference: the same reads, no slow clients
+    baseline = settled_rss(node)
 
     started = time.monotonic()
     slow = slow_wave(node, 320)  # 80 per address, under the per-address cap of 100
-    for _ in range(5):  # the node still answers at once, and a member's transaction becomes final
-        asked = time.monotonic()
-        assert rpc(node.url, "eth_blockNumber").json()["result"].startswith("0x")
-        assert time.monotonic() - asked < 2.0
-    member_tx_is_final(node)
+    # the node still answers at once (not after the slow clients' 2 s timeout, nor slower than without them),
+    # and a member's transaction becomes final
+    within = max(HEADER_TIMEOUT, SLOWER * quiet)
+    for _ in range(5):
+        took = block_number_seconds()
+        assert took < within, f"eth_blockNumber took {took:.3f} s beside slow clients, {quiet:.3f} s before"
+    member_tx_is_final(node, within=max(20.0, SLOWER * quiet_final))
 
     # beyond the per-address cap a connection is answered 503 and closed before anything is read
     crowd = [connect_from("127.0.0.9", node.port) for _ in range(PER_CLIENT)]  # idle: they hold their slots
-    time.sleep(0.5)
+    wait_until(lambda: accept_backlog(node.port) == 0, 30, "the node did not accept the idle crowd")
     for _ in range(10):
         crowd.append(connect_from("127.0.0.9", node.port))
         crowd[-1].sendall(CHAIN_ID_REQUEST)
@@ -203,7 +261,7 @@ def test_slow_http_clients_are_cut_and_capped_while_the_node_serves(node: Node) 
         sock.close()
     assert time.monotonic() - started < 40
 
-    after = settle_rss(node)
+    after = rss_back_to(node, baseline)
     assert after <= baseline * 1.10, f"RSS {baseline} kB before the slow clients, {after} kB after"
     assert "Traceback" not in node.output()
 
@@ -232,9 +290,9 @@ def test_websocket_connections_and_subscriptions_are_capped_and_released(node: N
                     assert "result" in json.loads(conn.recv(timeout=10))
 
     cycles(100)  # warm-up
-    baseline = settle_rss(node, 2.0)
+    baseline = settled_rss(node)
     cycles(500)
-    after = settle_rss(node, 2.0)
+    after = rss_back_to(node, baseline)
     assert after <= baseline * 1.10, f"RSS {baseline} kB before 500 subscribe/close cycles, {after} kB after"
     with ws_connect(node.ws_url) as conn:  # every closed connection was released: the cap admits new ones
         conn.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}))
@@ -244,14 +302,18 @@ def test_websocket_connections_and_subscriptions_are_capped_and_released(node: N
 def test_a_client_resetting_mid_body_leaves_no_traceback(node: Node) -> None:
     """Issue 10 point 6: a client that disconnected mid-body put a ConnectionResetError traceback in the log."""
     before = node.output()
+    sockets = open_sockets(node)
     for _ in range(20):
         sock = connect_from("127.0.0.7", node.port)
         sock.sendall(SLOW_BODY)
-        time.sleep(0.01)
+        time.sleep(0.01)  # the client stops mid-body, then resets
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # close = RST
         sock.close()
-    time.sleep(1.0)
-    assert rpc(node.url, "eth_blockNumber").json()["result"].startswith("0x")
+    # the node has seen every reset (and logged what it logs for one) once it has accepted those connections
+    # and closed them again
+    wait_until(lambda: accept_backlog(node.port) == 0 and open_sockets(node) <= sockets, 30,
+               "the node did not close the reset connections")
+    assert rpc(node.url, "eth_blockNumber").json()["result"].startswith("0x")  # (after what the resets woke)
     new = node.output()[len(before):]
     assert "Traceback" not in new and "ConnectionResetError" not in new, new[-2000:]
 
@@ -304,6 +366,7 @@ def test_a_node_killed_with_sigkill_starts_again_at_once_on_the_same_ports(tmp_p
 
 
 TOKEN_A, TOKEN_B = "token-of-client-a-6f1c", "token-of-client-b-92de"
+RATE, BURST = 5.0, 10
 
 
 @pytest.fixture(scope="module")
@@ -312,7 +375,7 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     cli("node", "init", "--dev", "--home", str(home))
     n = Node(home, {"auth_tokens": ["sha256:" + hashlib.sha256(TOKEN_A.encode()).hexdigest(),
                                     "sm3:" + sm3(TOKEN_B.encode()).hex()],
-                    "requests_per_second": 5.0, "burst": 10,
+                    "requests_per_second": RATE, "burst": BURST,
                     "cors_origins": ["https://ui.example.org"]}).start()
     yield n
     n.kill()
@@ -340,7 +403,7 @@ def test_a_token_protected_node_refuses_without_or_with_a_wrong_token(guarded: N
 
 def test_a_client_over_its_rate_is_limited_while_another_is_served(guarded: Node) -> None:
     """Issue 10 point 1: one client could take the whole node; now each client has a token bucket."""
-    time.sleep(2.5)  # both buckets refill (5 a second, burst 10)
+    time.sleep(BURST / RATE + 0.1)  # both buckets refill from empty (the bucket's clock is the scenario)
     batch = [{"jsonrpc": "2.0", "id": i, "method": "eth_blockNumber", "params": []} for i in range(30)]
     answers = requests.post(guarded.url, json=batch, headers=bearer(TOKEN_A), timeout=30).json()
     limited = [a for a in answers if "error" in a]
@@ -362,7 +425,7 @@ def test_cors_preflight_only_for_allowed_origins(guarded: Node) -> None:
     assert "authorization" in ok.headers["Access-Control-Allow-Headers"].lower()
     evil = requests.options(guarded.url, headers={"Origin": "https://evil.example", **preflight}, timeout=30)
     assert evil.status_code == 403 and "Access-Control-Allow-Origin" not in evil.headers
-    time.sleep(0.5)
+    # (TOKEN_B's bucket holds at least 8 of its 10 tokens: the test before took one)
     post = rpc(guarded.url, "eth_chainId", headers={"Origin": "https://ui.example.org", **bearer(TOKEN_B)})
     assert post.headers["Access-Control-Allow-Origin"] == "https://ui.example.org"
     post = rpc(guarded.url, "eth_chainId", headers={"Origin": "https://evil.example", **bearer(TOKEN_B)})

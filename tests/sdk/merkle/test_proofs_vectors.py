@@ -11,7 +11,7 @@ import pytest
 from shancheng.sdk.errors import InvalidProof, RootMismatchError
 from shancheng.sdk.merkle import verify_consistency, verify_inclusion
 
-FOLDER = Path(__file__).resolve().parents[1] / "vectors" / "merkle"
+FOLDER = Path(__file__).resolve().parents[2] / "vectors" / "merkle"
 ERRORS = {"InvalidProof": InvalidProof, "RootMismatchError": RootMismatchError}
 FILES = sorted(FOLDER.glob("*/*.json"))
 

@@ -23,36 +23,16 @@ import pytest
 
 from shancheng.apps.district import DEMO_ORGS, port_plan
 from shancheng.sdk.client import RpcClient
+from shancheng.testing import free_port, free_port_block
 
 STATIONS = ("SC500103AIR0001", "SC500112AIR0002")
 
 
-def _free_run(count: int) -> int:
-    """A base port with ``count`` consecutive free ports on 127.0.0.1."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = int(s.getsockname()[1])
-        if base + count >= 65000:
-            continue
-        socks = []
-        try:
-            for p in range(base, base + count):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no run of free ports")
-
-
 def _ports(validators: int = 1) -> dict[str, int]:
-    return {"port": _free_run(len(DEMO_ORGS)), "node_port": _free_run(2 if validators == 1 else 10 * validators),
-            "hj212_port": _free_run(1)}
+    """Free ports for a district (this test process's own, see ``shancheng.testing.ports``): the gateways', the
+    node's (a network's: 10 a validator) and the listener's."""
+    return {"port": free_port_block(len(DEMO_ORGS)),
+            "node_port": free_port_block(2 if validators == 1 else 10 * validators), "hj212_port": free_port()}
 
 
 def _argv(home: Path, ports: dict[str, int], *extra: str) -> list[str]:
@@ -275,8 +255,11 @@ def test_district_runs_stops_cleanly_and_continues_after_a_restart(tmp_path: Pat
 
 @pytest.mark.network
 @pytest.mark.slow
-def test_the_documented_4_validator_variant_runs_and_stops_cleanly(tmp_path: Path, runs: list[Run]) -> None:
-    home, ports = tmp_path / "district4", _ports(validators=4)
+def test_the_documented_4_validator_variant_runs_and_stops_cleanly(tmp_path_factory: pytest.TempPathFactory,
+                                                                   runs: list[Run]) -> None:
+    # a short home: the nodes' ABCI socket paths must fit in 100 characters (pytest-xdist adds a folder level)
+    tmp_path = tmp_path_factory.mktemp("d4")
+    home, ports = tmp_path / "home", _ports(validators=4)
     runs.append(Run(home, ports, tmp_path / "four.log", "--validators", "4", "--no-story"))
     run = runs[0]
     output = run.wait_running(900)

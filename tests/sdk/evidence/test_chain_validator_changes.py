@@ -42,7 +42,7 @@ from shancheng.sdk.merkle import NoteSigner
 from shancheng.sdk.records import RecordStatement, commit_salted
 from shancheng.testing import ORG_HOSPITAL, deterministic_consensus_key, deterministic_sm2_key
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SCHEMA = json.loads((ROOT / "docs" / "evidence-package-v2.schema.json").read_text())
 CHAIN_ID = 4343
 T0 = 1_764_000_000

@@ -1,7 +1,7 @@
 """The listener fuzzed over a real socket: random values, fields, split parts and TCP segmentation. Every packet is
 acknowledged (9014) or refused with the QnRtn its fault calls for, an acknowledged packet is stored, and every
 hour's summary is computed or refused with a reason (never another error). The same traffic against a real node,
-where every hour is anchored or failed with its reason: test_hj212_env_api.py."""
+where every hour is anchored or failed with its reason: test_anchoring_env_api.py."""
 
 from __future__ import annotations
 

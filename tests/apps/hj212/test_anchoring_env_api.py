@@ -45,9 +45,7 @@ def feed(world: GatewayWorld, count: int, *, high: bool = False) -> list[str]:
     """``count`` real-time packets (the last one with PM2.5 at 180 when ``high``), acknowledged; their QNs."""
     port = world.services.hj212.port
     sim = Station(mn=MN, password="654321", pollutants={c: (0.7, 0.1) if c == "a21005" else (20.0, 2.0) for c in POLLUTANTS})
-    hour_start = time.time() // 3600 * 3600
-    while time.time() - hour_start < 20:  # keep every reading inside this hour, a few seconds in the past
-        time.sleep(1)
+    _wait_into_the_hour(20)  # keep every reading inside this hour, a few seconds in the past
     qns = []
 
     async def go() -> None:
@@ -164,9 +162,7 @@ def test_the_background_job_anchors_closed_hours(world: GatewayWorld, tmp_path: 
             assert (await conn.reply()).cn == "9014"  # type: ignore[union-attr]
         await conn.close()
 
-    hour_start = time.time() // 3600 * 3600
-    while time.time() - hour_start < 10:
-        time.sleep(1)
+    _wait_into_the_hour(10)
     run(go())
     real_clock = anchorer.clock
     anchorer.clock = lambda: real_clock() + 3600 + anchorer.delay  # as if the hour were over
@@ -182,8 +178,7 @@ def test_the_background_job_anchors_closed_hours(world: GatewayWorld, tmp_path: 
 def _wait_into_the_hour(seconds: float) -> None:
     """Keep every reading of a test inside one hour: wait until ``seconds`` into the current hour."""
     hour_start = time.time() // 3600 * 3600
-    while time.time() - hour_start < seconds:
-        time.sleep(1)
+    time.sleep(max(0.0, hour_start + seconds - time.time()))
 
 
 def test_every_hour_is_anchored_or_failed_with_its_reason_and_no_endpoint_answers_500(world: GatewayWorld) -> None:
@@ -298,6 +293,12 @@ def test_an_operator_commands_a_connected_station_and_the_command_is_audited(wor
     not_connected = operator.post(f"/api/v1/stations/{mn}/commands", json=body)
     assert not_connected.status_code == 409 and "not connected" in not_connected.json()["detail"]
 
+    def both_answers_recorded(qn: str, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while len(getattr(handle.call(lambda: handle.listener.commands.get(mn, qn)), "answers", ())) < 2:
+            assert time.monotonic() < deadline, f"the station's answers to command {qn} were not recorded"
+            time.sleep(0.02)
+
     async def go() -> tuple[Packet, dict[str, Any]]:
         conn = await sim.connect("127.0.0.1", handle.port)
         await conn.send(sim.realtime(at=time.time() - 5))
@@ -308,7 +309,7 @@ def test_an_operator_commands_a_connected_station_and_the_command_is_audited(wor
         assert received is not None
         for answer in (qn_rtn_9011(received, QnRtn.READY), exe_rtn_9012(received, ExeRtn.SUCCESS)):
             await conn.send(answer)
-        await asyncio.sleep(0.5)
+        await asyncio.to_thread(both_answers_recorded, sent.json()["qn"])  # the listener has recorded both answers
         await conn.close()
         return received, sent.json()
 

@@ -26,7 +26,7 @@ from shancheng.sdk.epcis import (
 )
 from shancheng.sdk.errors import InvalidInput, ShanchengError
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 DATA = ROOT.parent / "shared" / "data" / "epcis"
 EXAMPLES = sorted((DATA / "examples").glob("*.jsonld"))
 SCHEMA = json.loads((DATA / "EPCIS-JSON-Schema.json").read_text(encoding="utf-8"))
