@@ -16,6 +16,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
+from shancheng.sdk.errors import ShanchengError
 from shancheng.testing import free_port
 
 FORWARD = object()  # the hook's answer for "pass this call on to the node"
@@ -91,7 +92,9 @@ class LyingProxy:
         self._server.server_close()
 
 
-class UpstreamError(Exception):
+class UpstreamError(ShanchengError):
+    """The node's JSON-RPC error reply (``error``), passed on to the client as it is."""
+
     def __init__(self, error: Any) -> None:
         super().__init__(str(error))
         self.error = error
