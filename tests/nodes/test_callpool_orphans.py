@@ -1,8 +1,8 @@
 """The node's eth_call worker processes end with the node: a SIGKILLed node leaves no worker behind, even one
 that is inside a long call. An idle worker ends with its socket; one inside a long call may not touch the socket
-for seconds (its state keys are cached), and under load it once outlived the node by more than 5 s, so a worker
-also watches its parent (a thread polling getppid: PR_SET_PDEATHSIG would fire when the node *thread* that started
-the worker ends, and workers are replaced from request threads)."""
+for seconds, and a worker started with a lower CPU priority may get almost no CPU on a loaded machine (a thread
+of its own polling getppid once let it outlive the node by more than 5 s), so the kernel kills it: every worker
+is forked, with PR_SET_PDEATHSIG, by one spawner thread that lives as long as the node."""
 
 from __future__ import annotations
 

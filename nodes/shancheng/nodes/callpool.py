@@ -31,12 +31,14 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from types import FrameType
 from typing import Any
 
 from shancheng.chain.calls import CallFailed, ExecutionReverted
 from shancheng.sdk.errors import ShanchengError
+from shancheng.sdk.host.children import die_with_parent
 
 __all__ = ["CallAborted", "CallPool"]
 
@@ -45,6 +47,9 @@ _GRACE = 2.0  # seconds past the time limit before the node kills a worker that 
 _CACHE_ENTRIES = 200_000  # content-addressed values a worker keeps between calls
 _GET, _RESULT, _READY = b"g", b"r", b"ready"
 _FOUND, _MISSING = b"\x01", b"\x00"
+#: the one thread that starts every worker: Linux sends a child's PDEATHSIG when the *thread* that forked it ends,
+#: so workers are forked by a thread that lives as long as the node (workers are replaced from request threads)
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callpool-spawner")
 
 
 class CallAborted(ShanchengError):
@@ -52,15 +57,18 @@ class CallAborted(ShanchengError):
 
 
 class _Worker:
-    """One worker process and the node's end of its socket."""
+    """One worker process and the node's end of its socket. The kernel kills the worker (SIGKILL) the moment the
+    node dies, however busy the worker is and however little CPU a loaded machine gives its lower priority."""
 
     def __init__(self, chain_id: int, nice: int) -> None:
         ours, theirs = socket.socketpair()
         try:
-            self.proc = subprocess.Popen(
+            self.proc = _SPAWNER.submit(
+                subprocess.Popen,
                 [sys.executable, "-m", "shancheng.nodes.callpool", str(theirs.fileno()), str(chain_id), str(nice)],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
-            )
+                preexec_fn=die_with_parent(signal.SIGKILL),  # one prctl call in the child, nothing else
+            ).result()
         except BaseException:
             ours.close()
             raise
@@ -313,20 +321,9 @@ def _job(chain_class: Any, db: Any, job: tuple[Any, ...]) -> tuple[Any, ...]:
         return "failed", f"execution failed: {type(exc).__name__}: {exc}"
 
 
-def _exit_with_node(parent: int, interval: float = 0.2) -> None:
-    """End this worker as soon as the node that started it is gone (runs in a daemon thread). The end of the socket
-    ends an idle worker, but one inside a long call may not touch its socket for seconds (its keys are cached);
-    py-evm releases the GIL every switch interval, so this thread runs on time."""
-    while True:
-        time.sleep(interval)
-        if os.getppid() != parent:
-            os._exit(0)
-
-
 def _worker_main(argv: list[str]) -> int:
     fd, chain_id, nice = int(argv[0]), int(argv[1]), int(argv[2])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the node stops us
-    threading.Thread(target=_exit_with_node, args=(os.getppid(),), name="exit-with-node", daemon=True).start()
     if nice:
         os.nice(nice)
     conn = Connection(fd)

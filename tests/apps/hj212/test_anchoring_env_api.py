@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
 
+from shancheng.apps.hj212.listener import ListenerHandle
 from shancheng.apps.hj212.settings import Hj212Settings
 from shancheng.apps.hj212.simulator import Station
 from shancheng.apps.hj212.store import readings, station_hours
@@ -164,6 +165,7 @@ def test_the_background_job_anchors_closed_hours(world: GatewayWorld, tmp_path: 
 
     _wait_into_the_hour(10)
     run(go())
+    _wait_disconnected(handle, second)
     real_clock = anchorer.clock
     anchorer.clock = lambda: real_clock() + 3600 + anchorer.delay  # as if the hour were over
     try:
@@ -173,6 +175,15 @@ def test_the_background_job_anchors_closed_hours(world: GatewayWorld, tmp_path: 
     hours = admin.get(f"/api/v1/stations/{second}/hours").json()["items"]
     assert hours[0]["anchored"] and hours[0]["anchored_count"] == 3
     asyncio.set_event_loop_policy(None)
+
+
+def _wait_disconnected(handle: ListenerHandle, mn: str) -> None:
+    """Wait until the listener has seen station ``mn``'s connection close, so that the job does not ask the
+    station for the hour's history and wait for its answer."""
+    deadline = time.monotonic() + 30
+    while handle.call(lambda: handle.listener.is_connected(mn)):
+        assert time.monotonic() < deadline, f"the listener never saw {mn}'s connection close"
+        time.sleep(0.05)
 
 
 def _wait_into_the_hour(seconds: float) -> None:
@@ -242,6 +253,7 @@ def test_every_hour_is_anchored_or_failed_with_its_reason_and_no_endpoint_answer
 
     for mn in (corrupt, legacy, odd):
         no_500(mn)
+    _wait_disconnected(handle, odd)
     real_clock = anchorer.clock
     anchorer.clock = lambda: real_clock() + 3600 + anchorer.delay  # as if the hour were over
     try:

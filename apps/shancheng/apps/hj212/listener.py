@@ -302,7 +302,7 @@ class Hj212Listener:
         if cn not in operator_commands:
             raise InvalidInput(f"CN {cn} is not a command a platform sends to a station")
         station = self.registry.get(mn)
-        connected = [c for c in self._conns.values() if mn in c.authenticated and not c.writer.is_closing()]
+        connected = self._connections_of(mn)
         if station is None or not connected:
             raise StationNotConnected(f"station {mn} is not connected to this gateway's listener")
         conn = max(connected, key=lambda c: c.opened)
@@ -312,6 +312,13 @@ class Hj212Listener:
         self._write(conn.writer, frame_bytes(packet))
         log.info("HJ 212: sent command %s (%s) QN %s to station %s", cn, packet.cp.text(), packet.qn, mn)
         return sent
+
+    def _connections_of(self, mn: str) -> list[_Conn]:
+        return [c for c in self._conns.values() if mn in c.authenticated and not c.writer.is_closing()]
+
+    def is_connected(self, mn: str) -> bool:
+        """Whether station ``mn`` has an authenticated connection open (call on the listener's loop)."""
+        return bool(self._connections_of(mn))
 
     def _send_history(self, mn: str, cn: str, fields: dict[str, str]) -> str:
         return self.send_command(mn, cn, fields).qn
