@@ -66,11 +66,6 @@ def shared_with_its_file(item: pytest.Item) -> bool:
     return any(defs[-1].scope in SHARED_SCOPES for defs in info.name2fixturedefs.values() if defs)
 
 
-def _group_names(item: pytest.Item) -> list[str]:
-    return sorted({str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
-                   for mark in item.iter_markers("xdist_group")})
-
-
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Keep the tests that share a file's fixtures on one worker (see the module docstring)."""
@@ -80,9 +75,3 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         kept = [group for prefix, group in KEPT_TOGETHER.items() if item.nodeid.startswith(prefix)]
         if item.get_closest_marker("xdist_group") is None and (kept or shared_with_its_file(item)):
             item.add_marker(pytest.mark.xdist_group(kept[0] if kept else item.nodeid.split("::", 1)[0]))
-        # The scheduler reads a test's group from the suffix "@group" of its node id, which pytest-xdist 3.8 writes
-        # into ``item._nodeid``; pytest 9.2 reads the node id from ``item._id`` instead, so it is written there.
-        names = _group_names(item)
-        parse = getattr(type(getattr(item, "_id", None)), "parse", None)  # NodeId.parse where pytest has it
-        if names and "@" not in item.nodeid and callable(parse):
-            item._id = parse(f"{item.nodeid}@{'_'.join(names)}")
