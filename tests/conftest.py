@@ -5,7 +5,7 @@ A test that uses a module- or class-scoped fixture (a node, a network, a gateway
 file) runs on the same worker as every other test of its file that does, in the file's order: the fixture is
 built once and the tests see its state as they always did. Every other test goes to whichever worker is free
 (session fixtures are then built once per worker). ``@pytest.mark.xdist_group("name")`` on a test keeps it with
-the others of that name instead.
+the others of that name instead. The longest tests (:data:`STARTED_FIRST`) are dealt out first.
 """
 
 from __future__ import annotations
@@ -58,6 +58,27 @@ KEPT_TOGETHER = {
 }
 
 
+#: the longest tests and groups (``make test`` lists the slowest), started before the rest: the suite's wall time is
+#: set by what finishes last, and a 5-minute test dealt out near the end would run alone on one worker while the
+#: others idle (longest first is the classic rule for sharing jobs among workers)
+STARTED_FIRST = (
+    "tests/nodes/network/test_network_crash.py",
+    "tests/apps/district/test_district.py",
+    "tests/nodes/test_devnet.py",
+    "tests/apps/web/test_web_ui_rx_paths.py",
+    "tests/nodes/network/",
+    "tests/nodes/rpc/test_server_under_load.py",
+    "tests/sdk/domain/",
+    "tests/sdk/client/test_subscribe_network.py",
+)
+
+
+def started_first(item: pytest.Item) -> int:
+    """The rank of ``item`` among :data:`STARTED_FIRST` (the others come after, in collection order)."""
+    return next((rank for rank, prefix in enumerate(STARTED_FIRST) if item.nodeid.startswith(prefix)),
+                len(STARTED_FIRST))
+
+
 def shared_with_its_file(item: pytest.Item) -> bool:
     """True when ``item`` uses a fixture that lives longer than one test but not the whole session."""
     info = getattr(item, "_fixtureinfo", None)
@@ -71,6 +92,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Keep the tests that share a file's fixtures on one worker (see the module docstring)."""
     if not getattr(config.option, "loadgroup", False):  # set in pytest-xdist's workers of --dist loadgroup only
         return
+    items.sort(key=started_first)  # stable: each worker collects the same order, as pytest-xdist requires
     for item in items:
         kept = [group for prefix, group in KEPT_TOGETHER.items() if item.nodeid.startswith(prefix)]
         if item.get_closest_marker("xdist_group") is None and (kept or shared_with_its_file(item)):
