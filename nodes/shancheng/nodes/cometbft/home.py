@@ -14,7 +14,6 @@ re-reads the result with a TOML parser to check every value landed; :func:`write
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import re
@@ -23,6 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from shancheng.sdk.chainproof.validators import consensus_address
 
 from .binary import COMETBFT_VERSION, run_cometbft
 from .errors import CometConfigError
@@ -68,11 +69,6 @@ def validator_public_key(home: Path) -> bytes:
     if len(raw) != 32:
         raise CometConfigError(f"{path}: an ed25519 public key has 32 bytes, not {len(raw)}")
     return raw
-
-
-def consensus_address(consensus_key: bytes) -> bytes:
-    """CometBFT's validator address of an ed25519 key: SHA-256(key)[:20]."""
-    return hashlib.sha256(consensus_key).digest()[:20]
 
 
 

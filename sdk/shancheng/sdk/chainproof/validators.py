@@ -47,6 +47,7 @@ __all__ = [
     "ValidatorSet",
     "ValidatorSetError",
     "ValidatorUpdate",
+    "consensus_address",
     "header_commitment",
 ]
 
@@ -76,6 +77,11 @@ def _check_consensus_key(key: bytes, what: str) -> None:
         raise ValidatorSetError(f"{what}: the consensus key must not be zero")
 
 
+
+def consensus_address(consensus_key: bytes) -> bytes:
+    """CometBFT's validator address of an ed25519 consensus key: the first 20 bytes of SHA-256(key)."""
+    return hashlib.sha256(consensus_key).digest()[:20]
+
 @dataclass(frozen=True)
 class Validator:
     """One validator: SM2 key, ed25519 consensus key (32 bytes), voting power (1 .. 2**40); ``name`` is
@@ -93,8 +99,8 @@ class Validator:
         _check_power(self.power, "validator")
 
     def consensus_address(self) -> bytes:
-        """CometBFT's address of the consensus key: the first 20 bytes of SHA-256(key)."""
-        return hashlib.sha256(self.consensus_key).digest()[:20]
+        """CometBFT's address of the consensus key (:func:`consensus_address`)."""
+        return consensus_address(self.consensus_key)
 
     def to_json(self) -> dict[str, Any]:
         entry: dict[str, Any] = {

@@ -21,7 +21,7 @@ from eth_hash.auto import keccak
 from ..errors import InvalidInput
 from ..strict_json import hexbytes, to_hex
 
-__all__ = ["ABI_NAMES", "AbiEvent", "Call", "Contract", "abi_of", "events_of"]
+__all__ = ["ABI_NAMES", "AbiEvent", "Call", "Contract", "abi_of", "contract_address", "events_of"]
 
 #: the contracts whose ABIs the SDK ships
 ABI_NAMES = ("DataSharingLog", "DrugTrace", "EnvMonitoring", "EvidenceRegistry", "Governance", "PrescriptionFlow")
@@ -46,6 +46,19 @@ def _type(param: dict[str, Any]) -> str:
         return "(" + ",".join(_type(c) for c in param["components"]) + ")" + t[len("tuple"):]
     return t
 
+
+
+def contract_address(address: bytes | str) -> bytes:
+    """A contract's 20-byte address from bytes or ``0x`` and 40 hex digits; :class:`InvalidInput` otherwise.
+
+    >>> contract_address("0x" + "00" * 19 + "0a").hex()[-2:]
+    '0a'
+    """
+    if isinstance(address, str):
+        return hexbytes(address, f"contract address {address[:50]!r}", error=InvalidInput, size=20)
+    if not isinstance(address, bytes | bytearray | memoryview) or len(address) != 20:
+        raise InvalidInput("a contract address must be 20 bytes")
+    return bytes(address)
 
 @dataclass(frozen=True)
 class Call:
@@ -90,11 +103,7 @@ class Contract:
 
     @classmethod
     def load(cls, name: str, *, address: bytes | str) -> Contract:
-        if isinstance(address, str):
-            address = hexbytes(address, f"contract address {address[:50]!r}", error=InvalidInput, size=20)
-        if len(address) != 20:
-            raise InvalidInput("a contract address must be 20 bytes")
-        return cls(name, bytes(address), abi_of(name))
+        return cls(name, contract_address(address), abi_of(name))
 
     @property
     def address_hex(self) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 from eth_abi.abi import encode
 from eth_hash.auto import keccak
 
+from ...client.contracts import contract_address
 from ...errors import InvalidInput
 
 __all__ = [
@@ -36,10 +37,8 @@ _NAMESPACE_BYTES = 8
 
 def activity_preimage(chain_id: int, contract: bytes | str, record: tuple[Any, ...]) -> bytes:
     """abi.encode(ACTIVITY_TAG, chain id, contract, record): the staff member signs M = SM3 of these bytes."""
-    address = bytes.fromhex(contract.removeprefix("0x")) if isinstance(contract, str) else bytes(contract)
-    if len(address) != 20:
-        raise InvalidInput("a contract address must be 20 bytes")
-    return encode(["bytes32", "uint256", "address", ACTIVITY_RECORD_TYPE], [ACTIVITY_TAG, chain_id, address, record])
+    return encode(["bytes32", "uint256", "address", ACTIVITY_RECORD_TYPE],
+                  [ACTIVITY_TAG, chain_id, contract_address(contract), record])
 
 
 def namespaced_id(org_id: int, entropy: bytes | None = None) -> bytes:

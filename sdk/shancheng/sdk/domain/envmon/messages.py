@@ -19,6 +19,7 @@ from typing import Any
 from eth_abi.abi import encode
 from eth_hash.auto import keccak
 
+from ...client.contracts import contract_address
 from ...crypto import SM2PublicKey
 from ...errors import InvalidInput
 from ..staff import StaffSigner
@@ -64,29 +65,18 @@ def code8(code: str) -> bytes:
     return code.encode("ascii").ljust(8, b"\0")
 
 
-def _address(contract: bytes | str) -> bytes:
-    if isinstance(contract, str):
-        try:
-            contract = bytes.fromhex(contract.removeprefix("0x"))
-        except ValueError:
-            raise InvalidInput("a contract address must be 0x and 40 hex digits") from None
-    if len(contract) != 20:
-        raise InvalidInput("a contract address must be 20 bytes")
-    return bytes(contract)
-
-
 def anchor_preimage(chain_id: int, contract: bytes | str, operator_org: int, mn: bytes,
                     batch: tuple[Any, ...]) -> bytes:
     """abi.encode(ANCHOR_TAG, chain id, contract, operator org, mn, batch): the station signs M = SM3 of these."""
     return encode(["bytes32", "uint256", "address", "uint64", "bytes24", HOURLY_BATCH_TYPE],
-                  [ANCHOR_TAG, chain_id, _address(contract), operator_org, mn, batch])
+                  [ANCHOR_TAG, chain_id, contract_address(contract), operator_org, mn, batch])
 
 
 def station_pop_preimage(chain_id: int, contract: bytes | str, operator_org: int, mn: bytes,
                          public_key: bytes) -> bytes:
     """What a station key signs (M = SM3 of these bytes) to prove possession when it is registered."""
     return encode(["bytes32", "uint256", "address", "uint64", "bytes24", "bytes"],
-                  [STATION_POP_TAG, chain_id, _address(contract), operator_org, mn, public_key])
+                  [STATION_POP_TAG, chain_id, contract_address(contract), operator_org, mn, public_key])
 
 
 def key_rotation_preimage(chain_id: int, contract: bytes | str, operator_org: int, mn: bytes,
@@ -94,7 +84,7 @@ def key_rotation_preimage(chain_id: int, contract: bytes | str, operator_org: in
     """What the new key (and, for the operator's rotation, the old key) signs (M = SM3 of these bytes) to replace
     ``old_public_key`` by ``new_public_key`` (64 bytes x||y each)."""
     return encode(["bytes32", "uint256", "address", "uint64", "bytes24", "bytes", "bytes"],
-                  [KEY_ROTATION_TAG, chain_id, _address(contract), operator_org, mn, old_public_key, new_public_key])
+                  [KEY_ROTATION_TAG, chain_id, contract_address(contract), operator_org, mn, old_public_key, new_public_key])
 
 
 def public_key64(key: StaffSigner | SM2PublicKey | bytes) -> bytes:
