@@ -56,7 +56,15 @@ from .capabilities import Capabilities, ChainKind, ChainMismatch, node_info, pro
 from .contracts import ABI_NAMES, Call, Contract
 from .identity import Identity
 from .nonces import SenderNonces
-from .proofs import ProofFailed, ProvenTransaction, certified_block, poll_proven, prove_transaction, proven_anchor
+from .proofs import (
+    ProofFailed,
+    ProvenTransaction,
+    certified_block,
+    poll_proven,
+    prove_transaction,
+    proven_anchor,
+    proven_receipt,
+)
 from .rpc import JsonRpcError, NodeUnavailable, RpcClient, quantity
 from .transactions import PendingTransaction, Receipt, TransactionRefused, TransactionReverted
 from .validator_history import fetch_validator_changes
@@ -267,7 +275,33 @@ class ChainClient:
 
     def poll(self, pending: PendingTransaction) -> Receipt | None:
         """The final receipt of ``pending``, or None while it is not final yet. Re-sends the signed transaction
-        when the node no longer knows it (after ``resubmit_after`` seconds without a receipt)."""
+        when the node no longer knows it (after ``resubmit_after`` seconds without a receipt). On Shancheng the
+        receipt counts only once it is proven under a certified block (:func:`~.proofs.prove_transaction`) and
+        agrees with the proof (:func:`~.proofs.proven_receipt`); a node whose answer does not is marked bad."""
+        if not self.capabilities.commit_certificates:
+            return self._poll_confirmed(pending)
+        try:
+            with self.rpc.pinned() as url:
+                reply = self.rpc.call("eth_getTransactionReceipt", [to_hex(pending.transaction_hash)])
+                if reply is None:
+                    if time.monotonic() - pending.last_sent >= self._opt.resubmit_after:
+                        self.resend(pending)
+                    return None
+                proven = prove_transaction(self, pending.transaction_hash)
+                if proven is None:  # not in a certified block yet (or the node withholds its proof: ask another)
+                    if time.monotonic() - pending.last_sent >= self._opt.resubmit_after:
+                        self.rpc.rotate()
+                    return None
+                try:
+                    return proven_receipt(reply, proven)
+                except (VerificationError, InvalidInput) as exc:
+                    self.rpc.mark_bad(url, f"the receipt of {to_hex(pending.transaction_hash)[:18]}…: {exc}")
+                    raise ProofFailed(f"{url} answered a receipt its proof contradicts: {exc}", url=url) from None
+        except NodeUnavailable:
+            return None
+
+    def _poll_confirmed(self, pending: PendingTransaction) -> Receipt | None:
+        """:meth:`poll` on a foreign chain: the receipt once ``confirmations`` blocks hold its block."""
         try:
             reply = self.rpc.call("eth_getTransactionReceipt", [to_hex(pending.transaction_hash)])
         except NodeUnavailable:
@@ -280,24 +314,13 @@ class ChainClient:
             raise InvalidInput("eth_getTransactionReceipt: the reply is not an object")
         number = _int(reply.get("blockNumber"), "receipt blockNumber")
         block_hash = _bytes(reply.get("blockHash"), "receipt blockHash", 32)
-        certificate = None
         try:
-            if self.capabilities.commit_certificates:
-                cert_json = self.rpc.call("shancheng_getCommit", [hex(number)])
-                if cert_json is None:
-                    return None
-                certificate = CommitCertificate.from_json(cert_json)
-                if certificate.block_hash != block_hash or certificate.height != number:
-                    raise VerificationError(f"the commit certificate of block {number} is for another block")
-                if self._opt.verify_certificates and self._opt.genesis is not None:
-                    self.verify_certificate(certificate)
-            else:
-                head = self.block_number()
-                if head - number + 1 < self._opt.confirmations:
-                    return None
-                block = self.rpc.call("eth_getBlockByNumber", [hex(number), False])
-                if not isinstance(block, dict) or _bytes(block.get("hash"), "block hash", 32) != block_hash:
-                    return None  # reorganised away: it will be mined again (or re-sent) and polled anew
+            head = self.block_number()
+            if head - number + 1 < self._opt.confirmations:
+                return None
+            block = self.rpc.call("eth_getBlockByNumber", [hex(number), False])
+            if not isinstance(block, dict) or _bytes(block.get("hash"), "block hash", 32) != block_hash:
+                return None  # reorganised away: it will be mined again (or re-sent) and polled anew
         except NodeUnavailable:
             return None
         logs = reply.get("logs") or []
@@ -307,7 +330,7 @@ class ChainClient:
             transaction_hash=pending.transaction_hash, block_number=number, block_hash=block_hash,
             transaction_index=_int(reply.get("transactionIndex"), "receipt transactionIndex"),
             status=_int(reply.get("status"), "receipt status"), gas_used=_int(reply.get("gasUsed"), "receipt gasUsed"),
-            logs=tuple(logs), certificate=certificate,
+            logs=tuple(logs), certificate=None,
         )
 
     @property
@@ -395,7 +418,10 @@ class ChainClient:
         execution raises :class:`TransactionReverted`."""
         deadline = time.monotonic() + timeout
         while True:
-            receipt = self.poll(pending)
+            try:
+                receipt = self.poll(pending)
+            except ProofFailed:  # that node is marked bad: the next poll asks another
+                receipt = None
             if receipt is not None:
                 if check and receipt.status != 1:
                     raise TransactionReverted(f"{pending.call.description or 'the transaction'} "

@@ -26,12 +26,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..chainproof import CommitCertificate, GenesisFile, TrieProofError, VerifiedReceipt, header_commitment
-from ..chainproof.receipt import BlockHeader, Log, verify_receipt_proof
+from ..chainproof.receipt import MAX_RECEIPT_SIZE, BlockHeader, Log, verify_receipt_proof
 from ..chainproof.transaction import parse_transaction_proof, verify_transaction_proof
 from ..errors import InvalidInput, VerificationError
 from ..evidence.chain import BATCH_ANCHORED_TOPIC, ValidatorHistory
+from ..strict_json import hexbytes
 from .anchors import Anchor
-from .rpc import MalformedReply, RpcClient
+from .rpc import MalformedReply, RpcClient, quantity
+from .transactions import Receipt
 
 __all__ = [
     "ProofFailed",
@@ -42,6 +44,7 @@ __all__ = [
     "poll_proven",
     "prove_transaction",
     "proven_anchor",
+    "proven_receipt",
     "verify_certified_header",
 ]
 
@@ -241,3 +244,46 @@ def poll_proven(client: Sender, pending: Pending) -> ProvenTransaction | None:
         client.resend(pending)
         client.rpc.rotate()
     return proven
+
+
+def _same_log(entry: Any, log: Log, *, transaction_hash: bytes, block_number: int) -> bool:
+    if not isinstance(entry, dict):
+        return False
+    topics = entry.get("topics")
+    return (isinstance(topics, list) and hexbytes(entry.get("address"), "log address", error=InvalidInput, size=20) == log.address
+            and tuple(hexbytes(t, "log topic", error=InvalidInput, size=32) for t in topics) == log.topics
+            and hexbytes(entry.get("data", "0x"), "log data", error=InvalidInput, limit=MAX_RECEIPT_SIZE) == log.data
+            and hexbytes(entry.get("transactionHash"), "log transactionHash", error=InvalidInput,
+                        size=32) == transaction_hash
+            and quantity(entry.get("blockNumber"), "log blockNumber", error=InvalidInput) == block_number)
+
+
+def proven_receipt(reply: Any, proven: ProvenTransaction) -> Receipt:
+    """The receipt ``reply`` (a node's ``eth_getTransactionReceipt`` answer) once every field it shares with the
+    proven receipt agrees with it: block, index, status and each log (address, topics, data, transaction, block);
+    the transaction's own gas is at most the proven cumulative gas (equal for the block's first transaction) and
+    the log indexes ascend one by one. Else :class:`VerificationError` (the caller marks the node bad)."""
+    if not isinstance(reply, dict):
+        raise VerificationError("the receipt is not an object")
+    number = quantity(reply.get("blockNumber"), "receipt blockNumber", error=InvalidInput)
+    index = quantity(reply.get("transactionIndex"), "receipt transactionIndex", error=InvalidInput)
+    block_hash = hexbytes(reply.get("blockHash"), "receipt blockHash", error=InvalidInput, size=32)
+    status = quantity(reply.get("status"), "receipt status", error=InvalidInput)
+    gas_used = quantity(reply.get("gasUsed"), "receipt gasUsed", error=InvalidInput)
+    logs = reply.get("logs")
+    if (number, index, block_hash, status) != (proven.block_number, proven.transaction_index, proven.block_hash,
+                                               proven.status):
+        raise VerificationError("the receipt's block, index or status is not the proven receipt's")
+    cumulative = proven.receipt.cumulative_gas_used
+    if gas_used > cumulative or (index == 0 and gas_used != cumulative):
+        raise VerificationError(f"the receipt's gasUsed {gas_used} does not fit the proven cumulative gas {cumulative}")
+    if not isinstance(logs, list) or len(logs) != len(proven.logs) or not all(
+            _same_log(entry, log, transaction_hash=proven.transaction_hash, block_number=number)
+            for entry, log in zip(logs, proven.logs, strict=True)):
+        raise VerificationError("the receipt's logs are not the proven receipt's")
+    positions = [quantity(entry.get("logIndex"), "log logIndex", error=InvalidInput) for entry in logs]
+    if positions and positions != list(range(positions[0], positions[0] + len(positions))):
+        raise VerificationError("the receipt's log indexes do not ascend one by one")
+    return Receipt(transaction_hash=proven.transaction_hash, block_number=number, block_hash=block_hash,
+                   transaction_index=index, status=status, gas_used=gas_used, logs=tuple(logs),
+                   certificate=proven.certificate)
