@@ -27,11 +27,12 @@ run: system venv npm $(COMETBFT) proto web
 
 # the suite on TEST_WORKERS parallel pytest-xdist workers (most tests wait on nodes and networks, not the CPU, so
 # more workers than cores pay); tests that share a file's node or network stay together on one worker, in order
-# (tests/conftest.py). TEST_WORKERS=0 runs it in one process. The 20 slowest tests are listed at the end.
+# (tests/conftest.py). TEST_WORKERS=0 runs it in one process. The 20 slowest tests are listed at the end; every
+# test's time and outcome is in tests/artifacts/junit.xml (e.g. to see where the suite's time goes).
 TEST_WORKERS ?= 4
 
 test: system venv npm $(COMETBFT) proto web
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=20
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=20 --junitxml=tests/artifacts/junit.xml
 
 bench: venv npm
 	for b in bench/[!_]*.py; do $(PY) $$b || exit 1; done
