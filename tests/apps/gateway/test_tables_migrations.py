@@ -48,7 +48,7 @@ def test_sqlite_migrates_from_empty_without_drift(tmp_path: Path) -> None:
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
         assert conn.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
         heads = {row[0] for row in conn.execute(text("SELECT version_num FROM alembic_version"))}
-        assert heads == {"0007_hj212_backfill"}  # one head: 0006_audit_credentials follows 0006_browser_sessions
+        assert heads == {"0008_idempotency_sealed"}  # one head: 0006_audit_credentials follows 0006_browser_sessions
     migrate(engine)  # again: nothing to do
     assert drift(engine) == []
 

@@ -7,7 +7,8 @@ Where things are: :mod:`.app` is the composition root (:func:`start_services` bu
 :mod:`.auth` (API tokens, SM2-signed requests), :mod:`.sessions` (browser sessions, CSRF) and :mod:`.oidc`;
 :mod:`.middleware` (body limit, authentication, CSRF, idempotency), :mod:`.idempotency`, :mod:`.limits`,
 :mod:`.security`, :mod:`.problems` (RFC 9457 errors), :mod:`.pagination`; :mod:`.staffkeys` (staff signing keys);
-:mod:`.indexer` (the domain events' query tables); :mod:`.blockproof`; :mod:`.audit` (the hash-chained audit log);
+:mod:`.indexer` (the domain events' query tables); :mod:`.directory` (the member organisations, from Governance);
+:mod:`.blockproof`; :mod:`.audit` (the hash-chained audit log);
 :mod:`.routes` (one router a domain) and :mod:`.cli` (``shancheng gateway ...``).
 
 >>> from shancheng.apps.gateway import GatewaySettings, create_app

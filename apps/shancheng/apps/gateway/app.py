@@ -29,6 +29,7 @@ from . import problems
 from .audit import AuditLog, AuditMiddleware, check_general_origin
 from .auth import ApiTokens, Authenticator, Sm2Keys
 from .deps import running_services
+from .directory import OrgDirectory
 from .idempotency import IdempotencyStore
 from .indexer import start as start_indexer
 from .limits import UnauthenticatedLimit
@@ -69,7 +70,8 @@ def start_services(settings: GatewaySettings) -> Services:
     closers: list[Callable[[], None]] = [client.close]
     try:
         org_id = client.org_id
-        (name,) = client.view(client.governance, "orgName", org_id)
+        orgs = OrgDirectory(client)
+        name = orgs.name(org_id)
         if name != settings.org:
             raise InvalidInput(f"the key files are of organisation {name!r}, the configuration names "
                                f"{settings.org!r}")
@@ -99,9 +101,8 @@ def start_services(settings: GatewaySettings) -> Services:
             genesis=genesis, tokens=tokens, sm2_keys=sm2, sessions=sessions,
             authenticator=Authenticator(tokens=tokens, sm2=sm2, session_principal=sessions,
                                         oidc_issuer=oidc.issuer if oidc else None),
-            idempotency=IdempotencyStore(engine), staff_keys=StaffKeys(directory=settings.staff_keys_dir,
-                                                                       password=password),
-            session_secret=secret,
+            idempotency=IdempotencyStore(engine, secret=secret),
+            staff_keys=StaffKeys(directory=settings.staff_keys_dir, password=password), session_secret=secret, orgs=orgs,
             oidc=OidcClient(oidc, redirect_uri=settings.public_url + "/auth/callback") if oidc else None,
         )
     except BaseException:

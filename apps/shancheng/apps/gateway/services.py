@@ -23,6 +23,7 @@ from shancheng.sdk.client import Batcher
 from ..hj212.listener import ListenerHandle
 from .audit import AuditLog
 from .auth import ApiTokens, Authenticator, Sm2Keys
+from .directory import OrgDirectory
 from .idempotency import IdempotencyStore
 from .indexer import Indexer
 from .oidc import OidcClient
@@ -59,6 +60,8 @@ class Services:
     idempotency: IdempotencyStore
     staff_keys: StaffKeys
     session_secret: bytes
+    #: the member organisations' names and roles (Governance, cached)
+    orgs: OrgDirectory
     #: OpenID Connect sign-in, None when the settings configure none
     oidc: OidcClient | None = None
     #: the domain events' index, None until the jobs are started

@@ -1,5 +1,5 @@
-"""The gateway core's tables (migrations ``0001_gateway``, ``0006_browser_sessions``, ``0006_audit_credentials``):
-API tokens, SM2 request keys and their nonces, idempotency keys, browser sessions.
+"""The gateway core's tables (migrations ``0001_gateway``, ``0006_browser_sessions``, ``0006_audit_credentials``,
+``0008_idempotency_sealed``): API tokens, SM2 request keys and their nonces, idempotency keys, browser sessions.
 
 >>> sorted(t for t in ("api_tokens", "sm2_keys", "sm2_nonces", "idempotency", "browser_sessions"))
 ['api_tokens', 'browser_sessions', 'idempotency', 'sm2_keys', 'sm2_nonces']
@@ -7,7 +7,7 @@ API tokens, SM2 request keys and their nonces, idempotency keys, browser session
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, Index, Integer, LargeBinary, String, Table
+from sqlalchemy import Column, Float, Index, LargeBinary, String, Table
 
 from ..db import metadata
 
@@ -52,15 +52,13 @@ sm2_nonces = Table(
     Index("ix_sm2_nonces_seen_at", "seen_at"),
 )
 
-#: responses of writes made with an ``Idempotency-Key`` (per principal and key)
+#: responses of writes made with an ``Idempotency-Key``, sealed (0008; see :mod:`.idempotency`): the id is an HMAC of
+#: (principal, key) under the gateway's secret, ``sealed`` the SM4-GCM sealed status, content type and body
 idempotency = Table(
     "idempotency", metadata,
-    Column("principal", String(300), primary_key=True),
-    Column("key", String(200), primary_key=True),
-    Column("request_hash", LargeBinary(32), nullable=False),
-    Column("status_code", Integer, nullable=True),  # None while the first request is running
-    Column("content_type", String(200), nullable=True),
-    Column("body", LargeBinary, nullable=True),
+    Column("id", LargeBinary(32), primary_key=True),
+    Column("request_mac", LargeBinary(32), nullable=False),
+    Column("sealed", LargeBinary, nullable=True),  # None while the first request is running
     Column("created_at", Float, nullable=False),
     Index("ix_idempotency_created_at", "created_at"),
 )

@@ -30,6 +30,7 @@ class LyingProxy:
         self.upstream = urllib.parse.urlsplit(upstream)
         self.lie: Lie = lambda method, params, forward: FORWARD
         self.calls: list[str] = []  # methods asked, in order
+        self.requests = 0  # HTTP requests received (a JSON-RPC batch is one)
         self.lies_told = 0
         proxy = self
 
@@ -38,6 +39,7 @@ class LyingProxy:
                 pass
 
             def do_POST(self) -> None:
+                proxy.requests += 1
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 replies = [proxy._answer(r) for r in body] if isinstance(body, list) else proxy._answer(body)
                 raw = json.dumps(replies).encode()
