@@ -39,10 +39,25 @@ ANCHOR_WAIT = 60.0
 #: the NMPA drug id of the demo batch (7 digits) and the number of sale units in it
 DRUG_ID = "8623456"
 UNITS = 3
-#: tries of a write the node was too busy for, and the pause before the next (times the tries so far)
+#: tries of a request whose answer was lost or said that it may be asked again, and the pause before the next (times
+#: the tries so far)
 ATTEMPTS = 5
 RETRY_PAUSE = 2.0
-_BUSY = {409, 429, 502, 503, 504}
+#: seconds a write still running at the gateway under its key (a 409 ``idempotency-in-progress``) is waited for
+RUNNING_WAIT = 600.0
+#: answers under which the gateway has stored nothing for the key (a 429 is answered before the key is looked at,
+#: a 5xx is not stored), or a proxy's (502, 504) while the gateway may still run the request or have finished it:
+#: asked again under the same key, the gateway runs it, answers 409 while it runs or replays the finished answer
+_ASK_AGAIN = {429, 502, 503, 504}
+#: but a 503 ``not-final`` says the transaction was sent and not seen final in time: the gateway keeps no answer of a
+#: 5xx, so asking again would send it again — it is a failure of the step
+_SENT = "/not-final"
+#: problem types of a write still running under the key (or that failed just now and was forgotten): ask again
+_RUNNING = ("/idempotency-in-progress", "/idempotency-retry")
+#: the node's call time limit (``CallAborted``): the gateway answers it with a stored 400 ``refused`` problem
+#: ("eth_estimateGas failed: execution aborted (timeout = 5s) ...") — the transaction's gas estimate failed, so it
+#: was not sent
+_NOT_SENT = "execution aborted (timeout"
 REVIEW = {"phar_prac_cert_no": "PHA2024001", "rx_chk_stas_codg": "1", "rx_chk_opnn": "用法用量合理"}
 
 
@@ -86,31 +101,58 @@ class Desks:
 def call(http: httpx.Client, method: str, path: str, body: Any = None) -> Any:
     """The JSON answer of one API request; a refusal raises :class:`StoryError` with the problem's detail.
 
-    A write carries an ``Idempotency-Key``: when the answer is lost it is asked again under the same key (the
-    gateway runs it once). An answer that says the node was too busy (a call's time limit, 409, 429, 502-504:
-    nothing was sent to the chain) is tried again under a new key, up to :data:`ATTEMPTS` times."""
-    base = secrets.token_hex(8)
-    attempt = lost = 0
+    A write carries one ``Idempotency-Key`` for all its tries, so that the gateway runs it once however often it is
+    asked: when the answer is lost (a connection error) or is a 429, 502, 503 or 504 (from the gateway, which stores
+    nothing for them, or from a proxy, which proves nothing about the gateway), it is asked again under the same key
+    — the gateway runs it if it never did, answers 409 ``idempotency-in-progress`` while it still runs (waited for
+    up to :data:`RUNNING_WAIT` seconds) and replays the answer once it finished. A 503 ``not-final`` is not asked
+    again: the transaction was sent, and the gateway, keeping no 5xx answer, would send it again. The one answer
+    retried under a new key is the node's call time limit on the gas estimate (a stored 400 ``refused`` problem,
+    see :data:`_NOT_SENT`): it proves the transaction was not sent, and the gateway would replay it under the old
+    key. Every other answer of 400 or more is a refusal. At most :data:`ATTEMPTS` tries, not counting the waits for
+    a running write."""
+    write = method != "GET"
+    key = _idempotency_key() if write else None
+    tries = 0
+    running_until = time.monotonic() + RUNNING_WAIT
     while True:
-        headers = {"Idempotency-Key": f"district-story-{base}-{attempt}"} if method != "GET" else {}
         try:
-            answer = http.request(method, path, json=body, headers=headers)
+            answer = http.request(method, path, json=body, headers={"Idempotency-Key": key} if key else {})
         except httpx.TransportError:
-            lost += 1
-            if lost >= ATTEMPTS:
+            tries += 1
+            if tries >= ATTEMPTS:
                 raise
             time.sleep(RETRY_PAUSE)
             continue
         if answer.status_code < 400:
             return answer.json()
-        try:
-            detail = str(answer.json().get("detail") or answer.text)
-        except ValueError:
-            detail = answer.text
-        attempt += 1
-        if attempt >= ATTEMPTS or not (answer.status_code in _BUSY or "timeout" in detail.lower()):
+        kind, detail = _problem(answer)
+        if answer.status_code == 409 and kind.endswith(_RUNNING) and time.monotonic() < running_until:
+            time.sleep(RETRY_PAUSE)
+            continue
+        tries += 1
+        not_sent = answer.status_code == 400 and kind.endswith("/refused") and _NOT_SENT in detail
+        again = answer.status_code in _ASK_AGAIN and not kind.endswith(_SENT)
+        if tries >= ATTEMPTS or not (again or not_sent):
             raise StoryError(f"{method} {path} at {http.base_url} answered {answer.status_code}: {detail[:300]}")
-        time.sleep(RETRY_PAUSE * attempt)
+        if not_sent and write:
+            key = _idempotency_key()
+        time.sleep(RETRY_PAUSE * tries)
+
+
+def _idempotency_key() -> str:
+    return f"district-story-{secrets.token_hex(12)}"
+
+
+def _problem(answer: httpx.Response) -> tuple[str, str]:
+    """The problem type and detail of a refusal (the text itself when it is no problem document)."""
+    try:
+        problem = answer.json()
+    except ValueError:
+        return "", answer.text
+    if not isinstance(problem, dict):
+        return "", answer.text
+    return str(problem.get("type") or ""), str(problem.get("detail") or answer.text)
 
 
 @dataclass(frozen=True)
