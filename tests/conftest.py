@@ -10,6 +10,7 @@ the others of that name instead. The longest tests (:data:`STARTED_FIRST`) are d
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -25,6 +26,19 @@ VECTORS = ROOT / "tests" / "vectors"
 def load_vectors(name: str) -> Any:
     """Load ``tests/vectors/<name>`` (JSON)."""
     return json.loads((VECTORS / name).read_text())
+
+
+#: longest parameter id kept as the value itself: a test id lands in the environment of every process a test
+#: starts (PYTEST_CURRENT_TEST), and Linux refuses one variable over 128 KiB; long ids also drown the report
+MAX_PARAM_ID = 80
+
+
+def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> str | None:
+    """A short id for a long str or bytes parameter (a 800 kB hostile document): its length and a digest."""
+    if isinstance(val, str | bytes) and len(val) > MAX_PARAM_ID:
+        data = val.encode("utf-8", "surrogatepass") if isinstance(val, str) else val
+        return f"{argname}-{len(val)}-{hashlib.sha256(data).hexdigest()[:8]}"
+    return None
 
 
 @pytest.fixture(scope="session")
