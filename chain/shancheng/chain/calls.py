@@ -1,23 +1,29 @@
-"""``eth_call`` and ``eth_estimateGas`` on any py-evm chain of this VM (the node's, or a call worker's).
+"""``eth_call``, ``eth_estimateGas`` and ``eth_createAccessList`` on any py-evm chain of this VM (the node's,
+or a call worker's).
 
-Both execute on a header's state as the next block would, and write nothing. A failure raises:
+Each executes on a header's state as the next block would, and writes nothing. A request's ``accessList`` is
+honoured (its intrinsic gas charged, its entries warm). A failure raises:
 :class:`ExecutionReverted` (with the revert data) on REVERT, :class:`CallFailed` on anything else.
 
 >>> execute_call(ledger_chain, {"to": registry, "data": calldata}, head)   # doctest: +SKIP
 b'...'
 >>> estimate_gas(ledger_chain, {"from": sender, "to": receiver, "value": 1}, head)   # doctest: +SKIP
 21000
+>>> create_access_list(ledger_chain, {"from": sender, "to": token, "data": calldata}, head)  # doctest: +SKIP
+{'accessList': [(b'...', [0, 5])], 'gasUsed': 29312}
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from eth._utils.address import generate_contract_address
 from eth.abc import BlockHeaderAPI
 from eth.exceptions import OutOfGas, Revert
 from eth.vm.forks.cancun.transactions import CancunTransactionBuilder
 from eth.vm.spoof import SpoofTransaction
 from eth_typing import Address
+from eth_utils.address import to_checksum_address
 from eth_utils.exceptions import ValidationError
 
 from shancheng.sdk.errors import ShanchengError
@@ -27,6 +33,8 @@ __all__ = [
     "CallFailed",
     "ExecutionReverted",
     "call_gas",
+    "check_funds",
+    "create_access_list",
     "estimate_gas",
     "execute_call",
     "spoof_transaction",
@@ -61,18 +69,30 @@ def call_gas(tx: dict[str, Any], gas_cap: int) -> int:
 
 
 def spoof_transaction(state: Any, tx: dict[str, Any], gas: int) -> SpoofTransaction:
-    """``tx`` (bytes/int values under from, to, value, data) as an unsigned transaction from its sender,
-    with the sender's nonce in ``state`` and no fee."""
+    """``tx`` (bytes/int values under from, to, value, data, accessList) as an unsigned transaction from its
+    sender, with the sender's nonce in ``state`` and no fee. With an ``accessList`` (``[(address, [slot, ...])]``)
+    it is an EIP-2930 transaction: the list's intrinsic gas is charged and its entries start warm."""
     sender = tx.get("from") or b"\0" * 20
-    unsigned = CancunTransactionBuilder.create_unsigned_transaction(
-        nonce=state.get_nonce(sender),
-        gas_price=0,
-        gas=gas,
-        to=Address(tx.get("to") or b""),
-        value=int(tx.get("value") or 0),
-        data=tx.get("data") or b"",
-    )
+    fields: dict[str, Any] = {
+        "nonce": state.get_nonce(sender), "gas_price": 0, "gas": gas, "to": Address(tx.get("to") or b""),
+        "value": int(tx.get("value") or 0), "data": tx.get("data") or b"",
+    }
+    if "accessList" in tx:
+        unsigned: Any = CancunTransactionBuilder.new_unsigned_access_list_transaction(
+            chain_id=int(state.execution_context.chain_id or 0), access_list=tx["accessList"], **fields)
+    else:
+        unsigned = CancunTransactionBuilder.create_unsigned_transaction(**fields)
     return SpoofTransaction(unsigned, from_=sender)
+
+
+def check_funds(state: Any, tx: dict[str, Any]) -> None:
+    """Raise :class:`CallFailed` with go-ethereum's wording when the sender cannot pay the call's value (calls
+    pay no gas here): ``insufficient funds for gas * price + value: address 0x.. have H want W``."""
+    sender = tx.get("from") or b"\0" * 20
+    want, have = int(tx.get("value") or 0), int(state.get_balance(sender))
+    if want > have:
+        raise CallFailed(f"insufficient funds for gas * price + value: address {to_checksum_address(sender)} "
+                         f"have {have} want {want}")
 
 
 def _failure(computation: Any) -> ShanchengError:
@@ -91,6 +111,7 @@ def execute_call(chain: Any, tx: dict[str, Any], header: BlockHeaderAPI, *, gas_
     Raises :class:`ExecutionReverted` on REVERT and :class:`CallFailed` on any other failure."""
     vm = chain.get_vm(chain.create_header_from_parent(header))
     with vm.in_costless_state() as state:
+        check_funds(state, tx)
         try:
             computation = state.costless_execute_transaction(spoof_transaction(state, tx, call_gas(tx, gas_cap)))
         except ValidationError as exc:  # e.g. a value the sender cannot pay
@@ -114,6 +135,7 @@ def estimate_gas(chain: Any, tx: dict[str, Any], header: BlockHeaderAPI, *, gas_
     with chain.get_vm(at).in_costless_state() as state:
         given = int(tx.get("gas") or 0)
         hi = min(given if given >= _TX_GAS else int(at.gas_limit), gas_cap)
+        check_funds(state, tx)
         base = spoof_transaction(state, tx, hi)
 
         def attempt(gas: int) -> tuple[Any, str]:
@@ -140,8 +162,7 @@ def estimate_gas(chain: Any, tx: dict[str, Any], header: BlockHeaderAPI, *, gas_
                 raise CallFailed(f"gas required exceeds allowance ({hi})")
             raise _failure(computation)
         consumed = hi - int(computation.get_gas_remaining())  # before the refund
-        refund = min(int(computation.get_gas_refund()), consumed // 5)  # EIP-3529's cap
-        lo = consumed - refund - 1  # it failed with less than it used
+        lo = _gas_used(computation, hi) - 1  # it failed with less than it used
         optimistic = (consumed + _CALL_STIPEND) * 64 // 63
         if optimistic < hi and succeeds(optimistic):
             hi = optimistic
@@ -152,3 +173,81 @@ def estimate_gas(chain: Any, tx: dict[str, Any], header: BlockHeaderAPI, *, gas_
             else:
                 lo = mid
         return hi
+
+
+def _gas_used(computation: Any, gas: int) -> int:
+    """The gas a transaction with limit ``gas`` is charged: what it burnt, less EIP-3529's capped refund."""
+    consumed = gas - int(computation.get_gas_remaining())
+    refund = 0 if computation.is_error else min(int(computation.get_gas_refund()), consumed // 5)
+    return consumed - refund
+
+
+_AccessList = dict[bytes, dict[int, None]]  # address -> its storage slots (a dict: an ordered set)
+_MAX_ACCESS_LIST_ROUNDS = 16
+
+
+def _traced(state: Any, found: _AccessList, excluded: set[bytes]) -> Any:
+    """Record in ``found`` every address and slot the bytecode touches: py-evm asks the state whether each is
+    warm (EIP-2929) exactly when an opcode accesses it (SLOAD/SSTORE, BALANCE, EXTCODE*, CALL*, SELFDESTRUCT),
+    never for the transaction's own warm set. Returns a function that ends the recording."""
+    address_warm, storage_warm = state.is_address_warm, state.is_storage_warm
+
+    def is_address_warm(address: bytes) -> bool:
+        if bytes(address) not in excluded:
+            found.setdefault(bytes(address), {})
+        return bool(address_warm(address))
+
+    def is_storage_warm(address: bytes, slot: int) -> bool:
+        found.setdefault(bytes(address), {})[int(slot)] = None
+        return bool(storage_warm(address, slot))
+
+    state.is_address_warm, state.is_storage_warm = is_address_warm, is_storage_warm
+
+    def stop() -> None:
+        del state.is_address_warm, state.is_storage_warm
+
+    return stop
+
+
+def create_access_list(chain: Any, tx: dict[str, Any], header: BlockHeaderAPI, *,
+                       gas_cap: int = RPC_GAS_CAP) -> dict[str, Any]:
+    """eth_createAccessList as go-ethereum answers it: ``{"accessList": [(address, [slot, ...])], "gasUsed":
+    int}`` (sorted by address and slot) and ``"error"`` when the transaction fails with that list (e.g.
+    "execution reverted"; anvil answers a revert with an error instead).
+
+    The transaction runs (with ``gas`` or the cap) with the list found so far until a run finds nothing
+    new; the request's own ``accessList`` is the first list. Accessed addresses are listed except the
+    sender, the recipient (or the contract created) and the precompiles, unless a storage slot of theirs
+    was accessed (SLOAD/SSTORE list the slot under the executing contract, whoever it is)."""
+    gas = call_gas(tx, gas_cap)
+    sender = tx.get("from") or b"\0" * 20
+    vm = chain.get_vm(chain.create_header_from_parent(header))
+    with vm.in_costless_state() as state:
+        check_funds(state, tx)
+        to = tx.get("to") or generate_contract_address(Address(sender), state.get_nonce(sender))
+        excluded = {bytes(sender), bytes(to), *(bytes(a) for a in state.computation_class.get_precompiles())}
+        listed: _AccessList = {}
+        for address, slots in tx.get("accessList") or ():
+            if slots or bytes(address) not in excluded:
+                listed.setdefault(bytes(address), {}).update(dict.fromkeys(slots))
+        for _ in range(_MAX_ACCESS_LIST_ROUNDS):
+            found: _AccessList = {a: dict(s) for a, s in listed.items()}
+            as_list = tuple((Address(a), tuple(s)) for a, s in listed.items())
+            snapshot = state.snapshot()
+            stop = _traced(state, found, excluded)
+            try:
+                computation = state.costless_execute_transaction(
+                    spoof_transaction(state, {**tx, "accessList": as_list}, gas))
+            except ValidationError as exc:  # e.g. a gas limit below the list's intrinsic gas
+                raise CallFailed(str(exc)) from exc
+            finally:
+                stop()
+                state.revert(snapshot)
+            if found == listed:
+                break
+            listed = found
+    out: dict[str, Any] = {"accessList": [(a, sorted(s)) for a, s in sorted(listed.items())],  # anvil's order
+                           "gasUsed": _gas_used(computation, gas)}
+    if computation.is_error:
+        out["error"] = str(_failure(computation))
+    return out

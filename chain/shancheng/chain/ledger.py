@@ -36,7 +36,7 @@ from shancheng.sdk.chainproof import GenesisFile
 from shancheng.sdk.chainproof.commit import CommitCertificate
 from shancheng.sdk.chainproof.validators import ValidatorSet
 
-from .calls import RPC_GAS_CAP, estimate_gas, execute_call
+from .calls import RPC_GAS_CAP, create_access_list, estimate_gas, execute_call
 from .committed import CommittedChain
 from .execution import BlockContext, BlockOutcome
 from .genesis import Genesis
@@ -149,6 +149,11 @@ class Ledger:
         """eth_estimateGas: the smallest gas limit with which ``tx`` succeeds
         (:func:`shancheng.chain.calls.estimate_gas`)."""
         return estimate_gas(self._store.chain, tx, header or self.head, gas_cap=gas_cap)
+
+    def create_access_list(self, tx: dict[str, Any], header: BlockHeaderAPI | None = None, *,
+                           gas_cap: int = RPC_GAS_CAP) -> dict[str, Any]:
+        """eth_createAccessList (:func:`shancheng.chain.calls.create_access_list`)."""
+        return create_access_list(self._store.chain, tx, header or self.head, gas_cap=gas_cap)
 
     # -- permission views --------------------------------------------------------------------------
     def is_account_allowed(self, address: bytes, header: BlockHeaderAPI | None = None, *, state: Any = None) -> bool:

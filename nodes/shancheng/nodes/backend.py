@@ -2,8 +2,8 @@
 
 Shared by both kinds of node: the solo producer (``shancheng.nodes.node.Node``) and the consortium node
 behind CometBFT. Everything here reads the committed head, which a block changes in one atomic LevelDB
-batch, so reads never wait for the writer and never see half a block. ``eth_call`` and ``eth_estimateGas``
-run in worker processes (:mod:`shancheng.nodes.callpool`) while the pool runs, never in the node's process.
+batch, so reads never wait for the writer and never see half a block. ``eth_call``, ``eth_estimateGas`` and
+``eth_createAccessList`` run in worker processes (:mod:`shancheng.nodes.callpool`) while the pool runs, never in the node's process.
 
 A node adds what depends on how it orders transactions: ``send_raw_transaction``, ``pending_transactions``,
 ``pending_nonce`` (here: the head nonce), ``node_info``, ``syncing``, ``peer_count``, ``coinbase``, ``mining``,
@@ -135,6 +135,13 @@ class ReadBackend:
             calls = self._calls
             return self._execute(lambda: calls.estimate_gas(tx, bytes(header.hash)))
         return self._execute(lambda: self.ledger.estimate_gas(tx, header, gas_cap=self.gas_cap))
+
+    def create_access_list(self, tx: dict[str, Any], block: int | None) -> dict[str, Any]:
+        header = self._header(block)
+        if self._calls is not None and self._calls.running:
+            calls = self._calls
+            return self._execute(lambda: calls.create_access_list(tx, bytes(header.hash)))
+        return self._execute(lambda: self.ledger.create_access_list(tx, header, gas_cap=self.gas_cap))
 
     @staticmethod
     def _execute(run: Callable[[], T]) -> T:

@@ -1,4 +1,4 @@
-"""eth_call and eth_estimateGas in worker processes, so that no call can starve the node.
+"""eth_call, eth_estimateGas and eth_createAccessList in worker processes, so that no call can starve the node.
 
 py-evm is an interpreter in Python: a 30M-gas loop runs for 15–20 s of CPU. In the node's process that CPU
 is taken under the GIL from the block producer, admission and every light read; a thread cannot isolate it.
@@ -94,8 +94,9 @@ class _Worker:
 
 
 class CallPool:
-    """``workers`` worker processes running :func:`shancheng.chain.calls.execute_call` and
-    :func:`~shancheng.chain.calls.estimate_gas` over ``db`` (the node's committed database)."""
+    """``workers`` worker processes running :func:`shancheng.chain.calls.execute_call`,
+    :func:`~shancheng.chain.calls.estimate_gas` and :func:`~shancheng.chain.calls.create_access_list` over ``db``
+    (the node's committed database)."""
 
     def __init__(self, db: Any, chain_id: int, *, workers: int, timeout: float, gas_cap: int, nice: int = 10) -> None:
         if workers < 1:
@@ -147,6 +148,10 @@ class CallPool:
 
     def estimate_gas(self, tx: dict[str, Any], block_hash: bytes) -> int:
         result: int = self._execute("estimate", tx, block_hash)
+        return result
+
+    def create_access_list(self, tx: dict[str, Any], block_hash: bytes) -> dict[str, Any]:
+        result: dict[str, Any] = self._execute("access_list", tx, block_hash)
         return result
 
     def _aborted(self) -> CallAborted:
@@ -301,7 +306,7 @@ def _job(chain_class: Any, db: Any, job: tuple[Any, ...]) -> tuple[Any, ...]:
     from eth.db.atomic import AtomicDB
     from eth.exceptions import HeaderNotFound
 
-    from shancheng.chain.calls import estimate_gas, execute_call
+    from shancheng.chain.calls import create_access_list, estimate_gas, execute_call
 
     kind, tx, block_hash, gas_cap, _ = job
     db.overlay.clear()
@@ -310,6 +315,8 @@ def _job(chain_class: Any, db: Any, job: tuple[Any, ...]) -> tuple[Any, ...]:
         header = chain.get_block_header_by_hash(block_hash)
         if kind == "call":
             return "ok", execute_call(chain, tx, header, gas_cap=gas_cap)
+        if kind == "access_list":
+            return "ok", create_access_list(chain, tx, header, gas_cap=gas_cap)
         return "ok", estimate_gas(chain, tx, header, gas_cap=gas_cap)
     except ExecutionReverted as exc:
         return "revert", bytes(exc.data)

@@ -2,7 +2,7 @@
 
 CometBFT serves its consensus, p2p and mempool metrics itself (``[instrumentation] prometheus`` in its
 config.toml); this endpoint adds the application's: committed height, transactions, the last commit certificate's
-signers and voting power, CheckTx refusals by code, rejected proposals. ``GET /metrics`` on the node's
+signers and voting power, CheckTx admissions and refusals by code (rechecks apart), rejected proposals. ``GET /metrics`` on the node's
 ``metrics_port`` (node.toml); anything else is 404. No dependency: a small asyncio HTTP responder with a request
 size limit and a timeout.
 """
@@ -35,12 +35,17 @@ class AppMetrics:
         self.total_power = 0
         self.check_tx_accepted = 0
         self.check_tx_rejected: dict[int, int] = {}  # ABCI code -> count
+        self.rechecks = {"kept": 0, "dropped": 0}  # CheckTx rechecks of the mempool, by outcome
         self.proposals_accepted = 0
         self.proposals_rejected = 0
 
-    def check_tx(self, code: int) -> None:
+    def check_tx(self, code: int, *, recheck: bool = False) -> None:
+        """One CheckTx answer. A recheck (CometBFT re-checking its mempool after a commit) admits nothing new:
+        it is counted apart, as kept (code 0) or dropped."""
         with self._lock:
-            if code == 0:
+            if recheck:
+                self.rechecks["kept" if code == 0 else "dropped"] += 1
+            elif code == 0:
                 self.check_tx_accepted += 1
             else:
                 self.check_tx_rejected[code] = self.check_tx_rejected.get(code, 0) + 1
@@ -83,6 +88,9 @@ class AppMetrics:
                  [("", self.check_tx_accepted)]),
                 ("shancheng_checktx_rejected_total", "counter", "Transactions CheckTx refused, by ABCI code.",
                  [(f'{{code="{code}"}}', n) for code, n in sorted(self.check_tx_rejected.items())] or [("", 0)]),
+                ("shancheng_checktx_rechecks_total", "counter",
+                 "Mempool transactions CheckTx rechecked after a commit, by outcome (not in accepted/rejected).",
+                 [(f'{{outcome="{outcome}"}}', n) for outcome, n in self.rechecks.items()]),
                 ("shancheng_proposals_total", "counter", "Proposals ProcessProposal answered, by outcome.",
                  [('{outcome="accept"}', self.proposals_accepted), ('{outcome="reject"}', self.proposals_rejected)]),
                 ("shancheng_start_time_seconds", "gauge", "Unix time the node started.", [("", self.started)]),
@@ -91,8 +99,7 @@ class AppMetrics:
         for name, kind, text, samples in rows:
             out.append(f"# HELP {name} {text}")
             out.append(f"# TYPE {name} {kind}")
-            out.extend(f"{name}{labels} {value:g}" if isinstance(value, float) else f"{name}{labels} {value}"
-                       for labels, value in samples)
+            out.extend(f"{name}{labels} {value!r}" for labels, value in samples)  # a float in full (repr)
         return "\n".join(out) + "\n"
 
 

@@ -236,7 +236,7 @@ class _Instrumented(Application):
 
     def check_tx(self, req: Any) -> Any:
         res = self._app.check_tx(req)
-        self._node.metrics.check_tx(int(res.code))
+        self._node.metrics.check_tx(int(res.code), recheck=int(req.type) == pb().CheckTxType.RECHECK)
         return res
 
     def process_proposal(self, req: Any) -> Any:

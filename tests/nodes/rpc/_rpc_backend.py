@@ -16,15 +16,13 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from eth.abc import BlockAPI, ReceiptAPI, SignedTransactionAPI
-from eth.exceptions import Revert
-from eth.vm.spoof import SpoofTransaction
 from eth_tester import PyEVMBackend
 
-from shancheng.chain.calls import CallFailed, estimate_gas
+from shancheng.chain.calls import CallFailed, create_access_list, estimate_gas, execute_call
 from shancheng.chain.precompiles import gm_cancun_vm
 from shancheng.chain.state_proofs import state_proof
 from shancheng.chain.transaction_proofs import transaction_proof
-from shancheng.nodes.rpc.backend import AdmissionError, ExecutionFailed, ExecutionReverted, LogRecord
+from shancheng.nodes.rpc.backend import AdmissionError, ExecutionFailed, LogRecord
 from shancheng.nodes.rpc.formatting import logs_of_block
 from shancheng.nodes.rpc.methods import Limits, log_matches
 from shancheng.nodes.rpc.server import RpcServer
@@ -136,26 +134,14 @@ class PyEvmBackend:
         header = self.chain.get_canonical_block_header_by_number(block)
         return state_proof(self.chain.chaindb.db, header.state_root, address, slots)
 
-    def _spoof(self, tx: dict[str, Any], block: int | None) -> tuple[Any, SpoofTransaction]:
-        header = self.chain.get_canonical_block_header_by_number(self._latest if block is None else block)
-        vm = self.chain.get_vm(at_header=header)
-        sender = tx.get("from", ZERO_ADDRESS)
-        unsigned = vm.create_unsigned_transaction(
-            nonce=vm.state.get_nonce(sender), gas_price=tx.get("gasPrice", 0), gas=tx.get("gas", header.gas_limit),
-            to=tx.get("to", b""), value=tx.get("value", 0), data=tx.get("data", b""),
-        )
-        return header, SpoofTransaction(unsigned, from_=sender)
-
     def call(self, tx: dict[str, Any], block: int | None) -> bytes:
-        header, spoof = self._spoof(tx, block)
-        with self.chain.get_vm(at_header=header).in_costless_state() as state:
-            computation = state.costless_execute_transaction(spoof)
-        if computation.is_error:
-            error = computation.error
-            if isinstance(error, Revert):
-                raise ExecutionReverted(bytes(computation.output))
-            raise ExecutionFailed(f"execution failed: {type(error).__name__}")
-        return bytes(computation.output)
+        """The node's eth_call (access lists, geth's wording for a value the sender cannot pay) on this chain."""
+        header = self.chain.get_canonical_block_header_by_number(self._latest if block is None else block)
+        return execute_call(self.chain, tx, header)
+
+    def create_access_list(self, tx: dict[str, Any], block: int | None) -> dict[str, Any]:
+        header = self.chain.get_canonical_block_header_by_number(self._latest if block is None else block)
+        return create_access_list(self.chain, tx, header)
 
     def estimate_gas(self, tx: dict[str, Any], block: int | None) -> int:
         """The node's estimator (geth's search, exact: the smallest gas limit that succeeds) on this chain."""

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import solcx
+from _endpoints import Endpoint, compile_contracts
 from _rpc_backend import pyevm_rpc
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -33,7 +33,6 @@ from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 from websockets.sync.client import connect as ws_connect
 
-from shancheng.contracts.build import SETTINGS, find_solc
 from shancheng.sdk.chainproof import CommitCertificate
 from shancheng.sdk.chainproof import mapping_slot as _mapping_slot
 from shancheng.sdk.chainproof import parse_transaction_proof as _parse_transaction_proof
@@ -57,17 +56,6 @@ PING_TOPIC = keccak(text="Ping(uint256)")
 DEADLINE = 30.0
 
 Account.enable_unaudited_hdwallet_features()
-
-
-@dataclass
-class Endpoint:
-    name: str
-    http_url: str
-    ws_url: str
-    account: LocalAccount
-    #: Shancheng semantics: fee quotes are 0 and every block is final (anvil suggests a 1 gwei tip and
-    #: reports "finalized" two epochs back), so these are checked only where they hold
-    shancheng: bool = True
 
 
 # -- endpoint factories ------------------------------------------------------------------------------
@@ -155,14 +143,7 @@ def endpoints() -> Iterator[list[Endpoint]]:
 
 @pytest.fixture(scope="module")
 def artifact() -> dict[str, Any]:
-    out = solcx.compile_standard(
-        {"language": "Solidity", "sources": {SOURCE.name: {"content": SOURCE.read_text()}}, "settings": SETTINGS},
-        solc_binary=find_solc(),
-    )
-    assert not [e for e in out.get("errors", []) if e["severity"] == "error"]
-    c = out["contracts"][SOURCE.name]["RpcConformance"]
-    return {"abi": c["abi"], "bytecode": "0x" + c["evm"]["bytecode"]["object"],
-            "deployed": "0x" + c["evm"]["deployedBytecode"]["object"]}
+    return compile_contracts(SOURCE.name)["RpcConformance"]
 
 
 # -- the scenario --------------------------------------------------------------------------------------
@@ -593,11 +574,8 @@ def test_estimate_gas_is_the_smallest_sufficient_limit_as_anvil(endpoints: list[
     """The hole: the node estimated a storage-writing loop at 50,423 gas where anvil says 47,753 (py-evm's
     search stops within 21,000 of the answer). Every endpoint must give anvil's estimate for fresh writes,
     overwrites and deletes (refunds), the estimate must be enough, and one gas less must not be."""
-    out = solcx.compile_standard(
-        {"language": "Solidity", "sources": {ESTIMATE_SOURCE.name: {"content": ESTIMATE_SOURCE.read_text()}},
-         "settings": SETTINGS}, solc_binary=find_solc())
-    c = out["contracts"][ESTIMATE_SOURCE.name]["GasEstimate"]
-    abi, bytecode = c["abi"], "0x" + c["evm"]["bytecode"]["object"]
+    c = compile_contracts(ESTIMATE_SOURCE.name)["GasEstimate"]
+    abi, bytecode = c["abi"], c["bytecode"]
     estimates: dict[str, list[int]] = {}
     for ep in endpoints:
         w3 = Web3(Web3.HTTPProvider(ep.http_url, request_kwargs={"timeout": 60}))

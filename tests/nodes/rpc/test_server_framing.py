@@ -20,6 +20,12 @@ from websockets.sync.client import connect as ws_connect
 
 from shancheng.nodes.rpc.backend import NodeBackend
 from shancheng.nodes.rpc.methods import METHODS, Limits
+from shancheng.nodes.rpc.params import (
+    MAX_ACCESS_LIST_ADDRESSES,
+    MAX_ACCESS_LIST_KEYS,
+    InvalidParams,
+    parse_access_list,
+)
 from shancheng.nodes.rpc.server import RpcServer
 from shancheng.testing import CHAIN_ID, HD_PATH, MNEMONIC
 
@@ -241,7 +247,31 @@ def test_revert_is_code_3_with_data(url: str) -> None:
     gas = error(url, "eth_estimateGas", [{"data": "0x" + code.hex()}])
     assert gas["code"] == 3 and gas["data"] == "0x" + reason.hex()
     invalid = error(url, "eth_call", [{"data": "0xfe"}])  # INVALID opcode: a failure without revert data
-    assert invalid["code"] == -32000 and "InvalidInstruction" in invalid["message"]
+    assert invalid["code"] == -32000 and "invalid opcode" in invalid["message"].lower()
+
+
+def test_access_lists_are_parsed_strictly_and_bounded(url: str) -> None:
+    me, slot = "0x" + "11" * 20, "0x" + "00" * 32
+    for bad, says in [("nope", "accessList: expected a list"),
+                      ([{"storageKeys": []}], "accessList[0]: expected an object with address and storageKeys"),
+                      ([{"address": me, "storageKeys": [slot], "extra": 1}], "accessList[0]: expected an object"),
+                      ([{"address": me, "storageKeys": "0x00"}], "accessList[0].storageKeys: expected a list"),
+                      ([{"address": me, "storageKeys": ["0x01"]}], "accessList[0].storageKeys[0]: expected 32 bytes"),
+                      ([{"address": "0x12", "storageKeys": []}], "accessList[0].address: expected 20 bytes")]:
+        for method in ("eth_call", "eth_estimateGas", "eth_createAccessList"):
+            err = error(url, method, [{"to": me, "accessList": bad}])
+            assert err["code"] == -32602 and says in err["message"], (method, bad, err)
+    # the bounds (a body of the default 1 MiB holds more than either): checked by the parser itself
+    with pytest.raises(InvalidParams, match=f"more than {MAX_ACCESS_LIST_KEYS} storage keys"):
+        parse_access_list([{"address": me, "storageKeys": [slot] * 10}] * (MAX_ACCESS_LIST_KEYS // 10 + 1))
+    with pytest.raises(InvalidParams, match=f"more than {MAX_ACCESS_LIST_ADDRESSES} addresses"):
+        parse_access_list([{"address": me}] * (MAX_ACCESS_LIST_ADDRESSES + 1))
+    assert len(parse_access_list([{"address": me, "storageKeys": [slot] * 8}] * (MAX_ACCESS_LIST_KEYS // 8))) == 1024
+    listed = [{"address": me, "storageKeys": [slot]}]
+    assert call(url, "eth_estimateGas", [{"to": me, "accessList": listed}])["result"] == hex(21_000 + 2_400 + 1_900)
+    created = call(url, "eth_createAccessList", [{"to": me, "accessList": listed}])["result"]
+    assert created == {"accessList": listed, "gasUsed": hex(21_000 + 2_400 + 1_900)}  # geth keeps a listed slot
+    still_serving(url)
 
 
 def test_log_query_limits(rpc: tuple[RpcServer, PyEvmBackend]) -> None:
@@ -295,7 +325,7 @@ def test_websocket_bad_input_and_limits(rpc: tuple[RpcServer, PyEvmBackend]) -> 
     with ws_connect(server.ws_url, max_size=None) as ws:
         ws.send("{nope")
         assert json.loads(ws.recv(timeout=30))["error"]["code"] == -32700
-        assert _ws_call(ws, "eth_subscribe", ["newPendingTransactions"])["error"]["code"] == -32602
+        assert _ws_call(ws, "eth_subscribe", ["syncing"])["error"]["code"] == -32602
         subs = [_ws_call(ws, "eth_subscribe", ["newHeads"], i)["result"] for i in range(2)]
         err = _ws_call(ws, "eth_subscribe", ["logs", {}], 9)["error"]
         assert err["code"] == -32005 and "too many subscriptions" in err["message"]

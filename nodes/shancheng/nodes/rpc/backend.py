@@ -69,9 +69,13 @@ class NodeBackend(Protocol):
     def storage_at(self, address: bytes, slot: int, block: int | None) -> int: ...
     def call(self, tx: dict[str, Any], block: int | None) -> bytes:
         """Execute without committing; ``tx`` has bytes/int values under keys from, to, gas, gasPrice,
-        value, data (missing keys absent). Raises ExecutionReverted / ExecutionFailed."""
+        value, data, accessList (missing keys absent). Raises ExecutionReverted / ExecutionFailed."""
         ...
     def estimate_gas(self, tx: dict[str, Any], block: int | None) -> int: ...
+    def create_access_list(self, tx: dict[str, Any], block: int | None) -> dict[str, Any]:
+        """eth_createAccessList: ``{"accessList": [(address, [slot int, ...])], "gasUsed": int}`` and ``"error"``
+        (a message) when the transaction fails (``shancheng.chain.calls.create_access_list``)."""
+        ...
     def state_proof(self, address: bytes, slots: Sequence[bytes], block: int) -> dict[str, Any]:
         """The ``eth_getProof`` (EIP-1186) answer for ``address`` and the 32-byte ``slots`` at block ``block``
         (geth's JSON form; see ``shancheng.chain.state_proofs``)."""

@@ -90,9 +90,12 @@ def _string(value: Any, what: str) -> str:
     return value
 
 
+SUBSCRIPTION_KINDS = ("newHeads", "logs", "newPendingTransactions")
+
+
 def _subscription_kind(value: Any, what: str) -> str:
-    if value not in ("newHeads", "logs"):
-        raise InvalidParams(f"{what}: unsupported subscription {value!r}; use newHeads or logs")
+    if value not in SUBSCRIPTION_KINDS:
+        raise InvalidParams(f"{what}: unsupported subscription {value!r:.40}; use {', '.join(SUBSCRIPTION_KINDS)}")
     return str(value)
 
 
@@ -161,6 +164,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("eth_sendRawTransaction", "send_raw_transaction", (P("transaction", _raw_tx),), writes=True),
     Method("eth_call", "call", (P("transaction", parse_call), BLOCK), heavy=True),
     Method("eth_estimateGas", "estimate_gas", (P("transaction", parse_call), BLOCK), heavy=True),
+    Method("eth_createAccessList", "create_access_list", (P("transaction", parse_call), BLOCK), heavy=True),
     Method("eth_getTransactionCount", "get_transaction_count", (P("address", parse_address), STATE_BLOCK)),
     Method("eth_getBalance", "get_balance", (P("address", parse_address), STATE_BLOCK)),
     Method("eth_getCode", "get_code", (P("address", parse_address), STATE_BLOCK)),
@@ -338,6 +342,17 @@ class RpcApi:
 
     def estimate_gas(self, tx: dict[str, Any], ref: BlockRef) -> str:
         return hexq(self._execute(self.backend.estimate_gas, tx, ref))
+
+    def create_access_list(self, tx: dict[str, Any], ref: BlockRef) -> dict[str, Any]:
+        """geth's answer: ``{accessList, gasUsed}`` and ``error`` when the transaction fails with that list."""
+        found = self._execute(self.backend.create_access_list, tx, ref)
+        out = {"accessList": [{"address": to_hex(address), "storageKeys": [to_hex(int(slot).to_bytes(32, "big"))
+                                                                            for slot in slots]}
+                              for address, slots in found["accessList"]],
+               "gasUsed": hexq(found["gasUsed"])}
+        if found.get("error"):
+            out["error"] = str(found["error"])
+        return out
 
     def _execute(self, run: Callable[[dict[str, Any], int | None], T], tx: dict[str, Any], ref: BlockRef) -> T:
         """eth_call / eth_estimateGas: the backend's answer; its ExecutionReverted / ExecutionFailed map in

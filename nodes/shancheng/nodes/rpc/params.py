@@ -19,6 +19,7 @@ __all__ = [
     "InvalidParams",
     "LogFilter",
     "RpcError",
+    "parse_access_list",
     "parse_address",
     "parse_addresses",
     "parse_block",
@@ -39,6 +40,8 @@ MAX_QUANTITY_HEX = 64  # 256 bits
 MAX_FILTER_ADDRESSES = 256
 MAX_TOPIC_ALTERNATIVES = 64
 MAX_PROOF_STORAGE_KEYS = 64  # storage slots per eth_getProof (the SDK verifies at most as many)
+MAX_ACCESS_LIST_ADDRESSES = 1024  # entries of a call's accessList
+MAX_ACCESS_LIST_KEYS = 8192  # storage keys in all entries of a call's accessList
 BLOCK_TAGS = frozenset({"latest", "pending", "earliest", "safe", "finalized"})
 
 
@@ -127,6 +130,30 @@ def parse_block_number_or_tag(value: Any, what: str = "block") -> BlockRef:
     return ref
 
 
+def parse_access_list(value: Any, what: str = "accessList") -> tuple[tuple[bytes, tuple[int, ...]], ...]:
+    """An EIP-2930 access list ``[{"address": ..., "storageKeys": [32-byte hex, ...]}]`` as ``((address,
+    (slot, ...)), ...)``; at most ``MAX_ACCESS_LIST_ADDRESSES`` entries and ``MAX_ACCESS_LIST_KEYS`` keys."""
+    if not isinstance(value, list):
+        raise InvalidParams(f"{what}: expected a list of {{address, storageKeys}} objects, got {_show(value)}")
+    if len(value) > MAX_ACCESS_LIST_ADDRESSES:
+        raise InvalidParams(f"{what}: more than {MAX_ACCESS_LIST_ADDRESSES} addresses")
+    out: list[tuple[bytes, tuple[int, ...]]] = []
+    keys = 0
+    for i, entry in enumerate(value):
+        if not isinstance(entry, dict) or "address" not in entry or set(entry) - {"address", "storageKeys"}:
+            raise InvalidParams(f"{what}[{i}]: expected an object with address and storageKeys")
+        raw_keys = entry.get("storageKeys") or []
+        if not isinstance(raw_keys, list):
+            raise InvalidParams(f"{what}[{i}].storageKeys: expected a list of 32-byte hex keys")
+        keys += len(raw_keys)
+        if keys > MAX_ACCESS_LIST_KEYS:
+            raise InvalidParams(f"{what}: more than {MAX_ACCESS_LIST_KEYS} storage keys")
+        slots = tuple(int.from_bytes(parse_hash(k, f"{what}[{i}].storageKeys[{j}]"), "big")
+                      for j, k in enumerate(raw_keys))
+        out.append((parse_address(entry["address"], f"{what}[{i}].address"), slots))
+    return tuple(out)
+
+
 _CALL_FIELDS: dict[str, Callable[[Any, str], Any]] = {
     "from": parse_address,
     "to": lambda v, w: None if v is None else parse_address(v, w),
@@ -138,12 +165,14 @@ _CALL_FIELDS: dict[str, Callable[[Any, str], Any]] = {
     "nonce": parse_quantity,
     "data": parse_data,
     "input": parse_data,
+    "accessList": parse_access_list,
 }
-_CALL_IGNORED = frozenset({"type", "chainId", "accessList"})
+_CALL_IGNORED = frozenset({"type", "chainId"})
 
 
 def parse_call(value: Any, what: str = "transaction") -> dict[str, Any]:
-    """A call object for eth_call / eth_estimateGas: fields decoded to bytes / int; ``input`` wins over ``data``."""
+    """A call object for eth_call / eth_estimateGas / eth_createAccessList: fields decoded to bytes / int
+    (``accessList`` by :func:`parse_access_list`); ``input`` and ``data`` must agree; ``type``/``chainId`` ignored."""
     if not isinstance(value, dict):
         raise InvalidParams(f"{what}: expected a transaction object, got {_show(value)}")
     out: dict[str, Any] = {}

@@ -50,7 +50,7 @@ __all__ = ["Limits", "RpcPolicy", "RpcServer"]
 
 log = logging.getLogger(__name__)
 MAX_DEPTH = 32  # nesting of a request body: JSON-RPC params are shallow (a log filter's topics are 3 levels)
-ISOLATED_METHODS = frozenset({"eth_call", "eth_estimateGas"})  # on the call threads if the backend has isolated_calls
+ISOLATED_METHODS = frozenset({"eth_call", "eth_estimateGas", "eth_createAccessList"})  # on the call threads if the backend has isolated_calls
 _VERSION_ERR = 'invalid request: "jsonrpc" must be "2.0"'
 
 
@@ -63,7 +63,7 @@ def _error(id_: Any, err: RpcError) -> dict[str, Any]:
 
 @dataclass
 class Subscription:
-    kind: str  # "newHeads" or "logs"
+    kind: str  # "newHeads", "logs" or "newPendingTransactions" (hashes of transactions sent through this server)
     spec: LogFilter | None
 
 
@@ -302,6 +302,8 @@ class RpcServer:
             else:
                 await self._on_backend(self._run_all, group, writes=writes)
         for call in calls:
+            if call.name == "eth_sendRawTransaction" and call.error is None and call.handler is not None:
+                self._notify_pending(call.result)  # admitted to the pool: newPendingTransactions
             if call.handler is not None and call.ws_only:
                 try:
                     call.result = await call.handler(conn, *call.args)
@@ -554,9 +556,18 @@ class RpcServer:
                 log.exception("following new blocks failed; retrying")
                 await asyncio.sleep(1.0)
 
+    def _notify_pending(self, tx_hash: str) -> None:
+        for conn in list(self._connections):
+            for sid, sub in list(conn.subscriptions.items()):
+                if sub.kind == "newPendingTransactions":
+                    conn.push(json.dumps({"jsonrpc": "2.0", "method": "eth_subscription",
+                                          "params": {"subscription": sid, "result": tx_hash}}))
+
     def _notify(self, head: dict[str, Any], logs: list[Any]) -> None:
         for conn in list(self._connections):
             for sid, sub in list(conn.subscriptions.items()):
+                if sub.kind == "newPendingTransactions":
+                    continue
                 if sub.kind == "newHeads":
                     conn.push(json.dumps({"jsonrpc": "2.0", "method": "eth_subscription",
                                           "params": {"subscription": sid, "result": head}}))

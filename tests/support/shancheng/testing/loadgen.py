@@ -104,6 +104,7 @@ class DevNode:
     account: LocalAccount
     chain_id: int
     nonce: int = 0
+    ws_url: str = ""
 
 
 @contextlib.contextmanager
@@ -117,10 +118,10 @@ def dev_node(extra_rpc_config: str = "", block_interval: float = 0.1) -> Iterato
         if extra_rpc_config:
             config = (home / "config.toml").read_text()
             (home / "config.toml").write_text(config.replace("[rpc]\n", "[rpc]\n" + extra_rpc_config + "\n", 1))
-        port = free_port()
+        port, ws_port = free_port(), free_port()
         with open(home / "node.log", "w+b") as log:
             proc = subprocess.Popen([*cli, "start", "--home", tmp, "--rpc-port", str(port), "--ws-port",
-                                     str(free_port()), "--block-interval", str(block_interval)],
+                                     str(ws_port), "--block-interval", str(block_interval)],
                                     stdout=log, stderr=subprocess.STDOUT)
             try:
                 url = f"http://127.0.0.1:{port}"
@@ -137,7 +138,8 @@ def dev_node(extra_rpc_config: str = "", block_interval: float = 0.1) -> Iterato
                             raise AssertionError(f"the node did not start: {log.read().decode()[-2000:]}") from None
                         time.sleep(0.2)
                 dev = json.loads((home / "dev-accounts.json").read_text())["accounts"][0]
-                yield DevNode(url, home, proc, Account.from_key(dev["private_key"]), chain_id)
+                yield DevNode(url, home, proc, Account.from_key(dev["private_key"]), chain_id,
+                              ws_url=f"ws://127.0.0.1:{ws_port}")
             finally:
                 proc.terminate()
                 try:
