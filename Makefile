@@ -1,6 +1,6 @@
 # Shancheng Chain — the two commands of README.md:
 #   make run    install what is needed (Python venv, npm solc + anvil for your own contracts), then run the main job
-#   make test   install what is needed (Python venv, npm solc + anvil), then run the whole test suite
+#   make test   install what is needed (Python venv, npm solc, anvil and ethers), then run the whole test suite
 # Both also install the Debian packages they need when missing (PostgreSQL, Chromium: `make system`).
 #
 # Everything is installed into this checkout: .venv/ (Python), node_modules/ (npm), .bin/cometbft (Go) and the ABCI
