@@ -37,6 +37,7 @@ from shancheng.sdk.files import make_private_folder, read_password, read_small_f
 
 from .cometbft.rpc import CometRpc
 from .devgenesis import DEV_CHAIN_ID, dev_genesis
+from .gmtls_front import GmTlsFront, TlsFrontSettings, is_loopback, run_with_fronts
 from .mempool import ReplacementPolicy
 from .network_home import is_network_home, load_node_config
 from .node import Node, NodeConfig
@@ -84,6 +85,21 @@ heartbeat = 0
 # free_replacements = 3
 # seconds after which a transaction stuck behind a nonce gap is dropped (geth's --txpool.lifetime)
 # lifetime = 600
+
+# GM TLS (TLCP or RFC 8998) in front of the JSON-RPC (docs/gm-tls.md; certificates: `shancheng pki issue --role node`).
+# With it, [rpc] host must be loopback unless allow_plain_http = true.
+# [tls]
+# mode = "tlcp"                     # or "rfc8998" (then cert = / key = instead of the four files)
+# port = 8443                       # GM TLS for HTTP JSON-RPC ...
+# ws_port = 8444                    # ... and for WebSocket (optional)
+# ca = "pki/ca.crt"
+# crl = "pki/ca.crl"                # reloaded when the file changes
+# sign_cert = "pki/node-sign.crt"
+# sign_key = "pki/node-sign.key"
+# enc_cert = "pki/node-enc.crt"
+# enc_key = "pki/node-enc.key"
+# password_file = "pki/password"    # default: the node key's password file
+# require_client_certificate = false
 """
 
 
@@ -204,6 +220,28 @@ def _call_limits(rpc: dict[str, Any]) -> dict[str, Any]:
     return {"rpc_gas_cap": gas_cap, "rpc_evm_timeout": timeout, "call_workers": workers}
 
 
+def _tls_fronts(cfg: dict[str, Any], base: Path, *, rpc_host: str, rpc_port: int, ws_port: int,
+                password_file: str | None) -> list[GmTlsFront]:
+    """The GM TLS fronts a ``[tls]`` section asks for (none without one); the plain listener must then be loopback."""
+    if "tls" not in cfg:
+        return []
+    settings = TlsFrontSettings.from_toml(cfg["tls"], base)
+    if not is_loopback(rpc_host) and not settings.allow_plain_http:
+        raise InvalidInput(f"[tls] is set, so [rpc] host must be loopback (not {rpc_host!r}) unless "
+                           "[tls] allow_plain_http = true")
+    password = settings.read_password(password_file)
+    upstream_host = "127.0.0.1" if not is_loopback(rpc_host) else rpc_host
+    fronts = [GmTlsFront(settings, upstream=(upstream_host, rpc_port), password=password)]
+    if settings.ws_port is not None:
+        fronts.append(GmTlsFront(settings, upstream=(upstream_host, ws_port), password=password,
+                                 port=settings.ws_port))
+    return fronts
+
+
+def _describe_fronts(fronts: list[GmTlsFront]) -> str:
+    return "".join(f", GM TLS ({f.settings.mode}) {f.settings.host}:{f.port}" for f in fronts)
+
+
 def _start_network_node(args: argparse.Namespace, home: Path) -> int:
     """``node start`` of a network node home (``shancheng network init``): the app, CometBFT and JSON-RPC."""
     from .netnode import NetNode, NetNodeConfig  # here: a solo node does not load the ABCI machinery
@@ -238,15 +276,20 @@ def _start_network_node(args: argparse.Namespace, home: Path) -> int:
         ledger = Ledger.open(home / "db", genesis, follow_validator_updates=True)
     except StorageError as exc:
         raise ShanchengError(f"{exc} (is another node running on this home?)") from exc
+    password_file = args.password_file or (
+        str(home / "node-key.password") if (home / "node-key.password").exists() else None
+    )
+    fronts = _tls_fronts(cfg, home, rpc_host=config.rpc_host, rpc_port=config.rpc_port, ws_port=config.ws_port,
+                         password_file=password_file)
     node = NetNode(ledger=ledger, key=key, config=config)
     print(
         f"network node started: {cfg.get('node', {}).get('name', home.name)} "
         f"({cfg.get('node', {}).get('role', 'node')}), chain {genesis.chain_id}, head {ledger.latest_number()}, "
-        f"RPC http://{config.rpc_host}:{config.rpc_port} ws://{config.rpc_host}:{config.ws_port}, "
-        f"CometBFT {config.cometbft_rpc}",
+        f"RPC http://{config.rpc_host}:{config.rpc_port} ws://{config.rpc_host}:{config.ws_port}"
+        f"{_describe_fronts(fronts)}, CometBFT {config.cometbft_rpc}",
         flush=True,
     )
-    asyncio.run(node.run())
+    asyncio.run(run_with_fronts(node.run(), fronts))
     return 0
 
 
@@ -280,13 +323,16 @@ def cmd_start(args: argparse.Namespace) -> int:
         ledger = Ledger.open(home / "db", genesis)
     except StorageError as exc:
         raise ShanchengError(f"{exc} (is another node running on this home?)") from exc
+    fronts = _tls_fronts(cfg, home, rpc_host=config.rpc_host, rpc_port=config.rpc_port, ws_port=config.ws_port,
+                         password_file=password_file)
     node = Node(ledger=ledger, validator_key=key, config=config)
     print(
         f"node started: chain {genesis.chain_id}, head {ledger.latest_number()}, "
-        f"RPC http://{config.rpc_host}:{config.rpc_port} ws://{config.rpc_host}:{config.ws_port}",
+        f"RPC http://{config.rpc_host}:{config.rpc_port} ws://{config.rpc_host}:{config.ws_port}"
+        f"{_describe_fronts(fronts)}",
         flush=True,
     )
-    asyncio.run(node.run())
+    asyncio.run(run_with_fronts(node.run(), fronts))
     return 0
 
 

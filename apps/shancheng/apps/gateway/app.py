@@ -50,6 +50,7 @@ from .services import Services
 from .sessions import BrowserSessions, ensure_secret, session_cookie_name
 from .settings import GatewaySettings
 from .staffkeys import StaffKeys
+from .tlsfront import RelayHeaders
 
 __all__ = ["ROUTERS", "create_app", "start_services"]
 
@@ -130,9 +131,11 @@ def _start_jobs(services: Services) -> None:
         services.jobs.append(services.hj212)
 
 
-def create_app(settings: GatewaySettings, *, services: Services | None = None) -> FastAPI:
+def create_app(settings: GatewaySettings, *, services: Services | None = None,
+               relay_token: str | None = None) -> FastAPI:
     """The gateway's FastAPI app. Services are started by the app's lifespan unless given (then the caller closes
-    them)."""
+    them). ``relay_token``: the per-process token of the gateway's GM TLS front, by which the app believes the
+    client subject and address the front passes (see :mod:`.tlsfront`)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -168,7 +171,9 @@ def create_app(settings: GatewaySettings, *, services: Services | None = None) -
     app.add_middleware(SessionMiddleware, secret_key=secret.decode(), session_cookie=session_cookie_name(settings.org),
                        max_age=int(settings.oidc.session_lifetime if settings.oidc else 8 * 3600), same_site="lax",
                        https_only=settings.secure_cookies)
-    app.add_middleware(SecurityHeaders)  # outermost: every response carries the security headers
+    app.add_middleware(SecurityHeaders)  # every response carries the security headers
+    # outermost: the GM TLS front's headers are taken (when its token matches) or dropped before anything reads them
+    app.add_middleware(RelayHeaders, token=relay_token)
     return app
 
 

@@ -52,6 +52,20 @@ audit_anchor_interval = 3600
 # unauthenticated_rate = 1.0
 # unauthenticated_burst = 60
 
+# GM TLS (TLCP or RFC 8998) for the API and web UI (docs/gm-tls.md; `shancheng pki issue --role gateway`); with it,
+# `gateway serve --host` must be loopback unless allow_plain_http = true. Remove the comments to enable.
+# [tls]
+# mode = "tlcp"                     # or "rfc8998" (then cert = / key = instead of the four files)
+# port = 8443
+# ca = "pki/ca.crt"
+# crl = "pki/ca.crl"                # reloaded when the file changes
+# sign_cert = "pki/gateway-sign.crt"
+# sign_key = "pki/gateway-sign.key"
+# enc_cert = "pki/gateway-enc.crt"
+# enc_key = "pki/gateway-enc.key"
+# password_file = "keys/password"   # default: password_file above
+# require_client_certificate = true # member systems authenticate with their certificates (audit: their subject)
+
 # OpenID Connect sign-in (统一身份认证); remove the comments to enable
 # [oidc]
 # issuer = "https://sso.district.example"
@@ -150,7 +164,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .settings import GatewaySettings
 
     settings = GatewaySettings.load(args.config)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, proxy_headers=False, server_header=False)
+    if settings.tls is None:
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, proxy_headers=False, server_header=False)
+        return 0
+    import asyncio
+    import secrets
+
+    from shancheng.nodes.gmtls_front import GmTlsFront, is_loopback, run_with_fronts
+
+    tls = settings.tls
+    if not is_loopback(args.host) and not tls.allow_plain_http:
+        raise InvalidInput(f"[tls] is set, so the plain listener must be on loopback (not --host {args.host}) unless "
+                           "[tls] allow_plain_http = true")
+    token = secrets.token_urlsafe(32)  # this process's: the app believes the front's headers only with it
+    front = GmTlsFront(tls, upstream=("127.0.0.1" if not is_loopback(args.host) else args.host, args.port),
+                       password=tls.read_password(str(settings.password_file)), relay_token=token)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, relay_token=token), host=args.host, port=args.port,
+                                           proxy_headers=False, server_header=False))
+    print(f"gateway: GM TLS ({tls.mode}) on {tls.host}:{tls.port}, plain HTTP on {args.host}:{args.port}",
+          flush=True)
+    asyncio.run(run_with_fronts(server.serve(), [front]))
     return 0
 
 

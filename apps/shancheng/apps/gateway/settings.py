@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from shancheng.nodes.gmtls_front import TlsFrontSettings
 from shancheng.sdk.errors import InvalidInput
 
 from ..hj212.settings import Hj212Settings
@@ -78,6 +79,19 @@ class GatewaySettings(BaseModel):
     unauthenticated_sources: int = Field(default=10_000, ge=1, le=1_000_000)
     #: the HJ 212 listener, None to run none
     hj212: Hj212Settings | None = None
+    #: the GM TLS front (TLCP or RFC 8998, a ``[tls]`` table; see shancheng.nodes.gmtls_front), None to serve plain
+    #: HTTP only (then on loopback, behind a certified GM gateway, or for development)
+    tls: TlsFrontSettings | None = None
+
+    @field_validator("tls", mode="before")
+    @classmethod
+    def _tls(cls, value: Any) -> Any:
+        if isinstance(value, dict):  # paths were made absolute by load(); keyword users pass absolute ones
+            try:
+                return TlsFrontSettings.from_toml(value, Path.cwd())
+            except InvalidInput as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     @model_validator(mode="after")
     def _defaults(self) -> GatewaySettings:
@@ -137,6 +151,10 @@ class GatewaySettings(BaseModel):
                     "staff_keys_dir"):
             if key in data:
                 data[key] = resolve(data[key])
+        if isinstance(data.get("tls"), dict):
+            for key in ("ca", "sign_cert", "sign_key", "enc_cert", "enc_key", "cert", "key", "crl", "password_file"):
+                if key in data["tls"]:
+                    data["tls"][key] = resolve(data["tls"][key])
         if isinstance(data.get("oidc"), dict) and "client_secret_file" in data["oidc"]:
             data["oidc"]["client_secret_file"] = resolve(data["oidc"]["client_secret_file"])
         try:

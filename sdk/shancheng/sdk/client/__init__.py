@@ -28,6 +28,7 @@ from .checkpoints import Checkpoint, Position, SubscriptionError
 from .client import Client
 from .contracts import Call, Contract
 from .final_logs import CheckpointMismatch, Event
+from .gmtls_http import GmTlsClientConfig
 from .identity import Identity, write_eth_keystore
 from .log_filter import LogFilter
 from .loglock import LogLocked
@@ -51,6 +52,7 @@ __all__ = [
     "Client",
     "Contract",
     "Event",
+    "GmTlsClientConfig",
     "HandlerFailed",
     "Identity",
     "JsonRpcError",

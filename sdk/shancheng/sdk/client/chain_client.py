@@ -54,6 +54,7 @@ from ..strict_json import hexbytes, to_hex
 from .anchors import Anchor, NotFinal, SourceHead, anchor_in_receipt, check_anchor
 from .capabilities import Capabilities, ChainKind, ChainMismatch, node_info, probe_capabilities
 from .contracts import ABI_NAMES, Call, Contract
+from .gmtls_http import GmTlsClientConfig
 from .identity import Identity
 from .nonces import SenderNonces
 from .proofs import (
@@ -140,6 +141,7 @@ class ChainClient:
         timeout: float = 30.0,
         poll_interval: float = 0.05,
         resubmit_after: float = 3.0,
+        tls: GmTlsClientConfig | None = None,
     ) -> Self:
         """Connect to ``urls`` (one URL or several of the same chain, tried in turn on connection errors).
 
@@ -147,7 +149,9 @@ class ChainClient:
         ``"ethereum"``. ``genesis`` (the genesis file) pins a Shancheng chain: the node's genesis fingerprint must
         match and commit certificates are verified against its validators. ``contracts`` maps ``EvidenceRegistry``
         and ``Governance`` to their addresses (taken from the genesis file or the node on Shancheng; required on a
-        foreign chain). ``confirmations``: blocks that make a receipt final on a foreign chain (at least 1)."""
+        foreign chain). ``confirmations``: blocks that make a receipt final on a foreign chain (at least 1).
+        ``tls``: how ``https+gm://`` URLs are reached over GM TLS (the consortium CA, the mode, the member's
+        certificate for mutual authentication; see :mod:`shancheng.sdk.client.gmtls_http`)."""
         if not isinstance(identity, Identity):
             raise InvalidInput("identity must be an Identity (Identity.from_key_files(...))")
         if isinstance(confirmations, bool) or not isinstance(confirmations, int) or not 1 <= confirmations <= 1000:
@@ -155,7 +159,7 @@ class ChainClient:
         if chain not in (None, "shancheng", "ethereum"):
             raise InvalidInput("chain must be 'shancheng', 'ethereum' or None (detect)")
         gen = genesis if isinstance(genesis, GenesisFile) or genesis is None else GenesisFile.load(genesis)
-        rpc = RpcClient(urls, timeout=timeout)
+        rpc = RpcClient(urls, timeout=timeout, tls=tls)
         chain_id = _int(rpc.call("eth_chainId"), "eth_chainId")
         info = node_info(rpc)
         kind: ChainKind = "shancheng" if info is not None else "ethereum"

@@ -11,7 +11,8 @@ An endpoint whose answer failed a proof is marked bad (:meth:`RpcClient.mark_bad
 :attr:`RpcClient.lies`) and is no longer tried; :meth:`RpcClient.pinned` sends a group of calls to one endpoint
 only, so a failed proof names the node that served it. Replies
 are parsed by :func:`shancheng.sdk.strict_json.loads` with a size and a depth limit, so a hostile endpoint cannot
-exhaust the caller. Connections are kept alive per thread and endpoint.
+exhaust the caller. Connections are kept alive per thread and endpoint. ``https+gm://`` URLs are reached over GM
+TLS (TLCP or RFC 8998) with the ``tls=`` settings (see :mod:`shancheng.sdk.client.gmtls_http`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any
 
 from .. import strict_json
 from ..errors import InvalidInput, ShanchengError
+from .gmtls_http import GM_SCHEME, GmTlsClientConfig
 
 __all__ = [
     "DEFAULT_MAX_REPLY_BYTES",
@@ -95,21 +97,26 @@ def _check_url(url: str) -> tuple[str, str, int, str]:
     if not isinstance(url, str) or len(url) > 2048:
         raise InvalidInput("a node URL must be a string of at most 2048 characters")
     parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInput(f"node URL {url!r} must be http:// or https:// with a host")
+    if parts.scheme not in ("http", "https", GM_SCHEME) or not parts.hostname:
+        raise InvalidInput(f"node URL {url!r} must be http://, https:// or {GM_SCHEME}:// with a host")
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        port = parts.port or (80 if parts.scheme == "http" else 443)
     except ValueError as exc:
         raise InvalidInput(f"node URL {url!r} has a bad port") from exc
     return parts.scheme, parts.hostname, port, (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
 class _Endpoint:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, tls: GmTlsClientConfig | None) -> None:
         self.url = url
         self.scheme, self.host, self.port, self.path = _check_url(url)
+        self.tls = tls
+        if self.scheme == GM_SCHEME and tls is None:
+            raise InvalidInput(f"node URL {url!r} is GM TLS: pass tls=GmTlsClientConfig(ca=..., mode=...)")
 
     def connect(self, timeout: float) -> http.client.HTTPConnection:
+        if self.scheme == GM_SCHEME and self.tls is not None:
+            return self.tls.connection(self.host, self.port, timeout=timeout)
         if self.scheme == "https":
             return http.client.HTTPSConnection(self.host, self.port, timeout=timeout)
         return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
@@ -125,13 +132,18 @@ class RpcClient:
         timeout: float = 30.0,
         max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
         busy_wait: float = 10.0,
+        tls: GmTlsClientConfig | None = None,
     ) -> None:
         url_list = [urls] if isinstance(urls, str) else list(urls)
         if not url_list or len(url_list) > MAX_ENDPOINTS:
             raise InvalidInput(f"give 1 to {MAX_ENDPOINTS} node URLs")
+        if tls is not None and not isinstance(tls, GmTlsClientConfig):
+            raise InvalidInput("tls must be a GmTlsClientConfig")
         if not timeout > 0:
             raise InvalidInput("the RPC timeout must be positive")
-        self._endpoints = [_Endpoint(u) for u in url_list]
+        self._endpoints = [_Endpoint(u, tls) for u in url_list]
+        if tls is not None and not any(e.scheme == GM_SCHEME for e in self._endpoints):
+            raise InvalidInput(f"tls= was given but no node URL is {GM_SCHEME}://: refusing to call plain HTTP")
         self.timeout = float(timeout)
         self.max_reply_bytes = int(max_reply_bytes)
         if not 0 <= busy_wait <= 600:

@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shancheng.sdk.errors import ShanchengError
 
+from ..tlsfront import TLS_SUBJECT
 from .entries import outcome_of
 from .log import AuditLog
 
@@ -28,7 +29,8 @@ AUDIT_DETAIL = "audit_detail"
 class AuditMiddleware:
     """Records every /api/ request (except :data:`UNAUDITED`) before its response starts: who (the principal the
     auth dependency left in ``request.state.principal``, with the credential it used, or nobody), method and route
-    template, target (path parameters), the route's detail (``request.state.audit_detail``), status and outcome. If
+    template, target (path parameters), the route's detail (``request.state.audit_detail``, after ``tls client:
+    <subject>`` when the request came through the GM TLS front with a client certificate), status and outcome. If
     the entry cannot be written the response becomes a 503 problem (fail closed: nothing is answered that the audit
     log does not hold)."""
 
@@ -103,4 +105,8 @@ def _describe(scope: Scope) -> tuple[Any, str, str | None, str | None, str | Non
     client = scope.get("client")
     remote = client[0] if client else None
     detail = _state(scope, AUDIT_DETAIL)
-    return principal, action, target, remote, detail if isinstance(detail, str) else None
+    detail = detail if isinstance(detail, str) else None
+    tls_subject = _state(scope, TLS_SUBJECT)  # set only for requests through the gateway's own GM TLS front
+    if isinstance(tls_subject, str):
+        detail = f"tls client: {tls_subject}" + (f"; {detail}" if detail else "")
+    return principal, action, target, remote, detail
