@@ -34,10 +34,10 @@ from shancheng.sdk.crypto import SM2PrivateKey
 from shancheng.sdk.crypto.pem import MAX_PEM_LEN, pem_blocks
 from shancheng.sdk.errors import InvalidInput, InvalidKey, ShanchengError
 from shancheng.sdk.files import make_private_folder, read_password, read_small_file, write_private_file
+from shancheng.sdk.gmtls.front import GmTlsFront, TlsFrontSettings, is_loopback, run_with_fronts
 
 from .cometbft.rpc import CometRpc
 from .devgenesis import DEV_CHAIN_ID, dev_genesis
-from .gmtls_front import GmTlsFront, TlsFrontSettings, is_loopback, run_with_fronts
 from .mempool import ReplacementPolicy
 from .network_home import is_network_home, load_node_config
 from .node import Node, NodeConfig

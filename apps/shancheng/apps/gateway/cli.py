@@ -170,7 +170,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
     import secrets
 
-    from shancheng.nodes.gmtls_front import GmTlsFront, is_loopback, run_with_fronts
+    from shancheng.sdk.gmtls.front import GmTlsFront, is_loopback, run_with_fronts
 
     tls = settings.tls
     if not is_loopback(args.host) and not tls.allow_plain_http:

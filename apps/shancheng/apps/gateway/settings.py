@@ -18,8 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from shancheng.nodes.gmtls_front import TlsFrontSettings
 from shancheng.sdk.errors import InvalidInput
+from shancheng.sdk.gmtls.front import TlsFrontSettings
 
 from ..hj212.settings import Hj212Settings
 
@@ -79,7 +79,7 @@ class GatewaySettings(BaseModel):
     unauthenticated_sources: int = Field(default=10_000, ge=1, le=1_000_000)
     #: the HJ 212 listener, None to run none
     hj212: Hj212Settings | None = None
-    #: the GM TLS front (TLCP or RFC 8998, a ``[tls]`` table; see shancheng.nodes.gmtls_front), None to serve plain
+    #: the GM TLS front (TLCP or RFC 8998, a ``[tls]`` table; see shancheng.sdk.gmtls.front), None to serve plain
     #: HTTP only (then on loopback, behind a certified GM gateway, or for development)
     tls: TlsFrontSettings | None = None
 

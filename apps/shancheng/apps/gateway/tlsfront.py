@@ -1,7 +1,7 @@
 """What the gateway takes from its own GM TLS front: the client certificate's subject and the client's address.
 
-The front (:mod:`shancheng.nodes.gmtls_front`, in the gateway's process) strips the headers
-:data:`~shancheng.nodes.gmtls_front.SUBJECT_HEADER`, ``PEER_HEADER`` and ``TOKEN_HEADER`` from every request and adds
+The front (:mod:`shancheng.sdk.gmtls.front`, in the gateway's process) strips the headers
+:data:`~shancheng.sdk.gmtls.front.SUBJECT_HEADER`, ``PEER_HEADER`` and ``TOKEN_HEADER`` from every request and adds
 its own, with a token made fresh for each process.  :class:`RelayHeaders`, the outermost middleware, believes the
 subject and address only when the token matches (constant time), and removes all three headers from every request
 whatever it decides, so no route, log or audit entry ever sees a header a client wrote: a request to the plain
@@ -17,7 +17,7 @@ import urllib.parse
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shancheng.nodes.gmtls_front import PEER_HEADER, SUBJECT_HEADER, TOKEN_HEADER
+from shancheng.sdk.gmtls.front import PEER_HEADER, SUBJECT_HEADER, TOKEN_HEADER
 
 __all__ = ["TLS_SUBJECT", "RelayHeaders"]
 

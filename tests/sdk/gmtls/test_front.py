@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from shancheng.nodes.gmtls_front import GmTlsFront, TlsFrontSettings
 from shancheng.sdk.errors import InvalidInput
 from shancheng.sdk.gmtls import ClientContext, ConsortiumCA, GmTlsStream, HandshakeError, open_connection
+from shancheng.sdk.gmtls.front import GmTlsFront, TlsFrontSettings
 
 PASSWORD = b"front test password"
 TIMEOUT = 30

@@ -37,9 +37,12 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from shancheng.sdk.errors import InvalidInput, ShanchengError
-from shancheng.sdk.files import read_password
-from shancheng.sdk.gmtls import MODES, CertifiedKey, GmTlsError, GmTlsStream, HandshakeError, ServerContext
+from ..errors import InvalidInput, ShanchengError
+from ..files import read_password
+from .aio import GmTlsStream
+from .context import MODES, ServerContext
+from .credentials import CertifiedKey
+from .errors import GmTlsError, HandshakeError
 
 __all__ = ["PEER_HEADER", "SUBJECT_HEADER", "TOKEN_HEADER", "GmTlsFront", "TlsFrontSettings", "is_loopback",
            "run_with_fronts"]
