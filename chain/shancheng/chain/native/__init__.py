@@ -1,0 +1,89 @@
+"""The native execution engine (issue 20): revm with the GM precompile, a Rust extension built from chain/native/.
+
+Not wired into the ledger or node yet, and not the default: py-evm (:mod:`shancheng.chain.pyevm_execution`)
+stays the engine. The extension is the top-level module ``shancheng_evm`` (its own distribution,
+``shancheng-evm``, chain/native/pyproject.toml), built into the venv with :data:`BUILD_COMMAND`;
+:func:`available` says whether it is installed, and every other function raises
+:class:`NativeEngineUnavailable` when it is not. Here: :func:`gm_precompile` (the precompile at 0x100a as
+revm runs it) and :func:`decode_transaction` (check_transaction natively); blocks are
+:mod:`shancheng.chain.native.block`'s.
+
+>>> from shancheng.chain.native import gm_precompile
+>>> gm_precompile(bytes.fromhex("fb34363c") + bytes(31) + b"\\x20" + bytes(32), 1000)  # sm3(b"")  # doctest: +SKIP
+(True, 60, b'\\x1a\\xb2\\x1d...')
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from shancheng.sdk.errors import InvalidInput, ShanchengError
+
+from ..validity import MAX_TX_BYTES, TransactionInvalid
+
+__all__ = [
+    "BUILD_COMMAND", "MAX_CALLDATA", "NativeEngineUnavailable", "available", "decode_transaction", "gm_precompile",
+    "version",
+]
+
+MODULE_NAME = "shancheng_evm"
+BUILD_COMMAND = "VIRTUAL_ENV=.venv .venv/bin/maturin develop --release -m chain/native/Cargo.toml"
+#: the largest calldata :func:`gm_precompile` takes (the extension refuses more too)
+MAX_CALLDATA = 16 * 1024 * 1024
+_U64 = 1 << 64
+
+
+class NativeEngineUnavailable(ShanchengError):
+    """The ``shancheng_evm`` extension is not installed in this Python environment."""
+
+
+def _module() -> ModuleType:
+    try:
+        return importlib.import_module(MODULE_NAME)
+    except ImportError as exc:
+        raise NativeEngineUnavailable(f"the native engine ({MODULE_NAME}) is not built; build it with: "
+                                      f"{BUILD_COMMAND}") from exc
+
+
+def available() -> bool:
+    """Whether the extension is installed."""
+    try:
+        _module()
+    except NativeEngineUnavailable:
+        return False
+    return True
+
+
+def version() -> str:
+    """The extension's version (the crate's)."""
+    return str(_module().__version__)
+
+
+def gm_precompile(data: bytes, gas: int) -> tuple[bool, int, bytes]:
+    """The GM precompile (0x100a) run by revm on calldata ``data`` with ``gas``: (success, gas used, output),
+    as a call frame sees it (a failure uses all ``gas`` and returns no output)."""
+    if not isinstance(data, bytes | bytearray) or len(data) > MAX_CALLDATA:
+        raise InvalidInput(f"calldata must be bytes of at most {MAX_CALLDATA} bytes")
+    if not isinstance(gas, int) or not 0 <= gas < _U64:
+        raise InvalidInput("gas must be an integer in [0, 2**64)")
+    ok, used, output = _module().gm_precompile(bytes(data), gas)
+    return bool(ok), int(used), bytes(output)
+
+
+def decode_transaction(raw: bytes, *, chain_id: int, block_gas_limit: int) -> tuple[bytes, bytes]:
+    """The native engine's :func:`shancheng.chain.validity.check_transaction`: (hash, sender) of a valid
+    transaction, else :class:`~shancheng.chain.validity.TransactionInvalid` (its ``reason`` is "native")."""
+    if not isinstance(raw, bytes | bytearray):
+        raise InvalidInput("a raw transaction must be bytes")
+    if len(raw) > MAX_TX_BYTES:
+        raise TransactionInvalid(f"oversized data: transaction is {len(raw)} bytes, the limit is {MAX_TX_BYTES}",
+                                 reason="oversized")
+    for name, value in (("chain_id", chain_id), ("block_gas_limit", block_gas_limit)):
+        if not isinstance(value, int) or not 0 <= value < _U64:
+            raise InvalidInput(f"{name} must be an integer in [0, 2**64)")
+    try:
+        tx_hash, sender = _module().decode_transaction(bytes(raw), chain_id, block_gas_limit)
+    except ValueError as exc:
+        raise TransactionInvalid(str(exc), reason="native") from exc
+    return bytes(tx_hash), bytes(sender)
