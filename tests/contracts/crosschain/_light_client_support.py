@@ -23,6 +23,8 @@ from shancheng.chain.ledger import Ledger
 from shancheng.contracts import artifacts
 from shancheng.sdk.chainproof import CommitCertificate, ValidatorSet, header_commitment
 from shancheng.sdk.chainproof.receipt import decode_header
+from shancheng.sdk.crosschain import abi_certificate  # noqa: F401 - the tests take it from here
+from shancheng.sdk.crosschain import abi_validator_set as abi_set
 from shancheng.sdk.crypto import SM2PrivateKey, signature_to_raw, sm3
 from shancheng.sdk.errors import VerificationError
 from shancheng.sdk.evidence import source_id_of
@@ -30,24 +32,6 @@ from shancheng.sdk.evidence.chain import checkpoint_anchor_message, origin_hash
 from shancheng.testing import ORG_HOSPITAL, deterministic_consensus_key, deterministic_sm2_key
 
 NAME = "ShanchengLightClient"
-
-
-def abi_set(validators: ValidatorSet) -> list[tuple[bytes, bytes, bytes, int]]:
-    """A validator set as the contract's ``Validator[]`` (x, y, consensusKey, power)."""
-    out = []
-    for v in validators.validators:
-        point = v.sm2_key.to_bytes()[1:]
-        out.append((point[:32], point[32:], v.consensus_key, v.power))
-    return out
-
-
-def abi_certificate(cert: CommitCertificate) -> tuple[Any, ...]:
-    """A certificate as the contract's ``Certificate`` (DER signatures as raw r, s)."""
-    sigs = []
-    for s in cert.signatures:
-        raw = signature_to_raw(s.signature)
-        sigs.append((s.validator_index, s.timestamp_ms, raw[:32], raw[32:]))
-    return (cert.chain_identity, cert.chain_id, cert.height, cert.round, cert.block_hash, sigs)
 
 
 def error_selector(signature: str) -> str:

@@ -14,7 +14,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[3]
 BUILD = ROOT / "contracts" / "shancheng" / "contracts" / "build"
 ABI_DIR = ROOT / "sdk" / "shancheng" / "sdk" / "abi"
-NAMES = ("DataSharingLog", "DrugTrace", "EnvMonitoring", "EvidenceRegistry", "Governance", "PrescriptionFlow")
+NAMES = ("DataSharingLog", "DrugTrace", "EnvMonitoring", "EvidenceRegistry", "Governance", "PrescriptionFlow",
+         "ShanchengLightClient")
+#: the contracts the SDK deploys itself: their creation bytecode is shipped too (<Name>.bytecode.json)
+BYTECODE_NAMES = ("ShanchengLightClient",)
 
 
 def abi_copies() -> dict[str, str]:
@@ -26,9 +29,19 @@ def abi_copies() -> dict[str, str]:
     return out
 
 
+def bytecode_copies() -> dict[str, str]:
+    """File name -> text of every creation-bytecode copy (with the source hash it was built from)."""
+    out = {}
+    for name in BYTECODE_NAMES:
+        artifact = json.loads((BUILD / f"{name}.json").read_text(encoding="utf-8"))
+        copy = {"bytecode": artifact["bytecode"], "sourceHash": artifact["sourceHash"]}
+        out[f"{name}.bytecode.json"] = json.dumps(copy, indent=1, sort_keys=True) + "\n"
+    return out
+
+
 def main() -> int:
     ABI_DIR.mkdir(exist_ok=True)
-    for file, text in abi_copies().items():
+    for file, text in {**abi_copies(), **bytecode_copies()}.items():
         (ABI_DIR / file).write_text(text, encoding="utf-8")
         print(f"wrote {(ABI_DIR / file).relative_to(ROOT)}")
     return 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from abi_copies import ABI_DIR, abi_copies
+from abi_copies import ABI_DIR, abi_copies, bytecode_copies
 from eth_hash.auto import keccak
 
 from shancheng.sdk.client.contracts import ABI_NAMES, Contract, abi_of
@@ -28,3 +28,9 @@ def test_the_bindings_encode_calls_and_decode_events():
     event = registry.decode_event("BatchAnchored", [topic, b"\x33" * 32, (9).to_bytes(32, "big")], words)
     assert event["sourceId"] == b"\x33" * 32 and event["sequence"] == 9 and event["treeSize"] == 5
     assert any(e.get("name") == "orgOfAccount" for e in abi_of("Governance"))
+
+
+def test_the_sdk_bytecode_copies_equal_the_committed_artifacts():
+    """The creation bytecode the SDK deploys (the light client) is the committed artifact's."""
+    stale = [f for f, text in bytecode_copies().items() if (ABI_DIR / f).read_text(encoding="utf-8") != text]
+    assert bytecode_copies() and not stale, f"stale bytecode copies {stale}: run python tests/sdk/client/abi_copies.py"

@@ -24,7 +24,8 @@ from ..strict_json import hexbytes, to_hex
 __all__ = ["ABI_NAMES", "AbiEvent", "Call", "Contract", "abi_of", "contract_address", "events_of"]
 
 #: the contracts whose ABIs the SDK ships
-ABI_NAMES = ("DataSharingLog", "DrugTrace", "EnvMonitoring", "EvidenceRegistry", "Governance", "PrescriptionFlow")
+ABI_NAMES = ("DataSharingLog", "DrugTrace", "EnvMonitoring", "EvidenceRegistry", "Governance", "PrescriptionFlow",
+             "ShanchengLightClient")
 
 
 @cache
