@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Chain, Pair, Traffic
+from _crosschain_support import Chain, Pair, Traffic
 
 from shancheng.sdk.client.anchors import Anchor
 from shancheng.sdk.crosschain import (
@@ -186,6 +186,9 @@ def test_two_relayers_at_once_do_no_harm(pair: Pair, tmp_path: Path) -> None:
         assert results[0] is not None and results[0] == results[1]
         assert results[0].block_hash == _block_hash(source, height)
         poll_until(lambda: light.followed_height() >= height + 6 * 3, timeout=90, what="both relayers relaying")
+        traffic.__exit__()  # the source stops moving: each relayer catches up with its head, however loaded
+        poll_until(lambda: all(r.lag < 6 * 3 or r.error is not None for r in relayers), timeout=90,
+                   what="both relayers caught up")
         for relayer in relayers:
             assert relayer.error is None and relayer.lag < 6 * 3
     finally:

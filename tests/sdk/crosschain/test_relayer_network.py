@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Chain
+from _crosschain_support import Chain
 from eth_abi.abi import encode
 from eth_account import Account
 from eth_utils.crypto import keccak

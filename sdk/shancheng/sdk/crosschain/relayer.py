@@ -169,10 +169,17 @@ class Relayer:
             raise self.error
         return True
 
-    def close(self) -> None:
+    def close(self, timeout: float = 15.0) -> None:
+        """Stop and wait up to ``timeout`` seconds for the relaying thread. A thread still inside a submission (a
+        transaction waiting for its block on a slow target) is left to the process's exit: every submission is
+        idempotent and the next start resumes from the store, as after a crash."""
         self.stop()
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                _log.warning("relayer %s: stopped with a submission in flight (idempotent: the next start resumes)",
+                             self.name)
+                return
         self._subscription.close()  # closes the store too
 
     def __enter__(self) -> Self:
