@@ -31,8 +31,10 @@ __all__ = ["BATCH_CALLS", "CACHE_SECONDS", "MAX_ORGS", "Org", "OrgDirectory"]
 CACHE_SECONDS = 30.0
 #: at most this many organisations are read (Governance has no limit; a page does)
 MAX_ORGS = 1000
-#: ``eth_call`` requests in one JSON-RPC batch (a node refuses batches over 100 by default): 32 organisations
-BATCH_CALLS = 96
+#: ``eth_call`` requests in one JSON-RPC batch: one organisation's three. A node counts each call of a batch against
+#: its limit of heavy requests in flight per client (``max_heavy_per_client``, 4 by default), and the gateway's other
+#: jobs share that client: a batch of 96 was refused at a gateway's start on a loaded machine
+BATCH_CALLS = 3
 _FIELDS = ("orgName", "orgRoles", "orgActive")
 
 

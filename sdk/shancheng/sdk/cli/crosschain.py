@@ -113,12 +113,16 @@ def cmd_relay(args: argparse.Namespace) -> int:
             print(json.dumps({"height": stored.height, "block_hash": to_hex(stored.block_hash)}))
             return 0
         previous = signal.signal(signal.SIGTERM, lambda *_: relayer.stop())
+        # Ctrl-C ends the relay (exit 130) even when this process was started with SIGINT ignored (a parent that
+        # ignores it, as a test runner's worker does, passes that on, and Python then installs no handler)
+        previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             relayer.start()
             while not relayer.join(args.status_interval):
                 print(json.dumps(dataclasses.asdict(relayer.status)), flush=True)
         finally:
             signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, previous_int)
         return 0
     finally:
         relayer.close()
