@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from ..errors import InvalidInput
 from .connection import HANDSHAKE_TIMEOUT
 from .errors import GmTlsError, HandshakeError
-from .session import MAX_RECORD_READ, TlsSession
+from .session import MAX_RECORD_READ, Negotiated, TlsSession
 
 __all__ = ["GmTlsStream", "open_connection", "start_server"]
 
@@ -32,7 +32,7 @@ class _SessionMaker(Protocol):
     def session(self, *, server_name: str | None = None) -> TlsSession: ...
 
 
-class GmTlsStream:
+class GmTlsStream(Negotiated):
     """One GM TLS connection on asyncio streams, after a completed handshake."""
 
     def __init__(self, session: TlsSession, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -107,18 +107,6 @@ class GmTlsStream:
                 await self._writer.wait_closed()
             except OSError:
                 pass
-
-    @property
-    def protocol(self) -> str:
-        return self.session.protocol
-
-    @property
-    def cipher(self) -> str:
-        return self.session.cipher
-
-    @property
-    def peer_subject(self) -> str | None:
-        return self.session.peer_subject
 
     def peer_address(self) -> Any:
         return self._writer.get_extra_info("peername")

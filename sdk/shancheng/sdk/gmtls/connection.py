@@ -12,7 +12,7 @@ from typing import Self, TypeVar
 
 from ..errors import InvalidInput
 from .errors import GmTlsError, HandshakeError
-from .session import MAX_RECORD_READ, TlsSession
+from .session import MAX_RECORD_READ, Negotiated, TlsSession
 
 __all__ = ["HANDSHAKE_TIMEOUT", "GmTlsSocket"]
 
@@ -22,7 +22,7 @@ _T = TypeVar("_T")
 _CHUNK = 32 * 1024  # bytes taken from the socket at a time (two full TLS records)
 
 
-class GmTlsSocket:
+class GmTlsSocket(Negotiated):
     """A connected socket speaking TLCP or RFC 8998 after a completed handshake (see a context's ``wrap``)."""
 
     def __init__(self, session: TlsSession, sock: socket.socket) -> None:
@@ -126,18 +126,6 @@ class GmTlsSocket:
         self.close()
 
     # -- what was negotiated ----------------------------------------------------------------------------
-    @property
-    def protocol(self) -> str:
-        return self.session.protocol
-
-    @property
-    def cipher(self) -> str:
-        return self.session.cipher
-
-    @property
-    def peer_subject(self) -> str | None:
-        return self.session.peer_subject
-
     def peer_certificate(self) -> bytes | None:
         return self.session.peer_certificate()
 

@@ -19,7 +19,7 @@ from . import _x509
 from .credentials import certificate_info
 from .errors import GmTlsError, HandshakeError
 
-__all__ = ["MAX_RECORD_READ", "TlsSession"]
+__all__ = ["MAX_RECORD_READ", "Negotiated", "TlsSession"]
 
 MAX_RECORD_READ = 1 << 20
 _BIO_C_SET_BUF_MEM_EOF_RETURN = 130
@@ -201,3 +201,21 @@ class TlsSession:
         """The peer certificate's subject, RFC 4514 (``CN=member-a,OU=member,O=Shancheng``), or None."""
         der = self.peer_certificate()
         return None if der is None else certificate_info(der).subject.rfc4514_string()
+
+
+class Negotiated:
+    """What a connection over a :class:`TlsSession` negotiated (shared by the blocking and the asyncio wrappers)."""
+
+    session: TlsSession
+
+    @property
+    def protocol(self) -> str:
+        return self.session.protocol
+
+    @property
+    def cipher(self) -> str:
+        return self.session.cipher
+
+    @property
+    def peer_subject(self) -> str | None:
+        return self.session.peer_subject
