@@ -4,6 +4,7 @@ machine."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -17,4 +18,5 @@ def test_the_committed_cargo_lock_is_what_the_manifest_resolves_to() -> None:
     run = subprocess.run([cargo, "metadata", "--locked", "--format-version", "1", "--manifest-path", str(MANIFEST)],
                          capture_output=True, text=True, timeout=600, check=False)
     assert run.returncode == 0, run.stderr[-2000:]
-    assert '"name":"revm"' in run.stdout and '"version":"43.0.3"' in run.stdout  # the issue's pin resolved
+    versions = {package["version"] for package in json.loads(run.stdout)["packages"] if package["name"] == "revm"}
+    assert versions == {"43.0.3"}, versions  # the issue's pin, and one revm
