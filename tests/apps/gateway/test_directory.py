@@ -1,6 +1,7 @@
-"""The organisations directory of one gateway: what it lists equals Governance read one call at a time (a node
-counts each call of a JSON-RPC batch against its per-client limit, and a district's gateways share one address); it is kept for its cache time; concurrent readers
-of one directory share one read; one gateway's slow read does not hold up another's; the API serves it."""
+"""The organisations directory of one gateway: what it lists equals Governance read one call at a time, in two round
+trips (orgCount, then one JSON-RPC batch), also when the node refuses some calls of the batch as busy; it is kept for
+its cache time; concurrent readers of one directory share one read; one gateway's slow read does not hold up
+another's; the API serves it."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from shancheng.apps.gateway.directory import CACHE_SECONDS, Org, OrgDirectory, role_names
 from shancheng.sdk import Client
 from shancheng.testing.gateway import GatewayWorld
-from shancheng.testing.lying_proxy import FORWARD, Forward, LyingProxy
+from shancheng.testing.lying_proxy import FORWARD, Forward, LyingProxy, UpstreamError
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
@@ -39,13 +40,12 @@ def one_by_one(client: Client) -> list[Org]:
                 active=client.view(gov, "orgActive", i)[0]) for i in range(1, int(count) + 1)]
 
 
-def test_the_directory_lists_governance_with_three_calls_per_organisation(world: GatewayWorld,
-                                                                          proxy: LyingProxy) -> None:
+def test_the_directory_lists_governance_in_two_round_trips(world: GatewayWorld, proxy: LyingProxy) -> None:
     client = through(proxy, world)
     now = [0.0]
     directory = OrgDirectory(client, clock=lambda: now[0])
     orgs = directory.all()
-    trips = 1 + 3 * len(orgs)  # orgCount, then the 3 calls of each organisation, one at a time
+    trips = 2  # orgCount, then one batch of the 3 calls of each organisation
     assert proxy.requests == trips
     assert orgs == one_by_one(world.services.client)
     assert len(orgs) >= 2 and directory.name(world.services.org_id) == "hospital"
@@ -54,6 +54,26 @@ def test_the_directory_lists_governance_with_three_calls_per_organisation(world:
     assert directory.all() is orgs and directory.reads == 1 and proxy.requests == trips  # served from the cache
     now[0] = CACHE_SECONDS + 1
     assert directory.all() == orgs and directory.reads == 2  # asked again after the cache time
+
+
+def test_calls_of_the_batch_a_busy_node_refuses_are_asked_again(world: GatewayWorld, proxy: LyingProxy) -> None:
+    client = through(proxy, world)
+    refused: list[list[object]] = []
+    asked: list[list[object]] = []
+
+    def busy_once_each_name(method: str, params: list[object], forward: Forward) -> object:
+        asked.append(params)
+        if method == "eth_call" and len(asked) in (2, 4):  # two calls of the batch (the first one is orgCount)
+            refused.append(params)  # the node's per-client limit of heavy calls in flight, as it words it
+            raise UpstreamError({"code": -32005, "message": "limit exceeded: at most 4 concurrent eth_call/"
+                                                            "eth_estimateGas/eth_getLogs/proof requests per client"})
+        return FORWARD
+
+    proxy.lie = busy_once_each_name
+    orgs = OrgDirectory(client).all()
+    assert len(refused) == 2 and orgs == one_by_one(world.services.client)
+    assert proxy.requests == 3  # orgCount, the batch, then a batch of the two refused calls alone
+    assert asked[-2:] == refused
 
 
 def test_readers_of_one_directory_share_a_read_and_other_gateways_are_not_held(world: GatewayWorld,

@@ -93,6 +93,42 @@ def test_a_busy_refusal_is_tried_again_and_a_query_too_large_is_not():
         assert calls == ["eth_call"]
 
 
+def test_only_the_busy_calls_of_a_batch_are_sent_again():
+    batches: list[list[str]] = []
+
+    def refuse_odd_params_once(req: dict | list) -> tuple[int, bytes]:
+        assert isinstance(req, list)
+        batches.append([r["params"][0] for r in req])
+        answers = []
+        for r in req:
+            if r["params"][0] % 2 and len(batches) == 1:
+                err = {"code": -32005, "message": "limit exceeded: at most 4 concurrent eth_call requests per client"}
+                answers.append({"jsonrpc": "2.0", "id": r["id"], "error": err})
+            else:
+                answers.append({"jsonrpc": "2.0", "id": r["id"], "result": hex(r["params"][0] * 10)})
+        return 200, json.dumps(answers).encode()
+
+    with server(refuse_odd_params_once) as url:
+        rpc = RpcClient(url)
+        assert rpc.batch([("eth_call", [n]) for n in range(5)]) == [hex(n * 10) for n in range(5)]
+        assert batches == [[0, 1, 2, 3, 4], [1, 3]], "the answered calls are not repeated"
+        batches.clear()
+        with pytest.raises(JsonRpcError, match="limit exceeded"):
+            RpcClient(url, busy_wait=0).batch([("eth_call", [1])])
+        assert batches == [[1]]
+
+
+def test_a_batch_with_a_real_error_raises_it_without_retrying():
+    def one_reverts(req: dict | list) -> tuple[int, bytes]:
+        assert isinstance(req, list)
+        err = {"code": 3, "message": "execution reverted"}
+        return 200, json.dumps([{"jsonrpc": "2.0", "id": r["id"], "error": err} if r["params"][0] == 1
+                                else {"jsonrpc": "2.0", "id": r["id"], "result": "0x1"} for r in req]).encode()
+
+    with server(one_reverts) as url, pytest.raises(JsonRpcError, match="execution reverted"):
+        RpcClient(url).batch([("eth_call", [0]), ("eth_call", [1])])
+
+
 @pytest.mark.parametrize(("attack", "body", "message"), [
     ("oversized reply", b'{"jsonrpc":"2.0","id":1,"result":"' + b"a" * 5000 + b'"}', "larger than"),
     ("deeply nested reply", b"[" * 1000 + b"]" * 1000, "nested deeper"),

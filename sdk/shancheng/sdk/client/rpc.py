@@ -324,22 +324,50 @@ class RpcClient:
             delay = min(delay * 2, 0.5)
 
     def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
-        """Several calls in one HTTP request; results in order; the first error reply raises :class:`JsonRpcError`."""
+        """Several calls in one HTTP request; results in order; the first error reply raises :class:`JsonRpcError`.
+
+        A node refuses calls of a batch one by one when this client has too many in flight ("limit exceeded", as
+        for :meth:`call`): only the refused calls are sent again, in a smaller batch, with the same jittered
+        backoff for up to ``busy_wait`` seconds — the calls it answered are not repeated."""
         if not calls:
             return []
+        results: list[Any] = [None] * len(calls)
+        pending = list(range(len(calls)))
+        delay, deadline = 0.02, time.monotonic() + self.busy_wait
+        while True:
+            refused = self._batch_once([(i, calls[i]) for i in pending], results)
+            if refused is None:
+                return results
+            if time.monotonic() + delay > deadline:
+                raise refused[1]
+            pending = refused[0]
+            time.sleep(delay * (0.5 + random.random()))  # jitter (not a secret)
+            delay = min(delay * 2, 0.5)
+
+    def _batch_once(self, calls: list[tuple[int, tuple[str, Sequence[Any]]]],
+                    results: list[Any]) -> tuple[list[int], JsonRpcError] | None:
+        """Send ``calls`` (position, (method, params)) as one batch and put their results in ``results``; the
+        positions refused as busy (and the first such refusal) when there are any; any other error raises."""
         ids = [next(self._ids) for _ in calls]
         body = json.dumps([{"jsonrpc": "2.0", "id": i, "method": m, "params": list(p)}
-                           for i, (m, p) in zip(ids, calls, strict=True)]).encode()
+                           for i, (_, (m, p)) in zip(ids, calls, strict=True)]).encode()
         url, reply = self._post(body, f"a batch of {len(calls)} calls")
         if not isinstance(reply, list) or len(reply) != len(calls):
             raise MalformedReply(f"{url} did not answer the batch with {len(calls)} replies")
         by_id = {r.get("id"): r for r in reply if isinstance(r, dict)}
-        out = []
-        for id_, (method, _) in zip(ids, calls, strict=True):
+        busy: list[int] = []
+        first: JsonRpcError | None = None
+        for id_, (position, (method, _)) in zip(ids, calls, strict=True):
             if id_ not in by_id:
                 raise MalformedReply(f"{url} left call {method} of a batch unanswered")
-            out.append(self._result(by_id[id_], method, id_, url))
-        return out
+            try:
+                results[position] = self._result(by_id[id_], method, id_, url)
+            except JsonRpcError as exc:
+                if not _busy(exc):
+                    raise
+                busy.append(position)
+                first = first or exc
+        return (busy, first) if first is not None else None
 
     @staticmethod
     def _result(reply: Any, method: str, id_: int, url: str) -> Any:
