@@ -47,7 +47,7 @@ def test_a_stored_answer_is_sealed_and_replayed_to_its_principal_only(engine: En
     with pytest.raises(Problem) as running:
         store.begin(PRINCIPAL, KEY, digest)
     assert running.value.status == 409 and running.value.type_suffix == "idempotency-in-progress"
-    store.finish(PRINCIPAL, KEY, status_code=200, content_type="application/json", body=body)
+    store.finish(PRINCIPAL, KEY, status_code=200, content_type="application/json", body=body, submitted=True)
 
     assert store.begin(PRINCIPAL, KEY, digest) == Stored(200, "application/json", body)
     engine.dispose()  # the WAL is checkpointed into the file: both are read anyway
@@ -67,7 +67,8 @@ def test_an_altered_row_is_a_clear_problem_and_the_request_is_not_run_again(engi
     store = IdempotencyStore(engine, secret=SECRET)
     digest = request_hash("POST", "/api/v1/evidence/records", b'{"record": 1}')
     assert store.begin(PRINCIPAL, KEY, digest) is None
-    store.finish(PRINCIPAL, KEY, status_code=201, content_type="application/json", body=b'{"id": "r1"}')
+    store.finish(PRINCIPAL, KEY, status_code=201, content_type="application/json", body=b'{"id": "r1"}',
+                 submitted=False)
     with engine.begin() as conn:
         sealed = bytes(conn.execute(text("SELECT sealed FROM idempotency")).scalar_one())
         altered = sealed[:-1] + bytes([sealed[-1] ^ 1])
@@ -79,12 +80,22 @@ def test_an_altered_row_is_a_clear_problem_and_the_request_is_not_run_again(engi
     assert "not run again" in problem["detail"] and "Traceback" not in problem["detail"]
 
 
-def test_a_server_error_is_not_stored_so_the_retry_runs(engine: Engine) -> None:
+def test_a_server_error_before_any_send_is_not_stored_so_the_retry_runs(engine: Engine) -> None:
     store = IdempotencyStore(engine, secret=SECRET)
     digest = request_hash("POST", "/api/v1/evidence/records", b"{}")
     assert store.begin(PRINCIPAL, KEY, digest) is None
-    store.finish(PRINCIPAL, KEY, status_code=503, content_type="application/problem+json", body=b"{}")
+    store.finish(PRINCIPAL, KEY, status_code=503, content_type="application/problem+json", body=b"{}", submitted=False)
     assert store.begin(PRINCIPAL, KEY, digest) is None
+
+
+def test_a_server_error_after_a_send_is_the_keys_answer(engine: Engine) -> None:
+    store = IdempotencyStore(engine, secret=SECRET)
+    digest = request_hash("POST", "/api/v1/prescriptions", b"{}")
+    assert store.begin(PRINCIPAL, KEY, digest) is None
+    problem = b'{"type": "urn:shancheng:problem/not-final"}'
+    store.finish(PRINCIPAL, KEY, status_code=503, content_type="application/problem+json", body=problem,
+                 submitted=True)
+    assert store.begin(PRINCIPAL, KEY, digest) == Stored(503, "application/problem+json", problem)
 
 
 def test_an_old_format_database_is_migrated_and_serves(world: GatewayWorld, tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
 """Idempotency keys: a POST/PUT/PATCH/DELETE under ``/api/`` with an ``Idempotency-Key`` header (1 to 200 printable
 ASCII characters) runs once per (principal, key); a retry with the same body gets the stored response again (with
 ``Idempotent-Replayed: true``), the same key with another body a 422 problem, and a retry while the first request
-still runs a 409 problem. Server errors (5xx) are not stored, so a retry runs again.
+still runs a 409 problem. A server error (5xx) is not stored, so a retry runs again — unless the request had already
+handed a transaction to a node (:func:`shancheng.sdk.client.recording_submissions`): then the error is the key's
+answer, and the client checks the resource instead of sending the write twice.
 
 The stored answers are sealed: a response may hold a secret the gateway otherwise keeps no copy of (a patient's
 pickup code), and the table keeps them for :data:`RETENTION` seconds. From the gateway's secret and each
@@ -148,12 +150,16 @@ class IdempotencyStore:
                           detail="the stored answer of this Idempotency-Key cannot be read (its row was altered); "
                                  "the request was not run again") from None
 
-    def finish(self, principal: str, key: str, *, status_code: int, content_type: str | None, body: bytes) -> None:
-        """Store the answer of a request :meth:`begin` let run (sealed), or forget the key after a server error."""
+    def finish(self, principal: str, key: str, *, status_code: int, content_type: str | None, body: bytes,
+               submitted: bool) -> None:
+        """Store the answer of a request :meth:`begin` let run (sealed), or forget the key after a server error of a
+        request that ``submitted`` no transaction (a retry then runs it again). A server error after a transaction
+        was handed to a node (503 ``not-final``, a node lost while waiting) is stored like any answer: running the
+        request again would send a second transaction."""
         slot = self._slot(principal, key)
         with self.engine.begin() as conn:
             where = idempotency.c.id == slot.row_id
-            if status_code >= 500:
+            if status_code >= 500 and not submitted:
                 conn.execute(delete(idempotency).where(where))
             else:
                 sealed = seal(slot.seal_key, Stored(status_code, content_type, body).to_bytes(), slot.row_id)

@@ -11,6 +11,8 @@ from typing import Any
 import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shancheng.sdk.client import recording_submissions
+
 from . import idempotency
 from .auth import Authenticator
 from .deps import running_services
@@ -98,11 +100,13 @@ class GatewayMiddleware:
                 chunks.append(message.get("body", b""))
             await send(message)
 
-        try:
-            await self.app(scope, receive, capture)
-        finally:
-            await anyio.to_thread.run_sync(lambda: store.finish(principal.key, key, status_code=status,
-                                                                content_type=content_type, body=b"".join(chunks)))
+        with recording_submissions() as sent:
+            try:
+                await self.app(scope, receive, capture)
+            finally:
+                await anyio.to_thread.run_sync(lambda: store.finish(
+                    principal.key, key, status_code=status, content_type=content_type, body=b"".join(chunks),
+                    submitted=bool(sent)))
 
 
 async def _read_limited(request: _Request, receive: Receive, limit: int) -> bytes:

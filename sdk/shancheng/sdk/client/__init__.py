@@ -36,6 +36,7 @@ from .proofs import ProofFailed
 from .rpc import JsonRpcError, MalformedReply, NodeUnavailable, RpcClient
 from .store import StoreError
 from .stores import open_checkpoint, open_store
+from .submissions import note_submitted, recording_submissions
 from .subscribe import HandlerFailed, Lag, Subscription
 from .transactions import PendingTransaction, Receipt, TransactionRefused, TransactionReverted
 
@@ -74,7 +75,9 @@ __all__ = [
     "SubscriptionError",
     "TransactionRefused",
     "TransactionReverted",
+    "note_submitted",
     "open_checkpoint",
     "open_store",
+    "recording_submissions",
     "write_eth_keystore",
 ]

@@ -67,6 +67,7 @@ from .proofs import (
     proven_receipt,
 )
 from .rpc import JsonRpcError, NodeUnavailable, RpcClient, quantity
+from .submissions import note_submitted
 from .transactions import PendingTransaction, Receipt, TransactionRefused, TransactionReverted
 from .validator_history import fetch_validator_changes
 
@@ -268,6 +269,7 @@ class ChainClient:
                 except NodeUnavailable:
                     pass  # it may have arrived; kept and re-sent by wait() until a receipt shows up
                 slot.use()
+                note_submitted(tx_hash)  # from here a retry of the caller's request would send it twice
                 now = time.monotonic()
                 return PendingTransaction(call, sender, slot.nonce, raw, tx_hash, now, now)
         raise TransactionRefused("the node kept answering 'nonce too low' for the account's pending nonce")

@@ -15,6 +15,7 @@ import pytest
 
 from shancheng.sdk.domain.prescriptions import Prescriptions
 from shancheng.testing.gateway import GatewayWorld
+from shancheng.testing.lying_proxy import FORWARD, Forward, LyingProxy
 
 _counter = itertools.count(1)
 REVIEW = {"phar_prac_cert_no": "PHA2024001", "rx_chk_stas_codg": "1", "rx_chk_opnn": "合理"}
@@ -172,6 +173,36 @@ def test_an_idempotency_key_replays_the_step(world: GatewayWorld, staff: Staff) 
     again = http.post("/api/v1/prescriptions", json=body, headers={"Idempotency-Key": "rx-issue-1"})
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json() and again.headers.get("idempotent-replayed") == "true"
+
+
+def test_a_write_whose_node_is_lost_after_the_send_is_not_sent_again_under_its_key(
+        world: GatewayWorld, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The node takes the transaction, then the gateway loses it (503): a retry with the same Idempotency-Key gets
+    that answer again and does not send a second transaction; the client checks the prescription instead."""
+    sends: list[object] = []
+
+    def lost_after_the_send(method: str, params: list[Any], forward: Forward) -> object:
+        if sends:
+            raise ConnectionAbortedError("the node is gone")  # the proxy drops the connection: no answer at all
+        if method == "eth_sendRawTransaction":
+            sends.append(params)
+        return FORWARD
+
+    with LyingProxy(world.node.url) as proxy, GatewayWorld.start(
+            tmp_path_factory.mktemp("gw-lost"), node=world.node, node_urls=[proxy.url]) as lossy:
+        lossy.staff("dr-lost", "doctor")
+        http = lossy.client(token=lossy.token("doctor", subject="dr-lost"))
+        body = {"prescription": document()}
+        proxy.lie = lost_after_the_send
+        first = http.post("/api/v1/prescriptions", json=body, headers={"Idempotency-Key": "rx-lost-1"})
+        assert first.status_code == 503 and len(sends) == 1, first.text
+        later: list[object] = []
+        proxy.lie = lambda method, params, forward: (later.append(params) if method == "eth_sendRawTransaction"
+                                                     else None) or FORWARD  # the node is back: every call reaches it
+        again = http.post("/api/v1/prescriptions", json=body, headers={"Idempotency-Key": "rx-lost-1"})
+        assert again.status_code == 503 and again.headers.get("idempotent-replayed") == "true", again.text
+        assert again.content == first.content
+        assert later == [] and len(sends) == 1, "the retry sent the prescription again"
 
 
 def read(world: GatewayWorld, staff: Staff, subject: str, rx_id: str) -> dict[str, Any]:
