@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import itertools
 import logging
 import os
@@ -39,6 +38,7 @@ from google.protobuf.message import DecodeError
 
 from shancheng.nodes.abci.proto import pb
 from shancheng.sdk.errors import ShanchengError
+from shancheng.sdk.netaddr import is_loopback
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
@@ -230,15 +230,6 @@ def parse_address(address: str) -> _Address:
     raise AbciAddressError(f"ABCI address {address!r}: expected unix:///PATH or tcp://HOST:PORT")
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _clear_stale_socket(path: Path) -> None:
     """Remove a unix socket nobody listens on (left by a killed node); refuse to take over a live one."""
     try:
@@ -346,7 +337,7 @@ class AbciServer:
                 self._server = await asyncio.start_unix_server(self._serve, path=str(self._where.unix))
                 os.chmod(self._where.unix, 0o600)
             else:
-                if not _is_loopback(self._where.host):
+                if not is_loopback(self._where.host):
                     logger.warning("ABCI on %s: the protocol has no authentication; keep it off the network",
                                    self.address)
                 self._server = await asyncio.start_server(self._serve, self._where.host, self._where.port)

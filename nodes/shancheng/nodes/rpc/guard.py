@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import resource
@@ -374,13 +373,6 @@ def listening_socket(host: str, port: int, backlog: int = 1024) -> socket.socket
         sock.close()
         raise
     return sock
-
-
-def is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def raise_fd_limit(needed: int) -> int:

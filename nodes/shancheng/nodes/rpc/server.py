@@ -36,7 +36,6 @@ from shancheng.nodes.rpc.guard import (
     RpcPolicy,
     TokenCheck,
     cors_allows,
-    is_loopback,
     listening_socket,
     quiet_logs,
     raise_fd_limit,
@@ -45,6 +44,7 @@ from shancheng.nodes.rpc.methods import METHODS, REQUIRED, Limits, Method, RpcAp
 from shancheng.nodes.rpc.params import InvalidParams, LogFilter, RpcError, parse_filter
 from shancheng.sdk import strict_json
 from shancheng.sdk.errors import InvalidInput
+from shancheng.sdk.netaddr import is_loopback
 
 __all__ = ["Limits", "RpcPolicy", "RpcServer"]
 
