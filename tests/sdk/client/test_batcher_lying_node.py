@@ -8,45 +8,31 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import rlp
 from _batcher_checks import check_exactly_once, genesis_verifier
+from _lying_node_world import ZERO, LyingNodeWorld, lying_node_world, tx_hash
 from eth_abi.abi import encode
 from eth_hash.auto import keccak
 
 from shancheng.sdk import Client
-from shancheng.sdk.chainproof import CommitCertificate, GenesisFile
-from shancheng.sdk.client import Anchor, Batcher, Identity, LogFilter, NotFinal, TransactionRefused
+from shancheng.sdk.chainproof import CommitCertificate
+from shancheng.sdk.client import Batcher, LogFilter, NotFinal, TransactionRefused
 from shancheng.sdk.crypto import SM2PrivateKey, sm3
 from shancheng.sdk.evidence.chain import BATCH_ANCHORED_TOPIC
 from shancheng.testing.lying_proxy import FORWARD, Forward, LyingProxy, UpstreamError
-from shancheng.testing.solo import SoloNode
 
 pytestmark = pytest.mark.network
 
-ZERO = b"\0" * 32
 
-
-class World:
-    def __init__(self, node: SoloNode, tmp: Path) -> None:
-        self.node, self.tmp = node, tmp
-        self.genesis = GenesisFile.load(node.genesis_path)
-        self.identity: Identity = node.identity("hospital", tmp / "keys")
-        self.honest = Client.connect(node.url, identity=self.identity, genesis=self.genesis)
-        # a real anchor in a real certified block: what the liar dresses its fabrications in
-        self.decoy: Anchor = self.honest.anchor_checkpoint("hospital.example/log/decoy", sequence=1, tree_size=1,
-                                                           root=sm3(b"decoy"), prev_root=ZERO)
-        self._n = 0
-
+class World(LyingNodeWorld):
     def client(self, *urls: str, resubmit_after: float = 1.0) -> Client:
         return Client.connect(list(urls), identity=self.identity, genesis=self.genesis, resubmit_after=resubmit_after)
 
     def origin(self, label: str) -> str:
-        self._n += 1
-        return f"hospital.example/log/liar-{label}-{self._n}"
+        return f"hospital.example/log/liar-{label}-{self.next_number()}"
 
     def store(self, label: str) -> str:
         return f"sqlite:///{self.tmp / (label + '.db')}"
@@ -57,13 +43,8 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    tmp = tmp_path_factory.mktemp("liar")
-    node = SoloNode.init_dev(tmp / "node")
-    node.start()
-    try:
-        yield World(node, tmp)
-    finally:
-        node.stop()
+    with lying_node_world(World, tmp_path_factory.mktemp("liar"), decoy_origin="hospital.example/log/decoy") as w:
+        yield w
 
 
 @pytest.fixture
@@ -73,10 +54,6 @@ def proxy(world: World) -> Iterator[LyingProxy]:
 
 
 # -- what the liar fabricates --------------------------------------------------------------------------------------
-
-
-def _tx_hash(raw_hex: str) -> str:
-    return "0x" + keccak(bytes.fromhex(raw_hex[2:])).hex()
 
 
 def _anchor_call_args(client: Client, raw_hex: str) -> tuple[int, bytes, int]:
@@ -110,8 +87,8 @@ class Swallower:
         if method == "eth_sendRawTransaction":
             tx = rlp.decode(bytes.fromhex(params[0][2:])[1:])
             if bytes(tx[5]) == self.registry:
-                self.swallowed[_tx_hash(params[0])] = params[0]
-                return _tx_hash(params[0])
+                self.swallowed[tx_hash(params[0])] = params[0]
+                return tx_hash(params[0])
         return FORWARD
 
 
@@ -292,7 +269,7 @@ def test_a_transaction_whose_nonce_stays_used_without_its_receipt_is_named_repla
     """Every node says the nonce is used and none shows the receipt: not at the first such answer (a node may be
     between blocks), but a re-send interval later it is refused as replaced."""
     def used(method: str, params: list[Any], forward: Forward) -> Any:
-        if method == "eth_sendRawTransaction" and pending_hash and _tx_hash(params[0]) == pending_hash[0]:
+        if method == "eth_sendRawTransaction" and pending_hash and tx_hash(params[0]) == pending_hash[0]:
             raise _nonce_too_low()
         if method == "eth_getTransactionReceipt" and pending_hash and params[0] == pending_hash[0]:
             return None

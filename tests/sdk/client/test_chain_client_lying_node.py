@@ -7,43 +7,28 @@ completes through the honest node, exactly once."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from eth_hash.auto import keccak
+from _lying_node_world import ZERO, LyingNodeWorld, lying_node_world, tx_hash
 
 from shancheng.sdk import Client
-from shancheng.sdk.chainproof import GenesisFile
-from shancheng.sdk.client import Anchor, Identity, Receipt
+from shancheng.sdk.client import Receipt
 from shancheng.sdk.client.proofs import prove_transaction
 from shancheng.sdk.crypto import sm3
 from shancheng.testing.lying_proxy import FORWARD, Forward, LyingProxy
-from shancheng.testing.solo import SoloNode
 
 pytestmark = pytest.mark.network
 
-ZERO = b"\0" * 32
 
-
-class World:
-    def __init__(self, node: SoloNode, tmp: Path) -> None:
-        self.node = node
-        self.genesis = GenesisFile.load(node.genesis_path)
-        self.identity: Identity = node.identity("hospital", tmp / "keys")
-        self.honest = Client.connect(node.url, identity=self.identity, genesis=self.genesis)
-        self.decoy: Anchor = self.honest.anchor_checkpoint("hospital.example/log/send-decoy", sequence=1,
-                                                           tree_size=1, root=sm3(b"decoy"), prev_root=ZERO)
-        self._n = 0
-
+class World(LyingNodeWorld):
     def client(self, proxy: LyingProxy) -> Client:
         return Client.connect([proxy.url, self.node.url], identity=self.identity, genesis=self.genesis,
                               resubmit_after=1.0)
 
     def send_anchor(self, client: Client) -> tuple[str, Receipt]:
         """A generic ``send`` of a fresh checkpoint's anchorBatch call (a transaction with one log)."""
-        self._n += 1
-        origin = f"hospital.example/log/send-{self._n}"
+        origin = f"hospital.example/log/send-{self.next_number()}"
         call = client.anchor_call(origin, sequence=1, tree_size=1, root=sm3(origin.encode()), prev_root=ZERO)
         return origin, client.send(call, timeout=60)
 
@@ -62,13 +47,9 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    tmp = tmp_path_factory.mktemp("send-liar")
-    node = SoloNode.init_dev(tmp / "node")
-    node.start()
-    try:
-        yield World(node, tmp)
-    finally:
-        node.stop()
+    with lying_node_world(World, tmp_path_factory.mktemp("send-liar"),
+                          decoy_origin="hospital.example/log/send-decoy") as w:
+        yield w
 
 
 @pytest.fixture
@@ -77,18 +58,14 @@ def proxy(world: World) -> Iterator[LyingProxy]:
         yield p
 
 
-def _tx_hash(raw_hex: str) -> str:
-    return "0x" + keccak(bytes.fromhex(raw_hex[2:])).hex()
-
-
 def test_a_fabricated_receipt_of_a_swallowed_send_is_never_returned(world: World, proxy: LyingProxy) -> None:
     swallowed: set[str] = set()
     decoy_tx = "0x" + world.decoy.transaction_hash.hex()
 
     def lie(method: str, params: list[Any], forward: Forward) -> Any:
         if method == "eth_sendRawTransaction":  # swallowed: its hash answered, nothing forwarded
-            swallowed.add(_tx_hash(params[0]))
-            return _tx_hash(params[0])
+            swallowed.add(tx_hash(params[0]))
+            return tx_hash(params[0])
         if method == "eth_getTransactionReceipt" and params[0] in swallowed:  # a real certified block, status 1
             real = forward(method, [decoy_tx])
             logs = [{**log, "transactionHash": params[0]} for log in real["logs"]]
