@@ -1,6 +1,6 @@
 """Gas of each contract operation on three EVMs, side by side.
 
-    .venv/bin/python bench/gas.py
+    .venv/bin/python bench/gas.py [--only "light client"]
 
 Columns: anvil (stock EVM, npm Foundry), py-evm without the GM precompile (stock Cancun), their ratio
 (must be 1.000: the two EVMs agree, the script exits 1 otherwise), and py-evm with the GM precompile
@@ -9,7 +9,9 @@ Columns: anvil (stock EVM, npm Foundry), py-evm without the GM precompile (stock
 Each operation is a function ``(system) -> receipt`` run from the same genesis on every EVM (a snapshot is
 reverted after it), with the same inputs (signatures are made once and reused), so the figures compare.
 Add an operation with one ``@operation("name")`` function; it may prepare state first and returns the
-receipt of the transaction to measure.
+receipt of the transaction to measure. Operations that need the GM precompile to run at all (the cross-chain light
+client, whose constructor refuses a chain without it) are ``@operation("name", gm_only=True)``: measured on py-evm+GM
+alone, "-" in the other columns.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from eth_abi import encode
@@ -35,11 +38,14 @@ from shancheng.testing import (
 
 Operation = Callable[[System], Any]
 OPERATIONS: list[tuple[str, Operation]] = []
+GM_ONLY: set[str] = set()
 
 
-def operation(name: str) -> Callable[[Operation], Operation]:
+def operation(name: str, *, gm_only: bool = False) -> Callable[[Operation], Operation]:
     def register(fn: Operation) -> Operation:
         OPERATIONS.append((name, fn))
+        if gm_only:
+            GM_ONLY.add(name)
         return fn
 
     return register
@@ -547,9 +553,91 @@ def trace_dispense(system: System) -> Any:
     return _trace(system, "dispense", "pharmacy", codes, ZERO, True)
 
 
-def measure(system: System) -> dict[str, int]:
+# ----------------------------------------------------------------------------------------- cross-chain light client
+# A 4-validator Shancheng source chain (the light-client tests' ledger, tests/contracts/crosschain): block 1 anchors
+# the hospital's log at a tree of 2^20 leaves (a record's audit path: 20 SM3 hashes), block 2 adds a fifth validator.
+LC_TREE_SIZE, LC_LEAF_INDEX = 1 << 20, 654_321
+
+
+@cache
+def _lc_source() -> Any:
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "contracts" / "crosschain"))
+    from _light_client_support import SourceChain, add_validator
+
+    from shancheng.sdk.merkle import root_from_inclusion_proof
+
+    source = SourceChain(Path(tempfile.mkdtemp(prefix="bench-lc-")))
+    leaf, path = sm3(b"bench record leaf"), [sm3(b"bench path %d" % i) for i in range(20)]
+    root = root_from_inclusion_proof(leaf, LC_LEAF_INDEX, LC_TREE_SIZE, path)
+    source.produce([], [source.anchor(1, root, LC_TREE_SIZE, ZERO)])
+    source.produce([add_validator(4, 1)])
+    return source, (leaf, LC_LEAF_INDEX, LC_TREE_SIZE, path)
+
+
+def _lc_deployed(system: System) -> tuple[Any, Any]:
+    from shancheng.sdk.crosschain import abi_validator_set
+
+    source, _ = _lc_source()
+    contract = system.deploy_contract("ShanchengLightClient", source.identity, source.genesis.chain_id,
+                                      abi_validator_set(source.genesis_set()), source.registry, "0x" + "00" * 20)
+    return source, contract
+
+
+def _lc_block(source: Any, height: int) -> tuple[bytes, Any]:
+    from shancheng.sdk.crosschain import abi_certificate
+
+    block = source.blocks[height]
+    return block.header, abi_certificate(block.certificate)
+
+
+def _lc_evidence(source: Any) -> tuple[Any, Any]:
+    from shancheng.chain.receipt_proofs import receipt_proof
+    from shancheng.sdk.evidence import source_id_of
+
+    proof = receipt_proof(source.ledger.block_by_number(1), list(source.ledger.receipts(1)), 0)
+    nodes = [bytes.fromhex(n[2:]) for n in proof["proof"]]
+    return (0, nodes, source_id_of(1, "hospital.example/log/light-client-source"), 1), _lc_source()[1]
+
+
+@operation("light client: store a certified checkpoint (4 of 4 validators)", gm_only=True)
+def lc_store_checkpoint(system: System) -> Any:
+    source, contract = _lc_deployed(system)
+    return system.transact(contract.functions.storeCheckpoint(*_lc_block(source, 1)), "hospital")
+
+
+@operation("light client: validator-set change (4 signing, new set of 5)", gm_only=True)
+def lc_validator_change(system: System) -> Any:
+    from shancheng.sdk.crosschain import abi_validator_set
+
+    source, contract = _lc_deployed(system)
+    system.transact(contract.functions.storeCheckpoint(*_lc_block(source, 1)), "hospital")
+    new_set = abi_validator_set(source.changes()[2])
+    return system.transact(contract.functions.submitValidatorSetChange(*_lc_block(source, 2), new_set), "hospital")
+
+
+@operation("light client: evidence, first verification (4 of 4 validators, path of 20)", gm_only=True)
+def lc_evidence_in_header(system: System) -> Any:
+    source, contract = _lc_deployed(system)
+    anchor, inclusion = _lc_evidence(source)
+    fn = contract.functions.verifyEvidenceInHeader(*_lc_block(source, 1), anchor, inclusion)
+    return system.transact(fn, "hospital")
+
+
+@operation("light client: evidence under a stored checkpoint (path of 20)", gm_only=True)
+def lc_evidence_stored(system: System) -> Any:
+    source, contract = _lc_deployed(system)
+    system.transact(contract.functions.storeCheckpoint(*_lc_block(source, 1)), "hospital")
+    anchor, inclusion = _lc_evidence(source)
+    return system.transact(contract.functions.verifyEvidence(1, anchor, inclusion), "hospital")
+
+
+def measure(system: System, names: list[str]) -> dict[str, int]:
     out = {}
     for name, fn in OPERATIONS:
+        if name not in names or (name in GM_ONLY and not system.gm):
+            continue
         snap = system.snapshot()
         try:
             out[name] = int(fn(system)["gasUsed"])
@@ -558,15 +646,27 @@ def measure(system: System) -> dict[str, int]:
     return out
 
 
-def main() -> int:
-    with run_anvil() as anvil_w3:
-        anvil = measure(build_system("anvil", anvil_w3))
-    stock = measure(build_system("pyevm-stock", make_pyevm(gm=False)))
-    gm = measure(build_system("pyevm", make_pyevm(gm=True)))
-    width = max(len(name) for name, _ in OPERATIONS)
+def main(argv: list[str]) -> int:
+    """``gas.py [--only TEXT]``: every operation, or those whose name contains TEXT."""
+    only = argv[argv.index("--only") + 1] if "--only" in argv[:-1] else ""
+    names = [name for name, _ in OPERATIONS if only in name]
+    if not names:
+        print(f"no operation's name contains {only!r}", file=sys.stderr)
+        return 2
+    anvil: dict[str, int] = {}
+    stock: dict[str, int] = {}
+    if any(name not in GM_ONLY for name in names):
+        with run_anvil() as anvil_w3:
+            anvil = measure(build_system("anvil", anvil_w3), names)
+        stock = measure(build_system("pyevm-stock", make_pyevm(gm=False)), names)
+    gm = measure(build_system("pyevm", make_pyevm(gm=True)), names)
+    width = max(len(name) for name in names)
     print(f"{'operation':<{width}}  {'anvil':>9}  {'py-evm':>9}  {'ratio':>6}  {'py-evm+GM':>9}  {'GM/anvil':>8}")
     disagree = []
-    for name, _ in OPERATIONS:
+    for name in names:
+        if name in GM_ONLY:
+            print(f"{name:<{width}}  {'-':>9}  {'-':>9}  {'-':>6}  {gm[name]:>9,}  {'-':>8}")
+            continue
         a, p, g = anvil[name], stock[name], gm[name]
         if a != p:
             disagree.append(name)
@@ -579,4 +679,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))

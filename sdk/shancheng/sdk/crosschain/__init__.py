@@ -13,24 +13,32 @@ N blocks or T seconds.
 >>> with Relayer(source, target, light.address, store="relayer.db", every_blocks=100) as relayer:     # doctest: +SKIP
 ...     relayer.start()
 ...     relayer.relay_height(anchor.block_number)   # then verifyAnchor(height, ...) on the target
+>>> light.verify_evidence(package)   # a source evidence package, verified inside the light client  # doctest: +SKIP
+
+:mod:`.metrics` serves a relayer's lag (``Relayer.metrics``) on ``GET /metrics``.
 """
 
 from .light_client import (
+    EvidenceArguments,
     LightClient,
     LightClientError,
     ProvenAnchor,
+    ProvenEvidence,
     StoredCheckpoint,
     WrongSourceChain,
     abi_certificate,
     abi_validator_set,
     deploy_light_client,
+    evidence_arguments,
 )
 from .relayer import Relayer, RelayStatus
 
 __all__ = [
+    "EvidenceArguments",
     "LightClient",
     "LightClientError",
     "ProvenAnchor",
+    "ProvenEvidence",
     "RelayStatus",
     "Relayer",
     "StoredCheckpoint",
@@ -38,4 +46,5 @@ __all__ = [
     "abi_certificate",
     "abi_validator_set",
     "deploy_light_client",
+    "evidence_arguments",
 ]

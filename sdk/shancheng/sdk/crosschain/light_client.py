@@ -23,26 +23,32 @@ from eth_abi.abi import encode
 from eth_hash.auto import keccak
 
 from ..chainproof import CommitCertificate, GenesisFile, ValidatorSet
+from ..chainproof.receipt import parse_receipt_proof
 from ..client.capabilities import ChainMismatch
 from ..client.chain_client import ChainClient
 from ..client.contracts import Contract, contract_address
 from ..client.rpc import JsonRpcError
 from ..client.transactions import TransactionReverted
 from ..crypto import signature_to_raw
-from ..errors import InvalidInput, ShanchengError
+from ..errors import InvalidInput, ShanchengError, VerificationError
+from ..evidence import EvidencePackage, PackageError, leaf_data
 from ..evidence.chain import ValidatorChange
+from ..merkle import leaf_hash
 from ..strict_json import hexbytes, to_hex
 
 __all__ = [
     "CONTRACT_NAME",
+    "EvidenceArguments",
     "LightClient",
     "LightClientError",
     "ProvenAnchor",
+    "ProvenEvidence",
     "StoredCheckpoint",
     "WrongSourceChain",
     "abi_certificate",
     "abi_validator_set",
     "deploy_light_client",
+    "evidence_arguments",
 ]
 
 CONTRACT_NAME = "ShanchengLightClient"
@@ -77,6 +83,53 @@ class ProvenAnchor:
     tree_size: int
     height: int
     block_hash: bytes
+
+
+@dataclass(frozen=True)
+class ProvenEvidence:
+    """What ``verifyEvidence`` proved inside the light client: the leaf ``leaf_hash`` at ``leaf_index`` is in the
+    tree that organisation ``anchor.org_id``'s log ``anchor.source`` anchored in source block ``anchor.height``."""
+
+    anchor: ProvenAnchor
+    leaf_index: int
+    leaf_hash: bytes
+
+
+@dataclass(frozen=True)
+class EvidenceArguments:
+    """An evidence package's chain part and inclusion proof as the contract's inputs: the anchoring block's header
+    and certificate, ``AnchorProof`` (transaction index, receipt proof nodes, source, sequence) and ``Inclusion``
+    (leaf hash, leaf index, tree size, audit path)."""
+
+    height: int
+    header: bytes
+    certificate: CommitCertificate
+    anchor_proof: tuple[int, list[bytes], bytes, int]
+    inclusion: tuple[bytes, int, int, list[bytes]]
+
+
+def evidence_arguments(package: EvidencePackage) -> EvidenceArguments:
+    """The light client's inputs for a chain-anchored package (its shape is checked here, its proofs are the
+    contract's to check); :class:`~shancheng.sdk.evidence.PackageError` for a package without a usable chain part."""
+    chain = package.chain
+    if not isinstance(chain, dict):
+        raise PackageError("$.chain: the package carries no chain proofs to verify in a light client")
+    try:
+        _, number, index, header, _, nodes = parse_receipt_proof(chain.get("receipt_proof"))
+        certificate = CommitCertificate.from_json(chain.get("commit_certificate"))
+    except (InvalidInput, VerificationError) as exc:
+        raise PackageError(f"$.chain: {exc}") from None
+    anchor = chain.get("anchor")
+    if not isinstance(anchor, dict):
+        raise PackageError("$.chain.anchor: must be an object")
+    source = hexbytes(anchor.get("source_id"), "$.chain.anchor.source_id", size=32, error=PackageError)
+    sequence = anchor.get("sequence")
+    if type(sequence) is not int or not 0 <= sequence < 1 << 64:
+        raise PackageError("$.chain.anchor.sequence: must be an unsigned 64-bit integer")
+    inc = package.inclusion
+    return EvidenceArguments(
+        height=number, header=header, certificate=certificate, anchor_proof=(index, nodes, source, sequence),
+        inclusion=(leaf_hash(leaf_data(package.record)), inc.leaf_index, inc.tree_size, list(inc.hashes)))
 
 
 @dataclass(frozen=True)
@@ -240,6 +293,23 @@ class LightClient:
         ((org, src, seq, root, size, h, block_hash),) = self._view(
             "verifyAnchor", height, transaction_index, receipt_proof, source, sequence)
         return ProvenAnchor(int(org), bytes(src), int(seq), bytes(root), int(size), int(h), bytes(block_hash))
+
+    def verify_evidence(self, package: EvidencePackage, *, stored: bool | None = None) -> ProvenEvidence:
+        """``verifyEvidence`` of a chain-anchored package inside the light client: under the stored checkpoint of
+        its anchoring block (``stored=True``), under its certified header (``False``), or whichever applies
+        (``None``: the checkpoint when the client holds it). A refusal raises :class:`LightClientError` naming the
+        contract's check."""
+        args = evidence_arguments(package)
+        if stored is None:
+            stored = self.checkpoint(args.height) is not None
+        if stored:
+            (result,) = self._view("verifyEvidence", args.height, args.anchor_proof, args.inclusion)
+        else:
+            (result,) = self._view("verifyEvidenceInHeader", args.header, abi_certificate(args.certificate),
+                                   args.anchor_proof, args.inclusion)
+        (org, src, seq, root, size, h, block_hash), leaf_index, leaf = result
+        anchor = ProvenAnchor(int(org), bytes(src), int(seq), bytes(root), int(size), int(h), bytes(block_hash))
+        return ProvenEvidence(anchor, int(leaf_index), bytes(leaf))
 
     def set_hash_at(self, height: int) -> bytes:
         """The hash of the validator set the client holds for ``height`` (at most followedHeight + 2)."""

@@ -17,6 +17,11 @@ Durability: the subscription's position and the last checkpoint relayed are kept
 after a crash the relayer resumes from there and relays every range it had not finished, so no change is skipped
 and the spacing above holds across the crash (while the target accepts the submissions).
 
+Lag: :attr:`Relayer.status` holds the source's final head, the highest height the light client holds and their
+difference in blocks and in seconds of source block time; :meth:`Relayer.metrics` renders them for Prometheus
+(``shancheng crosschain relay --metrics-port``). While the target is more than ``warn_lag_blocks`` blocks or
+``warn_lag_seconds`` seconds behind, one warning line is logged at most once a minute.
+
 >>> relayer = Relayer(source, target, light_client="0x…", store="relayer.db", every_blocks=100)  # doctest: +SKIP
 >>> relayer.start(); relayer.relay_height(1234); relayer.lag                                      # doctest: +SKIP
 """
@@ -50,6 +55,7 @@ from ..client.validator_history import fetch_validator_changes
 from ..errors import InvalidInput, VerificationError
 from ..evidence.chain import ValidatorChange, parse_validator_changes
 from .light_client import LightClient, LightClientError, StoredCheckpoint
+from .metrics import exposition
 
 __all__ = ["RelayStatus", "Relayer"]
 
@@ -62,12 +68,14 @@ TRANSIENT = (NodeUnavailable, JsonRpcError, MalformedReply, ProofFailed, Transac
 @dataclass(frozen=True)
 class RelayStatus:
     """What a relayer reports: the source's final head, the highest height the light client holds (a checkpoint or
-    a change, relayed by anyone), their difference, and the last change followed."""
+    a change, relayed by anyone), their difference in blocks and in seconds (the head's block time minus the
+    relayed block's, as of the last check), and the last change followed."""
 
     source_head: int
     relayed_height: int
     lag_blocks: int
     last_change_height: int
+    lag_seconds: float = 0.0
 
 
 class Relayer:
@@ -75,7 +83,8 @@ class Relayer:
 
     def __init__(self, source: Client, target: ChainClient, light_client: bytes | str, *, store: str | Path,
                  every_blocks: int = 100, every_seconds: float = 60.0, name: str | None = None,
-                 warn_lag_blocks: int | None = None, poll_interval: float = 0.5) -> None:
+                 warn_lag_blocks: int | None = None, warn_lag_seconds: float | None = None,
+                 poll_interval: float = 0.5) -> None:
         genesis = source.genesis
         if not isinstance(genesis, GenesisFile):
             raise InvalidInput("the relayer's source client must pin the source genesis file (genesis=...)")
@@ -89,6 +98,9 @@ class Relayer:
         if warn_lag_blocks is not None and (isinstance(warn_lag_blocks, bool) or not isinstance(
                 warn_lag_blocks, int) or warn_lag_blocks < 1):
             raise InvalidInput("warn_lag_blocks must be a positive integer")
+        if warn_lag_seconds is not None and (isinstance(warn_lag_seconds, bool) or not isinstance(
+                warn_lag_seconds, int | float) or not 1 <= warn_lag_seconds <= 30 * 86_400):
+            raise InvalidInput("warn_lag_seconds must be a number from 1 to 2592000 (30 days)")
         self.source = source
         self.genesis = genesis
         self.light = LightClient(target, light_client)
@@ -96,6 +108,8 @@ class Relayer:
         self.every_blocks = every_blocks
         self.every_seconds = float(every_seconds)
         self.warn_lag_blocks = warn_lag_blocks if warn_lag_blocks is not None else 4 * every_blocks
+        self.warn_lag_seconds = float(warn_lag_seconds) if warn_lag_seconds is not None else max(
+            300.0, 4 * self.every_seconds)
         self.name = name or f"relayer/{target.chain_id}/{self.light.contract.address_hex}"
         self._checkpoints_name = f"{self.name}/checkpoints"
         self._store = open_checkpoint(store if isinstance(store, Path) else str(store))
@@ -123,18 +137,41 @@ class Relayer:
         self._followed = self._relayed
         self._last_change = 0
         self._warned_at = 0.0
+        self._lag_seconds = 0.0
+        self._block_times: dict[int, int] = {}
+        self.warnings = 0  # lag warnings logged
 
     # -- observability -------------------------------------------------------------------------------------------
     @property
     def status(self) -> RelayStatus:
         head = self._subscription.lag.blocks + self._done_block()
         relayed = max(self._relayed, self._followed)
-        return RelayStatus(head, relayed, max(0, head - relayed), self._last_change)
+        return RelayStatus(head, relayed, max(0, head - relayed), self._last_change, self._lag_seconds)
 
     @property
     def lag(self) -> int:
         """Source final head minus the highest height the light client holds, in blocks."""
         return self.status.lag_blocks
+
+    def metrics(self) -> str:
+        """The status in Prometheus' text format, labelled with the relayer's name."""
+        status, label = self.status, '{relayer="' + self.name.replace("\\", "\\\\").replace('"', '\\"') + '"}'
+        return exposition([
+            ("shancheng_relayer_source_head", "gauge", "The source chain's final head.",
+             [(label, status.source_head)]),
+            ("shancheng_relayer_relayed_height", "gauge", "The highest source height the light client holds.",
+             [(label, status.relayed_height)]),
+            ("shancheng_relayer_lag_blocks", "gauge", "Source head minus the light client's highest height.",
+             [(label, status.lag_blocks)]),
+            ("shancheng_relayer_lag_seconds", "gauge",
+             "Block time of the source head minus that of the light client's highest height.",
+             [(label, status.lag_seconds)]),
+            ("shancheng_relayer_last_change_height", "gauge", "The last validator-set change followed.",
+             [(label, status.last_change_height)]),
+            ("shancheng_relayer_warn_lag_blocks", "gauge", "The lag in blocks above which the relayer warns.",
+             [(label, self.warn_lag_blocks)]),
+            ("shancheng_relayer_lag_warnings_total", "counter", "Lag warnings logged.", [(label, self.warnings)]),
+        ])
 
     def _done_block(self) -> int:
         p = self._subscription.position
@@ -279,6 +316,15 @@ class Relayer:
         self._watch_lag()
         return self._stop.is_set()
 
+    def _block_time(self, height: int) -> int:
+        """The source block's timestamp (kept while it is the head's or the relayed height's)."""
+        if height not in self._block_times:
+            block = self.source.rpc.call("eth_getBlockByNumber", [hex(height), False])
+            if not isinstance(block, dict) or not isinstance(block.get("timestamp"), str):
+                raise MalformedReply(f"eth_getBlockByNumber({height}): not a block")
+            self._block_times[height] = int(block["timestamp"], 16)
+        return self._block_times[height]
+
     def _watch_lag(self) -> None:
         try:
             self._followed = self.light.followed_height()
@@ -286,9 +332,19 @@ class Relayer:
             _log.warning("the target does not answer: %s", exc)
             return
         status = self.status
+        try:
+            self._lag_seconds = float(max(0, self._block_time(status.source_head)
+                                          - self._block_time(status.relayed_height)))
+        except TRANSIENT as exc:
+            _log.warning("the source does not answer: %s", exc)
+        kept = (status.source_head, status.relayed_height)
+        self._block_times = {h: t for h, t in self._block_times.items() if h in kept}
+        status = self.status
         now = time.monotonic()
-        if status.lag_blocks > self.warn_lag_blocks and now - self._warned_at >= 60:
+        behind = status.lag_blocks > self.warn_lag_blocks or status.lag_seconds > self.warn_lag_seconds
+        if behind and now - self._warned_at >= 60:
             self._warned_at = now
-            _log.warning("the target's light client is %d blocks behind the source (head %d, relayed %d)",
-                         status.lag_blocks, status.source_head, status.relayed_height)
+            self.warnings += 1
+            _log.warning("the target's light client is %d blocks (%.0f s) behind the source (head %d, relayed %d)",
+                         status.lag_blocks, status.lag_seconds, status.source_head, status.relayed_height)
 

@@ -3,6 +3,7 @@ pragma solidity 0.8.28;
 
 import {GmCrypto} from "../lib/GmCrypto.sol";
 import {AnchorReceipt} from "../lib/AnchorReceipt.sol";
+import {InclusionProof} from "../lib/InclusionProof.sol";
 import {MptProof} from "../lib/MptProof.sol";
 import {RlpReader} from "../lib/RlpReader.sol";
 
@@ -82,6 +83,32 @@ contract ShanchengLightClient {
         bytes32 blockHash;
     }
 
+    /// @notice Where an anchoring transaction is: its index in the block, its receipt proof (the `proof` list of
+    ///   shancheng_getReceiptProof) and the (source, sequence) of the BatchAnchored log it must hold.
+    struct AnchorProof {
+        uint256 transactionIndex;
+        bytes[] receiptProof;
+        bytes32 source;
+        uint64 sequence;
+    }
+
+    /// @notice A record's RFC 9162 inclusion proof in its organisation's log: the leaf hash (SM3(0x00 || leaf data),
+    ///   `recordLeafHash`), the leaf's index, the tree size and the audit path (SM3 node hashes).
+    struct Inclusion {
+        bytes32 leafHash;
+        uint64 leafIndex;
+        uint64 treeSize;
+        bytes32[] path;
+    }
+
+    /// @notice What verified evidence proves: the anchor (which organisation's log, which tree, which block) and the
+    ///   leaf of that tree.
+    struct Evidence {
+        Anchor anchor;
+        uint64 leafIndex;
+        bytes32 leafHash;
+    }
+
     /// @notice The validator set that certifies the blocks from `fromHeight` on (until the next epoch's).
     struct Epoch {
         uint64 fromHeight;
@@ -96,6 +123,7 @@ contract ShanchengLightClient {
     uint256 public constant MAX_VALIDATORS = 1024;
     uint256 public constant MAX_POWER = 1 << 40;
     uint256 private constant MAX_HEADER_SIZE = 4096;
+    uint256 private constant MAX_LEAF_SIZE = 4096;
 
     // The precompile's known-answer vector: a signature over M = SM3("abc") under a fixed key.
     bytes32 private constant PROBE_X = 0xbdb076b05d037ca8eaf6f3ae64798b9606c3b6792256340d03e7472b7cdcf2c6;
@@ -138,6 +166,9 @@ contract ShanchengLightClient {
     error NoCheckpoint(uint64 height);
     error NotRecoveryAuthority(address caller);
     error RecoveryHeightTooLow(uint64 fromHeight, uint64 minimum);
+    error InclusionTreeSizeMismatch(uint64 proofTreeSize, uint64 anchoredTreeSize);
+    error InclusionRootMismatch(bytes32 computedRoot, bytes32 anchoredRoot);
+    error LeafTooLarge(uint256 size);
 
     event ValidatorSetChanged(
         uint64 indexed changeHeight, uint64 fromHeight, bytes32 setHash, uint256 size, uint256 totalPower
@@ -262,6 +293,56 @@ contract ShanchengLightClient {
         return _anchor(h.height, h.blockHash, h.receiptsRoot, transactionIndex, receiptProof, source, sequence);
     }
 
+    /// @notice Which organisation's log (source) anchored which leaf at which height, under the stored checkpoint of
+    ///   `height`: the anchor as `verifyAnchor` proves it, then the record's inclusion proof against the tree that
+    ///   BatchAnchored log anchored: its size must be the anchored size (InclusionTreeSizeMismatch) and the root
+    ///   its audit path implies the anchored root (InclusionRootMismatch), as the SDK's verify_package checks them.
+    function verifyEvidence(uint64 height, AnchorProof calldata proof, Inclusion calldata inclusion)
+        external
+        view
+        returns (Evidence memory)
+    {
+        Checkpoint storage c = _checkpoints[height];
+        if (c.blockHash == bytes32(0)) revert NoCheckpoint(height);
+        Anchor memory a = _anchor(
+            height, c.blockHash, c.receiptsRoot, proof.transactionIndex, proof.receiptProof, proof.source,
+            proof.sequence
+        );
+        return _evidence(a, inclusion);
+    }
+
+    /// @notice As `verifyEvidence`, under a certified header given with its certificate instead of a stored checkpoint.
+    function verifyEvidenceInHeader(
+        bytes calldata header,
+        Certificate calldata certificate,
+        AnchorProof calldata proof,
+        Inclusion calldata inclusion
+    ) external view returns (Evidence memory) {
+        Header memory h = verifyCertifiedHeader(header, certificate);
+        Anchor memory a = _anchor(
+            h.height, h.blockHash, h.receiptsRoot, proof.transactionIndex, proof.receiptProof, proof.source,
+            proof.sequence
+        );
+        return _evidence(a, inclusion);
+    }
+
+    /// @notice The root an RFC 9162 inclusion proof implies for the leaf hash `leafHash` at `leafIndex` in a tree of
+    ///   `treeSize` leaves (SM3, as verifyEvidence computes it); reverts InclusionProofInvalid / InclusionProofLength.
+    function inclusionRoot(bytes32 leafHash, uint64 leafIndex, uint64 treeSize, bytes32[] calldata path)
+        external
+        view
+        returns (bytes32)
+    {
+        return InclusionProof.rootOf(leafHash, leafIndex, treeSize, path);
+    }
+
+    /// @notice The RFC 9162 leaf hash SM3(0x00 || leaf) of a record's leaf data (the SDK's evidence.leaf_data: the
+    ///   author's key and ID and the signed statement), for a contract that holds the record itself.
+    function recordLeafHash(bytes calldata leaf) external view returns (bytes32) {
+        if (leaf.length > MAX_LEAF_SIZE) revert LeafTooLarge(leaf.length);
+        return InclusionProof.leafHash(leaf);
+    }
+
     /// @notice The validator-set hash as validators.py's ValidatorSet.hash computes it.
     function validatorSetHash(Validator[] memory set) public view returns (bytes32) {
         uint256 n = set.length;
@@ -375,6 +456,14 @@ contract ShanchengLightClient {
         bytes calldata receipt = MptProof.value(receiptsRoot, MptProof.indexKey(transactionIndex), receiptProof);
         AnchorReceipt.Anchored memory a = AnchorReceipt.find(receipt, sourceRegistry, source, sequence);
         return Anchor(a.orgId, source, sequence, a.root, a.treeSize, height, blockHash);
+    }
+
+    function _evidence(Anchor memory a, Inclusion calldata inclusion) private view returns (Evidence memory) {
+        if (inclusion.treeSize != a.treeSize) revert InclusionTreeSizeMismatch(inclusion.treeSize, a.treeSize);
+        bytes32 root =
+            InclusionProof.rootOf(inclusion.leafHash, inclusion.leafIndex, inclusion.treeSize, inclusion.path);
+        if (root != a.root) revert InclusionRootMismatch(root, a.root);
+        return Evidence(a, inclusion.leafIndex, inclusion.leafHash);
     }
 
     function _followed(uint64 height) private {
