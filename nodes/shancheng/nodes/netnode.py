@@ -9,7 +9,9 @@ One process per node (``shancheng node start --home DIR/nodeK``):
 - the JSON-RPC server (HTTP + WebSocket) over the same read backend as the solo node (``backend.ReadBackend``),
   except that ``eth_sendRawTransaction`` goes to the local CometBFT (``broadcast_tx_sync``: CheckTx's verdict) and
   pending nonces are the application's CheckTx view;
-- the app's metrics (``metrics.py``) next to CometBFT's Prometheus endpoint.
+- the app's metrics (``metrics.py``) next to CometBFT's Prometheus endpoint;
+- with ``[p2p_tls]`` in node.toml (``network init --gm-tls``), the GM TLS p2p tunnel
+  (``shancheng.sdk.gmtls.tunnel``): started before CometBFT, closed after it.
 
 SIGINT/SIGTERM stop CometBFT first (it finishes its current step and closes its stores), then the ABCI server,
 the RPC server and the ledger; exit status 0. If CometBFT exits on its own the node stops with a one-line reason
@@ -48,6 +50,7 @@ from shancheng.chain.calls import RPC_GAS_CAP
 from shancheng.chain.ledger import Ledger
 from shancheng.sdk.crypto import SM2PrivateKey
 from shancheng.sdk.errors import InvalidInput, ShanchengError
+from shancheng.sdk.gmtls.tunnel import P2pTlsSettings, P2pTunnel
 
 from . import __version__
 from .abci.app import CODE_NOT_MEMBER, ShanchengApp
@@ -60,7 +63,7 @@ from .cometbft.process import CometProcess
 from .cometbft.rpc import CometRpc
 from .mempool import CODE_POOL_LIMIT, CODE_TX_INVALID, CODE_TX_REJECTED, AdmissionError
 from .metrics import AppMetrics, MetricsServer
-from .network_home import ABCI_SOCKET, COMET_HOME
+from .network_home import ABCI_SOCKET, COMET_HOME, NODE_CONFIG, load_node_config
 from .rpc.server import RpcPolicy, RpcServer
 
 __all__ = ["FAULT_POINTS", "UNSAFE_BYZANTINE_BEHAVIOURS", "NetNode", "NetNodeConfig"]
@@ -155,6 +158,18 @@ class NetNodeConfig:
     rpc_evm_timeout: float = 5.0
     call_workers: int = 2
     rpc_policy: RpcPolicy = field(default_factory=RpcPolicy)
+
+
+def _p2p_tunnel(home: Path) -> P2pTunnel | None:
+    """The GM TLS p2p tunnel ``[p2p_tls]`` of the home's node.toml asks for (keys read now), or None without one."""
+    if not (home / NODE_CONFIG).is_file():
+        return None
+    section = load_node_config(home).get("p2p_tls")
+    if section is None:
+        return None
+    settings = P2pTlsSettings.from_toml(section, home)
+    default = home / "node-key.password"
+    return P2pTunnel(settings, password=settings.tls.read_password(str(default) if default.exists() else None))
 
 
 def parse_fault(value: str | None) -> tuple[str, int] | None:
@@ -280,6 +295,7 @@ class NetNode(ReadBackend):
         self._status_lock = threading.Lock()
         self.comet: CometProcess | None = None
         self.server: RpcServer | None = None
+        self.tunnel = _p2p_tunnel(self.home)
 
     # -- commits ----------------------------------------------------------------------------------------------
     def _on_commit(self, height: int) -> None:
@@ -318,6 +334,8 @@ class NetNode(ReadBackend):
         self.start_calls()
         try:
             await abci.start()
+            if self.tunnel is not None:
+                await self.tunnel.start()
             # started from this (the main) thread: PR_SET_PDEATHSIG fires when the starting thread ends
             self.comet = CometProcess(self.home / COMET_HOME, log_path=self.home / "cometbft.log")
             self.comet.start()
@@ -337,6 +355,8 @@ class NetNode(ReadBackend):
         finally:
             if self.comet is not None and self.comet.poll() is None:
                 await asyncio.get_running_loop().run_in_executor(None, self.comet.stop)
+            if self.tunnel is not None:
+                await self.tunnel.close()
             await self.server.stop()
             if metrics is not None:
                 await metrics.stop()

@@ -30,7 +30,6 @@ import contextlib
 import ipaddress
 import logging
 import os
-import time
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -40,9 +39,10 @@ from typing import Any
 from ..errors import InvalidInput, ShanchengError
 from ..files import read_password
 from .aio import GmTlsStream
-from .context import MODES, ServerContext
+from .context import MODES, ClientContext, ServerContext
 from .credentials import CertifiedKey
 from .errors import GmTlsError, HandshakeError
+from .listener import ConnectionLimits, ReloadingContext
 
 __all__ = ["PEER_HEADER", "SUBJECT_HEADER", "TOKEN_HEADER", "GmTlsFront", "TlsFrontSettings", "is_loopback",
            "run_with_fronts"]
@@ -145,53 +145,27 @@ class TlsFrontSettings:
 
     def server_context(self, password: bytes | None) -> ServerContext:
         """A server context from the files (keys decrypted with ``password``), with the CRL when one is set."""
+        common: dict[str, Any] = {"ca": self.ca, "crl": self.crl,
+                                  "require_client_certificate": self.require_client_certificate}
+        return ServerContext(mode=self.mode, **self._certificates(password), **common)
+
+    def client_context(self, password: bytes | None) -> ClientContext:
+        """A client context presenting the same certificates (a node dialling its peers), with the CRL if set."""
+        return ClientContext(mode=self.mode, ca=self.ca, crl=self.crl, **self._certificates(password))
+
+    def _certificates(self, password: bytes | None) -> dict[str, Any]:
         def pair(cert: Path | None, key: Path | None) -> CertifiedKey:
             assert cert is not None and key is not None
             return CertifiedKey.from_files(cert, key, password)
 
-        common: dict[str, Any] = {"ca": self.ca, "crl": self.crl,
-                                  "require_client_certificate": self.require_client_certificate}
         if self.mode == "tlcp":
-            return ServerContext(mode="tlcp", sign=pair(self.sign_cert, self.sign_key),
-                                 enc=pair(self.enc_cert, self.enc_key), **common)
-        return ServerContext(mode="rfc8998", certificate=pair(self.cert, self.key), **common)
+            return {"sign": pair(self.sign_cert, self.sign_key), "enc": pair(self.enc_cert, self.enc_key)}
+        return {"certificate": pair(self.cert, self.key)}
 
     def read_password(self, default_file: str | None) -> bytes | None:
         """The key files' password: ``password_file``, else ``default_file``, else $SHANCHENG_KEY_PASSWORD."""
         chosen = str(self.password_file) if self.password_file is not None else default_file
         return read_password(chosen, required=False)
-
-
-class _ContextHolder:
-    """The current server context; remade when the CRL file changes."""
-
-    def __init__(self, settings: TlsFrontSettings, password: bytes | None) -> None:
-        self.settings = settings
-        self.password = password
-        self.crl_stamp = self._stamp()
-        self.context = settings.server_context(password)
-        self.reloads = 0
-
-    def _stamp(self) -> tuple[int, int, int] | None:
-        if self.settings.crl is None:
-            return None
-        try:
-            st = os.stat(self.settings.crl)
-        except OSError:
-            return None
-        return (st.st_ino, st.st_size, st.st_mtime_ns)
-
-    def current(self) -> ServerContext:
-        stamp = self._stamp()
-        if stamp != self.crl_stamp:
-            self.crl_stamp = stamp
-            try:
-                self.context = self.settings.server_context(self.password)
-                self.reloads += 1
-                log.info("GM TLS front: CRL %s reloaded", self.settings.crl)
-            except ShanchengError as exc:
-                log.error("GM TLS front: CRL %s not reloaded, keeping the previous one: %s", self.settings.crl, exc)
-        return self.context
 
 
 class GmTlsFront:
@@ -205,13 +179,13 @@ class GmTlsFront:
         self.upstream = upstream
         self.port = settings.port if port is None else port
         self.relay_token = relay_token
-        self.contexts = _ContextHolder(settings, password)
+        self.contexts = ReloadingContext(lambda: settings.server_context(password), settings.crl,
+                                         what="GM TLS front")
+        self.limits = ConnectionLimits(max_connections=settings.max_connections,
+                                       max_connections_per_client=settings.max_connections_per_client,
+                                       what="GM TLS front")
         self._server: asyncio.Server | None = None
-        self._per_client: dict[str, int] = {}
-        self._open = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        self.refused = 0  # connections closed at the connection limits
-        self._last_refusal_log = 0.0
 
     async def start(self) -> None:
         """Bind the listener (``self.port`` is then the bound port, also when 0 was asked for)."""
@@ -240,32 +214,12 @@ class GmTlsFront:
         await self._server.serve_forever()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
-        address = str(peer[0]) if isinstance(peer, tuple) else "?"
-        if self._open >= self.settings.max_connections or \
-                self._per_client.get(address, 0) >= self.settings.max_connections_per_client:
-            self.refused += 1
-            now = time.monotonic()
-            if now - self._last_refusal_log >= 10.0:  # one line per 10 s, however many are refused
-                self._last_refusal_log = now
-                log.warning("GM TLS front: connections refused at the limit (%d so far; latest from %s)",
-                            self.refused, address)
-            writer.close()
-            return
-        self._open += 1
-        self._per_client[address] = self._per_client.get(address, 0) + 1
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
         try:
-            await self._serve(reader, writer, address)
+            await self.limits.serve(writer, lambda address: self._serve(reader, writer, address))
         finally:
-            self._open -= 1
-            left = self._per_client[address] - 1
-            if left:
-                self._per_client[address] = left
-            else:
-                del self._per_client[address]
             if task is not None:
                 self._tasks.discard(task)
 
