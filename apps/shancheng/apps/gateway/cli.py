@@ -170,7 +170,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
     import secrets
 
-    from shancheng.sdk.gmtls.front import GmTlsFront, is_loopback, run_with_fronts
+    from shancheng.sdk.gmtls.front import GmTlsFront, run_with_fronts
+    from shancheng.sdk.netaddr import is_loopback
 
     tls = settings.tls
     if not is_loopback(args.host) and not tls.allow_plain_http:

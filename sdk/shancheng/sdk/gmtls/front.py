@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import os
 import urllib.parse
@@ -38,6 +37,7 @@ from typing import Any
 
 from ..errors import InvalidInput, ShanchengError
 from ..files import read_password
+from ..netaddr import is_loopback
 from .aio import GmTlsStream
 from .context import MODES, ClientContext, ServerContext
 from .credentials import CertifiedKey
@@ -54,17 +54,6 @@ PEER_HEADER = "X-Shancheng-Tls-Peer"
 TOKEN_HEADER = "X-Shancheng-Relay-Token"
 _STRIPPED = frozenset(h.lower().encode() for h in (SUBJECT_HEADER, PEER_HEADER, TOKEN_HEADER))
 _CHUNK = 64 * 1024
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses (where plain HTTP may listen beside a GM TLS front).
-
-    Kept here rather than imported from ``rpc.guard`` (which loads the EVM through ``rpc/__init__``): the gateway
-    imports this module for its settings."""
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 @dataclass(frozen=True)

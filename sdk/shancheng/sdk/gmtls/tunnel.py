@@ -53,10 +53,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput, ShanchengError
+from ..netaddr import is_loopback
 from .aio import GmTlsStream, open_connection
 from .context import ClientContext, ServerContext
 from .errors import GmTlsError, HandshakeError
-from .front import TlsFrontSettings, is_loopback
+from .front import TlsFrontSettings
 from .listener import ConnectionLimits, ReloadingContext
 
 __all__ = ["P2pPeer", "P2pTlsSettings", "P2pTunnel", "parse_address"]
