@@ -22,7 +22,7 @@ SWAGGER_UI := apps/shancheng/apps/web/static/vendor/swagger-ui
 
 .PHONY: run test bench lint clean venv npm proto system web native $(COMETBFT)
 
-run: system venv npm $(COMETBFT) proto web
+run: system venv npm $(COMETBFT) proto web native
 	$(VENV)/bin/shancheng district run --home .shancheng-district
 
 # the suite on TEST_WORKERS parallel pytest-xdist workers (most tests wait on nodes and networks, not the CPU, so
@@ -99,7 +99,7 @@ $(COMETBFT):
 
 # the native execution engine (chain/native: revm with the GM precompile, a PyO3 extension), built by cargo from
 # crates.io through maturin into the venv; rebuilt when its sources change (about 5 minutes from clean on 2 cores).
-# Not yet the node's engine: the tests compare it with py-evm block by block
+# The node's default engine ([execution] engine = "native"); py-evm stays the reference the tests compare it with
 NATIVE_STAMP := $(VENV)/.native-installed
 NATIVE_SOURCES := $(wildcard chain/native/src/*.rs) chain/native/Cargo.toml chain/native/Cargo.lock chain/native/pyproject.toml
 

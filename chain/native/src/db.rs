@@ -103,12 +103,20 @@ pub struct PyStateDb {
     reader: PyReader,
     state_root: B256,
     accounts: RefCell<HashMap<Address, Option<StoredAccount>>>,
-    block_hashes: HashMap<u64, B256>,
+    /// `block_hash(number) -> bytes`: the hash of an ancestor (BLOCKHASH asks only for the last 256)
+    block_hash: Py<PyAny>,
+    block_hashes: RefCell<HashMap<u64, B256>>,
 }
 
 impl PyStateDb {
-    pub fn new(get: Py<PyAny>, state_root: B256, block_hashes: HashMap<u64, B256>) -> Self {
-        Self { reader: PyReader::new(get), state_root, accounts: RefCell::new(HashMap::new()), block_hashes }
+    pub fn new(get: Py<PyAny>, state_root: B256, block_hash: Py<PyAny>) -> Self {
+        Self {
+            reader: PyReader::new(get),
+            state_root,
+            accounts: RefCell::new(HashMap::new()),
+            block_hash,
+            block_hashes: RefCell::new(HashMap::new()),
+        }
     }
 
     /// The account at `address` in the committed state, or None.
@@ -178,6 +186,16 @@ impl DatabaseRef for PyStateDb {
     }
 
     fn block_hash_ref(&self, number: u64) -> Result<B256, StateError> {
-        Ok(self.block_hashes.get(&number).copied().unwrap_or(B256::ZERO))
+        if let Some(hit) = self.block_hashes.borrow().get(&number) {
+            return Ok(*hit);
+        }
+        let hash = Python::attach(|py| -> PyResult<Vec<u8>> {
+            Ok(self.block_hash.bind(py).call1((number,))?.cast::<PyBytes>()?.as_bytes().to_vec())
+        })
+        .map_err(|e| StateError(format!("reading block {number}'s hash failed: {e}")))?;
+        let hash = B256::try_from(hash.as_slice())
+            .map_err(|_| StateError(format!("block {number}'s hash is not 32 bytes")))?;
+        self.block_hashes.borrow_mut().insert(number, hash);
+        Ok(hash)
     }
 }

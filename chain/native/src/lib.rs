@@ -13,8 +13,6 @@ mod roots;
 mod trie_update;
 mod tx;
 
-use std::collections::HashMap;
-
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyInt, PyList};
@@ -73,9 +71,20 @@ fn tx_dict<'py>(py: Python<'py>, result: &block::TxResult) -> PyResult<Bound<'py
         }
         block::TxResult::LeftOut { tx, why, reason } => {
             let kind = match why {
+                block::LeftOut::NotMember => "not_member",
                 block::LeftOut::BadNonce => "bad_nonce",
                 block::LeftOut::NoRoom => "no_room",
-                block::LeftOut::Refused => "refused",
+                block::LeftOut::Refused(refusal) => {
+                    let (what, needed, balance, message) = match refusal {
+                        block::Refusal::Gas(needed, balance) => ("gas", needed.as_str(), Some(*balance), ""),
+                        block::Refusal::Value(needed, balance) => ("value", needed.as_str(), Some(*balance), ""),
+                        block::Refusal::MaxFee => ("max_fee", "", None, ""),
+                        block::Refusal::Evm(message) => ("evm", "", None, message.as_str()),
+                    };
+                    let balance = balance.map(|b| py_int(py, b)).transpose()?;
+                    d.set_item("refusal", (what, needed, balance, message))?;
+                    "refused"
+                }
             };
             d.set_item("kind", kind)?;
             d.set_item("reason", reason)?;
@@ -106,12 +115,18 @@ fn tx_dict<'py>(py: Python<'py>, result: &block::TxResult) -> PyResult<Bound<'py
 /// Execute one block natively on py-evm's committed state.
 ///
 /// `get(key: bytes) -> bytes | None` reads the committed database (trie nodes and code by hash);
-/// `state_root` is the parent's; `block_hashes` the (number, hash) of up to 256 ancestors. Returns a dict:
-/// `txs` (one dict per input: `kind` included / invalid / no_room / refused, and for included ones
-/// `success`, `gas_used`, `cumulative_gas_used`, `logs` [(address, [topics], data)], `created`), `gas_used`,
-/// and `writes`: {address: (None | (nonce, balance, code_hash), code | None, storage_cleared, {slot: value})}.
+/// `state_root` is the parent's; `block_hash(number) -> bytes` the hash of an ancestor (asked only by
+/// BLOCKHASH, for the last 256). Returns a dict:
+/// `txs` (one dict per input: `kind` included / invalid / not_member / bad_nonce / no_room / refused, for
+/// refused ones `refusal` (what: gas / value / max_fee / evm, the cost in decimal, the balance, revm's
+/// message), for included ones `success`, `gas_used`, `cumulative_gas_used`, `logs` [(address, [topics],
+/// data)], `created`), `gas_used`, the roots, `bloom`, `nodes` (every trie node and code py-evm's engine
+/// writes for the block: hash -> bytes) and `writes`: {address: (None | (nonce, balance, code_hash),
+/// code | None, storage_cleared, {slot: value})}. With `governance`, senders must be accounts of active
+/// members of it. `senders` (one per transaction), when given, are not recovered again: transactions a
+/// mempool checked.
 #[pyfunction]
-#[pyo3(signature = (get, state_root, *, chain_id, number, timestamp, coinbase, gas_limit, prevrandao, block_hashes, txs, governance=None))]
+#[pyo3(signature = (get, state_root, *, chain_id, number, timestamp, coinbase, gas_limit, prevrandao, block_hash, txs, governance=None, senders=None))]
 #[allow(clippy::too_many_arguments)]
 fn execute_block<'py>(
     py: Python<'py>,
@@ -123,13 +138,16 @@ fn execute_block<'py>(
     coinbase: &[u8],
     gas_limit: u64,
     prevrandao: &[u8],
-    block_hashes: Vec<(u64, Vec<u8>)>,
+    block_hash: Py<PyAny>,
     txs: Vec<Vec<u8>>,
     governance: Option<Vec<u8>>,
+    senders: Option<Vec<Vec<u8>>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let mut hashes = HashMap::new();
-    for (n, h) in block_hashes {
-        hashes.insert(n, B256::from(fixed::<32>("a block hash", &h)?));
+    let senders = senders
+        .map(|all| all.iter().map(|s| fixed::<20>("a sender", s).map(Address::from)).collect::<PyResult<Vec<_>>>())
+        .transpose()?;
+    if senders.as_ref().is_some_and(|s| s.len() != txs.len()) {
+        return Err(PyValueError::new_err("one sender per transaction"));
     }
     let input = block::BlockInput {
         chain_id,
@@ -142,23 +160,13 @@ fn execute_block<'py>(
     };
     let root = B256::from(fixed::<32>("state_root", state_root)?);
     // the GIL is released while the block executes; reads of the database take it back one at a time
-    let (result, roots) = py
-        .detach(move || -> Result<(block::BlockResult, roots::Roots), String> {
-            let db = db::PyStateDb::new(get, root, hashes);
-            let result = block::execute(&db, &input, &txs).map_err(|e| e.0)?;
-            let included: Vec<&block::Included> = result
-                .txs
-                .iter()
-                .filter_map(|t| match t {
-                    block::TxResult::Included(inc) => Some(inc),
-                    _ => None,
-                })
-                .collect();
-            let raw: Vec<&[u8]> = included.iter().map(|inc| txs[inc.position].as_slice()).collect();
-            let roots = roots::block_roots(&db, &included, &raw, &result.writes).map_err(|e| e.to_string())?;
-            Ok((result, roots))
+    let result = py
+        .detach(move || -> Result<block::BlockResult, String> {
+            let db = db::PyStateDb::new(get, root, block_hash);
+            block::execute(&db, &input, &txs, senders.as_deref()).map_err(|e| e.0)
         })
         .map_err(PyRuntimeError::new_err)?;
+    let roots = &result.roots;
     let out = PyDict::new(py);
     out.set_item("state_root", PyBytes::new(py, roots.state_root.as_slice()))?;
     out.set_item("transactions_root", PyBytes::new(py, roots.transactions_root.as_slice()))?;

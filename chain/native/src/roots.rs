@@ -1,14 +1,14 @@
 //! A block's roots: the state root (the write set applied to the parent's account and storage tries), and
 //! the transactions and receipts roots, with the receipts (status, cumulative gas, bloom, logs) encoded
-//! as py-evm encodes them.
+//! as py-evm encodes them; step by step where py-evm's careful path persists every transaction's tries.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use revm::primitives::{keccak256, Address, Log, B256, U256};
 
 use crate::block::{AccountWrite, Included};
-use crate::db::PyStateDb;
-use crate::mpt::{TrieError, EMPTY_ROOT};
+use crate::db::{PyReader, PyStateDb};
+use crate::mpt::{NodeSource, TrieError, EMPTY_ROOT};
 use crate::rlp;
 use crate::trie_update::{ordered_root, TrieUpdate};
 
@@ -57,6 +57,9 @@ pub fn encode_receipt(inc: &Included) -> Vec<u8> {
     }
 }
 
+/// New trie nodes and code by hash (py-evm's database keys and values).
+pub type NodeMap = HashMap<B256, Vec<u8>>;
+
 /// The roots of a block and the database writes that hold its new nodes.
 pub struct Roots {
     pub state_root: B256,
@@ -64,7 +67,7 @@ pub struct Roots {
     pub receipts_root: B256,
     pub bloom: Bloom,
     /// new trie nodes and new code (hash -> bytes)
-    pub nodes: Vec<(B256, Vec<u8>)>,
+    pub nodes: NodeMap,
 }
 
 fn account_rlp(nonce: u64, balance: U256, storage_root: &B256, code_hash: &B256) -> Vec<u8> {
@@ -75,56 +78,133 @@ fn account_rlp(nonce: u64, balance: U256, storage_root: &B256, code_hash: &B256)
     rlp::encode_list(&payload)
 }
 
-/// The state root after `writes` on `db`'s state.
-fn state_root(
-    db: &PyStateDb,
-    writes: &BTreeMap<Address, AccountWrite>,
-    nodes: &mut Vec<(B256, Vec<u8>)>,
-) -> Result<B256, TrieError> {
-    let mut accounts = TrieUpdate::new(db.state_root());
-    let mut source = db.reader();
-    for (address, write) in writes {
-        let key = keccak256(address.as_slice());
-        let Some((nonce, balance, code_hash)) = write.info else {
-            accounts.set(&mut source, key.as_slice(), Vec::new())?;
-            continue;
-        };
-        let old = db.account(address).map_err(|e| TrieError::Source(e.0))?;
-        let base = match (&old, write.storage_cleared) {
-            (Some(account), false) => account.storage_root,
-            _ => EMPTY_ROOT,
-        };
-        let mut storage = TrieUpdate::new(base);
-        for (slot, value) in &write.storage {
-            let value = if value.is_zero() { Vec::new() } else { rlp::encode_uint(*value) };
-            storage.set(&mut source, keccak256(slot.to_be_bytes::<32>()).as_slice(), value)?;
-        }
-        let storage_root = storage.commit(nodes);
-        if let Some(code) = &write.code {
-            nodes.push((code_hash, code.to_vec()));
-        }
-        accounts.set(&mut source, key.as_slice(), account_rlp(nonce, balance, &storage_root, &code_hash))?;
-    }
-    Ok(accounts.commit(nodes))
+/// Nodes written earlier in the block first, then the committed database.
+struct Layered<'a> {
+    new: &'a NodeMap,
+    base: Option<&'a PyReader>,
 }
 
-/// The roots of the block that included `included` (in order) with the write set `writes` on `db`.
-pub fn block_roots(
-    db: &PyStateDb,
-    included: &[&Included],
-    raw: &[&[u8]],
-    writes: &BTreeMap<Address, AccountWrite>,
-) -> Result<Roots, TrieError> {
-    let mut nodes = Vec::new();
-    let state_root = state_root(db, writes, &mut nodes)?;
-    let transactions_root = ordered_root(&raw.iter().map(|r| r.to_vec()).collect::<Vec<_>>(), &mut nodes)?;
-    let receipts: Vec<Vec<u8>> = included.iter().map(|inc| encode_receipt(inc)).collect();
-    let receipts_root = ordered_root(&receipts, &mut nodes)?;
+impl NodeSource for Layered<'_> {
+    fn node(&mut self, hash: &B256) -> Result<Option<Vec<u8>>, TrieError> {
+        if let Some(encoded) = self.new.get(hash) {
+            return Ok(Some(encoded.clone()));
+        }
+        match self.base {
+            Some(mut reader) => reader.node(hash),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The state tries changed step by step, as py-evm persists them: once per block on its fast path, after
+/// every transaction on its careful path (each step's new nodes are written, intermediate ones included).
+pub struct StateTries<'a> {
+    db: &'a PyStateDb,
+    root: B256,
+    /// the storage root of every account changed so far (the empty root for a deleted one)
+    storage_roots: HashMap<Address, B256>,
+}
+
+impl<'a> StateTries<'a> {
+    pub fn new(db: &'a PyStateDb) -> Self {
+        Self { db, root: db.state_root(), storage_roots: HashMap::new() }
+    }
+
+    /// The state root after the steps so far.
+    pub fn root(&self) -> B256 {
+        self.root
+    }
+
+    /// Apply `writes` (the changes since the last step) and commit them: their new nodes and code go into
+    /// `nodes`, which later steps read first.
+    pub fn step(&mut self, writes: &BTreeMap<Address, AccountWrite>, nodes: &mut NodeMap) -> Result<B256, TrieError> {
+        let db = self.db;
+        let mut fresh = Vec::new();
+        let mut source = Layered { new: nodes, base: Some(db.reader()) };
+        let mut accounts = TrieUpdate::new(self.root);
+        for (address, write) in writes {
+            let key = keccak256(address.as_slice());
+            let Some((nonce, balance, code_hash)) = write.info else {
+                accounts.set(&mut source, key.as_slice(), Vec::new())?;
+                self.storage_roots.insert(*address, EMPTY_ROOT);
+                continue;
+            };
+            let base = if write.storage_cleared {
+                EMPTY_ROOT
+            } else if let Some(root) = self.storage_roots.get(address) {
+                *root
+            } else {
+                db.account(address).map_err(|e| TrieError::Source(e.0))?.map_or(EMPTY_ROOT, |a| a.storage_root)
+            };
+            let mut storage = TrieUpdate::new(base);
+            for (slot, value) in &write.storage {
+                let value = if value.is_zero() { Vec::new() } else { rlp::encode_uint(*value) };
+                storage.set(&mut source, keccak256(slot.to_be_bytes::<32>()).as_slice(), value)?;
+            }
+            let storage_root = storage.commit(&mut fresh);
+            self.storage_roots.insert(*address, storage_root);
+            if let Some(code) = &write.code {
+                fresh.push((code_hash, code.to_vec()));
+            }
+            accounts.set(&mut source, key.as_slice(), account_rlp(nonce, balance, &storage_root, &code_hash))?;
+        }
+        self.root = accounts.commit(&mut fresh);
+        nodes.extend(fresh);
+        Ok(self.root)
+    }
+}
+
+/// A trie of values under rlp(0), rlp(1), ... (a block's transactions or receipts) grown one value at a
+/// time, each step's nodes committed (py-evm's careful path writes the trie of every prefix of the block).
+#[derive(Default)]
+pub struct OrderedTrie {
+    root: Option<B256>,
+    count: usize,
+}
+
+impl OrderedTrie {
+    /// The root (the empty trie's with no value).
+    pub fn root(&self) -> B256 {
+        self.root.unwrap_or(EMPTY_ROOT)
+    }
+
+    /// Append `value` and commit: the new nodes go into `nodes` (which holds every earlier step's).
+    pub fn push(&mut self, value: Vec<u8>, nodes: &mut NodeMap) -> Result<(), TrieError> {
+        let mut fresh = Vec::new();
+        let mut trie = TrieUpdate::new(self.root());
+        trie.set(&mut Layered { new: nodes, base: None }, &rlp::encode_uint(U256::from(self.count)), value)?;
+        self.root = Some(trie.commit(&mut fresh));
+        self.count += 1;
+        nodes.extend(fresh);
+        Ok(())
+    }
+}
+
+/// The bloom of the block that included `included`.
+pub fn block_bloom(included: &[&Included]) -> Bloom {
     let mut bloom = [0u8; 256];
     for inc in included {
         for (b, r) in bloom.iter_mut().zip(logs_bloom(&inc.logs)) {
             *b |= r;
         }
     }
-    Ok(Roots { state_root, transactions_root, receipts_root, bloom, nodes })
+    bloom
+}
+
+/// The roots of the block that included `included` (in order; `raw` their encodings) with the write set
+/// `writes` on `db`, computed once for the whole block (py-evm's fast path).
+pub fn block_roots(
+    db: &PyStateDb,
+    included: &[&Included],
+    raw: &[&[u8]],
+    writes: &BTreeMap<Address, AccountWrite>,
+) -> Result<Roots, TrieError> {
+    let mut nodes = NodeMap::new();
+    let state_root = StateTries::new(db).step(writes, &mut nodes)?;
+    let mut fresh = Vec::new();
+    let transactions_root = ordered_root(&raw.iter().map(|r| r.to_vec()).collect::<Vec<_>>(), &mut fresh)?;
+    let receipts: Vec<Vec<u8>> = included.iter().map(|inc| encode_receipt(inc)).collect();
+    let receipts_root = ordered_root(&receipts, &mut fresh)?;
+    nodes.extend(fresh);
+    Ok(Roots { state_root, transactions_root, receipts_root, bloom: block_bloom(included), nodes })
 }

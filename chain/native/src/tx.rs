@@ -51,9 +51,9 @@ pub struct Transaction {
     pub chain_id: u64,
     pub nonce: u64,
     pub gas_limit: u64,
-    /// the gas price (legacy, EIP-2930) or the max fee per gas (EIP-1559)
-    pub max_fee: u128,
-    pub priority_fee: Option<u128>,
+    /// the gas price (legacy, EIP-2930) or the max fee per gas (EIP-1559); py-evm takes any 256-bit fee
+    pub max_fee: U256,
+    pub priority_fee: Option<U256>,
     pub to: Option<Address>,
     pub value: U256,
     pub data: Bytes,
@@ -61,27 +61,34 @@ pub struct Transaction {
 }
 
 impl Transaction {
-    /// revm's transaction environment for this transaction.
-    pub fn env(&self) -> TxEnv {
-        TxEnv {
+    /// The gas price py-evm charges with a zero base fee: min(max fee, priority fee) (the gas price for
+    /// legacy and EIP-2930 transactions).
+    pub fn effective_gas_price(&self) -> U256 {
+        self.priority_fee.map_or(self.max_fee, |p| p.min(self.max_fee))
+    }
+
+    /// revm's transaction environment for this transaction; None when a fee does not fit revm's 128 bits.
+    pub fn env(&self) -> Option<TxEnv> {
+        let max_fee = u128::try_from(self.max_fee).ok()?;
+        let priority_fee = match self.priority_fee {
+            Some(p) => Some(u128::try_from(p).ok()?),
+            None => None,
+        };
+        Some(TxEnv {
             tx_type: self.tx_type,
             caller: self.sender,
             gas_limit: self.gas_limit,
-            gas_price: self.max_fee,
+            gas_price: max_fee,
             kind: self.to.map_or(TxKind::Create, TxKind::Call),
             value: self.value,
             data: self.data.clone(),
             nonce: self.nonce,
             chain_id: Some(self.chain_id),
             access_list: self.access_list.clone(),
-            gas_priority_fee: self.priority_fee,
+            gas_priority_fee: priority_fee,
             ..TxEnv::default()
-        }
+        })
     }
-}
-
-fn u128_of(item: Item<'_>) -> Result<u128, TxInvalid> {
-    u128::try_from(item.uint()?).map_err(|_| TxInvalid("a fee does not fit 128 bits".into()))
 }
 
 fn to_of(item: Item<'_>) -> Result<Option<Address>, TxInvalid> {
@@ -138,6 +145,17 @@ fn recover(sighash: &B256, r: U256, s: U256, recid: u8) -> Result<Address, TxInv
 /// Decode and check `raw` for chain `chain_id` and a block gas limit of `block_gas_limit`: the checks of
 /// `shancheng.chain.validity.check_transaction`, in its order.
 pub fn decode(raw: &[u8], chain_id: u64, block_gas_limit: u64) -> Result<Transaction, TxInvalid> {
+    decode_checked(raw, chain_id, block_gas_limit, None)
+}
+
+/// [`decode`], with the sender already recovered when `sender` is given (a transaction the mempool checked:
+/// its signature is not recovered again).
+pub fn decode_checked(
+    raw: &[u8],
+    chain_id: u64,
+    block_gas_limit: u64,
+    sender: Option<Address>,
+) -> Result<Transaction, TxInvalid> {
     if raw.len() > MAX_TX_BYTES {
         return Err(TxInvalid(format!(
             "oversized data: transaction is {} bytes, the limit is {MAX_TX_BYTES}",
@@ -164,9 +182,9 @@ pub fn decode(raw: &[u8], chain_id: u64, block_gas_limit: u64) -> Result<Transac
     };
     let nonce = f(nonce_at).u64()?;
     let (priority_fee, max_fee, gas_at) = if tx_type == 2 {
-        (Some(u128_of(f(2))?), u128_of(f(3))?, 4)
+        (Some(f(2).uint()?), f(3).uint()?, 4)
     } else {
-        (None, u128_of(f(nonce_at + 1))?, nonce_at + 2)
+        (None, f(nonce_at + 1).uint()?, nonce_at + 2)
     };
     let gas_limit = f(gas_at).u64()?;
     let to = to_of(f(gas_at + 1))?;
@@ -212,7 +230,10 @@ pub fn decode(raw: &[u8], chain_id: u64, block_gas_limit: u64) -> Result<Transac
     if gas_limit > block_gas_limit {
         return Err(TxInvalid(format!("exceeds block gas limit: gas {gas_limit}, block gas limit {block_gas_limit}")));
     }
-    let sender = recover(&sighash, r, s, recid)?;
+    let sender = match sender {
+        Some(sender) => sender,
+        None => recover(&sighash, r, s, recid)?,
+    };
     Ok(Transaction {
         hash: keccak256(raw),
         sender,

@@ -4,9 +4,12 @@
 
 * the committed chain — reads of the committed head and the one atomic commit
   (:mod:`shancheng.chain.committed`);
-* block execution behind one interface (:mod:`shancheng.chain.execution`; py-evm's in
-  :mod:`shancheng.chain.pyevm_execution`): :meth:`Ledger.apply_block` executes raw transactions as the next
-  block and returns a :class:`~shancheng.chain.execution.BlockOutcome` without writing anything;
+* block execution behind one interface (:mod:`shancheng.chain.execution`), by the engine chosen with
+  ``engine``: ``"native"`` (the default; revm, :mod:`shancheng.chain.native_execution`) or ``"py-evm"`` (the
+  reference, :mod:`shancheng.chain.pyevm_execution`), which build the same blocks and write the same
+  database, so a chain written by one continues on the other: :meth:`Ledger.apply_block` executes raw
+  transactions as the next block and returns a :class:`~shancheng.chain.execution.BlockOutcome` without
+  writing anything;
   :meth:`Ledger.apply_checked_block` is the same for a mempool's already-checked transactions;
   :meth:`Ledger.commit` persists one outcome and the commit certificates given in **one** fsynced batch;
 * ``eth_call`` / ``eth_estimateGas`` (:mod:`shancheng.chain.calls`);
@@ -35,29 +38,37 @@ from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
 from shancheng.sdk.chainproof import GenesisFile
 from shancheng.sdk.chainproof.commit import CommitCertificate
 from shancheng.sdk.chainproof.validators import ValidatorSet
+from shancheng.sdk.errors import InvalidInput
 
 from .calls import RPC_GAS_CAP, create_access_list, estimate_gas, execute_call
 from .committed import CommittedChain
 from .execution import BlockContext, BlockOutcome
 from .genesis import Genesis
 from .log_index import LogIndex, LogRecord
+from .native_execution import NativeExecutor
 from .permissions import GovernanceViews
 from .pyevm_execution import PyEvmExecutor
 from .storage import LevelDB
 from .validator_history import ValidatorHistory
 
-__all__ = ["Ledger"]
+__all__ = ["DEFAULT_ENGINE", "ENGINES", "Ledger"]
 
 _NO_CERTIFICATES: Mapping[int, CommitCertificate] = {}
+#: the execution engines (``[execution] engine`` in a node's configuration)
+ENGINES = ("native", "py-evm")
+DEFAULT_ENGINE = "native"
 
 
 class Ledger:
-    """The node's chain: py-evm over LevelDB plus commit certificates, validator sets and a log index.
+    """The node's chain: py-evm's database over LevelDB plus commit certificates, validator sets and a log index.
 
     ``follow_validator_updates=False`` (the solo producer, a one-validator development chain): Governance
-    still executes validator votes, but the set that certifies blocks stays the genesis set."""
+    still executes validator votes, but the set that certifies blocks stays the genesis set. ``engine`` is
+    one of :data:`ENGINES`; "native" raises :class:`~shancheng.chain.native.NativeEngineUnavailable` (saying how
+    to build it) when the extension is not built."""
 
-    def __init__(self, db: LevelDB, genesis: Genesis, *, follow_validator_updates: bool = True) -> None:
+    def __init__(self, db: LevelDB, genesis: Genesis, *, follow_validator_updates: bool = True,
+                 engine: str = DEFAULT_ENGINE) -> None:
         self.db = db
         self.genesis = genesis
         self.chain_id = genesis.chain_id
@@ -69,14 +80,25 @@ class Ledger:
                                             follow_updates=follow_validator_updates)
         self._log_index = LogIndex(db, self._store)
         self._views = GovernanceViews(self._store, governance=governance)
+        self.engine = engine
         #: the execution engine (a :class:`~shancheng.chain.execution.BlockExecutor`)
-        self.executor = PyEvmExecutor(self._store, self._views, self._validators)
+        self.executor = self.executor_of(engine)
+
+    def executor_of(self, engine: str) -> NativeExecutor | PyEvmExecutor:
+        """A new executor of ``engine`` (one of :data:`ENGINES`) on this ledger (the differential tests and
+        the benchmark run both engines on one chain)."""
+        if engine == "native":
+            return NativeExecutor(self._store, self._validators)
+        if engine == "py-evm":
+            return PyEvmExecutor(self._store, self._views, self._validators)
+        raise InvalidInput(f"unknown execution engine {engine!r}: use one of {', '.join(ENGINES)}")
 
     @classmethod
-    def open(cls, path: str | Path, genesis: Genesis, *, follow_validator_updates: bool = True) -> Ledger:
+    def open(cls, path: str | Path, genesis: Genesis, *, follow_validator_updates: bool = True,
+             engine: str = DEFAULT_ENGINE) -> Ledger:
         db = LevelDB(path)
         try:
-            return cls(db, genesis, follow_validator_updates=follow_validator_updates)
+            return cls(db, genesis, follow_validator_updates=follow_validator_updates, engine=engine)
         except BaseException:
             db.close()
             raise

@@ -26,7 +26,7 @@ from typing import Any
 
 from shancheng.chain.calls import RPC_GAS_CAP
 from shancheng.chain.genesis import Genesis
-from shancheng.chain.ledger import Ledger
+from shancheng.chain.ledger import DEFAULT_ENGINE, ENGINES, Ledger
 from shancheng.chain.storage import StorageError
 from shancheng.nodes.rpc import client as rpc_client
 from shancheng.sdk.cli.keys import load_key_file, write_key_file
@@ -71,6 +71,11 @@ ws_port = {ws_port}
 # auth_tokens = []
 # Origins browsers may call from (CORS), e.g. ["https://ui.example.org"]; "*" = any. Empty = none.
 # cors_origins = []
+
+[execution]
+# the engine that executes blocks: "native" (revm, built into the venv by `make native`) or "py-evm" (the
+# reference); both build the same blocks and write the same database, so a node may switch between them
+# engine = "{engine}"
 
 [blocks]
 # seconds between checks for pending transactions (a block is built when any wait)
@@ -175,7 +180,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     else:
         write_private_file(home / "node-key.pem", node_key_pem)
     (home / "genesis.json").write_text(genesis.dumps())
-    (home / "config.toml").write_text(CONFIG_TEMPLATE.format(http_port=args.rpc_port, ws_port=args.ws_port))
+    (home / "config.toml").write_text(CONFIG_TEMPLATE.format(http_port=args.rpc_port, ws_port=args.ws_port,
+                                                             engine=DEFAULT_ENGINE))
     print(f"initialised {home}: chain {genesis.chain_id}, genesis 0x{genesis.genesis_hash.hex()}")
     for name, address in genesis.to_json()["system_contracts"].items():
         print(f"  {name:18s} {address}")
@@ -218,6 +224,16 @@ def _call_limits(rpc: dict[str, Any]) -> dict[str, Any]:
     if not 0 <= workers <= 64:
         raise InvalidInput("config.toml [rpc]: call_workers must be between 0 and 64")
     return {"rpc_gas_cap": gas_cap, "rpc_evm_timeout": timeout, "call_workers": workers}
+
+
+def _engine(cfg: dict[str, Any], path: Path) -> str:
+    """The ``[execution] engine`` of a node's configuration file ``path`` (default: the ledger's)."""
+    section = cfg.get("execution", {})
+    engine = section.get("engine", DEFAULT_ENGINE) if isinstance(section, dict) else None
+    if engine not in ENGINES:
+        raise InvalidInput(f"{path} [execution]: engine must be one of {', '.join(map(repr, ENGINES))}, "
+                           f"not {engine!r}")
+    return str(engine)
 
 
 def _tls_fronts(cfg: dict[str, Any], base: Path, *, rpc_host: str, rpc_port: int, ws_port: int,
@@ -273,7 +289,8 @@ def _start_network_node(args: argparse.Namespace, home: Path) -> int:
     genesis = Genesis.load(home / "genesis.json")
     logging.getLogger("shancheng").setLevel(logging.INFO)
     try:
-        ledger = Ledger.open(home / "db", genesis, follow_validator_updates=True)
+        ledger = Ledger.open(home / "db", genesis, follow_validator_updates=True,
+                             engine=_engine(cfg, home / "node.toml"))
     except StorageError as exc:
         raise ShanchengError(f"{exc} (is another node running on this home?)") from exc
     password_file = args.password_file or (
@@ -320,7 +337,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     genesis = Genesis.load(home / "genesis.json")
     logging.getLogger("shancheng").setLevel(logging.INFO)
     try:
-        ledger = Ledger.open(home / "db", genesis)
+        ledger = Ledger.open(home / "db", genesis, engine=_engine(cfg, home / "config.toml"))
     except StorageError as exc:
         raise ShanchengError(f"{exc} (is another node running on this home?)") from exc
     fronts = _tls_fronts(cfg, home, rpc_host=config.rpc_host, rpc_port=config.rpc_port, ws_port=config.ws_port,

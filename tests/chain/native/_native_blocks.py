@@ -1,6 +1,6 @@
 """Both engines on the same blocks, for the native engine's tests: contracts (hand-assembled), signed
-transactions, and :func:`run_both`, which executes a block natively and with py-evm, commits py-evm's block
-and compares everything."""
+transactions, :func:`run_both`, which executes a block natively and with py-evm, commits py-evm's block
+and compares everything, and :func:`assert_same_outcome` (two engines' BlockOutcomes, overlays included)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from shancheng.chain.execution import (
     CODE_OK,
     CODE_REFUSED,
     BlockContext,
+    BlockOutcome,
 )
 from shancheng.chain.genesis import Genesis, GenesisOrganisation, GenesisValidator
 from shancheng.chain.ledger import Ledger
@@ -88,11 +89,39 @@ def pairs(*writes: tuple[int, int]) -> bytes:
 
 
 KINDS = {CODE_OK: "included", CODE_INVALID: "invalid", CODE_BAD_NONCE: "bad_nonce", CODE_NO_ROOM: "no_room",
-         CODE_REFUSED: "refused", CODE_NOT_MEMBER: "(membership is not checked natively yet)"}
+         CODE_REFUSED: "refused", CODE_NOT_MEMBER: "not_member"}
 
 
 def account(ledger: Ledger, address: bytes, header: Any) -> tuple[int, int, bytes]:
     return ledger.nonce(address, header), ledger.balance(address, header), ledger.code(address, header)
+
+
+def assert_same_outcome(reference: BlockOutcome, native: BlockOutcome, committed: Any) -> None:
+    """Two engines' outcomes of one block on the ``committed`` database: equal field by field (the block with
+    every header field and its transactions, py-evm receipt objects, every TxOutcome, the validator updates and
+    the set after next), and their overlays write the same keys with the same values, key by key, apart from
+    writes of a key the committed database already holds with that value (py-evm rewrites some nodes it already
+    has, e.g. the path of a slot set again to its value; the native engine some others): committing either
+    gives the same database."""
+    assert native.block.header == reference.block.header
+    assert native.block == reference.block and native.block.hash == reference.block.hash
+    assert native.receipts == reference.receipts
+    for mine, ref in zip(native.results, reference.results, strict=True):
+        assert mine == ref
+    assert native.validator_updates == reference.validator_updates
+    assert native._after_next == reference._after_next
+    assert native == reference
+    ours, theirs = native._overlay.diff(), reference._overlay.diff()
+    assert list(ours.deleted_keys()) == list(theirs.deleted_keys()) == []
+
+    def changes(items: Any) -> dict[bytes, bytes]:
+        return {key: value for key, value in items if committed.get(key) != value}
+
+    written, expected = changes(ours.pending_items()), changes(theirs.pending_items())
+    assert written.keys() == expected.keys(), ([k.hex() for k in written.keys() - expected.keys()],
+                                               [k.hex() for k in expected.keys() - written.keys()])
+    for key, value in expected.items():
+        assert written[key] == value, key.hex()
 
 
 def run_both(ledger: Ledger, txs: list[bytes]) -> NativeBlock:
@@ -102,6 +131,8 @@ def run_both(ledger: Ledger, txs: list[bytes]) -> NativeBlock:
     ours = execute_block(ledger.db, txs, BlockContext(height, ts, COINBASE, parent), chain_id=CHAIN_ID,
                          gas_limit=ledger.genesis.gas_limit, governance=ledger.genesis.system_contracts["Governance"])
     outcome = ledger.apply_block(txs, height=height, timestamp=ts, proposer=COINBASE)
+    native = ledger.executor_of("native").execute(txs, BlockContext(height, ts, COINBASE, parent))
+    assert_same_outcome(outcome, native, ledger.db)
     # py-evm's hash-keyed writes that are new (it also rewrites nodes it already has, e.g. a slot set again to
     # its value), less the header
     new_writes = {k for k, _ in outcome._overlay.diff().pending_items()

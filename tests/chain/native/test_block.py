@@ -101,7 +101,7 @@ def test_a_state_missing_from_the_database_is_a_clear_error(ledger: Ledger) -> N
     run_both(ledger, [sign(0, to=None, data=deployer(STORE_PAIRS))])
     empty = AtomicDB(MemoryDB())  # has none of the chain's headers and trie nodes
     context = BlockContext(ledger.latest_number() + 1, int(ledger.head.timestamp) + 5, COINBASE, ledger.head)
-    with pytest.raises(NativeExecutionFailed, match="header .* is missing from the database"):
+    with pytest.raises(NativeExecutionFailed, match="block 2 .* trie node .* is missing from the database"):
         execute_block(empty, [sign(1, to=STORE, data=pairs((1, 1)))], context, chain_id=CHAIN_ID,
                       gas_limit=ledger.genesis.gas_limit)
     genesis_header = ledger.header_by_number(0)

@@ -1,7 +1,8 @@
 """The native execution engine (issue 20): revm with the GM precompile, a Rust extension built from chain/native/.
 
-Not wired into the ledger or node yet, and not the default: py-evm (:mod:`shancheng.chain.pyevm_execution`)
-stays the engine. The extension is the top-level module ``shancheng_evm`` (its own distribution,
+The ledger's native :class:`~shancheng.chain.execution.BlockExecutor` is
+:mod:`shancheng.chain.native_execution`'s; py-evm (:mod:`shancheng.chain.pyevm_execution`) stays the reference.
+The extension is the top-level module ``shancheng_evm`` (its own distribution,
 ``shancheng-evm``, chain/native/pyproject.toml), built into the venv with :data:`BUILD_COMMAND`;
 :func:`available` says whether it is installed, and every other function raises
 :class:`NativeEngineUnavailable` when it is not. Here: :func:`gm_precompile` (the precompile at 0x100a as
@@ -24,7 +25,7 @@ from ..validity import MAX_TX_BYTES, TransactionInvalid
 
 __all__ = [
     "BUILD_COMMAND", "MAX_CALLDATA", "NativeEngineUnavailable", "available", "decode_transaction", "gm_precompile",
-    "version",
+    "require", "version",
 ]
 
 MODULE_NAME = "shancheng_evm"
@@ -53,6 +54,12 @@ def available() -> bool:
     except NativeEngineUnavailable:
         return False
     return True
+
+
+def require() -> None:
+    """Raise :class:`NativeEngineUnavailable` (its message says how to build it) unless the extension is
+    installed."""
+    _module()
 
 
 def version() -> str:
