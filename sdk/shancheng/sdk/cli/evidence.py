@@ -17,6 +17,7 @@ from ..crypto import SM2PublicKey
 from ..crypto.pem import MAX_PEM_LEN
 from ..errors import InvalidInput, InvalidKey, VerificationError
 from ..evidence import EvidencePackage, VerifiedEvidence, verify_package
+from ..evidence.crosschain import LAYERS as CROSSCHAIN_LAYERS
 from ..evidence.package import MAX_PACKAGE_SIZE
 from ..files import read_small_file
 from ..merkle import NoteVerifier
@@ -46,7 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     v.add_argument("--author-key", metavar="PEM", action="append", help="pin the author's public key (repeatable)")
     v.add_argument(
         "--genesis", metavar="FILE",
-        help="the chain's genesis.json: the trust root; the package must then prove its anchoring on that chain",
+        help="the chain's genesis.json: the trust root; the package must then prove its anchoring on that chain "
+        "(on it, or through a light client of the source chain on it: a cross-chain package)",
     )
     v.add_argument(
         "--genesis-fingerprint", metavar="HEX",
@@ -55,6 +57,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     v.add_argument(
         "--unsafe-trust-package-checkpoint-key", action="store_true",
         help="DEBUGGING ONLY: trust the checkpoint key carried by the package itself (anyone can forge such a package)",
+    )
+    v.add_argument(
+        "--light-client", metavar="ADDRESS",
+        help="with --genesis of a target chain: pin the address of the source chain's light client on it (as the "
+        "target chain's governance publishes it; a cross-chain package needs it)",
+    )
+    v.add_argument(
+        "--unsafe-unpinned-light-client", action="store_true",
+        help="DEBUGGING ONLY: take the light client's address from a cross-chain package itself (a contract that wrote "
+        "forged checkpoints and then installed the genuine code would pass)",
     )
     v.add_argument("--json", action="store_true", help="print the result as JSON")
     v.set_defaults(func=cmd_verify)
@@ -97,6 +109,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 raise UsageError("--genesis-fingerprint needs --genesis FILE")
             fingerprint = strict_json.hexbytes("0x" + args.genesis_fingerprint.strip().removeprefix("0x"),
                                                "--genesis-fingerprint", size=32, error=UsageError)
+        light_client = None
+        if args.light_client:
+            if genesis is None:
+                raise UsageError("--light-client needs --genesis FILE (the target chain's)")
+            light_client = strict_json.hexbytes("0x" + args.light_client.strip().lower().removeprefix("0x"),
+                                                "--light-client", size=20, error=UsageError)
         if genesis is None and not checkpoint_keys and not args.unsafe_trust_package_checkpoint_key:
             raise UsageError(
                 "no trust root: pass --genesis FILE (a chain-anchored package) or --checkpoint-key VKEY (pinned log key)"
@@ -121,6 +139,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             genesis=genesis,
             genesis_fingerprint=fingerprint,
             unsafe_trust_embedded_checkpoint_key=args.unsafe_trust_package_checkpoint_key,
+            light_client=light_client,
+            unsafe_unpinned_light_client=args.unsafe_unpinned_light_client,
         )
     except UsageError as exc:
         print(f"usage error: {exc}", file=sys.stderr)
@@ -139,7 +159,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _result_json(result: VerifiedEvidence) -> dict[str, Any]:
-    anchor = result.anchor
+    anchor, cross = result.anchor, result.crosschain
     return {
         "valid": True,
         "unsafe": result.unsafe,
@@ -163,5 +183,21 @@ def _result_json(result: VerifiedEvidence) -> dict[str, Any]:
             "transaction_index": anchor.receipt.transaction_index,
             "signers": anchor.signers,
             "validators": anchor.validators,
+        },
+        "crosschain": None
+        if cross is None
+        else {
+            "layers": list(CROSSCHAIN_LAYERS),
+            "target_chain_identity": to_hex(cross.target_identity),
+            "target_block_number": cross.target_height,
+            "target_block_hash": to_hex(cross.target_block_hash),
+            "light_client": to_hex(cross.light_client),
+            "source_chain_identity": to_hex(cross.source_identity),
+            "source_block_number": cross.source_height,
+            "source_block_hash": to_hex(cross.source_block_hash),
+            "organisation": {"id": cross.batch.org_id},
+            "source_id": to_hex(cross.batch.source_id),
+            "sequence": cross.batch.sequence,
+            "transaction_hash": to_hex(cross.batch.transaction_hash),
         },
     }

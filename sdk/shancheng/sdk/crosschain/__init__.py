@@ -15,7 +15,8 @@ N blocks or T seconds.
 ...     relayer.relay_height(anchor.block_number)   # then verifyAnchor(height, ...) on the target
 >>> light.verify_evidence(package)   # a source evidence package, verified inside the light client  # doctest: +SKIP
 
-:mod:`.metrics` serves a relayer's lag (``Relayer.metrics``) on ``GET /metrics``.
+:mod:`.package` gives an evidence package its anchoring on the target (``attach_crosschain_proof``), verified
+with the target's genesis file alone. :mod:`.metrics` serves a relayer's lag (``Relayer.metrics``) on ``GET /metrics``.
 """
 
 from .light_client import (
@@ -31,6 +32,7 @@ from .light_client import (
     deploy_light_client,
     evidence_arguments,
 )
+from .package import attach_crosschain_proof
 from .relayer import Relayer, RelayStatus
 
 __all__ = [
@@ -45,6 +47,7 @@ __all__ = [
     "WrongSourceChain",
     "abi_certificate",
     "abi_validator_set",
+    "attach_crosschain_proof",
     "deploy_light_client",
     "evidence_arguments",
 ]

@@ -54,9 +54,9 @@ from ..chainproof.receipt import (
 )
 from ..chainproof.state import verify_eip1186
 from ..chainproof.transaction import ParsedTransactionProof, parse_transaction_proof, verify_transaction_proof
-from ..crypto import signature_from_raw, sm3
+from ..crypto import SM2PublicKey, signature_from_raw, sm3
 from ..errors import InvalidInput, InvalidSignature, VerificationError
-from ..merkle import VerifiedCheckpoint
+from ..merkle import Checkpoint, VerifiedCheckpoint
 from ..records import SignedRecord
 from ..strict_json import to_hex
 from .governance import ProvenOrg, ProvenStaff, read_org, read_staff
@@ -69,14 +69,18 @@ __all__ = [
     "SOURCE_TAG",
     "ChainProofError",
     "GenesisRequired",
+    "ProvenBatch",
     "ValidatorChange",
     "ValidatorHistory",
     "VerifiedAnchor",
     "attach_chain_proof",
+    "check_certified",
     "checkpoint_anchor_message",
     "origin_hash",
+    "parse_chain_part",
     "parse_validator_changes",
     "source_id_of",
+    "verify_anchor_receipt",
     "verify_chain_part",
     "verify_validator_changes",
 ]
@@ -242,7 +246,7 @@ class ValidatorHistory:
         return len(self.entries) - 1
 
 
-def _check_certified(
+def check_certified(
     what: str, header: BlockHeader, certificate: CommitCertificate, current: ValidatorSet, after_next: ValidatorSet,
     genesis: GenesisFile,
 ) -> None:
@@ -289,7 +293,7 @@ def verify_validator_changes(
         if change.header.number != h:
             raise ChainProofError(f"{what}: the header is of block {change.header.number}")
         current = ValidatorHistory(tuple(history)).at(h)
-        _check_certified(what, change.header, change.certificate, current, change.validators, genesis)
+        check_certified(what, change.header, change.certificate, current, change.validators, genesis)
         history.append((h + 2, change.validators))
         previous = h
     return ValidatorHistory(tuple(history))
@@ -323,7 +327,7 @@ def attach_chain_proof(
         "commit_certificate": dict(cert),
         "validator_changes": [c.to_json() if isinstance(c, ValidatorChange) else dict(c) for c in validator_changes],
     }
-    _parse(chain)
+    parse_chain_part(chain)
     return dataclasses.replace(package, chain=chain)
 
 
@@ -339,7 +343,8 @@ class _Parsed:
     validator_changes: list[ValidatorChange]
 
 
-def _parse(chain: Any) -> _Parsed:
+def parse_chain_part(chain: Any) -> _Parsed:
+    """Strictly parse a chain part's shape (its proofs are verified by the callers)."""
     strict_json.fields(chain, "$.chain", _CHAIN_FIELDS, error=PackageError)
     anchor = strict_json.fields(chain["anchor"], "$.chain.anchor", _ANCHOR_FIELDS, error=PackageError)
     validator_changes = parse_validator_changes(chain["validator_changes"])
@@ -384,6 +389,78 @@ def _batch_anchored(logs: Sequence[Log], registry: bytes, source_id: bytes, sequ
     return found[0]
 
 
+@dataclass(frozen=True)
+class ProvenBatch:
+    """What the anchoring transaction's receipt proves: its ``BatchAnchored`` log of ``(source_id, sequence)``
+    from the registry, for the checkpoint's root and size, by organisation ``org_id`` (the anchor's ``(r, s)`` is
+    checked against a key by :meth:`signed_by`)."""
+
+    receipt: VerifiedReceipt
+    transaction_hash: bytes
+    source_id: bytes
+    sequence: int
+    org_id: int
+    root: bytes
+    tree_size: int
+    prev_root: bytes
+    signature: bytes  # r ‖ s
+
+    def signed_by(self, key: SM2PublicKey, *, chain_id: int, registry: bytes) -> bool:
+        """Whether the anchor's SM2 signature verifies under ``key`` (:func:`checkpoint_anchor_message`)."""
+        message = checkpoint_anchor_message(
+            chain_id=chain_id, registry=registry, source_id=self.source_id, sequence=self.sequence,
+            tree_size=self.tree_size, root=self.root, prev_root=self.prev_root,
+        )
+        try:
+            key.verify(signature_from_raw(self.signature), message)
+        except (InvalidSignature, InvalidInput):
+            return False
+        return True
+
+
+def verify_anchor_receipt(
+    chain: dict[str, Any], checkpoint: Checkpoint, registry: bytes, *, proven: VerifiedReceipt
+) -> ProvenBatch:
+    """The anchor of a chain part (``chain``) under its block, whose receipt proof ``proven`` the caller verified
+    (against the header's hash, or a block hash it trusts): the transaction proof gives the claimed hash, the
+    receipt succeeded and holds exactly one ``BatchAnchored`` log of ``registry`` for the claimed source and
+    sequence, the source is the checkpoint's log of the anchoring organisation, the root and size are the
+    checkpoint's.  Raises :class:`ChainProofError`."""
+    parsed = parse_chain_part(chain)
+    tx = parsed.transaction
+    if (tx.block_hash, tx.block_number, tx.transaction_index) != (
+        proven.block_hash, proven.block_number, proven.transaction_index
+    ):
+        raise ChainProofError("the transaction proof is for another block or index than the receipt proof")
+    try:
+        tx_hash = verify_transaction_proof(proven.header.transactions_root, tx.transaction_index, tx.transaction,
+                                           tx.proof)
+    except TrieProofError as exc:
+        raise ChainProofError(f"transaction proof: {exc}") from exc
+    if tx_hash != parsed.tx_hash:
+        raise ChainProofError(
+            f"the anchoring transaction at index {tx.transaction_index} has hash 0x{tx_hash.hex()}, "
+            f"not 0x{parsed.tx_hash.hex()} as the package claims"
+        )
+    if proven.status != 1:
+        raise ChainProofError(f"the anchoring transaction failed (receipt status {proven.status})")
+    log = _batch_anchored(proven.logs, registry, parsed.source_id, parsed.sequence)
+    words = [log.data[i : i + 32] for i in range(0, 192, 32)]
+    root, tree_size, prev_root = words[0], int.from_bytes(words[1], "big"), words[2]
+    org_id = int.from_bytes(words[3], "big")
+    if parsed.source_id != source_id_of(org_id, checkpoint.origin):
+        raise ChainProofError(
+            f"the anchored source 0x{parsed.source_id.hex()} is not the log {checkpoint.origin!r} of org {org_id}: "
+            "the log belongs to another organisation"
+        )
+    if root != checkpoint.root:
+        raise ChainProofError(f"the anchored root {root.hex()} is not the checkpoint's root {checkpoint.root.hex()}")
+    if tree_size != checkpoint.size:
+        raise ChainProofError(f"the anchored tree size {tree_size} is not the checkpoint's size {checkpoint.size}")
+    return ProvenBatch(proven, tx_hash, parsed.source_id, parsed.sequence, org_id, root, tree_size, prev_root,
+                       words[4] + words[5])
+
+
 def _check_signer(org: ProvenOrg, opened: VerifiedCheckpoint) -> None:
     """The key that signed the checkpoint note (already verified by the caller) must be the organisation's
     registered key: the note is not verified a second time here."""
@@ -424,45 +501,17 @@ def verify_chain_part(package: EvidencePackage, opened: VerifiedCheckpoint, gene
         raise ChainProofError(
             "the package has no chain proofs: with --genesis a package must prove its anchoring on that chain"
         )
-    parsed = _parse(package.chain)
+    parsed = parse_chain_part(package.chain)
     if parsed.chain_identity != genesis.fingerprint:
         raise ChainProofError(
             f"the package is for the chain 0x{parsed.chain_identity.hex()}, "
-            f"but the genesis file's fingerprint is 0x{genesis.fingerprint.hex()}"
+            f"but the genesis file's fingerprint is 0x{genesis.fingerprint.hex()}: this package carries no anchoring "
+            f"on chain 0x{genesis.fingerprint.hex()} (no cross-chain part)"
         )
-    proven = verify_parsed_receipt_proof(*parsed.receipt)
-    tx = parsed.transaction
-    if (tx.block_hash, tx.block_number, tx.transaction_index) != (
-        proven.block_hash, proven.block_number, proven.transaction_index
-    ):
-        raise ChainProofError("the transaction proof is for another block or index than the receipt proof")
-    try:
-        tx_hash = verify_transaction_proof(proven.header.transactions_root, tx.transaction_index, tx.transaction,
-                                           tx.proof)
-    except TrieProofError as exc:
-        raise ChainProofError(f"transaction proof: {exc}") from exc
-    if tx_hash != parsed.tx_hash:
-        raise ChainProofError(
-            f"the anchoring transaction at index {tx.transaction_index} has hash 0x{tx_hash.hex()}, "
-            f"not 0x{parsed.tx_hash.hex()} as the package claims"
-        )
-    if proven.status != 1:
-        raise ChainProofError(f"the anchoring transaction failed (receipt status {proven.status})")
-
     registry = genesis.evidence_registry
-    log = _batch_anchored(proven.logs, registry, parsed.source_id, parsed.sequence)
-    words = [log.data[i : i + 32] for i in range(0, 192, 32)]
-    root, tree_size, prev_root = words[0], int.from_bytes(words[1], "big"), words[2]
-    org_id, r, s = int.from_bytes(words[3], "big"), words[4], words[5]
-    if parsed.source_id != source_id_of(org_id, checkpoint.origin):
-        raise ChainProofError(
-            f"the anchored source 0x{parsed.source_id.hex()} is not the log {checkpoint.origin!r} of org {org_id}: "
-            "the log belongs to another organisation"
-        )
-    if root != checkpoint.root:
-        raise ChainProofError(f"the anchored root {root.hex()} is not the checkpoint's root {checkpoint.root.hex()}")
-    if tree_size != checkpoint.size:
-        raise ChainProofError(f"the anchored tree size {tree_size} is not the checkpoint's size {checkpoint.size}")
+    batch = verify_anchor_receipt(package.chain, checkpoint, registry,
+                                  proven=verify_parsed_receipt_proof(*parsed.receipt))
+    proven, tx_hash, org_id = batch.receipt, batch.transaction_hash, batch.org_id
 
     try:
         account = verify_eip1186(package.chain["state_proof"], proven.header.state_root)
@@ -475,16 +524,10 @@ def verify_chain_part(package: EvidencePackage, opened: VerifiedCheckpoint, gene
     org = read_org(account.storage, org_id)
     if not org.active:
         raise ChainProofError(f"{org.name!r} (org {org_id}) was not an active member at the anchoring block")
-    message = checkpoint_anchor_message(
-        chain_id=genesis.chain_id, registry=registry, source_id=parsed.source_id, sequence=parsed.sequence,
-        tree_size=tree_size, root=root, prev_root=prev_root,
-    )
-    try:
-        org.public_key.verify(signature_from_raw(r + s), message)
-    except (InvalidSignature, InvalidInput) as exc:
+    if not batch.signed_by(org.public_key, chain_id=genesis.chain_id, registry=registry):
         raise ChainProofError(
             f"the anchor's SM2 signature (r, s) does not verify under the registered key of {org.name!r}"
-        ) from exc
+        )
     _check_signer(org, opened)
     author = _check_author(package.record, org, account.storage)
 

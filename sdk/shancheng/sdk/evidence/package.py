@@ -45,6 +45,7 @@ LEAF_PREFIX = b"shancheng/leaf/v2\n"
 _HEX32 = re.compile(r"^[0-9a-f]{64}$")
 _HEX_POINT = re.compile(r"^04[0-9a-f]{128}$")
 _TOP_FIELDS = {"format", "version", "record", "author", "inclusion", "checkpoint", "chain"}
+_OPTIONAL_FIELDS = frozenset({"chain", "crosschain"})
 
 
 class PackageError(VerificationError, InvalidInput):
@@ -84,16 +85,18 @@ class InclusionProof:
 
 @dataclass(frozen=True)
 class EvidencePackage:
-    """The parts of a v2 package; ``chain`` holds the chain proofs (see :mod:`shancheng.sdk.evidence.chain`)."""
+    """The parts of a v2 package; ``chain`` holds the chain proofs (see :mod:`shancheng.sdk.evidence.chain`),
+    ``crosschain`` (optional) their anchoring on another chain (:mod:`shancheng.sdk.evidence.crosschain`)."""
 
     record: SignedRecord
     inclusion: InclusionProof
     checkpoint_note: str
     checkpoint_signer: str  # C2SP verifier key string
     chain: dict[str, Any] | None = None
+    crosschain: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc = {
             "format": FORMAT,
             "version": VERSION,
             "record": self.record.statement.to_json(),
@@ -106,6 +109,9 @@ class EvidencePackage:
             "checkpoint": {"note": self.checkpoint_note, "signer": self.checkpoint_signer},
             "chain": self.chain,
         }
+        if self.crosschain is not None:  # absent, not null: packages without it stay as they were
+            doc["crosschain"] = self.crosschain
+        return doc
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
@@ -118,7 +124,7 @@ class EvidencePackage:
 
     @classmethod
     def from_json(cls, obj: Any) -> EvidencePackage:
-        _need(obj, "$", _TOP_FIELDS - {"chain"}, frozenset({"chain"}))
+        _need(obj, "$", _TOP_FIELDS - _OPTIONAL_FIELDS, _OPTIONAL_FIELDS)
         if obj["format"] != FORMAT:
             raise PackageError(f"$.format: expected {FORMAT!r}")
         version = obj["version"]
@@ -166,10 +172,14 @@ class EvidencePackage:
         chain = obj.get("chain")
         if chain is not None and not isinstance(chain, dict):
             raise PackageError("$.chain: must be null or an object")
+        crosschain = obj.get("crosschain")
+        if crosschain is not None and not isinstance(crosschain, dict):
+            raise PackageError("$.crosschain: must be an object")
         return cls(
             record=SignedRecord(statement, public_key, signature, uid or DEFAULT_UID),
             inclusion=inclusion,
             checkpoint_note=_str(cp["note"], "$.checkpoint.note", max_len=65536),
             checkpoint_signer=_str(cp["signer"], "$.checkpoint.signer", max_len=1024),
             chain=chain,
+            crosschain=crosschain,
         )

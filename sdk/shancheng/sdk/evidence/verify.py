@@ -6,6 +6,8 @@ package says so.  Two modes:
 - **chain** (``genesis=``, the chain's genesis file, optionally pinned by ``genesis_fingerprint=``): the package
   must prove its anchoring on that chain (:mod:`shancheng.sdk.evidence.chain`): the log's owner, its registered
   key, the author's membership, the block and its commit certificate.  A package without chain proofs is invalid.
+  When the genesis file is another chain's, where a light client of the package's chain stored the anchoring
+  block's checkpoint, the package's ``crosschain`` part proves that instead (:mod:`shancheng.sdk.evidence.crosschain`).
 - **pinned checkpoint key** (``checkpoint_keys=``, obtained out of band): the checkpoint must be signed by one of
   them; nothing about a chain is claimed.
 
@@ -36,6 +38,7 @@ from ..crypto import SM2PublicKey
 from ..errors import InvalidInput, InvalidKey, InvalidProof, RootMismatchError, ShanchengError, VerificationError
 from ..merkle import Checkpoint, CheckpointError, NoteVerifier, verify_checkpoint, verify_inclusion
 from .chain import ChainProofError, GenesisRequired, VerifiedAnchor, verify_chain_part
+from .crosschain import VerifiedCrossChain, anchored_elsewhere, verify_crosschain_part
 from .package import EvidencePackage, PackageError, leaf_data
 
 __all__ = ["CHECKS", "UntrustedPackage", "VerifiedEvidence", "verify_package"]
@@ -62,6 +65,8 @@ class VerifiedEvidence:
     record_checked: bool
     anchor: VerifiedAnchor | None = None
     not_checked: tuple[str, ...] = field(default=())
+    crosschain: VerifiedCrossChain | None = None  # the anchoring proven on the genesis file's chain, a light client's
+    unpinned_light_client: bool = False  # the cross-chain light client's address was taken from the package (unsafe)
 
     @property
     def checkpoint_key_pinned(self) -> bool:
@@ -69,19 +74,25 @@ class VerifiedEvidence:
 
     @property
     def unsafe(self) -> bool:
-        return self.trust_root == "unsafe-embedded-key"
+        return self.trust_root == "unsafe-embedded-key" or self.unpinned_light_client
 
     def summary(self) -> str:
         st = self.package.record.statement
         inc = self.package.inclusion
         parts = [
-            ("UNSAFE (checkpoint key taken from the package itself, not pinned) " if self.unsafe else "OK ")
+            ("UNSAFE (checkpoint key taken from the package itself, not pinned) " if self.trust_root ==
+             "unsafe-embedded-key" else "UNSAFE (light client address taken from the package itself, not pinned) "
+             if self.unpinned_light_client else "OK ")
             + f"{st.kind} {st.source}#{st.sequence} commitment {st.commitment.value.hex()[:16]}…",
             f"leaf {inc.leaf_index} of {inc.tree_size} in {self.checkpoint.origin}",
         ]
         if self.anchor is not None:
             parts.append(self.anchor.author_summary())
             parts.append(self.anchor.summary())
+        elif self.crosschain is not None:
+            parts.append(f"author key {self.package.record.author.sm3_address().hex()} (attested by the checkpoint "
+                         "signer)")
+            parts.append(self.crosschain.summary())
         else:
             parts.append(
                 f"checkpoint signed by the pinned key {self.checkpoint_key.name} ({self.checkpoint_key.key_id.hex()})"
@@ -146,9 +157,15 @@ def verify_package(
     genesis: GenesisFile | None = None,
     genesis_fingerprint: bytes | None = None,
     unsafe_trust_embedded_checkpoint_key: bool = False,
+    light_client: bytes | None = None,
+    unsafe_unpinned_light_client: bool = False,
 ) -> VerifiedEvidence:
     """Verify an evidence package offline; raises a :class:`VerificationError` subclass on failure, whose
-    ``check`` names the failed one of :data:`CHECKS`."""
+    ``check`` names the failed one of :data:`CHECKS`.  ``light_client`` pins the address of the light client a
+    cross-chain package must name (:mod:`.crosschain`), as the target chain's governance publishes it: a cross-chain
+    package is refused without it (:class:`UntrustedPackage`), unless ``unsafe_unpinned_light_client`` takes the
+    address from the package itself — its code and storage are proven, but not that its constructor ran, so a
+    contract that wrote forged checkpoints before installing the genuine code would pass."""
     with _check("package"):
         pkg = package if isinstance(package, EvidencePackage) else EvidencePackage.loads(package)
         if genesis_fingerprint is not None:
@@ -196,12 +213,27 @@ def verify_package(
         except InvalidProof as exc:
             raise InvalidProof(f"inclusion proof: {exc}") from exc
 
-    anchor = None
+    anchor = crosschain = None
+    not_checked: list[str] = []
     if genesis is not None:
         with _check("chain anchor"):
-            anchor = verify_chain_part(pkg, opened, genesis)
+            if anchored_elsewhere(pkg, genesis):  # the genesis file is the target chain's, not the source's
+                if light_client is None and not unsafe_unpinned_light_client:
+                    raise UntrustedPackage(
+                        "this package is anchored on another chain through a light client: pin the light client's "
+                        "address as the target chain's governance publishes it (--light-client ADDRESS)")
+                crosschain = verify_crosschain_part(pkg, opened, genesis, light_client=light_client)
+                if light_client is None:
+                    not_checked.append(f"the light client's address 0x{crosschain.light_client.hex()} against the "
+                                       "one the target chain's governance published (pin it: --light-client)")
+                not_checked.append("the organisation's name and the author's membership on the source chain "
+                                   "(its Governance: verify with the source genesis file for them)")
+            else:
+                if light_client is not None:
+                    raise InvalidInput("a pinned light client applies to a cross-chain package only: this package "
+                                       "is verified on the genesis file's own chain")
+                anchor = verify_chain_part(pkg, opened, genesis)
     record_checked = False
-    not_checked: list[str] = []
     if record is not None:
         with _check("record content"):
             st.commitment.verify(record, salt=salt, key=hmac_key)
@@ -217,4 +249,6 @@ def verify_package(
         record_checked=record_checked,
         anchor=anchor,
         not_checked=tuple(not_checked),
+        unpinned_light_client=crosschain is not None and light_client is None,
+        crosschain=crosschain,
     )
