@@ -34,7 +34,8 @@ from shancheng.sdk.crypto import SM2PrivateKey
 from shancheng.sdk.crypto.pem import MAX_PEM_LEN, pem_blocks
 from shancheng.sdk.errors import InvalidInput, InvalidKey, ShanchengError
 from shancheng.sdk.files import make_private_folder, read_password, read_small_file, write_private_file
-from shancheng.sdk.gmtls.front import GmTlsFront, TlsFrontSettings, is_loopback, run_with_fronts
+from shancheng.sdk.gmtls.front import GmTlsFront, TlsFrontSettings, run_with_fronts
+from shancheng.sdk.netaddr import is_loopback
 
 from .cometbft.rpc import CometRpc
 from .devgenesis import DEV_CHAIN_ID, dev_genesis

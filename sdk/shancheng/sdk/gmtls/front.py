@@ -44,7 +44,7 @@ from .credentials import CertifiedKey
 from .errors import GmTlsError, HandshakeError
 from .listener import ConnectionLimits, ReloadingContext
 
-__all__ = ["PEER_HEADER", "SUBJECT_HEADER", "TOKEN_HEADER", "GmTlsFront", "TlsFrontSettings", "is_loopback",
+__all__ = ["PEER_HEADER", "SUBJECT_HEADER", "TOKEN_HEADER", "GmTlsFront", "TlsFrontSettings",
            "run_with_fronts"]
 
 log = logging.getLogger("shancheng.gmtls.front")
