@@ -7,115 +7,20 @@ height, readings, tokens, the story told once). Plus its one-line refusals."""
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from _district_run import Run, alive, argv_for, descendants, ports_for, printed_token, until
 
 from shancheng.apps.district import DEMO_ORGS, port_plan
 from shancheng.sdk.client import RpcClient
-from shancheng.testing import free_port, free_port_block
 
 STATIONS = ("SC500103AIR0001", "SC500112AIR0002")
-
-
-def _ports(validators: int = 1) -> dict[str, int]:
-    """Free ports for a district (this test process's own, see ``shancheng.testing.ports``): the gateways', the
-    node's (a network's: 10 a validator) and the listener's."""
-    return {"port": free_port_block(len(DEMO_ORGS)),
-            "node_port": free_port_block(2 if validators == 1 else 10 * validators), "hj212_port": free_port()}
-
-
-def _argv(home: Path, ports: dict[str, int], *extra: str) -> list[str]:
-    return [sys.executable, "-m", "shancheng.sdk.cli", "district", "run", "--home", str(home), "--port",
-            str(ports["port"]), "--node-port", str(ports["node_port"]), "--hj212-port", str(ports["hj212_port"]),
-            "--station-rate", "4", *extra]
-
-
-def _until(what: str, probe: Callable[[], Any], timeout: float, proc: subprocess.Popen[bytes] | None = None,
-           logs: Callable[[], str] = str) -> Any:
-    """Poll ``probe`` until it is truthy; on a deadline or an exited district, fail with ``logs()``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"the district exited ({proc.returncode}) while waiting for {what}:\n{logs()}")
-        value = probe()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}:\n{logs()}"
-        time.sleep(0.3)
-
-
-def _descendants(pid: int) -> set[int]:
-    """Every live process below ``pid`` (from /proc's PPid fields)."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                status = Path(f"/proc/{entry}/status").read_text()
-            except OSError:
-                continue
-            m = re.search(r"^PPid:\s+(\d+)", status, re.MULTILINE)
-            if m:
-                parents[int(entry)] = int(m[1])
-    found: set[int] = set()
-    frontier = {pid}
-    while frontier:
-        frontier = {p for p, pp in parents.items() if pp in frontier} - found
-        found |= frontier
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    return re.search(r"^State:\s+Z", status, re.MULTILINE) is None  # a zombie has exited
-
-
-class Run:
-    """One ``district run`` process, its output in a file."""
-
-    def __init__(self, home: Path, ports: dict[str, int], log: Path, *extra: str) -> None:
-        self.log = log
-        with open(log, "wb") as out:
-            self.proc = subprocess.Popen(_argv(home, ports, *extra), stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
-
-    def output(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")
-
-    def wait_running(self, timeout: float) -> str:
-        _until("the district to print its summary", lambda: "district is running" in self.output(), timeout,
-               self.proc, self.output)
-        return self.output()
-
-    def stop(self, timeout: float = 90) -> float:
-        start = time.monotonic()
-        self.proc.send_signal(signal.SIGINT)
-        self.proc.wait(timeout=timeout)
-        return time.monotonic() - start
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(30)
-
-
-def _token(output: str, org: str, subject: str) -> str:
-    m = re.search(rf"^\s+{re.escape(org)}\s+{re.escape(subject)}\s+\S+\s+(sc_\S+)$", output, re.MULTILINE)
-    assert m, f"no token of {org}/{subject} printed:\n{output}"
-    return m[1]
 
 
 def _readings(http: httpx.Client, mn: str) -> int:
@@ -131,7 +36,7 @@ def _gateway(ports: dict[str, int], org: str) -> str:
 def _desk(ports: dict[str, int], output: str, org: str, subject: str) -> httpx.Client:
     """An API client of ``org``'s gateway with the printed token of ``subject``."""
     return httpx.Client(base_url=_gateway(ports, org), timeout=60,
-                        headers={"Authorization": f"Bearer {_token(output, org, subject)}"})
+                        headers={"Authorization": f"Bearer {printed_token(output, org, subject)}"})
 
 
 RX_WALK = ["issue", "approve", "circulate", "claim", "dispense", "check", "hand_over"]
@@ -180,18 +85,10 @@ def _check_story(home: Path, ports: dict[str, int], output: str) -> dict[str, An
     return dict(story)
 
 
-@pytest.fixture
-def runs(tmp_path: Path) -> Iterator[list[Run]]:
-    started: list[Run] = []
-    yield started
-    for run in started:
-        run.kill()
-
-
 @pytest.mark.network
 @pytest.mark.slow
 def test_district_runs_stops_cleanly_and_continues_after_a_restart(tmp_path: Path, runs: list[Run]) -> None:
-    home, ports = tmp_path / "district", _ports()
+    home, ports = tmp_path / "district", ports_for()
     monitoring = f"http://127.0.0.1:{ports['port'] + [o.name for o in DEMO_ORGS].index('monitoring')}"
     runs.append(Run(home, ports, tmp_path / "first.log"))
     first = runs[0]
@@ -200,7 +97,7 @@ def test_district_runs_stops_cleanly_and_continues_after_a_restart(tmp_path: Pat
     for org in ("hospital", "pharmacy", "monitoring", "regulator", "auditor", "manufacturer", "department"):
         assert f"{org}  " in output
     assert f"http://127.0.0.1:{ports['port']}/docs" in output and "/auth/token-login" in output
-    token = _token(output, "monitoring", "op.zhao")
+    token = printed_token(output, "monitoring", "op.zhao")
 
     ui = httpx.get(f"http://127.0.0.1:{ports['port']}/", timeout=30)
     assert ui.status_code == 200 and "text/html" in ui.headers["content-type"]
@@ -209,23 +106,23 @@ def test_district_runs_stops_cleanly_and_continues_after_a_restart(tmp_path: Pat
         stations = http.get("/api/v1/stations").raise_for_status().json()
         assert sorted(s["mn"] for s in stations) == list(STATIONS)
         before = {mn: _readings(http, mn) for mn in STATIONS}
-        _until("readings of both stations to grow",
+        until("readings of both stations to grow",
                lambda: all(_readings(http, mn) > before[mn] + 3 for mn in STATIONS), 240, first.proc,
                lambda: first.output()[-1500:] + (home / "logs" / "gateway-monitoring.log").read_text()[-3000:])
         kept = {mn: _readings(http, mn) for mn in STATIONS}
     me = httpx.get(f"http://127.0.0.1:{ports['port']}/api/v1/me", timeout=30,
-                   headers={"Authorization": f"Bearer {_token(output, 'hospital', 'dr.li')}"}).json()
+                   headers={"Authorization": f"Bearer {printed_token(output, 'hospital', 'dr.li')}"}).json()
     assert (me["org"], me["role"], me["subject"]) == ("hospital", "doctor", "dr.li")
     story = _check_story(home, ports, output)
     height = RpcClient(f"http://127.0.0.1:{ports['node_port']}", timeout=10).call("eth_blockNumber")
 
-    children = _descendants(first.proc.pid)
+    children = descendants(first.proc.pid)
     assert len(children) >= 1 + len(DEMO_ORGS)  # the node and one gateway per organisation
     took = first.stop()
     assert first.proc.returncode == 0, first.output()[-2000:]
     assert took < 60
     assert "the district has stopped" in first.output() and "Traceback" not in first.output()
-    assert not [pid for pid in children if _alive(pid)], "processes outlived the district"
+    assert not [pid for pid in children if alive(pid)], "processes outlived the district"
     for port in port_plan(ports["port"], ports["node_port"], ports["hj212_port"], validators=1).values():
         with socket.socket() as s:  # every port is released
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -238,17 +135,17 @@ def test_district_runs_stops_cleanly_and_continues_after_a_restart(tmp_path: Pat
     assert "seeding the demo story" not in again  # told once: the same story, printed again
     assert _check_story(home, ports, again) == story
     with _desk(ports, again, "hospital", "dr.li") as doctor:  # the hospital's one prescription: not issued twice
-        listed = _until("the hospital's prescriptions", lambda: doctor.get("/api/v1/prescriptions")
+        listed = until("the hospital's prescriptions", lambda: doctor.get("/api/v1/prescriptions")
                         .raise_for_status().json()["items"], 60, second.proc, lambda: second.output()[-1500:])
         assert [p["rx_id"] for p in listed] == [story["prescription"]["rx_id"]]
-    assert _token(again, "monitoring", "op.zhao") == token
+    assert printed_token(again, "monitoring", "op.zhao") == token
     rpc = RpcClient(f"http://127.0.0.1:{ports['node_port']}", timeout=10)
     assert int(rpc.call("eth_blockNumber"), 16) >= int(height, 16)
     with httpx.Client(base_url=monitoring, headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
         for mn in STATIONS:  # the readings of the first run are kept, and new ones arrive
             assert http.get(f"/api/v1/stations/{mn}/readings",
                             params={"limit": 500}).raise_for_status().json()["items"]
-            _until(f"new readings of {mn}", lambda mn=mn: _readings(http, mn) > kept[mn], 240, second.proc,
+            until(f"new readings of {mn}", lambda mn=mn: _readings(http, mn) > kept[mn], 240, second.proc,
                    lambda: second.output()[-1500:])
     assert second.stop() < 60 and second.proc.returncode == 0
 
@@ -259,7 +156,7 @@ def test_the_documented_4_validator_variant_runs_and_stops_cleanly(tmp_path_fact
                                                                    runs: list[Run]) -> None:
     # a short home: the nodes' ABCI socket paths must fit in 100 characters (pytest-xdist adds a folder level)
     tmp_path = tmp_path_factory.mktemp("d4")
-    home, ports = tmp_path / "home", _ports(validators=4)
+    home, ports = tmp_path / "home", ports_for(validators=4)
     runs.append(Run(home, ports, tmp_path / "four.log", "--validators", "4", "--no-story"))
     run = runs[0]
     output = run.wait_running(900)
@@ -272,12 +169,12 @@ def test_the_documented_4_validator_variant_runs_and_stops_cleanly(tmp_path_fact
         return run.output()[-1500:] + (home / "logs" / "gateway-monitoring.log").read_text()[-2000:]
 
     with httpx.Client(base_url=regulator, timeout=60,
-                      headers={"Authorization": f"Bearer {_token(output, 'regulator', 'insp.qian')}"}) as http:
+                      headers={"Authorization": f"Bearer {printed_token(output, 'regulator', 'insp.qian')}"}) as http:
         def committed_by_a_quorum() -> Any:
             view = http.get("/api/v1/network", params={"blocks": 5}).raise_for_status().json()
             return view if view["blocks"] and view["height"] > 3 else None
 
-        view = _until("blocks of the 4-validator network", committed_by_a_quorum, 300, run.proc, logs)
+        view = until("blocks of the 4-validator network", committed_by_a_quorum, 300, run.proc, logs)
         assert len(view["nodes"]) == 4 and all(n["reachable"] for n in view["nodes"]), view["nodes"]
         assert len(view["validators"]) == 4 and view["validator_changes"] == 0
         newest, *older = view["blocks"]  # a node stores a block's certificate once the next block commits
@@ -292,24 +189,24 @@ def test_the_documented_4_validator_variant_runs_and_stops_cleanly(tmp_path_fact
             assert block["total_power"] == sum(v["power"] for v in view["validators"])
             assert block["signed_power"] * 3 > block["total_power"] * 2, block
     with httpx.Client(base_url=monitoring, timeout=60,
-                      headers={"Authorization": f"Bearer {_token(output, 'monitoring', 'op.zhao')}"}) as http:
+                      headers={"Authorization": f"Bearer {printed_token(output, 'monitoring', 'op.zhao')}"}) as http:
         before = {mn: _readings(http, mn) for mn in STATIONS}
-        _until("readings of both stations to grow", lambda: all(_readings(http, mn) > before[mn] for mn in STATIONS),
+        until("readings of both stations to grow", lambda: all(_readings(http, mn) > before[mn] for mn in STATIONS),
                300, run.proc, logs)
 
-    children = _descendants(run.proc.pid)
+    children = descendants(run.proc.pid)
     assert len(children) >= 4 * 2 + len(DEMO_ORGS)  # four apps, their CometBFT processes, a gateway per organisation
     assert run.stop() < 90 and run.proc.returncode == 0, run.output()[-2000:]
     assert "the district has stopped" in run.output() and "Traceback" not in run.output()
-    assert not [pid for pid in children if _alive(pid)], "processes outlived the district"
+    assert not [pid for pid in children if alive(pid)], "processes outlived the district"
 
 
 def _district(home: Path, ports: dict[str, int]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(_argv(home, ports), check=False, capture_output=True, text=True, timeout=120)
+    return subprocess.run(argv_for(home, ports), check=False, capture_output=True, text=True, timeout=120)
 
 
 def test_a_port_in_use_is_one_line_error(tmp_path: Path) -> None:
-    ports = _ports()
+    ports = ports_for()
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", ports["port"] + 2))
         busy.listen()
@@ -323,7 +220,7 @@ def test_a_port_in_use_is_one_line_error(tmp_path: Path) -> None:
 def test_a_folder_that_is_not_a_district_is_refused(tmp_path: Path) -> None:
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "notes.txt").write_text("mine")
-    done = _district(tmp_path / "d", _ports())
+    done = _district(tmp_path / "d", ports_for())
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.startswith("error: ") and "holds no district.json" in done.stderr
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["notes.txt"]
@@ -335,7 +232,7 @@ def test_a_home_of_another_chain_is_refused(tmp_path: Path) -> None:
                    check=True, capture_output=True, timeout=120)
     (home / "district.json").write_text(json.dumps({"version": 1, "validators": 1, "orgs": {}, "stations": [],
                                                     "genesis_hash": "0x" + "ab" * 32}))
-    done = _district(home, _ports())
+    done = _district(home, ports_for())
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert done.stderr.startswith(f"error: {home.resolve()} belongs to chain 0x{'ab' * 32}, but ")
 
@@ -349,6 +246,6 @@ def test_a_second_run_on_a_home_in_use_is_refused(tmp_path: Path) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX)
         lock.write("4242")
         lock.flush()
-        done = _district(home, _ports())
+        done = _district(home, ports_for())
     assert done.returncode == 2
     assert done.stderr.strip() == f"error: {home.resolve()} is in use by another `shancheng district run` (pid 4242)"

@@ -9,7 +9,9 @@ runs the listener) and feeds them with two simulated stations over TCP. On the f
 demo story through the gateways' APIs (a prescription dispensed at the pharmacy, a drug batch from the maker to the
 pharmacy, a dataset shared and analysed, anchored evidence records) and prints the web UI link of each. Everything
 lives under ``--home``; a restart continues the same chain with the same tokens, readings and story. Ctrl-C or
-SIGTERM stops the stations, the gateways, then the node(s) (SIGTERM, then SIGKILL after a bound).
+SIGTERM stops the stations, the gateways, then the node(s) (SIGTERM, then SIGKILL after a bound). With
+``--validators 4 --gm-tls`` the network is made by ``network init --gm-tls`` (the nodes talk only over GM TLS) and
+the gateways reach the nodes' GM TLS JSON-RPC fronts with the network's member certificate (docs/district.md).
 
     shancheng district run --home .shancheng-district --port 8000
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from shancheng.sdk.errors import InvalidInput
+from shancheng.sdk.netaddr import is_loopback
 
 from .plan import STATION_RATE, DistrictOptions
 
@@ -35,15 +36,23 @@ def register(subparsers: Any) -> None:
     run.add_argument("--no-story", dest="story", action="store_false",
                      help="do not seed the demo story (a prescription, a drug batch, a dataset, evidence records) "
                           "on the first start")
+    run.add_argument("--gm-tls", action="store_true",
+                     help="with --validators 4: the nodes talk only over GM TLS (TLCP) and the gateways reach the "
+                          "nodes' GM TLS JSON-RPC fronts (docs/gm-tls.md); the gateways stay plain HTTP on loopback")
     run.set_defaults(func=cmd_run)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     if not 0 < args.station_rate <= 1000:
         raise InvalidInput("--station-rate must be in (0, 1000]")
+    if args.gm_tls and args.validators != 4:
+        raise InvalidInput("--gm-tls needs --validators 4 (the nodes' links are what it protects)")
+    if args.gm_tls and not is_loopback(args.host):
+        raise InvalidInput("--gm-tls keeps the gateways on plain HTTP: --host must be a loopback address "
+                           "(put a GM TLS front before them to serve them off this machine, docs/gm-tls.md)")
     from .orchestrate import District  # here, not at the top: every `shancheng` command loads this module
 
     options = DistrictOptions(home=args.home, validators=args.validators, host=args.host, port=args.port,
                               node_port=args.node_port, hj212_port=args.hj212_port, station_rate=args.station_rate,
-                              story=args.story)
+                              story=args.story, gm_tls=args.gm_tls)
     return District(options).run()

@@ -13,7 +13,7 @@ Layout of the home::
 >>> home = DistrictHome(pathlib.Path(tempfile.mkdtemp()) / "d", validators=1)
 >>> home.load()
 >>> sorted(home.state)
-['orgs', 'stations', 'validators', 'version']
+['gm_tls', 'orgs', 'stations', 'validators', 'version']
 """
 
 from __future__ import annotations
@@ -35,12 +35,13 @@ STATE_VERSION = 1
 
 
 class DistrictHome:
-    """The folder ``root`` of a district of ``validators`` validator(s); :attr:`state` is ``district.json``'s
-    content once :meth:`load` has run."""
+    """The folder ``root`` of a district of ``validators`` validator(s), whose nodes talk over GM TLS when
+    ``gm_tls``; :attr:`state` is ``district.json``'s content once :meth:`load` has run."""
 
-    def __init__(self, root: Path, *, validators: int) -> None:
+    def __init__(self, root: Path, *, validators: int, gm_tls: bool = False) -> None:
         self.root = root.resolve()
         self.validators = validators
+        self.gm_tls = gm_tls
         self.state: dict[str, Any] = {}
 
     @property
@@ -64,8 +65,8 @@ class DistrictHome:
                            force=True)
 
     def load(self) -> None:
-        """Read ``district.json``, or start a new state on a fresh home; refuses a state of another version or
-        another number of validators, and a non-empty folder that holds none."""
+        """Read ``district.json``, or start a new state on a fresh home; refuses a state of another version, another
+        number of validators or the other GM TLS choice, and a non-empty folder that holds none."""
         if self.state_path.exists():
             try:
                 self.state = json.loads(self.state_path.read_text(encoding="utf-8"))
@@ -76,9 +77,14 @@ class DistrictHome:
             if self.state.get("validators") != self.validators:
                 raise InvalidInput(f"{self.root} holds a district of {self.state.get('validators')} validator(s); "
                                    f"run it with --validators {self.state.get('validators')} or choose another home")
+            if bool(self.state.get("gm_tls")) != self.gm_tls:
+                made = "with" if self.state.get("gm_tls") else "without"
+                raise InvalidInput(f"{self.root} holds a district made {made} --gm-tls; run it {made} --gm-tls or "
+                                   "choose another home")
         else:
             self.check_fresh()
-            self.state = {"version": STATE_VERSION, "validators": self.validators, "orgs": {}, "stations": []}
+            self.state = {"version": STATE_VERSION, "validators": self.validators, "gm_tls": self.gm_tls, "orgs": {},
+                          "stations": []}
 
     def check_fresh(self) -> None:
         """Refuse a folder that is neither empty nor a district's home."""

@@ -15,7 +15,7 @@ import sys
 import time
 import unicodedata
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import httpx
 
@@ -28,6 +28,10 @@ from .plan import DEMO_ORGS, DEMO_STATIONS, POLLUTANTS, DemoOrg, DistrictOptions
 from .stations import StationFeed
 from .story import CHAPTERS, Desks, tell
 from .supervise import Child, stop_all, wait_for, wait_http
+
+if TYPE_CHECKING:
+    from shancheng.apps.gateway.settings import NodeTlsSettings
+    from shancheng.sdk.client import GmTlsClientConfig
 
 __all__ = ["District"]
 
@@ -45,12 +49,13 @@ class District:
 
     def __init__(self, options: DistrictOptions, *, out: IO[str] = sys.stdout) -> None:
         self.o = options
-        self.home = DistrictHome(options.home, validators=options.validators)
+        self.home = DistrictHome(options.home, validators=options.validators, gm_tls=options.gm_tls)
         self.out = out
         self.shancheng = [sys.executable, "-m", "shancheng.sdk.cli"]
         self.nodes: list[Child] = []
         self.gateways: list[Child] = []
         self.stations: StationFeed | None = None
+        self._node_tls: GmTlsClientConfig | None = None  # the nodes' fronts' client settings, made once
 
     # ------------------------------------------------------------------ paths
     @property
@@ -73,6 +78,8 @@ class District:
     def run(self) -> int:
         if self.o.validators not in (1, 4):
             raise InvalidInput("--validators must be 1 or 4")
+        if self.o.gm_tls and self.o.validators != 4:
+            raise InvalidInput("--gm-tls needs --validators 4")
         previous = {s: signal.signal(s, _raise_interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             self.home.check_fresh()  # before the lock file is made in someone else's folder
@@ -96,7 +103,7 @@ class District:
 
     def _check_ports(self) -> None:
         for what, port in port_plan(self.o.port, self.o.node_port, self.o.hj212_port,
-                                    validators=self.o.validators).items():
+                                    validators=self.o.validators, gm_tls=self.o.gm_tls).items():
             host = self.o.host if what.startswith(("gateway", "hj212")) else "127.0.0.1"
             if not 0 < port < 65536:
                 raise InvalidInput(f"port {port} ({what}) is out of range")
@@ -155,7 +162,7 @@ class District:
                         "--rpc-port", str(self.o.node_port), "--ws-port", str(self.o.node_port + 1)]
             else:
                 argv = [*self.shancheng, "network", "init", "--validators", str(self.o.validators), "--out",
-                        str(self.chain_dir), "--base-port", str(self.o.node_port)]
+                        str(self.chain_dir), "--base-port", str(self.o.node_port), *(["--gm-tls"] if self.o.gm_tls else [])]
             done = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
             if done.returncode != 0:
                 last = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] or ["no output"]
@@ -172,7 +179,29 @@ class District:
         if self.o.validators == 1:
             return [f"http://127.0.0.1:{self.o.node_port}"]
         summary = json.loads((self.chain_dir / "network.json").read_text())
+        if self.o.gm_tls:  # the GM TLS fronts: the nodes' certificates name 127.0.0.1
+            return [f"https+gm://127.0.0.1:{n['tls_port']}" for n in summary["nodes"] if n.get("role") == "validator"]
         return [f"http://127.0.0.1:{n['http_port']}" for n in summary["nodes"] if n.get("role") == "validator"]
+
+    def node_tls_settings(self) -> NodeTlsSettings | None:
+        """With ``--gm-tls``, the gateways' ``[node_tls]`` (a :class:`~shancheng.apps.gateway.settings.NodeTlsSettings`):
+        the network's CA and the member client pair ``network init --gm-tls`` wrote to its ``client/`` folder; else
+        None."""
+        if not self.o.gm_tls:
+            return None
+        from shancheng.apps.gateway.settings import NodeTlsSettings
+
+        client = self.chain_dir / "client"
+        return NodeTlsSettings(mode="tlcp", ca=client / "ca.crt", password_file=client / "password",
+                               sign_cert=client / "sdk-client-sign.crt", sign_key=client / "sdk-client-sign.key",
+                               enc_cert=client / "sdk-client-enc.crt", enc_key=client / "sdk-client-enc.key")
+
+    def node_tls(self) -> GmTlsClientConfig | None:
+        """The SDK's GM TLS settings of the nodes' fronts (None without ``--gm-tls``), the keys decrypted once."""
+        settings = self.node_tls_settings()
+        if settings is not None and self._node_tls is None:
+            self._node_tls = settings.client_config(self.chain_dir / "client" / "password")
+        return self._node_tls
 
     def _start_chain(self) -> None:
         if self.o.validators == 1:
@@ -188,7 +217,8 @@ class District:
         from shancheng.sdk.client import RpcClient
 
         for url, child in zip(self.node_urls(), self.nodes, strict=False):
-            wait_for(functools.partial(RpcClient(url, timeout=5).call, "eth_blockNumber"), child, f"JSON-RPC {url}")
+            rpc = RpcClient(url, timeout=5, tls=self.node_tls())
+            wait_for(functools.partial(rpc.call, "eth_blockNumber"), child, f"JSON-RPC {url}")
 
     # ------------------------------------------------------------------ the gateways
     def _prepare_gateway(self, org: DemoOrg) -> None:
@@ -221,7 +251,7 @@ class District:
             f'password_file = "keys/password"\nnode_urls = [{node_urls}]\n'
             f"genesis = {json.dumps(str(self.chain_dir / 'genesis.json'))}\n"
             f'evidence_origin = "district.example/log/{org.name}"\ndata_dir = "data"\n'
-            f'public_url = "{self.gateway_url(org.name)}"\n' + hj212
+            f'public_url = "{self.gateway_url(org.name)}"\n' + hj212 + _node_tls_table(self.node_tls_settings())
         )
         (folder / "gateway.toml").write_text(config, encoding="utf-8")
 
@@ -253,15 +283,15 @@ class District:
                 client.close()
 
     def _client(self, org: str) -> Any:
+        from shancheng.apps.gateway.services import connect_nodes
         from shancheng.apps.gateway.settings import GatewaySettings
-        from shancheng.sdk import Client
         from shancheng.sdk.chainproof import GenesisFile
         from shancheng.sdk.client import Identity
 
         settings = GatewaySettings.load(self.gateway_dir(org) / "gateway.toml")
         identity = Identity.from_key_files(sm2_key=settings.sm2_key, eth_key=settings.eth_key,
                                            password=settings.password())
-        return Client.connect(settings.node_urls, identity=identity, genesis=GenesisFile.load(settings.genesis))
+        return connect_nodes(settings, identity=identity, genesis=GenesisFile.load(settings.genesis))[0]
 
     def _register_staff(self, client: Any, org: str, subject: str, flags: int) -> None:
         from shancheng.apps.gateway.settings import GatewaySettings
@@ -327,6 +357,9 @@ class District:
     def _print_summary(self) -> None:
         lines = ["", "山城链 示范区 Shancheng district is running", ""]
         lines.append(f"  链 Chain          {len(self.nodes)} validator(s), JSON-RPC {', '.join(self.node_urls())}")
+        if self.o.gm_tls:
+            lines.append(f"  国密 GM TLS       the nodes' links and JSON-RPC over TLCP; CA and member certificate in "
+                         f"{self.chain_dir / 'pki'}, {self.chain_dir / 'client'}")
         lines.append(f"  HJ 212 监听 listener  {self.o.host}:{self.o.hj212_port} (monitoring), stations "
                      + ", ".join(s["mn"] for s in self.state["stations"]))
         lines.append("")
@@ -363,6 +396,15 @@ def _pad(text: str, width: int) -> str:
     """
     columns = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
     return text + " " * max(1, width - columns)
+
+
+def _node_tls_table(settings: NodeTlsSettings | None) -> str:
+    """gateway.toml's ``[node_tls]`` table of ``settings`` (a ``NodeTlsSettings``), empty for None."""
+    if settings is None:
+        return ""
+    lines = [f"{name} = {json.dumps(str(value))}" for name, value in settings.model_dump(exclude_none=True).items()]
+    return ("\n# how the gateway reaches the nodes' GM TLS JSON-RPC fronts (docs/gm-tls.md)\n[node_tls]\n"
+            + "\n".join(lines) + "\n")
 
 
 def _genesis_hash(path: Path) -> str:

@@ -72,18 +72,30 @@ class DistrictOptions:
     station_rate: float = STATION_RATE
     #: seed the demo story (a prescription, a drug batch, a dataset, anchored records) on the first start
     story: bool = True
+    #: 4 validators only: the nodes talk over GM TLS (``network init --gm-tls``) and the gateways reach the nodes'
+    #: GM TLS JSON-RPC fronts with the network's member client certificate
+    gm_tls: bool = False
 
 
-def port_plan(port: int, node_port: int, hj212_port: int, *, validators: int) -> dict[str, int]:
+def port_plan(port: int, node_port: int, hj212_port: int, *, validators: int, gm_tls: bool = False) -> dict[str, int]:
     """Every port the district binds: gateways from ``port`` up in :data:`DEMO_ORGS` order, the solo node's
     JSON-RPC HTTP and WebSocket ports (with 4 validators: the network's own ports, ``network init --base-port``
-    = ``node_port``), and the HJ 212 listener."""
+    = ``node_port``; with ``gm_tls`` also CometBFT's own p2p behind the tunnel and the GM TLS JSON-RPC fronts), and
+    the HJ 212 listener.
+
+    >>> plan = port_plan(8000, 26600, 9212, validators=4, gm_tls=True)
+    >>> plan["node1:p2p"], plan["node1:cometbft-p2p"], plan["node1:tls"], plan["node1:tls-ws"]
+    (26610, 26616, 26617, 26618)
+    """
     plan = {f"gateway:{org.name}": port + i for i, org in enumerate(DEMO_ORGS)}
     if validators == 1:
         plan |= {"node:rpc": node_port, "node:ws": node_port + 1}
     else:
         for k in range(validators):
-            for j, what in enumerate(("p2p", "cometbft-rpc", "rpc", "ws", "prometheus", "metrics")):
+            names: tuple[str, ...] = ("p2p", "cometbft-rpc", "rpc", "ws", "prometheus", "metrics")
+            if gm_tls:
+                names += ("cometbft-p2p", "tls", "tls-ws")
+            for j, what in enumerate(names):
                 plan[f"node{k}:{what}"] = node_port + 10 * k + j
     plan["hj212"] = hj212_port
     return plan

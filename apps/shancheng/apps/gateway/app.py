@@ -18,7 +18,6 @@ from fastapi import FastAPI
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import Scope
 
-from shancheng.sdk import Client
 from shancheng.sdk.chainproof import GenesisFile
 from shancheng.sdk.client import Identity
 from shancheng.sdk.errors import InvalidInput
@@ -46,7 +45,7 @@ from .routes.sharing import router as sharing_router
 from .routes.trace import router as trace_router
 from .routes.ui import router as ui_router
 from .security import SecurityHeaders
-from .services import Services
+from .services import Services, connect_nodes
 from .sessions import BrowserSessions, ensure_secret, session_cookie_name
 from .settings import GatewaySettings
 from .staffkeys import StaffKeys
@@ -67,7 +66,7 @@ def start_services(settings: GatewaySettings) -> Services:
     password = settings.password()
     identity = Identity.from_key_files(sm2_key=settings.sm2_key, eth_key=settings.eth_key, password=password)
     genesis = GenesisFile.load(settings.genesis)
-    client = Client.connect(settings.node_urls, identity=identity, genesis=genesis)
+    client, node_tls = connect_nodes(settings, identity=identity, genesis=genesis)
     closers: list[Callable[[], None]] = [client.close]
     try:
         org_id = client.org_id
@@ -104,6 +103,7 @@ def start_services(settings: GatewaySettings) -> Services:
                                         oidc_issuer=oidc.issuer if oidc else None),
             idempotency=IdempotencyStore(engine, secret=secret),
             staff_keys=StaffKeys(directory=settings.staff_keys_dir, password=password), session_secret=secret, orgs=orgs,
+            node_tls=node_tls,
             oidc=OidcClient(oidc, redirect_uri=settings.public_url + "/auth/callback") if oidc else None,
         )
     except BaseException:

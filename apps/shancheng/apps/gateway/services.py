@@ -18,7 +18,8 @@ from sqlalchemy.engine import Engine
 
 from shancheng.sdk import Client
 from shancheng.sdk.chainproof import GenesisFile
-from shancheng.sdk.client import Batcher
+from shancheng.sdk.client import Batcher, GmTlsClientConfig, Identity, RpcClient
+from shancheng.sdk.client.gmtls_http import GM_SCHEME
 
 from ..hj212.listener import ListenerHandle
 from .audit import AuditLog
@@ -31,9 +32,17 @@ from .sessions import BrowserSessions
 from .settings import GatewaySettings
 from .staffkeys import StaffKeys
 
-__all__ = ["Job", "Services"]
+__all__ = ["Job", "Services", "connect_nodes"]
 
 _log = logging.getLogger("shancheng.apps.gateway")
+
+
+def connect_nodes(settings: GatewaySettings, *, identity: Identity,
+                  genesis: GenesisFile) -> tuple[Client, GmTlsClientConfig | None]:
+    """The SDK client of the gateway's ``node_urls`` (``https+gm://`` ones over GM TLS with ``[node_tls]``), and
+    the GM TLS settings it was given (made once: the keys are decrypted here), None without ``[node_tls]``."""
+    tls = settings.node_tls_config()
+    return Client.connect(settings.node_urls, identity=identity, genesis=genesis, tls=tls), tls
 
 
 class Job(Protocol):
@@ -69,6 +78,13 @@ class Services:
     #: the HJ 212 station listener, None when the settings configure none
     hj212: ListenerHandle | None = None
     jobs: list[Job] = field(default_factory=list)
+    #: how ``https+gm://`` node URLs are reached, None when the settings have no ``[node_tls]``
+    node_tls: GmTlsClientConfig | None = None
+
+    def node_rpc(self, url: str, *, timeout: float) -> RpcClient:
+        """A JSON-RPC client of one node URL (GM TLS for an ``https+gm://`` one), for per-node probes."""
+        gm = url.startswith(f"{GM_SCHEME}://")
+        return RpcClient(url, timeout=timeout, tls=self.node_tls if gm else None)
 
     def close(self) -> None:
         """Stop the background jobs (newest first), the batcher, the client and the engine."""

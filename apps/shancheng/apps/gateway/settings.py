@@ -18,12 +18,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from shancheng.sdk.client import GmTlsClientConfig
+from shancheng.sdk.client.gmtls_http import GM_SCHEME
 from shancheng.sdk.errors import InvalidInput
+from shancheng.sdk.files import read_password
+from shancheng.sdk.gmtls import MODES, CertifiedKey
 from shancheng.sdk.gmtls.front import TlsFrontSettings
 
 from ..hj212.settings import Hj212Settings
 
-__all__ = ["GatewaySettings", "OidcSettings", "SettingsError"]
+__all__ = ["GatewaySettings", "NodeTlsSettings", "OidcSettings", "SettingsError"]
 
 MAX_CONFIG_BYTES = 1 << 20
 
@@ -48,6 +52,64 @@ class OidcSettings(BaseModel):
     def client_secret(self) -> str:
         """The client secret, read from its file (never kept in the configuration itself)."""
         return self.client_secret_file.read_text().strip()
+
+
+#: the file settings of ``[node_tls]``, taken relative to the configuration file's folder by :meth:`GatewaySettings.load`
+_NODE_TLS_FILES = ("ca", "sign_cert", "sign_key", "enc_cert", "enc_key", "cert", "key", "crl", "password_file")
+
+
+class NodeTlsSettings(BaseModel):
+    """How the gateway reaches ``https+gm://`` node URLs (a ``[node_tls]`` table): the SDK's
+    :class:`~shancheng.sdk.client.GmTlsClientConfig` from files.  ``ca`` is the consortium CA; the member's client
+    certificate (mutual authentication, which the nodes' fronts written by ``network init --gm-tls`` require) is
+    ``sign_cert``/``sign_key`` and ``enc_cert``/``enc_key`` in TLCP, ``cert``/``key`` in RFC 8998, its keys encrypted
+    with ``password_file`` (default: the organisation's).  ``crl``: refuse a revoked node.  ``server_name``: the name
+    every node's certificate must carry (default: each URL's host)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mode: str = "tlcp"
+    ca: Path
+    sign_cert: Path | None = None
+    sign_key: Path | None = None
+    enc_cert: Path | None = None
+    enc_key: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    crl: Path | None = None
+    password_file: Path | None = None
+    server_name: str | None = Field(default=None, min_length=1, max_length=253)
+
+    @model_validator(mode="after")
+    def _check(self) -> NodeTlsSettings:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {self.mode[:40]!r}")
+        pairs = {"tlcp": ("sign_cert", "sign_key", "enc_cert", "enc_key"), "rfc8998": ("cert", "key")}
+        wrong = [n for m, names in pairs.items() if m != self.mode for n in names if getattr(self, n) is not None]
+        if wrong:
+            raise ValueError(f"{', '.join(wrong)} do(es) not belong to mode {self.mode}")
+        given = [n for n in pairs[self.mode] if getattr(self, n) is not None]
+        if given and len(given) != len(pairs[self.mode]):
+            raise ValueError(f"mode {self.mode} with a client certificate needs all of {', '.join(pairs[self.mode])}")
+        for name in _NODE_TLS_FILES:
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name}: no such file {str(path)[:300]}")
+        return self
+
+    def client_config(self, default_password_file: Path) -> GmTlsClientConfig:
+        """The SDK's client settings, the keys decrypted (with ``password_file``, else ``default_password_file``)."""
+        certificate: tuple[CertifiedKey, CertifiedKey] | CertifiedKey | None = None
+        named = ([self.sign_cert, self.sign_key, self.enc_cert, self.enc_key] if self.mode == "tlcp"
+                 else [self.cert, self.key])
+        files = [path for path in named if path is not None]
+        if len(files) == len(named):  # a client certificate (else none: the validator refuses half a pair)
+            password = read_password(str(self.password_file or default_password_file))
+            pairs = [CertifiedKey.from_files(cert, key, password)
+                     for cert, key in zip(files[::2], files[1::2], strict=True)]
+            certificate = (pairs[0], pairs[1]) if self.mode == "tlcp" else pairs[0]
+        return GmTlsClientConfig(ca=self.ca, mode=self.mode, certificate=certificate, crl=self.crl,
+                                 server_name=self.server_name)
 
 
 class GatewaySettings(BaseModel):
@@ -82,6 +144,9 @@ class GatewaySettings(BaseModel):
     #: the GM TLS front (TLCP or RFC 8998, a ``[tls]`` table; see shancheng.sdk.gmtls.front), None to serve plain
     #: HTTP only (then on loopback, behind a certified GM gateway, or for development)
     tls: TlsFrontSettings | None = None
+    #: how ``https+gm://`` node URLs are reached (client-side GM TLS, a ``[node_tls]`` table); required by such a
+    #: URL, refused without one
+    node_tls: NodeTlsSettings | None = None
 
     @field_validator("tls", mode="before")
     @classmethod
@@ -101,14 +166,23 @@ class GatewaySettings(BaseModel):
             object.__setattr__(self, "session_secret_file", self.data_dir / "session-secret")
         if self.staff_keys_dir == Path():
             object.__setattr__(self, "staff_keys_dir", self.data_dir / "staff")
+        gm = [u for u in self.node_urls if u.startswith(f"{GM_SCHEME}://")]
+        if gm and self.node_tls is None:
+            raise ValueError(f"node URL {gm[0][:60]!r} is GM TLS: add a [node_tls] table (the CA, the client pair)")
+        if self.node_tls is not None and not gm:
+            raise ValueError(f"[node_tls] is set but no node URL is {GM_SCHEME}://: refusing to call nodes in plain HTTP")
         return self
+
+    def node_tls_config(self) -> GmTlsClientConfig | None:
+        """The SDK's GM TLS settings for the node URLs (the keys decrypted), None when ``[node_tls]`` is not set."""
+        return None if self.node_tls is None else self.node_tls.client_config(self.password_file)
 
     @field_validator("node_urls")
     @classmethod
     def _urls(cls, urls: list[str]) -> list[str]:
         for url in urls:
-            if not url.startswith(("http://", "https://")) or len(url) > 500:
-                raise ValueError(f"node URL {url[:60]!r} is not an http(s) URL")
+            if not url.startswith(("http://", "https://", f"{GM_SCHEME}://")) or len(url) > 500:
+                raise ValueError(f"node URL {url[:60]!r} is not an http://, https:// or {GM_SCHEME}:// URL")
         return urls
 
     @field_validator("public_url")
@@ -155,6 +229,10 @@ class GatewaySettings(BaseModel):
             for key in ("ca", "sign_cert", "sign_key", "enc_cert", "enc_key", "cert", "key", "crl", "password_file"):
                 if key in data["tls"]:
                     data["tls"][key] = resolve(data["tls"][key])
+        if isinstance(data.get("node_tls"), dict):
+            for key in _NODE_TLS_FILES:
+                if key in data["node_tls"]:
+                    data["node_tls"][key] = resolve(data["node_tls"][key])
         if isinstance(data.get("oidc"), dict) and "client_secret_file" in data["oidc"]:
             data["oidc"]["client_secret_file"] = resolve(data["oidc"]["client_secret_file"])
         try:

@@ -15,6 +15,7 @@ caught. The transaction count is not a header field: it is proven under the veri
 
 from __future__ import annotations
 
+import functools
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
 
@@ -22,7 +23,6 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from shancheng.sdk.chainproof import CommitCertificate, GenesisFile, ValidatorSet
-from shancheng.sdk.client import RpcClient
 from shancheng.sdk.errors import InvalidInput, ShanchengError
 from shancheng.sdk.evidence.chain import ValidatorHistory
 from shancheng.sdk.strict_json import to_hex
@@ -85,9 +85,9 @@ class NetworkOut(BaseModel):
     blocks: list[BlockOut]
 
 
-def _node(url: str) -> NodeOut:
+def _node(services: Services, url: str) -> NodeOut:
     try:
-        height = int(RpcClient(url, timeout=3).call("eth_blockNumber"), 16)
+        height = int(services.node_rpc(url, timeout=3).call("eth_blockNumber"), 16)
         return NodeOut(url=url, reachable=True, height=height)
     except (ShanchengError, ValueError, TypeError) as exc:
         return NodeOut(url=url, reachable=False, height=None, error=" ".join(str(exc).split())[:200])
@@ -177,7 +177,7 @@ def network(_: Reader, services: ServicesDep, blocks: Annotated[int, Query(ge=0,
     the genesis file through the chain's validator-set changes."""
     urls = services.settings.node_urls
     with ThreadPoolExecutor(max_workers=min(8, len(urls))) as pool:
-        nodes = list(pool.map(_node, urls))
+        nodes = list(pool.map(functools.partial(_node, services), urls))
     head = services.client.block_number()
     history = services.client.validator_history(head)
     return NetworkOut(chain_id=services.client.chain_id, genesis_fingerprint=to_hex(services.genesis.fingerprint),
