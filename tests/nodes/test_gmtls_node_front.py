@@ -25,6 +25,7 @@ from shancheng.sdk.client import GmTlsClientConfig, NodeUnavailable, RpcClient
 from shancheng.sdk.evidence import verify_package
 from shancheng.sdk.gmtls import CertifiedKey, ConsortiumCA
 from shancheng.testing import free_port
+from shancheng.testing.cli import shancheng_ok
 from shancheng.testing.solo import SoloNode
 
 pytestmark = pytest.mark.network
@@ -32,11 +33,6 @@ pytestmark = pytest.mark.network
 CA_PASSWORD = b"consortium ca password"
 
 
-def pki(*args: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "shancheng.sdk.cli", "pki", *args], capture_output=True, text=True,
-                         timeout=120, check=False)
-    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
-    return out.stdout
 
 
 class Pki:
@@ -45,11 +41,11 @@ class Pki:
         self.password_file = tmp / "ca.password"
         self.password_file.write_bytes(CA_PASSWORD + b"\n")
         self.common = ("--dir", str(self.dir), "--password-file", str(self.password_file))
-        pki("init-ca", "--org", "Shancheng test", *self.common)
-        pki("issue", "--role", "node", "--name", "node0", "--ip", "127.0.0.1", *self.common)
+        shancheng_ok("pki", "init-ca", "--org", "Shancheng test", *self.common)
+        shancheng_ok("pki", "issue", "--role", "node", "--name", "node0", "--ip", "127.0.0.1", *self.common)
         self.serials: dict[str, list[str]] = {}
         for name in ("member-a", "member-b"):
-            out = pki("issue", "--role", "member", "--name", name, *self.common)
+            out = shancheng_ok("pki", "issue", "--role", "member", "--name", name, *self.common)
             self.serials[name] = [line.split()[1] for line in out.splitlines()]
 
     def pair(self, name: str) -> tuple[CertifiedKey, CertifiedKey]:
@@ -167,8 +163,8 @@ def test_a_revoked_member_certificate_is_refused_once_the_crl_file_changes(world
     rpc = RpcClient(url, timeout=10, tls=authority.client("member-b"))
     assert int(rpc.call("eth_chainId"), 16) > 0
     rpc.close()
-    pki("revoke", *authority.serials["member-b"], *authority.common)
-    listed = json.loads(pki("list", "--json", "--dir", str(authority.dir)))["certificates"]
+    shancheng_ok("pki", "revoke", *authority.serials["member-b"], *authority.common)
+    listed = json.loads(shancheng_ok("pki", "list", "--json", "--dir", str(authority.dir)))["certificates"]
     assert {c["serial"] for c in listed if c["state"] == "revoked"} == set(authority.serials["member-b"])
     with pytest.raises(NodeUnavailable, match="handshake failed"):
         RpcClient(url, timeout=10, tls=authority.client("member-b")).call("eth_chainId")

@@ -9,8 +9,6 @@ certificates come from ``shancheng pki``.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +20,7 @@ from shancheng.apps.gateway.app import start_services
 from shancheng.apps.gateway.settings import GatewaySettings, NodeTlsSettings, SettingsError
 from shancheng.sdk.client import NodeUnavailable
 from shancheng.testing import free_port
+from shancheng.testing.cli import shancheng_ok
 from shancheng.testing.gateway import GatewayWorld
 from shancheng.testing.solo import SoloNode
 
@@ -30,10 +29,6 @@ pytestmark = pytest.mark.network
 MEMBER_PASSWORD = b"member key password"
 
 
-def pki(*args: str) -> None:
-    out = subprocess.run([sys.executable, "-m", "shancheng.sdk.cli", "pki", *args], capture_output=True, text=True,
-                         timeout=120, check=False)
-    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
 
 
 class Front:
@@ -46,9 +41,9 @@ class Front:
         self.member_password = tmp / "member.password"
         self.member_password.write_bytes(MEMBER_PASSWORD + b"\n")
         common = ("--dir", str(self.pki), "--password-file", str(ca_password))
-        pki("init-ca", "--org", "Shancheng test", *common)
-        pki("issue", "--role", "node", "--name", "node0", "--ip", "127.0.0.1", *common)
-        pki("issue", "--role", "member", "--name", "gw-hospital", "--key-password-file", str(self.member_password),
+        shancheng_ok("pki", "init-ca", "--org", "Shancheng test", *common)
+        shancheng_ok("pki", "issue", "--role", "node", "--name", "node0", "--ip", "127.0.0.1", *common)
+        shancheng_ok("pki", "issue", "--role", "member", "--name", "gw-hospital", "--key-password-file", str(self.member_password),
             *common)
         issued = self.pki / "issued"
         self.node = SoloNode.init_dev(tmp / "node")

@@ -23,6 +23,7 @@ import pytest
 from shancheng.sdk.client import GmTlsClientConfig
 from shancheng.sdk.gmtls import CertifiedKey
 from shancheng.testing import free_port
+from shancheng.testing.cli import shancheng_ok
 from shancheng.testing.gateway import GatewayWorld
 from shancheng.testing.solo import PASSWORD, SoloNode
 
@@ -31,11 +32,6 @@ pytestmark = pytest.mark.network
 MEMBER = "CN=member-a,OU=member,O=Shancheng test"
 
 
-def cli(*args: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "shancheng.sdk.cli", *args], capture_output=True, text=True,
-                         timeout=120, check=False)
-    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
-    return out.stdout
 
 
 class Gateway:
@@ -52,9 +48,9 @@ class Gateway:
         settings = GatewayWorld.settings_for(folder, self.node)  # the organisation's key files and password file
         self.pki = tmp / "pki"
         common = ("--dir", str(self.pki), "--password-file", str(settings.password_file))
-        cli("pki", "init-ca", "--org", "Shancheng test", *common)
-        cli("pki", "issue", "--role", "gateway", "--name", "gateway", "--ip", "127.0.0.1", *common)
-        cli("pki", "issue", "--role", "member", "--name", "member-a", *common)
+        shancheng_ok("pki", "init-ca", "--org", "Shancheng test", *common)
+        shancheng_ok("pki", "issue", "--role", "gateway", "--name", "gateway", "--ip", "127.0.0.1", *common)
+        shancheng_ok("pki", "issue", "--role", "member", "--name", "member-a", *common)
         issued = self.pki / "issued"
         self.port, self.tls_port = free_port(), free_port()
         self.config = folder / "gateway.toml"
@@ -70,7 +66,7 @@ class Gateway:
               for u in ("sign", "enc") for kind, ext in (("cert", "crt"), ("key", "key"))),
             "require_client_certificate = true", "",
         ]))
-        self.token = json.loads(cli("gateway", "token", "create", "--config", str(self.config), "--subject",
+        self.token = json.loads(shancheng_ok("gateway", "token", "create", "--config", str(self.config), "--subject",
                                     "au-wang", "--role", "auditor", "--json"))["token"]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "shancheng.sdk.cli", "gateway", "serve", "--config", str(self.config),
