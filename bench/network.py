@@ -1,4 +1,5 @@
-"""Throughput and finality: the solo node vs a 1-validator and a 4-validator CometBFT network, same run.
+"""Throughput and finality: the solo node vs a 1-validator and a 4-validator CometBFT network, each run on
+both execution engines (native revm and the py-evm reference), same run.
 
 The same client load runs against each target: N presigned calls to a tiny contract that writes a fresh storage
 slot and emits a log (bench/node_tps.py's), from the 9 dev member accounts of the target's genesis, sent over
@@ -18,8 +19,15 @@ with its CometBFT child; all share this machine's cores. In a network, sender s 
 sending through their own nodes; ``--one-node``: all to node0). The solo node is ``shancheng node init --dev`` +
 ``node start`` with its default block interval.
 
-Targets (network issue): 4-validator throughput >= 0.5 x 1-validator throughput; p95 finality <= 2 s at 4
-validators under load.
+Engines (``--engines``, default ``native,py-evm``): each target is measured once per engine, on a fresh home
+whose configuration says so before the node starts, as a user would set it: ``network init --engine E`` writes
+``[execution] engine = "E"`` into every node.toml; in the solo node's config.toml the bench sets the
+``engine = "E"`` line of its ``[execution]`` table. Per target it prints each engine's figures and the native /
+py-evm ratio; then 4 validators / 1 validator per engine.
+
+Targets (native execution issue, "Show it"): at 4 validators (all four nodes on this machine's two cores) native
+throughput >= 4 x py-evm's; p95 send -> final with its certificate <= 2 s at 4 validators under load; 4-validator
+throughput >= 0.5 x 1-validator throughput.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import argparse
 import contextlib
 import http.client
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -44,9 +53,10 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from rlp import encode as rlp_encode
 
+from shancheng.chain.ledger import ENGINES
 from shancheng.testing import free_port
 from shancheng.testing.loadgen import percentile
-from shancheng.testing.network import local_network
+from shancheng.testing.network import free_base_port, load_network
 
 SHANCHENG = [sys.executable, "-m", "shancheng.sdk.cli"]
 
@@ -95,10 +105,19 @@ class Target:
         return urls[sender % len(urls)]
 
 
+def _set_engine(config: Path, engine: str) -> None:
+    """Set the ``engine = "..."`` line of ``config``'s ``[execution]`` table (commented out by ``node init``)."""
+    text, found = re.subn(r'(?m)^#? ?engine = ".*"$', f'engine = "{engine}"', config.read_text())
+    if found != 1:
+        raise SystemExit(f"{config}: expected one engine line in its [execution] table, found {found}")
+    config.write_text(text)
+
+
 @contextlib.contextmanager
-def solo(work: Path) -> Iterator[Target]:
-    home = work / "solo"
+def solo(work: Path, engine: str) -> Iterator[Target]:
+    home = work / f"solo-{engine}"
     subprocess.run([*SHANCHENG, "node", "init", "--dev", "--home", str(home)], check=True, capture_output=True)
+    _set_engine(home / "config.toml", engine)
     port = free_port()
     with open(home / "node.log", "wb") as log:
         proc = subprocess.Popen([*SHANCHENG, "node", "start", "--home", str(home), "--rpc-port", str(port),
@@ -115,13 +134,23 @@ def solo(work: Path) -> Iterator[Target]:
 
 
 @contextlib.contextmanager
-def network(work: Path, validators: int, *, spread: bool, timeout_commit_ms: int) -> Iterator[Target]:
-    with local_network(work / f"net{validators}", validators=validators, empty_blocks_interval=3,
-                       timeout_propose_ms=3000, timeout_commit_ms=timeout_commit_ms) as net:
+def network(work: Path, validators: int, engine: str, *, spread: bool, timeout_commit_ms: int) -> Iterator[Target]:
+    root = work / f"net{validators}-{engine}"
+    init = subprocess.run([*SHANCHENG, "network", "init", "--validators", str(validators), "--out", str(root),
+                           "--base-port", str(free_base_port(validators)), "--empty-blocks-interval", "3",
+                           "--timeout-propose", "3000", "--timeout-commit", str(timeout_commit_ms),
+                           "--engine", engine], capture_output=True, text=True, check=False)
+    if init.returncode != 0:
+        raise SystemExit(f"network init failed: {init.stderr.strip()}")
+    net = load_network(root)
+    try:
+        net.start_all()
         net.wait_height(2, timeout=120)
         yield Target(f"{validators} validator{'s' if validators > 1 else ''}", net.nodes["node0"].url,
                      [Account.from_key(a["private_key"]) for a in net.dev_accounts()], net.chain_id,
                      [node.url for node in net.validators()] if spread else [])
+    finally:
+        net.close()
 
 
 def _wait_rpc(url: str, proc: subprocess.Popen[bytes]) -> None:
@@ -297,6 +326,34 @@ def measure(target: Target, n: int, rate: float, seconds: float) -> dict[str, fl
             "p95": percentile(lat, 95), "max": max(lat), "count": len(lat)}
 
 
+def _engines(text: str) -> list[str]:
+    engines = [e.strip() for e in text.split(",") if e.strip()]
+    unknown = [e for e in engines if e not in ENGINES]
+    if unknown or not engines or len(set(engines)) != len(engines):
+        raise SystemExit(f"--engines: a comma-separated list of distinct engines from {', '.join(ENGINES)}, "
+                         f"not {text!r}")
+    return engines
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:6.2f}" if b else "     -"
+
+
+def _summary(results: dict[tuple[str, str], dict[str, float]], engines: list[str]) -> None:
+    """The issue's targets, from what was measured."""
+    for engine in engines:
+        if ("1", engine) in results and ("4", engine) in results:
+            print(f"  4 validators / 1 validator throughput, {engine:<7} "
+                  f"{_ratio(results['4', engine]['tps'], results['1', engine]['tps'])}   (target >= 0.5)")
+    if ("4", "native") in results and ("4", "py-evm") in results:
+        print(f"  native / py-evm throughput at 4 validators    "
+              f"{_ratio(results['4', 'native']['tps'], results['4', 'py-evm']['tps'])}   (target >= 4)")
+    for engine in engines:
+        if ("4", engine) in results:
+            print(f"  p95 finality at 4 validators, {engine:<7}        {results['4', engine]['p95']:6.2f} s "
+                  f"(target <= 2 s)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=N, help=f"transactions of the throughput phase (default {N})")
@@ -304,32 +361,43 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=LATENCY_SECONDS,
                         help=f"length of the latency phase (default {LATENCY_SECONDS:g})")
     parser.add_argument("--targets", default="solo,1,4", help="comma-separated: solo and validator counts")
+    parser.add_argument("--engines", default=",".join(ENGINES),
+                        help=f"comma-separated execution engines, each target run on each (default {','.join(ENGINES)})")
     parser.add_argument("--timeout-commit", type=int, default=TIMEOUT_COMMIT_MS, metavar="MS",
                         help=f"the networks' timeout_commit (default {TIMEOUT_COMMIT_MS})")
     parser.add_argument("--one-node", action="store_true",
                         help="every sender sends to node0 (default: sender s to validator s mod N, as members "
                              "sending through their own nodes)")
     args = parser.parse_args()
+    engines = _engines(args.engines)
+    targets = [t.strip() for t in args.targets.split(",")]
+    if any(t != "solo" and not (t.isdigit() and 1 <= int(t) <= 16) for t in targets):
+        raise SystemExit(f"--targets: solo and validator counts 1..16, not {args.targets!r}")
+    if not 1 <= args.n <= 1_000_000 or not 0 < args.rate <= 10_000 or not 0 < args.seconds <= 3600:
+        raise SystemExit("-n must be 1..1000000, --rate 0..10000 tx/s and --seconds 0..3600")
     work = Path(tempfile.mkdtemp(prefix="shancheng-netbench-"))
-    results: dict[str, dict[str, float]] = {}
+    results: dict[tuple[str, str], dict[str, float]] = {}
     started = time.monotonic()
     print(f"{args.n} presigned contract calls (fresh SSTORE + LOG1) from 9 members, {SENDERS} senders, batches of "
-          f"{BATCH}; then {args.rate:g} tx/s for {args.seconds:g} s for finality (send -> receipt and certificate)")
-    print(f"  {'target':<14}{'tx/s':>8}{'sends/s':>9}{'blocks':>8}{'p50 s':>8}{'p95 s':>8}{'max s':>8}")
+          f"{BATCH}; then {args.rate:g} tx/s for {args.seconds:g} s for finality (send -> receipt and certificate); "
+          f"engines {', '.join(engines)}")
+    print(f"  {'target':<14}{'engine':<8}{'tx/s':>8}{'sends/s':>9}{'blocks':>8}{'p50 s':>8}{'p95 s':>8}{'max s':>8}")
     try:
-        for name in args.targets.split(","):
-            factory = solo(work) if name == "solo" else network(work, int(name), spread=not args.one_node,
-                                                                timeout_commit_ms=args.timeout_commit)
-            with factory as target:
-                got = results[name] = measure(target, args.n, args.rate, args.seconds)
-            print(f"  {target.name:<14}{got['tps']:8.0f}{got['accepted']:9.0f}{got['blocks']:8.0f}"
-                  f"{got['p50']:8.2f}{got['p95']:8.2f}{got['max']:8.2f}", flush=True)
+        for name in targets:
+            for engine in engines:
+                factory = solo(work, engine) if name == "solo" else network(
+                    work, int(name), engine, spread=not args.one_node, timeout_commit_ms=args.timeout_commit)
+                with factory as target:
+                    got = results[name, engine] = measure(target, args.n, args.rate, args.seconds)
+                print(f"  {target.name:<14}{engine:<8}{got['tps']:8.0f}{got['accepted']:9.0f}{got['blocks']:8.0f}"
+                      f"{got['p50']:8.2f}{got['p95']:8.2f}{got['max']:8.2f}", flush=True)
+            if (name, "native") in results and (name, "py-evm") in results:
+                native, reference = results[name, "native"], results[name, "py-evm"]
+                print(f"  {'':<14}{'native / py-evm':<16}{_ratio(native['tps'], reference['tps'])} x tx/s, "
+                      f"p95 {_ratio(native['p95'], reference['p95']).strip()} x", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if "1" in results and "4" in results:
-        ratio = results["4"]["tps"] / results["1"]["tps"]
-        print(f"  4 validators / 1 validator throughput   {ratio:6.2f}   (target >= 0.5)")
-        print(f"  p95 finality at 4 validators            {results['4']['p95']:6.2f} s (target <= 2 s)")
+    _summary(results, engines)
     print(f"  ({time.monotonic() - started:.0f} s in all)")
     return 0
 

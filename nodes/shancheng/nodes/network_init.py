@@ -6,7 +6,8 @@
     DIR/genesis.json            our genesis (the auditors' trust root; the same file is in every node home); its
                                 ``peers`` (Governance's peer allow-list) hold every node's CometBFT node id
     DIR/dev-accounts.json       the demo member organisations' keys — DEVELOPMENT ONLY
-    DIR/nodeK/node.toml         this node's own settings: role, JSON-RPC host and ports, ABCI socket, metrics port
+    DIR/nodeK/node.toml         this node's own settings: role, JSON-RPC host and ports, ABCI socket, metrics port,
+                                execution engine (``--engine``; unset: the ledger's default)
     DIR/nodeK/genesis.json      our genesis
     DIR/nodeK/node-key.pem      the node's SM2 key (encrypted, 0600) and node-key.password (0600): a validator
                                 signs commit certificates with it; an observer's key lets governance promote it
@@ -43,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from shancheng.chain.genesis import Genesis, GenesisValidator
+from shancheng.chain.ledger import DEFAULT_ENGINE, ENGINES
 from shancheng.sdk.cli import pki
 from shancheng.sdk.cli.keys import write_key_file
 from shancheng.sdk.crypto import SM2PrivateKey
@@ -86,6 +88,11 @@ abci_socket = "{abci_socket}"
 cometbft_rpc = "http://127.0.0.1:{comet_rpc_port}"
 # Prometheus text of the app (heights, transactions, certificates, CheckTx refusals): http://{host}:{metrics_port}/metrics
 metrics_port = {metrics_port}
+
+[execution]
+# the engine that executes blocks: "native" (revm) or "py-evm" (the reference); both build the same blocks and
+# write the same database, so a node may switch between them
+{engine_line}
 """
 
 
@@ -130,8 +137,11 @@ def init_network(
     timeout_commit_ms: int = 500,
     timeout_propose_ms: int = 3000,
     gm_tls: bool = False,
+    engine: str | None = None,
 ) -> list[NetworkNode]:
     """Create the network folder ``out`` (refused when it exists and is not empty); the nodes, in order.
+
+    ``engine`` is written as every node's ``[execution] engine``; None leaves it commented out (the default).
 
     ``timeout_propose_ms`` is how long a validator waits for a proposal before it prevotes nil (CometBFT's
     default 3 s): what a height whose proposer is down costs. Test networks on one machine use less."""
@@ -140,6 +150,8 @@ def init_network(
         raise InvalidInput(f"--validators must be 1..{MAX_NODES} and --observers 0..{MAX_NODES} ({MAX_NODES} nodes)")
     if not 100 <= timeout_propose_ms <= 60_000 or not 0 <= timeout_commit_ms <= 60_000:
         raise InvalidInput("the propose timeout must be 100..60000 ms and the commit timeout 0..60000 ms")
+    if engine is not None and engine not in ENGINES:
+        raise InvalidInput(f"--engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     if not 1024 <= base_port <= 65535 - 10 * count:
         raise InvalidInput(f"--base-port must leave room for {count} nodes x 10 ports below 65536")
     hosts = ips or ["127.0.0.1"] * count
@@ -226,6 +238,7 @@ def init_network(
             name=node.name, role=node.role, host="127.0.0.1" if gm_tls else node.host, http_port=node.http_port,
             ws_port=node.ws_port, abci_socket=ABCI_SOCKET, comet_rpc_port=node.comet_rpc_port,
             metrics_port=node.metrics_port,
+            engine_line=f'# engine = "{DEFAULT_ENGINE}"' if engine is None else f'engine = "{engine}"',
         ) + (_gm_tls_tables(k, nodes, public) if gm_tls else ""))
     (out / "genesis.json").write_text(genesis.dumps())
     write_private_file(
@@ -332,6 +345,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     init.add_argument("--gm-tls", action="store_true",
                       help="nodes talk only over GM TLS (TLCP): a consortium CA, node certificates, p2p tunnels "
                            "and JSON-RPC fronts (docs/gm-tls.md)")
+    init.add_argument("--engine", choices=ENGINES, default=None,
+                      help=f"every node's [execution] engine in node.toml (default: unset, i.e. {DEFAULT_ENGINE})")
     init.set_defaults(func=cmd_init)
 
 
@@ -344,7 +359,7 @@ def cmd_init(args: argparse.Namespace) -> int:
                          chain_id=args.chain_id if args.chain_id is not None else DEV_CHAIN_ID,
                          base_port=args.base_port, ips=ips, empty_blocks_interval=args.empty_blocks_interval,
                          timeout_propose_ms=args.timeout_propose, timeout_commit_ms=args.timeout_commit,
-                         gm_tls=args.gm_tls)
+                         gm_tls=args.gm_tls, engine=args.engine)
     summary = json.loads((out / "network.json").read_text())
     print(f"initialised {out}: chain {summary['chain_id']} ({summary['cometbft_chain_id']}), "
           f"genesis {summary['genesis_hash']}")
