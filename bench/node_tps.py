@@ -13,7 +13,9 @@ log, from the 9 dev member accounts) are
 Each round runs them all; every figure printed at the end is the best of the rounds (this machine's
 timings vary by up to a third between identical runs). A fourth figure runs the node's own VM in-process and
 counts only the time in ``apply_all_transactions`` -- executing the transactions, without block tries, state
-roots or storage: no node on this VM can go faster than that, whatever its RPC, mempool and storage do.
+roots or storage: no node on this VM can go faster than that, whatever its RPC, mempool and storage do. The
+node's ledger alone (``shancheng.chain.ledger.Ledger``, LevelDB) applies and commits the same blocks on each
+engine in-process: the engine alone, without JSON-RPC, admission and certificates.
 
 Targets (node issue): node >= 0.8 x bare py-evm, and node >= anvil with the same client.
 """
@@ -40,6 +42,7 @@ from eth_utils import keccak, to_checksum_address
 from rlp import encode as rlp_encode
 
 from shancheng.chain.genesis import Genesis
+from shancheng.chain.ledger import Ledger
 from shancheng.chain.vm import ShanchengVM, ZeroBaseFeeCancunVM
 from shancheng.nodes.devnet import wait_for_rpc
 from shancheng.nodes.rpc import client as rpc_client
@@ -161,6 +164,32 @@ def run_node(pristine: Path, work: Path, engine: str, deploy: bytes, txs: list[b
         node.wait(timeout=60)
 
 
+def ledger_blocks(engine: str, work: Path, genesis: Genesis, deploy: bytes, txs: list[bytes], blocks: int) -> float:
+    """The node's ledger alone on ``engine`` (a fresh LevelDB): seconds to apply and commit ``txs`` in ``blocks``
+    blocks (execution, roots and the atomic commit; no JSON-RPC, admission or certificates)."""
+    path = work / f"ledger-{engine}"
+    shutil.rmtree(path, ignore_errors=True)
+    ledger = Ledger.open(path, genesis, engine=engine)
+    try:
+        coinbase = b"\x00" * 20
+
+        def apply(batch: list[bytes]) -> None:
+            outcome = ledger.apply_block(batch, height=ledger.latest_number() + 1,
+                                         timestamp=int(ledger.head.timestamp) + 1, proposer=coinbase)
+            if len(outcome.included) != len(batch):
+                raise SystemExit(f"the {engine} ledger left transactions out of a block")
+            ledger.commit(outcome)
+
+        apply([deploy])
+        per_block = max(1, -(-len(txs) // max(blocks, 1)))
+        start = time.perf_counter()
+        for i in range(0, len(txs), per_block):
+            apply(txs[i : i + per_block])
+        return time.perf_counter() - start
+    finally:
+        ledger.close()
+
+
 def one_round(pristine: Path, work: Path, genesis: Genesis, deploy: bytes, txs: list[bytes],
               accounts: list) -> dict[str, float]:
     t_node, blocks = run_node(pristine, work, "py-evm", deploy, txs)
@@ -174,8 +203,11 @@ def one_round(pristine: Path, work: Path, genesis: Genesis, deploy: bytes, txs: 
 
     t_bare, _ = in_process(ZeroBaseFeeCancunVM, genesis, deploy, txs, blocks)
     _, t_exec = in_process(ShanchengVM, genesis, deploy, txs, blocks)
+    t_ledger = ledger_blocks("py-evm", work, genesis, deploy, txs, blocks)
+    t_ledger_native = ledger_blocks("native", work, genesis, deploy, txs, blocks)
     return {"node": N / t_node, "native": N / t_native, "anvil": N / t_anvil, "bare": N / t_bare,
-            "exec": N / t_exec, "blocks": blocks, "native_blocks": native_blocks, "anvil_blocks": anvil_blocks}
+            "exec": N / t_exec, "ledger": N / t_ledger, "ledger_native": N / t_ledger_native, "blocks": blocks,
+            "native_blocks": native_blocks, "anvil_blocks": anvil_blocks}
 
 
 def main() -> int:
@@ -203,16 +235,21 @@ def main() -> int:
                   flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    best = {k: max(r[k] for r in rounds) for k in ("node", "native", "anvil", "bare", "exec")}
+    best = {k: max(r[k] for r in rounds) for k in ("node", "native", "anvil", "bare", "exec", "ledger",
+                                                   "ledger_native")}
     print(f"  Shancheng node, py-evm (JSON-RPC, LevelDB, certificates)  {best['node']:8.0f} tx/s")
     print(f"  the same node on the native engine (revm)                 {best['native']:8.0f} tx/s")
     print(f"  anvil (JSON-RPC, --block-time 0.2)                        {best['anvil']:8.0f} tx/s")
     print(f"  bare py-evm mine_all (stock Cancun, in memory)            {best['bare']:8.0f} tx/s")
     print(f"  the node's VM, executing transactions only (no tries)     {best['exec']:8.0f} tx/s")
+    print(f"  the node's ledger alone, py-evm (apply + commit)          {best['ledger']:8.0f} tx/s")
+    print(f"  the node's ledger alone, native (apply + commit)          {best['ledger_native']:8.0f} tx/s")
     print(f"  node / bare py-evm          {best['node'] / best['bare']:6.2f}   (target >= 0.8)")
     print(f"  node / anvil                {best['node'] / best['anvil']:6.2f}   (target >= 1.0)")
     print(f"  native node / anvil         {best['native'] / best['anvil']:6.2f}   (target >= 1.0, goal 1.5)")
     print(f"  native node / py-evm node   {best['native'] / best['node']:6.2f}")
+    print(f"  native ledger / anvil       {best['ledger_native'] / best['anvil']:6.2f}   (the engine alone)")
+    print(f"  native / py-evm ledger      {best['ledger_native'] / best['ledger']:6.2f}")
     print(f"  execution alone / anvil     {best['exec'] / best['anvil']:6.2f}   (the ceiling of any node on this VM)")
     return 0
 
