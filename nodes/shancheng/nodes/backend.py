@@ -39,7 +39,7 @@ class ReadBackend:
     """Every read-only ``NodeBackend`` method, answered from ``ledger``.
 
     ``call_workers`` worker processes run calls (0: in this process, without a time limit) with at most
-    ``gas_cap`` gas and ``evm_timeout`` seconds each; :meth:`start_calls` / :meth:`close_calls` start and
+    ``gas_cap`` gas and ``evm_timeout`` seconds each, ``call_nice`` below the node's CPU priority; :meth:`start_calls` / :meth:`close_calls` start and
     stop them with the node.
     """
 
@@ -47,13 +47,13 @@ class ReadBackend:
     isolated_calls = True  # call/estimate_gas may run on the server's call threads, beside everything else
 
     def __init__(self, ledger: Ledger, *, gas_cap: int = RPC_GAS_CAP, evm_timeout: float = 5.0,
-                 call_workers: int = 2) -> None:
+                 call_workers: int = 2, call_nice: int = 10) -> None:
         self.ledger = ledger
         self.chain_id = ledger.chain_id
         self.client_version = f"shancheng/{__version__}/python"
         self.gas_cap = gas_cap
         self._calls = CallPool(ledger.db, self.chain_id, workers=call_workers, timeout=evm_timeout,
-                               gas_cap=gas_cap) if call_workers > 0 else None
+                               gas_cap=gas_cap, nice=call_nice) if call_workers > 0 else None
         self._new_block: asyncio.Condition | None = None  # set by start_block_notifications on the loop
 
     # -- lifecycle --------------------------------------------------------------------------------

@@ -67,6 +67,7 @@ ws_port = {ws_port}
 # gas_cap = 50000000               # the most gas one eth_call / eth_estimateGas may use (geth's --rpc.gascap)
 # evm_timeout = 5.0                # seconds a call may run, and may wait for a worker (geth's --rpc.evmtimeout)
 # call_workers = 2                 # worker processes running calls; 0 = in the node's process (no time limit)
+# call_nice = 10                   # the call workers' CPU priority below the node's (0 to 19: 0 = the same)
 # Bearer tokens, as digests: printf %s "$TOKEN" | sha256sum -> "sha256:<hex>" (or "sm3:<hex>"). Empty = no auth;
 # set it whenever host is not 127.0.0.1.
 # auth_tokens = []
@@ -211,20 +212,25 @@ def _load_config(home: Path) -> dict[str, Any]:
 
 
 def _call_limits(rpc: dict[str, Any]) -> dict[str, Any]:
-    """config.toml's limits on eth_call / eth_estimateGas (``[rpc]`` gas_cap, evm_timeout, call_workers)."""
+    """config.toml's limits on eth_call / eth_estimateGas (``[rpc]`` gas_cap, evm_timeout, call_workers,
+    call_nice)."""
     try:
         gas_cap = int(rpc.get("gas_cap", RPC_GAS_CAP))
         timeout = float(rpc.get("evm_timeout", 5.0))
         workers = int(rpc.get("call_workers", 2))
+        nice = int(rpc.get("call_nice", 10))
     except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"config.toml [rpc]: gas_cap, evm_timeout and call_workers must be numbers ({exc})") from exc
+        raise InvalidInput(f"config.toml [rpc]: gas_cap, evm_timeout, call_workers and call_nice must be numbers "
+                           f"({exc})") from exc
     if not 21_000 <= gas_cap <= 1 << 40:
         raise InvalidInput("config.toml [rpc]: gas_cap must be between 21000 and 2^40")
     if not 0 < timeout <= 3600:
         raise InvalidInput("config.toml [rpc]: evm_timeout must be between 0 and 3600 seconds")
     if not 0 <= workers <= 64:
         raise InvalidInput("config.toml [rpc]: call_workers must be between 0 and 64")
-    return {"rpc_gas_cap": gas_cap, "rpc_evm_timeout": timeout, "call_workers": workers}
+    if not 0 <= nice <= 19:
+        raise InvalidInput("config.toml [rpc]: call_nice must be between 0 and 19")
+    return {"rpc_gas_cap": gas_cap, "rpc_evm_timeout": timeout, "call_workers": workers, "call_nice": nice}
 
 
 def _engine(cfg: dict[str, Any], path: Path) -> str:

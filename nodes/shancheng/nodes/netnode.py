@@ -157,6 +157,7 @@ class NetNodeConfig:
     rpc_gas_cap: int = RPC_GAS_CAP
     rpc_evm_timeout: float = 5.0
     call_workers: int = 2
+    call_nice: int = 10
     rpc_policy: RpcPolicy = field(default_factory=RpcPolicy)
 
 
@@ -278,7 +279,7 @@ class NetNode(ReadBackend):
 
     def __init__(self, *, ledger: Ledger, key: SM2PrivateKey | None, config: NetNodeConfig) -> None:
         super().__init__(ledger, gas_cap=config.rpc_gas_cap, evm_timeout=config.rpc_evm_timeout,
-                         call_workers=config.call_workers)
+                         call_workers=config.call_workers, call_nice=config.call_nice)
         self.net_config = config
         self.home = config.home
         self.client_version = f"shancheng/{__version__}/python/cometbft"

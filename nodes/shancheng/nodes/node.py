@@ -60,6 +60,7 @@ class NodeConfig:
     rpc_gas_cap: int = RPC_GAS_CAP  # geth's --rpc.gascap: the most gas one eth_call / eth_estimateGas may use
     rpc_evm_timeout: float = 5.0  # geth's --rpc.evmtimeout: seconds a call may run (and may wait for a worker)
     call_workers: int = 2  # worker processes for calls (callpool.py); 0 = in the node's process, no time limit
+    call_nice: int = 10  # the call workers' CPU priority below the node's (0 to 19)
     rpc_policy: RpcPolicy = field(default_factory=RpcPolicy)  # client limits, auth, CORS ([rpc] in config.toml)
     mempool_policy: ReplacementPolicy = field(default_factory=ReplacementPolicy)  # free replacement, stuck-tx lifetime ([mempool])
 
@@ -112,7 +113,7 @@ class Node(ReadBackend):
             raise InvalidInput("this node's key is not a validator in the genesis file")
         # eth_call / eth_estimateGas run in worker processes while the node runs (see callpool.py)
         super().__init__(ledger, gas_cap=config.rpc_gas_cap, evm_timeout=config.rpc_evm_timeout,
-                         call_workers=config.call_workers)
+                         call_workers=config.call_workers, call_nice=config.call_nice)
         # one validator signs every certificate: the set stays the genesis set whatever Governance votes
         ledger.follow_validator_updates = False
         self.config = config
