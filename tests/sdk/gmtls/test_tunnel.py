@@ -182,6 +182,21 @@ def test_a_peer_without_a_node_certificate_of_the_consortium_is_refused(pki, cap
     assert len(refusals) == 1 and "handshake from 127.0.0.1 refused" in refusals[0] and reason in refusals[0]
 
 
+def test_a_node_certificate_of_the_consortium_that_is_not_a_peer_is_not_relayed(pki, caplog):
+    """node-c holds a valid, unrevoked node certificate of the same CA, but A is not configured to meet it: the
+    handshake completes (the CA vouches for it) and A closes the connection before CometBFT sees a byte."""
+    async def test(t: Pair) -> None:
+        stream = await open_connection(client(pki, pki.intruder), "127.0.0.1", t.a.port, server_name="node-a",
+                                       handshake_timeout=5)
+        assert await stream.read() == b""
+        await stream.close()
+        assert t.a.relayed == 0 and t.seen_by_a == []
+
+    with caplog.at_level(logging.INFO, logger="shancheng.gmtls"):
+        run(pki, test)
+    assert "CN=node-c" in caplog.text and "is not one of this node's peers" in caplog.text
+
+
 def test_a_revoked_node_certificate_is_refused_on_its_next_connection(pki, caplog):
     async def test(t: Pair) -> None:
         context = client(pki, pki.intruder)
@@ -221,6 +236,7 @@ def test_a_peer_whose_certificate_names_another_node_is_not_relayed_to(pki, capl
     ({"peers": [{"name": "n", "address": "10.0.0.2:1", "local": "10.0.0.3:2"}]}, "local must be a loopback"),
     ({"peers": [{"name": "n", "address": "nowhere", "local": "127.0.0.1:2"}]}, "must be \"host:port\""),
     ({"mode": "tls12"}, "[p2p_tls] mode must be one of"),
+    ({"name": "node-z"}, "[p2p_tls] name 'node-z' is not the CN of this node's certificate"),
 ])
 def test_bad_p2p_tls_tables_are_refused_with_a_clear_message(pki, change, message):
     with pytest.raises(InvalidInput, match=None) as caught:

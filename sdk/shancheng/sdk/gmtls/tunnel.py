@@ -52,10 +52,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography.x509.oid import NameOID
+
+from ..crypto.pem import MAX_PEM_LEN
 from ..errors import InvalidInput, ShanchengError
+from ..files import read_small_file
 from ..netaddr import is_loopback
 from .aio import GmTlsStream, open_connection
 from .context import ClientContext, ServerContext
+from .credentials import certificate_info
 from .errors import GmTlsError, HandshakeError
 from .front import TlsFrontSettings
 from .listener import ConnectionLimits, ReloadingContext
@@ -135,6 +140,14 @@ class P2pTlsSettings:
             peers.append(P2pPeer(name, parse_address(raw["address"], f"[[p2p_tls.peers]] {name} address"), local))
         if len({p.local for p in peers}) != len(peers) or len({p.name for p in peers} | {own}) != len(peers) + 1:
             raise InvalidInput("[p2p_tls] two peers share a name or a local address, or a peer has this node's name")
+        own_certificate = tls.sign_cert if tls.sign_cert is not None else tls.cert
+        assert own_certificate is not None, "TlsFrontSettings requires the certificate of its mode"
+        common_names = certificate_info(read_small_file(str(own_certificate), limit=MAX_PEM_LEN, what="certificate")
+                                        ).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        if [str(n.value) for n in common_names] != [own]:
+            # both ends of a crossed dial decide which connection stays by comparing names: a name other than
+            # the one peers see in this node's certificate would make the two ends disagree
+            raise InvalidInput(f"[p2p_tls] name {own!r} is not the CN of this node's certificate {own_certificate}")
         return cls(name=own, tls=tls, cometbft=cometbft, peers=tuple(peers))
 
 
@@ -158,6 +171,7 @@ class P2pTunnel:
         self.limits = ConnectionLimits(max_connections=tls.max_connections,
                                        max_connections_per_client=tls.max_connections_per_client, what="GM TLS p2p")
         self._servers: list[asyncio.Server] = []
+        self._peer_names = frozenset(peer.name for peer in settings.peers)
         self._tasks: set[asyncio.Task[None]] = set()
         self.port = tls.port  # the public p2p port
         self.relayed = 0  # connections relayed after a completed handshake, both directions
@@ -217,6 +231,11 @@ class P2pTunnel:
         name = _node_name(stream)
         if name is None:
             log.warning("GM TLS p2p: handshake from %s refused: %s is not a node certificate", address,
+                        stream.peer_subject)
+            await stream.close()
+            return
+        if name not in self._peer_names:  # a node of the consortium, but not one this node is configured to meet
+            log.warning("GM TLS p2p: handshake from %s refused: %s is not one of this node's peers", address,
                         stream.peer_subject)
             await stream.close()
             return
