@@ -46,6 +46,7 @@ class Made:
     target_genesis: GenesisFile
     package: Doc  # chain part on chongqing, cross-chain part on chengdu
     other_light_client: bytes  # a light client of chengdu itself, deployed on chengdu
+    rogue_light_client: bytes  # a light client of chongqing on chengdu that an outside account may recover
 
 
 def _genesis(client: Any) -> GenesisFile:
@@ -68,8 +69,9 @@ def made(pair: Pair, tmp_path_factory: pytest.TempPathFactory) -> Made:
     with Traffic(cq), Traffic(cd), Relayer(cq.client, cd.client, light.address, store=folder / "relayer.db") as relayer:
         relayer.relay_height(height)
         other = deploy_light_client(cd.client, _genesis(cd.client), authority=b"\0" * 20)  # before the proof's block
+        rogue = deploy_light_client(cd.client, _genesis(cq.client), authority=b"\x77" * 20)
         crossed = attach_crosschain_proof(package, cd.client, light.address)
-    return Made(pair, _genesis(cq.client), _genesis(cd.client), crossed.to_json(), other.address)
+    return Made(pair, _genesis(cq.client), _genesis(cd.client), crossed.to_json(), other.address, rogue.address)
 
 
 def _refusal(made: Made, doc: Doc, *, pin: bytes | None = None) -> VerificationError:
@@ -231,6 +233,23 @@ def test_the_light_client_of_another_chain_on_the_target_is_refused(made: Made) 
     refused = _refusal(made, doc, pin=made.other_light_client)  # even pinned (a mistaken pin): its code is checked
     assert isinstance(refused, CrossChainProofError) and refused.layer == "light client", str(refused)
     assert "was not built for the source chain" in str(refused)
+
+
+def test_a_light_client_another_account_may_recover_is_refused_even_pinned(made: Made) -> None:
+    """The genuine code built for the right source chain, but whose ``recover`` (which installs any validator set)
+    answers to an account other than the target chain's Governance: whoever holds it could store any checkpoint."""
+    cd = made.pair.chengdu
+    doc = copy.deepcopy(made.package)
+    section = doc["crosschain"]
+    address = "0x" + made.rogue_light_client.hex()
+    block = hex(section["commit_certificate"]["height"])
+    section["light_client"] = address
+    section["code"] = cd.client.rpc.call("eth_getCode", [address, block])
+    slots = [f"0x{s:064x}" for s in checkpoint_slots(section["source_height"])]
+    section["state_proof"] = cd.client.rpc.call("eth_getProof", [address, slots, block])
+    refused = _refusal(made, doc, pin=made.rogue_light_client)
+    assert isinstance(refused, CrossChainProofError) and refused.layer == "light client", str(refused)
+    assert "may be recovered" in str(refused) and "77" * 20 in str(refused)
 
 
 def test_a_cross_chain_package_needs_the_light_client_pinned(made: Made) -> None:

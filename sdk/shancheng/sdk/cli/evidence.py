@@ -65,8 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     v.add_argument(
         "--unsafe-unpinned-light-client", action="store_true",
-        help="DEBUGGING ONLY: take the light client's address from a cross-chain package itself (a contract that wrote "
-        "forged checkpoints and then installed the genuine code would pass)",
+        help="DEBUGGING ONLY: take the light client's address from a cross-chain package itself (the pin is what binds "
+        "the deployment: a genuine light client deployed with made-up validators would pass)",
     )
     v.add_argument("--json", action="store_true", help="print the result as JSON")
     v.set_defaults(func=cmd_verify)

@@ -172,9 +172,11 @@ def _immutable_windows() -> tuple[int, ...]:
     return tuple(p for p in range(1, len(template) - 31) if template[p - 1] == _PUSH32 and not any(template[p:p + 32]))
 
 
-def _check_code(code: bytes, section: _Section) -> None:
+def _check_code(code: bytes, section: _Section, target_governance: bytes) -> None:
     """``code`` is the SDK's light client with the section's source identity, chain id and registry as immutables
-    (solc's zero ``PUSH32`` placeholders; the fourth immutable, the recovery authority, is any one address)."""
+    (solc's zero ``PUSH32`` placeholders); the fourth immutable, the recovery authority (``recover`` installs any
+    validator set), must be the target chain's Governance, as ``deploy_light_client`` makes it, or the zero address
+    (no recovery)."""
     template, windows = light_client_template(), _immutable_windows()
     if len(code) != len(template):
         raise CrossChainProofError("light client", f"the code at 0x{section.light_client.hex()} is not a "
@@ -194,6 +196,12 @@ def _check_code(code: bytes, section: _Section) -> None:
             "light client", f"the light client at 0x{section.light_client.hex()} was not built for the source "
             f"chain 0x{section.source_identity.hex()} (chain id {section.source_chain_id}, registry "
             f"0x{section.registry.hex()}) the package names")
+    authorities = {target_governance.rjust(32, b"\0"), bytes(32)}
+    if not others <= authorities:
+        raise CrossChainProofError(
+            "light client", f"the light client at 0x{section.light_client.hex()} may be recovered (its validator set "
+            f"replaced) by 0x{next(iter(others))[12:].hex()}, not by the target chain's Governance "
+            f"0x{target_governance.hex()} (nor by nobody)")
 
 
 @dataclass(frozen=True)
@@ -264,7 +272,7 @@ def verify_crosschain_part(package: EvidencePackage, opened: VerifiedCheckpoint,
         if account.account is None or account.account.code_hash != keccak(section.code):
             raise CrossChainProofError("light client", f"the package's code is not the code of "
                                        f"0x{section.light_client.hex()} at target block {header.number}")
-        _check_code(section.code, section)
+        _check_code(section.code, section, genesis.governance)
         if section.source_identity != chain.chain_identity:
             raise CrossChainProofError(
                 "light client", f"the light client tracks chain 0x{section.source_identity.hex()}, not the chain "

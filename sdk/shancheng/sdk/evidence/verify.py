@@ -164,8 +164,8 @@ def verify_package(
     ``check`` names the failed one of :data:`CHECKS`.  ``light_client`` pins the address of the light client a
     cross-chain package must name (:mod:`.crosschain`), as the target chain's governance publishes it: a cross-chain
     package is refused without it (:class:`UntrustedPackage`), unless ``unsafe_unpinned_light_client`` takes the
-    address from the package itself — its code and storage are proven, but not that its constructor ran, so a
-    contract that wrote forged checkpoints before installing the genuine code would pass."""
+    address from the package itself — its code and storage are proven, but not how it was deployed: a genuine light
+    client deployed with made-up genesis validators would pass."""
     with _check("package"):
         pkg = package if isinstance(package, EvidencePackage) else EvidencePackage.loads(package)
         if genesis_fingerprint is not None:
