@@ -46,6 +46,7 @@ def test_a_node_switches_engines_on_its_database(home: Path) -> None:
             heads.append(w3.eth.get_block("latest"))
         finally:
             assert node.kill(signal.SIGTERM) == 0
+        assert f", engine {engine}, " in node.output()  # the configured engine ran, not the default
     # each run continued the chain the run before it wrote
     assert heads[0].number < heads[1].number < heads[2].number
     node = NodeProcess(home).start()

@@ -5,7 +5,8 @@ For the same committed chain and inputs, :class:`NativeExecutor` returns the
 :class:`~shancheng.chain.execution.BlockOutcome` :class:`~shancheng.chain.pyevm_execution.PyEvmExecutor` returns:
 the same block (every header field, the extra data sealed from the receipts), py-evm receipt objects, one
 :class:`~shancheng.chain.execution.TxOutcome` per input with py-evm's codes and words, the same validator updates,
-and an overlay holding the same database writes — the trie nodes and code py-evm's engine writes (the
+and an overlay that leaves the same database once committed (the two differ only in rewriting, with the same
+value, some keys the database already holds) — the trie nodes and code py-evm's engine writes (the
 native engine computes the tries step by step where py-evm's careful path persists every transaction's),
 then the header, canonical index, block body and transaction lookups written by py-evm's own
 ``ChainDB.persist_block``. The transactions execute natively with the GIL released; what stays in Python is

@@ -309,6 +309,7 @@ def _start_network_node(args: argparse.Namespace, home: Path) -> int:
     print(
         f"network node started: {cfg.get('node', {}).get('name', home.name)} "
         f"({cfg.get('node', {}).get('role', 'node')}), chain {genesis.chain_id}, head {ledger.latest_number()}, "
+        f"engine {ledger.engine}, "
         f"RPC http://{config.rpc_host}:{config.rpc_port} ws://{config.rpc_host}:{config.ws_port}"
         f"{_describe_fronts(fronts)}, CometBFT {config.cometbft_rpc}",
         flush=True,
@@ -351,7 +352,7 @@ def cmd_start(args: argparse.Namespace) -> int:
                          password_file=password_file)
     node = Node(ledger=ledger, validator_key=key, config=config)
     print(
-        f"node started: chain {genesis.chain_id}, head {ledger.latest_number()}, "
+        f"node started: chain {genesis.chain_id}, head {ledger.latest_number()}, engine {ledger.engine}, "
         f"RPC http://{config.rpc_host}:{config.rpc_port} ws://{config.rpc_host}:{config.ws_port}"
         f"{_describe_fronts(fronts)}",
         flush=True,
