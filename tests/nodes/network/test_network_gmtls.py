@@ -6,6 +6,7 @@ on."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -116,7 +117,7 @@ def test_the_validators_commit_blocks_talking_only_through_gm_tls_tunnels(net: N
         others = {p.name for p in net.validators() if p is not node}
         for other in others:
             assert f"(CN={other},OU=node," in log or f"outbound to {other} at" in log
-        inbound += log.count("GM TLS p2p: inbound from")
+        inbound += len(re.findall(r"GM TLS p2p: inbound from \S+ \(CN=node\d,OU=node,[^)]*\) over NTLSv1\.1", log))
     assert inbound >= 6, "each of the 6 pairs of the 4 validators has a tunnel, accepted by one side of it"
 
 
