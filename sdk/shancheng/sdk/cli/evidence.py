@@ -72,6 +72,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     v.set_defaults(func=cmd_verify)
 
 
+def _pinned_hex(value: str | None, flag: str, *, size: int) -> bytes | None:
+    """A pinned value given as hex (``0x`` optional, either case) of exactly ``size`` bytes; None when not given."""
+    if not value:
+        return None
+    return strict_json.hexbytes("0x" + value.strip().lower().removeprefix("0x"), flag, size=size, error=UsageError)
+
+
 def _hex_argument(value: str, what: str, *, limit: int) -> bytes:
     """A hex command-line argument (no ``0x``) of 1 to ``limit`` bytes."""
     data = strict_json.hexbytes("0x" + value.strip(), what, limit=limit, error=UsageError)
@@ -103,18 +110,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
         genesis = None
         if args.genesis:
             genesis = GenesisFile.load(read_small_file(args.genesis, limit=MAX_GENESIS_SIZE, what="genesis file"))
-        fingerprint = None
-        if args.genesis_fingerprint:
-            if genesis is None:
-                raise UsageError("--genesis-fingerprint needs --genesis FILE")
-            fingerprint = strict_json.hexbytes("0x" + args.genesis_fingerprint.strip().removeprefix("0x"),
-                                               "--genesis-fingerprint", size=32, error=UsageError)
-        light_client = None
-        if args.light_client:
-            if genesis is None:
-                raise UsageError("--light-client needs --genesis FILE (the target chain's)")
-            light_client = strict_json.hexbytes("0x" + args.light_client.strip().lower().removeprefix("0x"),
-                                                "--light-client", size=20, error=UsageError)
+        if genesis is None and (args.genesis_fingerprint or args.light_client):
+            raise UsageError("--genesis-fingerprint and --light-client need --genesis FILE (the light client's: the "
+                             "target chain's)")
+        fingerprint = _pinned_hex(args.genesis_fingerprint, "--genesis-fingerprint", size=32)
+        light_client = _pinned_hex(args.light_client, "--light-client", size=20)
         if genesis is None and not checkpoint_keys and not args.unsafe_trust_package_checkpoint_key:
             raise UsageError(
                 "no trust root: pass --genesis FILE (a chain-anchored package) or --checkpoint-key VKEY (pinned log key)"

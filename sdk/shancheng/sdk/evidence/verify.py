@@ -79,11 +79,14 @@ class VerifiedEvidence:
     def summary(self) -> str:
         st = self.package.record.statement
         inc = self.package.inclusion
+        if self.trust_root == "unsafe-embedded-key":
+            verdict = "UNSAFE (checkpoint key taken from the package itself, not pinned) "
+        elif self.unpinned_light_client:
+            verdict = "UNSAFE (light client address taken from the package itself, not pinned) "
+        else:
+            verdict = "OK "
         parts = [
-            ("UNSAFE (checkpoint key taken from the package itself, not pinned) " if self.trust_root ==
-             "unsafe-embedded-key" else "UNSAFE (light client address taken from the package itself, not pinned) "
-             if self.unpinned_light_client else "OK ")
-            + f"{st.kind} {st.source}#{st.sequence} commitment {st.commitment.value.hex()[:16]}…",
+            verdict + f"{st.kind} {st.source}#{st.sequence} commitment {st.commitment.value.hex()[:16]}…",
             f"leaf {inc.leaf_index} of {inc.tree_size} in {self.checkpoint.origin}",
         ]
         if self.anchor is not None:
