@@ -14,6 +14,8 @@ import contextlib
 import threading
 import time
 
+from shancheng.sdk.prometheus import CONTENT_TYPE, Row, exposition
+
 __all__ = ["AppMetrics", "MetricsServer"]
 
 MAX_REQUEST_HEAD = 8 * 1024
@@ -71,7 +73,7 @@ class AppMetrics:
     def render(self) -> str:
         """The exposition text."""
         with self._lock:
-            rows: list[tuple[str, str, str, list[tuple[str, float]]]] = [
+            rows: list[Row] = [
                 ("shancheng_height", "gauge", "Last committed block height.", [("", self.height)]),
                 ("shancheng_blocks_committed_total", "counter", "Blocks committed since start.", [("", self.blocks)]),
                 ("shancheng_transactions_committed_total", "counter",
@@ -95,12 +97,7 @@ class AppMetrics:
                  [('{outcome="accept"}', self.proposals_accepted), ('{outcome="reject"}', self.proposals_rejected)]),
                 ("shancheng_start_time_seconds", "gauge", "Unix time the node started.", [("", self.started)]),
             ]
-        out = []
-        for name, kind, text, samples in rows:
-            out.append(f"# HELP {name} {text}")
-            out.append(f"# TYPE {name} {kind}")
-            out.extend(f"{name}{labels} {value!r}" for labels, value in samples)  # a float in full (repr)
-        return "\n".join(out) + "\n"
+        return exposition(rows)
 
 
 class MetricsServer:
@@ -132,7 +129,7 @@ class MetricsServer:
         if len(line) >= 2 and line[0] in (b"GET", b"HEAD") and line[1].split(b"?")[0] == b"/metrics":
             body = self.metrics.render().encode()
             status = b"200 OK"
-            ctype = b"text/plain; version=0.0.4; charset=utf-8"
+            ctype = CONTENT_TYPE.encode()
         else:
             body, status, ctype = b"not found\n", b"404 Not Found", b"text/plain"
         writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: " + ctype + b"\r\nContent-Length: "

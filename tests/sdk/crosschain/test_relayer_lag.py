@@ -14,8 +14,9 @@ import pytest
 from _crosschain_support import Chain, Pair, Traffic
 
 from shancheng.sdk.crosschain import Relayer, deploy_light_client
-from shancheng.sdk.crosschain.metrics import CONTENT_TYPE, MetricsEndpoint
+from shancheng.sdk.crosschain.metrics import MetricsEndpoint
 from shancheng.sdk.errors import InvalidInput
+from shancheng.sdk.prometheus import CONTENT_TYPE
 from shancheng.testing.network import poll_until
 
 pytestmark = pytest.mark.network

@@ -12,11 +12,9 @@ recognised by its set hash at the height it applies from.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from eth_abi.abi import encode
@@ -33,6 +31,7 @@ from ..crypto import signature_to_raw
 from ..errors import InvalidInput, ShanchengError, VerificationError
 from ..evidence import EvidencePackage, PackageError, leaf_data
 from ..evidence.chain import ValidatorChange
+from ..evidence.crosschain import light_client_creation_code
 from ..merkle import leaf_hash
 from ..strict_json import hexbytes, to_hex
 
@@ -163,12 +162,6 @@ def abi_certificate(certificate: CommitCertificate) -> tuple[Any, ...]:
 
 
 @cache
-def _bytecode() -> bytes:
-    text = resources.files("shancheng.sdk.abi").joinpath(f"{CONTRACT_NAME}.bytecode.json").read_text("utf-8")
-    return hexbytes(json.loads(text)["bytecode"], f"{CONTRACT_NAME} bytecode", error=InvalidInput, limit=1 << 20)
-
-
-@cache
 def _error_names() -> dict[bytes, str]:
     """Selector -> name of the contract's custom errors."""
     def kind(p: dict[str, Any]) -> str:
@@ -198,7 +191,7 @@ def deploy_light_client(target: ChainClient, genesis: GenesisFile, *, authority:
     recovery = target.governance.address if authority is None else contract_address(authority)
     registry = bytes(genesis.system_contracts["EvidenceRegistry"])
     types = ["bytes32", "uint64", "(bytes32,bytes32,bytes32,uint64)[]", "address", "address"]
-    data = _bytecode() + encode(types, [genesis.fingerprint, genesis.chain_id,
+    data = light_client_creation_code() + encode(types, [genesis.fingerprint, genesis.chain_id,
                                         abi_validator_set(ValidatorSet.from_genesis(genesis)),
                                         "0x" + registry.hex(), "0x" + recovery.hex()])
     sender = target.identity.address

@@ -14,25 +14,15 @@ True
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["CONTENT_TYPE", "MetricsEndpoint", "exposition"]
+from ..prometheus import CONTENT_TYPE
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+__all__ = ["MetricsEndpoint"]
 REQUEST_TIMEOUT = 5.0
 MAX_REQUEST_LINE = 8 * 1024
-
-
-def exposition(rows: Sequence[tuple[str, str, str, Sequence[tuple[str, float]]]]) -> str:
-    """The exposition text of ``rows``: (name, type, help, [(labels, value), ...]) each."""
-    out = []
-    for name, kind, text, samples in rows:
-        out.append(f"# HELP {name} {text}")
-        out.append(f"# TYPE {name} {kind}")
-        out.extend(f"{name}{labels} {value!r}" for labels, value in samples)
-    return "\n".join(out) + "\n"
 
 
 class MetricsEndpoint:

@@ -54,8 +54,8 @@ from ..client.transactions import TransactionRefused
 from ..client.validator_history import fetch_validator_changes
 from ..errors import InvalidInput, VerificationError
 from ..evidence.chain import ValidatorChange, parse_validator_changes
+from ..prometheus import exposition
 from .light_client import LightClient, LightClientError, StoredCheckpoint
-from .metrics import exposition
 
 __all__ = ["RelayStatus", "Relayer"]
 

@@ -152,12 +152,19 @@ def checkpoint_slots(height: int) -> list[int]:
 
 
 @cache
-def light_client_template() -> bytes:
-    """The light client's runtime code as the SDK ships it (``shancheng/sdk/abi``), its immutables zero: the part
-    of the creation code that the constructor copies (``PUSH2 length PUSH2 offset PUSH0 CODECOPY``) and returns."""
+def light_client_creation_code() -> bytes:
+    """The light client's creation code as the SDK ships it (``shancheng/sdk/abi``): what ``deploy_light_client``
+    sends, constructor arguments appended."""
     text = resources.files("shancheng.sdk.abi").joinpath("ShanchengLightClient.bytecode.json").read_text("utf-8")
-    creation = strict_json.hexbytes(json.loads(text)["bytecode"], "light client bytecode", error=InvalidInput,
-                                    limit=1 << 20)
+    return strict_json.hexbytes(json.loads(text)["bytecode"], "light client bytecode", error=InvalidInput,
+                                limit=1 << 20)
+
+
+@cache
+def light_client_template() -> bytes:
+    """The light client's runtime code as the SDK ships it, its immutables zero: the part of the creation code
+    that the constructor copies (``PUSH2 length PUSH2 offset PUSH0 CODECOPY``) and returns."""
+    creation = light_client_creation_code()
     found = {(int.from_bytes(m[2], "big"), int.from_bytes(m[1], "big")) for m in _CODECOPY.finditer(creation)}
     runtimes = [creation[o:o + n] for o, n in found if o + n <= len(creation) and creation.startswith(_RUNTIME_START, o)]
     if len(runtimes) != 1:
