@@ -35,6 +35,7 @@ from shancheng.sdk.crypto.pem import MAX_PEM_LEN, pem_blocks
 from shancheng.sdk.errors import InvalidInput, InvalidKey, ShanchengError
 from shancheng.sdk.files import make_private_folder, read_password, read_small_file, write_private_file
 from shancheng.sdk.gmtls.front import GmTlsFront, TlsFrontSettings, run_with_fronts
+from shancheng.sdk.gmtls.tunnel import P2pTlsSettings, P2pTunnel
 from shancheng.sdk.netaddr import is_loopback
 
 from .cometbft.rpc import CometRpc
@@ -287,11 +288,11 @@ def _start_network_node(args: argparse.Namespace, home: Path) -> int:
         raise InvalidInput(f"{home / 'node.toml'}: missing or invalid setting ({exc})") from exc
     if args.block_interval is not None or args.heartbeat is not None:
         raise InvalidInput("--block-interval and --heartbeat are a solo node's; a network's blocks are CometBFT's")
+    password_file = args.password_file or (
+        str(home / "node-key.password") if (home / "node-key.password").exists() else None
+    )
     key = None
     if (home / "node-key.pem").exists():
-        password_file = args.password_file or (
-            str(home / "node-key.password") if (home / "node-key.password").exists() else None
-        )
         key = load_key_file(str(home / "node-key.pem"), read_password(password_file))
     genesis = Genesis.load(home / "genesis.json")
     logging.getLogger("shancheng").setLevel(logging.INFO)
@@ -300,12 +301,13 @@ def _start_network_node(args: argparse.Namespace, home: Path) -> int:
                              engine=_engine(cfg, home / "node.toml"))
     except StorageError as exc:
         raise ShanchengError(f"{exc} (is another node running on this home?)") from exc
-    password_file = args.password_file or (
-        str(home / "node-key.password") if (home / "node-key.password").exists() else None
-    )
     fronts = _tls_fronts(cfg, home, rpc_host=config.rpc_host, rpc_port=config.rpc_port, ws_port=config.ws_port,
                          password_file=password_file)
-    node = NetNode(ledger=ledger, key=key, config=config)
+    tunnel = None
+    if "p2p_tls" in cfg:  # CometBFT's p2p through GM TLS (shancheng.sdk.gmtls.tunnel), keys read with the same password
+        p2p = P2pTlsSettings.from_toml(cfg["p2p_tls"], home)
+        tunnel = P2pTunnel(p2p, password=p2p.tls.read_password(password_file))
+    node = NetNode(ledger=ledger, key=key, config=config, tunnel=tunnel)
     print(
         f"network node started: {cfg.get('node', {}).get('name', home.name)} "
         f"({cfg.get('node', {}).get('role', 'node')}), chain {genesis.chain_id}, head {ledger.latest_number()}, "

@@ -50,7 +50,7 @@ from shancheng.chain.calls import RPC_GAS_CAP
 from shancheng.chain.ledger import Ledger
 from shancheng.sdk.crypto import SM2PrivateKey
 from shancheng.sdk.errors import InvalidInput, ShanchengError
-from shancheng.sdk.gmtls.tunnel import P2pTlsSettings, P2pTunnel
+from shancheng.sdk.gmtls.tunnel import P2pTunnel
 
 from . import __version__
 from .abci.app import CODE_NOT_MEMBER, ShanchengApp
@@ -63,7 +63,7 @@ from .cometbft.process import CometProcess
 from .cometbft.rpc import CometRpc
 from .mempool import CODE_POOL_LIMIT, CODE_TX_INVALID, CODE_TX_REJECTED, AdmissionError
 from .metrics import AppMetrics, MetricsServer
-from .network_home import ABCI_SOCKET, COMET_HOME, NODE_CONFIG, load_node_config
+from .network_home import ABCI_SOCKET, COMET_HOME
 from .rpc.server import RpcPolicy, RpcServer
 
 __all__ = ["FAULT_POINTS", "UNSAFE_BYZANTINE_BEHAVIOURS", "NetNode", "NetNodeConfig"]
@@ -159,18 +159,6 @@ class NetNodeConfig:
     call_workers: int = 2
     call_nice: int = 10
     rpc_policy: RpcPolicy = field(default_factory=RpcPolicy)
-
-
-def _p2p_tunnel(home: Path) -> P2pTunnel | None:
-    """The GM TLS p2p tunnel ``[p2p_tls]`` of the home's node.toml asks for (keys read now), or None without one."""
-    if not (home / NODE_CONFIG).is_file():
-        return None
-    section = load_node_config(home).get("p2p_tls")
-    if section is None:
-        return None
-    settings = P2pTlsSettings.from_toml(section, home)
-    default = home / "node-key.password"
-    return P2pTunnel(settings, password=settings.tls.read_password(str(default) if default.exists() else None))
 
 
 def parse_fault(value: str | None) -> tuple[str, int] | None:
@@ -277,7 +265,8 @@ class _Instrumented(Application):
 class NetNode(ReadBackend):
     """A validator or observer of a CometBFT network; implements the RPC server's ``NodeBackend``."""
 
-    def __init__(self, *, ledger: Ledger, key: SM2PrivateKey | None, config: NetNodeConfig) -> None:
+    def __init__(self, *, ledger: Ledger, key: SM2PrivateKey | None, config: NetNodeConfig,
+                 tunnel: P2pTunnel | None = None) -> None:
         super().__init__(ledger, gas_cap=config.rpc_gas_cap, evm_timeout=config.rpc_evm_timeout,
                          call_workers=config.call_workers, call_nice=config.call_nice)
         self.net_config = config
@@ -296,7 +285,7 @@ class NetNode(ReadBackend):
         self._status_lock = threading.Lock()
         self.comet: CometProcess | None = None
         self.server: RpcServer | None = None
-        self.tunnel = _p2p_tunnel(self.home)
+        self.tunnel = tunnel
 
     # -- commits ----------------------------------------------------------------------------------------------
     def _on_commit(self, height: int) -> None:
