@@ -23,7 +23,7 @@ from shancheng.sdk.client.gmtls_http import GM_SCHEME
 from shancheng.sdk.errors import InvalidInput
 from shancheng.sdk.files import read_password
 from shancheng.sdk.gmtls import MODES, CertifiedKey
-from shancheng.sdk.gmtls.front import TlsFrontSettings
+from shancheng.sdk.gmtls.front import CERTIFICATE_FILES, FILE_SETTINGS, TlsFrontSettings
 
 from ..hj212.settings import Hj212Settings
 
@@ -54,10 +54,6 @@ class OidcSettings(BaseModel):
         return self.client_secret_file.read_text().strip()
 
 
-#: the file settings of ``[node_tls]``, taken relative to the configuration file's folder by :meth:`GatewaySettings.load`
-_NODE_TLS_FILES = ("ca", "sign_cert", "sign_key", "enc_cert", "enc_key", "cert", "key", "crl", "password_file")
-
-
 class NodeTlsSettings(BaseModel):
     """How the gateway reaches ``https+gm://`` node URLs (a ``[node_tls]`` table): the SDK's
     :class:`~shancheng.sdk.client.GmTlsClientConfig` from files.  ``ca`` is the consortium CA; the member's client
@@ -84,14 +80,14 @@ class NodeTlsSettings(BaseModel):
     def _check(self) -> NodeTlsSettings:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {self.mode[:40]!r}")
-        pairs = {"tlcp": ("sign_cert", "sign_key", "enc_cert", "enc_key"), "rfc8998": ("cert", "key")}
+        pairs = CERTIFICATE_FILES
         wrong = [n for m, names in pairs.items() if m != self.mode for n in names if getattr(self, n) is not None]
         if wrong:
             raise ValueError(f"{', '.join(wrong)} do(es) not belong to mode {self.mode}")
         given = [n for n in pairs[self.mode] if getattr(self, n) is not None]
         if given and len(given) != len(pairs[self.mode]):
             raise ValueError(f"mode {self.mode} with a client certificate needs all of {', '.join(pairs[self.mode])}")
-        for name in _NODE_TLS_FILES:
+        for name in FILE_SETTINGS:
             path = getattr(self, name)
             if path is not None and not path.is_file():
                 raise ValueError(f"{name}: no such file {str(path)[:300]}")
@@ -100,8 +96,7 @@ class NodeTlsSettings(BaseModel):
     def client_config(self, default_password_file: Path) -> GmTlsClientConfig:
         """The SDK's client settings, the keys decrypted (with ``password_file``, else ``default_password_file``)."""
         certificate: tuple[CertifiedKey, CertifiedKey] | CertifiedKey | None = None
-        named = ([self.sign_cert, self.sign_key, self.enc_cert, self.enc_key] if self.mode == "tlcp"
-                 else [self.cert, self.key])
+        named = [getattr(self, name) for name in CERTIFICATE_FILES[self.mode]]
         files = [path for path in named if path is not None]
         if len(files) == len(named):  # a client certificate (else none: the validator refuses half a pair)
             password = read_password(str(self.password_file or default_password_file))
@@ -226,11 +221,11 @@ class GatewaySettings(BaseModel):
             if key in data:
                 data[key] = resolve(data[key])
         if isinstance(data.get("tls"), dict):
-            for key in ("ca", "sign_cert", "sign_key", "enc_cert", "enc_key", "cert", "key", "crl", "password_file"):
+            for key in FILE_SETTINGS:
                 if key in data["tls"]:
                     data["tls"][key] = resolve(data["tls"][key])
         if isinstance(data.get("node_tls"), dict):
-            for key in _NODE_TLS_FILES:
+            for key in FILE_SETTINGS:
                 if key in data["node_tls"]:
                     data["node_tls"][key] = resolve(data["node_tls"][key])
         if isinstance(data.get("oidc"), dict) and "client_secret_file" in data["oidc"]:

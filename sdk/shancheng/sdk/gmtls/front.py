@@ -44,8 +44,8 @@ from .credentials import CertifiedKey
 from .errors import GmTlsError, HandshakeError
 from .listener import ConnectionLimits, ReloadingContext
 
-__all__ = ["PEER_HEADER", "SUBJECT_HEADER", "TOKEN_HEADER", "GmTlsFront", "TlsFrontSettings",
-           "run_with_fronts"]
+__all__ = ["CERTIFICATE_FILES", "FILE_SETTINGS", "PEER_HEADER", "SUBJECT_HEADER", "TOKEN_HEADER", "GmTlsFront",
+           "TlsFrontSettings", "run_with_fronts"]
 
 log = logging.getLogger("shancheng.gmtls.front")
 
@@ -54,6 +54,12 @@ PEER_HEADER = "X-Shancheng-Tls-Peer"
 TOKEN_HEADER = "X-Shancheng-Relay-Token"
 _STRIPPED = frozenset(h.lower().encode() for h in (SUBJECT_HEADER, PEER_HEADER, TOKEN_HEADER))
 _CHUNK = 64 * 1024
+
+
+#: the certificate and key files of each mode (TLCP: the sign and the enc pair; RFC 8998: one pair)
+CERTIFICATE_FILES = {"tlcp": ("sign_cert", "sign_key", "enc_cert", "enc_key"), "rfc8998": ("cert", "key")}
+#: every file setting of a ``[tls]`` table (taken relative to the configuration file's folder)
+FILE_SETTINGS = ("ca", *CERTIFICATE_FILES["tlcp"], *CERTIFICATE_FILES["rfc8998"], "crl", "password_file")
 
 
 @dataclass(frozen=True)
@@ -89,8 +95,7 @@ class TlsFrontSettings:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise InvalidInput(f"[tls] mode must be one of {', '.join(MODES)}, not {str(self.mode)[:40]!r}")
-        needed = ("sign_cert", "sign_key", "enc_cert", "enc_key") if self.mode == "tlcp" else ("cert", "key")
-        missing = [n for n in needed if getattr(self, n) is None]
+        missing = [n for n in CERTIFICATE_FILES[self.mode] if getattr(self, n) is None]
         if missing:
             raise InvalidInput(f"[tls] mode {self.mode} needs {', '.join(missing)}")
         for name, low, high in (("port", 1, 65535), ("max_connections", 1, 1_000_000),
@@ -119,7 +124,7 @@ class TlsFrontSettings:
             raise InvalidInput(f"[tls] has unknown settings: {', '.join(str(u)[:40] for u in unknown[:5])}")
         values: dict[str, Any] = {}
         for name, value in section.items():
-            if name in ("ca", "sign_cert", "sign_key", "enc_cert", "enc_key", "cert", "key", "crl", "password_file"):
+            if name in FILE_SETTINGS:
                 if not isinstance(value, str) or not value or len(value) > 4096:
                     raise InvalidInput(f"[tls] {name} must be a file path")
                 value = base / os.path.expanduser(value)
