@@ -14,9 +14,13 @@ head) is asked each time. A call executes against the committed state of the blo
 changes.
 
 Limits (geth's ``--rpc.gascap`` and ``--rpc.evmtimeout``): a call runs with at most ``gas_cap`` gas; a call
-waits at most ``timeout`` seconds for a free worker and then runs at most ``timeout`` seconds. The worker
-enforces the time itself (a one-shot ``SIGALRM`` that stops py-evm between two bytecodes, never in the middle
-of a database round trip) and stays usable; a worker that does not answer in time anyway is killed and
+waits at most ``timeout`` seconds for a free worker and then uses at most ``timeout`` seconds of the worker's
+CPU. geth counts wall time; a worker here runs ``nice`` steps below the node, so on a machine whose cores are
+busy its wall time stretches (at nice 10 about ninefold per competing process) while the work a client may
+take stays the same: a wall-clock limit would refuse a light estimate exactly when the machine is loaded. The
+worker enforces the limit itself (a one-shot ``ITIMER_PROF`` signal that stops py-evm between two bytecodes,
+never in the middle of a database round trip) and stays usable. A worker that does not answer within
+:func:`wall_limit` (the CPU limit stretched for four competitors per core at its priority) is killed and
 replaced.
 """
 
@@ -40,10 +44,11 @@ from shancheng.chain.calls import CallFailed, ExecutionReverted
 from shancheng.sdk.errors import ShanchengError
 from shancheng.sdk.host.children import die_with_parent
 
-__all__ = ["CallAborted", "CallPool"]
+__all__ = ["CallAborted", "CallPool", "wall_limit"]
 
 _STARTUP = 120.0  # seconds a fresh worker may take to import py-evm (a loaded machine is slow)
-_GRACE = 2.0  # seconds past the time limit before the node kills a worker that did not stop itself
+_GRACE = 2.0  # seconds past the wall limit before the node kills a worker that did not stop itself
+_COMPETITORS = 4  # CPU-bound processes per core at the node's priority that the wall limit allows for
 _CACHE_ENTRIES = 200_000  # content-addressed values a worker keeps between calls
 _GET, _RESULT, _READY = b"g", b"r", b"ready"
 _FOUND, _MISSING = b"\x01", b"\x00"
@@ -53,7 +58,14 @@ _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callpool-spawne
 
 
 class CallAborted(ShanchengError):
-    """A call was abandoned: it ran, or waited for a worker, longer than the node's time limit."""
+    """A call was abandoned: it used more CPU, or waited for a worker longer, than the node's time limit."""
+
+
+def wall_limit(timeout: float, nice: int) -> float:
+    """The wall seconds a call of ``timeout`` CPU seconds may take in a worker ``nice`` steps below the node:
+    Linux gives each nice step about 1.25 times less CPU weight, so against :data:`_COMPETITORS` busy
+    processes of the node's priority the worker gets about ``1 / (_COMPETITORS * 1.25**nice)`` of a core."""
+    return timeout * _COMPETITORS * 1.25 ** nice + _GRACE
 
 
 class _Worker:
@@ -189,7 +201,7 @@ class CallPool:
                     raise CallAborted("a call worker did not start")
                 worker.ready = True
             conn.send_bytes(pickle.dumps(job))
-            limit = time.monotonic() + self.timeout + _GRACE
+            limit = time.monotonic() + wall_limit(self.timeout, self._nice)
             while True:
                 remaining = limit - time.monotonic()
                 if remaining <= 0 or not conn.poll(remaining):
@@ -213,18 +225,19 @@ class CallPool:
 
 # -- the worker process ----------------------------------------------------------------------------------
 class _Expired(BaseException):  # not an Exception: no `except Exception` in py-evm may swallow it
-    """The call's time is up (raised by the SIGALRM handler between two bytecodes)."""
+    """The call's CPU time is up (raised by the SIGPROF handler between two bytecodes)."""
 
 
 class _Deadline:
-    """A one-shot SIGALRM that raises :class:`_Expired`, deferred while a database round trip is under way
-    (so the socket never holds half a message)."""
+    """A one-shot SIGPROF after so many seconds of this process's CPU (``ITIMER_PROF``: user and system time,
+    not the time the scheduler gives to others) that raises :class:`_Expired`, deferred while a database round
+    trip is under way (so the socket never holds half a message)."""
 
     def __init__(self) -> None:
         self.armed = False
         self.in_lookup = False
         self.pending = False
-        signal.signal(signal.SIGALRM, self._fire)
+        signal.signal(signal.SIGPROF, self._fire)
 
     def _fire(self, signum: int, frame: FrameType | None) -> None:
         if not self.armed:
@@ -238,11 +251,11 @@ class _Deadline:
     def arm(self, seconds: float) -> None:
         self.pending = False
         self.armed = True
-        signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.001))
+        signal.setitimer(signal.ITIMER_PROF, max(seconds, 0.001))
 
     def disarm(self) -> None:
         self.armed = False
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.setitimer(signal.ITIMER_PROF, 0)
         self.pending = False
 
     def after_lookup(self) -> None:

@@ -66,7 +66,7 @@ ws_port = {ws_port}
 # max_heavy_per_client = 4         # concurrent eth_call / eth_estimateGas / eth_getLogs / proofs per client
 # max_heavy = 64                   # ... and in all
 # gas_cap = 50000000               # the most gas one eth_call / eth_estimateGas may use (geth's --rpc.gascap)
-# evm_timeout = 5.0                # seconds a call may run, and may wait for a worker (geth's --rpc.evmtimeout)
+# evm_timeout = 5.0                # CPU seconds a call may use, wall seconds it may wait for a worker
 # call_workers = 2                 # worker processes running calls; 0 = in the node's process (no time limit)
 # call_nice = 10                   # the call workers' CPU priority below the node's (0 to 19: 0 = the same)
 # Bearer tokens, as digests: printf %s "$TOKEN" | sha256sum -> "sha256:<hex>" (or "sm3:<hex>"). Empty = no auth;

@@ -58,7 +58,7 @@ class NodeConfig:
     heartbeat: float | None = None  # seconds between empty blocks; None = only when transactions wait
     mempool_capacity: int = 10_000
     rpc_gas_cap: int = RPC_GAS_CAP  # geth's --rpc.gascap: the most gas one eth_call / eth_estimateGas may use
-    rpc_evm_timeout: float = 5.0  # geth's --rpc.evmtimeout: seconds a call may run (and may wait for a worker)
+    rpc_evm_timeout: float = 5.0  # geth's --rpc.evmtimeout, in CPU seconds a call may use (and wall seconds it may wait for a worker)
     call_workers: int = 2  # worker processes for calls (callpool.py); 0 = in the node's process, no time limit
     call_nice: int = 10  # the call workers' CPU priority below the node's (0 to 19)
     rpc_policy: RpcPolicy = field(default_factory=RpcPolicy)  # client limits, auth, CORS ([rpc] in config.toml)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -244,4 +246,42 @@ def test_the_gas_cap_bounds_calls_and_estimates() -> None:
         assert reply["error"] == {"code": -32000, "message": "gas required exceeds allowance (200000)"}, reply
         transfer = rpc("eth_estimateGas", [{"from": node.account.address, "to": "0x" + "44" * 20}, "latest"])
         assert transfer["result"] == hex(21_000)
+        rpc.close()
+
+
+#: the limit of the contention test: far below a heavy call, a few times a light one's CPU
+CPU_LIMIT = 0.5
+
+
+def test_the_time_limit_counts_the_workers_cpu_so_a_busy_core_stretches_a_light_call_without_refusing_it() -> None:
+    """evm_timeout is CPU seconds: a call worker at the default nice 10 shares its core with a busy process of the
+    node's priority and gets about a tenth of it. A light call then takes longer than the limit in wall time and is
+    still answered (a wall-clock limit refused exactly this: a station's estimate in the district on a loaded
+    machine); a heavy call is still cut after the limit's CPU, by the worker itself."""
+    with dev_node(f"evm_timeout = {CPU_LIMIT}\ncall_workers = 1") as node:
+        loop = deploy_loop(node)
+        rpc = Rpc(node.url)
+        light = 400_000  # gas of loop: a few hundredths to tenths of a CPU second of py-evm
+        _warm_up(rpc, loop, gas=light)
+        ((worker, _),) = _call_workers(node.proc.pid).items()
+        assert _nice(worker) - _nice(node.proc.pid) == 10  # the default call_nice
+        core = min(os.sched_getaffinity(worker))
+        hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            os.sched_setaffinity(hog.pid, {core})
+            os.sched_setaffinity(worker, {core})
+            cpu_before = _call_workers(node.proc.pid)[worker]
+            reply, took = _timed(lambda: rpc("eth_call", [{"to": loop, "gas": hex(light)}, "latest"]))
+            cpu_used = _call_workers(node.proc.pid)[worker] - cpu_before
+            assert reply["error"]["message"] == "out of gas", reply  # answered, not "execution aborted"
+            assert took > CPU_LIMIT > cpu_used, (took, cpu_used)  # longer than the limit in wall time, not in CPU
+            cpu_before = _call_workers(node.proc.pid)[worker]
+            reply, took = _timed(lambda: rpc("eth_call", [{"to": loop, "gas": hex(30_000_000)}, "latest"]))
+            cpu_used = _call_workers(node.proc.pid)[worker] - cpu_before
+            assert reply["error"] == {"code": -32000, "message": f"execution aborted (timeout = {CPU_LIMIT:g}s)"}, reply
+            assert CPU_LIMIT * 0.9 <= cpu_used < CPU_LIMIT + 0.5, cpu_used  # cut after the limit's CPU, not 15 s
+            assert set(_call_workers(node.proc.pid)) == {worker}  # stopped by itself, not killed and replaced
+        finally:
+            hog.kill()
+            hog.wait()
         rpc.close()
