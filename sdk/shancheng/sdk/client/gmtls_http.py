@@ -25,6 +25,7 @@ from typing import Any
 
 from ..errors import InvalidInput
 from ..gmtls import MODES, CertifiedKey, ClientContext, GmTlsError, GmTlsSocket
+from ..gmtls.listener import ReloadingContext
 from ..gmtls.session import MAX_RECORD_READ
 
 __all__ = ["GM_SCHEME", "GmTlsClientConfig", "GmTlsHTTPConnection"]
@@ -40,7 +41,9 @@ class GmTlsClientConfig:
 
     ``ca``: the consortium CA (PEM bytes or a file).  ``mode``: ``"tlcp"`` or ``"rfc8998"``.  ``certificate``: for
     mutual authentication, the member's (sign, enc) pairs in TLCP or its one pair in RFC 8998.  ``crl``: the CA's
-    revocation list, to refuse a revoked server.  ``server_name``: the name the server's certificate must carry
+    revocation list, to refuse a revoked server; given as a file, it is read again when the file changes (as the
+    fronts do), so a long-running client follows ``shancheng pki crl`` / ``revoke`` instead of refusing every
+    server once the list it started with expires.  ``server_name``: the name the server's certificate must carry
     (default: each URL's host).
     """
 
@@ -49,7 +52,8 @@ class GmTlsClientConfig:
     certificate: tuple[CertifiedKey, CertifiedKey] | CertifiedKey | None = None
     crl: bytes | Path | None = None
     server_name: str | None = None
-    _context: list[ClientContext] = field(default_factory=list, init=False, repr=False, compare=False)
+    _context: list[ReloadingContext[ClientContext]] = field(default_factory=list, init=False, repr=False,
+                                                            compare=False)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -60,7 +64,9 @@ class GmTlsClientConfig:
             raise InvalidInput("a TLCP client certificate is a (sign pair, enc pair) tuple of CertifiedKey")
         if self.mode == "rfc8998" and cert is not None and not isinstance(cert, CertifiedKey):
             raise InvalidInput("an RFC 8998 client certificate is one CertifiedKey")
-        self._context.append(self._make_context())  # made once: bad files fail here, not at the first call
+        crl_file = self.crl if isinstance(self.crl, Path) else None
+        # made now: bad files fail here, not at the first call; made again when the CRL file changes
+        self._context.append(ReloadingContext(self._make_context, crl_file, what="GM TLS client"))
 
     def _make_context(self) -> ClientContext:
         cert = self.certificate
@@ -70,7 +76,8 @@ class GmTlsClientConfig:
 
     @property
     def context(self) -> ClientContext:
-        return self._context[0]
+        """The context for the next connection (remade first if the CRL file changed)."""
+        return self._context[0].current()
 
     def connection(self, host: str, port: int, *, timeout: float) -> GmTlsHTTPConnection:
         """An HTTP/1.1 connection to ``host:port`` over GM TLS (the handshake runs on its first request)."""

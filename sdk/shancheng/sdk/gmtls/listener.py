@@ -5,7 +5,8 @@ under ``max_connections`` in all and ``max_connections_per_client`` per source a
 handshake (a connection over a limit is closed at once, logged at most once every 10 s); and they take their
 contexts from a :class:`ReloadingContext`, which makes a fresh one when the CRL file changes (inode, size or time,
 checked as each connection arrives), so ``shancheng pki revoke`` takes effect on the next connection with no
-signal.  A CRL that cannot be read keeps the previous context (logged as an error).
+signal.  A CRL that cannot be read keeps the previous context (logged as an error).  The SDK's GM TLS client
+(:class:`shancheng.sdk.client.GmTlsClientConfig`) takes its context from one too, checked as each connection opens.
 
 >>> limits = ConnectionLimits(max_connections=2, max_connections_per_client=1, what="test")
 >>> limits.admit("10.0.0.1"), limits.admit("10.0.0.1"), limits.admit("10.0.0.2")
