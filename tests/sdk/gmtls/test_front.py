@@ -220,6 +220,31 @@ def test_a_crl_that_lists_the_client_refuses_its_next_connection(pki, tmp_path):
     run(pki, test, crl=str(crl), require_client_certificate=True)
 
 
+def test_a_crl_change_remakes_the_context_from_the_keys_decrypted_at_start(pki, tmp_path):
+    """The key files are read (and their KDF run) once: a CRL change remakes the context on the event loop without
+    decrypting eight keys again, so it works even when the key files are gone by then (moved to a vault)."""
+    keys = {}
+    for use in ("sign", "enc"):
+        keys[f"{use}_key"] = tmp_path / f"{use}.key"
+        keys[f"{use}_key"].write_bytes((pki.folder / f"{use}.key").read_bytes())
+    crl = tmp_path / "ca.crl"
+    crl.write_bytes(pki.ca.revocation_list([], number=1))
+
+    async def test(front: GmTlsFront, client: ClientContext) -> None:
+        await (await connect(front, client)).close()
+        for key in keys.values():
+            key.unlink()
+        now = dt.datetime.now(dt.UTC)
+        crl.write_bytes(pki.ca.revocation_list([(pki.member_sign.serial, now)], number=2))
+        with pytest.raises(HandshakeError):
+            stream = await connect(front, client)
+            await stream.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            await read_answer(stream)
+        assert front.contexts.reloads == 1
+
+    run(pki, test, crl=str(crl), require_client_certificate=True, **{k: str(v) for k, v in keys.items()})
+
+
 def test_rfc8998_is_served_with_one_certificate(pki, tmp_path):
     pki.tls13.write(tmp_path / "tls13.crt", tmp_path / "tls13.key", PASSWORD)
 

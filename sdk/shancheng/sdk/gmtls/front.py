@@ -137,17 +137,21 @@ class TlsFrontSettings:
         except TypeError as exc:
             raise InvalidInput(f"[tls] is incomplete: {exc}") from exc
 
-    def server_context(self, password: bytes | None) -> ServerContext:
-        """A server context from the files (keys decrypted with ``password``), with the CRL when one is set."""
+    def server_context(self, certificates: dict[str, Any]) -> ServerContext:
+        """A server context presenting ``certificates`` (from :meth:`certificates`), with the CA and the CRL read
+        from their files now."""
         common: dict[str, Any] = {"ca": self.ca, "crl": self.crl,
                                   "require_client_certificate": self.require_client_certificate}
-        return ServerContext(mode=self.mode, **self._certificates(password), **common)
+        return ServerContext(mode=self.mode, **certificates, **common)
 
-    def client_context(self, password: bytes | None) -> ClientContext:
+    def client_context(self, certificates: dict[str, Any]) -> ClientContext:
         """A client context presenting the same certificates (a node dialling its peers), with the CRL if set."""
-        return ClientContext(mode=self.mode, ca=self.ca, crl=self.crl, **self._certificates(password))
+        return ClientContext(mode=self.mode, ca=self.ca, crl=self.crl, **certificates)
 
-    def _certificates(self, password: bytes | None) -> dict[str, Any]:
+    def certificates(self, password: bytes | None) -> dict[str, CertifiedKey]:
+        """The certificates and keys of the files, the keys decrypted with ``password`` (a KDF each: done once at
+        start, never again when a CRL change remakes the contexts on the event loop): the keyword arguments of a
+        context of this mode."""
         def pair(cert: Path | None, key: Path | None) -> CertifiedKey:
             assert cert is not None and key is not None
             return CertifiedKey.from_files(cert, key, password)
@@ -173,7 +177,8 @@ class GmTlsFront:
         self.upstream = upstream
         self.port = settings.port if port is None else port
         self.relay_token = relay_token
-        self.contexts = ReloadingContext(lambda: settings.server_context(password), settings.crl,
+        certificates = settings.certificates(password)
+        self.contexts = ReloadingContext(lambda: settings.server_context(certificates), settings.crl,
                                          what="GM TLS front")
         self.limits = ConnectionLimits(max_connections=settings.max_connections,
                                        max_connections_per_client=settings.max_connections_per_client,

@@ -164,10 +164,11 @@ class P2pTunnel:
     def __init__(self, settings: P2pTlsSettings, *, password: bytes | None) -> None:
         self.settings = settings
         tls = settings.tls
+        certificates = tls.certificates(password)  # decrypted once, not again at each CRL change
         self.server_contexts: ReloadingContext[ServerContext] = ReloadingContext(
-            lambda: tls.server_context(password), tls.crl, what="GM TLS p2p")
+            lambda: tls.server_context(certificates), tls.crl, what="GM TLS p2p")
         self.client_contexts: ReloadingContext[ClientContext] = ReloadingContext(
-            lambda: tls.client_context(password), tls.crl, what="GM TLS p2p")
+            lambda: tls.client_context(certificates), tls.crl, what="GM TLS p2p")
         self.limits = ConnectionLimits(max_connections=tls.max_connections,
                                        max_connections_per_client=tls.max_connections_per_client, what="GM TLS p2p")
         self._servers: list[asyncio.Server] = []
