@@ -17,7 +17,15 @@ from typing import Any
 import pytest
 
 from shancheng.sdk.errors import InvalidInput
-from shancheng.sdk.gmtls import CertifiedKey, ClientContext, ConsortiumCA, HandshakeError, open_connection
+from shancheng.sdk.gmtls import (
+    CertifiedKey,
+    ClientContext,
+    ConsortiumCA,
+    HandshakeError,
+    ServerContext,
+    open_connection,
+    start_server,
+)
 from shancheng.sdk.gmtls.tunnel import P2pTlsSettings, P2pTunnel
 from shancheng.testing import free_port
 
@@ -228,6 +236,50 @@ def test_a_peer_whose_certificate_names_another_node_is_not_relayed_to(pki, capl
     with caplog.at_level(logging.INFO, logger="shancheng.gmtls"):
         run(pki, test, b_peer_name="node-x")
     assert "handshake with node-x at 127.0.0.1" in caplog.text and "refused" in caplog.text
+
+
+@pytest.mark.parametrize("role, cn", [("gateway", "node-b"), ("node", "node-c")],
+                         ids=["a-gateway-certificate-named-node-b", "node-c-with-node-b-as-a-dns-name"])
+def test_a_dialled_peer_whose_certificate_is_not_that_nodes_node_certificate_gets_no_bytes(pki, caplog, role, cn):
+    """Outbound, the certificate's DNS name passes the TLS name check, but it is not node-b's node certificate
+    (OU=node, CN=node-b): a gateway's, or another node's carrying node-b as a DNS name. A closes CometBFT's
+    connection and relays nothing to the impostor."""
+    impostor = pki.ca.issue_pair(cn, role=role, dns_names=["node-b"])
+
+    async def main() -> None:
+        received: list[bytes] = []
+
+        async def handler(stream: Any) -> None:
+            received.append(await stream.read())
+            await stream.close()
+
+        server = await start_server(ServerContext(mode="tlcp", ca=pki.ca.certificate_pem, sign=impostor[0],
+                                                  enc=impostor[1], require_client_certificate=True),
+                                    handler, "127.0.0.1", 0)
+        echo, echo_port = await echo_server([])
+        local = free_port()
+        a = P2pTunnel(P2pTlsSettings.from_toml(table("node-a", echo_port, [
+            {"name": "node-b", "address": f"127.0.0.1:{server.sockets[0].getsockname()[1]}",
+             "local": f"127.0.0.1:{local}"}], port=free_port()), pki.folder), password=PASSWORD)
+        await a.start()
+        try:
+            async with asyncio.timeout(TIMEOUT):
+                reader, writer = await asyncio.open_connection("127.0.0.1", local)
+                writer.write(b"cometbft secret connection hello")
+                await writer.drain()
+                assert await reader.read() == b""  # A closed CometBFT's connection
+                writer.close()
+                while not received:  # the impostor's end: closed by A after the handshake, no byte relayed
+                    await asyncio.sleep(0.05)
+                assert received == [b""] and a.relayed == 0
+        finally:
+            await a.close()
+            server.close()
+            echo.close()
+
+    with caplog.at_level(logging.INFO, logger="shancheng.gmtls"):
+        asyncio.run(main())
+    assert "handshake with node-b refused" in caplog.text and "is not its node certificate" in caplog.text
 
 
 @pytest.mark.parametrize("change, message", [
