@@ -21,6 +21,7 @@ import sys
 import tomllib
 import urllib.error
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -245,8 +246,9 @@ def _engine(cfg: dict[str, Any], path: Path) -> str:
 
 
 def _tls_fronts(cfg: dict[str, Any], base: Path, *, rpc_host: str, rpc_port: int, ws_port: int,
-                password_file: str | None) -> list[GmTlsFront]:
-    """The GM TLS fronts a ``[tls]`` section asks for (none without one); the plain listener must then be loopback."""
+                password_file: str | None, relay_token: str | None) -> list[GmTlsFront]:
+    """The GM TLS fronts a ``[tls]`` section asks for (none without one); the plain listener must then be loopback.
+    The fronts name each client to the node with ``relay_token`` (see :mod:`shancheng.nodes.rpc.guard`)."""
     if "tls" not in cfg:
         return []
     settings = TlsFrontSettings.from_toml(cfg["tls"], base)
@@ -255,11 +257,16 @@ def _tls_fronts(cfg: dict[str, Any], base: Path, *, rpc_host: str, rpc_port: int
                            "[tls] allow_plain_http = true")
     password = settings.read_password(password_file)
     upstream_host = "127.0.0.1" if not is_loopback(rpc_host) else rpc_host
-    fronts = [GmTlsFront(settings, upstream=(upstream_host, rpc_port), password=password)]
+    fronts = [GmTlsFront(settings, upstream=(upstream_host, rpc_port), password=password, relay_token=relay_token)]
     if settings.ws_port is not None:
         fronts.append(GmTlsFront(settings, upstream=(upstream_host, ws_port), password=password,
-                                 port=settings.ws_port))
+                                 port=settings.ws_port, relay_token=relay_token))
     return fronts
+
+
+def _front_token(cfg: dict[str, Any]) -> str | None:
+    """A fresh token for this process's GM TLS fronts to name their clients to the node by, when [tls] is set."""
+    return secrets.token_urlsafe(32) if "tls" in cfg else None
 
 
 def _describe_fronts(fronts: list[GmTlsFront]) -> str:
@@ -281,7 +288,7 @@ def _start_network_node(args: argparse.Namespace, home: Path) -> int:
             ws_port=args.ws_port if args.ws_port is not None else int(rpc.get("ws_port", 8546)),
             cometbft_rpc=str(net["cometbft_rpc"]),
             metrics_port=metrics_port,
-            rpc_policy=RpcPolicy.from_config(rpc),
+            rpc_policy=replace(RpcPolicy.from_config(rpc), relay_token=_front_token(cfg)),
             **_call_limits(rpc),
         )
     except (KeyError, TypeError, ValueError) as exc:
@@ -302,7 +309,7 @@ def _start_network_node(args: argparse.Namespace, home: Path) -> int:
     except StorageError as exc:
         raise ShanchengError(f"{exc} (is another node running on this home?)") from exc
     fronts = _tls_fronts(cfg, home, rpc_host=config.rpc_host, rpc_port=config.rpc_port, ws_port=config.ws_port,
-                         password_file=password_file)
+                         password_file=password_file, relay_token=config.rpc_policy.relay_token)
     tunnel = None
     if "p2p_tls" in cfg:  # CometBFT's p2p through GM TLS (shancheng.sdk.gmtls.tunnel), keys read with the same password
         p2p = P2pTlsSettings.from_toml(cfg["p2p_tls"], home)
@@ -335,7 +342,7 @@ def cmd_start(args: argparse.Namespace) -> int:
         ws_port=args.ws_port if args.ws_port is not None else int(rpc.get("ws_port", 8546)),
         block_interval=args.block_interval if args.block_interval is not None else float(blocks.get("interval", 1.0)),
         heartbeat=heartbeat or None,
-        rpc_policy=RpcPolicy.from_config(rpc),
+        rpc_policy=replace(RpcPolicy.from_config(rpc), relay_token=_front_token(cfg)),
         mempool_policy=ReplacementPolicy.from_config(cfg.get("mempool", {})),
         **_call_limits(rpc),
     )
@@ -351,7 +358,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     except StorageError as exc:
         raise ShanchengError(f"{exc} (is another node running on this home?)") from exc
     fronts = _tls_fronts(cfg, home, rpc_host=config.rpc_host, rpc_port=config.rpc_port, ws_port=config.ws_port,
-                         password_file=password_file)
+                         password_file=password_file, relay_token=config.rpc_policy.relay_token)
     node = Node(ledger=ledger, validator_key=key, config=config)
     print(
         f"node started: chain {genesis.chain_id}, head {ledger.latest_number()}, engine {ledger.engine}, "

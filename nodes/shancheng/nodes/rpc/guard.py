@@ -7,6 +7,10 @@ concurrency limits, bearer-token authentication, CORS, and a quiet log (issue 10
   a connection must send a request's headers within ``header_timeout``, its body within ``body_timeout``, and
   an idle keep-alive connection is closed after ``idle_timeout``.
 * :class:`RateLimiter` is a token bucket per client (its address, or its token when authenticated).
+* Behind the node's own GM TLS fronts (``[tls]``) every client arrives from loopback: with the fronts' per-process
+  ``relay_token`` (never in config.toml) a request is counted under the client address the front names
+  (:func:`relayed_client`), and loopback connections are counted only in all, since the fronts bound each GM TLS
+  client's connections themselves. Without it one GM TLS client would spend every other's rate and connections.
 * :func:`listening_socket` binds with ``SO_REUSEADDR``: a node killed in any way starts again at once on its
   ports, whatever connections of the previous process linger in ``TIME_WAIT``.
 * :func:`quiet_logs` turns ordinary client behaviour (resets, malformed HTTP) into one log line without a
@@ -23,12 +27,15 @@ import logging
 import resource
 import socket
 import time
+import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from shancheng.sdk.crypto import sm3
 from shancheng.sdk.errors import InvalidInput
+from shancheng.sdk.gmtls.front import PEER_HEADER, TOKEN_HEADER
+from shancheng.sdk.netaddr import is_loopback
 
 __all__ = [
     "ConnectionGate",
@@ -39,6 +46,7 @@ __all__ = [
     "listening_socket",
     "quiet_logs",
     "raise_fd_limit",
+    "relayed_client",
 ]
 
 log = logging.getLogger("shancheng.nodes.rpc")
@@ -65,6 +73,8 @@ class RpcPolicy:
     max_heavy: int = 64  # the same in all (queued for the backend)
     auth_tokens: tuple[str, ...] = ()  # "sha256:HEX" or "sm3:HEX" digests of accepted bearer tokens; () = no auth
     cors_origins: tuple[str, ...] = ()  # origins browsers may call from ("*" = any); () = none
+    #: the node's GM TLS fronts' token (``node start`` makes one per process when [tls] is set; never configured)
+    relay_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("header_timeout", "body_timeout", "idle_timeout"):
@@ -101,6 +111,18 @@ class RpcPolicy:
                     raise InvalidInput(f"rpc.{name} in config.toml must be a list of strings")
                 kwargs[name] = tuple(value)
         return cls(**kwargs)
+
+
+def relayed_client(policy: RpcPolicy, remote: str | None, headers: Any) -> str | None:
+    """The client address the node's own GM TLS front names for a request from ``remote`` (None unless the
+    request came from loopback with exactly one token header equal to ``policy.relay_token`` and one address)."""
+    if policy.relay_token is None or not remote or not is_loopback(remote):
+        return None
+    tokens, peers = headers.getall(TOKEN_HEADER, []), headers.getall(PEER_HEADER, [])
+    if len(tokens) != 1 or len(peers) != 1 or not hmac.compare_digest(tokens[0].encode(), policy.relay_token.encode()):
+        return None
+    peer = urllib.parse.unquote(peers[0])
+    return peer if 0 < len(peer) <= 64 else None
 
 
 # -- authentication --------------------------------------------------------------------------------------
@@ -223,6 +245,8 @@ class ConnectionGate:
     def _admit(self, address: str) -> str | None:
         if self.total and len(self.guards) >= self.total:
             return f"too many {self.what} connections (at most {self.total})"
+        if self.policy.relay_token is not None and is_loopback(address):
+            return None  # the node's GM TLS fronts: each counts its own clients' connections (see the docstring)
         if self.per_client and self.per_address.get(address, 0) >= self.per_client:
             return f"too many {self.what} connections from {address} (at most {self.per_client})"
         return None

@@ -39,6 +39,7 @@ from shancheng.nodes.rpc.guard import (
     listening_socket,
     quiet_logs,
     raise_fd_limit,
+    relayed_client,
 )
 from shancheng.nodes.rpc.methods import METHODS, REQUIRED, Limits, Method, RpcApi, log_matches
 from shancheng.nodes.rpc.params import InvalidParams, LogFilter, RpcError, parse_filter
@@ -419,7 +420,7 @@ class RpcServer:
         authentication; None when authentication is on and the request has no valid token."""
         if self._tokens.enabled:
             return self._tokens.client(request.headers.get("Authorization"))
-        return "ip:" + (request.remote or "unknown")
+        return "ip:" + (relayed_client(self.policy, request.remote, request.headers) or request.remote or "unknown")
 
     def _cors(self, request: web.Request) -> dict[str, str]:
         origin = request.headers.get("Origin")
