@@ -42,7 +42,7 @@ def measure(extra_config: str, *, seconds: float, finals: int, heavy: int, slow:
             spread: bool) -> dict[str, float | str]:
     slow_sources = source_addresses(slow, 50, first="127.0.0.2") if spread else []
     heavy_sources = source_addresses(heavy, 2, first="127.0.1.2") if spread else []
-    with dev_node(extra_config) as node:
+    with dev_node(extra_config, engine="py-evm") as node:  # the engine whose 30M-gas calls take seconds
         loop = deploy_loop(node)
         reader, member = Rpc(node.url).connect(), Rpc(node.url).connect()
         idle = block_number_latencies(node.url, seconds, rpc=reader)

@@ -41,7 +41,7 @@ def _cpu_ticks(pid: int) -> int:
 
 
 def test_a_call_worker_inside_a_long_call_exits_when_the_node_is_killed() -> None:
-    with dev_node("evm_timeout = 60.0\ncall_workers = 1") as node:
+    with dev_node("evm_timeout = 60.0\ncall_workers = 1", engine="py-evm") as node:  # py-evm: a call of seconds
         loop = deploy_loop(node)
         (worker,) = _children(node.proc.pid)
         before = _cpu_ticks(worker)

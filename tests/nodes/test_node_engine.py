@@ -3,7 +3,6 @@ producing on the native engine (and back), with the same blocks; an unknown engi
 
 from __future__ import annotations
 
-import re
 import signal
 from pathlib import Path
 
@@ -11,16 +10,10 @@ import pytest
 from test_node_process import NodeProcess, cli, dev_account, send
 
 from shancheng.chain import native
+from shancheng.testing.solo import set_engine
 
 pytestmark = [pytest.mark.network,
               pytest.mark.skipif(not native.available(), reason=f"the native engine is not built ({native.BUILD_COMMAND})")]
-
-
-def set_engine(home: Path, engine: str) -> None:
-    config = (home / "config.toml").read_text()
-    config, found = re.subn(r'(?m)^#? ?engine = ".*"$', f'engine = "{engine}"', config)
-    assert found == 1
-    (home / "config.toml").write_text(config)
 
 
 @pytest.fixture()

@@ -144,9 +144,9 @@ pub struct BlockResult {
     pub roots: Roots,
 }
 
-type BlockEvm<'a> = MainnetEvm<MainnetContext<CacheDB<&'a PyStateDb>>>;
+pub(crate) type BlockEvm<'a> = MainnetEvm<MainnetContext<CacheDB<&'a PyStateDb>>>;
 
-fn new_evm<'a>(db: &'a PyStateDb, input: &BlockInput) -> BlockEvm<'a> {
+pub(crate) fn new_evm<'a>(db: &'a PyStateDb, input: &BlockInput) -> BlockEvm<'a> {
     let block = BlockEnv {
         number: U256::from(input.number),
         beneficiary: input.coinbase,

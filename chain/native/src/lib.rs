@@ -2,9 +2,11 @@
 //!
 //! Built with maturin into an abi3 extension module (CPython >= 3.11); `shancheng.chain.native` loads it.
 //! Modules: `gm` (the precompile at 0x100a), `rlp`, `mpt` (reading py-evm's tries), `db` (revm's database
-//! over py-evm's state through a Python `get(key)`), `tx` (raw transactions, senders), `block` (one block).
+//! over py-evm's state through a Python `get(key)`), `tx` (raw transactions, senders), `block` (one block),
+//! `call` (one eth_call / estimate attempt).
 
 mod block;
+mod call;
 mod db;
 mod gm;
 mod mpt;
@@ -16,6 +18,7 @@ mod tx;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyInt, PyList};
+use revm::context_interface::transaction::{AccessList, AccessListItem};
 use revm::handler::precompile_output_to_interpreter_result;
 use revm::precompile::PrecompileOutput;
 use revm::primitives::{Address, B256, U256};
@@ -202,6 +205,88 @@ fn execute_block<'py>(
     Ok(out)
 }
 
+/// One eth_call / eth_estimateGas attempt on the committed state `state_root`, in the context of block `number`
+/// (see `call.rs`): (status, output, gas used, refund, message); status is "success", "revert", "halt" (the
+/// message says why; "out of gas" for every out-of-gas halt) or "invalid" (the transaction is not run at this
+/// gas: the message is revm's). `value` is 32 bytes big-endian; `access_list` [(address, [slot (32 bytes)])],
+/// given for an EIP-2930 call.
+#[pyfunction]
+#[pyo3(signature = (get, state_root, *, chain_id, number, timestamp, coinbase, gas_limit, prevrandao, block_hash, caller, to, value, data, gas, access_list=None))]
+#[allow(clippy::too_many_arguments)]
+fn call_transaction<'py>(
+    py: Python<'py>,
+    get: Py<PyAny>,
+    state_root: &[u8],
+    chain_id: u64,
+    number: u64,
+    timestamp: u64,
+    coinbase: &[u8],
+    gas_limit: u64,
+    prevrandao: &[u8],
+    block_hash: Py<PyAny>,
+    caller: &[u8],
+    to: Option<Vec<u8>>,
+    value: &[u8],
+    data: Vec<u8>,
+    gas: u64,
+    access_list: Option<Vec<(Vec<u8>, Vec<Vec<u8>>)>>,
+) -> PyResult<(&'static str, Bound<'py, PyBytes>, u64, u64, String)> {
+    if data.len() > MAX_INPUT {
+        return Err(PyValueError::new_err(format!("calldata is longer than {MAX_INPUT} bytes")));
+    }
+    let access_list = access_list
+        .map(|items| {
+            items
+                .iter()
+                .map(|(address, slots)| {
+                    Ok(AccessListItem {
+                        address: Address::from(fixed::<20>("an access list address", address)?),
+                        storage_keys: slots
+                            .iter()
+                            .map(|s| fixed::<32>("an access list slot", s).map(B256::from))
+                            .collect::<PyResult<Vec<_>>>()?,
+                    })
+                })
+                .collect::<PyResult<Vec<_>>>()
+                .map(AccessList)
+        })
+        .transpose()?;
+    let tx = call::CallTx {
+        caller: Address::from(fixed::<20>("caller", caller)?),
+        to: to.map(|t| fixed::<20>("to", &t).map(Address::from)).transpose()?,
+        value: U256::from_be_bytes(fixed::<32>("value", value)?),
+        data: data.into(),
+        gas,
+        access_list,
+    };
+    let input = block::BlockInput {
+        chain_id,
+        number,
+        timestamp,
+        coinbase: Address::from(fixed::<20>("coinbase", coinbase)?),
+        gas_limit,
+        prevrandao: B256::from(fixed::<32>("prevrandao", prevrandao)?),
+        governance: None,
+    };
+    let root = B256::from(fixed::<32>("state_root", state_root)?);
+    let outcome = py
+        .detach(move || {
+            let db = db::PyStateDb::new(get, root, block_hash);
+            call::run(&db, &input, &tx).map_err(|e| e.0)
+        })
+        .map_err(PyRuntimeError::new_err)?;
+    Ok(match outcome {
+        call::CallOutcome::Success { output, gas_used, refunded } => {
+            ("success", PyBytes::new(py, &output), gas_used, refunded, String::new())
+        }
+        call::CallOutcome::Revert { output, gas_used } => {
+            ("revert", PyBytes::new(py, &output), gas_used, 0, String::new())
+        }
+        call::CallOutcome::Halt { reason, gas_used } => ("halt", PyBytes::new(py, &[]), gas_used, 0, reason),
+        call::CallOutcome::Invalid(message) => ("invalid", PyBytes::new(py, &[]), 0, 0, message),
+    })
+}
+
 #[pymodule]
 fn shancheng_evm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -209,5 +294,6 @@ fn shancheng_evm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(gm_precompile, m)?)?;
     m.add_function(wrap_pyfunction!(execute_block, m)?)?;
     m.add_function(wrap_pyfunction!(decode_transaction, m)?)?;
+    m.add_function(wrap_pyfunction!(call_transaction, m)?)?;
     Ok(())
 }

@@ -15,6 +15,8 @@ b'...'
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from eth._utils.address import generate_contract_address
@@ -30,13 +32,16 @@ from shancheng.sdk.errors import ShanchengError
 
 __all__ = [
     "RPC_GAS_CAP",
+    "Attempt",
     "CallFailed",
     "ExecutionReverted",
     "call_gas",
     "check_funds",
     "create_access_list",
     "estimate_gas",
+    "estimate_upper_bound",
     "execute_call",
+    "search_gas",
     "spoof_transaction",
 ]
 
@@ -109,8 +114,7 @@ def execute_call(chain: Any, tx: dict[str, Any], header: BlockHeaderAPI, *, gas_
     """eth_call on ``header``'s state, executed as the next block would; nothing is written.
 
     Raises :class:`ExecutionReverted` on REVERT and :class:`CallFailed` on any other failure."""
-    vm = chain.get_vm(chain.create_header_from_parent(header))
-    with vm.in_costless_state() as state:
+    with chain.get_vm(header).in_costless_state() as state:  # the next block's context on header's state
         check_funds(state, tx)
         try:
             computation = state.costless_execute_transaction(spoof_transaction(state, tx, call_gas(tx, gas_cap)))
@@ -121,58 +125,98 @@ def execute_call(chain: Any, tx: dict[str, Any], header: BlockHeaderAPI, *, gas_
     return bytes(computation.output)
 
 
-def estimate_gas(chain: Any, tx: dict[str, Any], header: BlockHeaderAPI, *, gas_cap: int = RPC_GAS_CAP) -> int:
-    """eth_estimateGas: the smallest gas limit with which ``tx`` succeeds on ``header``'s state.
+@dataclass(frozen=True)
+class Attempt:
+    """One run of a call at a gas limit, on either engine: ``status`` is "success", "revert" or "halt";
+    ``consumed`` the gas burnt before the refund, ``used`` the gas a transaction would be charged (less EIP-3529's
+    capped refund); ``message`` why it halted ("out of gas", ...)."""
 
-    go-ethereum's ``eth/gasestimator`` without its error ratio (exact, as anvil): the upper bound is the
-    request's gas (when at least 21,000) or else the block gas limit, never above ``gas_cap``; a plain
-    transfer to an account without code tries 21,000 first; a failure at the upper bound is final (its
-    REVERT, or "gas required exceeds allowance"); the gas that run used (less one) is the lower bound; the
-    optimistic limit (gas used + refund + call stipend) × 64/63 is tried next; then a binary search skewed
-    to the low side.
-    """
-    at = chain.create_header_from_parent(header)
-    with chain.get_vm(at).in_costless_state() as state:
-        given = int(tx.get("gas") or 0)
-        hi = min(given if given >= _TX_GAS else int(at.gas_limit), gas_cap)
+    status: str
+    output: bytes
+    consumed: int
+    used: int
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "success"
+
+    def failure(self) -> ShanchengError:
+        """The error of a failed run: the REVERT with its data, or what stopped it."""
+        if self.status == "revert":
+            return ExecutionReverted(self.output)
+        return CallFailed(self.message or "execution failed")
+
+
+def search_gas(attempt: Callable[[int], Attempt | str], *, hi: int, plain_transfer: bool) -> int:
+    """go-ethereum's ``eth/gasestimator`` without its error ratio (exact, as anvil) over ``attempt`` (the run at a
+    gas limit, or the reason the transaction is invalid at it): a plain transfer to an account without code
+    tries 21,000 first; a failure at the upper bound ``hi`` is final (its REVERT, or "gas required exceeds
+    allowance"); the gas that run used (less one) is the lower bound; the optimistic limit (gas burnt + call
+    stipend) × 64/63 is tried next; then a binary search skewed to the low side."""
+    def succeeds(gas: int) -> bool:
+        run = attempt(gas)
+        return not isinstance(run, str) and run.ok
+
+    if plain_transfer and succeeds(_TX_GAS):
+        return _TX_GAS
+    first = attempt(hi)
+    if isinstance(first, str):
+        raise CallFailed(first)
+    if not first.ok:
+        if first.status == "halt" and first.message == "out of gas":
+            raise CallFailed(f"gas required exceeds allowance ({hi})")
+        raise first.failure()
+    lo = first.used - 1  # it failed with less than it used
+    optimistic = (first.consumed + _CALL_STIPEND) * 64 // 63
+    if optimistic < hi and succeeds(optimistic):
+        hi = optimistic
+    while lo + 1 < hi:
+        mid = min((hi + lo) // 2, lo * 2)  # most transactions need little more than they use
+        if succeeds(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def estimate_upper_bound(tx: dict[str, Any], block_gas_limit: int, gas_cap: int) -> int:
+    """The estimate's upper bound: the request's gas (when at least 21,000) or else the block gas limit, never
+    above ``gas_cap``."""
+    given = int(tx.get("gas") or 0)
+    return min(given if given >= _TX_GAS else block_gas_limit, gas_cap)
+
+
+def _attempt(computation: Any, gas: int) -> Attempt:
+    status = "success" if not computation.is_error else "revert" if isinstance(computation.error, Revert) else "halt"
+    output = bytes(computation.output) if status == "success" else (
+        bytes(computation.error.args[0]) if status == "revert" and computation.error.args
+        and isinstance(computation.error.args[0], bytes) else b"")
+    message = "" if status != "halt" else str(_failure(computation))
+    return Attempt(status, output, gas - int(computation.get_gas_remaining()), _gas_used(computation, gas), message)
+
+
+def estimate_gas(chain: Any, tx: dict[str, Any], header: BlockHeaderAPI, *, gas_cap: int = RPC_GAS_CAP) -> int:
+    """eth_estimateGas: the smallest gas limit with which ``tx`` succeeds on ``header``'s state
+    (:func:`search_gas` over py-evm runs)."""
+    with chain.get_vm(header).in_costless_state() as state:
+        hi = estimate_upper_bound(tx, int(state.gas_limit), gas_cap)
         check_funds(state, tx)
         base = spoof_transaction(state, tx, hi)
 
-        def attempt(gas: int) -> tuple[Any, str]:
-            """(the computation, "") at this gas limit, or (None, why) when the transaction is invalid."""
+        def attempt(gas: int) -> Attempt | str:
+            """The run at this gas limit, or why the transaction is invalid at it."""
             snapshot = state.snapshot()
             try:
-                return state.costless_execute_transaction(SpoofTransaction(base, gas=gas)), ""  # type: ignore[arg-type]
+                computation = state.costless_execute_transaction(SpoofTransaction(base, gas=gas))  # type: ignore[arg-type]
             except ValidationError as exc:  # below the intrinsic gas, a value the sender cannot pay, ...
-                return None, str(exc)
+                return str(exc)
             finally:
                 state.revert(snapshot)
+            return _attempt(computation, gas)
 
-        def succeeds(gas: int) -> bool:
-            computation, _ = attempt(gas)
-            return computation is not None and not computation.is_error
-
-        if not base.data and base.to and not state.get_code(base.to) and succeeds(_TX_GAS):
-            return _TX_GAS
-        computation, invalid = attempt(hi)
-        if computation is None:
-            raise CallFailed(invalid)
-        if computation.is_error:
-            if isinstance(computation.error, OutOfGas):
-                raise CallFailed(f"gas required exceeds allowance ({hi})")
-            raise _failure(computation)
-        consumed = hi - int(computation.get_gas_remaining())  # before the refund
-        lo = _gas_used(computation, hi) - 1  # it failed with less than it used
-        optimistic = (consumed + _CALL_STIPEND) * 64 // 63
-        if optimistic < hi and succeeds(optimistic):
-            hi = optimistic
-        while lo + 1 < hi:
-            mid = min((hi + lo) // 2, lo * 2)  # most transactions need little more than they use
-            if succeeds(mid):
-                hi = mid
-            else:
-                lo = mid
-        return hi
+        plain = bool(not base.data and base.to and not state.get_code(base.to))
+        return search_gas(attempt, hi=hi, plain_transfer=plain)
 
 
 def _gas_used(computation: Any, gas: int) -> int:
@@ -221,8 +265,7 @@ def create_access_list(chain: Any, tx: dict[str, Any], header: BlockHeaderAPI, *
     was accessed (SLOAD/SSTORE list the slot under the executing contract, whoever it is)."""
     gas = call_gas(tx, gas_cap)
     sender = tx.get("from") or b"\0" * 20
-    vm = chain.get_vm(chain.create_header_from_parent(header))
-    with vm.in_costless_state() as state:
+    with chain.get_vm(header).in_costless_state() as state:
         check_funds(state, tx)
         to = tx.get("to") or generate_contract_address(Address(sender), state.get_nonce(sender))
         excluded = {bytes(sender), bytes(to), *(bytes(a) for a in state.computation_class.get_precompiles())}

@@ -45,6 +45,7 @@ from .committed import CommittedChain
 from .execution import BlockContext, BlockOutcome
 from .genesis import Genesis
 from .log_index import LogIndex, LogRecord
+from .native import calls as native_calls
 from .native_execution import NativeExecutor
 from .permissions import GovernanceViews
 from .pyevm_execution import PyEvmExecutor
@@ -164,12 +165,16 @@ class Ledger:
     def call(self, tx: dict[str, Any], header: BlockHeaderAPI | None = None, *, gas_cap: int = RPC_GAS_CAP) -> bytes:
         """eth_call: execute against ``header``'s state and discard; raises
         :class:`~shancheng.chain.calls.ExecutionReverted`."""
+        if self.engine == "native":
+            return native_calls.execute_call(self._store.chain, tx, header or self.head, gas_cap=gas_cap)
         return execute_call(self._store.chain, tx, header or self.head, gas_cap=gas_cap)
 
     def estimate_gas(self, tx: dict[str, Any], header: BlockHeaderAPI | None = None, *,
                      gas_cap: int = RPC_GAS_CAP) -> int:
         """eth_estimateGas: the smallest gas limit with which ``tx`` succeeds
         (:func:`shancheng.chain.calls.estimate_gas`)."""
+        if self.engine == "native":
+            return native_calls.estimate_gas(self._store.chain, tx, header or self.head, gas_cap=gas_cap)
         return estimate_gas(self._store.chain, tx, header or self.head, gas_cap=gas_cap)
 
     def create_access_list(self, tx: dict[str, Any], header: BlockHeaderAPI | None = None, *,

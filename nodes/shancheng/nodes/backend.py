@@ -53,7 +53,7 @@ class ReadBackend:
         self.client_version = f"shancheng/{__version__}/python"
         self.gas_cap = gas_cap
         self._calls = CallPool(ledger.db, self.chain_id, workers=call_workers, timeout=evm_timeout,
-                               gas_cap=gas_cap, nice=call_nice) if call_workers > 0 else None
+                               gas_cap=gas_cap, nice=call_nice, engine=ledger.engine) if call_workers > 0 else None
         self._new_block: asyncio.Condition | None = None  # set by start_block_notifications on the loop
 
     # -- lifecycle --------------------------------------------------------------------------------

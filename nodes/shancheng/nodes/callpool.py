@@ -6,6 +6,11 @@ A :class:`CallPool` runs calls in a few worker processes instead (``python -m sh
 started with a lower CPU priority (``nice``), so the operating system, not the GIL, shares the cores and the
 node's own work always comes first.
 
+A worker runs calls on the node's engine (``[execution] engine``): on the native engine eth_call and
+eth_estimateGas run in revm (:mod:`shancheng.chain.native.calls`; the same 30M-gas loop takes a fraction of a
+second), eth_createAccessList stays py-evm's (it traces accesses through py-evm's state). A revm run is not
+interrupted by the time limit (its signal waits for the run's end); the gas cap bounds it.
+
 A worker cannot open the node's LevelDB (LevelDB allows one process), so it reads state through the node:
 every database key it needs is one round trip on its socket, answered by the node thread that waits for the
 call (the thread blocks on the socket without the GIL in between). Keys of 32 bytes are hashes of their
@@ -26,6 +31,7 @@ replaced.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import queue
@@ -35,6 +41,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from types import FrameType
@@ -72,12 +79,13 @@ class _Worker:
     """One worker process and the node's end of its socket. The kernel kills the worker (SIGKILL) the moment the
     node dies, however busy the worker is and however little CPU a loaded machine gives its lower priority."""
 
-    def __init__(self, chain_id: int, nice: int) -> None:
+    def __init__(self, chain_id: int, nice: int, engine: str) -> None:
         ours, theirs = socket.socketpair()
         try:
             self.proc = _SPAWNER.submit(
                 subprocess.Popen,
-                [sys.executable, "-m", "shancheng.nodes.callpool", str(theirs.fileno()), str(chain_id), str(nice)],
+                [sys.executable, "-m", "shancheng.nodes.callpool", str(theirs.fileno()), str(chain_id), str(nice),
+                 engine],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
                 preexec_fn=die_with_parent(signal.SIGKILL),  # one prctl call in the child, nothing else
             ).result()
@@ -108,9 +116,10 @@ class _Worker:
 class CallPool:
     """``workers`` worker processes running :func:`shancheng.chain.calls.execute_call`,
     :func:`~shancheng.chain.calls.estimate_gas` and :func:`~shancheng.chain.calls.create_access_list` over ``db``
-    (the node's committed database)."""
+    (the node's committed database), the first two natively when ``engine`` is "native"."""
 
-    def __init__(self, db: Any, chain_id: int, *, workers: int, timeout: float, gas_cap: int, nice: int = 10) -> None:
+    def __init__(self, db: Any, chain_id: int, *, workers: int, timeout: float, gas_cap: int, nice: int = 10,
+                 engine: str = "py-evm") -> None:
         if workers < 1:
             raise ValueError("a call pool needs at least one worker")
         self._db = db
@@ -119,6 +128,7 @@ class CallPool:
         self.timeout = float(timeout)
         self.gas_cap = int(gas_cap)
         self._nice = nice
+        self._engine = engine
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._lock = threading.Lock()
         self._all: set[_Worker] = set()
@@ -143,7 +153,7 @@ class CallPool:
             worker.close()
 
     def _spawn_locked(self) -> _Worker:
-        worker = _Worker(self._chain_id, self._nice)
+        worker = _Worker(self._chain_id, self._nice, self._engine)
         self._all.add(worker)
         return worker
 
@@ -235,18 +245,32 @@ class _Deadline:
 
     def __init__(self) -> None:
         self.armed = False
-        self.in_lookup = False
+        self.depth = 0  # deferrals under way (a database round trip, a native run)
         self.pending = False
         signal.signal(signal.SIGPROF, self._fire)
 
     def _fire(self, signum: int, frame: FrameType | None) -> None:
         if not self.armed:
             return
-        if self.in_lookup:
+        if self.depth:
             self.pending = True
             return
         self.armed = False
         raise _Expired
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """The signal waits until this ends (and the outermost deferral raises :class:`_Expired` then): a
+        database round trip never leaves half a message on the socket, and revm is never interrupted inside a
+        read it asked Python for."""
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+            if not self.depth and self.pending and self.armed:
+                self.armed = self.pending = False
+                raise _Expired
 
     def arm(self, seconds: float) -> None:
         self.pending = False
@@ -258,11 +282,6 @@ class _Deadline:
         signal.setitimer(signal.ITIMER_PROF, 0)
         self.pending = False
 
-    def after_lookup(self) -> None:
-        self.in_lookup = False
-        if self.pending and self.armed:
-            self.armed = self.pending = False
-            raise _Expired
 
 
 def _remote_db(conn: Connection, deadline: _Deadline) -> Any:
@@ -284,12 +303,9 @@ def _remote_db(conn: Connection, deadline: _Deadline) -> Any:
                 return value
             if key in self.cache:
                 return self.cache[key]
-            deadline.in_lookup = True
-            try:
+            with deadline.deferred():
                 conn.send_bytes(_GET + key)
                 reply = conn.recv_bytes()
-            finally:
-                deadline.after_lookup()
             if reply[:1] != _FOUND:
                 raise KeyError(key)
             value = reply[1:]
@@ -315,22 +331,27 @@ def _remote_db(conn: Connection, deadline: _Deadline) -> Any:
     return RemoteDB()
 
 
-def _job(chain_class: Any, db: Any, job: tuple[Any, ...]) -> tuple[Any, ...]:
+def _job(chain_class: Any, db: Any, job: tuple[Any, ...], *, engine: str, deadline: _Deadline) -> tuple[Any, ...]:
     from eth.db.atomic import AtomicDB
     from eth.exceptions import HeaderNotFound
 
-    from shancheng.chain.calls import create_access_list, estimate_gas, execute_call
+    from shancheng.chain import calls
 
     kind, tx, block_hash, gas_cap, _ = job
     db.overlay.clear()
     try:
         chain = chain_class(AtomicDB(db))
         header = chain.get_block_header_by_hash(block_hash)
+        if kind == "access_list":  # py-evm's tracing of accesses: not native yet
+            return "ok", calls.create_access_list(chain, tx, header, gas_cap=gas_cap)
+        if engine == "native":
+            from shancheng.chain.native import calls as native_calls
+
+            run = native_calls.execute_call if kind == "call" else native_calls.estimate_gas
+            return "ok", run(chain, tx, header, gas_cap=gas_cap, deferral=deadline.deferred)
         if kind == "call":
-            return "ok", execute_call(chain, tx, header, gas_cap=gas_cap)
-        if kind == "access_list":
-            return "ok", create_access_list(chain, tx, header, gas_cap=gas_cap)
-        return "ok", estimate_gas(chain, tx, header, gas_cap=gas_cap)
+            return "ok", calls.execute_call(chain, tx, header, gas_cap=gas_cap)
+        return "ok", calls.estimate_gas(chain, tx, header, gas_cap=gas_cap)
     except ExecutionReverted as exc:
         return "revert", bytes(exc.data)
     except CallFailed as exc:
@@ -342,7 +363,7 @@ def _job(chain_class: Any, db: Any, job: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 def _worker_main(argv: list[str]) -> int:
-    fd, chain_id, nice = int(argv[0]), int(argv[1]), int(argv[2])
+    fd, chain_id, nice, engine = int(argv[0]), int(argv[1]), int(argv[2]), argv[3]
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the node stops us
     if nice:
         os.nice(nice)
@@ -363,7 +384,7 @@ def _worker_main(argv: list[str]) -> int:
             return 0  # the node closed our socket (or is gone)
         try:
             deadline.arm(float(job[4]))
-            outcome = _job(chain, db, job)
+            outcome = _job(chain, db, job, engine=engine, deadline=deadline)
         except _Expired:
             outcome = ("timeout",)
         finally:

@@ -37,6 +37,10 @@ from shancheng.testing.loadgen import (
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
+#: the engine of the nodes here: py-evm, whose calls take seconds (a 30M-gas loop runs 15-20 s of Python); the
+#: native engine (the default) runs the same loop in a fraction of a second, so only py-evm makes a call heavy
+#: enough to show the workers' isolation, priority and time limit
+ENGINE = "py-evm"
 #: how much slower than without the abuse a light read or a member's transaction may be (the call workers run
 #: niced, so the node's own work comes first; a starved one waits for whole heavy calls of evm_timeout, 5 s)
 SLOWER = 5
@@ -97,7 +101,7 @@ def _rss_back_to(pid: int, baseline: int, timeout: float = 30.0) -> int:
 def test_ten_heavy_calls_do_not_starve_block_number_or_a_members_transaction() -> None:
     """Ten clients keep 30M-gas loop calls in flight; eth_blockNumber still answers (p99 < 1 s, or 5 times its
     p99 on this machine just before) and a member's transactions become final (< 10 s each, or 5 times)."""
-    with dev_node("max_heavy_per_client = 32") as node:
+    with dev_node("max_heavy_per_client = 32", engine=ENGINE) as node:
         loop = deploy_loop(node)
         quiet = block_number_latencies(node.url, 1.5)  # the references: the same reads and sends, no abuse
         quiet_finals = send_to_final(node, 3)
@@ -136,7 +140,7 @@ def test_heavy_calls_and_2000_slow_clients_with_default_limits_rss_returns_to_ba
     the keep-alive ones it holds."""
     slow_sources = source_addresses(SLOW, SLOW_PER_ADDRESS, first="127.0.0.2")  # 127.0.0.2 ... 127.0.0.41
     heavy_sources = source_addresses(HEAVY, HEAVY_PER_ADDRESS, first="127.0.1.2")
-    with dev_node() as node:  # default [rpc] limits
+    with dev_node(engine=ENGINE) as node:  # default [rpc] limits
         loop = deploy_loop(node)
         reader, member = Rpc(node.url).connect(), Rpc(node.url).connect()
 
@@ -211,7 +215,7 @@ def test_a_heavy_call_is_abandoned_at_the_time_limit_and_the_worker_serves_on() 
     """geth's --rpc.evmtimeout: a 30M-gas loop (15–20 s of py-evm) ends with a JSON-RPC error after
     evm_timeout seconds, stopped by the worker itself, and the next call is answered at once by that same
     worker (one the node had to kill would be replaced by a new process, which imports py-evm first)."""
-    with dev_node(f"evm_timeout = {EVM_TIMEOUT}\ncall_workers = 1\ncall_nice = 0") as node:
+    with dev_node(f"evm_timeout = {EVM_TIMEOUT}\ncall_workers = 1\ncall_nice = 0", engine=ENGINE) as node:
         loop = deploy_loop(node)
         rpc = Rpc(node.url)
         reference = _warm_up(rpc, loop)
@@ -232,9 +236,10 @@ def test_a_heavy_call_is_abandoned_at_the_time_limit_and_the_worker_serves_on() 
 GAS_CAP = 200_000
 
 
-def test_the_gas_cap_bounds_calls_and_estimates() -> None:
+@pytest.mark.parametrize("engine", ["native", "py-evm"])
+def test_the_gas_cap_bounds_calls_and_estimates(engine: str) -> None:
     """geth's --rpc.gascap: a call asking for 30M gas runs with the cap; an estimate searches up to it."""
-    with dev_node(f"gas_cap = {GAS_CAP}") as node:
+    with dev_node(f"gas_cap = {GAS_CAP}", engine=engine) as node:
         loop = deploy_loop(node)
         rpc = Rpc(node.url)
         reference = _warm_up(rpc, loop, gas=GAS_CAP)  # a call of the cap's gas, on this machine now
@@ -258,7 +263,7 @@ def test_the_time_limit_counts_the_workers_cpu_so_a_busy_core_stretches_a_light_
     node's priority and gets about a tenth of it. A light call then takes longer than the limit in wall time and is
     still answered (a wall-clock limit refused exactly this: a station's estimate in the district on a loaded
     machine); a heavy call is still cut after the limit's CPU, by the worker itself."""
-    with dev_node(f"evm_timeout = {CPU_LIMIT}\ncall_workers = 1") as node:
+    with dev_node(f"evm_timeout = {CPU_LIMIT}\ncall_workers = 1", engine=ENGINE) as node:
         loop = deploy_loop(node)
         rpc = Rpc(node.url)
         light = 400_000  # gas of loop: a few hundredths to tenths of a CPU second of py-evm

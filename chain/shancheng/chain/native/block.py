@@ -17,7 +17,7 @@ trie node and code py-evm's engine writes for the block (hash -> bytes). The
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +32,7 @@ from ..execution import BlockContext
 from ..pyevm_execution import _NOT_MEMBER
 from . import _module
 
-__all__ = ["AccountWrite", "NativeBlock", "NativeExecutionFailed", "NativeTx", "execute_block"]
+__all__ = ["AccountWrite", "NativeBlock", "NativeExecutionFailed", "NativeTx", "ancestors", "execute_block"]
 
 _MAX_TXS = 1_000_000
 
@@ -107,6 +107,11 @@ class _Ancestors:
                 raise NativeExecutionFailed(f"block {self._height} could not be executed natively: header "
                                             f"{bytes(header.parent_hash).hex()} is missing from the database") from exc
         return bytes(self._walked[back].hash)
+
+
+def ancestors(db: AtomicDatabaseAPI, context: BlockContext) -> Callable[[int], bytes]:
+    """BLOCKHASH's answer for block ``context.height``: the hash of ``context.parent``'s ancestor of a number."""
+    return _Ancestors(db, context)
 
 
 def _refusal_reason(sender: bytes, what: str, needed: str, balance: int | None, message: str) -> str:

@@ -27,6 +27,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from shancheng.testing import free_port
+from shancheng.testing.solo import set_engine
 
 __all__ = ["LOOP_INIT", "DevNode", "Hammer", "SlowClients", "block_number_latencies", "dev_node", "percentile",
            "raise_open_files", "rss_kb", "send_to_final", "source_addresses"]
@@ -108,13 +109,16 @@ class DevNode:
 
 
 @contextlib.contextmanager
-def dev_node(extra_rpc_config: str = "", block_interval: float = 0.1) -> Iterator[DevNode]:
+def dev_node(extra_rpc_config: str = "", block_interval: float = 0.1, *, engine: str | None = None) -> Iterator[DevNode]:
     """A fresh ``shancheng node init --dev`` + ``node start`` on free ports; ``extra_rpc_config`` lines are
-    added to the ``[rpc]`` table of its config.toml."""
+    added to the ``[rpc]`` table of its config.toml; ``engine`` sets its ``[execution] engine`` (default: the
+    node's)."""
     cli = [sys.executable, "-m", "shancheng.sdk.cli", "node"]
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         subprocess.run([*cli, "init", "--dev", "--home", tmp], capture_output=True, check=True, timeout=120)
+        if engine is not None:
+            set_engine(home, engine)
         if extra_rpc_config:
             config = (home / "config.toml").read_text()
             (home / "config.toml").write_text(config.replace("[rpc]\n", "[rpc]\n" + extra_rpc_config + "\n", 1))

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from shancheng.sdk.crypto import SM2PrivateKey
 
 from . import free_port
 
-__all__ = ["PASSWORD", "TEST_EVM_TIMEOUT", "SoloNode"]
+__all__ = ["PASSWORD", "TEST_EVM_TIMEOUT", "SoloNode", "set_engine"]
 
 #: the password of the key files the harness writes
 PASSWORD = b"correct horse battery staple"
@@ -29,6 +30,14 @@ PASSWORD = b"correct horse battery staple"
 #: 5 s): a call also waits for one of the two call workers within it, and on a machine busy with parallel test
 #: workers a plain estimate has waited longer. Tests of the limit itself start their nodes with their own value.
 TEST_EVM_TIMEOUT = 60.0
+
+
+def set_engine(home: Path, engine: str) -> None:
+    """Set ``[execution] engine`` in the config.toml of the node home ``home`` (``node init`` writes it commented)."""
+    config = (Path(home) / "config.toml").read_text()
+    config, found = re.subn(r'(?m)^#? ?engine = ".*"$', f'engine = "{engine}"', config)
+    assert found == 1, f"no engine setting in {home}/config.toml"
+    (Path(home) / "config.toml").write_text(config)
 
 
 class SoloNode:
