@@ -1,5 +1,5 @@
 // The web UI's entry: language, sign-in (OIDC or demo token), and the page router for /ui/<page>.
-import { api, errorText, forgetSession, h, loadLang, savedLang, t, translateTree } from './core.js';
+import { api, disposeCharts, errorText, forgetSession, h, loadLang, savedLang, t, translateTree } from './core.js';
 import { networkPage } from './pages/network.js';
 import { evidencePage } from './pages/evidence.js';
 import { rxPage } from './pages/prescriptions.js';
@@ -60,6 +60,7 @@ async function render() {
     }
   });
   const main = document.getElementById('main');
+  disposeCharts(main);
   main.replaceChildren();
   main.dataset.page = name;
   if (!session.me) {

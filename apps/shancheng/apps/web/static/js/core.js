@@ -178,6 +178,16 @@ export async function chart(box, option) {
   return instance;
 }
 
+// dispose the charts under `root` before it is emptied: an instance left on a removed element keeps its
+// animation and force layout running against a box that is gone
+export function disposeCharts(root) {
+  if (!window.echarts) return;
+  root.querySelectorAll('.chart').forEach((box) => {
+    const instance = window.echarts.getInstanceByDom(box);
+    if (instance) instance.dispose();
+  });
+}
+
 window.addEventListener('resize', () => {
   if (!window.echarts) return;
   document.querySelectorAll('.chart').forEach((box) => {
