@@ -25,7 +25,7 @@ busy its wall time stretches (at nice 10 about ninefold per competing process) w
 take stays the same: a wall-clock limit would refuse a light estimate exactly when the machine is loaded. The
 worker enforces the limit itself (a one-shot ``ITIMER_PROF`` signal that stops py-evm between two bytecodes,
 never in the middle of a database round trip) and stays usable. A worker that does not answer within
-:func:`wall_limit` (the CPU limit stretched for four competitors per core at its priority) is killed and
+:func:`wall_limit` (the CPU limit stretched for eight competitors per core at its priority: a worker that stopped answering, which a call that runs out of its CPU never does) is killed and
 replaced.
 """
 
@@ -55,7 +55,7 @@ __all__ = ["CallAborted", "CallPool", "wall_limit"]
 
 _STARTUP = 120.0  # seconds a fresh worker may take to import py-evm (a loaded machine is slow)
 _GRACE = 2.0  # seconds past the wall limit before the node kills a worker that did not stop itself
-_COMPETITORS = 4  # CPU-bound processes per core at the node's priority that the wall limit allows for
+_COMPETITORS = 8  # CPU-bound processes per core at the node's priority that the wall limit allows for
 _CACHE_ENTRIES = 200_000  # content-addressed values a worker keeps between calls
 _GET, _RESULT, _READY = b"g", b"r", b"ready"
 _FOUND, _MISSING = b"\x01", b"\x00"
