@@ -29,8 +29,8 @@ from eth_account.signers.local import LocalAccount
 from shancheng.testing import free_port
 from shancheng.testing.solo import set_engine
 
-__all__ = ["LOOP_INIT", "DevNode", "Hammer", "SlowClients", "block_number_latencies", "dev_node", "percentile",
-           "raise_open_files", "rss_kb", "send_to_final", "source_addresses"]
+__all__ = ["LOOP_INIT", "DevNode", "Hammer", "Rpc", "SlowClients", "block_number_latencies", "dev_node", "percentile",
+           "raise_open_files", "result", "rss_kb", "send_to_final", "source_addresses"]
 
 # runtime `JUMPDEST PUSH1 0 JUMP`: a loop that burns any gas it is given, 12 gas a turn
 LOOP_RUNTIME = bytes.fromhex("5b600056")
