@@ -188,12 +188,13 @@ def estimate_upper_bound(tx: dict[str, Any], block_gas_limit: int, gas_cap: int)
 
 
 def _attempt(computation: Any, gas: int) -> Attempt:
-    status = "success" if not computation.is_error else "revert" if isinstance(computation.error, Revert) else "halt"
-    output = bytes(computation.output) if status == "success" else (
-        bytes(computation.error.args[0]) if status == "revert" and computation.error.args
-        and isinstance(computation.error.args[0], bytes) else b"")
-    message = "" if status != "halt" else str(_failure(computation))
-    return Attempt(status, output, gas - int(computation.get_gas_remaining()), _gas_used(computation, gas), message)
+    consumed, used = gas - int(computation.get_gas_remaining()), _gas_used(computation, gas)
+    if not computation.is_error:
+        return Attempt("success", bytes(computation.output), consumed, used)
+    failure = _failure(computation)
+    if isinstance(failure, ExecutionReverted):
+        return Attempt("revert", failure.data, consumed, used)
+    return Attempt("halt", b"", consumed, used, str(failure))
 
 
 def estimate_gas(chain: Any, tx: dict[str, Any], header: BlockHeaderAPI, *, gas_cap: int = RPC_GAS_CAP) -> int:

@@ -129,7 +129,7 @@ def test_the_context_is_the_next_blocks(world: Any) -> None:
     assert words[8] == ledger.balance(SENDER)
 
 
-def test_a_heavy_call_runs_out_of_the_gas_cap_and_an_estimate_says_so(world: Any) -> None:
+def test_estimates_through_the_precompile_logs_selfdestruct_and_create_match_and_an_invalid_opcode_fails(world: Any) -> None:
     ledger, chain = world
     loop = {"from": SENDER, "to": GMC, "data": b"\xfb\x34\x36\x3c" + bytes(31) + b"\x20" + bytes(32)}
     assert native_calls.estimate_gas(chain, loop, ledger.head) == calls.estimate_gas(chain, loop, ledger.head)

@@ -32,7 +32,7 @@ from ..execution import BlockContext
 from ..pyevm_execution import _NOT_MEMBER
 from . import _module
 
-__all__ = ["AccountWrite", "NativeBlock", "NativeExecutionFailed", "NativeTx", "ancestors", "execute_block"]
+__all__ = ["AccountWrite", "NativeBlock", "NativeExecutionFailed", "NativeTx", "ancestors", "execute_block", "reader"]
 
 _MAX_TXS = 1_000_000
 
@@ -109,6 +109,17 @@ class _Ancestors:
         return bytes(self._walked[back].hash)
 
 
+def reader(db: Any) -> Callable[[bytes], bytes | None]:
+    """What the extension reads ``db`` through: ``get(key)``, the value or None when the key is absent."""
+    def get(key: bytes) -> bytes | None:
+        try:
+            return bytes(db[key])
+        except KeyError:
+            return None
+
+    return get
+
+
 def ancestors(db: AtomicDatabaseAPI, context: BlockContext) -> Callable[[int], bytes]:
     """BLOCKHASH's answer for block ``context.height``: the hash of ``context.parent``'s ancestor of a number."""
     return _Ancestors(db, context)
@@ -155,15 +166,9 @@ def execute_block(db: AtomicDatabaseAPI, transactions: Sequence[bytes], context:
     if senders is not None and (len(senders) != len(transactions) or any(len(s) != 20 for s in senders)):
         raise InvalidInput("senders: one 20-byte address per transaction")
 
-    def get(key: bytes) -> bytes | None:
-        try:
-            return bytes(db[key])
-        except KeyError:
-            return None
-
     try:
         out = _module().execute_block(
-            get, bytes(context.parent.state_root), chain_id=chain_id, number=context.height,
+            reader(db), bytes(context.parent.state_root), chain_id=chain_id, number=context.height,
             timestamp=context.block_timestamp, coinbase=bytes(context.proposer), gas_limit=gas_limit,
             prevrandao=bytes(POST_MERGE_MIX_HASH), block_hash=_Ancestors(db, context),
             txs=[bytes(t) for t in transactions], governance=governance,

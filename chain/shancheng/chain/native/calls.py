@@ -19,7 +19,6 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from eth.abc import BlockHeaderAPI
-from eth_utils.exceptions import ValidationError
 
 from ..calls import (
     RPC_GAS_CAP,
@@ -32,7 +31,7 @@ from ..calls import (
 )
 from ..execution import BlockContext
 from . import _module
-from .block import NativeExecutionFailed, ancestors
+from .block import NativeExecutionFailed, ancestors, reader
 
 __all__ = ["estimate_gas", "execute_call"]
 
@@ -47,7 +46,7 @@ class _Runner:
         self.at = vm.create_header_from_parent(header, coinbase=header.coinbase)  # py-evm's costless state's
         db = chain.chaindb.db
         self._state = vm.state
-        self._db = db
+        self._get = reader(db)
         self._header = header
         self._chain_id = int(chain.chain_id)
         self._deferral = deferral
@@ -70,17 +69,11 @@ class _Runner:
         return bool(not self._fields["data"] and to and not self._state.get_code(to))
 
     def __call__(self, gas: int) -> Attempt | str:
-        def get(key: bytes) -> bytes | None:
-            try:
-                return bytes(self._db[key])
-            except KeyError:
-                return None
-
         at = self.at
         try:
             with self._deferral():
                 status, output, used, refunded, message = _module().call_transaction(
-                    get, bytes(self._header.state_root), chain_id=self._chain_id, number=int(at.block_number),
+                    self._get, bytes(self._header.state_root), chain_id=self._chain_id, number=int(at.block_number),
                     timestamp=int(at.timestamp), coinbase=bytes(at.coinbase), gas_limit=int(at.gas_limit),
                     prevrandao=bytes(at.mix_hash), block_hash=self._ancestors, gas=gas, **self._fields)
         except RuntimeError as exc:
@@ -110,7 +103,4 @@ def estimate_gas(chain: Any, tx: dict[str, Any], header: BlockHeaderAPI, *, gas_
     run = _Runner(chain, tx, header, deferral)
     hi = estimate_upper_bound(tx, int(run.at.gas_limit), gas_cap)
     run.check_funds(tx)
-    try:
-        return search_gas(run, hi=hi, plain_transfer=run.plain_transfer())
-    except ValidationError as exc:  # py-evm's reads of the sender refused the request
-        raise CallFailed(str(exc)) from exc
+    return search_gas(run, hi=hi, plain_transfer=run.plain_transfer())
