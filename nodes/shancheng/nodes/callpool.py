@@ -25,8 +25,8 @@ busy its wall time stretches (at nice 10 about ninefold per competing process) w
 take stays the same: a wall-clock limit would refuse a light estimate exactly when the machine is loaded. The
 worker enforces the limit itself (a one-shot ``ITIMER_PROF`` signal that stops py-evm between two bytecodes,
 never in the middle of a database round trip) and stays usable. A worker that does not answer within
-:func:`wall_limit` (the CPU limit stretched for eight competitors per core at its priority: a worker that stopped answering, which a call that runs out of its CPU never does) is killed and
-replaced.
+:func:`wall_limit` (the CPU limit stretched for eight competitors per core at its priority) has stopped
+answering, which a call that runs out of its CPU never does: it is killed and replaced.
 """
 
 from __future__ import annotations
