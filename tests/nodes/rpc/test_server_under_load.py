@@ -30,7 +30,6 @@ from shancheng.testing.loadgen import (
     deploy_loop,
     dev_node,
     percentile,
-    result,
     rss_kb,
     send_to_final,
     source_addresses,
@@ -143,9 +142,8 @@ def test_heavy_calls_and_2000_slow_clients_with_default_limits_rss_returns_to_ba
     heavy_sources = source_addresses(HEAVY, HEAVY_PER_ADDRESS, first="127.0.1.2")
     with dev_node(engine=ENGINE) as node:  # default [rpc] limits
         loop = deploy_loop(node)
-        reader, member = Rpc(node.url).connect(), Rpc(node.url).connect()
 
-        def abuse(seconds: float) -> tuple[list[float], list[float], SlowClients, Hammer]:
+        def abuse(seconds: float, reader: Rpc, member: Rpc) -> tuple[list[float], list[float], SlowClients, Hammer]:
             with Hammer(node.url, loop, clients=HEAVY, sources=heavy_sources) as hammer, \
                     SlowClients(node.url, SLOW, slow_sources) as slow:
                 held = slow.sweep(wait=1.0)  # the node answers those beyond its cap at once
@@ -158,17 +156,21 @@ def test_heavy_calls_and_2000_slow_clients_with_default_limits_rss_returns_to_ba
                 finals = send_to_final(node, 2, rpc=member)
             return latencies, finals, slow, hammer
 
+        reader, member = Rpc(node.url).connect(), Rpc(node.url).connect()
         quiet = block_number_latencies(node.url, 1.5, rpc=reader)  # the references: no abuse
         quiet_finals = send_to_final(node, 2, rpc=member)
         started = time.monotonic()
-        abuse(0.5)  # warm-up: the same abuse, briefly (the first connections grow the allocator's arenas)
+        abuse(0.5, reader, member)  # warm-up: the same abuse, briefly (first connections grow the allocator's arenas)
         warm_up = time.monotonic() - started
         baseline = _settled_rss(node.proc.pid)
-        for held_open in (reader, member):  # the node closes a connection idle for idle_timeout (60 s); settling
-            result(held_open("eth_chainId"))  # took up to 30 s and the flood's set-up takes more on a busy machine
+        # fresh connections, held from before the flood: the node closes one idle for idle_timeout (60 s), and
+        # settling (up to 30 s) after the warm-up (its own flood's set-up, longer on a busy machine) can take that
+        reader.close()
+        member.close()
+        reader, member = Rpc(node.url).connect(), Rpc(node.url).connect()
 
         started = time.monotonic()
-        latencies, finals, slow, hammer = abuse(5.0)
+        latencies, finals, slow, hammer = abuse(5.0, reader, member)
         took = time.monotonic() - started
         print(f"slow clients held {SLOW - slow.refused - slow.cut}, 503 {slow.refused}, reset {slow.cut}; eth_blockNumber p50 "
               f"{percentile(latencies, 50):.3f} s p99 {percentile(latencies, 99):.3f} s; finals {finals}")
