@@ -7,8 +7,9 @@ One process per node (``shancheng node start --home DIR/nodeK``):
 - CometBFT (``cometbft start --home DIR/nodeK/cometbft``) as a child process that dies with this one
   (``PR_SET_PDEATHSIG``), its output in ``DIR/nodeK/cometbft.log``;
 - the JSON-RPC server (HTTP + WebSocket) over the same read backend as the solo node (``backend.ReadBackend``),
-  except that ``eth_sendRawTransaction`` goes to the local CometBFT (``broadcast_tx_sync``: CheckTx's verdict) and
-  pending nonces are the application's CheckTx view;
+  except that ``eth_sendRawTransaction`` goes to the local CometBFT (``broadcast.py``: queued in order, a
+  JSON-RPC batch's transactions together, each answered with the application's CheckTx verdict) and pending
+  nonces are the application's CheckTx view;
 - the app's metrics (``metrics.py``) next to CometBFT's Prometheus endpoint;
 - with ``[p2p_tls]`` in node.toml (``network init --gm-tls``), the GM TLS p2p tunnel
   (``shancheng.sdk.gmtls.tunnel``): started before CometBFT, closed after it.
@@ -29,15 +30,12 @@ sign each vote extension with its own SM2 key over a block hash that is not the 
 from __future__ import annotations
 
 import asyncio
-import base64
-import http.client
-import itertools
-import json
 import logging
 import os
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +56,7 @@ from .abci.certificates import VoteExtension, sign_extension
 from .abci.proto import pb
 from .abci.server import AbciServer, Application
 from .backend import ReadBackend
+from .broadcast import Broadcaster, Verdicts
 from .cometbft.errors import CometRpcError
 from .cometbft.process import CometProcess
 from .cometbft.rpc import CometRpc
@@ -77,73 +76,29 @@ STATUS_CACHE_SECONDS = 1.0
 
 
 #: threads that send transactions to CometBFT at once (the RPC server's writer threads): CometBFT pipelines their
-#: CheckTx requests to the application, so the HTTP round trips overlap
+#: CheckTx requests to the application, so the HTTP round trips and the waits for its flush overlap
 WRITE_WORKERS = 4
-#: the largest broadcast_tx_sync reply read (CheckTx's log and data are short)
-MAX_BROADCAST_REPLY = 1024 * 1024
 
 
 class CometDied(ShanchengError):
     """The node's CometBFT process exited without being asked to."""
 
 
-class Broadcaster:
-    """``broadcast_tx_sync`` to the local CometBFT over keep-alive HTTP connections, one per calling thread
-    (a new TCP connection per transaction costs as much as CheckTx itself)."""
-
-    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
-        host, _, port = url.removeprefix("http://").rstrip("/").partition(":")
-        self._address = (host, int(port or 80))
-        self._timeout = timeout
-        self._local = threading.local()
-        self._ids = itertools.count(1)
-
-    def _connection(self) -> http.client.HTTPConnection:
-        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = http.client.HTTPConnection(*self._address, timeout=self._timeout)
-        return conn
-
-    def broadcast_tx_sync(self, tx: bytes) -> dict[str, Any]:
-        """CheckTx's verdict: ``{"code": int, "log": str, "hash": hex}``; CometRpcError when CometBFT refuses the
-        request (a full mempool, a transaction already in its cache) or does not answer."""
-        body = json.dumps({"jsonrpc": "2.0", "id": next(self._ids), "method": "broadcast_tx_sync",
-                           "params": {"tx": base64.b64encode(tx).decode()}})
-        for attempt in (1, 2):  # a kept-alive connection CometBFT closed meanwhile is reopened once
-            conn = self._connection()
-            try:
-                conn.request("POST", "/", body, {"Content-Type": "application/json"})
-                response = conn.getresponse()
-                raw = response.read(MAX_BROADCAST_REPLY + 1)
-                break
-            except (OSError, http.client.HTTPException) as exc:
-                conn.close()
-                self._local.conn = None
-                if attempt == 2 or isinstance(exc, TimeoutError):
-                    raise CometRpcError(f"CometBFT broadcast_tx_sync: no answer from http://{self._address[0]}:"
-                                        f"{self._address[1]} ({exc})") from None
-        if len(raw) > MAX_BROADCAST_REPLY:
-            conn.close()
-            self._local.conn = None
-            raise CometRpcError("CometBFT broadcast_tx_sync: the reply is too large")
-        try:
-            reply = json.loads(raw)
-        except ValueError:
-            raise CometRpcError("CometBFT broadcast_tx_sync: the reply is not JSON") from None
-        if not isinstance(reply, dict):
-            raise CometRpcError("CometBFT broadcast_tx_sync: the reply is not a JSON-RPC object")
-        error = reply.get("error")
-        if error is not None:
-            text = (" ".join(str(error.get(k) or "") for k in ("message", "data")) if isinstance(error, dict)
-                    else str(error))
-            raise CometRpcError(f"CometBFT broadcast_tx_sync: {' '.join(text.split())[:300]}")
-        result = reply.get("result")
-        if not isinstance(result, dict):
-            raise CometRpcError("CometBFT broadcast_tx_sync: the result is not an object")
-        out = dict(result)
-        out["code"] = int(out.get("code", 0) or 0)
-        out.setdefault("log", "")
-        return out
+def _admitted(raw: bytes, answer: tuple[int, str] | CometRpcError) -> bytes | AdmissionError:
+    """The hash of ``raw`` if CheckTx admitted it, else the refusal as the JSON-RPC server maps it."""
+    if isinstance(answer, CometRpcError):
+        text = str(answer)
+        if "already exists in cache" in text:
+            return AdmissionError(CODE_TX_INVALID, "already known", reason="known")
+        if "mempool is full" in text:
+            return AdmissionError(CODE_POOL_LIMIT, "txpool is full", reason="pool_full")
+        return AdmissionError(CODE_TX_INVALID, f"transaction not accepted: {text}", reason="cometbft")
+    code, log = answer
+    if code != 0:
+        message = (log or f"refused by CheckTx (code {code})").splitlines()[0][:500]
+        return AdmissionError(CODE_TX_REJECTED if code == CODE_NOT_MEMBER else CODE_TX_INVALID, message,
+                              reason=f"abci_{code}")
+    return keccak(raw)  # the Ethereum hash: raw is the canonical encoding (CheckTx refuses any other)
 
 
 @dataclass(frozen=True)
@@ -240,7 +195,10 @@ class _Instrumented(Application):
 
     def check_tx(self, req: Any) -> Any:
         res = self._app.check_tx(req)
-        self._node.metrics.check_tx(int(res.code), recheck=int(req.type) == pb().CheckTxType.RECHECK)
+        recheck = int(req.type) == pb().CheckTxType.RECHECK
+        self._node.metrics.check_tx(int(res.code), recheck=recheck)
+        if not recheck:
+            self._node.verdicts.deliver(bytes(req.tx), int(res.code), str(res.log))
         return res
 
     def process_proposal(self, req: Any) -> Any:
@@ -275,7 +233,8 @@ class NetNode(ReadBackend):
         self.key = key
         self.metrics = AppMetrics()
         self.comet_rpc = CometRpc(config.cometbft_rpc)
-        self.broadcaster = Broadcaster(config.cometbft_rpc)
+        self.verdicts = Verdicts()
+        self.broadcaster = Broadcaster(config.cometbft_rpc, self.verdicts)
         self.app = ShanchengApp(ledger, validator_key=key, on_commit=self._on_commit)
         self._abci = _Instrumented(self.app, self, parse_fault(os.environ.get("SHANCHENG_FAULT")),
                                    parse_unsafe_byzantine(os.environ.get("SHANCHENG_UNSAFE_BYZANTINE")))
@@ -368,21 +327,15 @@ class NetNode(ReadBackend):
     write_workers = WRITE_WORKERS
 
     def send_raw_transaction(self, raw: bytes) -> bytes:
-        try:
-            answer = self.broadcaster.broadcast_tx_sync(raw)
-        except ShanchengError as exc:
-            text = str(exc)
-            if "already exists in cache" in text:
-                raise AdmissionError(CODE_TX_INVALID, "already known", reason="known") from exc
-            if "mempool is full" in text:
-                raise AdmissionError(CODE_POOL_LIMIT, "txpool is full", reason="pool_full") from exc
-            raise AdmissionError(CODE_TX_INVALID, f"transaction not accepted: {text}", reason="cometbft") from exc
-        code = int(answer.get("code", 0))
-        if code != 0:
-            message = str(answer.get("log") or f"refused by CheckTx (code {code})").splitlines()[0][:500]
-            raise AdmissionError(CODE_TX_REJECTED if code == CODE_NOT_MEMBER else CODE_TX_INVALID, message,
-                                 reason=f"abci_{code}")
-        return keccak(raw)  # the Ethereum hash: raw is the canonical encoding (CheckTx refuses any other)
+        outcome = self.send_raw_transactions([raw])[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def send_raw_transactions(self, raws: Sequence[bytes]) -> list[bytes | AdmissionError]:
+        """A JSON-RPC batch's sends, queued together and in order (see ``broadcast.py``): per transaction its
+        hash, or the AdmissionError that CometBFT or CheckTx answered."""
+        return [_admitted(raw, answer) for raw, answer in zip(raws, self.broadcaster.broadcast(raws), strict=True)]
 
     def pending_transactions(self) -> list[Any]:
         return []  # they wait in CometBFT's mempool

@@ -160,6 +160,42 @@ def test_refusals_are_the_solo_nodes_jsonrpc_errors(net: Network) -> None:
     assert again["error"]["code"] == -32000, again
 
 
+def test_a_batch_of_sends_is_answered_in_order_each_with_its_own_checktx_verdict(net: Network) -> None:
+    """A JSON-RPC batch of 25 sends (more than one CometBFT batch of 10) reaches CheckTx in order: a member's 22
+    nonces in a row are admitted, a repeat is 'already known', an outsider's send and the nonce after a gap are
+    refused with CheckTx's own words, each at its place; the admitted ones are mined in nonce order."""
+    w3 = net.w3("node3")
+    member, outsider = _account(net, 4), Account.create()
+    first = w3.eth.get_transaction_count(member.address, "pending")
+
+    def signed(account: Any, nonce: int) -> str:
+        return "0x" + bytes(account.sign_transaction({
+            "nonce": nonce, "to": TO, "value": 0, "gas": 21_000, "maxFeePerGas": 0, "maxPriorityFeePerGas": 0,
+            "chainId": net.chain_id, "type": 2}).raw_transaction).hex()
+
+    raws = [signed(member, first + i) for i in range(22)]
+    batch = raws[:12] + [raws[3], signed(outsider, 0)] + raws[12:] + [signed(member, first + 30)]
+    request = [{"jsonrpc": "2.0", "id": i, "method": "eth_sendRawTransaction", "params": [raw]}
+               for i, raw in enumerate(batch)]
+    body = urllib.request.urlopen(urllib.request.Request(
+        net.nodes["node3"].url, json.dumps(request).encode(), {"Content-Type": "application/json"}), timeout=60)
+    answers = {answer["id"]: answer for answer in json.loads(body.read())}
+    assert sorted(answers) == list(range(len(batch)))
+    admitted = [i for i in range(len(batch)) if i not in (12, 13, len(batch) - 1)]
+    for i in admitted:
+        assert answers[i].get("result") == "0x" + Web3.keccak(hexstr=batch[i]).hex().removeprefix("0x"), answers[i]
+    assert answers[12]["error"] == {"code": -32000, "message": "already known"}, answers[12]
+    assert answers[13]["error"]["code"] == -32003 and "not an account of an active member" in answers[13]["error"][
+        "message"], answers[13]
+    gap = answers[len(batch) - 1]["error"]
+    assert gap["code"] == -32000 and "nonce too high" in gap["message"], gap
+    receipts = [w3.eth.wait_for_transaction_receipt(Web3.keccak(hexstr=raw), timeout=60, poll_latency=0.05)
+                for raw in raws]
+    order = [(r["blockNumber"], r["transactionIndex"]) for r in receipts]
+    assert order == sorted(order) and all(r["status"] == 1 for r in receipts)
+    assert w3.eth.get_transaction_count(member.address, "latest") == first + 22
+
+
 def test_status_and_metrics(net: Network) -> None:
     status = subprocess.run([sys.executable, "-m", "shancheng.sdk.cli", "node", "status", "--home",
                              str(net.nodes["node0"].home)], capture_output=True, text=True, timeout=60, check=False)

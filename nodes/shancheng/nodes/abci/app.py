@@ -161,6 +161,9 @@ class ShanchengApp(Application):
         # (holding its mempool lock, so no new CheckTx runs meanwhile), but JSON-RPC reads pending nonces from
         # other threads during the recheck; they also see these, so a nonce is never handed out twice
         self._pending_before: dict[bytes, tuple[int, int]] = {}
+        # the committed head's state that CheckTx reads (permission, nonce, balance), built once per commit:
+        # building a py-evm state reads the system contracts' code, and one state caches the accounts it read
+        self._check_state: Any = None
 
     # -- info and genesis --------------------------------------------------------------------------------
     def info(self, req: Any) -> Any:
@@ -220,11 +223,14 @@ class ShanchengApp(Application):
             tx, sender = check_transaction(raw, chain_id=self.chain_id, block_gas_limit=self.gas_limit)
         except TransactionInvalid as exc:
             return pb().ResponseCheckTx(code=CODE_INVALID, log=str(exc), codespace=exc.reason)
-        if not self.ledger.is_account_allowed(sender):
+        if self._check_state is None:
+            self._check_state = self.ledger.state_at()
+        state = self._check_state
+        if not self.ledger.is_account_allowed(sender, state=state):
             return pb().ResponseCheckTx(
                 code=CODE_NOT_MEMBER, gas_wanted=int(tx.gas),
                 log=f"sender not allowed: 0x{sender.hex()} is not an account of an active member organisation")
-        next_nonce, spent = self._pending.get(sender) or (self.ledger.nonce(sender), 0)
+        next_nonce, spent = self._pending.get(sender) or (int(state.get_nonce(sender)), 0)
         if tx.nonce != next_nonce:
             which = "too low" if tx.nonce < next_nonce else "too high"
             return pb().ResponseCheckTx(
@@ -232,7 +238,7 @@ class ShanchengApp(Application):
                 log=f"nonce {which}: next nonce {next_nonce} (counting this node's pending transactions), "
                     f"tx nonce {tx.nonce}")
         cost = int(tx.value) + int(tx.gas) * int(tx.max_fee_per_gas)
-        balance = self.ledger.balance(sender)
+        balance = int(state.get_balance(sender))
         if balance < spent + cost:
             return pb().ResponseCheckTx(
                 code=CODE_REFUSED, gas_wanted=int(tx.gas),
@@ -453,6 +459,7 @@ class ShanchengApp(Application):
         self._finalized = None
         self._candidates.clear()
         self._pending_before, self._pending = self._pending, {}
+        self._check_state = None
         if self.on_commit is not None:
             try:
                 self.on_commit(height)

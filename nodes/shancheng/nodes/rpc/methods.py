@@ -7,7 +7,7 @@ server's single backend thread; the rest (subscriptions) run on the event loop.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -82,6 +82,13 @@ class Method:
     ws_only: bool = False
     writes: bool = False  # may wait for the node's writer (see RpcServer: a backend with concurrent_reads)
     heavy: bool = False  # may take long (executes code, scans logs): never grouped with others in a batch
+
+
+def _outcome(send: Callable[[bytes], bytes], raw: bytes) -> bytes | Exception:
+    try:
+        return send(raw)
+    except Exception as exc:  # noqa: BLE001 - the caller maps it to this request's JSON-RPC error
+        return exc
 
 
 def _string(value: Any, what: str) -> str:
@@ -325,6 +332,31 @@ class RpcApi:
         return format_receipt(block, self.backend.receipts(where[0]), where[1])
 
     def send_raw_transaction(self, raw: bytes) -> str:
+        self._envelope(raw)
+        return to_hex(self.backend.send_raw_transaction(raw))  # a refusal (AdmissionError) maps in RPC_ERRORS
+
+    def send_raw_transactions(self, raws: Sequence[bytes]) -> list[str | Exception]:
+        """A batch's consecutive eth_sendRawTransaction, in order: each one's hash or its error. A backend with
+        ``send_raw_transactions`` (a network node) sends them together; otherwise they go one by one."""
+        out: list[str | Exception | None] = [None] * len(raws)
+        valid = []
+        for i, raw in enumerate(raws):
+            try:
+                self._envelope(raw)
+                valid.append(i)
+            except Exception as exc:  # noqa: BLE001 - the caller maps it to this request's JSON-RPC error
+                out[i] = exc
+        send_many: Callable[[list[bytes]], list[bytes | Exception]] | None = getattr(
+            self.backend, "send_raw_transactions", None)
+        if send_many is not None:
+            sent = send_many([raws[i] for i in valid])
+        else:
+            sent = [_outcome(self.backend.send_raw_transaction, raws[i]) for i in valid]
+        for i, outcome in zip(valid, sent, strict=True):
+            out[i] = outcome if isinstance(outcome, Exception) else to_hex(outcome)
+        return [o for o in out if o is not None]
+
+    def _envelope(self, raw: bytes) -> None:
         # The envelope only: the backend's admission checks the signature (recovering the sender is an
         # ECDSA recovery, and doing it here as well cost a third of the time of an admission).
         try:
@@ -334,7 +366,6 @@ class RpcApi:
         if tx.chain_id is not None and tx.chain_id != self.backend.chain_id:
             raise RpcError(-32000, f"invalid chain id {tx.chain_id}: this chain is {self.backend.chain_id}")
         check_nonce_limit(tx)  # "nonce has max value" (an AdmissionError), whatever the backend's pool would say
-        return to_hex(self.backend.send_raw_transaction(raw))  # a refusal (AdmissionError) maps in RPC_ERRORS
 
     # -- state ---------------------------------------------------------------------------------------
     def call(self, tx: dict[str, Any], ref: BlockRef) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import secrets
@@ -338,14 +339,27 @@ class RpcServer:
             else:
                 del self._heavy[client]
 
-    @staticmethod
-    def _run_all(calls: list[_Call]) -> None:
-        for call in calls:
+    def _run_all(self, calls: list[_Call]) -> None:
+        """Run ``calls`` in order; consecutive eth_sendRawTransaction go to the backend together."""
+        i = 0
+        while i < len(calls):
+            sends = list(itertools.takewhile(lambda c: c.name == "eth_sendRawTransaction", calls[i:]))
+            if len(sends) > 1:
+                for call, outcome in zip(sends, self.api.send_raw_transactions([c.args[0] for c in sends]),
+                                         strict=True):
+                    if isinstance(outcome, Exception):
+                        call.fail(outcome)
+                    else:
+                        call.result = outcome
+                i += len(sends)
+                continue
+            call = calls[i]
             assert call.handler is not None
             try:
                 call.result = call.handler(*call.args)
             except Exception as exc:  # noqa: BLE001 - mapped to a JSON-RPC error, never sent raw
                 call.fail(exc)
+            i += 1
 
     def _prepare(self, request: Any, conn: WsConnection | None) -> _Call:
         """Check the envelope, find the method and parse its params; errors are recorded on the call."""
