@@ -48,3 +48,15 @@ def test_an_unknown_engine_is_refused_without_writing_the_network(tmp_path: Path
     assert "Traceback" not in done.stderr
     assert "invalid choice: 'evmone'" in done.stderr
     assert not (tmp_path / "net").exists()
+
+
+def test_every_cometbft_config_flushes_and_gossips_every_10_ms_not_cometbfts_100(tmp_path: Path) -> None:
+    """Each step of a consensus round waited up to CometBFT's default 100 ms flush and gossip sleep: 0.45 s a height
+    on 4 validators (bench/network.py measures the finality it gives)."""
+    done = network_init(tmp_path / "net")
+    assert done.returncode == 0, done.stderr
+    for k in range(3):
+        config = tomllib.loads((tmp_path / "net" / f"node{k}" / "cometbft" / "config" / "config.toml").read_text())
+        assert config["p2p"]["flush_throttle_timeout"] == "10ms"
+        assert config["consensus"]["peer_gossip_sleep_duration"] == "10ms"
+        assert config["consensus"]["peer_query_maj23_sleep_duration"] == "2s"  # the rest: CometBFT's own
