@@ -41,7 +41,7 @@ from .execution import (
 )
 from .native.block import NativeBlock, NativeExecutionFailed, NativeTx, execute_block
 from .validator_history import ValidatorHistory
-from .validity import TransactionInvalid, check_transaction
+from .validity import TransactionInvalid, check_transaction, decode_transaction
 
 __all__ = ["NativeExecutor"]
 
@@ -79,7 +79,6 @@ class NativeExecutor:
                                  gas_limit=self._gas_limit, governance=self._governance, senders=senders)
         vm_class = self._store.chain_class.get_vm_class_for_block_number(BlockNumber(context.height))
         block_class = vm_class.get_block_class()
-        builder = block_class.get_transaction_builder()
         results: list[TxOutcome] = []
         txs: list[SignedTransactionAPI] = []
         receipts: list[ReceiptAPI] = []
@@ -92,7 +91,7 @@ class NativeExecutor:
                 results.append(TxOutcome(False, outcome.tx_hash, _CODES[outcome.kind], outcome.reason, 0,
                                          outcome.gas_limit))
                 continue
-            tx = checked[position] if checked is not None else builder.decode(raw)
+            tx = checked[position] if checked is not None else decode_transaction(raw)  # CheckTx's, remembered
             txs.append(tx)
             receipts.append(tx.make_receipt(_SUCCESS if outcome.success else _FAILURE, outcome.cumulative_gas_used,
                                             _log_entries(outcome)))

@@ -72,9 +72,22 @@ class TransactionInvalid(ShanchengError):
         return {"reason": self.reason}
 
 
+#: valid transactions whose decoding and check are remembered (about 2 KB each)
+CHECK_CACHE_SIZE = 16_384
+
+
 def decode_transaction(raw: bytes, *, max_tx_bytes: int = MAX_TX_BYTES) -> SignedTransactionAPI:
     """Decode ``raw`` (a typed envelope or legacy RLP) after the size and type checks; the encoding must be
-    canonical (re-encoding gives ``raw`` back, so the transaction hash is ``keccak(raw)``)."""
+    canonical (re-encoding gives ``raw`` back, so the transaction hash is ``keccak(raw)``).
+
+    The decoded transaction is remembered (:data:`CHECK_CACHE_SIZE` entries; py-evm's transactions are immutable):
+    a network node decodes one transaction for CheckTx and again for each block that includes it, and py-evm's
+    decoding validates every field in Python."""
+    return _decoded(bytes(raw), max_tx_bytes)
+
+
+@functools.lru_cache(maxsize=CHECK_CACHE_SIZE)
+def _decoded(raw: bytes, max_tx_bytes: int) -> SignedTransactionAPI:
     if len(raw) > max_tx_bytes:
         raise TransactionInvalid(f"oversized data: transaction is {len(raw)} bytes, the limit is {max_tx_bytes}",
                                  reason="oversized")
@@ -154,10 +167,6 @@ def check_transaction(raw: bytes, *, chain_id: int, block_gas_limit: int,
     CheckTx, every recheck after a commit, ProcessProposal and the block's execution, and the sender's ECDSA
     recovery is most of the cost. It is a pure function of its arguments, so remembering it changes no answer."""
     return _check_transaction(bytes(raw), chain_id, block_gas_limit, max_tx_bytes)
-
-
-#: valid transactions whose check is remembered (about 2 KB each)
-CHECK_CACHE_SIZE = 16_384
 
 
 @functools.lru_cache(maxsize=CHECK_CACHE_SIZE)
