@@ -47,17 +47,36 @@ fn py_int(py: Python<'_>, value: U256) -> PyResult<Bound<'_, PyAny>> {
     py.get_type::<PyInt>().call_method1("from_bytes", (PyBytes::new(py, &value.to_be_bytes::<32>()), "big"))
 }
 
-/// Decode and check a raw transaction as a block of gas limit `block_gas_limit` on chain `chain_id` would:
-/// (hash, sender), or ValueError with the reason it is invalid.
+/// Decode and check a raw transaction as a block of gas limit `block_gas_limit` on chain `chain_id` would, all but
+/// the recovery of its sender: (hash, signing hash, 65-byte recoverable signature, nonce, gas limit, max fee per
+/// gas, value), or ValueError with the reason it is invalid.
 #[pyfunction]
-fn decode_transaction<'py>(
+#[allow(clippy::type_complexity)]
+fn decode_unrecovered<'py>(
     py: Python<'py>,
     raw: &[u8],
     chain_id: u64,
     block_gas_limit: u64,
-) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
-    let tx = tx::decode(raw, chain_id, block_gas_limit).map_err(|e| PyValueError::new_err(e.0))?;
-    Ok((PyBytes::new(py, tx.hash.as_slice()), PyBytes::new(py, tx.sender.as_slice())))
+) -> PyResult<(
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+    u64,
+    u64,
+    Bound<'py, PyAny>,
+    Bound<'py, PyAny>,
+)> {
+    let (tx, signature) =
+        tx::decode_unrecovered(raw, chain_id, block_gas_limit).map_err(|e| PyValueError::new_err(e.0))?;
+    Ok((
+        PyBytes::new(py, tx.hash.as_slice()),
+        PyBytes::new(py, signature.sighash.as_slice()),
+        PyBytes::new(py, &signature.to_bytes()),
+        tx.nonce,
+        tx.gas_limit,
+        py_int(py, tx.max_fee)?,
+        py_int(py, tx.value)?,
+    ))
 }
 
 fn fixed<const N: usize>(what: &str, bytes: &[u8]) -> PyResult<[u8; N]> {
@@ -293,7 +312,7 @@ fn shancheng_evm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("GM_PRECOMPILE_ADDRESS", PyBytes::new(m.py(), gm::GM_ADDRESS.as_slice()))?;
     m.add_function(wrap_pyfunction!(gm_precompile, m)?)?;
     m.add_function(wrap_pyfunction!(execute_block, m)?)?;
-    m.add_function(wrap_pyfunction!(decode_transaction, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_unrecovered, m)?)?;
     m.add_function(wrap_pyfunction!(call_transaction, m)?)?;
     Ok(())
 }

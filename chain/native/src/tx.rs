@@ -123,32 +123,51 @@ fn access_list_of(item: Item<'_>) -> Result<AccessList, TxInvalid> {
     Ok(AccessList(out))
 }
 
-/// The sender of the signature (r, s, recovery id) over `sighash`; low s required (EIP-2).
-fn recover(sighash: &B256, r: U256, s: U256, recid: u8) -> Result<Address, TxInvalid> {
-    let half = SECP256K1_N >> 1;
-    if r.is_zero() || r >= SECP256K1_N || s.is_zero() || s > half || recid > 1 {
-        return Err(TxInvalid(
-            "invalid sender: signature r/s out of range (s must be in the lower half of the \
-                              curve order, EIP-2)"
-                .into(),
-        ));
+/// A transaction's signature: (r, s, recovery id) over `sighash`.
+#[derive(Debug, Clone)]
+pub struct Signature {
+    pub sighash: B256,
+    pub r: U256,
+    pub s: U256,
+    pub recid: u8,
+}
+
+impl Signature {
+    /// r and s in range, low s required (EIP-2), recovery id 0 or 1.
+    fn check_range(&self) -> Result<(), TxInvalid> {
+        let half = SECP256K1_N >> 1;
+        if self.r.is_zero() || self.r >= SECP256K1_N || self.s.is_zero() || self.s > half || self.recid > 1 {
+            return Err(TxInvalid(
+                "invalid sender: signature r/s out of range (s must be in the lower half of the curve order, \
+                 EIP-2)"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
-    let mut sig = [0u8; 64];
-    sig[..32].copy_from_slice(&r.to_be_bytes::<32>());
-    sig[32..].copy_from_slice(&s.to_be_bytes::<32>());
-    let word = crypto()
-        .secp256k1_ecrecover(&sig, recid, &sighash.0)
-        .map_err(|_| TxInvalid("invalid sender: the signature recovers no key".into()))?;
-    Ok(Address::from_slice(&word[12..]))
+
+    /// r, s and the recovery id as 65 bytes (libsecp256k1's recoverable signature).
+    pub fn to_bytes(&self) -> [u8; 65] {
+        let mut sig = [0u8; 65];
+        sig[..32].copy_from_slice(&self.r.to_be_bytes::<32>());
+        sig[32..64].copy_from_slice(&self.s.to_be_bytes::<32>());
+        sig[64] = self.recid;
+        sig
+    }
+
+    /// The sender (the signature's range already checked).
+    fn recover(&self) -> Result<Address, TxInvalid> {
+        let bytes = self.to_bytes();
+        let sig: &[u8; 64] = bytes[..64].try_into().expect("64 bytes");
+        let word = crypto()
+            .secp256k1_ecrecover(sig, self.recid, &self.sighash.0)
+            .map_err(|_| TxInvalid("invalid sender: the signature recovers no key".into()))?;
+        Ok(Address::from_slice(&word[12..]))
+    }
 }
 
 /// Decode and check `raw` for chain `chain_id` and a block gas limit of `block_gas_limit`: the checks of
-/// `shancheng.chain.validity.check_transaction`, in its order.
-pub fn decode(raw: &[u8], chain_id: u64, block_gas_limit: u64) -> Result<Transaction, TxInvalid> {
-    decode_checked(raw, chain_id, block_gas_limit, None)
-}
-
-/// [`decode`], with the sender already recovered when `sender` is given (a transaction the mempool checked:
+/// `shancheng.chain.validity.check_transaction`, in its order; the sender recovered unless `sender` is given (a transaction the mempool checked:
 /// its signature is not recovered again).
 pub fn decode_checked(
     raw: &[u8],
@@ -156,6 +175,21 @@ pub fn decode_checked(
     block_gas_limit: u64,
     sender: Option<Address>,
 ) -> Result<Transaction, TxInvalid> {
+    let (mut tx, signature) = decode_unrecovered(raw, chain_id, block_gas_limit)?;
+    tx.sender = match sender {
+        Some(sender) => sender,
+        None => signature.recover()?,
+    };
+    Ok(tx)
+}
+
+/// Every check of [`decode_checked`] but the recovery of the sender: the transaction (its sender zero) and its
+/// signature, whose range is checked (the node recovers it with libsecp256k1, which is faster than k256).
+pub fn decode_unrecovered(
+    raw: &[u8],
+    chain_id: u64,
+    block_gas_limit: u64,
+) -> Result<(Transaction, Signature), TxInvalid> {
     if raw.len() > MAX_TX_BYTES {
         return Err(TxInvalid(format!(
             "oversized data: transaction is {} bytes, the limit is {MAX_TX_BYTES}",
@@ -230,13 +264,11 @@ pub fn decode_checked(
     if gas_limit > block_gas_limit {
         return Err(TxInvalid(format!("exceeds block gas limit: gas {gas_limit}, block gas limit {block_gas_limit}")));
     }
-    let sender = match sender {
-        Some(sender) => sender,
-        None => recover(&sighash, r, s, recid)?,
-    };
-    Ok(Transaction {
+    let signature = Signature { sighash, r, s, recid };
+    signature.check_range()?;
+    let tx = Transaction {
         hash: keccak256(raw),
-        sender,
+        sender: Address::ZERO,
         tx_type,
         chain_id,
         nonce,
@@ -247,5 +279,6 @@ pub fn decode_checked(
         value,
         data,
         access_list,
-    })
+    };
+    Ok((tx, signature))
 }

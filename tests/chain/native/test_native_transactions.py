@@ -24,15 +24,17 @@ KEYS = [Account.create() for _ in range(2)]
 N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
-def verdict(raw: bytes) -> tuple[bytes, bytes] | None:
+def verdict(raw: bytes) -> native.CheckedTransaction | None:
     try:
         tx, sender = check_transaction(raw, chain_id=CHAIN_ID, block_gas_limit=BLOCK_GAS)
     except TransactionInvalid:
         expected = None
     else:
-        expected = (bytes(tx.hash), bytes(sender))
+        expected = native.CheckedTransaction(bytes(tx.hash), bytes(sender), tx.nonce, tx.gas, tx.max_fee_per_gas,
+                                             tx.value)
     try:
-        ours: tuple[bytes, bytes] | None = native.decode_transaction(raw, chain_id=CHAIN_ID, block_gas_limit=BLOCK_GAS)
+        ours: native.CheckedTransaction | None = native.decode_transaction(raw, chain_id=CHAIN_ID,
+                                                                          block_gas_limit=BLOCK_GAS)
     except TransactionInvalid:
         ours = None
     assert ours == expected, raw.hex()
@@ -90,7 +92,7 @@ def test_unprotected_and_high_s_transactions_are_invalid_on_both() -> None:
     tx = KEYS[0].sign_transaction({"type": 2, "chainId": CHAIN_ID, "nonce": 0, "gas": 21_000, "maxFeePerGas": 0,
                                    "maxPriorityFeePerGas": 0, "to": "0x" + "11" * 20, "value": 0})
     good = bytes(tx.raw_transaction)
-    assert verdict(good) == (bytes(tx.hash), bytes.fromhex(KEYS[0].address[2:]))
+    assert verdict(good)[:2] == (bytes(tx.hash), bytes.fromhex(KEYS[0].address[2:]))
     fields = rlp.decode(good[1:])
     fields[-3] = b"" if fields[-3] == b"\x01" else b"\x01"  # the other y parity with s' = n - s: the same key,
     fields[-1] = (N - tx.s).to_bytes(32, "big").lstrip(b"\x00")  # but s in the upper half (EIP-2)
