@@ -74,9 +74,11 @@ def state(system: System) -> ChainState:
     return ChainState(system)
 
 
-@pytest.fixture
-def pool(system: System, state: ChainState) -> Mempool:
-    return Mempool(chain_id=system.chain_id, state=state)
+@pytest.fixture(params=[False, True], ids=["check_signed", "native check"])
+def pool(system: System, state: ChainState, request: pytest.FixtureRequest) -> Mempool:
+    """Every test of a pool runs on both signature checks: py-evm's and the native engine's (same verdicts,
+    reasons and messages)."""
+    return Mempool(chain_id=system.chain_id, state=state, native_check=request.param)
 
 
 class Signer:
