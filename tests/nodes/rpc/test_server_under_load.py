@@ -295,6 +295,8 @@ def test_the_time_limit_counts_the_workers_cpu_so_a_busy_core_stretches_a_light_
         reply, took = _timed(lambda: rpc("eth_call", [{"to": loop, "gas": hex(30_000_000)}, "latest"]))
         cpu_used = _call_workers(node.proc.pid)[worker] - cpu_before
         assert reply["error"] == {"code": -32000, "message": f"execution aborted (timeout = {CPU_LIMIT:g}s)"}, reply
-        assert CPU_LIMIT * 0.9 <= cpu_used < CPU_LIMIT + 0.5, cpu_used  # cut after the limit's CPU, not 15 s
+        # cut after the limit's CPU, not 15 s; /proc's CPU times are sampled at each 10 ms tick (CI read 0.45 s for
+        # the 0.5 s the worker's own ITIMER_PROF counted), hence the lower bound's slack
+        assert CPU_LIMIT * 0.7 <= cpu_used < CPU_LIMIT + 0.5, cpu_used
         assert set(_call_workers(node.proc.pid)) == {worker}  # stopped by itself, not killed and replaced
         rpc.close()
