@@ -62,7 +62,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     d.set_defaults(func=cmd_dev)
 
 
-def wait_for_rpc(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 60) -> None:
+#: how long a starting node may take to answer (it decrypts its key with a deliberately slow KDF and imports py-evm;
+#: a CI run whose cores were busy with other networks once took more than 60 s); a node that exits fails at once
+START_TIMEOUT = 180.0
+
+
+def wait_for_rpc(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = START_TIMEOUT) -> None:
     """Return once a node answers eth_blockNumber at ``url``; fail early if ``proc`` exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -204,7 +209,7 @@ def _dev_network(args: argparse.Namespace, home: Path) -> int:
 
         first = summary["nodes"][0]
         url = f"http://127.0.0.1:{first['http_port']}"
-        wait_for_rpc(url, nodes[first["name"]], timeout=120)
+        wait_for_rpc(url, nodes[first["name"]])
         try:
             out, client = _run_demo(url, home, Path(args.out))
         except Exception:
