@@ -17,6 +17,7 @@ from eth_utils import keccak, to_checksum_address
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from shancheng.chain import native
 from shancheng.nodes.mempool import (
     CODE_POOL_LIMIT,
     CODE_TX_INVALID,
@@ -78,7 +79,14 @@ def state(system: System) -> ChainState:
 def pool(system: System, state: ChainState, request: pytest.FixtureRequest) -> Mempool:
     """Every test of a pool runs on both signature checks: py-evm's and the native engine's (same verdicts,
     reasons and messages)."""
-    return Mempool(chain_id=system.chain_id, state=state, native_check=request.param)
+    if not request.param:
+        return Mempool(chain_id=system.chain_id, state=state)
+
+    def check(raw: bytes) -> tuple[Any, bytes]:
+        checked = native.decode_transaction(raw, chain_id=system.chain_id, block_gas_limit=30_000_000)
+        return checked, checked.sender
+
+    return Mempool(chain_id=system.chain_id, state=state, check=check)
 
 
 class Signer:

@@ -87,7 +87,7 @@ from typing import Any, Protocol
 from eth.abc import SignedTransactionAPI
 from eth_utils.address import to_checksum_address
 
-from shancheng.chain import native, validity
+from shancheng.chain import validity
 from shancheng.chain.validity import MAX_TX_BYTES, TransactionInvalid, check_signed, decode_transaction
 from shancheng.sdk.errors import InvalidInput, ShanchengError
 
@@ -246,10 +246,11 @@ class Mempool:
         block_gas_limit: int = 30_000_000,
         policy: ReplacementPolicy = ReplacementPolicy(),
         clock: Callable[[], float] = time.monotonic,
-        native_check: bool = False,
+        check: Callable[[bytes], tuple[Any, bytes]] | None = None,
     ) -> None:
-        """``native_check``: check signatures with :func:`shancheng.chain.native.decode_transaction` (the native
-        engine's node; a sixth of py-evm's time), not :func:`~shancheng.chain.validity.check_signed`."""
+        """``check``: the static check of a raw transaction, returning (transaction, sender) (a node passes its
+        ledger's :meth:`~shancheng.chain.ledger.Ledger.check_transaction`, native on the native engine); by
+        default :func:`~shancheng.chain.validity.check_signed` of the decoded transaction."""
         if capacity < 1 or per_sender < 1 or max_tx_bytes < 1 or block_gas_limit < 1:
             raise InvalidInput("capacity, per_sender, max_tx_bytes and block_gas_limit must be positive")
         self.chain_id = chain_id
@@ -260,7 +261,7 @@ class Mempool:
         self.block_gas_limit = block_gas_limit
         self.policy = policy
         self._clock = clock
-        self.native_check = native_check
+        self._check = check
         self._by_hash: dict[bytes, _Entry] = {}
         self._senders: dict[bytes, _SenderQueue] = {}
         self._arrivals = itertools.count()
@@ -331,9 +332,8 @@ class Mempool:
     def _check_static(self, tx: SignedTransactionAPI, raw: bytes) -> bytes:
         """Checks that need no state (:func:`shancheng.chain.validity.check_signed`); returns the sender."""
         try:
-            if self.native_check:
-                return native.decode_transaction(raw, chain_id=self.chain_id,
-                                                 block_gas_limit=self.block_gas_limit).sender
+            if self._check is not None:
+                return self._check(raw)[1]
             return check_signed(tx, chain_id=self.chain_id, block_gas_limit=self.block_gas_limit)
         except TransactionInvalid as exc:
             raise _refused(exc) from exc

@@ -129,7 +129,7 @@ class Node(ReadBackend):
             capacity=config.mempool_capacity,
             block_gas_limit=ledger.genesis.gas_limit,
             policy=config.mempool_policy,
-            native_check=ledger.engine == "native",
+            check=ledger.check_transaction,
         )
         self._stop: asyncio.Event | None = None
         self._last_block_time = time.monotonic()

@@ -4,8 +4,8 @@ CometBFT height H is Ethereum block H. The application is single-threaded (the A
 worker thread), keeps nothing uncommitted on disk, and writes each block with its certificate of the previous
 height in one atomic LevelDB batch at ``Commit``:
 
-* ``CheckTx`` (new and recheck): :func:`~shancheng.chain.validity.check_transaction` (natively on the native
-  engine: :func:`shancheng.chain.native.decode_transaction`), membership, the sender's
+* ``CheckTx`` (new and recheck): :func:`~shancheng.chain.validity.check_transaction` on the ledger's engine
+  (:meth:`~shancheng.chain.ledger.Ledger.check_transaction`), membership, the sender's
   next nonce counting the transactions this node's mempool already holds, balance.
 * ``PrepareProposal``: the certificate transactions first (of H-1, and of earlier heights still without one,
   from the vote extensions of the last commit), then the mempool's transactions that execute, within
@@ -34,10 +34,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shancheng.chain import native
 from shancheng.chain.execution import BlockOutcome
 from shancheng.chain.ledger import Ledger
-from shancheng.chain.validity import TransactionInvalid, check_transaction
+from shancheng.chain.validity import TransactionInvalid
 from shancheng.sdk.chainproof import CommitCertificate
 from shancheng.sdk.crypto import SM2PrivateKey
 from shancheng.sdk.errors import ShanchengError
@@ -159,7 +158,6 @@ class ShanchengApp(Application):
         self.chain_id = ledger.chain_id
         self.comet_chain_id = comet_chain_id(ledger.chain_id)
         self.gas_limit = int(ledger.genesis.gas_limit)
-        self._native = ledger.engine == "native"
         self._candidates: OrderedDict[bytes, _Candidate] = OrderedDict()
         self._finalized: tuple[int, _Candidate] | None = None
         # the check state: for each sender with transactions in this node's mempool, (next nonce, value + gas
@@ -229,7 +227,7 @@ class ShanchengApp(Application):
             return pb().ResponseCheckTx(code=CODE_INVALID, log="commit certificates are added by the proposer, "
                                         "they cannot be sent")
         try:
-            tx, sender = self._check(raw)
+            tx, sender = self.ledger.check_transaction(raw)
         except TransactionInvalid as exc:
             return pb().ResponseCheckTx(code=CODE_INVALID, log=str(exc), codespace=exc.reason)
         if self._check_state is None:
@@ -260,14 +258,6 @@ class ShanchengApp(Application):
                     f"tx cost {cost}")
         self._pending[sender] = (next_nonce + 1, spent + cost)
         return pb().ResponseCheckTx(code=0, gas_wanted=int(tx.gas), data=bytes(tx.hash))
-
-    def _check(self, raw: bytes) -> tuple[Any, bytes]:
-        """check_transaction, natively on the native engine (decoding and libsecp256k1's recovery: a sixth of
-        py-evm's time): (the transaction's nonce, gas, max_fee_per_gas, value and hash, its sender)."""
-        if self._native:
-            tx = native.decode_transaction(raw, chain_id=self.chain_id, block_gas_limit=self.gas_limit)
-            return tx, tx.sender
-        return check_transaction(raw, chain_id=self.chain_id, block_gas_limit=self.gas_limit)
 
     def pending_nonce(self, address: bytes) -> int:
         """The next nonce of ``address`` counting this node's mempool (safe to call from another thread).
@@ -354,7 +344,7 @@ class ShanchengApp(Application):
             if is_certificate_tx(raw):
                 raise _Reject(f"transaction {i + offset} is a commit certificate out of place (only leading ones may be)")
             try:
-                self._check(raw)
+                self.ledger.check_transaction(raw)
             except TransactionInvalid as exc:
                 raise _Reject(f"transaction {i + offset} is invalid: {exc}") from exc
         outcome = self.ledger.apply_block(eth_txs, height=height, timestamp=timestamp, proposer=proposer)
