@@ -50,9 +50,13 @@ class GovernanceViews:
         """Governance.isAccountAllowed(address) at ``header`` (default: the head); ``state`` is the state at
         ``header`` when the caller already holds it (admission asks for every transaction)."""
         chain = self._store.chain
-        header = header or self._store.head
-        return self.allowed_at(chain, self._store.state_at(header) if state is None else state, address,
-                               lambda: chain.create_header_from_parent(header))
+        if state is None:
+            header = header or self._store.head
+            state = self._store.state_at(header)
+        # the head is read only when the memo has no answer (reading it for every transaction was most of this
+        # view's cost in CheckTx)
+        return self.allowed_at(chain, state, address,
+                               lambda: chain.create_header_from_parent(header or self._store.head))
 
     def is_peer_allowed(self, node_id: bytes) -> bool:
         """Governance.isPeerAllowed(node_id) at the committed head: whether the CometBFT node id (20 bytes) is on

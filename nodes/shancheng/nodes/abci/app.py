@@ -85,10 +85,6 @@ _MAX_QUERY_PATH = 256
 _NODE_ID = re.compile(r"[0-9a-fA-F]{40}")  # a CometBFT node id: SHA-256(p2p key)[:20] in hex
 
 
-#: senders whose membership CheckTx remembers until the next commit (outsiders' random keys cannot grow it further)
-_CHECK_ALLOWED_MEMO = 10_000
-
-
 class AbciRefused(ShanchengError):
     """CometBFT asked for something this application must refuse (another chain, another validator set)."""
 
@@ -170,7 +166,6 @@ class ShanchengApp(Application):
         # the committed head's state that CheckTx reads (permission, nonce, balance), built once per commit:
         # building a py-evm state reads the system contracts' code, and one state caches the accounts it read
         self._check_state: Any = None
-        self._check_allowed: dict[bytes, bool] = {}  # Governance's answers on that state, by sender
 
     # -- info and genesis --------------------------------------------------------------------------------
     def info(self, req: Any) -> Any:
@@ -233,12 +228,7 @@ class ShanchengApp(Application):
         if self._check_state is None:
             self._check_state = self.ledger.state_at()
         state = self._check_state
-        allowed = self._check_allowed.get(sender)
-        if allowed is None:
-            if len(self._check_allowed) >= _CHECK_ALLOWED_MEMO:
-                self._check_allowed.clear()
-            allowed = self._check_allowed[sender] = self.ledger.is_account_allowed(sender, state=state)
-        if not allowed:
+        if not self.ledger.is_account_allowed(sender, state=state):
             return pb().ResponseCheckTx(
                 code=CODE_NOT_MEMBER, gas_wanted=int(tx.gas),
                 log=f"sender not allowed: 0x{sender.hex()} is not an account of an active member organisation")
@@ -472,7 +462,6 @@ class ShanchengApp(Application):
         self._candidates.clear()
         self._pending_before, self._pending = self._pending, {}
         self._check_state = None
-        self._check_allowed.clear()
         if self.on_commit is not None:
             try:
                 self.on_commit(height, len(candidate.outcome.receipts))
