@@ -91,7 +91,7 @@ class NativeExecutor:
                 results.append(TxOutcome(False, outcome.tx_hash, _CODES[outcome.kind], outcome.reason, 0,
                                          outcome.gas_limit))
                 continue
-            tx = checked[position] if checked is not None else decode_transaction(raw)  # CheckTx's, remembered
+            tx = checked[position] if checked is not None else decode_transaction(raw)  # remembered across proposals
             txs.append(tx)
             receipts.append(tx.make_receipt(_SUCCESS if outcome.success else _FAILURE, outcome.cumulative_gas_used,
                                             _log_entries(outcome)))
