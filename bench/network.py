@@ -105,7 +105,7 @@ class Target:
         return urls[sender % len(urls)]
 
 
-def _set_engine(config: Path, engine: str) -> None:
+def set_engine(config: Path, engine: str) -> None:
     """Set the ``engine = "..."`` line of ``config``'s ``[execution]`` table (commented out by ``node init``)."""
     text, found = re.subn(r'(?m)^#? ?engine = ".*"$', f'engine = "{engine}"', config.read_text())
     if found != 1:
@@ -117,7 +117,7 @@ def _set_engine(config: Path, engine: str) -> None:
 def solo(work: Path, engine: str) -> Iterator[Target]:
     home = work / f"solo-{engine}"
     subprocess.run([*SHANCHENG, "node", "init", "--dev", "--home", str(home)], check=True, capture_output=True)
-    _set_engine(home / "config.toml", engine)
+    set_engine(home / "config.toml", engine)
     port = free_port()
     with open(home / "node.log", "wb") as log:
         proc = subprocess.Popen([*SHANCHENG, "node", "start", "--home", str(home), "--rpc-port", str(port),
