@@ -125,6 +125,7 @@ fn tx_dict<'py>(py: Python<'py>, result: &block::TxResult) -> PyResult<Bound<'py
                 logs.append((PyBytes::new(py, log.address.as_slice()), topics, PyBytes::new(py, &log.data.data)))?;
             }
             d.set_item("logs", logs)?;
+            d.set_item("bloom", PyBytes::new(py, &roots::logs_bloom(&inc.logs)))?;
             &inc.tx
         }
     };
@@ -141,7 +142,7 @@ fn tx_dict<'py>(py: Python<'py>, result: &block::TxResult) -> PyResult<Bound<'py
 /// BLOCKHASH, for the last 256). Returns a dict:
 /// `txs` (one dict per input: `kind` included / invalid / not_member / bad_nonce / no_room / refused, for
 /// refused ones `refusal` (what: gas / value / max_fee / evm, the cost in decimal, the balance, revm's
-/// message), for included ones `success`, `gas_used`, `cumulative_gas_used`, `logs` [(address, [topics],
+/// message), for included ones `success`, `gas_used`, `cumulative_gas_used`, `bloom` (the receipt's), `logs` [(address, [topics],
 /// data)], `created`), `gas_used`, the roots, `bloom`, `nodes` (every trie node and code py-evm's engine
 /// writes for the block: hash -> bytes) and `writes`: {address: (None | (nonce, balance, code_hash),
 /// code | None, storage_cleared, {slot: value})}. With `governance`, senders must be accounts of active

@@ -24,6 +24,9 @@ from collections.abc import Sequence
 from eth.abc import BlockAPI, ReceiptAPI, SignedTransactionAPI
 from eth.db.atomic import AtomicDB
 from eth.db.batch import BatchDB
+from eth.rlp.logs import Log
+from eth.rlp.receipts import Receipt
+from eth.vm.forks.berlin.transactions import TypedTransaction
 from eth_typing import BlockNumber
 
 from . import native
@@ -64,17 +67,29 @@ class NativeExecutor:
 
     def execute(self, transactions: Sequence[bytes], context: BlockContext) -> BlockOutcome:
         """:meth:`shancheng.chain.execution.BlockExecutor.execute`, natively."""
-        return self._execute([bytes(t) for t in transactions], None, context)
+        raws = [bytes(t) for t in transactions]
+        return self._execute(raws, None, context, self._senders(raws))
+
+    def _senders(self, raws: list[bytes]) -> list[bytes] | None:
+        """The senders of ``raws`` as admission checks them (:func:`shancheng.chain.native.decode_transaction`:
+        remembered from CheckTx, else recovered by libsecp256k1 in a third of the time of the extension's pure-Rust
+        k256), or None when one is invalid: the engine then recovers them all and leaves out what is invalid."""
+        try:
+            return [native.decode_transaction(raw, chain_id=self._store.chain_id, block_gas_limit=self._gas_limit)
+                    .sender for raw in raws]
+        except TransactionInvalid:
+            return None
 
     def execute_checked(self, transactions: Sequence[SignedTransactionAPI], context: BlockContext) -> BlockOutcome:
         """:meth:`execute` for transactions that already passed :func:`~shancheng.chain.validity.check_transaction`
         (a mempool's, their senders recovered): the same outcome as :meth:`execute` on their encodings; the
         native engine decodes them again but does not recover their senders (most of a transaction's check)."""
-        return self._execute([tx.encode() for tx in transactions], list(transactions), context)
+        checked = list(transactions)
+        raws = [tx.encode() for tx in checked]
+        return self._execute(raws, checked, context, self._senders(raws))
 
-    def _execute(self, raws: list[bytes], checked: list[SignedTransactionAPI] | None,
-                 context: BlockContext) -> BlockOutcome:
-        senders = None if checked is None else [bytes(tx.sender) for tx in checked]
+    def _execute(self, raws: list[bytes], checked: list[SignedTransactionAPI] | None, context: BlockContext,
+                 senders: list[bytes] | None) -> BlockOutcome:
         executed = execute_block(self._store.db, raws, context, chain_id=self._store.chain_id,
                                  gas_limit=self._gas_limit, governance=self._governance, senders=senders)
         vm_class = self._store.chain_class.get_vm_class_for_block_number(BlockNumber(context.height))
@@ -93,8 +108,7 @@ class NativeExecutor:
                 continue
             tx = checked[position] if checked is not None else decode_transaction(raw)  # remembered across proposals
             txs.append(tx)
-            receipts.append(tx.make_receipt(_SUCCESS if outcome.success else _FAILURE, outcome.cumulative_gas_used,
-                                            _log_entries(outcome)))
+            receipts.append(_receipt(tx, outcome))
             results.append(TxOutcome(True, outcome.tx_hash, CODE_OK, "", outcome.gas_used, outcome.gas_limit))
         sealer = self._validators.sealer(context.height)
         extra_data = sealer.seal(receipts)
@@ -130,7 +144,14 @@ class NativeExecutor:
                                     "refused a transaction py-evm's check accepts (0x" + raw[:64].hex() + "...)")
 
 
-def _log_entries(outcome: NativeTx) -> tuple[tuple[bytes, tuple[int, ...], bytes], ...]:
-    """A transaction's logs as py-evm's receipts take them (topics as integers)."""
-    return tuple((address, tuple(int.from_bytes(t, "big") for t in topics), data)
-                 for address, topics, data in outcome.logs)
+def _receipt(tx: SignedTransactionAPI, outcome: NativeTx) -> ReceiptAPI:
+    """``tx.make_receipt`` of the outcome, with the bloom the engine computed: py-evm's receipt hashes every log's
+    address and topics in Python to make it (a quarter of a native block's Python time in bench/node_tps.py)."""
+    receipt = Receipt(state_root=_SUCCESS if outcome.success else _FAILURE, gas_used=outcome.cumulative_gas_used,
+                      logs=[Log(address, tuple(int.from_bytes(t, "big") for t in topics), data)
+                            for address, topics, data in outcome.logs],
+                      bloom=int.from_bytes(outcome.bloom, "big"))
+    if isinstance(tx, TypedTransaction):  # as its make_receipt wraps the legacy-shaped receipt
+        assert tx.type_id is not None  # a typed transaction's is its envelope's first byte
+        return tx.receipt_builder.typed_receipt_class(tx.type_id, receipt)
+    return receipt

@@ -59,6 +59,7 @@ class NativeTx:
     created: bytes | None  # the contract a creation deployed
     reason: str  # "" when included
     gas_limit: int = 0  # 0 when invalid
+    bloom: bytes = b""  # the receipt's logs bloom (256 bytes) when included
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,8 @@ def _tx(d: dict[str, Any]) -> NativeTx:
     elif kind == "refused":
         reason = _refusal_reason(bytes(d["sender"]), *d["refusal"])
     return NativeTx(kind, d.get("hash"), d.get("sender"), bool(d.get("success", False)), int(d.get("gas_used", 0)),
-                    int(d.get("cumulative_gas_used", 0)), logs, d.get("created"), reason, int(d.get("gas_limit", 0)))
+                    int(d.get("cumulative_gas_used", 0)), logs, d.get("created"), reason, int(d.get("gas_limit", 0)),
+                    bytes(d["bloom"]) if kind == "included" else b"")
 
 
 def execute_block(db: AtomicDatabaseAPI, transactions: Sequence[bytes], context: BlockContext, *, chain_id: int,
