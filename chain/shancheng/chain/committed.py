@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import struct
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -42,6 +43,8 @@ _COMMIT = b"sc:commit:"  # + u64 height -> commit certificate JSON
 _UNCERTIFIED = b"sc:uncertified:"  # + u64 height -> b"": a committed block whose certificate is not stored yet
 _META_GENESIS = b"sc:meta:genesis-hash"
 _META_FINGERPRINT = b"sc:meta:genesis-fingerprint"  # the genesis file's fingerprint (the chain identity)
+#: committed blocks (with their receipts) kept decoded for reads, the latest first
+RECENT_BLOCKS = 32
 _NO_CERTIFICATES: Mapping[int, CommitCertificate] = {}
 
 
@@ -88,6 +91,10 @@ class CommittedChain:
         self.chain_class = chain_class(genesis.chain_id)
         self.chain: Any = self.chain_class(db)
         self._commit_lock = threading.Lock()
+        # the latest committed blocks and their receipts by block hash (immutable once committed), as the commit
+        # had them: a client polling for a receipt otherwise has the whole block's transactions and receipts
+        # decoded from the database for each poll
+        self._recent = _Recent(RECENT_BLOCKS)
 
     # -- reads ---------------------------------------------------------------------------
     @property
@@ -106,18 +113,22 @@ class CommittedChain:
         return header
 
     def block_by_number(self, number: int) -> BlockAPI | None:
-        if not 0 <= number <= self.latest_number():
-            return None
+        header = self.header_by_number(number) if 0 <= number <= self.latest_number() else None
+        return None if header is None else self._block(header.hash)
+
+    def _block(self, block_hash: bytes) -> BlockAPI | None:
+        recent = self._recent.get(bytes(block_hash))
+        if recent is not None:
+            return recent[0]
         try:
-            block: BlockAPI = self.chain.get_canonical_block_by_number(BlockNumber(number))
+            block: BlockAPI = self.chain.get_block_by_hash(Hash32(block_hash))
         except (BlockNotFound, HeaderNotFound):
             return None
         return block
 
     def block_by_hash(self, block_hash: bytes) -> BlockAPI | None:
-        try:
-            block: BlockAPI = self.chain.get_block_by_hash(Hash32(block_hash))
-        except (BlockNotFound, HeaderNotFound):
+        block = self._block(block_hash)
+        if block is None:
             return None
         canonical = self.header_by_number(block.number)
         return block if canonical is not None and canonical.hash == block.hash else None
@@ -134,6 +145,9 @@ class CommittedChain:
         header = self.header_by_number(block_number) if 0 <= block_number <= self.latest_number() else None
         if header is None:
             return ()
+        recent = self._recent.get(bytes(header.hash))
+        if recent is not None:
+            return recent[1]
         builder = self.chain.get_vm_class(header).get_block_class().get_receipt_builder()
         return tuple(self.chain.chaindb.get_receipts(header, builder))
 
@@ -185,6 +199,7 @@ class CommittedChain:
                 history = validators.stage(batch, outcome.height, outcome._after_next)
             self.chain = self.chain_class(self.db)
             validators.adopt(history)
+            self._recent.put(bytes(outcome.block.hash), (outcome.block, tuple(outcome.receipts)))
 
     def store_certificate(self, height: int, certificate: CommitCertificate) -> None:
         """Store the commit certificate of committed block ``height`` (its own fsynced write)."""
@@ -210,3 +225,25 @@ class CommittedChain:
         if certificate.chain_identity != self.fingerprint or certificate.chain_id != self.chain_id:
             raise InvalidInput(f"the certificate of block {height} is for another chain")
         return json.dumps(certificate.to_json()).encode()
+
+
+class _Recent:
+    """The last ``size`` committed blocks with their receipts, by block hash; shared by the reading threads."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[bytes, tuple[BlockAPI, tuple[ReceiptAPI, ...]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, block_hash: bytes) -> tuple[BlockAPI, tuple[ReceiptAPI, ...]] | None:
+        with self._lock:
+            found = self._items.get(block_hash)
+            if found is not None:
+                self._items.move_to_end(block_hash)
+            return found
+
+    def put(self, block_hash: bytes, value: tuple[BlockAPI, tuple[ReceiptAPI, ...]]) -> None:
+        with self._lock:
+            self._items[block_hash] = value
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
