@@ -70,13 +70,13 @@ class GovernanceViews:
 
     def allowed_at(self, chain: Any, state: Any, sender: bytes, at_header: Callable[[], BlockHeaderAPI]) -> bool:
         """:meth:`allowed_in` for a committed ``state``, memoised (:meth:`_memoised`)."""
-        return self._memoised(state, _ALLOWED_SELECTOR + encode(["address"], [sender]),
+        return self._memoised(state, _allowed_call(sender),
                               lambda data: self._governance_says(chain, data, at_header()))
 
     def allowed_in(self, chain: Any, sender: bytes, at_header: BlockHeaderAPI) -> bool:
         """Governance.isAccountAllowed(sender), executed on py-evm ``chain`` as of ``at_header`` (not memoised:
         the state may be one inside a block)."""
-        return self._governance_says(chain, _ALLOWED_SELECTOR + encode(["address"], [sender]), at_header)
+        return self._governance_says(chain, _allowed_call(sender), at_header)
 
     def _memoised(self, state: Any, data: bytes, ask: Callable[[bytes], bool]) -> bool:
         """The answer of a Governance view for call ``data`` on a committed ``state``, remembered while
@@ -102,3 +102,11 @@ class GovernanceViews:
         except Revert:
             return False
         return len(out) == 32 and bool(decode(["bool"], out)[0])
+
+
+def _allowed_call(sender: bytes) -> bytes:
+    """The call data of Governance.isAccountAllowed(sender): the address as its ABI word (eth_abi's encoder took
+    a tenth of an admission, and admission asks for every transaction)."""
+    if len(sender) != 20:
+        raise InvalidInput("an account address is 20 bytes")
+    return _ALLOWED_SELECTOR + bytes(12) + bytes(sender)
