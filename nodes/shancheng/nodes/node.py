@@ -13,15 +13,16 @@ on the server's backend thread and blocks are built on another. ``eth_call`` and
 ``eth_estimateGas`` run in worker processes (``callpool.py``), awaited on the server's call threads. There is one
 writer (``_build_lock``: one block at a time). Readers never wait for it: they
 read the committed head, which a block changes in one atomic LevelDB batch, so
-they see the block before or after, never half of it. Admission does wait for a
+they see the block before or after, never half of it. On py-evm, admission waits for a
 block being built (both are CPU work on one interpreter; interleaving them cost
-throughput); the mempool and its view of the head state have their own lock
-(``_pool_lock``) for the short reads of pending state.
+throughput); the native engine executes with the GIL released, so admission runs beside it. The mempool and
+its view of the head state have their own lock (``_pool_lock``) for the short reads of pending state.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import signal
@@ -121,6 +122,8 @@ class Node(ReadBackend):
         self._validator_index = validators.index(validator_key.public_key())
         self.producer = SoloProducer(ledger, validator_key, validator_index=self._validator_index)
         self._build_lock = threading.Lock()
+        self._admission_lock: contextlib.AbstractContextManager[Any] = (
+            self._build_lock if ledger.engine == "py-evm" else contextlib.nullcontext())
         self._pool_lock = threading.RLock()
         self._head_state = _HeadState(ledger)
         self.mempool = Mempool(
@@ -232,9 +235,10 @@ class Node(ReadBackend):
 
     # -- NodeBackend: mempool -------------------------------------------------------------------
     def send_raw_transaction(self, raw: bytes) -> bytes:
-        # Admission waits for a block being built: running it alongside only shares one core (the GIL)
-        # between the two, and cost a fifth of the throughput in bench/node_tps.py. Reads do not wait.
-        with self._build_lock, self._pool_lock:
+        # On py-evm, admission waits for a block being built: running it alongside only shares one core (the GIL)
+        # between the two, and cost a fifth of the throughput in bench/node_tps.py. The native engine executes a
+        # block with the GIL released, so admission runs beside it. Reads never wait.
+        with self._admission_lock, self._pool_lock:
             return self.mempool.add(raw)  # a refusal raises the mempool's AdmissionError, mapped by the RPC server
 
     def pending_transactions(self) -> Sequence[SignedTransactionAPI]:
