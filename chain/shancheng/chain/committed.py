@@ -44,7 +44,7 @@ _UNCERTIFIED = b"sc:uncertified:"  # + u64 height -> b"": a committed block whos
 _META_GENESIS = b"sc:meta:genesis-hash"
 _META_FINGERPRINT = b"sc:meta:genesis-fingerprint"  # the genesis file's fingerprint (the chain identity)
 #: committed blocks (with their receipts) kept decoded for reads, the latest first
-RECENT_BLOCKS = 32
+RECENT_BLOCKS = 8
 _NO_CERTIFICATES: Mapping[int, CommitCertificate] = {}
 
 
