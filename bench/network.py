@@ -56,7 +56,7 @@ from rlp import encode as rlp_encode
 from shancheng.chain.ledger import ENGINES
 from shancheng.testing import free_port
 from shancheng.testing.loadgen import percentile
-from shancheng.testing.network import free_base_port, load_network
+from shancheng.testing.network import Network, free_base_port, load_network
 
 SHANCHENG = [sys.executable, "-m", "shancheng.sdk.cli"]
 
@@ -133,16 +133,22 @@ def solo(work: Path, engine: str) -> Iterator[Target]:
         proc.wait(timeout=60)
 
 
-@contextlib.contextmanager
-def network(work: Path, validators: int, engine: str, *, spread: bool, timeout_commit_ms: int) -> Iterator[Target]:
-    root = work / f"net{validators}-{engine}"
-    init = subprocess.run([*SHANCHENG, "network", "init", "--validators", str(validators), "--out", str(root),
-                           "--base-port", str(free_base_port(validators)), "--empty-blocks-interval", "3",
-                           "--timeout-propose", "3000", "--timeout-commit", str(timeout_commit_ms),
-                           "--engine", engine], capture_output=True, text=True, check=False)
+def init_network(root: Path, validators: int, engine: str, *, timeout_commit_ms: int, observers: int = 0) -> Network:
+    """``shancheng network init`` of ``validators`` (and ``observers``) on ``engine`` into ``root``, as a user runs
+    it (timeout_propose 3 s, an empty block every 3 s when idle)."""
+    init = subprocess.run([*SHANCHENG, "network", "init", "--validators", str(validators), "--observers",
+                           str(observers), "--out", str(root), "--base-port", str(free_base_port(validators + observers)),
+                           "--empty-blocks-interval", "3", "--timeout-propose", "3000",
+                           "--timeout-commit", str(timeout_commit_ms), "--engine", engine],
+                          capture_output=True, text=True, check=False)
     if init.returncode != 0:
         raise SystemExit(f"network init failed: {init.stderr.strip()}")
-    net = load_network(root)
+    return load_network(root)
+
+
+@contextlib.contextmanager
+def network(work: Path, validators: int, engine: str, *, spread: bool, timeout_commit_ms: int) -> Iterator[Target]:
+    net = init_network(work / f"net{validators}-{engine}", validators, engine, timeout_commit_ms=timeout_commit_ms)
     try:
         net.start_all()
         net.wait_height(2, timeout=120)

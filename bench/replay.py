@@ -21,17 +21,16 @@ import argparse
 import http.client
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from eth_account import Account
-from network import SHANCHENG, Load, Rpc, Target, prepare, set_engine
+from network import Load, Rpc, Target, init_network, prepare, set_engine
 
 from shancheng.chain.ledger import ENGINES
-from shancheng.testing.network import Network, free_base_port, load_network
+from shancheng.testing.network import Network
 
 BLOCKS = 10_000
 PER_BLOCK = 4
@@ -41,17 +40,6 @@ REPLAY_TIMEOUT = 6 * 3600.0
 
 def _head(rpc: Rpc) -> int:
     return int(rpc.call("eth_blockNumber"), 16)
-
-
-def make_network(work: Path) -> Network:
-    root = work / "net"
-    init = subprocess.run([*SHANCHENG, "network", "init", "--validators", "1", "--observers", "1", "--out", str(root),
-                           "--base-port", str(free_base_port(2)), "--empty-blocks-interval", "3",
-                           "--timeout-commit", str(TIMEOUT_COMMIT_MS), "--engine", "native"],
-                          capture_output=True, text=True, check=False)
-    if init.returncode != 0:
-        raise SystemExit(f"network init failed: {init.stderr.strip()}")
-    return load_network(root)
 
 
 def build(net: Network, blocks: int, per_block: int) -> int:
@@ -130,7 +118,7 @@ def main() -> int:
     if not 10 <= args.blocks <= 1_000_000 or not 1 <= args.per_block <= 1_000:
         raise SystemExit("--blocks must be 10..1000000 and --per-block 1..1000")
     work = Path(tempfile.mkdtemp(prefix="shancheng-replaybench-"))
-    net = make_network(work)
+    net = init_network(work / "net", 1, "native", timeout_commit_ms=TIMEOUT_COMMIT_MS, observers=1)
     pristine = work / "observer-pristine"
     shutil.copytree(net.observers()[0].home, pristine)
     try:
