@@ -86,14 +86,18 @@ class Services:
         gm = url.startswith(f"{GM_SCHEME}://")
         return RpcClient(url, timeout=timeout, tls=self.node_tls if gm else None)
 
-    def close(self) -> None:
-        """Stop the background jobs (newest first), the batcher, the client and the engine."""
+    def stop_jobs(self) -> None:
+        """Stop the background jobs, newest first (the routes keep working on what the jobs left)."""
         while self.jobs:
             job = self.jobs.pop()
             try:
                 job.stop()
-            except Exception:  # noqa: BLE001 - keep closing the rest
+            except Exception:  # noqa: BLE001 - keep stopping the rest
                 _log.exception("stopping %r failed", job)
+
+    def close(self) -> None:
+        """Stop the background jobs (newest first), the batcher, the client and the engine."""
+        self.stop_jobs()
         for close in (self.audit.close, self.batcher.close, self.client.close, self.engine.dispose):
             try:
                 close()

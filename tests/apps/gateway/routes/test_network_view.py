@@ -55,8 +55,7 @@ def proxied(world: GatewayWorld, tmp_path_factory: pytest.TempPathFactory) -> It
         while any(http.get(f"/api/v1/evidence/records/{i}").json().get("status") != "anchored" for i in ids):
             assert time.monotonic() < deadline, "the records were not anchored"
             time.sleep(0.2)
-        while behind.services.jobs:
-            behind.services.jobs.pop().stop()
+        behind.services.stop_jobs()
         yield behind, proxy
 
 
