@@ -123,6 +123,10 @@ class BlockOutcome:
 class BlockExecutor(Protocol):
     """An execution engine: executes one block on the committed chain without writing anything."""
 
+    #: whether executing a block holds the Python interpreter (the GIL) throughout: then other Python work of the
+    #: node only shares its core (the solo node's admission waits for the block instead)
+    holds_interpreter: bool
+
     def execute(self, transactions: Sequence[bytes], context: BlockContext) -> BlockOutcome:
         """Execute ``transactions`` (raw, in proposal order) as block ``context.height`` on ``context.parent``.
 

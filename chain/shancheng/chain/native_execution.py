@@ -58,6 +58,8 @@ class NativeExecutor:
     the header's validator-set commitment ``validators``'. Raises
     :class:`~shancheng.chain.native.NativeEngineUnavailable` when the extension is not built."""
 
+    holds_interpreter = False  # the extension releases the GIL while revm executes the block
+
     def __init__(self, store: CommittedChain, validators: ValidatorHistory) -> None:
         native.require()
         self._store = store

@@ -73,6 +73,8 @@ class PyEvmExecutor:
     """Executes blocks on ``store``'s committed head with py-evm; membership is ``views``', the header's
     validator-set commitment ``validators``'."""
 
+    holds_interpreter = True  # py-evm is Python
+
     def __init__(self, store: CommittedChain, views: GovernanceViews, validators: ValidatorHistory) -> None:
         self._store = store
         self._views = views

@@ -123,7 +123,7 @@ class Node(ReadBackend):
         self.producer = SoloProducer(ledger, validator_key, validator_index=self._validator_index)
         self._build_lock = threading.Lock()
         self._admission_lock: contextlib.AbstractContextManager[Any] = (
-            self._build_lock if ledger.engine == "py-evm" else contextlib.nullcontext())
+            self._build_lock if ledger.executor.holds_interpreter else contextlib.nullcontext())
         self._pool_lock = threading.RLock()
         self._head_state = _HeadState(ledger)
         self.mempool = Mempool(
@@ -235,9 +235,9 @@ class Node(ReadBackend):
 
     # -- NodeBackend: mempool -------------------------------------------------------------------
     def send_raw_transaction(self, raw: bytes) -> bytes:
-        # On py-evm, admission waits for a block being built: running it alongside only shares one core (the GIL)
-        # between the two, and cost a fifth of the throughput in bench/node_tps.py. The native engine executes a
-        # block with the GIL released, so admission runs beside it. Reads never wait.
+        # Admission waits for a block being built by an engine that holds the GIL (py-evm): running it alongside
+        # only shares one core between the two, and cost a fifth of the throughput in bench/node_tps.py. The native
+        # engine executes a block with the GIL released, so admission runs beside it. Reads never wait.
         with self._admission_lock, self._pool_lock:
             return self.mempool.add(raw)  # a refusal raises the mempool's AdmissionError, mapped by the RPC server
 
