@@ -51,6 +51,10 @@ def test_recent_and_older_blocks_read_back_as_the_database_holds_them(genesis: G
             from_db = chain.chaindb.get_receipts(stored.header, builder)
             assert [r.encode() for r in ledger.receipts(height)] == [r.encode() for r in from_db]
             assert len(from_db) == height % 3 + 1
+        # the latest blocks are served as the commit had them; older ones are decoded again (the memory is bounded)
+        assert ledger.block_by_number(outcome.height) is outcome.block
+        assert all(a is b for a, b in zip(ledger.receipts(outcome.height), outcome.receipts, strict=True))
+        assert ledger.block_by_number(1) is not ledger.block_by_number(1)
         assert ledger.block_by_number(ledger.latest_number() + 1) is None
         assert ledger.receipts(ledger.latest_number() + 1) == ()
         assert ledger.block_by_hash(b"\x11" * 32) is None
